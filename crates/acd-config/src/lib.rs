@@ -1,0 +1,418 @@
+//! acd configuration: one TOML file describes SIP accounts, agents and
+//! skills, queues, dialled numbers and IVR flows.
+//!
+//! Loading is two passes over the same text: serde for shape and types, then
+//! cross-reference checks (a DID names a flow that exists, a flow node names a
+//! queue that exists, …). Every problem is reported as `file:line: key: what`,
+//! so an operator can fix a config before it is applied.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use acd_ivr::{Flow, Node};
+use serde::Deserialize;
+
+mod locate;
+pub use locate::Seg;
+
+/// The built-in defaults `acd run` starts with when no `--config` is given.
+pub mod defaults {
+    /// Text of `config/acd.toml`.
+    pub const TEXT: &str = include_str!("../../../config/acd.toml");
+    /// Name reported in errors about the embedded file.
+    pub const ORIGIN: &str = "<embedded config/acd.toml>";
+
+    /// Bytes of a file under `config/` that the defaults refer to.
+    pub fn file(relative: &str) -> Option<&'static [u8]> {
+        match relative {
+            "prompts/welcome.wav" => Some(include_bytes!("../../../config/prompts/welcome.wav")),
+            "prompts/moh.wav" => Some(include_bytes!("../../../config/prompts/moh.wav")),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub sip: SipConfig,
+    #[serde(default)]
+    pub media: MediaConfig,
+    #[serde(default)]
+    pub grpc: GrpcConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub distributor: DistributorConfig,
+    /// Prompt name → WAV file, relative to the config file.
+    #[serde(default)]
+    pub prompts: BTreeMap<String, String>,
+    #[serde(default)]
+    pub extensions: Vec<ExtensionDef>,
+    #[serde(default)]
+    pub agents: Vec<AgentDef>,
+    #[serde(default)]
+    pub queues: Vec<QueueDef>,
+    #[serde(default)]
+    pub dids: Vec<DidDef>,
+    #[serde(default)]
+    pub flows: BTreeMap<String, Flow>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipConfig {
+    pub realm: String,
+    #[serde(default = "default_sip_addr")]
+    pub udp: SocketAddr,
+    #[serde(default = "default_sip_addr")]
+    pub tcp: SocketAddr,
+    /// Address written into Via, Contact and SDP.
+    pub public_ip: IpAddr,
+}
+
+fn default_sip_addr() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 5060))
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaConfig {
+    pub rtp_port_min: u16,
+    pub rtp_port_max: u16,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig { rtp_port_min: 20000, rtp_port_max: 29999 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcConfig {
+    pub listen: SocketAddr,
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        GrpcConfig { listen: SocketAddr::from(([127, 0, 0, 1], 50051)) }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    pub listen: SocketAddr,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { listen: SocketAddr::from(([127, 0, 0, 1], 9464)) }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistributorConfig {
+    pub wrap_up_secs: u64,
+    pub offer_timeout_secs: u64,
+}
+
+impl Default for DistributorConfig {
+    fn default() -> Self {
+        DistributorConfig { wrap_up_secs: 5, offer_timeout_secs: 20 }
+    }
+}
+
+/// A SIP account an operator's softphone registers with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtensionDef {
+    pub number: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentDef {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    /// Skill → proficiency 1–10.
+    #[serde(default)]
+    pub skills: BTreeMap<String, u8>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueDef {
+    pub id: String,
+    /// Skill → minimum proficiency an agent needs.
+    #[serde(default)]
+    pub skills: BTreeMap<String, u8>,
+    /// Overrides `distributor.wrap_up_secs` for calls from this queue.
+    pub wrap_up_secs: Option<u64>,
+}
+
+/// A dialled number and the flow its calls run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DidDef {
+    pub number: String,
+    pub flow: String,
+}
+
+/// One problem in a config file, located by key and line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}: ", self.file, line)?,
+            None => write!(f, "{}: ", self.file)?,
+        }
+        if !self.key.is_empty() {
+            write!(f, "key `{}`: ", self.key)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Every problem found in one config file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Where a config came from, to resolve the files it names.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    File(PathBuf),
+    Embedded,
+}
+
+/// A parsed, validated config and where it came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    pub origin: Origin,
+}
+
+impl Loaded {
+    /// Reads and validates a config file.
+    pub fn from_file(path: &Path) -> Result<Loaded, ConfigErrors> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError { file: name.clone(), line: None, key: String::new(), message: e.to_string() }])
+        })?;
+        let config = parse(&text, &name)?;
+        let loaded = Loaded { config, origin: Origin::File(path.to_path_buf()) };
+        loaded.check_files(&text, &name)?;
+        Ok(loaded)
+    }
+
+    /// The embedded defaults.
+    pub fn embedded() -> Result<Loaded, ConfigErrors> {
+        let config = parse(defaults::TEXT, defaults::ORIGIN)?;
+        let loaded = Loaded { config, origin: Origin::Embedded };
+        loaded.check_files(defaults::TEXT, defaults::ORIGIN)?;
+        Ok(loaded)
+    }
+
+    /// Loads `path`, or the embedded defaults when none is given.
+    pub fn from_option(path: Option<&Path>) -> Result<Loaded, ConfigErrors> {
+        match path {
+            Some(p) => Loaded::from_file(p),
+            None => Loaded::embedded(),
+        }
+    }
+
+    /// Bytes of a file the config names (a prompt), resolved against the
+    /// config's directory.
+    pub fn read_file(&self, relative: &str) -> Result<Vec<u8>, String> {
+        match &self.origin {
+            Origin::Embedded => defaults::file(relative)
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| format!("`{relative}` is not embedded in the binary")),
+            Origin::File(path) => {
+                let full = path.parent().unwrap_or(Path::new(".")).join(relative);
+                std::fs::read(&full).map_err(|e| format!("cannot read {}: {e}", full.display()))
+            }
+        }
+    }
+
+    /// Every prompt name mapped to its file's bytes.
+    pub fn prompt_files(&self) -> Result<BTreeMap<String, Vec<u8>>, String> {
+        self.config
+            .prompts
+            .iter()
+            .map(|(name, file)| Ok((name.clone(), self.read_file(file)?)))
+            .collect()
+    }
+
+    fn check_files(&self, text: &str, name: &str) -> Result<(), ConfigErrors> {
+        let errors: Vec<ConfigError> = self
+            .config
+            .prompts
+            .iter()
+            .filter_map(|(prompt, file)| {
+                let err = self.read_file(file).err()?;
+                let path = [Seg::Key("prompts"), Seg::Key(prompt)];
+                Some(locate::error(text, name, &path, err))
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+}
+
+/// Parses and validates config text; `name` is used in error messages.
+pub fn parse(text: &str, name: &str) -> Result<Config, ConfigErrors> {
+    let config: Config = toml_edit::de::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| locate::line_of(text, s.start));
+        let key = e.message().lines().next().unwrap_or_default().to_string();
+        ConfigErrors(vec![ConfigError { file: name.to_string(), line, key: String::new(), message: clean(&key, &e) }])
+    })?;
+    let errors = validate(&config, text, name);
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+fn clean(first_line: &str, e: &toml_edit::de::Error) -> String {
+    let msg = e.message().trim();
+    if msg.is_empty() {
+        first_line.to_string()
+    } else {
+        msg.replace('\n', " ")
+    }
+}
+
+/// Cross-reference and range checks that serde cannot express.
+fn validate(c: &Config, text: &str, name: &str) -> Vec<ConfigError> {
+    let mut v = Validator { text, name, errors: Vec::new() };
+    v.media(c);
+    v.unique(c.extensions.iter().map(|e| e.number.as_str()), "extensions", "number");
+    v.unique(c.agents.iter().map(|a| a.id.as_str()), "agents", "id");
+    v.unique(c.queues.iter().map(|q| q.id.as_str()), "queues", "id");
+    v.unique(c.dids.iter().map(|d| d.number.as_str()), "dids", "number");
+    for (i, e) in c.extensions.iter().enumerate() {
+        if e.password.is_empty() {
+            v.push(&[Seg::Key("extensions"), Seg::Index(i), Seg::Key("password")], "must not be empty");
+        }
+    }
+    for (i, a) in c.agents.iter().enumerate() {
+        v.skill_levels(&a.skills, "agents", i);
+    }
+    for (i, q) in c.queues.iter().enumerate() {
+        v.skill_levels(&q.skills, "queues", i);
+    }
+    let queues: BTreeSet<&str> = c.queues.iter().map(|q| q.id.as_str()).collect();
+    for (i, d) in c.dids.iter().enumerate() {
+        if !c.flows.contains_key(&d.flow) {
+            v.push(&[Seg::Key("dids"), Seg::Index(i), Seg::Key("flow")], &format!("no flow `{}` in [flows]", d.flow));
+        }
+    }
+    for (flow_id, flow) in &c.flows {
+        v.flow(flow_id, flow, &queues, &c.prompts);
+    }
+    v.errors
+}
+
+struct Validator<'a> {
+    text: &'a str,
+    name: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+impl Validator<'_> {
+    fn push(&mut self, path: &[Seg], message: &str) {
+        self.errors.push(locate::error(self.text, self.name, path, message.to_string()));
+    }
+
+    fn media(&mut self, c: &Config) {
+        let m = &c.media;
+        if m.rtp_port_min >= m.rtp_port_max || m.rtp_port_max - m.rtp_port_min < 2 {
+            self.push(&[Seg::Key("media"), Seg::Key("rtp_port_max")], "must be at least rtp_port_min + 2");
+        }
+        if c.distributor.offer_timeout_secs == 0 {
+            self.push(&[Seg::Key("distributor"), Seg::Key("offer_timeout_secs")], "must be at least 1");
+        }
+    }
+
+    fn unique<'s>(&mut self, ids: impl Iterator<Item = &'s str>, table: &str, field: &str) {
+        let mut seen = BTreeSet::new();
+        for (i, id) in ids.enumerate() {
+            if id.is_empty() {
+                self.push(&[Seg::Key(table), Seg::Index(i), Seg::Key(field)], "must not be empty");
+            } else if !seen.insert(id) {
+                self.push(&[Seg::Key(table), Seg::Index(i), Seg::Key(field)], &format!("`{id}` is defined twice"));
+            }
+        }
+    }
+
+    fn skill_levels(&mut self, skills: &BTreeMap<String, u8>, table: &str, i: usize) {
+        for (skill, level) in skills {
+            if !(1..=10).contains(level) {
+                let path = [Seg::Key(table), Seg::Index(i), Seg::Key("skills"), Seg::Key(skill)];
+                self.push(&path, &format!("proficiency {level} is outside 1-10"));
+            }
+        }
+    }
+
+    fn flow(&mut self, id: &str, flow: &Flow, queues: &BTreeSet<&str>, prompts: &BTreeMap<String, String>) {
+        let at = |key: &'static str| [Seg::Key("flows"), Seg::Key(id), Seg::Key(key)];
+        if !flow.nodes.contains_key(&flow.start) {
+            self.push(&at("start"), &format!("no node `{}` in flow `{id}`", flow.start));
+        }
+        if !queues.contains(flow.fallback_queue.as_str()) {
+            self.push(&at("fallback_queue"), &format!("no queue `{}`", flow.fallback_queue));
+        }
+        for (node_id, node) in &flow.nodes {
+            let path = |key: &'static str| {
+                [Seg::Key("flows"), Seg::Key(id), Seg::Key("nodes"), Seg::Key(node_id), Seg::Key(key)]
+            };
+            for next in node.successors() {
+                if !flow.nodes.contains_key(next) {
+                    self.push(&path("next"), &format!("no node `{next}` in flow `{id}`"));
+                }
+            }
+            match node {
+                Node::Enqueue { queue, .. } if !queues.contains(queue.as_str()) => {
+                    self.push(&path("queue"), &format!("no queue `{queue}`"));
+                }
+                Node::Play { prompt, .. } | Node::Menu { prompt, .. } if !prompts.contains_key(prompt) => {
+                    self.push(&path("prompt"), &format!("no prompt `{prompt}` in [prompts]"));
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

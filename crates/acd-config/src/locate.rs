@@ -1,0 +1,84 @@
+//! Finds the line of a key path (`flows.sales.nodes.queue.queue`) in the
+//! original TOML text, so errors found after deserialising still point at a line.
+
+use toml_edit::{Document, Item, Table, Value};
+
+use crate::ConfigError;
+
+/// One step of a key path: a table key or an array index.
+#[derive(Debug, Clone, Copy)]
+pub enum Seg<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// 1-based line of byte offset `at`.
+pub fn line_of(text: &str, at: usize) -> usize {
+    text.as_bytes().iter().take(at).filter(|b| **b == b'\n').count() + 1
+}
+
+/// Dotted rendering of a path, `agents[1].skills.sales`.
+pub fn render(path: &[Seg]) -> String {
+    let mut out = String::new();
+    for seg in path {
+        match seg {
+            Seg::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(k);
+            }
+            Seg::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+pub fn error(text: &str, name: &str, path: &[Seg], message: String) -> ConfigError {
+    ConfigError { file: name.to_string(), line: find_line(text, path), key: render(path), message }
+}
+
+/// Line of the deepest part of `path` present in the text.
+pub fn find_line(text: &str, path: &[Seg]) -> Option<usize> {
+    let doc = Document::parse(text).ok()?;
+    let mut at = Place::Item(doc.as_item());
+    let mut best = None;
+    for seg in path {
+        let (next, span) = match step(at, seg) {
+            Some(found) => found,
+            None => break,
+        };
+        if let Some(s) = span {
+            best = Some(line_of(text, s.start));
+        }
+        at = next;
+    }
+    best
+}
+
+/// A position in the document while walking a path.
+#[derive(Clone, Copy)]
+enum Place<'d> {
+    Item(&'d Item),
+    Table(&'d Table),
+}
+
+type Span = Option<std::ops::Range<usize>>;
+
+fn step<'d>(at: Place<'d>, seg: &Seg) -> Option<(Place<'d>, Span)> {
+    match (seg, at) {
+        (Seg::Key(k), Place::Table(t) | Place::Item(Item::Table(t))) => {
+            let (key, next) = t.get_key_value(k)?;
+            Some((Place::Item(next), key.span().or_else(|| next.span())))
+        }
+        (Seg::Key(k), Place::Item(Item::Value(Value::InlineTable(t)))) => {
+            let (key, next) = t.get_key_value(k)?;
+            Some((Place::Item(next), key.span().or_else(|| next.span())))
+        }
+        (Seg::Index(i), Place::Item(Item::ArrayOfTables(a))) => {
+            let t = a.get(*i)?;
+            Some((Place::Table(t), t.span()))
+        }
+        _ => None,
+    }
+}

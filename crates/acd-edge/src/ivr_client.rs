@@ -1,0 +1,63 @@
+//! Client side of the stateless IVR: each step goes to the next runner in
+//! turn (so consecutive steps of one call may be served by different
+//! runners), and to the others if that one fails.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use acd_proto::v1 as pb;
+use pb::ivr_service_client::IvrServiceClient;
+use tonic::transport::{Channel, Endpoint};
+
+/// A step that takes longer is treated as a failed runner.
+const STEP_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Clone)]
+pub struct IvrClients {
+    runners: Arc<Vec<(String, IvrServiceClient<Channel>)>>,
+    next: Arc<AtomicUsize>,
+}
+
+impl IvrClients {
+    /// Lazily connecting clients; a runner that is down is skipped per step.
+    pub fn new(urls: &[String]) -> Result<IvrClients, tonic::transport::Error> {
+        let runners = urls
+            .iter()
+            .map(|u| {
+                let ch = Endpoint::from_shared(u.clone())?
+                    .connect_timeout(Duration::from_secs(1))
+                    .timeout(STEP_TIMEOUT)
+                    .connect_lazy();
+                Ok((u.clone(), IvrServiceClient::new(ch)))
+            })
+            .collect::<Result<Vec<_>, tonic::transport::Error>>()?;
+        Ok(IvrClients { runners: Arc::new(runners), next: Arc::new(AtomicUsize::new(0)) })
+    }
+
+    /// Runs one step on some runner; `Err` only when every runner failed.
+    pub async fn step(&self, req: pb::StepRequest) -> Result<pb::StepResponse, String> {
+        let n = self.runners.len();
+        if n == 0 {
+            return Err("no IVR runner configured".into());
+        }
+        let first = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut last_error = String::new();
+        for i in 0..n {
+            let (url, client) = &self.runners[(first + i) % n];
+            match client.clone().step(req.clone()).await {
+                Ok(resp) => return Ok(resp.into_inner()),
+                Err(status) => {
+                    metrics::counter!("acd_edge_ivr_errors_total").increment(1);
+                    tracing::warn!(call_id = %req.call_id, runner = %url, code = ?status.code(), error = %status.message(), "IVR step failed");
+                    last_error = format!("{url}: {}", status.message());
+                    // The runner understood and refused: another would refuse too.
+                    if !matches!(status.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown | tonic::Code::Cancelled) {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(last_error)
+    }
+}

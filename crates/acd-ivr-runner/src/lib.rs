@@ -1,0 +1,143 @@
+//! The IVR runner: serves `acd.v1.IvrService/Step` by translating the wire
+//! session and event into the interpreter's types and back. It keeps no
+//! state between calls, so any number of runners can serve one call.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use acd_ivr::{Action, Event, Flow, Session};
+use acd_proto::v1 as pb;
+use pb::ivr_action::Kind as ActionKind;
+use pb::ivr_event::Kind as EventKind;
+use tonic::{Request, Response, Status};
+
+/// The Step service over a fixed set of flows.
+#[derive(Clone)]
+pub struct IvrRunner {
+    flows: Arc<BTreeMap<String, Flow>>,
+}
+
+impl IvrRunner {
+    pub fn new(flows: BTreeMap<String, Flow>) -> Self {
+        IvrRunner { flows: Arc::new(flows) }
+    }
+
+    pub fn into_service(self) -> pb::ivr_service_server::IvrServiceServer<Self> {
+        pb::ivr_service_server::IvrServiceServer::new(self)
+    }
+
+    fn step(&self, req: pb::StepRequest) -> Result<pb::StepResponse, Status> {
+        let wire = req.session.ok_or_else(|| Status::invalid_argument("StepRequest.session is missing"))?;
+        let flow = self
+            .flows
+            .get(&wire.flow_id)
+            .ok_or_else(|| Status::not_found(format!("no IVR flow `{}`", wire.flow_id)))?;
+        let event = event_from_wire(req.event)?;
+        let session = Session { node: wire.node, variables: wire.variables.into_iter().collect() };
+        let (session, actions) = acd_ivr::step(flow, session, event)
+            .map_err(|e| Status::failed_precondition(format!("flow `{}`: {e}", wire.flow_id)))?;
+        Ok(pb::StepResponse {
+            session: Some(pb::IvrSession {
+                flow_id: wire.flow_id,
+                node: session.node,
+                variables: session.variables.into_iter().collect(),
+            }),
+            actions: actions.into_iter().map(action_to_wire).collect(),
+        })
+    }
+}
+
+fn event_from_wire(event: Option<pb::IvrEvent>) -> Result<Event, Status> {
+    match event.and_then(|e| e.kind) {
+        Some(EventKind::Started(_)) => Ok(Event::Started),
+        Some(EventKind::PromptFinished(_)) => Ok(Event::PromptFinished),
+        Some(EventKind::Digits(d)) => Ok(Event::Digits(d.digits)),
+        Some(EventKind::Timeout(_)) => Ok(Event::Timeout),
+        None => Err(Status::invalid_argument("StepRequest.event is missing or of an unknown kind")),
+    }
+}
+
+fn action_to_wire(action: Action) -> pb::IvrAction {
+    let kind = match action {
+        Action::Play { prompt } => ActionKind::Play(pb::PlayPrompt { prompt }),
+        Action::CollectDigits { max_digits, timeout_ms } => {
+            ActionKind::Collect(pb::CollectDigits { max_digits, timeout_ms, terminator: "#".into() })
+        }
+        Action::Enqueue { queue, priority } => ActionKind::Enqueue(pb::Enqueue { queue_id: queue, priority }),
+        Action::Hangup { reason } => ActionKind::Hangup(pb::Hangup { reason }),
+    };
+    pb::IvrAction { kind: Some(kind) }
+}
+
+#[tonic::async_trait]
+impl pb::ivr_service_server::IvrService for IvrRunner {
+    async fn step(&self, request: Request<pb::StepRequest>) -> Result<Response<pb::StepResponse>, Status> {
+        let req = request.into_inner();
+        let span = tracing::debug_span!("ivr_step", call_id = %req.call_id);
+        let _guard = span.enter();
+        match IvrRunner::step(self, req) {
+            Ok(resp) => {
+                metrics::counter!("acd_ivr_steps_total").increment(1);
+                tracing::debug!(node = %resp.session.as_ref().map(|s| s.node.as_str()).unwrap_or(""), "step");
+                Ok(Response::new(resp))
+            }
+            Err(status) => {
+                metrics::counter!("acd_ivr_step_errors_total", "code" => format!("{:?}", status.code())).increment(1);
+                tracing::warn!(error = %status.message(), "step refused");
+                Err(status)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use acd_ivr::{AnswerMode, Node};
+
+    fn runner() -> IvrRunner {
+        let flow = Flow {
+            answer: AnswerMode::Immediate,
+            start: "w".into(),
+            fallback_queue: "q".into(),
+            nodes: BTreeMap::from([
+                ("w".into(), Node::Play { prompt: "welcome".into(), next: "e".into() }),
+                ("e".into(), Node::Enqueue { queue: "q".into(), priority: 2 }),
+            ]),
+        };
+        IvrRunner::new(BTreeMap::from([("main".into(), flow)]))
+    }
+
+    fn req(node: &str, kind: EventKind) -> pb::StepRequest {
+        pb::StepRequest {
+            call_id: "c1".into(),
+            session: Some(pb::IvrSession { flow_id: "main".into(), node: node.into(), variables: Default::default() }),
+            event: Some(pb::IvrEvent { kind: Some(kind) }),
+        }
+    }
+
+    #[test]
+    fn two_runners_serve_alternate_steps() {
+        let (a, b) = (runner(), runner());
+        let r1 = a.step(req("", EventKind::Started(pb::Started::default()))).unwrap();
+        let node = r1.session.unwrap().node;
+        let r2 = b.step(req(&node, EventKind::PromptFinished(pb::PromptFinished::default()))).unwrap();
+        assert_eq!(
+            r2.actions,
+            vec![pb::IvrAction { kind: Some(ActionKind::Enqueue(pb::Enqueue { queue_id: "q".into(), priority: 2 })) }]
+        );
+    }
+
+    #[test]
+    fn precise_statuses() {
+        let r = runner();
+        let mut bad = req("", EventKind::Started(pb::Started::default()));
+        bad.session.as_mut().unwrap().flow_id = "nope".into();
+        assert_eq!(r.step(bad).unwrap_err().code(), tonic::Code::NotFound);
+        let mut no_event = req("", EventKind::Started(pb::Started::default()));
+        no_event.event = None;
+        assert_eq!(r.step(no_event).unwrap_err().code(), tonic::Code::InvalidArgument);
+        let wrong = req("e", EventKind::PromptFinished(pb::PromptFinished::default()));
+        assert_eq!(r.step(wrong).unwrap_err().code(), tonic::Code::FailedPrecondition);
+    }
+}

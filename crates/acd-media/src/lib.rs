@@ -1,0 +1,48 @@
+//! Sans-IO media core of acd: G.711, WAV prompts, RTP parsing and writing, paced
+//! prompt / music-on-hold playout, two-leg relay and minimal SDP offer/answer.
+//!
+//! Nothing here owns a socket, a timer or a clock; `now: Instant` is an argument and
+//! every packet is parsed from `&[u8]` and written into a caller-supplied buffer, so the
+//! per-packet path allocates nothing (STYLE.md §1, §2, §7).
+//!
+//! # Data flow
+//!
+//! ```text
+//!  config load:  WAV bytes ──wav::load_wav──▶ Arc<Prompt> (linear PCM, 8 kHz)
+//!
+//!  signalling:   INVITE body ──sdp::parse_sdp──▶ SessionDesc ──sdp::negotiate──▶ Codec
+//!                                                 └──sdp::build_answer──▶ 200 OK body
+//!
+//!  playout (per leg, one OutboundStream for the whole call):
+//!     shell timer at player.next_deadline()
+//!        └─▶ Player::poll_packet(now, &mut stream, &mut buf) ─▶ socket.send(buf)  (drain)
+//!
+//!  bridge (per datagram):
+//!     socket.recv(buf) from leg A ─▶ Relay::forward(A, &mut buf, &mut stream_B)
+//!        └─▶ header rewritten in place (SSRC/seq/ts of B's stream) ─▶ send to leg B
+//!
+//!  DTMF:  rtp::parse(buf) ─▶ pt == telephone_event ─▶ rtp::parse_dtmf(payload)
+//! ```
+//!
+//! A leg's [`OutboundStream`] outlives each source writing through it (prompt → MOH →
+//! agent), so the far end always sees one SSRC with a continuous sequence number and a
+//! timestamp that follows the wall clock, and a marker bit at every source switch.
+
+pub mod codec;
+pub mod g711;
+pub mod ids;
+pub mod player;
+pub mod relay;
+pub mod rtp;
+pub mod sdp;
+pub mod stream;
+pub mod wav;
+
+pub use codec::{Codec, SAMPLE_RATE};
+pub use ids::{PayloadType, SeqNo, Ssrc};
+pub use player::{Frame, Player, FRAME_DURATION, FRAME_SAMPLES, PACKET_LEN};
+pub use relay::{Leg, Relay, RelayCounters};
+pub use rtp::{is_rtp, parse_dtmf, DtmfEvent, RtpError, RtpInfo};
+pub use sdp::{build_answer, build_offer, negotiate, parse_sdp, Direction, SdpError, SessionDesc};
+pub use stream::OutboundStream;
+pub use wav::{load_wav, Prompt, WavError};

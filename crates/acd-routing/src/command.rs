@@ -1,0 +1,56 @@
+//! Inputs to the core: what agents and the edge ask for.
+
+use crate::ids::{AgentId, CallId, Extension, QueueId};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What is known about the caller, shown to the agent as the call is offered (call pop).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallerInfo {
+    /// Caller's number or URI.
+    pub from: String,
+    /// Caller's display name.
+    pub display: String,
+    /// The dialled number the call arrived on.
+    pub did: String,
+    /// Whatever the IVR collected (account number, language, …).
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
+}
+
+/// A request to change the routing state. The core decides which events it leads to,
+/// or refuses it with a [`crate::CommandError`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Command {
+    /// The agent starts a session at `extension` (hot desking). They start NotReady.
+    /// Logging in again at the same extension is a no-op, so clients can retry.
+    AgentLogin {
+        agent: AgentId,
+        extension: Extension,
+    },
+    /// The agent is available; also ends wrap-up early.
+    AgentReady { agent: AgentId },
+    /// The agent is unavailable for `reason` (break, training…); also ends wrap-up.
+    AgentNotReady { agent: AgentId, reason: String },
+    /// Ends the session; refused while reserved for or talking on a call.
+    AgentLogout { agent: AgentId },
+    /// A caller joins `queue`. Higher `priority` is served first.
+    Enqueue {
+        call: CallId,
+        queue: QueueId,
+        priority: i32,
+        caller: CallerInfo,
+    },
+    /// The caller hung up. Before connection this is an abandon (an agent reserved for
+    /// the call is released); after connection it is handled like [`Command::CallEnded`].
+    Abandon { call: CallId },
+    /// The edge bridged the offered call to the agent.
+    AgentAnswered { call: CallId },
+    /// The agent leg failed or rang out: ring-no-answer. The call goes back to its place
+    /// in the queue and the agent becomes NotReady with reason "RONA".
+    AgentFailed { call: CallId, reason: String },
+    /// Either side hung up a connected call; the agent enters wrap-up. For a call that
+    /// was never connected this is handled like [`Command::Abandon`].
+    CallEnded { call: CallId },
+}

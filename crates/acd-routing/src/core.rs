@@ -1,0 +1,630 @@
+//! [`Core`]: decides, records and applies.
+
+use crate::command::Command;
+use crate::config::RoutingConfig;
+use crate::digest::Fnv1a;
+use crate::directory::Directory;
+use crate::error::{ApplyError, CommandError, SnapshotError};
+use crate::event::{AgentState, Event, EventRecord};
+use crate::ids::{AgentId, CallId, Seq, Term, Timestamp};
+use crate::matcher;
+use crate::state::{AgentRuntime, CallPhase, CallRecord, QueueCounters, State};
+use crate::strategy::Strategy;
+use crate::timer::{self, Timer};
+use crate::view::{AgentView, CallView, QueueView};
+use serde::{Deserialize, Serialize};
+
+/// Snapshot layout version written by this build; readers accept this and older.
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
+
+/// Requeue reason used when the edge reports nothing within the offer timeout.
+pub const OFFER_TIMEOUT_REASON: &str = "no answer";
+
+/// A full copy of the core's run-time state at `last_seq`, for a joining standby or a
+/// restart. Configuration is not included: it comes from the config file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub format_version: u32,
+    pub term: Term,
+    pub last_seq: Seq,
+    pub state: State,
+}
+
+/// The distributor's deterministic routing state machine.
+///
+/// Leader: [`Core::handle`] and [`Core::handle_timeout`] decide events and apply them.
+/// Follower: [`Core::apply`] the leader's records in order. Both paths run the same
+/// mutation code, so equal record streams give equal states ([`Core::state_digest`]).
+#[derive(Clone, Debug)]
+pub struct Core {
+    dir: Directory,
+    state: State,
+    term: Term,
+    last_seq: Seq,
+    strategy: Strategy,
+}
+
+/// The passes [`Core::handle_timeout`] makes before giving up: each pass only fires
+/// timers that are due, and firing cannot create new due timers more than a couple of
+/// times over (offer expiry → waiting → max wait), so hitting this means a bug.
+const MAX_TIMER_PASSES: usize = 16;
+
+impl Core {
+    /// A core with every configured agent logged out and no calls, at `term`.
+    pub fn new(config: RoutingConfig, term: Term) -> Self {
+        let dir = Directory::new(config);
+        let state = State::new(&dir);
+        Core {
+            dir,
+            state,
+            term,
+            last_seq: Seq(0),
+            strategy: Strategy::default(),
+        }
+    }
+
+    /// Decides what `cmd` changes, applies it, then offers calls to Ready agents where
+    /// possible. The returned records are to be replicated and then turned into effects.
+    /// On `Err` other than [`CommandError::Internal`] nothing changed.
+    pub fn handle(
+        &mut self,
+        cmd: Command,
+        now: Timestamp,
+    ) -> Result<Vec<EventRecord>, CommandError> {
+        let events = self.decide(cmd, now)?;
+        let mut out = Vec::with_capacity(events.len() + 1);
+        for event in events {
+            self.emit(&mut out, now, event)?;
+        }
+        self.run_matcher(&mut out, now)?;
+        Ok(out)
+    }
+
+    /// Fires every timer due at `now` (wrap-up end, offer expiry, max wait), then matches.
+    /// Calling it early is a harmless no-op.
+    pub fn handle_timeout(&mut self, now: Timestamp) -> Vec<EventRecord> {
+        let mut out = Vec::new();
+        // Apply failures here would be bugs (every event is decided from the current
+        // state); stop firing rather than panic, and keep what was recorded.
+        let _ = self.fire_timers(&mut out, now);
+        let _ = self.run_matcher(&mut out, now);
+        out
+    }
+
+    /// The earliest pending deadline; the shell wakes the core then.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        timer::pending(&self.state, &self.dir)
+            .first()
+            .map(|(at, _)| *at)
+    }
+
+    /// Applies a record from the leader (or a replayed log). Refuses a record that is not
+    /// the next in sequence or comes from a lower term; adopts a higher term.
+    pub fn apply(&mut self, rec: &EventRecord) -> Result<(), ApplyError> {
+        let expected = self.last_seq.next();
+        if rec.seq != expected {
+            return Err(ApplyError::Gap {
+                expected,
+                got: rec.seq,
+            });
+        }
+        if rec.term < self.term {
+            return Err(ApplyError::StaleTerm {
+                current: self.term,
+                got: rec.term,
+            });
+        }
+        self.state
+            .apply_event(rec.at, &rec.event)
+            .map_err(|reason| ApplyError::Inconsistent {
+                seq: rec.seq,
+                reason,
+            })?;
+        self.last_seq = rec.seq;
+        self.term = rec.term;
+        Ok(())
+    }
+
+    /// Raises the term on promotion; records are then stamped with it. A lower term is
+    /// ignored: terms never go back.
+    pub fn set_term(&mut self, term: Term) {
+        self.term = self.term.max(term);
+    }
+
+    /// Sequence number of the last applied record (0 before any).
+    pub fn last_seq(&self) -> Seq {
+        self.last_seq
+    }
+
+    /// Current leadership term.
+    pub fn term(&self) -> Term {
+        self.term
+    }
+
+    /// A copy of the run-time state.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            format_version: SNAPSHOT_FORMAT_VERSION,
+            term: self.term,
+            last_seq: self.last_seq,
+            state: self.state.clone(),
+        }
+    }
+
+    /// Restores from a snapshot under `config`. Agents added to the configuration since
+    /// start logged out; an agent removed from it must have been logged out; every call
+    /// must belong to a configured queue.
+    pub fn from_snapshot(config: RoutingConfig, snapshot: Snapshot) -> Result<Self, SnapshotError> {
+        if snapshot.format_version > SNAPSHOT_FORMAT_VERSION {
+            return Err(SnapshotError::UnsupportedVersion {
+                got: snapshot.format_version,
+                supported: SNAPSHOT_FORMAT_VERSION,
+            });
+        }
+        let dir = Directory::new(config);
+        let mut state = snapshot.state;
+        for (id, a) in &state.agents {
+            if !dir.agents.contains_key(id) && a.state.is_logged_in() {
+                return Err(SnapshotError::ConfigMismatch(format!(
+                    "agent `{id}` is logged in but no longer configured"
+                )));
+            }
+        }
+        state.agents.retain(|id, _| dir.agents.contains_key(id));
+        for id in dir.agents.keys() {
+            state
+                .agents
+                .entry(id.clone())
+                .or_insert_with(AgentRuntime::logged_out);
+        }
+        for (id, c) in &state.calls {
+            if !dir.queues.contains_key(&c.queue) {
+                return Err(SnapshotError::ConfigMismatch(format!(
+                    "call `{id}` waits in queue `{}`, which is no longer configured",
+                    c.queue
+                )));
+            }
+        }
+        state.counters.retain(|id, _| dir.queues.contains_key(id));
+        for id in dir.queues.keys() {
+            state.counters.entry(id.clone()).or_default();
+        }
+        Ok(Core {
+            dir,
+            state,
+            term: snapshot.term,
+            last_seq: snapshot.last_seq,
+            strategy: Strategy::default(),
+        })
+    }
+
+    /// FNV-1a over the canonical JSON of `(last_seq, state)`: equal states give equal
+    /// digests in any process. The term is left out: it is leadership, not state.
+    pub fn state_digest(&self) -> u64 {
+        #[derive(Serialize)]
+        struct Canonical<'a> {
+            last_seq: Seq,
+            state: &'a State,
+        }
+        let mut h = Fnv1a::new();
+        let canonical = Canonical {
+            last_seq: self.last_seq,
+            state: &self.state,
+        };
+        // Cannot fail: every map key is a string newtype. Should it ever, the error text
+        // goes into the digest, which then differs rather than panicking.
+        if let Err(e) = serde_json::to_writer(&mut h, &canonical) {
+            h.update(e.to_string().as_bytes());
+        }
+        h.finish()
+    }
+
+    /// All configured agents, in id order.
+    pub fn agents(&self) -> impl Iterator<Item = AgentView> + '_ {
+        self.state
+            .agents
+            .keys()
+            .filter_map(move |id| self.agent(id))
+    }
+
+    /// One agent.
+    pub fn agent(&self, id: &AgentId) -> Option<AgentView> {
+        let def = self.dir.agents.get(id)?;
+        let rt = self.state.agents.get(id)?;
+        Some(AgentView {
+            id: id.clone(),
+            name: def.name.clone(),
+            skills: def.skills.clone(),
+            state: rt.state.clone(),
+            extension: rt.extension.clone(),
+            reason: rt.reason.clone(),
+            since: rt.since,
+            idle_since: rt.idle_since,
+        })
+    }
+
+    /// Every configured queue with its figures, in id order.
+    pub fn queues(&self) -> Vec<QueueView> {
+        self.dir
+            .queues
+            .keys()
+            .map(|qid| {
+                let mut v = QueueView {
+                    id: qid.clone(),
+                    waiting: 0,
+                    offering: 0,
+                    longest_wait_since: None,
+                    agents_ready: 0,
+                    agents_logged_in: 0,
+                    offered: 0,
+                    answered: 0,
+                    abandoned: 0,
+                    timed_out: 0,
+                };
+                let QueueCounters {
+                    offered,
+                    answered,
+                    abandoned,
+                    timed_out,
+                } = self.state.counters.get(qid).copied().unwrap_or_default();
+                (v.offered, v.answered, v.abandoned, v.timed_out) =
+                    (offered, answered, abandoned, timed_out);
+                for c in self.state.calls.values().filter(|c| &c.queue == qid) {
+                    match c.phase {
+                        CallPhase::Connected { .. } => continue,
+                        CallPhase::Offered { .. } => v.offering += 1,
+                        CallPhase::Waiting => {}
+                    }
+                    v.waiting += 1;
+                    v.longest_wait_since = Some(match v.longest_wait_since {
+                        Some(t) => t.min(c.enqueued_at),
+                        None => c.enqueued_at,
+                    });
+                }
+                for aid in self.dir.eligible.get(qid).into_iter().flatten() {
+                    if let Some(a) = self.state.agents.get(aid) {
+                        v.agents_logged_in += usize::from(a.state.is_logged_in());
+                        v.agents_ready += usize::from(a.state == AgentState::Ready);
+                    }
+                }
+                v
+            })
+            .collect()
+    }
+
+    /// One call, with its place in the queue while waiting.
+    pub fn call(&self, id: &CallId) -> Option<CallView> {
+        let c = self.state.calls.get(id)?;
+        let position = (c.phase == CallPhase::Waiting).then(|| {
+            1 + self
+                .state
+                .calls
+                .iter()
+                .filter(|(oid, o)| {
+                    o.queue == c.queue
+                        && o.phase == CallPhase::Waiting
+                        && (o.rank(), *oid) < (c.rank(), id)
+                })
+                .count()
+        });
+        Some(CallView {
+            id: id.clone(),
+            queue: c.queue.clone(),
+            priority: c.priority,
+            caller: c.caller.clone(),
+            enqueued_at: c.enqueued_at,
+            phase: c.phase.clone(),
+            position,
+        })
+    }
+
+    // ---- leader internals ------------------------------------------------------------
+
+    /// Stamps `event` as the next record, applies it through the follower path and
+    /// collects it.
+    fn emit(
+        &mut self,
+        out: &mut Vec<EventRecord>,
+        now: Timestamp,
+        event: Event,
+    ) -> Result<(), ApplyError> {
+        let rec = EventRecord {
+            seq: self.last_seq.next(),
+            term: self.term,
+            at: now,
+            event,
+        };
+        self.apply(&rec)?;
+        out.push(rec);
+        Ok(())
+    }
+
+    fn run_matcher(
+        &mut self,
+        out: &mut Vec<EventRecord>,
+        now: Timestamp,
+    ) -> Result<(), ApplyError> {
+        for m in matcher::plan(&self.state, &self.dir, self.strategy) {
+            let Some(call) = self.state.calls.get(&m.call) else {
+                continue;
+            };
+            let Some(extension) = self
+                .state
+                .agents
+                .get(&m.agent)
+                .and_then(|a| a.extension.clone())
+            else {
+                continue;
+            };
+            let event = Event::CallOffered {
+                call: m.call,
+                agent: m.agent,
+                extension,
+                queue: call.queue.clone(),
+                caller: call.caller.clone(),
+                expires_at: now.plus_ms(self.dir.offer_timeout_ms),
+            };
+            self.emit(out, now, event)?;
+        }
+        Ok(())
+    }
+
+    fn fire_timers(
+        &mut self,
+        out: &mut Vec<EventRecord>,
+        now: Timestamp,
+    ) -> Result<(), ApplyError> {
+        for _ in 0..MAX_TIMER_PASSES {
+            let due: Vec<Timer> = timer::pending(&self.state, &self.dir)
+                .into_iter()
+                .take_while(|(at, _)| *at <= now)
+                .map(|(_, t)| t)
+                .collect();
+            if due.is_empty() {
+                return Ok(());
+            }
+            for t in due {
+                // Re-check against the current state: an earlier timer of this pass may
+                // have changed it.
+                if let Some(event) = self.timer_event(&t, now) {
+                    self.emit(out, now, event)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn timer_event(&self, t: &Timer, now: Timestamp) -> Option<Event> {
+        match t {
+            Timer::WrapUpEnd(agent) => match self.state.agents.get(agent)?.state {
+                AgentState::WrapUp { until } if until <= now => Some(Event::AgentStateChanged {
+                    agent: agent.clone(),
+                    state: AgentState::Ready,
+                    reason: None,
+                }),
+                _ => None,
+            },
+            Timer::OfferExpiry(call) => match &self.state.calls.get(call)?.phase {
+                CallPhase::Offered {
+                    agent, expires_at, ..
+                } if *expires_at <= now => Some(Event::CallRequeued {
+                    call: call.clone(),
+                    agent: agent.clone(),
+                    reason: OFFER_TIMEOUT_REASON.to_owned(),
+                }),
+                _ => None,
+            },
+            Timer::MaxWait(call) => {
+                let c = self.state.calls.get(call)?;
+                let max = self.dir.queues.get(&c.queue)?.max_wait_ms?;
+                (c.phase == CallPhase::Waiting && c.enqueued_at.plus_ms(max) <= now).then(|| {
+                    Event::CallTimedOut {
+                        call: call.clone(),
+                        queue: c.queue.clone(),
+                        waited_ms: now.ms_since(c.enqueued_at),
+                    }
+                })
+            }
+        }
+    }
+
+    /// Validates `cmd` against the current state and returns the events it leads to.
+    fn decide(&self, cmd: Command, now: Timestamp) -> Result<Vec<Event>, CommandError> {
+        match cmd {
+            Command::AgentLogin { agent, extension } => {
+                let a = self.agent_rt(&agent)?;
+                if let Some(current) = &a.extension {
+                    if *current == extension {
+                        return Ok(Vec::new()); // a retried login
+                    }
+                    return Err(CommandError::AgentAlreadyLoggedIn {
+                        agent,
+                        extension: current.clone(),
+                    });
+                }
+                if let Some(other) = self.state.agent_at(&extension) {
+                    return Err(CommandError::ExtensionInUse {
+                        extension,
+                        agent: other.clone(),
+                    });
+                }
+                Ok(vec![Event::AgentLoggedIn { agent, extension }])
+            }
+            Command::AgentReady { agent } => {
+                let a = self.logged_in(&agent)?;
+                match a.state {
+                    AgentState::Ready => Ok(Vec::new()),
+                    AgentState::NotReady | AgentState::WrapUp { .. } => {
+                        Ok(vec![Event::AgentStateChanged {
+                            agent,
+                            state: AgentState::Ready,
+                            reason: None,
+                        }])
+                    }
+                    ref s => Err(busy(&agent, "become ready", s)),
+                }
+            }
+            Command::AgentNotReady { agent, reason } => {
+                let a = self.logged_in(&agent)?;
+                match a.state {
+                    AgentState::NotReady if a.reason.as_deref() == Some(reason.as_str()) => {
+                        Ok(Vec::new())
+                    }
+                    AgentState::Ready | AgentState::NotReady | AgentState::WrapUp { .. } => {
+                        Ok(vec![Event::AgentStateChanged {
+                            agent,
+                            state: AgentState::NotReady,
+                            reason: Some(reason),
+                        }])
+                    }
+                    ref s => Err(busy(&agent, "become not ready", s)),
+                }
+            }
+            Command::AgentLogout { agent } => {
+                let a = self.logged_in(&agent)?;
+                match a.state {
+                    AgentState::Reserved { .. } | AgentState::OnCall { .. } => {
+                        Err(busy(&agent, "log out", &a.state))
+                    }
+                    _ => Ok(vec![Event::AgentLoggedOut { agent }]),
+                }
+            }
+            Command::Enqueue {
+                call,
+                queue,
+                priority,
+                caller,
+            } => {
+                if !self.dir.queues.contains_key(&queue) {
+                    return Err(CommandError::UnknownQueue(queue));
+                }
+                if self.state.calls.contains_key(&call) {
+                    return Err(CommandError::DuplicateCall(call));
+                }
+                Ok(vec![Event::CallQueued {
+                    call,
+                    queue,
+                    priority,
+                    caller,
+                    enqueued_at: now,
+                }])
+            }
+            Command::Abandon { call } => {
+                let c = self.call_rec(&call)?;
+                Ok(match &c.phase {
+                    CallPhase::Connected { .. } => self.end_connected(call, c, now),
+                    _ => vec![self.abandon(call, c, now)],
+                })
+            }
+            Command::CallEnded { call } => {
+                let c = self.call_rec(&call)?;
+                Ok(match &c.phase {
+                    CallPhase::Connected { .. } => self.end_connected(call, c, now),
+                    _ => vec![self.abandon(call, c, now)],
+                })
+            }
+            Command::AgentAnswered { call } => {
+                let c = self.call_rec(&call)?;
+                match &c.phase {
+                    CallPhase::Offered { agent, .. } => Ok(vec![Event::CallConnected {
+                        call,
+                        agent: agent.clone(),
+                    }]),
+                    CallPhase::Connected { .. } => Ok(Vec::new()), // a retried report
+                    p => Err(not_in_phase(call, "be answered", p)),
+                }
+            }
+            Command::AgentFailed { call, reason } => {
+                let c = self.call_rec(&call)?;
+                match &c.phase {
+                    CallPhase::Offered { agent, .. } => Ok(vec![Event::CallRequeued {
+                        call,
+                        agent: agent.clone(),
+                        reason,
+                    }]),
+                    p => Err(not_in_phase(call, "fail an offer", p)),
+                }
+            }
+        }
+    }
+
+    fn abandon(&self, call: CallId, c: &CallRecord, now: Timestamp) -> Event {
+        let agent = match &c.phase {
+            CallPhase::Offered { agent, .. } => Some(agent.clone()),
+            _ => None,
+        };
+        Event::CallAbandoned {
+            call,
+            queue: c.queue.clone(),
+            waited_ms: now.ms_since(c.enqueued_at),
+            agent,
+        }
+    }
+
+    /// A connected call ended: wrap-up, or straight back to Ready when it is zero.
+    fn end_connected(&self, call: CallId, c: &CallRecord, now: Timestamp) -> Vec<Event> {
+        let CallPhase::Connected { agent, .. } = &c.phase else {
+            return Vec::new();
+        };
+        let wrap = self.dir.wrap_up_ms(&c.queue);
+        let mut events = vec![Event::CallEnded {
+            call,
+            agent: agent.clone(),
+            wrap_up_until: now.plus_ms(wrap),
+        }];
+        if wrap == 0 {
+            events.push(Event::AgentStateChanged {
+                agent: agent.clone(),
+                state: AgentState::Ready,
+                reason: None,
+            });
+        }
+        events
+    }
+
+    fn agent_rt(&self, agent: &AgentId) -> Result<&AgentRuntime, CommandError> {
+        self.state
+            .agents
+            .get(agent)
+            .ok_or_else(|| CommandError::UnknownAgent(agent.clone()))
+    }
+
+    fn logged_in(&self, agent: &AgentId) -> Result<&AgentRuntime, CommandError> {
+        let a = self.agent_rt(agent)?;
+        if a.state.is_logged_in() {
+            Ok(a)
+        } else {
+            Err(CommandError::AgentNotLoggedIn(agent.clone()))
+        }
+    }
+
+    fn call_rec(&self, call: &CallId) -> Result<&CallRecord, CommandError> {
+        self.state
+            .calls
+            .get(call)
+            .ok_or_else(|| CommandError::UnknownCall(call.clone()))
+    }
+}
+
+fn busy(agent: &AgentId, action: &'static str, state: &AgentState) -> CommandError {
+    CommandError::AgentBusy {
+        agent: agent.clone(),
+        action,
+        state: match state {
+            AgentState::LoggedOut => "logged out",
+            AgentState::NotReady => "not ready",
+            AgentState::Ready => "ready",
+            AgentState::Reserved { .. } => "reserved for a call",
+            AgentState::OnCall { .. } => "on a call",
+            AgentState::WrapUp { .. } => "in wrap-up",
+        },
+    }
+}
+
+fn not_in_phase(call: CallId, action: &'static str, phase: &CallPhase) -> CommandError {
+    CommandError::CallNotInPhase {
+        call,
+        action,
+        phase: phase.name(),
+    }
+}

@@ -1,0 +1,127 @@
+//! Outputs of the core: every state change is one [`EventRecord`]. Events are also the
+//! effects list: the shell turns e.g. [`Event::CallOffered`] into "connect the agent"
+//! once the standby has acknowledged the record.
+
+use crate::command::CallerInfo;
+use crate::ids::{AgentId, CallId, Extension, QueueId, Seq, Term, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// Reason recorded when an agent is made NotReady because an offer was not answered.
+pub const RONA_REASON: &str = "RONA";
+
+/// One entry of the event log: what happened, when, and under which leader.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRecord {
+    pub seq: Seq,
+    pub term: Term,
+    /// The `now` the leader was given; applying uses it instead of a clock, so a replay
+    /// reproduces every decision.
+    pub at: Timestamp,
+    pub event: Event,
+}
+
+/// An agent's state. Each state carries the data that only exists in it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AgentState {
+    LoggedOut,
+    NotReady,
+    Ready,
+    /// Rung for `call`; no other call is offered meanwhile.
+    Reserved {
+        call: CallId,
+    },
+    OnCall {
+        call: CallId,
+    },
+    /// After-call work; becomes Ready at `until` unless the agent acts first.
+    WrapUp {
+        until: Timestamp,
+    },
+}
+
+impl AgentState {
+    /// Logged in, whatever they are doing.
+    pub fn is_logged_in(&self) -> bool {
+        !matches!(self, AgentState::LoggedOut)
+    }
+
+    /// The call this state ties the agent to, if any.
+    pub fn call(&self) -> Option<&CallId> {
+        match self {
+            AgentState::Reserved { call } | AgentState::OnCall { call } => Some(call),
+            _ => None,
+        }
+    }
+}
+
+/// A state change. Each event is applied atomically: an event that touches both a call and
+/// an agent (an offer, a requeue, an abandon of an offered call) moves both at once, so no
+/// record leaves the state half-updated. Events that change an agent's state are noted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// Agent → NotReady at `extension`.
+    AgentLoggedIn {
+        agent: AgentId,
+        extension: Extension,
+    },
+    /// Agent → `state` (only NotReady, Ready and WrapUp are set this way).
+    AgentStateChanged {
+        agent: AgentId,
+        state: AgentState,
+        reason: Option<String>,
+    },
+    /// Agent → LoggedOut; the extension is free again.
+    AgentLoggedOut { agent: AgentId },
+    /// A call starts waiting.
+    CallQueued {
+        call: CallId,
+        queue: QueueId,
+        priority: i32,
+        caller: CallerInfo,
+        enqueued_at: Timestamp,
+    },
+    /// The call is offered to `agent` at `extension`: agent → Reserved. The shell tells
+    /// the edge to connect and pushes the offer (with caller data) to the agent.
+    CallOffered {
+        call: CallId,
+        agent: AgentId,
+        extension: Extension,
+        queue: QueueId,
+        caller: CallerInfo,
+        /// Carried rather than derived from configuration, so a follower with a
+        /// different offer timeout still reaches the same state.
+        expires_at: Timestamp,
+    },
+    /// The edge bridged the call: agent → OnCall.
+    CallConnected { call: CallId, agent: AgentId },
+    /// An offer failed (ring-no-answer, agent leg failure, offer timeout): the call
+    /// returns to its original place; agent → NotReady with reason [`RONA_REASON`].
+    CallRequeued {
+        call: CallId,
+        agent: AgentId,
+        reason: String,
+    },
+    /// The caller hung up before being connected. If an agent was reserved for the call
+    /// (`agent`), it returns to Ready keeping its idle time; the shell cancels its leg.
+    CallAbandoned {
+        call: CallId,
+        queue: QueueId,
+        waited_ms: u64,
+        agent: Option<AgentId>,
+    },
+    /// The call waited longer than its queue's `max_wait_ms` and leaves the queue; the
+    /// shell decides what happens to the caller (announcement, voicemail, overflow).
+    CallTimedOut {
+        call: CallId,
+        queue: QueueId,
+        waited_ms: u64,
+    },
+    /// A connected call ended: agent → WrapUp until `wrap_up_until`.
+    CallEnded {
+        call: CallId,
+        agent: AgentId,
+        wrap_up_until: Timestamp,
+    },
+}

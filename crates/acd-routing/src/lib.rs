@@ -1,0 +1,57 @@
+//! The distributor's deterministic routing core: queues, agents, skills, offers, timers.
+//!
+//! No I/O, no clock, no randomness, no hash-order: the same inputs give the same state
+//! on every process, which is what replication and replay tests stand on.
+//!
+//! # Data flow
+//!
+//! ```text
+//!  shell ── Command, now ──▶ Core::handle ─┐
+//!  shell ── now ───────────▶ Core::handle_timeout ─┤  decide: validate against state,
+//!                                                  │          produce Events
+//!                                                  ▼
+//!                          EventRecord { seq, term, at, event }
+//!                                                  │  apply: the one mutation path
+//!                                                  ▼  (State::apply_event)
+//!                                 matcher (pure) ─▶ more CallOffered records
+//!                                                  │
+//!  shell ◀── Vec<EventRecord> ─────────────────────┘
+//!    ├─ replicate to the standby, which calls Core::apply on each record
+//!    └─ once acknowledged, turn records into effects (events ARE the effects list):
+//!       CallOffered → tell the edge to connect, push the offer to the agent;
+//!       CallAbandoned{agent: Some} → cancel the agent leg; …
+//!  shell ── sleeps until Core::next_deadline() ──▶ Core::handle_timeout
+//! ```
+//!
+//! Timers (wrap-up end, offer expiry, max wait) are deadlines kept in the state, so a
+//! promoted standby fires them exactly as the old leader would have.
+//!
+//! Module map: [`Core`] (decide and drive), `state` (data and `apply_event`), `matcher`
+//! (pairs calls with agents, a pure function of state), [`strategy`] (ordering of
+//! candidate agents: longest idle), `timer` (deadlines derived from state).
+
+mod command;
+mod config;
+mod core;
+mod digest;
+mod directory;
+mod error;
+mod event;
+mod ids;
+mod matcher;
+mod state;
+pub mod strategy;
+mod timer;
+mod view;
+
+pub use crate::command::{CallerInfo, Command};
+pub use crate::config::{AgentDef, ConfigError, QueueDef, RoutingConfig};
+pub use crate::core::{Core, Snapshot, OFFER_TIMEOUT_REASON, SNAPSHOT_FORMAT_VERSION};
+pub use crate::error::{ApplyError, CommandError, ErrorKind, SnapshotError};
+pub use crate::event::{AgentState, Event, EventRecord, RONA_REASON};
+pub use crate::ids::{AgentId, CallId, Extension, QueueId, Seq, SkillId, Term, Timestamp};
+pub use crate::state::{AgentRuntime, CallPhase, CallRecord, QueueCounters, State};
+pub use crate::view::{AgentView, CallView, QueueView};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,411 @@
+//! The run-time state and the one place that mutates it ([`State::apply_event`]).
+//!
+//! The leader and its followers both change state only through `apply_event`, so a
+//! follower that applies the leader's records ends in the same state. The state is
+//! plain data in ordered maps: its serialisation is canonical, which the snapshot and
+//! [`crate::Core::state_digest`] rely on.
+
+use crate::command::CallerInfo;
+use crate::directory::Directory;
+use crate::event::{AgentState, Event, RONA_REASON};
+use crate::ids::{AgentId, CallId, Extension, QueueId, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What changes about an agent while the core runs (the rest is in [`crate::AgentDef`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentRuntime {
+    pub state: AgentState,
+    /// Where the agent sits while logged in.
+    pub extension: Option<Extension>,
+    /// Why they are NotReady (reason code), if they are.
+    pub reason: Option<String>,
+    /// When `state` last changed.
+    pub since: Timestamp,
+    /// When they last became Ready: the longest-idle strategy's key. Kept while Reserved
+    /// so an offer withdrawn by an abandon does not cost the agent their place.
+    pub idle_since: Option<Timestamp>,
+}
+
+impl AgentRuntime {
+    pub(crate) fn logged_out() -> Self {
+        AgentRuntime {
+            state: AgentState::LoggedOut,
+            extension: None,
+            reason: None,
+            since: Timestamp(0),
+            idle_since: None,
+        }
+    }
+}
+
+/// Where a call is in its life inside the distributor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CallPhase {
+    /// In the queue, eligible for matching.
+    Waiting,
+    /// Offered to `agent`; requeued if not answered by `expires_at`.
+    Offered {
+        agent: AgentId,
+        extension: Extension,
+        expires_at: Timestamp,
+    },
+    /// Bridged to `agent` since `since`.
+    Connected { agent: AgentId, since: Timestamp },
+}
+
+impl CallPhase {
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            CallPhase::Waiting => "waiting",
+            CallPhase::Offered { .. } => "offered",
+            CallPhase::Connected { .. } => "connected",
+        }
+    }
+}
+
+/// A call known to the distributor (from enqueue until it ends or leaves).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallRecord {
+    pub queue: QueueId,
+    pub priority: i32,
+    pub caller: CallerInfo,
+    pub enqueued_at: Timestamp,
+    /// Order of arrival, the last tie-breaker between calls enqueued in the same
+    /// millisecond. Kept across a requeue so the call keeps its place.
+    pub arrival: u64,
+    pub phase: CallPhase,
+}
+
+impl CallRecord {
+    /// Sort key of a waiting call: priority desc, then oldest, then first to arrive.
+    pub(crate) fn rank(&self) -> (std::cmp::Reverse<i32>, Timestamp, u64) {
+        (
+            std::cmp::Reverse(self.priority),
+            self.enqueued_at,
+            self.arrival,
+        )
+    }
+}
+
+/// Per-queue counters since the distributor's state began.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueCounters {
+    /// Calls that entered the queue (the reporting sense of "offered"), not offers to agents.
+    pub offered: u64,
+    /// Calls connected to an agent.
+    pub answered: u64,
+    /// Calls whose caller hung up before being connected.
+    pub abandoned: u64,
+    /// Calls removed after waiting longer than the queue's `max_wait_ms`.
+    pub timed_out: u64,
+}
+
+/// Everything that changes at run time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub agents: BTreeMap<AgentId, AgentRuntime>,
+    pub calls: BTreeMap<CallId, CallRecord>,
+    pub counters: BTreeMap<QueueId, QueueCounters>,
+    /// Next value for [`CallRecord::arrival`].
+    pub next_arrival: u64,
+}
+
+fn bad(reason: impl Into<String>) -> String {
+    reason.into()
+}
+
+impl State {
+    pub(crate) fn new(dir: &Directory) -> Self {
+        State {
+            agents: dir
+                .agents
+                .keys()
+                .map(|id| (id.clone(), AgentRuntime::logged_out()))
+                .collect(),
+            calls: BTreeMap::new(),
+            counters: dir
+                .queues
+                .keys()
+                .map(|id| (id.clone(), QueueCounters::default()))
+                .collect(),
+            next_arrival: 0,
+        }
+    }
+
+    /// The agent logged in at `extension`, if any.
+    pub(crate) fn agent_at(&self, extension: &Extension) -> Option<&AgentId> {
+        self.agents
+            .iter()
+            .find(|(_, a)| a.extension.as_ref() == Some(extension))
+            .map(|(id, _)| id)
+    }
+
+    /// Applies one event at time `at`. Checks everything before changing anything, so an
+    /// `Err` (text describing the mismatch) leaves the state untouched.
+    pub(crate) fn apply_event(&mut self, at: Timestamp, event: &Event) -> Result<(), String> {
+        match event {
+            Event::AgentLoggedIn { agent, extension } => {
+                let a = self
+                    .agents
+                    .get(agent)
+                    .ok_or_else(|| bad(format!("unknown agent {agent}")))?;
+                if a.state.is_logged_in() {
+                    return Err(bad(format!("agent {agent} already logged in")));
+                }
+                if let Some(other) = self.agent_at(extension) {
+                    return Err(bad(format!("extension {extension} used by {other}")));
+                }
+                let a = self.agent_mut(agent)?;
+                a.state = AgentState::NotReady;
+                a.extension = Some(extension.clone());
+                a.reason = None;
+                a.since = at;
+                a.idle_since = None;
+            }
+            Event::AgentStateChanged {
+                agent,
+                state,
+                reason,
+            } => {
+                if !matches!(
+                    state,
+                    AgentState::NotReady | AgentState::Ready | AgentState::WrapUp { .. }
+                ) {
+                    return Err(bad(format!(
+                        "state change of {agent} to {state:?} needs a call event"
+                    )));
+                }
+                let a = self.agent_mut(agent)?;
+                if !a.state.is_logged_in() || a.state.call().is_some() {
+                    return Err(bad(format!(
+                        "agent {agent} cannot change state from {:?}",
+                        a.state
+                    )));
+                }
+                if *state == AgentState::Ready {
+                    a.idle_since = Some(at);
+                }
+                a.state = state.clone();
+                a.reason = reason.clone();
+                a.since = at;
+            }
+            Event::AgentLoggedOut { agent } => {
+                let a = self.agent_mut(agent)?;
+                if !a.state.is_logged_in() || a.state.call().is_some() {
+                    return Err(bad(format!(
+                        "agent {agent} cannot log out from {:?}",
+                        a.state
+                    )));
+                }
+                *a = AgentRuntime {
+                    since: at,
+                    ..AgentRuntime::logged_out()
+                };
+            }
+            Event::CallQueued {
+                call,
+                queue,
+                priority,
+                caller,
+                enqueued_at,
+            } => {
+                if self.calls.contains_key(call) {
+                    return Err(bad(format!("call {call} already exists")));
+                }
+                let counters = self
+                    .counters
+                    .get_mut(queue)
+                    .ok_or_else(|| bad(format!("unknown queue {queue}")))?;
+                counters.offered += 1;
+                self.calls.insert(
+                    call.clone(),
+                    CallRecord {
+                        queue: queue.clone(),
+                        priority: *priority,
+                        caller: caller.clone(),
+                        enqueued_at: *enqueued_at,
+                        arrival: self.next_arrival,
+                        phase: CallPhase::Waiting,
+                    },
+                );
+                self.next_arrival += 1;
+            }
+            Event::CallOffered {
+                call,
+                agent,
+                extension,
+                expires_at,
+                ..
+            } => {
+                let c = self.call_ref(call)?;
+                if c.phase != CallPhase::Waiting {
+                    return Err(bad(format!(
+                        "call {call} is {}, not waiting",
+                        c.phase.name()
+                    )));
+                }
+                let a = self.agent_mut(agent)?;
+                if a.state != AgentState::Ready {
+                    return Err(bad(format!("agent {agent} is {:?}, not ready", a.state)));
+                }
+                a.state = AgentState::Reserved { call: call.clone() };
+                a.since = at;
+                a.reason = None;
+                self.call_mut(call)?.phase = CallPhase::Offered {
+                    agent: agent.clone(),
+                    extension: extension.clone(),
+                    expires_at: *expires_at,
+                };
+            }
+            Event::CallConnected { call, agent } => {
+                self.check_offered_to(call, agent)?;
+                self.check_counted(call)?;
+                let a = self.agent_mut(agent)?;
+                a.state = AgentState::OnCall { call: call.clone() };
+                a.since = at;
+                let c = self.call_mut(call)?;
+                c.phase = CallPhase::Connected {
+                    agent: agent.clone(),
+                    since: at,
+                };
+                let queue = c.queue.clone();
+                self.counter_mut(&queue)?.answered += 1;
+            }
+            Event::CallRequeued { call, agent, .. } => {
+                self.check_offered_to(call, agent)?;
+                let a = self.agent_mut(agent)?;
+                a.state = AgentState::NotReady;
+                a.reason = Some(RONA_REASON.to_owned());
+                a.since = at;
+                self.call_mut(call)?.phase = CallPhase::Waiting;
+            }
+            Event::CallAbandoned { call, agent, .. } => {
+                let c = self.call_ref(call)?;
+                let reserved = match &c.phase {
+                    CallPhase::Waiting => None,
+                    CallPhase::Offered { agent, .. } => Some(agent.clone()),
+                    CallPhase::Connected { .. } => {
+                        return Err(bad(format!(
+                            "call {call} is connected, cannot be abandoned"
+                        )))
+                    }
+                };
+                if reserved != *agent {
+                    return Err(bad(format!(
+                        "call {call} is reserved for {reserved:?}, record says {agent:?}"
+                    )));
+                }
+                let queue = c.queue.clone();
+                self.check_counted(call)?;
+                if let Some(agent) = &reserved {
+                    let a = self.agent_mut(agent)?;
+                    if a.state != (AgentState::Reserved { call: call.clone() }) {
+                        return Err(bad(format!("agent {agent} is not reserved for {call}")));
+                    }
+                    // Back to Ready with the idle time they had: the withdrawn offer
+                    // was not a call handled.
+                    a.state = AgentState::Ready;
+                    a.since = at;
+                }
+                self.counter_mut(&queue)?.abandoned += 1;
+                self.calls.remove(call);
+            }
+            Event::CallTimedOut { call, .. } => {
+                let c = self.call_ref(call)?;
+                if c.phase != CallPhase::Waiting {
+                    return Err(bad(format!(
+                        "call {call} is {}, not waiting",
+                        c.phase.name()
+                    )));
+                }
+                let queue = c.queue.clone();
+                self.counter_mut(&queue)?.timed_out += 1;
+                self.calls.remove(call);
+            }
+            Event::CallEnded {
+                call,
+                agent,
+                wrap_up_until,
+            } => {
+                let c = self.call_ref(call)?;
+                match &c.phase {
+                    CallPhase::Connected { agent: a, .. } if a == agent => {}
+                    other => {
+                        return Err(bad(format!(
+                            "call {call} is {}, not connected to {agent}",
+                            other.name()
+                        )))
+                    }
+                }
+                let a = self.agent_mut(agent)?;
+                if a.state != (AgentState::OnCall { call: call.clone() }) {
+                    return Err(bad(format!("agent {agent} is not on {call}")));
+                }
+                a.state = AgentState::WrapUp {
+                    until: *wrap_up_until,
+                };
+                a.reason = None;
+                a.since = at;
+                self.calls.remove(call);
+            }
+        }
+        Ok(())
+    }
+
+    fn check_offered_to(&self, call: &CallId, agent: &AgentId) -> Result<(), String> {
+        match &self.call_ref(call)?.phase {
+            CallPhase::Offered { agent: a, .. } if a == agent => {}
+            other => {
+                return Err(bad(format!(
+                    "call {call} is {}, not offered to {agent}",
+                    other.name()
+                )))
+            }
+        }
+        let a = self
+            .agents
+            .get(agent)
+            .ok_or_else(|| bad(format!("unknown agent {agent}")))?;
+        if a.state != (AgentState::Reserved { call: call.clone() }) {
+            return Err(bad(format!("agent {agent} is not reserved for {call}")));
+        }
+        Ok(())
+    }
+
+    /// Counters exist for the call's queue (checked before mutating, so that updating
+    /// them last cannot fail half-way).
+    fn check_counted(&self, call: &CallId) -> Result<(), String> {
+        let queue = &self.call_ref(call)?.queue;
+        if self.counters.contains_key(queue) {
+            Ok(())
+        } else {
+            Err(bad(format!("unknown queue {queue}")))
+        }
+    }
+
+    fn call_ref(&self, call: &CallId) -> Result<&CallRecord, String> {
+        self.calls
+            .get(call)
+            .ok_or_else(|| bad(format!("unknown call {call}")))
+    }
+
+    fn call_mut(&mut self, call: &CallId) -> Result<&mut CallRecord, String> {
+        self.calls
+            .get_mut(call)
+            .ok_or_else(|| bad(format!("unknown call {call}")))
+    }
+
+    fn agent_mut(&mut self, agent: &AgentId) -> Result<&mut AgentRuntime, String> {
+        self.agents
+            .get_mut(agent)
+            .ok_or_else(|| bad(format!("unknown agent {agent}")))
+    }
+
+    fn counter_mut(&mut self, queue: &QueueId) -> Result<&mut QueueCounters, String> {
+        self.counters
+            .get_mut(queue)
+            .ok_or_else(|| bad(format!("unknown queue {queue}")))
+    }
+}

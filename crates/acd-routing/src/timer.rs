@@ -1,0 +1,44 @@
+//! Timers are data: each is derived from a deadline stored in the state, so a promoted
+//! standby fires exactly what the old leader would have.
+
+use crate::directory::Directory;
+use crate::event::AgentState;
+use crate::ids::{AgentId, CallId, Timestamp};
+use crate::state::{CallPhase, State};
+
+/// The closed set of things that happen by time alone.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Timer {
+    /// Agent's wrap-up ends → Ready.
+    WrapUpEnd(AgentId),
+    /// Offer not answered in time → requeue (ring-no-answer).
+    OfferExpiry(CallId),
+    /// Call waited longer than its queue allows → leaves the queue.
+    MaxWait(CallId),
+}
+
+/// Every pending timer with its deadline, ordered by deadline then timer, so firing order
+/// is the same everywhere.
+pub(crate) fn pending(state: &State, dir: &Directory) -> Vec<(Timestamp, Timer)> {
+    let mut out: Vec<(Timestamp, Timer)> = Vec::new();
+    for (id, a) in &state.agents {
+        if let AgentState::WrapUp { until } = a.state {
+            out.push((until, Timer::WrapUpEnd(id.clone())));
+        }
+    }
+    for (id, c) in &state.calls {
+        match &c.phase {
+            CallPhase::Offered { expires_at, .. } => {
+                out.push((*expires_at, Timer::OfferExpiry(id.clone())));
+            }
+            CallPhase::Waiting => {
+                if let Some(max) = dir.queues.get(&c.queue).and_then(|q| q.max_wait_ms) {
+                    out.push((c.enqueued_at.plus_ms(max), Timer::MaxWait(id.clone())));
+                }
+            }
+            CallPhase::Connected { .. } => {}
+        }
+    }
+    out.sort();
+    out
+}

@@ -1,0 +1,70 @@
+//! Per-test port blocks: test `n` owns `21000 + 200 n .. 21000 + 200 n + 199`.
+//!
+//! Layout of a block (offsets from its base):
+//! - `+0`            SIP UDP and TCP of the edge (`acd run` / `acd edge`)
+//! - `+1 + 2i`       gRPC of process slot `i` (0..5)
+//! - `+2 + 2i`       metrics of process slot `i` (0..5)
+//! - `+12 .. +19`    RTP observers (8)
+//! - `+20 + k`       SIP port of SIPp instance `k` (0..10)
+//! - `+30 + k`       control port (`-cp`) of SIPp instance `k`
+//! - `+40 + 6k`      media port (`-mp`, it takes +0..+3) of SIPp instance `k`
+//! - `+100 .. +199`  RTP range of the edge (`--rtp-ports`)
+//!
+//! Blocks stay below the Linux ephemeral range (32768+) for n <= 58.
+//!
+//! Numbers in use (keep unique!):
+//! 0-10 `sipp_scenarios.rs`, 11 `call_path.rs` (run), 12 `call_path.rs`
+//! (split roles), 13-14 `cancel.rs`, 15 `not_found.rs`, 16 `malformed.rs`,
+//! 17 `auth.rs`, 18 `skills.rs`, 19 `replication.rs`.
+
+pub const BASE: u16 = 21000;
+pub const BLOCK: u16 = 200;
+
+#[derive(Debug, Clone, Copy)]
+pub struct PortBlock {
+    pub n: u16,
+    pub base: u16,
+}
+
+/// Ports of one SIPp instance.
+#[derive(Debug, Clone, Copy)]
+pub struct SippPorts {
+    pub sip: u16,
+    pub control: u16,
+    pub media: u16,
+}
+
+impl PortBlock {
+    pub fn for_test(n: u16) -> Self {
+        assert!(n <= 58, "port block {n} would reach the ephemeral port range");
+        PortBlock { n, base: BASE + n * BLOCK }
+    }
+    /// SIP (UDP and TCP) of the edge.
+    pub fn sip(&self) -> u16 {
+        self.base
+    }
+    pub fn grpc(&self, slot: u16) -> u16 {
+        assert!(slot < 5);
+        self.base + 1 + 2 * slot
+    }
+    pub fn metrics(&self, slot: u16) -> u16 {
+        assert!(slot < 5);
+        self.base + 2 + 2 * slot
+    }
+    pub fn observer(&self, i: u16) -> u16 {
+        assert!(i < 8);
+        self.base + 12 + i
+    }
+    pub fn sipp(&self, k: u16) -> SippPorts {
+        assert!(k < 10);
+        SippPorts { sip: self.base + 20 + k, control: self.base + 30 + k, media: self.base + 40 + 6 * k }
+    }
+    /// Inclusive RTP port range for the edge.
+    pub fn rtp_range(&self) -> (u16, u16) {
+        (self.base + 100, self.base + 199)
+    }
+    pub fn rtp_arg(&self) -> String {
+        let (a, b) = self.rtp_range();
+        format!("{a}-{b}")
+    }
+}

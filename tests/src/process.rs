@@ -1,0 +1,202 @@
+//! `acd` child processes: spawned with stderr to a log file, stdout read
+//! line by line until the `ACD READY ...` line; killed on drop.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::oneshot;
+
+use crate::env::{acd_bin, config_path, tail, TestEnv};
+
+/// How long a process may take from spawn to its READY line.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The parsed `ACD READY role=... grpc=... sip_udp=... sip_tcp=... metrics=...` line.
+#[derive(Debug, Clone, Default)]
+pub struct ReadyLine {
+    pub role: String,
+    pub fields: HashMap<String, String>,
+}
+
+impl ReadyLine {
+    pub fn parse(line: &str) -> Option<Self> {
+        let rest = line.trim().strip_prefix("ACD READY")?;
+        let fields: HashMap<String, String> = rest
+            .split_whitespace()
+            .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .collect();
+        Some(ReadyLine { role: fields.get("role").cloned().unwrap_or_default(), fields })
+    }
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.fields.get(key).map(String::as_str)
+    }
+    /// `http://<grpc>` (0.0.0.0 replaced by 127.0.0.1).
+    pub fn grpc_url(&self) -> Option<String> {
+        self.get("grpc").map(|a| format!("http://{}", a.replace("0.0.0.0", "127.0.0.1")))
+    }
+    pub fn metrics_addr(&self) -> Option<String> {
+        self.get("metrics").map(|a| a.replace("0.0.0.0", "127.0.0.1"))
+    }
+}
+
+/// A running `acd` process. Killed (SIGKILL) when dropped.
+pub struct AcdProcess {
+    pub name: String,
+    pub ready: ReadyLine,
+    child: Child,
+    stderr_log: std::path::PathBuf,
+}
+
+impl AcdProcess {
+    /// Spawns `acd <args>` and waits (bounded) for its READY line. Fails with
+    /// the tail of its log if it exits or stays silent.
+    pub async fn spawn(env: &TestEnv, name: &str, args: &[String]) -> Result<Self> {
+        let bin = acd_bin();
+        let stderr_log = env.log_path(&format!("{name}.stderr.log"));
+        let stdout_log = env.log_path(&format!("{name}.stdout.log"));
+        let stderr = std::fs::File::create(&stderr_log)?;
+        std::fs::write(env.log_path(&format!("{name}.cmdline")), format!("{} {}\n", bin.display(), args.join(" ")))?;
+        let mut child = Command::new(&bin)
+            .args(args)
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "debug".into()))
+            .env("RUST_BACKTRACE", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(stderr))
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("spawning {} {}", bin.display(), args.join(" ")))?;
+
+        // Read stdout for the whole life of the child (so it never blocks on a
+        // full pipe), copy it to a log, and hand over the READY line.
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = oneshot::channel::<String>();
+        tokio::spawn(async move {
+            let mut tx = Some(tx);
+            let mut log = tokio::fs::File::create(&stdout_log).await.ok();
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(f) = log.as_mut() {
+                    let _ = f.write_all(format!("{line}\n").as_bytes()).await;
+                    let _ = f.flush().await;
+                }
+                if line.starts_with("ACD READY") {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(line);
+                    }
+                }
+            }
+        });
+
+        let ready = match tokio::time::timeout(READY_TIMEOUT, rx).await {
+            Ok(Ok(line)) => line,
+            Ok(Err(_)) => {
+                let status = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+                bail!(
+                    "{name}: stdout closed before the READY line (exit: {status:?}); stderr tail:\n{}",
+                    tail(&stderr_log, 30)
+                )
+            }
+            Err(_) => bail!(
+                "{name}: no `ACD READY` line within {READY_TIMEOUT:?}; stderr tail:\n{}",
+                tail(&stderr_log, 30)
+            ),
+        };
+        let ready = ReadyLine::parse(&ready).ok_or_else(|| anyhow!("{name}: bad READY line {ready:?}"))?;
+        eprintln!("[e2e] {name} ready: {:?}", ready.fields);
+        Ok(AcdProcess { name: name.to_string(), ready, child, stderr_log })
+    }
+
+    pub fn grpc_url(&self) -> String {
+        self.ready.grpc_url().unwrap_or_else(|| panic!("{}: READY line has no grpc=", self.name))
+    }
+
+    pub fn metrics_addr(&self) -> String {
+        self.ready.metrics_addr().unwrap_or_else(|| panic!("{}: READY line has no metrics=", self.name))
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Fails if the process has exited (e.g. crashed during the test).
+    pub fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("{} exited unexpectedly ({status}); stderr tail:\n{}", self.name, tail(&self.stderr_log, 30));
+        }
+    }
+
+    pub async fn kill(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+    }
+}
+
+fn s(v: impl ToString) -> String {
+    v.to_string()
+}
+
+fn listen(port: u16) -> String {
+    format!("127.0.0.1:{port}")
+}
+
+impl TestEnv {
+    fn edge_args(&self, slot: u16) -> Vec<String> {
+        let p = &self.ports;
+        vec![
+            s("--config"), s(config_path().display()),
+            s("--sip-udp"), listen(p.sip()),
+            s("--sip-tcp"), listen(p.sip()),
+            s("--grpc"), listen(p.grpc(slot)),
+            s("--metrics"), listen(p.metrics(slot)),
+            s("--rtp-ports"), p.rtp_arg(),
+            s("--public-ip"), s("127.0.0.1"),
+        ]
+    }
+
+    /// `acd run` (all roles) on this test's ports; gRPC/metrics slot 0.
+    pub async fn start_run(&self) -> Result<AcdProcess> {
+        let mut args = vec![s("run")];
+        args.extend(self.edge_args(0));
+        AcdProcess::spawn(self, "acd-run", &args).await
+    }
+
+    /// `acd distributor` on slot `slot`, optionally as standby of `primary_url`.
+    pub async fn start_distributor(&self, name: &str, slot: u16, standby_of: Option<&str>) -> Result<AcdProcess> {
+        let p = &self.ports;
+        let mut args = vec![
+            s("distributor"),
+            s("--config"), s(config_path().display()),
+            s("--grpc"), listen(p.grpc(slot)),
+            s("--metrics"), listen(p.metrics(slot)),
+        ];
+        if let Some(url) = standby_of {
+            args.extend([s("--standby-of"), s(url)]);
+        }
+        AcdProcess::spawn(self, name, &args).await
+    }
+
+    /// `acd ivr` on slot `slot`.
+    pub async fn start_ivr(&self, name: &str, slot: u16) -> Result<AcdProcess> {
+        let p = &self.ports;
+        let args = vec![
+            s("ivr"),
+            s("--config"), s(config_path().display()),
+            s("--grpc"), listen(p.grpc(slot)),
+            s("--metrics"), listen(p.metrics(slot)),
+        ];
+        AcdProcess::spawn(self, name, &args).await
+    }
+
+    /// `acd edge` on slot `slot` with this test's SIP and RTP ports.
+    pub async fn start_edge(&self, name: &str, slot: u16, distributor_url: &str, ivr_urls: &[String]) -> Result<AcdProcess> {
+        let mut args = vec![s("edge")];
+        args.extend(self.edge_args(slot));
+        args.extend([s("--distributor"), s(distributor_url), s("--ivr"), ivr_urls.join(",")]);
+        AcdProcess::spawn(self, name, &args).await
+    }
+}

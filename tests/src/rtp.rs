@@ -1,0 +1,175 @@
+//! A test-owned RTP endpoint: counts received packets by payload type and
+//! SSRC, remembers where they came from (the edge's leg port, for symmetric
+//! RTP) and sends tagged packets back. Waits are event-driven with deadlines.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Marker at the start of the payload of packets sent by [`RtpObserver::send_tagged`],
+/// followed by the sender's SSRC: it survives a relay that rewrites SSRCs.
+pub const TAG: &[u8; 4] = b"E2E!";
+
+/// What an observer has received so far.
+#[derive(Debug, Clone, Default)]
+pub struct ObsStats {
+    pub total: u64,
+    pub non_rtp: u64,
+    pub by_pt: HashMap<u8, u64>,
+    pub by_ssrc: HashMap<u32, u64>,
+    /// Tagged packets by the SSRC written in their payload by the sender.
+    pub tagged: HashMap<u32, u64>,
+    pub sources: HashMap<SocketAddr, u64>,
+    pub last_source: Option<SocketAddr>,
+}
+
+impl ObsStats {
+    pub fn pt(&self, pt: u8) -> u64 {
+        self.by_pt.get(&pt).copied().unwrap_or(0)
+    }
+    /// Packets with PCMU (0) or PCMA (8).
+    pub fn g711(&self) -> u64 {
+        self.pt(0) + self.pt(8)
+    }
+    pub fn tagged_from(&self, ssrc: u32) -> u64 {
+        self.tagged.get(&ssrc).copied().unwrap_or(0)
+    }
+    /// Packets that carry `ssrc` in their header or tag.
+    pub fn from_ssrc(&self, ssrc: u32) -> u64 {
+        self.tagged_from(ssrc).max(self.by_ssrc.get(&ssrc).copied().unwrap_or(0))
+    }
+}
+
+pub struct RtpObserver {
+    pub name: String,
+    socket: Arc<UdpSocket>,
+    stats: Arc<Mutex<ObsStats>>,
+    changed: watch::Receiver<u64>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for RtpObserver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl RtpObserver {
+    pub async fn bind(name: &str, port: u16) -> Result<Self> {
+        let socket = Arc::new(UdpSocket::bind(("127.0.0.1", port)).await?);
+        let stats = Arc::new(Mutex::new(ObsStats::default()));
+        let (tx, rx) = watch::channel(0u64);
+        let (s2, st2) = (socket.clone(), stats.clone());
+        let task = tokio::spawn(async move {
+            let mut buf = vec![0u8; 2048];
+            let mut n = 0u64;
+            while let Ok((len, from)) = s2.recv_from(&mut buf).await {
+                {
+                    let mut st = st2.lock().unwrap();
+                    record(&mut st, &buf[..len], from);
+                }
+                n += 1;
+                let _ = tx.send(n);
+            }
+        });
+        Ok(RtpObserver { name: name.to_string(), socket, stats, changed: rx, task })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.socket.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn stats(&self) -> ObsStats {
+        self.stats.lock().unwrap().clone()
+    }
+
+    /// Waits until `pred` holds on the stats, or fails after `within`.
+    pub async fn wait_for(&self, what: &str, within: Duration, pred: impl Fn(&ObsStats) -> bool) -> Result<ObsStats> {
+        let mut rx = self.changed.clone();
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let st = self.stats();
+            if pred(&st) {
+                return Ok(st);
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(_)) => bail!("observer {}: receiver stopped while waiting for {what}", self.name),
+                Err(_) => bail!("observer {}: no {what} within {within:?}; got {st:?}", self.name),
+            }
+        }
+    }
+
+    /// At least `n` PCMU/PCMA packets.
+    pub async fn await_g711(&self, n: u64, within: Duration) -> Result<ObsStats> {
+        self.wait_for(&format!("{n} PCMU/PCMA packets"), within, |s| s.g711() >= n).await
+    }
+
+    /// At least `n` packets sent by [`RtpObserver::send_tagged`] with `ssrc`.
+    pub async fn await_from(&self, ssrc: u32, n: u64, within: Duration) -> Result<ObsStats> {
+        self.wait_for(&format!("{n} packets of SSRC {ssrc:#x}"), within, |s| s.from_ssrc(ssrc) >= n).await
+    }
+
+    /// The address RTP last came from (the edge's port for this leg).
+    pub fn last_source(&self) -> Option<SocketAddr> {
+        self.stats().last_source
+    }
+
+    /// Sends `count` PCMU packets (20 ms apart, 160 bytes) with `ssrc`, each
+    /// tagged in its payload, from this observer's socket to `to`.
+    pub async fn send_tagged(&self, to: SocketAddr, ssrc: u32, count: u16) -> Result<()> {
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        let seq0: u16 = 1000;
+        for i in 0..count {
+            tick.tick().await;
+            let seq = seq0.wrapping_add(i);
+            let ts = 160u32.wrapping_mul(i as u32);
+            let mut pkt = Vec::with_capacity(172);
+            pkt.push(0x80);
+            pkt.push(if i == 0 { 0x80 } else { 0x00 }); // marker on the first, PT 0
+            pkt.extend_from_slice(&seq.to_be_bytes());
+            pkt.extend_from_slice(&ts.to_be_bytes());
+            pkt.extend_from_slice(&ssrc.to_be_bytes());
+            pkt.extend_from_slice(TAG);
+            pkt.extend_from_slice(&ssrc.to_be_bytes());
+            pkt.resize(12 + 160, 0xFF);
+            self.socket.send_to(&pkt, to).await?;
+        }
+        Ok(())
+    }
+}
+
+fn record(st: &mut ObsStats, pkt: &[u8], from: SocketAddr) {
+    st.total += 1;
+    *st.sources.entry(from).or_default() += 1;
+    st.last_source = Some(from);
+    if pkt.len() < 12 || pkt[0] >> 6 != 2 {
+        st.non_rtp += 1;
+        return;
+    }
+    let pt = pkt[1] & 0x7f;
+    // RTCP (PT 72-76 with the marker bit folded in) is not audio.
+    if (72..=76).contains(&pt) {
+        st.non_rtp += 1;
+        return;
+    }
+    let ssrc = u32::from_be_bytes([pkt[8], pkt[9], pkt[10], pkt[11]]);
+    *st.by_pt.entry(pt).or_default() += 1;
+    *st.by_ssrc.entry(ssrc).or_default() += 1;
+    let cc = (pkt[0] & 0x0f) as usize;
+    let mut off = 12 + 4 * cc;
+    if pkt[0] & 0x10 != 0 && pkt.len() >= off + 4 {
+        let words = u16::from_be_bytes([pkt[off + 2], pkt[off + 3]]) as usize;
+        off += 4 + 4 * words;
+    }
+    if pkt.len() >= off + 8 && &pkt[off..off + 4] == TAG {
+        let origin = u32::from_be_bytes([pkt[off + 4], pkt[off + 5], pkt[off + 6], pkt[off + 7]]);
+        *st.tagged.entry(origin).or_default() += 1;
+    }
+}
