@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod env;
+pub mod flows;
 pub mod grpc;
 pub mod metrics;
 pub mod ports;

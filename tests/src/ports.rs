@@ -12,10 +12,9 @@
 //!
 //! Blocks stay below the Linux ephemeral range (32768+) for n <= 58.
 //!
-//! Numbers in use (keep unique!):
-//! 0-10 `sipp_scenarios.rs`, 11 `call_path.rs` (run), 12 `call_path.rs`
-//! (split roles), 13-14 `cancel.rs`, 15 `not_found.rs`, 16 `malformed.rs`,
-//! 17 `auth.rs`, 18 `skills.rs`, 19 `replication.rs`.
+//! Numbers in use (keep unique!): 0-11 `sipp_scenarios.rs`, 12-13
+//! `call_path.rs`, 14-15 `cancel.rs`, 16 `not_found.rs`, 17 `malformed.rs`,
+//! 18 `auth.rs`, 19-20 `skills.rs`, 21 `replication.rs`.
 
 pub const BASE: u16 = 21000;
 pub const BLOCK: u16 = 200;

@@ -55,7 +55,8 @@ impl Registrar {
         let Some(auth) = req.headers.get("Authorization") else {
             return self.challenge(req, false);
         };
-        let outcome = self.digest.verify(auth, "REGISTER", unix_now(), |u| self.passwords.get(u).cloned());
+        let outcome =
+            self.digest.verify_request(auth, "REGISTER", &req.uri, unix_now(), |u| self.passwords.get(u).cloned());
         match outcome {
             AuthOutcome::Ok { user: auth_user } if auth_user == user => {}
             AuthOutcome::Ok { .. } => {

@@ -240,9 +240,11 @@ fn via_value(via_host_port: &str, branch: &str) -> String {
     }
 }
 
-/// Outcome of [`Retransmit2xx::handle_timeout`] is the bytes to resend; after
-/// 64*T1 without ACK the helper gives up and [`Retransmit2xx::gave_up`] turns true
-/// so the TU can send BYE (§13.3.1.4).
+/// UAS-core retransmission of a 2xx to INVITE until the ACK arrives (§13.3.1.4):
+/// the server transaction stops at the 2xx (RFC 6026), so the TU owns this.
+/// [`Retransmit2xx::handle_timeout`] returns the bytes to resend; after 64*T1
+/// without ACK it gives up and [`Retransmit2xx::gave_up`] turns true so the TU can
+/// send BYE.
 #[derive(Clone, Debug)]
 pub struct Retransmit2xx {
     bytes: Vec<u8>,

@@ -1267,7 +1267,8 @@ fn fnv1a(data: &[u8]) -> u64 {
 /// is an ACK (never answered, §17.1.1.3), or when any of those headers cannot be
 /// found; the edge then drops the datagram. The reason phrase names the problem.
 /// A To tag derived from the Call-ID is added when absent (§8.2.6.2), so repeated
-/// 400s for the same request carry the same tag.
+/// 400s for the same request carry the same tag. Meant for inputs that failed;
+/// given a valid request it still answers 400 with a generic reason.
 pub fn salvage_for_400(datagram: &[u8]) -> Option<Vec<u8>> {
     let problem = match parse(datagram) {
         Err(e) => e.to_string(),

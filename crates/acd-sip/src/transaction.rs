@@ -235,6 +235,9 @@ struct Tx {
     merge: Option<MergeKey>,
 }
 
+/// All client and server transactions of one endpoint (one per listening address
+/// or per edge process). Drive it with `handle_*`, drain `poll_output`, sleep until
+/// `poll_timeout`.
 pub struct TransactionLayer {
     config: Config,
     txs: HashMap<TxKey, Tx>,

@@ -1,0 +1,86 @@
+//! Translation between the routing core's types and the wire types.
+
+use acd_proto::v1 as pb;
+use acd_routing::{AgentState, AgentView, CallerInfo, CommandError, ErrorKind, QueueView, Timestamp};
+use tonic::Status;
+
+use crate::ShellError;
+
+pub fn status_from(e: ShellError) -> Status {
+    match e {
+        ShellError::NotLeader(url) => {
+            let mut s = Status::failed_precondition(format!("not leader; try {url}"));
+            if let Ok(v) = url.parse() {
+                s.metadata_mut().insert("x-acd-leader", v);
+            }
+            s
+        }
+        ShellError::Command(c) => command_status(&c),
+    }
+}
+
+pub fn command_status(e: &CommandError) -> Status {
+    let msg = e.to_string();
+    match e.kind() {
+        ErrorKind::NotFound => Status::not_found(msg),
+        ErrorKind::AlreadyExists => Status::already_exists(msg),
+        ErrorKind::FailedPrecondition => Status::failed_precondition(msg),
+        ErrorKind::Internal => Status::internal(msg),
+    }
+}
+
+pub fn agent_state(s: &AgentState) -> pb::AgentState {
+    match s {
+        AgentState::LoggedOut => pb::AgentState::LoggedOut,
+        AgentState::NotReady => pb::AgentState::NotReady,
+        AgentState::Ready => pb::AgentState::Ready,
+        AgentState::Reserved { .. } => pb::AgentState::Reserved,
+        AgentState::OnCall { .. } => pb::AgentState::OnCall,
+        AgentState::WrapUp { .. } => pb::AgentState::WrapUp,
+    }
+}
+
+pub fn agent_status(v: &AgentView) -> pb::AgentStatus {
+    let wrap_up_until_ms = match v.state {
+        AgentState::WrapUp { until } => until.0,
+        _ => 0,
+    };
+    pb::AgentStatus {
+        agent_id: v.id.0.clone(),
+        name: v.name.clone(),
+        state: agent_state(&v.state) as i32,
+        extension: v.extension.as_ref().map(|e| e.0.clone()).unwrap_or_default(),
+        reason: v.reason.clone().unwrap_or_default(),
+        call_id: v.state.call().map(|c| c.0.clone()).unwrap_or_default(),
+        wrap_up_until_ms,
+        skills: v.skills.iter().map(|(s, l)| pb::Skill { id: s.0.clone(), level: u32::from(*l) }).collect(),
+    }
+}
+
+pub fn queue_status(q: &QueueView, required: &[(acd_routing::SkillId, u8)], now: Timestamp) -> pb::QueueStatus {
+    pb::QueueStatus {
+        queue_id: q.id.0.clone(),
+        waiting: q.waiting as u32,
+        longest_wait_ms: q.longest_wait_since.map(|t| now.ms_since(t)).unwrap_or(0),
+        agents_ready: q.agents_ready as u32,
+        agents_logged_in: q.agents_logged_in as u32,
+        offered: q.offered,
+        answered: q.answered,
+        abandoned: q.abandoned,
+        required_skills: required.iter().map(|(s, l)| pb::Skill { id: s.0.clone(), level: u32::from(*l) }).collect(),
+    }
+}
+
+pub fn caller_from_wire(c: Option<pb::Caller>) -> CallerInfo {
+    let c = c.unwrap_or_default();
+    CallerInfo { from: c.from_uri, display: c.display_name, did: c.did, variables: c.variables.into_iter().collect() }
+}
+
+pub fn caller_to_wire(c: &CallerInfo) -> pb::Caller {
+    pb::Caller {
+        from_uri: c.from.clone(),
+        display_name: c.display.clone(),
+        did: c.did.clone(),
+        variables: c.variables.clone().into_iter().collect(),
+    }
+}

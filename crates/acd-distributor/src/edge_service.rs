@@ -1,0 +1,177 @@
+//! `acd.v1.EdgeService/Attach`: the stream each SIP edge opens. Edge messages
+//! become core commands; the events about the edge's own calls become
+//! commands back to the edge (connect an agent, queued, rejected).
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use acd_proto::v1 as pb;
+use acd_routing::{CallId, Command, Event, QueueId};
+use dashmap::DashSet;
+use futures::Stream;
+use pb::distributor_message::Kind as ToEdge;
+use pb::edge_message::Kind as FromEdge;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::convert::caller_from_wire;
+use crate::{Distributor, ShellError};
+
+#[derive(Clone)]
+pub struct EdgeApi {
+    d: Distributor,
+}
+
+impl EdgeApi {
+    pub fn new(d: Distributor) -> Self {
+        EdgeApi { d }
+    }
+
+    pub fn into_service(self) -> pb::edge_service_server::EdgeServiceServer<Self> {
+        pb::edge_service_server::EdgeServiceServer::new(self)
+    }
+}
+
+type ToEdgeStream = Pin<Box<dyn Stream<Item = Result<pb::DistributorMessage, Status>> + Send>>;
+
+/// One attached edge: the calls it owns and where to send their commands.
+struct EdgeConn {
+    d: Distributor,
+    owned: Arc<DashSet<CallId>>,
+    tx: mpsc::Sender<Result<pb::DistributorMessage, Status>>,
+    edge_id: String,
+}
+
+impl EdgeConn {
+    async fn send(&self, kind: ToEdge) -> bool {
+        let term = self.d.lock().core.term().0;
+        self.tx.send(Ok(pb::DistributorMessage { term, kind: Some(kind) })).await.is_ok()
+    }
+
+    async fn handle(&mut self, msg: pb::EdgeMessage) {
+        let Some(kind) = msg.kind else {
+            tracing::warn!(edge = %self.edge_id, "edge message of an unknown kind ignored");
+            return;
+        };
+        let (call, cmd) = match kind {
+            FromEdge::Hello(h) => {
+                self.edge_id = h.edge_id;
+                tracing::info!(edge = %self.edge_id, "edge attached");
+                return;
+            }
+            FromEdge::Enqueue(e) => {
+                let call = CallId(e.call_id);
+                // Own the call before the command, so an immediate offer finds its edge.
+                self.owned.insert(call.clone());
+                let cmd = Command::Enqueue {
+                    call: call.clone(),
+                    queue: QueueId(e.queue_id),
+                    priority: e.priority,
+                    caller: caller_from_wire(e.caller),
+                };
+                (call, cmd)
+            }
+            FromEdge::Abandon(a) => (CallId(a.call_id.clone()), Command::Abandon { call: CallId(a.call_id) }),
+            FromEdge::AgentAnswered(a) => {
+                (CallId(a.call_id.clone()), Command::AgentAnswered { call: CallId(a.call_id) })
+            }
+            FromEdge::AgentFailed(f) => {
+                (CallId(f.call_id.clone()), Command::AgentFailed { call: CallId(f.call_id), reason: f.reason })
+            }
+            FromEdge::CallEnded(c) => (CallId(c.call_id.clone()), Command::CallEnded { call: CallId(c.call_id) }),
+        };
+        let is_enqueue = matches!(cmd, Command::Enqueue { .. });
+        let span = tracing::info_span!("call", call_id = %call);
+        let _e = span.enter();
+        match self.d.command(cmd) {
+            Ok(_) => {}
+            Err(e) => {
+                metrics::counter!("acd_edge_api_errors_total").increment(1);
+                tracing::warn!(edge = %self.edge_id, error = %e, "edge command refused");
+                if is_enqueue {
+                    self.owned.remove(&call);
+                    let reason = match &e {
+                        ShellError::NotLeader(url) => format!("not leader; try {url}"),
+                        ShellError::Command(c) => c.to_string(),
+                    };
+                    drop(_e);
+                    self.send(ToEdge::Rejected(pb::CallRejected { call_id: call.0, reason })).await;
+                }
+            }
+        }
+    }
+}
+
+/// Turns the events about `owned` calls into commands to the edge.
+async fn forward_events(
+    d: Distributor,
+    mut events: tokio::sync::broadcast::Receiver<Arc<acd_routing::EventRecord>>,
+    owned: Arc<DashSet<CallId>>,
+    tx: mpsc::Sender<Result<pb::DistributorMessage, Status>>,
+) {
+    loop {
+        let rec = match events.recv().await {
+            Ok(rec) => rec,
+            Err(RecvError::Lagged(n)) => {
+                metrics::counter!("acd_edge_stream_lagged_total").increment(1);
+                let _ = tx.send(Err(Status::data_loss(format!("edge stream fell {n} events behind")))).await;
+                return;
+            }
+            Err(RecvError::Closed) => return,
+        };
+        let kind = match &rec.event {
+            Event::CallOffered { call, agent, extension, .. } if owned.contains(call) => {
+                ToEdge::Connect(pb::ConnectAgent {
+                    call_id: call.0.clone(),
+                    agent_id: agent.0.clone(),
+                    extension: extension.0.clone(),
+                })
+            }
+            Event::CallQueued { call, queue, .. } if owned.contains(call) => {
+                let position = d.lock().core.call(call).and_then(|c| c.position).unwrap_or(0) as u32;
+                ToEdge::Queued(pb::CallQueued { call_id: call.0.clone(), queue_id: queue.0.clone(), position })
+            }
+            Event::CallAbandoned { call, .. } | Event::CallEnded { call, .. } | Event::CallTimedOut { call, .. } => {
+                owned.remove(call);
+                continue;
+            }
+            _ => continue,
+        };
+        let msg = pb::DistributorMessage { term: rec.term.0, kind: Some(kind) };
+        if tx.send(Ok(msg)).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::edge_service_server::EdgeService for EdgeApi {
+    type AttachStream = ToEdgeStream;
+
+    async fn attach(&self, req: Request<Streaming<pb::EdgeMessage>>) -> Result<Response<ToEdgeStream>, Status> {
+        let mut inbound = req.into_inner();
+        let (tx, rx) = mpsc::channel(1024);
+        let owned = Arc::new(DashSet::new());
+        // Subscribed here, before any command of this edge runs, so no offer is missed.
+        let events = self.d.subscribe();
+        let forwarder = tokio::spawn(forward_events(self.d.clone(), events, owned.clone(), tx.clone()));
+        let mut conn = EdgeConn { d: self.d.clone(), owned, tx, edge_id: "unnamed".into() };
+        tokio::spawn(async move {
+            loop {
+                match inbound.message().await {
+                    Ok(Some(msg)) => conn.handle(msg).await,
+                    Ok(None) => break,
+                    Err(s) => {
+                        tracing::warn!(edge = %conn.edge_id, error = %s.message(), "edge stream error");
+                        break;
+                    }
+                }
+            }
+            tracing::info!(edge = %conn.edge_id, "edge detached");
+            forwarder.abort();
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}

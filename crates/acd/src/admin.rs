@@ -1,0 +1,63 @@
+//! `acd.v1.AdminService`, served by every role: status, drain, switchover.
+
+use std::sync::Arc;
+
+use acd_distributor::Distributor;
+use acd_proto::v1 as pb;
+use pb::admin_service_server::{AdminService, AdminServiceServer};
+use tonic::{Request, Response, Status};
+
+use crate::health::Readiness;
+
+pub struct AdminApi {
+    roles: Vec<String>,
+    distributor: Option<Distributor>,
+    readiness: Arc<Readiness>,
+}
+
+impl AdminApi {
+    /// `roles` as reported by Status, e.g. `["edge", "ivr", "distributor"]`.
+    /// The edge (if any) is found through `readiness`, since in `acd run` it
+    /// starts only after gRPC serves.
+    pub fn new(roles: &[&str], distributor: Option<Distributor>, readiness: Arc<Readiness>) -> Self {
+        AdminApi { roles: roles.iter().map(|r| r.to_string()).collect(), distributor, readiness }
+    }
+
+    pub fn into_service(self) -> AdminServiceServer<Self> {
+        AdminServiceServer::new(self)
+    }
+}
+
+#[tonic::async_trait]
+impl AdminService for AdminApi {
+    async fn status(&self, _req: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
+        let edge = self.readiness.edge();
+        Ok(Response::new(pb::StatusResponse {
+            roles: self.roles.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            distributor: self.distributor.as_ref().map(Distributor::status),
+            edge: edge.map(|e| e.status()),
+            draining: edge.is_some_and(|e| e.is_draining()),
+        }))
+    }
+
+    async fn drain(&self, _req: Request<pb::DrainRequest>) -> Result<Response<pb::DrainResponse>, Status> {
+        let Some(edge) = self.readiness.edge() else {
+            return Err(Status::failed_precondition("this process has no edge"));
+        };
+        // Not ready first, so load balancers and health checkers move away
+        // before the edge starts refusing INVITEs.
+        self.readiness.set(false).await;
+        crate::notify::send("STATUS=draining");
+        let active_calls = edge.drain();
+        tracing::info!(active_calls, "draining: new calls refused, existing calls carry on");
+        Ok(Response::new(pb::DrainResponse { active_calls }))
+    }
+
+    async fn switchover(
+        &self,
+        _req: Request<pb::SwitchoverRequest>,
+    ) -> Result<Response<pb::SwitchoverResponse>, Status> {
+        Err(Status::unimplemented("switchover arrives with hot standby fail-over"))
+    }
+}

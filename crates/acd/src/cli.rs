@@ -1,0 +1,150 @@
+//! Command line: one binary, one subcommand per role.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// acd — a contact-centre call distributor (SIP edge, IVR runner, distributor).
+#[derive(Debug, Parser)]
+#[command(name = "acd", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Every role in one process: edge, IVR runner and distributor.
+    Run {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        sip: SipArgs,
+    },
+    /// The SIP edge alone, talking to a distributor and IVR runners over gRPC.
+    Edge {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        sip: SipArgs,
+        /// gRPC URL of the distributor, e.g. http://10.0.0.5:50051.
+        #[arg(long, value_name = "URL")]
+        distributor: String,
+        /// gRPC URLs of the IVR runners, comma separated.
+        #[arg(long, value_name = "URL[,URL...]", value_delimiter = ',', required = true)]
+        ivr: Vec<String>,
+        /// Name this edge gives itself towards the distributor
+        /// [default: edge-<public ip>-<SIP UDP port>].
+        #[arg(long, value_name = "ID")]
+        edge_id: Option<String>,
+    },
+    /// A stateless IVR runner.
+    Ivr {
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// The distributor (queues, agents, routing), primary or hot standby.
+    Distributor {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Run as hot standby following the primary at this gRPC URL.
+        #[arg(long, value_name = "URL")]
+        standby_of: Option<String>,
+    },
+    /// Validate a config file (and the prompts it names) without starting anything.
+    CheckConfig {
+        /// The config file to check.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+/// Options every serving role has.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// Config file [default: the embedded config/acd.toml].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// gRPC listen address [default: [grpc] listen].
+    #[arg(long, value_name = "ADDR")]
+    pub grpc: Option<SocketAddr>,
+    /// Prometheus /metrics and /ready listen address [default: [metrics] listen].
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+}
+
+/// Options of the roles that run a SIP edge.
+#[derive(Debug, Args)]
+pub struct SipArgs {
+    /// SIP UDP listen address [default: [sip] udp].
+    #[arg(long, value_name = "ADDR")]
+    pub sip_udp: Option<SocketAddr>,
+    /// SIP TCP listen address [default: [sip] tcp].
+    #[arg(long, value_name = "ADDR")]
+    pub sip_tcp: Option<SocketAddr>,
+    /// RTP port range [default: [media] rtp_port_min-rtp_port_max].
+    #[arg(long, value_name = "MIN-MAX", value_parser = parse_port_range)]
+    pub rtp_ports: Option<(u16, u16)>,
+    /// Address written into Via, Contact and SDP [default: [sip] public_ip].
+    #[arg(long, value_name = "IP")]
+    pub public_ip: Option<IpAddr>,
+}
+
+/// `MIN-MAX`, both non-zero, MIN ≤ MAX.
+fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+    let (lo, hi) = s.split_once('-').ok_or_else(|| format!("`{s}` is not MIN-MAX (e.g. 20000-29999)"))?;
+    let port = |p: &str| -> Result<u16, String> {
+        match p.trim().parse::<u16>() {
+            Ok(0) | Err(_) => Err(format!("`{p}` is not a port number 1-65535")),
+            Ok(n) => Ok(n),
+        }
+    };
+    let (lo, hi) = (port(lo)?, port(hi)?);
+    if lo > hi {
+        return Err(format!("range {lo}-{hi} is empty: MIN is above MAX"));
+    }
+    Ok((lo, hi))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn port_ranges() {
+        assert_eq!(parse_port_range("20000-29999"), Ok((20000, 29999)));
+        assert_eq!(parse_port_range("4000-4000"), Ok((4000, 4000)));
+        assert!(parse_port_range("30000-20000").is_err());
+        assert!(parse_port_range("0-10").is_err());
+        assert!(parse_port_range("20000").is_err());
+        assert!(parse_port_range("a-b").is_err());
+    }
+
+    #[test]
+    fn ivr_urls_split_on_commas() {
+        let cli = Cli::try_parse_from([
+            "acd", "edge", "--distributor", "http://d:1", "--ivr", "http://a:1,http://b:2", "--rtp-ports", "100-200",
+        ])
+        .unwrap();
+        match cli.command {
+            Cmd::Edge { ivr, sip, .. } => {
+                assert_eq!(ivr, ["http://a:1", "http://b:2"]);
+                assert_eq!(sip.rtp_ports, Some((100, 200)));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn edge_needs_distributor_and_ivr() {
+        assert!(Cli::try_parse_from(["acd", "edge", "--ivr", "http://a:1"]).is_err());
+        assert!(Cli::try_parse_from(["acd", "edge", "--distributor", "http://d:1"]).is_err());
+    }
+}

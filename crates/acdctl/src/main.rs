@@ -1,0 +1,169 @@
+//! `acdctl`: the operator's and ops' command-line client of `acd`.
+
+mod admin;
+mod agent;
+mod output;
+mod queue;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{anyhow, Result};
+use clap::{Parser, Subcommand};
+use tonic::transport::{Channel, Endpoint};
+
+/// Deadline of every unary call (not of `agent watch`).
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Parser, Debug)]
+#[command(name = "acdctl", version, about = "Command-line client of the acd contact-centre daemon")]
+struct Cli {
+    /// gRPC address of acd (a bare host:port means http://host:port).
+    #[arg(long, env = "ACD_SERVER", default_value = "http://127.0.0.1:50051", value_parser = parse_server)]
+    server: String,
+    /// One JSON object per line instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Agent login, state and events.
+    #[command(subcommand)]
+    Agent(AgentCmd),
+    /// Queues.
+    #[command(subcommand)]
+    Queue(QueueCmd),
+    /// Roles, replication and edge status of the daemon.
+    Status,
+    /// Stop taking new calls and report the calls still active.
+    Drain,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AgentCmd {
+    /// Log an agent in at an extension.
+    Login {
+        agent: String,
+        #[arg(long)]
+        extension: String,
+    },
+    /// Make an agent ready for calls.
+    Ready { agent: String },
+    /// Make an agent not ready.
+    NotReady {
+        agent: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Log an agent out.
+    Logout { agent: String },
+    /// Show one agent.
+    Show { agent: String },
+    /// List every agent.
+    List,
+    /// Stream an agent's status changes and offers, one line per event.
+    Watch {
+        agent: String,
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum QueueCmd {
+    /// List every queue with its counters.
+    List,
+}
+
+fn parse_server(s: &str) -> Result<String, String> {
+    let url = if s.contains("://") { s.to_string() } else { format!("http://{s}") };
+    Endpoint::from_shared(url.clone()).map_err(|e| format!("invalid server URL {s:?}: {e}"))?;
+    Ok(url)
+}
+
+/// A unary request with the call deadline.
+pub fn request<T>(msg: T) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(msg);
+    req.set_timeout(CALL_TIMEOUT);
+    req
+}
+
+async fn connect(url: &str) -> Result<Channel> {
+    let endpoint = Endpoint::from_shared(url.to_string())?.connect_timeout(CONNECT_TIMEOUT).tcp_nodelay(true);
+    endpoint.connect().await.map_err(|e| anyhow!("cannot reach {url}: {:#}", anyhow::Error::from(e)))
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let channel = connect(&cli.server).await?;
+    match cli.command {
+        Command::Agent(cmd) => agent::run(channel, cmd, cli.json).await,
+        Command::Queue(QueueCmd::List) => queue::list(channel, cli.json).await,
+        Command::Status => admin::status(channel, cli.json).await,
+        Command::Drain => admin::drain(channel, cli.json).await,
+    }
+}
+
+/// `acdctl: NOT_FOUND: unknown agent bob`, or the error chain.
+fn error_line(err: &anyhow::Error) -> String {
+    match err.downcast_ref::<tonic::Status>() {
+        Some(st) if st.message().is_empty() => format!("acdctl: {}", output::code_name(st.code())),
+        Some(st) => format!("acdctl: {}: {}", output::code_name(st.code()), st.message()),
+        None => format!("acdctl: {err:#}"),
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        // `acdctl ... | head`: the reader left; not an error.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>().map(|io| io.kind()) == Some(std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}", error_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_commands() {
+        let cli = Cli::try_parse_from(["acdctl", "--json", "agent", "login", "alice", "--extension", "1001"]).unwrap();
+        assert!(cli.json);
+        assert!(matches!(cli.command, Command::Agent(AgentCmd::Login { ref agent, ref extension }) if agent == "alice" && extension == "1001"));
+        let cli = Cli::try_parse_from(["acdctl", "--server", "10.0.0.1:6000", "agent", "watch", "bob", "--count", "3"]).unwrap();
+        assert_eq!(cli.server, "http://10.0.0.1:6000");
+        assert!(matches!(cli.command, Command::Agent(AgentCmd::Watch { count: Some(3), .. })));
+        let cli = Cli::try_parse_from(["acdctl", "agent", "not-ready", "bob", "--reason", "lunch"]).unwrap();
+        assert!(matches!(cli.command, Command::Agent(AgentCmd::NotReady { ref reason, .. }) if reason == "lunch"));
+        assert!(Cli::try_parse_from(["acdctl", "queue", "list"]).is_ok());
+        assert!(Cli::try_parse_from(["acdctl", "status"]).is_ok());
+        assert!(Cli::try_parse_from(["acdctl", "drain"]).is_ok());
+        assert!(Cli::try_parse_from(["acdctl", "agent", "login", "alice"]).is_err());
+    }
+
+    #[test]
+    fn status_errors_are_rendered_with_their_code() {
+        let e = anyhow::Error::from(tonic::Status::not_found("unknown agent bob"));
+        assert_eq!(error_line(&e), "acdctl: NOT_FOUND: unknown agent bob");
+    }
+}
