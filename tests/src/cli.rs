@@ -25,7 +25,10 @@ impl CliOutput {
         self.stdout
             .lines()
             .filter(|l| !l.trim().is_empty())
-            .map(|l| serde_json::from_str(l).with_context(|| format!("acdctl --json line is not JSON: {l:?}")))
+            .map(|l| {
+                serde_json::from_str(l)
+                    .with_context(|| format!("acdctl --json line is not JSON: {l:?}"))
+            })
             .collect()
     }
 }
@@ -52,7 +55,10 @@ pub async fn acdctl(server_url: &str, args: &[&str]) -> Result<CliOutput> {
         stdout: String::from_utf8_lossy(&out.stdout).into(),
         stderr: String::from_utf8_lossy(&out.stderr).into(),
     };
-    eprintln!("[e2e] acdctl {args:?} -> {:?}\n{}{}", out.code, out.stdout, out.stderr);
+    eprintln!(
+        "[e2e] acdctl {args:?} -> {:?}\n{}{}",
+        out.code, out.stdout, out.stderr
+    );
     Ok(out)
 }
 
@@ -71,7 +77,9 @@ pub fn json_field_u64(v: &Value, key: &str) -> Option<u64> {
 /// (its id under `queue_id`, `queueId`, `id` or `queue`).
 pub fn find_queue<'a>(lines: &'a [Value], id: &str) -> Option<&'a Value> {
     lines.iter().find(|v| {
-        ["queue_id", "queueId", "id", "queue"].iter().any(|k| v.get(*k).and_then(Value::as_str) == Some(id))
+        ["queue_id", "queueId", "id", "queue"]
+            .iter()
+            .any(|k| v.get(*k).and_then(Value::as_str) == Some(id))
     })
 }
 

@@ -6,7 +6,10 @@ use crate::ports::PortBlock;
 
 /// The workspace root (parent of this crate).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 /// Cargo's target directory: `CARGO_TARGET_DIR` (relative to the workspace
@@ -74,7 +77,11 @@ impl TestEnv {
         std::fs::create_dir_all(&log_dir)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", log_dir.display()));
         eprintln!("[e2e] {name}: logs in {}", log_dir.display());
-        TestEnv { name: name.to_string(), ports: PortBlock::for_test(block), log_dir }
+        TestEnv {
+            name: name.to_string(),
+            ports: PortBlock::for_test(block),
+            log_dir,
+        }
     }
 
     pub fn log_path(&self, file: &str) -> PathBuf {
@@ -89,7 +96,11 @@ impl TestEnv {
     /// Prints the last `lines` lines of every file in the log directory.
     pub fn dump_logs(&self, lines: usize) {
         let mut files: Vec<_> = match std::fs::read_dir(&self.log_dir) {
-            Ok(rd) => rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_file()).collect(),
+            Ok(rd) => rd
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.is_file())
+                .collect(),
             Err(_) => return,
         };
         files.sort();
@@ -103,7 +114,11 @@ impl TestEnv {
 impl Drop for TestEnv {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("\n[e2e] {} FAILED; log tails follow (full logs in {})", self.name, self.log_dir.display());
+            eprintln!(
+                "\n[e2e] {} FAILED; log tails follow (full logs in {})",
+                self.name,
+                self.log_dir.display()
+            );
             self.dump_logs(40);
         }
     }

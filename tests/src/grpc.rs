@@ -11,8 +11,9 @@ use acd_proto::v1::admin_service_client::AdminServiceClient;
 use acd_proto::v1::agent_event::Kind;
 use acd_proto::v1::agent_service_client::AgentServiceClient;
 use acd_proto::v1::{
-    AgentEvent, AgentState, AgentStatus, CallOffer, GetAgentRequest, ListQueuesRequest, LoginRequest,
-    LogoutRequest, QueueStatus, SetNotReadyRequest, SetReadyRequest, StatusRequest, StatusResponse, WatchRequest,
+    AgentEvent, AgentState, AgentStatus, CallOffer, GetAgentRequest, ListQueuesRequest,
+    LoginRequest, LogoutRequest, QueueStatus, SetNotReadyRequest, SetReadyRequest, StatusRequest,
+    StatusResponse, WatchRequest,
 };
 
 /// Connects to `url`, retrying until `within` elapses.
@@ -52,37 +53,66 @@ impl AcdClient {
     pub async fn login(&mut self, agent: &str, extension: &str) -> Result<AgentStatus> {
         let r = self
             .agent
-            .login(LoginRequest { agent_id: agent.into(), extension: extension.into() })
+            .login(LoginRequest {
+                agent_id: agent.into(),
+                extension: extension.into(),
+            })
             .await
             .with_context(|| format!("Login({agent}, {extension})"))?;
         Ok(r.into_inner())
     }
 
     pub async fn ready(&mut self, agent: &str) -> Result<AgentStatus> {
-        let r = self.agent.set_ready(SetReadyRequest { agent_id: agent.into() }).await.with_context(|| format!("SetReady({agent})"))?;
+        let r = self
+            .agent
+            .set_ready(SetReadyRequest {
+                agent_id: agent.into(),
+            })
+            .await
+            .with_context(|| format!("SetReady({agent})"))?;
         Ok(r.into_inner())
     }
 
     pub async fn not_ready(&mut self, agent: &str, reason: &str) -> Result<AgentStatus> {
         let r = self
             .agent
-            .set_not_ready(SetNotReadyRequest { agent_id: agent.into(), reason: reason.into() })
+            .set_not_ready(SetNotReadyRequest {
+                agent_id: agent.into(),
+                reason: reason.into(),
+            })
             .await
             .with_context(|| format!("SetNotReady({agent})"))?;
         Ok(r.into_inner())
     }
 
     pub async fn logout(&mut self, agent: &str) -> Result<AgentStatus> {
-        let r = self.agent.logout(LogoutRequest { agent_id: agent.into() }).await.with_context(|| format!("Logout({agent})"))?;
+        let r = self
+            .agent
+            .logout(LogoutRequest {
+                agent_id: agent.into(),
+            })
+            .await
+            .with_context(|| format!("Logout({agent})"))?;
         Ok(r.into_inner())
     }
 
     pub async fn get_agent(&mut self, agent: &str) -> Result<AgentStatus> {
-        Ok(self.agent.get_agent(GetAgentRequest { agent_id: agent.into() }).await?.into_inner())
+        Ok(self
+            .agent
+            .get_agent(GetAgentRequest {
+                agent_id: agent.into(),
+            })
+            .await?
+            .into_inner())
     }
 
     pub async fn queues(&mut self) -> Result<Vec<QueueStatus>> {
-        Ok(self.agent.list_queues(ListQueuesRequest {}).await?.into_inner().queues)
+        Ok(self
+            .agent
+            .list_queues(ListQueuesRequest {})
+            .await?
+            .into_inner()
+            .queues)
     }
 
     pub async fn queue(&mut self, id: &str) -> Result<QueueStatus> {
@@ -94,7 +124,13 @@ impl AcdClient {
     }
 
     /// Polls ListQueues until `pred` holds for queue `id` (bounded).
-    pub async fn await_queue(&mut self, id: &str, what: &str, within: Duration, pred: impl Fn(&QueueStatus) -> bool) -> Result<QueueStatus> {
+    pub async fn await_queue(
+        &mut self,
+        id: &str,
+        what: &str,
+        within: Duration,
+        pred: impl Fn(&QueueStatus) -> bool,
+    ) -> Result<QueueStatus> {
         let deadline = Instant::now() + within;
         loop {
             let q = self.queue(id).await?;
@@ -109,11 +145,21 @@ impl AcdClient {
     }
 
     pub async fn status(&mut self) -> Result<StatusResponse> {
-        Ok(self.admin.status(StatusRequest {}).await.context("AdminService.Status")?.into_inner())
+        Ok(self
+            .admin
+            .status(StatusRequest {})
+            .await
+            .context("AdminService.Status")?
+            .into_inner())
     }
 
     /// Polls AdminService.Status until `pred` holds (bounded).
-    pub async fn await_status(&mut self, what: &str, within: Duration, pred: impl Fn(&StatusResponse) -> bool) -> Result<StatusResponse> {
+    pub async fn await_status(
+        &mut self,
+        what: &str,
+        within: Duration,
+        pred: impl Fn(&StatusResponse) -> bool,
+    ) -> Result<StatusResponse> {
         let deadline = Instant::now() + within;
         loop {
             let s = self.status().await?;
@@ -121,7 +167,10 @@ impl AcdClient {
                 return Ok(s);
             }
             if Instant::now() >= deadline {
-                bail!("{}: status not {what} within {within:?}; last {s:?}", self.url);
+                bail!(
+                    "{}: status not {what} within {within:?}; last {s:?}",
+                    self.url
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -129,8 +178,19 @@ impl AcdClient {
 
     /// Opens the agent's Watch stream.
     pub async fn watch(&mut self, agent: &str) -> Result<AgentWatch> {
-        let stream = self.agent.watch(WatchRequest { agent_id: agent.into() }).await.with_context(|| format!("Watch({agent})"))?.into_inner();
-        Ok(AgentWatch { agent: agent.to_string(), stream, history: Vec::new() })
+        let stream = self
+            .agent
+            .watch(WatchRequest {
+                agent_id: agent.into(),
+            })
+            .await
+            .with_context(|| format!("Watch({agent})"))?
+            .into_inner();
+        Ok(AgentWatch {
+            agent: agent.to_string(),
+            stream,
+            history: Vec::new(),
+        })
     }
 }
 
@@ -157,7 +217,12 @@ impl AgentWatch {
         }
     }
 
-    async fn await_kind<T>(&mut self, what: &str, within: Duration, f: impl Fn(&Kind) -> Option<T>) -> Result<T> {
+    async fn await_kind<T>(
+        &mut self,
+        what: &str,
+        within: Duration,
+        f: impl Fn(&Kind) -> Option<T>,
+    ) -> Result<T> {
         let deadline = Instant::now() + within;
         loop {
             match self.next(deadline).await {
@@ -166,13 +231,21 @@ impl AgentWatch {
                         return Ok(t);
                     }
                 }
-                Err(e) => bail!("watch {}: no {what} within {within:?} ({e}); events so far: {:?}", self.agent, self.history),
+                Err(e) => bail!(
+                    "watch {}: no {what} within {within:?} ({e}); events so far: {:?}",
+                    self.agent,
+                    self.history
+                ),
             }
         }
     }
 
     /// Waits for a status event with `state`.
-    pub async fn await_state(&mut self, state: AgentState, within: Duration) -> Result<AgentStatus> {
+    pub async fn await_state(
+        &mut self,
+        state: AgentState,
+        within: Duration,
+    ) -> Result<AgentStatus> {
         self.await_kind(&format!("state {state:?}"), within, |k| match k {
             Kind::Status(s) if s.state == state as i32 => Some(s.clone()),
             _ => None,

@@ -9,19 +9,24 @@ use tokio::net::TcpStream;
 /// GET http://<addr>/metrics; returns the body.
 pub async fn scrape(addr: &str) -> Result<String> {
     let fut = async {
-        let mut s = TcpStream::connect(addr).await.with_context(|| format!("connect {addr}"))?;
+        let mut s = TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("connect {addr}"))?;
         s.write_all(format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\nAccept: text/plain\r\nConnection: close\r\n\r\n").as_bytes())
             .await?;
         let mut buf = Vec::new();
         s.read_to_end(&mut buf).await?;
         let text = String::from_utf8_lossy(&buf).to_string();
         let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        if !head.starts_with("HTTP/1.") || !head.split_whitespace().nth(1).is_some_and(|c| c == "200") {
+        if !head.starts_with("HTTP/1.") || head.split_whitespace().nth(1).is_none_or(|c| c != "200")
+        {
             bail!("GET http://{addr}/metrics: unexpected response head {head:?}");
         }
         Ok(body.to_string())
     };
-    tokio::time::timeout(Duration::from_secs(10), fut).await.context("metrics scrape timed out")?
+    tokio::time::timeout(Duration::from_secs(10), fut)
+        .await
+        .context("metrics scrape timed out")?
 }
 
 /// Sum of every sample of metric `name` (any labels). `None` if absent.

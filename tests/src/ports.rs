@@ -35,8 +35,14 @@ pub struct SippPorts {
 
 impl PortBlock {
     pub fn for_test(n: u16) -> Self {
-        assert!(n <= 58, "port block {n} would reach the ephemeral port range");
-        PortBlock { n, base: BASE + n * BLOCK }
+        assert!(
+            n <= 58,
+            "port block {n} would reach the ephemeral port range"
+        );
+        PortBlock {
+            n,
+            base: BASE + n * BLOCK,
+        }
     }
     /// SIP (UDP and TCP) of the edge.
     pub fn sip(&self) -> u16 {
@@ -56,7 +62,11 @@ impl PortBlock {
     }
     pub fn sipp(&self, k: u16) -> SippPorts {
         assert!(k < 10);
-        SippPorts { sip: self.base + 20 + k, control: self.base + 30 + k, media: self.base + 40 + 6 * k }
+        SippPorts {
+            sip: self.base + 20 + k,
+            control: self.base + 30 + k,
+            media: self.base + 40 + 6 * k,
+        }
     }
     /// Inclusive RTP port range for the edge.
     pub fn rtp_range(&self) -> (u16, u16) {

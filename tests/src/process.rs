@@ -27,19 +27,27 @@ impl ReadyLine {
         let rest = line.trim().strip_prefix("ACD READY")?;
         let fields: HashMap<String, String> = rest
             .split_whitespace()
-            .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .filter_map(|kv| {
+                kv.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
             .collect();
-        Some(ReadyLine { role: fields.get("role").cloned().unwrap_or_default(), fields })
+        Some(ReadyLine {
+            role: fields.get("role").cloned().unwrap_or_default(),
+            fields,
+        })
     }
     pub fn get(&self, key: &str) -> Option<&str> {
         self.fields.get(key).map(String::as_str)
     }
     /// `http://<grpc>` (0.0.0.0 replaced by 127.0.0.1).
     pub fn grpc_url(&self) -> Option<String> {
-        self.get("grpc").map(|a| format!("http://{}", a.replace("0.0.0.0", "127.0.0.1")))
+        self.get("grpc")
+            .map(|a| format!("http://{}", a.replace("0.0.0.0", "127.0.0.1")))
     }
     pub fn metrics_addr(&self) -> Option<String> {
-        self.get("metrics").map(|a| a.replace("0.0.0.0", "127.0.0.1"))
+        self.get("metrics")
+            .map(|a| a.replace("0.0.0.0", "127.0.0.1"))
     }
 }
 
@@ -59,10 +67,16 @@ impl AcdProcess {
         let stderr_log = env.log_path(&format!("{name}.stderr.log"));
         let stdout_log = env.log_path(&format!("{name}.stdout.log"));
         let stderr = std::fs::File::create(&stderr_log)?;
-        std::fs::write(env.log_path(&format!("{name}.cmdline")), format!("{} {}\n", bin.display(), args.join(" ")))?;
+        std::fs::write(
+            env.log_path(&format!("{name}.cmdline")),
+            format!("{} {}\n", bin.display(), args.join(" ")),
+        )?;
         let mut child = Command::new(&bin)
             .args(args)
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "debug".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "debug".into()),
+            )
             .env("RUST_BACKTRACE", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -106,17 +120,27 @@ impl AcdProcess {
                 tail(&stderr_log, 30)
             ),
         };
-        let ready = ReadyLine::parse(&ready).ok_or_else(|| anyhow!("{name}: bad READY line {ready:?}"))?;
+        let ready =
+            ReadyLine::parse(&ready).ok_or_else(|| anyhow!("{name}: bad READY line {ready:?}"))?;
         eprintln!("[e2e] {name} ready: {:?}", ready.fields);
-        Ok(AcdProcess { name: name.to_string(), ready, child, stderr_log })
+        Ok(AcdProcess {
+            name: name.to_string(),
+            ready,
+            child,
+            stderr_log,
+        })
     }
 
     pub fn grpc_url(&self) -> String {
-        self.ready.grpc_url().unwrap_or_else(|| panic!("{}: READY line has no grpc=", self.name))
+        self.ready
+            .grpc_url()
+            .unwrap_or_else(|| panic!("{}: READY line has no grpc=", self.name))
     }
 
     pub fn metrics_addr(&self) -> String {
-        self.ready.metrics_addr().unwrap_or_else(|| panic!("{}: READY line has no metrics=", self.name))
+        self.ready
+            .metrics_addr()
+            .unwrap_or_else(|| panic!("{}: READY line has no metrics=", self.name))
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -126,7 +150,11 @@ impl AcdProcess {
     /// Fails if the process has exited (e.g. crashed during the test).
     pub fn assert_running(&mut self) {
         if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("{} exited unexpectedly ({status}); stderr tail:\n{}", self.name, tail(&self.stderr_log, 30));
+            panic!(
+                "{} exited unexpectedly ({status}); stderr tail:\n{}",
+                self.name,
+                tail(&self.stderr_log, 30)
+            );
         }
     }
 
@@ -148,13 +176,20 @@ impl TestEnv {
     fn edge_args(&self, slot: u16) -> Vec<String> {
         let p = &self.ports;
         vec![
-            s("--config"), s(config_path().display()),
-            s("--sip-udp"), listen(p.sip()),
-            s("--sip-tcp"), listen(p.sip()),
-            s("--grpc"), listen(p.grpc(slot)),
-            s("--metrics"), listen(p.metrics(slot)),
-            s("--rtp-ports"), p.rtp_arg(),
-            s("--public-ip"), s("127.0.0.1"),
+            s("--config"),
+            s(config_path().display()),
+            s("--sip-udp"),
+            listen(p.sip()),
+            s("--sip-tcp"),
+            listen(p.sip()),
+            s("--grpc"),
+            listen(p.grpc(slot)),
+            s("--metrics"),
+            listen(p.metrics(slot)),
+            s("--rtp-ports"),
+            p.rtp_arg(),
+            s("--public-ip"),
+            s("127.0.0.1"),
         ]
     }
 
@@ -166,13 +201,21 @@ impl TestEnv {
     }
 
     /// `acd distributor` on slot `slot`, optionally as standby of `primary_url`.
-    pub async fn start_distributor(&self, name: &str, slot: u16, standby_of: Option<&str>) -> Result<AcdProcess> {
+    pub async fn start_distributor(
+        &self,
+        name: &str,
+        slot: u16,
+        standby_of: Option<&str>,
+    ) -> Result<AcdProcess> {
         let p = &self.ports;
         let mut args = vec![
             s("distributor"),
-            s("--config"), s(config_path().display()),
-            s("--grpc"), listen(p.grpc(slot)),
-            s("--metrics"), listen(p.metrics(slot)),
+            s("--config"),
+            s(config_path().display()),
+            s("--grpc"),
+            listen(p.grpc(slot)),
+            s("--metrics"),
+            listen(p.metrics(slot)),
         ];
         if let Some(url) = standby_of {
             args.extend([s("--standby-of"), s(url)]);
@@ -185,18 +228,32 @@ impl TestEnv {
         let p = &self.ports;
         let args = vec![
             s("ivr"),
-            s("--config"), s(config_path().display()),
-            s("--grpc"), listen(p.grpc(slot)),
-            s("--metrics"), listen(p.metrics(slot)),
+            s("--config"),
+            s(config_path().display()),
+            s("--grpc"),
+            listen(p.grpc(slot)),
+            s("--metrics"),
+            listen(p.metrics(slot)),
         ];
         AcdProcess::spawn(self, name, &args).await
     }
 
     /// `acd edge` on slot `slot` with this test's SIP and RTP ports.
-    pub async fn start_edge(&self, name: &str, slot: u16, distributor_url: &str, ivr_urls: &[String]) -> Result<AcdProcess> {
+    pub async fn start_edge(
+        &self,
+        name: &str,
+        slot: u16,
+        distributor_url: &str,
+        ivr_urls: &[String],
+    ) -> Result<AcdProcess> {
         let mut args = vec![s("edge")];
         args.extend(self.edge_args(slot));
-        args.extend([s("--distributor"), s(distributor_url), s("--ivr"), ivr_urls.join(",")]);
+        args.extend([
+            s("--distributor"),
+            s(distributor_url),
+            s("--ivr"),
+            ivr_urls.join(","),
+        ]);
         AcdProcess::spawn(self, name, &args).await
     }
 }

@@ -42,7 +42,8 @@ impl ObsStats {
     }
     /// Packets that carry `ssrc` in their header or tag.
     pub fn from_ssrc(&self, ssrc: u32) -> u64 {
-        self.tagged_from(ssrc).max(self.by_ssrc.get(&ssrc).copied().unwrap_or(0))
+        self.tagged_from(ssrc)
+            .max(self.by_ssrc.get(&ssrc).copied().unwrap_or(0))
     }
 }
 
@@ -78,7 +79,13 @@ impl RtpObserver {
                 let _ = tx.send(n);
             }
         });
-        Ok(RtpObserver { name: name.to_string(), socket, stats, changed: rx, task })
+        Ok(RtpObserver {
+            name: name.to_string(),
+            socket,
+            stats,
+            changed: rx,
+            task,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -90,7 +97,12 @@ impl RtpObserver {
     }
 
     /// Waits until `pred` holds on the stats, or fails after `within`.
-    pub async fn wait_for(&self, what: &str, within: Duration, pred: impl Fn(&ObsStats) -> bool) -> Result<ObsStats> {
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        within: Duration,
+        pred: impl Fn(&ObsStats) -> bool,
+    ) -> Result<ObsStats> {
         let mut rx = self.changed.clone();
         let deadline = tokio::time::Instant::now() + within;
         loop {
@@ -100,20 +112,30 @@ impl RtpObserver {
             }
             match tokio::time::timeout_at(deadline, rx.changed()).await {
                 Ok(Ok(())) => continue,
-                Ok(Err(_)) => bail!("observer {}: receiver stopped while waiting for {what}", self.name),
-                Err(_) => bail!("observer {}: no {what} within {within:?}; got {st:?}", self.name),
+                Ok(Err(_)) => bail!(
+                    "observer {}: receiver stopped while waiting for {what}",
+                    self.name
+                ),
+                Err(_) => bail!(
+                    "observer {}: no {what} within {within:?}; got {st:?}",
+                    self.name
+                ),
             }
         }
     }
 
     /// At least `n` PCMU/PCMA packets.
     pub async fn await_g711(&self, n: u64, within: Duration) -> Result<ObsStats> {
-        self.wait_for(&format!("{n} PCMU/PCMA packets"), within, |s| s.g711() >= n).await
+        self.wait_for(&format!("{n} PCMU/PCMA packets"), within, |s| s.g711() >= n)
+            .await
     }
 
     /// At least `n` packets sent by [`RtpObserver::send_tagged`] with `ssrc`.
     pub async fn await_from(&self, ssrc: u32, n: u64, within: Duration) -> Result<ObsStats> {
-        self.wait_for(&format!("{n} packets of SSRC {ssrc:#x}"), within, |s| s.from_ssrc(ssrc) >= n).await
+        self.wait_for(&format!("{n} packets of SSRC {ssrc:#x}"), within, |s| {
+            s.from_ssrc(ssrc) >= n
+        })
+        .await
     }
 
     /// The address RTP last came from (the edge's port for this leg).

@@ -9,14 +9,22 @@ use tokio::time::Instant;
 
 /// Sends `request` from `sock` to `to` and returns the first final (>= 200)
 /// response whose Via branch is `branch`, within `within`.
-pub async fn request(sock: &UdpSocket, to: SocketAddr, request: &str, branch: &str, within: Duration) -> Result<String> {
+pub async fn request(
+    sock: &UdpSocket,
+    to: SocketAddr,
+    request: &str,
+    branch: &str,
+    within: Duration,
+) -> Result<String> {
     sock.send_to(request.as_bytes(), to).await?;
     let deadline = Instant::now() + within;
     let mut buf = vec![0u8; 65536];
     loop {
         let (n, _) = match tokio::time::timeout_at(deadline, sock.recv_from(&mut buf)).await {
             Ok(r) => r?,
-            Err(_) => bail!("no final response (branch {branch}) from {to} within {within:?} to:\n{request}"),
+            Err(_) => bail!(
+                "no final response (branch {branch}) from {to} within {within:?} to:\n{request}"
+            ),
         };
         let text = String::from_utf8_lossy(&buf[..n]).to_string();
         if !text.contains(branch) {
@@ -41,7 +49,12 @@ pub fn status_code(msg: &str) -> Option<u16> {
 }
 
 /// An OPTIONS request (CRLF line endings); `call_id: None` leaves Call-ID out.
-pub fn options(target: SocketAddr, local: SocketAddr, branch: &str, call_id: Option<&str>) -> String {
+pub fn options(
+    target: SocketAddr,
+    local: SocketAddr,
+    branch: &str,
+    call_id: Option<&str>,
+) -> String {
     let mut m = format!(
         "OPTIONS sip:5550100@{target} SIP/2.0\r\n\
          Via: SIP/2.0/UDP {local};branch={branch}\r\n\

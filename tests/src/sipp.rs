@@ -63,7 +63,8 @@ impl SippCmd {
     }
     /// `-key name value`, used as `[name]` in the scenario.
     pub fn key(mut self, k: &str, v: impl ToString) -> Self {
-        self.args.extend(["-key".to_string(), k.to_string(), v.to_string()]);
+        self.args
+            .extend(["-key".to_string(), k.to_string(), v.to_string()]);
         self
     }
     /// `-s user`: `[service]`, the DID or the extension.
@@ -73,7 +74,8 @@ impl SippCmd {
     }
     /// `-au user -ap password` for `[authentication]`.
     pub fn auth(mut self, user: &str, password: &str) -> Self {
-        self.args.extend(["-au".into(), user.into(), "-ap".into(), password.into()]);
+        self.args
+            .extend(["-au".into(), user.into(), "-ap".into(), password.into()]);
         self
     }
     /// `-d ms`: the length of the scenario's `<pause/>`.
@@ -108,19 +110,37 @@ impl SippCmd {
         let mut cmd = Command::new("timeout");
         cmd.args(["-s", "USR1", "-k", "5", &format!("{secs}s"), "sipp"]);
         let mut sipp_args: Vec<String> = vec![
-            "-sf".into(), self.scenario.display().to_string(),
-            "-i".into(), "127.0.0.1".into(),
-            "-mi".into(), "127.0.0.1".into(),
-            "-p".into(), self.ports.sip.to_string(),
-            "-cp".into(), self.ports.control.to_string(),
-            "-mp".into(), self.ports.media.to_string(),
-            "-t".into(), if self.tcp { "t1" } else { "u1" }.into(),
-            "-m".into(), self.calls.to_string(),
+            "-sf".into(),
+            self.scenario.display().to_string(),
+            "-i".into(),
+            "127.0.0.1".into(),
+            "-mi".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            self.ports.sip.to_string(),
+            "-cp".into(),
+            self.ports.control.to_string(),
+            "-mp".into(),
+            self.ports.media.to_string(),
+            "-t".into(),
+            if self.tcp { "t1" } else { "u1" }.into(),
+            "-m".into(),
+            self.calls.to_string(),
             "-nostdin".into(),
-            "-trace_stat".into(), "-stf".into(), stat.display().to_string(), "-fd".into(), "1".into(),
-            "-trace_screen".into(), "-screen_file".into(), screen.display().to_string(),
-            "-trace_msg".into(), "-message_file".into(), messages.display().to_string(),
-            "-trace_err".into(), "-error_file".into(), errors.display().to_string(),
+            "-trace_stat".into(),
+            "-stf".into(),
+            stat.display().to_string(),
+            "-fd".into(),
+            "1".into(),
+            "-trace_screen".into(),
+            "-screen_file".into(),
+            screen.display().to_string(),
+            "-trace_msg".into(),
+            "-message_file".into(),
+            messages.display().to_string(),
+            "-trace_err".into(),
+            "-error_file".into(),
+            errors.display().to_string(),
         ];
         sipp_args.extend(self.args.iter().cloned());
         if let Some(r) = &self.remote {
@@ -134,7 +154,14 @@ impl SippCmd {
             .process_group(0)
             .kill_on_drop(true);
         let child = cmd.spawn().context("spawning timeout sipp ...")?;
-        let run = SippRun { cmd: self, child, stat, screen, messages, errors };
+        let run = SippRun {
+            cmd: self,
+            child,
+            stat,
+            screen,
+            messages,
+            errors,
+        };
         if run.cmd.remote.is_none() {
             run.wait_bound(Duration::from_secs(10)).await?;
         }
@@ -169,7 +196,8 @@ pub struct SippOutcome {
 impl SippOutcome {
     /// Exit 0, `calls` successful calls and none failed.
     pub fn assert_success(&self, calls: u64) {
-        let ok = self.exit_code == Some(0) && self.successful == Some(calls) && self.failed == Some(0);
+        let ok =
+            self.exit_code == Some(0) && self.successful == Some(calls) && self.failed == Some(0);
         if !ok {
             panic!(
                 "SIPp `{}`: expected exit 0 with {calls} successful / 0 failed calls, got exit {:?} \
@@ -211,7 +239,10 @@ impl SippRun {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
-                bail!("SIPp `{}` did not bind port {port} within {within:?}", self.cmd.name);
+                bail!(
+                    "SIPp `{}` did not bind port {port} within {within:?}",
+                    self.cmd.name
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -221,7 +252,9 @@ impl SippRun {
     /// which forwards it.
     pub fn stop(&self) {
         if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill").args(["-USR1", &pid.to_string()]).status();
+            let _ = std::process::Command::new("kill")
+                .args(["-USR1", &pid.to_string()])
+                .status();
         }
     }
 
@@ -290,14 +323,23 @@ impl Drop for SippRun {
 /// `SuccessfulCall(C)` and `FailedCall(C)` of the last row of a SIPp
 /// `-trace_stat` file.
 pub fn parse_stat_csv(path: &std::path::Path) -> (Option<u64>, Option<u64>) {
-    let Ok(text) = std::fs::read_to_string(path) else { return (None, None) };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return (None, None);
+    };
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let Some(header) = lines.next() else { return (None, None) };
-    let Some(last) = lines.last() else { return (None, None) };
+    let Some(header) = lines.next() else {
+        return (None, None);
+    };
+    let Some(last) = lines.next_back() else {
+        return (None, None);
+    };
     let cols: Vec<&str> = header.split(';').collect();
     let vals: Vec<&str> = last.split(';').collect();
     let get = |name: &str| {
-        cols.iter().position(|c| *c == name).and_then(|i| vals.get(i)).and_then(|v| v.trim().parse().ok())
+        cols.iter()
+            .position(|c| *c == name)
+            .and_then(|i| vals.get(i))
+            .and_then(|v| v.trim().parse().ok())
     };
     (get("SuccessfulCall(C)"), get("FailedCall(C)"))
 }
@@ -305,7 +347,11 @@ pub fn parse_stat_csv(path: &std::path::Path) -> (Option<u64>, Option<u64>) {
 /// Whether a local socket is bound to `port` (UDP) or listening on it (TCP),
 /// from /proc/net, without touching the port ourselves.
 pub fn port_bound(port: u16, tcp: bool) -> bool {
-    let files: &[&str] = if tcp { &["/proc/net/tcp", "/proc/net/tcp6"] } else { &["/proc/net/udp", "/proc/net/udp6"] };
+    let files: &[&str] = if tcp {
+        &["/proc/net/tcp", "/proc/net/tcp6"]
+    } else {
+        &["/proc/net/udp", "/proc/net/udp6"]
+    };
     let want = format!(":{port:04X}");
     files.iter().any(|f| {
         std::fs::read_to_string(f)

@@ -9,7 +9,9 @@ use acd_tests::{acdctl, AcdClient, RtpObserver, TestEnv, LONG};
 
 /// Alice registered and logged in but NOT ready: calls wait in queue.
 async fn not_ready_agent(env: &TestEnv, client: &mut AcdClient) {
-    register(env, 2, "1001", "secret1001", env.ports.sipp(1).sip).await.assert_success(1);
+    register(env, 2, "1001", "secret1001", env.ports.sipp(1).sip)
+        .await
+        .assert_success(1);
     let st = client.login("alice", "1001").await.unwrap();
     if st.state != AgentState::NotReady as i32 {
         client.not_ready("alice", "e2e").await.unwrap();
@@ -18,7 +20,9 @@ async fn not_ready_agent(env: &TestEnv, client: &mut AcdClient) {
 
 async fn assert_abandoned(api: &str, client: &mut AcdClient, queue: &str) {
     client
-        .await_queue(queue, "abandoned = 1, waiting = 0", LONG, |q| q.abandoned == 1 && q.waiting == 0)
+        .await_queue(queue, "abandoned = 1, waiting = 0", LONG, |q| {
+            q.abandoned == 1 && q.waiting == 0
+        })
         .await
         .unwrap();
     let out = acdctl(api, &["queue", "list", "--json"]).await.unwrap();
@@ -36,24 +40,40 @@ async fn cancel_during_early_media_is_abandoned() {
     let mut acd = env.start_run().await.unwrap();
     let api = acd.grpc_url();
     let mut client = AcdClient::connect(&api).await.unwrap();
-    let caller = RtpObserver::bind("caller", env.ports.observer(0)).await.unwrap();
+    let caller = RtpObserver::bind("caller", env.ports.observer(0))
+        .await
+        .unwrap();
     // A softphone that must never ring (-m 1, it would answer).
     let phone = agent_phone(&env, "agent-1001", 1, env.ports.observer(1), None).await;
     not_ready_agent(&env, &mut client).await;
 
     // The support DID answers early: 183, prompt and MOH, CANCEL after 6 s.
-    let call = trunk(&env, "trunk-cancel", "trunk_cancel.xml", 3, "5550200", caller.port())
-        .pause_ms(6000)
-        .spawn(&env)
+    let call = trunk(
+        &env,
+        "trunk-cancel",
+        "trunk_cancel.xml",
+        3,
+        "5550200",
+        caller.port(),
+    )
+    .pause_ms(6000)
+    .spawn(&env)
+    .await
+    .unwrap();
+    caller.await_g711(50, LONG).await.unwrap();
+    client
+        .await_queue("support", "waiting = 1", LONG, |q| q.waiting == 1)
         .await
         .unwrap();
-    caller.await_g711(50, LONG).await.unwrap();
-    client.await_queue("support", "waiting = 1", LONG, |q| q.waiting == 1).await.unwrap();
     call.wait().await.assert_success(1);
 
     assert_abandoned(&api, &mut client, "support").await;
     let out = phone.stop_and_wait().await;
-    assert_eq!(out.successful, Some(0), "the not-ready agent's phone was called");
+    assert_eq!(
+        out.successful,
+        Some(0),
+        "the not-ready agent's phone was called"
+    );
     acd.assert_running();
 }
 
@@ -63,17 +83,29 @@ async fn bye_while_queued_is_abandoned() {
     let mut acd = env.start_run().await.unwrap();
     let api = acd.grpc_url();
     let mut client = AcdClient::connect(&api).await.unwrap();
-    let caller = RtpObserver::bind("caller", env.ports.observer(0)).await.unwrap();
+    let caller = RtpObserver::bind("caller", env.ports.observer(0))
+        .await
+        .unwrap();
     not_ready_agent(&env, &mut client).await;
 
     // The sales DID answers at once; the caller hangs up after 6 s in queue.
-    let call = trunk(&env, "trunk-hangup", "trunk_call_hangup.xml", 3, "5550100", caller.port())
-        .pause_ms(6000)
-        .spawn(&env)
+    let call = trunk(
+        &env,
+        "trunk-hangup",
+        "trunk_call_hangup.xml",
+        3,
+        "5550100",
+        caller.port(),
+    )
+    .pause_ms(6000)
+    .spawn(&env)
+    .await
+    .unwrap();
+    caller.await_g711(50, LONG).await.unwrap();
+    client
+        .await_queue("sales", "waiting = 1", LONG, |q| q.waiting == 1)
         .await
         .unwrap();
-    caller.await_g711(50, LONG).await.unwrap();
-    client.await_queue("sales", "waiting = 1", LONG, |q| q.waiting == 1).await.unwrap();
     call.wait().await.assert_success(1);
 
     assert_abandoned(&api, &mut client, "sales").await;

@@ -13,7 +13,9 @@ async fn garbage_and_missing_call_id() {
     let mut acd = env.start_run().await.unwrap();
     let edge: SocketAddr = env.sip_addr().parse().unwrap();
 
-    let junk = UdpSocket::bind(("127.0.0.1", env.ports.sipp(0).sip)).await.unwrap();
+    let junk = UdpSocket::bind(("127.0.0.1", env.ports.sipp(0).sip))
+        .await
+        .unwrap();
     for datagram in [
         &b"\x00\x01\x02\x03\xff\xfe garbage"[..],
         b"HELLO WORLD\r\n\r\n",
@@ -25,14 +27,33 @@ async fn garbage_and_missing_call_id() {
         junk.send_to(datagram, edge).await.unwrap();
     }
 
-    let probe = UdpSocket::bind(("127.0.0.1", env.ports.sipp(1).sip)).await.unwrap();
+    let probe = UdpSocket::bind(("127.0.0.1", env.ports.sipp(1).sip))
+        .await
+        .unwrap();
     let local = probe.local_addr().unwrap();
     let bad = options(edge, local, "z9hG4bK-e2e-nocallid", None);
-    let resp = request(&probe, edge, &bad, "z9hG4bK-e2e-nocallid", SHORT).await.unwrap();
-    assert_eq!(status_code(&resp), Some(400), "missing Call-ID must get 400, got:\n{resp}");
+    let resp = request(&probe, edge, &bad, "z9hG4bK-e2e-nocallid", SHORT)
+        .await
+        .unwrap();
+    assert_eq!(
+        status_code(&resp),
+        Some(400),
+        "missing Call-ID must get 400, got:\n{resp}"
+    );
 
-    let good = options(edge, local, "z9hG4bK-e2e-ok", Some("e2e-options-1@127.0.0.1"));
-    let resp = request(&probe, edge, &good, "z9hG4bK-e2e-ok", SHORT).await.unwrap();
-    assert_eq!(status_code(&resp), Some(200), "OPTIONS after garbage must get 200, got:\n{resp}");
+    let good = options(
+        edge,
+        local,
+        "z9hG4bK-e2e-ok",
+        Some("e2e-options-1@127.0.0.1"),
+    );
+    let resp = request(&probe, edge, &good, "z9hG4bK-e2e-ok", SHORT)
+        .await
+        .unwrap();
+    assert_eq!(
+        status_code(&resp),
+        Some(200),
+        "OPTIONS after garbage must get 200, got:\n{resp}"
+    );
     acd.assert_running();
 }

@@ -9,7 +9,13 @@ use acd_tests::{RtpObserver, SippCmd, TestEnv};
 const SIPP_LIMIT: Duration = Duration::from_secs(30);
 
 async fn fake_edge(env: &TestEnv, scenario: &str, tcp: bool) -> acd_tests::SippRun {
-    let mut cmd = SippCmd::new("fake-edge", &format!("validate/{scenario}"), env.ports.sipp(0)).limit(SIPP_LIMIT).pause_ms(1500);
+    let mut cmd = SippCmd::new(
+        "fake-edge",
+        &format!("validate/{scenario}"),
+        env.ports.sipp(0),
+    )
+    .limit(SIPP_LIMIT)
+    .pause_ms(1500);
     if tcp {
         cmd = cmd.tcp();
     }
@@ -21,7 +27,10 @@ fn fake_addr(env: &TestEnv) -> String {
 }
 
 async fn register(block: u16, scenario: &str, password: &str, expect_success: bool) {
-    let env = TestEnv::new(&format!("sipp_{}_{password}", scenario.trim_end_matches(".xml")), block);
+    let env = TestEnv::new(
+        &format!("sipp_{}_{password}", scenario.trim_end_matches(".xml")),
+        block,
+    );
     let registrar = fake_edge(&env, "fake_registrar.xml", false).await;
     let reg = SippCmd::new("register", scenario, env.ports.sipp(1))
         .remote(fake_addr(&env))
@@ -65,8 +74,17 @@ async fn register_wrong_password_scenario_counts_200_as_failure() {
 }
 
 async fn trunk_call(block: u16, tcp: bool) {
-    let env = TestEnv::new(if tcp { "sipp_trunk_call_tcp" } else { "sipp_trunk_call" }, block);
-    let caller = RtpObserver::bind("caller", env.ports.observer(0)).await.unwrap();
+    let env = TestEnv::new(
+        if tcp {
+            "sipp_trunk_call_tcp"
+        } else {
+            "sipp_trunk_call"
+        },
+        block,
+    );
+    let caller = RtpObserver::bind("caller", env.ports.observer(0))
+        .await
+        .unwrap();
     let edge = fake_edge(&env, "fake_edge_answer.xml", tcp).await;
     let mut cmd = SippCmd::new("trunk", "trunk_call.xml", env.ports.sipp(1))
         .remote(fake_addr(&env))
@@ -79,10 +97,17 @@ async fn trunk_call(block: u16, tcp: bool) {
     }
     let trunk = cmd.spawn(&env).await.unwrap();
     // The stand-in plays g711a.pcap (PCMA) to the address of our SDP offer.
-    let st = caller.await_g711(50, Duration::from_secs(10)).await.unwrap();
+    let st = caller
+        .await_g711(50, Duration::from_secs(10))
+        .await
+        .unwrap();
     assert!(st.pt(8) >= 50, "expected PCMA from the pcap: {st:?}");
     let src = caller.last_source().unwrap();
-    assert_eq!(src.port(), env.ports.sipp(0).media, "RTP should come from the stand-in's media port");
+    assert_eq!(
+        src.port(),
+        env.ports.sipp(0).media,
+        "RTP should come from the stand-in's media port"
+    );
     trunk.wait().await.assert_success(1);
     edge.wait().await.assert_success(1);
 }
@@ -169,8 +194,13 @@ async fn trunk_404_fails_on_an_answer() {
 }
 
 async fn agent(block: u16, scenario: &str, fake: &str) {
-    let env = TestEnv::new(&format!("sipp_{}", scenario.trim_end_matches(".xml")), block);
-    let obs = RtpObserver::bind("agent", env.ports.observer(0)).await.unwrap();
+    let env = TestEnv::new(
+        &format!("sipp_{}", scenario.trim_end_matches(".xml")),
+        block,
+    );
+    let obs = RtpObserver::bind("agent", env.ports.observer(0))
+        .await
+        .unwrap();
     // The agent's UAS is spawned first and waited on until bound.
     let agent = SippCmd::new("agent", scenario, env.ports.sipp(1))
         .key("rtpport", obs.port())
@@ -199,5 +229,10 @@ async fn agent_answer() {
 
 #[tokio::test]
 async fn agent_answer_hangup() {
-    agent(11, "agent_answer_hangup.xml", "fake_edge_call_agent_byed.xml").await;
+    agent(
+        11,
+        "agent_answer_hangup.xml",
+        "fake_edge_call_agent_byed.xml",
+    )
+    .await;
 }

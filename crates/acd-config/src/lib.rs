@@ -292,8 +292,9 @@ impl Loaded {
 pub fn parse(text: &str, name: &str) -> Result<Config, ConfigErrors> {
     let config: Config = toml_edit::de::from_str(text).map_err(|e| {
         let line = e.span().map(|s| locate::line_of(text, s.start));
-        let key = e.message().lines().next().unwrap_or_default().to_string();
-        ConfigErrors(vec![ConfigError { file: name.to_string(), line, key: String::new(), message: clean(&key, &e) }])
+        let key = e.span().and_then(|s| locate::key_at(text, s.start)).unwrap_or_default();
+        let first_line = e.message().lines().next().unwrap_or_default().to_string();
+        ConfigErrors(vec![ConfigError { file: name.to_string(), line, key, message: clean(&first_line, &e) }])
     })?;
     let errors = validate(&config, text, name);
     if errors.is_empty() {

@@ -82,3 +82,54 @@ fn step<'d>(at: Place<'d>, seg: &Seg) -> Option<(Place<'d>, Span)> {
         _ => None,
     }
 }
+
+/// Dotted key whose key or value covers byte `at`, for errors that serde
+/// reports only by position (a value of the wrong type, say).
+pub fn key_at(text: &str, at: usize) -> Option<String> {
+    let doc = Document::parse(text).ok()?;
+    let segs = in_table(doc.as_table(), at)?;
+    let mut out = String::new();
+    for s in segs.iter().rev() {
+        if !s.starts_with('[') && !out.is_empty() {
+            out.push('.');
+        }
+        out.push_str(s);
+    }
+    Some(out)
+}
+
+fn covers(span: Option<std::ops::Range<usize>>, at: usize) -> bool {
+    span.is_some_and(|s| s.contains(&at))
+}
+
+/// Path segments, innermost first.
+fn in_table(t: &Table, at: usize) -> Option<Vec<String>> {
+    t.iter().find_map(|(k, item)| {
+        let key_span = t.key(k).and_then(|key| key.span());
+        in_item(item, at, k, key_span)
+    })
+}
+
+fn in_item(item: &Item, at: usize, name: &str, key_span: Option<std::ops::Range<usize>>) -> Option<Vec<String>> {
+    let deeper = match item {
+        Item::Table(t) => in_table(t, at),
+        Item::ArrayOfTables(a) => a.iter().enumerate().find_map(|(i, t)| {
+            let mut segs = in_table(t, at)?;
+            segs.push(format!("[{i}]"));
+            Some(segs)
+        }),
+        Item::Value(Value::InlineTable(t)) => t.iter().find_map(|(k, v)| {
+            let ks = t.key(k).and_then(|key| key.span());
+            in_item(&Item::Value(v.clone()), at, k, ks)
+        }),
+        _ => None,
+    };
+    match deeper {
+        Some(mut segs) => {
+            segs.push(name.to_string());
+            Some(segs)
+        }
+        None if covers(key_span, at) || covers(item.span(), at) => Some(vec![name.to_string()]),
+        None => None,
+    }
+}

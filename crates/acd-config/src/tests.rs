@@ -41,6 +41,14 @@ fn bad_type_is_located() {
     let errs = errors_of(&text);
     let line = text.lines().position(|l| l.contains("\"five\"")).unwrap() + 1;
     assert_eq!(errs[0].line, Some(line), "{}", errs[0]);
+    assert_eq!(errs[0].key, "distributor.wrap_up_secs");
+}
+
+#[test]
+fn bad_type_in_array_of_tables_names_the_element() {
+    let text = GOOD.replace("number = \"1002\"", "number = 1002");
+    let errs = errors_of(&text);
+    assert_eq!(errs[0].key, "extensions[1].number", "{}", errs[0]);
 }
 
 #[test]

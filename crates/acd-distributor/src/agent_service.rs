@@ -3,7 +3,7 @@
 use std::pin::Pin;
 
 use acd_proto::v1 as pb;
-use acd_routing::{AgentId, Command, Event, EventRecord, Extension};
+use acd_routing::{AgentId, AgentState, AgentView, CallId, Command, Event, EventRecord, Extension};
 use futures::Stream;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
@@ -64,15 +64,15 @@ fn agent_id(id: String) -> Result<AgentId, Status> {
     Ok(AgentId(id))
 }
 
-/// The agent an event concerns, if any, and the wire event to send them.
-fn agent_event(rec: &EventRecord, d: &Distributor) -> Option<(AgentId, pb::agent_event::Kind)> {
+/// What an event means for the agent it concerns: the state it implies
+/// (so the watcher sees every transition even if the next event has
+/// already moved the agent on) and the call event itself.
+fn agent_events(rec: &EventRecord, d: &Distributor) -> Option<(AgentId, Vec<pb::agent_event::Kind>)> {
     use pb::agent_event::Kind;
-    match &rec.event {
-        Event::AgentLoggedIn { agent, .. } | Event::AgentStateChanged { agent, .. } | Event::AgentLoggedOut { agent } => {
-            let inner = d.lock();
-            let v = inner.core.agent(agent)?;
-            Some((agent.clone(), Kind::Status(agent_status(&v))))
-        }
+    let finished = |call: &CallId, reason: &str| Kind::Finished(pb::CallFinished { call_id: call.0.clone(), reason: reason.into() });
+    let (agent, implied, call_event) = match &rec.event {
+        Event::AgentLoggedIn { agent, .. } | Event::AgentLoggedOut { agent } => (agent, None, None),
+        Event::AgentStateChanged { agent, state, reason } => (agent, Some((state.clone(), reason.clone())), None),
         Event::CallOffered { call, agent, queue, caller, .. } => {
             let waited_ms = d.lock().core.call(call).map(|c| rec.at.ms_since(c.enqueued_at)).unwrap_or(0);
             let offer = pb::CallOffer {
@@ -81,23 +81,29 @@ fn agent_event(rec: &EventRecord, d: &Distributor) -> Option<(AgentId, pb::agent
                 caller: Some(caller_to_wire(caller)),
                 waited_ms,
             };
-            Some((agent.clone(), Kind::Offer(offer)))
+            (agent, Some((AgentState::Reserved { call: call.clone() }, None)), Some(Kind::Offer(offer)))
         }
-        Event::CallConnected { call, agent } => {
-            Some((agent.clone(), Kind::Connected(pb::CallConnected { call_id: call.0.clone() })))
+        Event::CallConnected { call, agent } => (
+            agent,
+            Some((AgentState::OnCall { call: call.clone() }, None)),
+            Some(Kind::Connected(pb::CallConnected { call_id: call.0.clone() })),
+        ),
+        Event::CallEnded { call, agent, wrap_up_until } => {
+            (agent, Some((AgentState::WrapUp { until: *wrap_up_until }, None)), Some(finished(call, "ended")))
         }
-        Event::CallEnded { call, agent, .. } => {
-            Some((agent.clone(), Kind::Finished(pb::CallFinished { call_id: call.0.clone(), reason: "ended".into() })))
-        }
-        Event::CallRequeued { call, agent, reason } => {
-            Some((agent.clone(), Kind::Finished(pb::CallFinished { call_id: call.0.clone(), reason: reason.clone() })))
-        }
-        Event::CallAbandoned { call, agent: Some(agent), .. } => Some((
-            agent.clone(),
-            Kind::Finished(pb::CallFinished { call_id: call.0.clone(), reason: "caller abandoned".into() }),
-        )),
-        _ => None,
+        Event::CallRequeued { call, agent, reason } => (agent, None, Some(finished(call, reason))),
+        Event::CallAbandoned { call, agent: Some(agent), .. } => (agent, None, Some(finished(call, "caller abandoned"))),
+        _ => return None,
+    };
+    let view = d.lock().core.agent(agent)?;
+    let mut status = agent_status(&view);
+    if let Some((state, reason)) = implied {
+        let shown = AgentView { state, reason, ..view };
+        status = agent_status(&shown);
     }
+    // The call event first (offer before "reserved"), then the state.
+    let kinds = call_event.into_iter().chain([Kind::Status(status)]).collect();
+    Some((agent.clone(), kinds))
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::AgentEvent, Status>> + Send>>;
@@ -182,12 +188,14 @@ impl pb::agent_service_server::AgentService for AgentApi {
                         if rec.seq.0 <= seq {
                             continue;
                         }
-                        let Some((who, kind)) = agent_event(&rec, &d) else { continue };
+                        let Some((who, kinds)) = agent_events(&rec, &d) else { continue };
                         if who != agent {
                             continue;
                         }
-                        if tx.send(Ok(pb::AgentEvent { seq: rec.seq.0, kind: Some(kind) })).await.is_err() {
-                            return;
+                        for kind in kinds {
+                            if tx.send(Ok(pb::AgentEvent { seq: rec.seq.0, kind: Some(kind) })).await.is_err() {
+                                return;
+                            }
                         }
                     }
                     Err(RecvError::Lagged(n)) => {

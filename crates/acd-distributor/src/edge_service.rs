@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use acd_proto::v1 as pb;
-use acd_routing::{CallId, Command, Event, QueueId};
+use acd_routing::{CallId, CallPhase, Command, Event, QueueId};
 use dashmap::DashSet;
 use futures::Stream;
 use pb::distributor_message::Kind as ToEdge;
@@ -50,6 +50,20 @@ impl EdgeConn {
         self.tx.send(Ok(pb::DistributorMessage { term, kind: Some(kind) })).await.is_ok()
     }
 
+    /// A report about an offer that is no longer current (the core timed it
+    /// out and offered the call to someone else) must not touch the new offer.
+    fn offered_to(&self, call: &str, agent: &str) -> bool {
+        let current = match self.d.lock().core.call(&CallId(call.to_string())).map(|c| c.phase) {
+            Some(CallPhase::Offered { agent: a, .. }) => a.0 == agent,
+            _ => false,
+        };
+        if !current {
+            metrics::counter!("acd_edge_stale_reports_total").increment(1);
+            tracing::info!(call_id = %call, %agent, "report about an offer that is no longer current ignored");
+        }
+        current
+    }
+
     async fn handle(&mut self, msg: pb::EdgeMessage) {
         let Some(kind) = msg.kind else {
             tracing::warn!(edge = %self.edge_id, "edge message of an unknown kind ignored");
@@ -75,9 +89,15 @@ impl EdgeConn {
             }
             FromEdge::Abandon(a) => (CallId(a.call_id.clone()), Command::Abandon { call: CallId(a.call_id) }),
             FromEdge::AgentAnswered(a) => {
+                if !self.offered_to(&a.call_id, &a.agent_id) {
+                    return;
+                }
                 (CallId(a.call_id.clone()), Command::AgentAnswered { call: CallId(a.call_id) })
             }
             FromEdge::AgentFailed(f) => {
+                if !self.offered_to(&f.call_id, &f.agent_id) {
+                    return;
+                }
                 (CallId(f.call_id.clone()), Command::AgentFailed { call: CallId(f.call_id), reason: f.reason })
             }
             FromEdge::CallEnded(c) => (CallId(c.call_id.clone()), Command::CallEnded { call: CallId(c.call_id) }),

@@ -23,6 +23,8 @@ pub mod replication;
 const LOG_CAPACITY: usize = 10_000;
 /// Subscribers further behind than this are cut off and re-sync.
 const BROADCAST_CAPACITY: usize = 65_536;
+/// Extra time the core gives an offer beyond the edge's ring time.
+const OFFER_GRACE_SECS: u64 = 5;
 /// Serialisation version of replicated event payloads.
 pub const EVENT_FORMAT_VERSION: u32 = 1;
 
@@ -82,7 +84,9 @@ pub fn routing_config(cfg: &acd_config::Config) -> RoutingConfig {
             .map(|a| AgentDef { id: AgentId(a.id.clone()), name: a.name.clone(), skills: skills(&a.skills) })
             .collect(),
         default_wrap_up_ms: cfg.distributor.wrap_up_secs * 1000,
-        offer_timeout_ms: cfg.distributor.offer_timeout_secs * 1000,
+        // The edge rings for offer_timeout_secs and then reports the failure
+        // itself; the core's own timeout is the backstop for a lost edge.
+        offer_timeout_ms: (cfg.distributor.offer_timeout_secs + OFFER_GRACE_SECS) * 1000,
     }
 }
 

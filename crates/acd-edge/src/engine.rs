@@ -658,6 +658,10 @@ impl Engine {
             return;
         };
         let _e = call.span.clone().entered();
+        if call.agent.is_some() {
+            tracing::warn!(agent = %c.agent_id, "connect while an agent leg is up; ignored");
+            return;
+        }
         let Some(binding) = self.registrar.lookup(&c.extension, now) else {
             tracing::warn!(agent = %c.agent_id, extension = %c.extension, "agent's extension is not registered");
             self.dist.send(ToDist::AgentFailed(pb::AgentFailed {

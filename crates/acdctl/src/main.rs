@@ -17,7 +17,11 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Parser, Debug)]
-#[command(name = "acdctl", version, about = "Command-line client of the acd contact-centre daemon")]
+#[command(
+    name = "acdctl",
+    version,
+    about = "Command-line client of the acd contact-centre daemon"
+)]
 struct Cli {
     /// gRPC address of acd (a bare host:port means http://host:port).
     #[arg(long, env = "ACD_SERVER", default_value = "http://127.0.0.1:50051", value_parser = parse_server)]
@@ -81,7 +85,11 @@ pub enum QueueCmd {
 }
 
 fn parse_server(s: &str) -> Result<String, String> {
-    let url = if s.contains("://") { s.to_string() } else { format!("http://{s}") };
+    let url = if s.contains("://") {
+        s.to_string()
+    } else {
+        format!("http://{s}")
+    };
     Endpoint::from_shared(url.clone()).map_err(|e| format!("invalid server URL {s:?}: {e}"))?;
     Ok(url)
 }
@@ -94,8 +102,28 @@ pub fn request<T>(msg: T) -> tonic::Request<T> {
 }
 
 async fn connect(url: &str) -> Result<Channel> {
-    let endpoint = Endpoint::from_shared(url.to_string())?.connect_timeout(CONNECT_TIMEOUT).tcp_nodelay(true);
-    endpoint.connect().await.map_err(|e| anyhow!("cannot reach {url}: {:#}", anyhow::Error::from(e)))
+    let endpoint = Endpoint::from_shared(url.to_string())?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true);
+    endpoint
+        .connect()
+        .await
+        .map_err(|e| anyhow!("cannot reach {url}: {}", chain(&e)))
+}
+
+/// An error and its sources, `: `-separated, without repeated parts
+/// (hyper and tonic often wrap an error in one with the same text).
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        let text = e.to_string();
+        if parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        cur = e.source();
+    }
+    parts.join(": ")
 }
 
 async fn run(cli: Cli) -> Result<()> {
@@ -124,7 +152,8 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // `acdctl ... | head`: the reader left; not an error.
         Err(e)
-            if e.downcast_ref::<std::io::Error>().map(|io| io.kind()) == Some(std::io::ErrorKind::BrokenPipe) =>
+            if e.downcast_ref::<std::io::Error>().map(|io| io.kind())
+                == Some(std::io::ErrorKind::BrokenPipe) =>
         {
             ExitCode::SUCCESS
         }
@@ -147,14 +176,41 @@ mod tests {
 
     #[test]
     fn parses_commands() {
-        let cli = Cli::try_parse_from(["acdctl", "--json", "agent", "login", "alice", "--extension", "1001"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "acdctl",
+            "--json",
+            "agent",
+            "login",
+            "alice",
+            "--extension",
+            "1001",
+        ])
+        .unwrap();
         assert!(cli.json);
-        assert!(matches!(cli.command, Command::Agent(AgentCmd::Login { ref agent, ref extension }) if agent == "alice" && extension == "1001"));
-        let cli = Cli::try_parse_from(["acdctl", "--server", "10.0.0.1:6000", "agent", "watch", "bob", "--count", "3"]).unwrap();
+        assert!(
+            matches!(cli.command, Command::Agent(AgentCmd::Login { ref agent, ref extension }) if agent == "alice" && extension == "1001")
+        );
+        let cli = Cli::try_parse_from([
+            "acdctl",
+            "--server",
+            "10.0.0.1:6000",
+            "agent",
+            "watch",
+            "bob",
+            "--count",
+            "3",
+        ])
+        .unwrap();
         assert_eq!(cli.server, "http://10.0.0.1:6000");
-        assert!(matches!(cli.command, Command::Agent(AgentCmd::Watch { count: Some(3), .. })));
-        let cli = Cli::try_parse_from(["acdctl", "agent", "not-ready", "bob", "--reason", "lunch"]).unwrap();
-        assert!(matches!(cli.command, Command::Agent(AgentCmd::NotReady { ref reason, .. }) if reason == "lunch"));
+        assert!(matches!(
+            cli.command,
+            Command::Agent(AgentCmd::Watch { count: Some(3), .. })
+        ));
+        let cli = Cli::try_parse_from(["acdctl", "agent", "not-ready", "bob", "--reason", "lunch"])
+            .unwrap();
+        assert!(
+            matches!(cli.command, Command::Agent(AgentCmd::NotReady { ref reason, .. }) if reason == "lunch")
+        );
         assert!(Cli::try_parse_from(["acdctl", "queue", "list"]).is_ok());
         assert!(Cli::try_parse_from(["acdctl", "status"]).is_ok());
         assert!(Cli::try_parse_from(["acdctl", "drain"]).is_ok());

@@ -14,7 +14,10 @@ use serde_json::{json, Value};
 /// `AGENT_STATE_WRAP_UP` → `"WRAP_UP"`; an unknown number → `"UNKNOWN(n)"`.
 pub fn state_name(state: i32) -> String {
     match AgentState::try_from(state) {
-        Ok(s) => s.as_str_name().trim_start_matches("AGENT_STATE_").to_string(),
+        Ok(s) => s
+            .as_str_name()
+            .trim_start_matches("AGENT_STATE_")
+            .to_string(),
         Err(_) => format!("UNKNOWN({state})"),
     }
 }
@@ -53,7 +56,11 @@ pub fn print(text: &str) -> std::io::Result<()> {
 }
 
 /// The human rendering, or the JSON object on one line.
-pub fn emit(json: bool, human: impl FnOnce() -> String, value: impl FnOnce() -> Value) -> std::io::Result<()> {
+pub fn emit(
+    json: bool,
+    human: impl FnOnce() -> String,
+    value: impl FnOnce() -> Value,
+) -> std::io::Result<()> {
     if json {
         print(&value().to_string())
     } else {
@@ -64,7 +71,12 @@ pub fn emit(json: bool, human: impl FnOnce() -> String, value: impl FnOnce() -> 
 // ---------------------------------------------------------------- JSON
 
 pub fn skills_json(skills: &[Skill]) -> Value {
-    Value::Array(skills.iter().map(|s| json!({ "id": s.id, "level": s.level })).collect())
+    Value::Array(
+        skills
+            .iter()
+            .map(|s| json!({ "id": s.id, "level": s.level }))
+            .collect(),
+    )
 }
 
 pub fn agent_json(a: &AgentStatus) -> Value {
@@ -121,7 +133,10 @@ pub fn event_json(e: &AgentEvent) -> Value {
         Some(Kind::Status(s)) => ("status", agent_json(s)),
         Some(Kind::Offer(o)) => ("offer", offer_json(o)),
         Some(Kind::Connected(c)) => ("connected", json!({ "call_id": c.call_id })),
-        Some(Kind::Finished(f)) => ("finished", json!({ "call_id": f.call_id, "reason": f.reason })),
+        Some(Kind::Finished(f)) => (
+            "finished",
+            json!({ "call_id": f.call_id, "reason": f.reason }),
+        ),
         None => return json!({ "seq": e.seq, "kind": Value::Null }),
     };
     let mut obj = json!({ "seq": e.seq, "kind": kind });
@@ -190,16 +205,27 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
         s.trim_end().to_string()
     };
     let mut out = vec![line(headers.to_vec())];
-    out.extend(rows.iter().map(|r| line(r.iter().map(String::as_str).collect())));
+    out.extend(
+        rows.iter()
+            .map(|r| line(r.iter().map(String::as_str).collect())),
+    );
     out.join("\n")
 }
 
 fn or_dash(s: &str) -> String {
-    if s.is_empty() { "-".into() } else { s.to_string() }
+    if s.is_empty() {
+        "-".into()
+    } else {
+        s.to_string()
+    }
 }
 
 fn skills_text(skills: &[Skill]) -> String {
-    skills.iter().map(|s| format!("{}:{}", s.id, s.level)).collect::<Vec<_>>().join(",")
+    skills
+        .iter()
+        .map(|s| format!("{}:{}", s.id, s.level))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// `alice  READY  ext=1001 call=acd-1 reason=break skills=sales:5`
@@ -246,7 +272,10 @@ pub fn agents_table(agents: &[AgentStatus]) -> String {
             ]
         })
         .collect();
-    table(&["AGENT", "NAME", "STATE", "EXT", "CALL", "REASON", "SKILLS"], &rows)
+    table(
+        &["AGENT", "NAME", "STATE", "EXT", "CALL", "REASON", "SKILLS"],
+        &rows,
+    )
 }
 
 pub fn queues_table(queues: &[QueueStatus]) -> String {
@@ -267,7 +296,17 @@ pub fn queues_table(queues: &[QueueStatus]) -> String {
         })
         .collect();
     table(
-        &["QUEUE", "WAITING", "LONGEST", "READY", "LOGGED_IN", "OFFERED", "ANSWERED", "ABANDONED", "SKILLS"],
+        &[
+            "QUEUE",
+            "WAITING",
+            "LONGEST",
+            "READY",
+            "LOGGED_IN",
+            "OFFERED",
+            "ANSWERED",
+            "ABANDONED",
+            "SKILLS",
+        ],
         &rows,
     )
 }
@@ -278,15 +317,26 @@ pub fn event_line(e: &AgentEvent) -> String {
         Some(Kind::Status(s)) => format!("STATUS {}", agent_line(s)),
         Some(Kind::Offer(o)) => {
             let c = o.caller.clone().unwrap_or_default();
-            let mut s = format!("OFFER call={} queue={} from={}", o.call_id, o.queue_id, or_dash(&c.from_uri));
+            let mut s = format!(
+                "OFFER call={} queue={} from={}",
+                o.call_id,
+                o.queue_id,
+                or_dash(&c.from_uri)
+            );
             if !c.display_name.is_empty() {
                 s.push_str(&format!(" name={:?}", c.display_name));
             }
-            s.push_str(&format!(" did={} waited={}ms", or_dash(&c.did), o.waited_ms));
+            s.push_str(&format!(
+                " did={} waited={}ms",
+                or_dash(&c.did),
+                o.waited_ms
+            ));
             s
         }
         Some(Kind::Connected(c)) => format!("CONNECTED call={}", c.call_id),
-        Some(Kind::Finished(f)) => format!("FINISHED call={} reason={}", f.call_id, or_dash(&f.reason)),
+        Some(Kind::Finished(f)) => {
+            format!("FINISHED call={} reason={}", f.call_id, or_dash(&f.reason))
+        }
         None => format!("EVENT seq={}", e.seq),
     }
 }
@@ -301,20 +351,40 @@ pub fn status_text(s: &StatusResponse) -> String {
         rows.push(vec!["distributor.role".into(), or_dash(&d.role)]);
         rows.push(vec!["distributor.term".into(), d.term.to_string()]);
         rows.push(vec!["distributor.last_seq".into(), d.last_seq.to_string()]);
-        rows.push(vec!["distributor.state_digest".into(), format!("{:016x}", d.state_digest)]);
+        rows.push(vec![
+            "distributor.state_digest".into(),
+            format!("{:016x}", d.state_digest),
+        ]);
         rows.push(vec!["distributor.following".into(), or_dash(&d.following)]);
-        rows.push(vec!["distributor.calls_waiting".into(), d.calls_waiting.to_string()]);
-        rows.push(vec!["distributor.agents_logged_in".into(), d.agents_logged_in.to_string()]);
+        rows.push(vec![
+            "distributor.calls_waiting".into(),
+            d.calls_waiting.to_string(),
+        ]);
+        rows.push(vec![
+            "distributor.agents_logged_in".into(),
+            d.agents_logged_in.to_string(),
+        ]);
     }
     if let Some(e) = &s.edge {
         rows.push(vec!["edge.active_calls".into(), e.active_calls.to_string()]);
-        rows.push(vec!["edge.registrations".into(), e.registrations.to_string()]);
-        rows.push(vec!["edge.sip_transactions".into(), e.sip_transactions.to_string()]);
-        rows.push(vec!["edge.distributor_connected".into(), e.distributor_connected.to_string()]);
+        rows.push(vec![
+            "edge.registrations".into(),
+            e.registrations.to_string(),
+        ]);
+        rows.push(vec![
+            "edge.sip_transactions".into(),
+            e.sip_transactions.to_string(),
+        ]);
+        rows.push(vec![
+            "edge.distributor_connected".into(),
+            e.distributor_connected.to_string(),
+        ]);
     }
     // Key/value pairs: reuse the table alignment, without a header line.
     let t = table(&["", ""], &rows);
-    t.split_once('\n').map(|(_, rest)| rest.to_string()).unwrap_or_default()
+    t.split_once('\n')
+        .map(|(_, rest)| rest.to_string())
+        .unwrap_or_default()
 }
 
 pub fn drain_text(d: &DrainResponse) -> String {
@@ -332,7 +402,10 @@ mod tests {
             name: "Alice".into(),
             state: AgentState::Ready as i32,
             extension: "1001".into(),
-            skills: vec![Skill { id: "sales".into(), level: 5 }],
+            skills: vec![Skill {
+                id: "sales".into(),
+                level: 5,
+            }],
             ..Default::default()
         }
     }
@@ -387,7 +460,10 @@ mod tests {
             offered: 10,
             answered: 7,
             abandoned: 1,
-            required_skills: vec![Skill { id: "sales".into(), level: 1 }],
+            required_skills: vec![Skill {
+                id: "sales".into(),
+                level: 1,
+            }],
         };
         assert_eq!(
             queue_json(&q),
@@ -401,7 +477,10 @@ mod tests {
 
     #[test]
     fn event_json_shapes() {
-        let ev = |seq, kind| AgentEvent { seq, kind: Some(kind) };
+        let ev = |seq, kind| AgentEvent {
+            seq,
+            kind: Some(kind),
+        };
         assert_eq!(
             event_json(&ev(1, Kind::Offer(offer()))),
             json!({
@@ -417,16 +496,32 @@ mod tests {
         assert_eq!(s["kind"], "status");
         assert_eq!(s["status"]["state"], "READY");
         assert_eq!(
-            event_json(&ev(3, Kind::Connected(CallConnected { call_id: "acd-1".into() }))),
+            event_json(&ev(
+                3,
+                Kind::Connected(CallConnected {
+                    call_id: "acd-1".into()
+                })
+            )),
             json!({"seq": 3, "kind": "connected", "connected": {"call_id": "acd-1"}})
         );
         assert_eq!(
-            event_json(&ev(4, Kind::Finished(CallFinished { call_id: "acd-1".into(), reason: "bye".into() }))),
+            event_json(&ev(
+                4,
+                Kind::Finished(CallFinished {
+                    call_id: "acd-1".into(),
+                    reason: "bye".into()
+                })
+            )),
             json!({"seq": 4, "kind": "finished", "finished": {"call_id": "acd-1", "reason": "bye"}})
         );
-        assert_eq!(event_json(&AgentEvent { seq: 5, kind: None }), json!({"seq": 5, "kind": null}));
+        assert_eq!(
+            event_json(&AgentEvent { seq: 5, kind: None }),
+            json!({"seq": 5, "kind": null})
+        );
         // One object per line: the rendering never contains a newline.
-        assert!(!event_json(&ev(1, Kind::Offer(offer()))).to_string().contains('\n'));
+        assert!(!event_json(&ev(1, Kind::Offer(offer())))
+            .to_string()
+            .contains('\n'));
     }
 
     #[test]
@@ -455,46 +550,76 @@ mod tests {
                 "edge": null,
             })
         );
-        let e = edge_json(&EdgeStatus { active_calls: 1, registrations: 2, sip_transactions: 3, distributor_connected: true });
+        let e = edge_json(&EdgeStatus {
+            active_calls: 1,
+            registrations: 2,
+            sip_transactions: 3,
+            distributor_connected: true,
+        });
         assert_eq!(
             e,
             json!({"active_calls": 1, "registrations": 2, "sip_transactions": 3, "distributor_connected": true})
         );
-        assert_eq!(drain_json(&DrainResponse { active_calls: 4 }), json!({"active_calls": 4}));
+        assert_eq!(
+            drain_json(&DrainResponse { active_calls: 4 }),
+            json!({"active_calls": 4})
+        );
     }
 
     #[test]
     fn human_lines() {
-        assert_eq!(agent_line(&alice()), "alice  READY  ext=1001 name=\"Alice\" skills=sales:5");
-        let bare = AgentStatus { agent_id: "bob".into(), state: AgentState::LoggedOut as i32, ..Default::default() };
+        assert_eq!(
+            agent_line(&alice()),
+            "alice  READY  ext=1001 name=\"Alice\" skills=sales:5"
+        );
+        let bare = AgentStatus {
+            agent_id: "bob".into(),
+            state: AgentState::LoggedOut as i32,
+            ..Default::default()
+        };
         assert_eq!(agent_line(&bare), "bob  LOGGED_OUT");
         assert_eq!(
             event_line(&AgentEvent { seq: 1, kind: Some(Kind::Offer(offer())) }),
             "OFFER call=acd-1 queue=sales from=sip:bob@example.com name=\"Bob\" did=5550100 waited=1200ms"
         );
         assert_eq!(
-            event_line(&AgentEvent { seq: 2, kind: Some(Kind::Status(bare)) }),
+            event_line(&AgentEvent {
+                seq: 2,
+                kind: Some(Kind::Status(bare))
+            }),
             "STATUS bob  LOGGED_OUT"
         );
-        assert_eq!(drain_text(&DrainResponse { active_calls: 2 }), "draining: 2 active calls");
+        assert_eq!(
+            drain_text(&DrainResponse { active_calls: 2 }),
+            "draining: 2 active calls"
+        );
     }
 
     #[test]
     fn tables_align() {
-        let t = table(&["A", "BB"], &[vec!["xxx".into(), "y".into()], vec!["z".into(), "w".into()]]);
+        let t = table(
+            &["A", "BB"],
+            &[vec!["xxx".into(), "y".into()], vec!["z".into(), "w".into()]],
+        );
         assert_eq!(t, "A    BB\nxxx  y\nz    w");
         let a = agents_table(&[alice()]);
         let lines: Vec<&str> = a.lines().collect();
         assert_eq!(lines.len(), 2);
         assert!(lines[0].starts_with("AGENT  NAME   STATE"));
         assert!(lines[1].starts_with("alice  Alice  READY"));
-        let st = status_text(&StatusResponse { version: "1".into(), ..Default::default() });
+        let st = status_text(&StatusResponse {
+            version: "1".into(),
+            ..Default::default()
+        });
         assert_eq!(st.lines().next(), Some("version   1"));
     }
 
     #[test]
     fn code_names() {
         assert_eq!(code_name(tonic::Code::NotFound), "NOT_FOUND");
-        assert_eq!(code_name(tonic::Code::FailedPrecondition), "FAILED_PRECONDITION");
+        assert_eq!(
+            code_name(tonic::Code::FailedPrecondition),
+            "FAILED_PRECONDITION"
+        );
     }
 }

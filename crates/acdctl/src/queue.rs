@@ -11,7 +11,11 @@ use crate::request;
 /// A table, or one JSON object per queue.
 pub async fn list(channel: Channel, json: bool) -> Result<()> {
     let mut client = AgentServiceClient::new(channel);
-    let queues = client.list_queues(request(ListQueuesRequest {})).await?.into_inner().queues;
+    let queues = client
+        .list_queues(request(ListQueuesRequest {}))
+        .await?
+        .into_inner()
+        .queues;
     if json {
         for q in &queues {
             output::print(&output::queue_json(q).to_string())?;
