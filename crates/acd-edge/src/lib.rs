@@ -114,7 +114,8 @@ pub async fn start(settings: EdgeSettings, loaded: &Loaded) -> Result<EdgeHandle
     let transports = transport::Transports::start(udp, tcp, input_tx.clone());
     let passwords = cfg.extensions.iter().map(|e| (e.number.clone(), e.password.clone())).collect();
     let registrar = Arc::new(registrar::Registrar::new(&cfg.sip.realm, nonce_secret(cfg), passwords));
-    let rtp_ip = if udp_addr.ip().is_unspecified() { udp_addr.ip() } else { udp_addr.ip() };
+    // RTP listens where SIP does (all interfaces if SIP does).
+    let rtp_ip = udp_addr.ip();
     let ports = media::PortPool::new(rtp_ip, settings.rtp_ports.0, settings.rtp_ports.1);
     let ivr = ivr_client::IvrClients::new(&settings.ivr_urls).map_err(|e| EdgeError::Url(e.to_string()))?;
     let dist = distributor_link::start(settings.distributor_url.clone(), settings.edge_id.clone(), input_tx.clone());

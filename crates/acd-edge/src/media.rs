@@ -140,12 +140,12 @@ impl MediaTask {
                 },
                 r = self.caller_sock.recv_from(&mut in_a) => {
                     if let Ok((n, from)) = r {
-                        self.from_caller(&mut in_a[..n], from).await;
+                        self.on_caller_packet(&mut in_a[..n], from).await;
                     }
                 }
                 r = self.agent_sock.recv_from(&mut in_b) => {
                     if let Ok((n, from)) = r {
-                        self.from_agent(&mut in_b[..n], from).await;
+                        self.on_agent_packet(&mut in_b[..n], from).await;
                     }
                 }
                 _ = sleep_until_opt(deadline), if deadline.is_some() => self.play_due().await,
@@ -191,7 +191,7 @@ impl MediaTask {
     }
 
     /// Symmetric RTP: once the caller sends, answer to where it sends from.
-    async fn from_caller(&mut self, packet: &mut [u8], from: SocketAddr) {
+    async fn on_caller_packet(&mut self, packet: &mut [u8], from: SocketAddr) {
         if !acd_media::is_rtp(packet) {
             self.stats.dropped += 1;
             return;
@@ -203,7 +203,7 @@ impl MediaTask {
         }
     }
 
-    async fn from_agent(&mut self, packet: &mut [u8], from: SocketAddr) {
+    async fn on_agent_packet(&mut self, packet: &mut [u8], from: SocketAddr) {
         if !acd_media::is_rtp(packet) || self.agent_remote.is_none() {
             self.stats.dropped += 1;
             return;
