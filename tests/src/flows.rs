@@ -86,3 +86,21 @@ pub fn trunk(
         .key("rtpport", rtp_port)
         .limit(SIPP_LIMIT)
 }
+
+/// Starts an agent softphone (UAS) on SIPp slot `slot` playing `scenario`
+/// (agent_reject.xml, agent_ring_forever.xml ...), one call; `rtpport` is set
+/// for scenarios that answer with SDP.
+pub async fn agent_phone_scenario(
+    env: &TestEnv,
+    name: &str,
+    scenario: &str,
+    slot: u16,
+    rtp_port: u16,
+) -> SippRun {
+    SippCmd::new(name, scenario, env.ports.sipp(slot))
+        .key("rtpport", rtp_port)
+        .limit(SIPP_LIMIT)
+        .spawn(env)
+        .await
+        .expect("spawn agent SIPp")
+}

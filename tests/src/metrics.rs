@@ -55,6 +55,39 @@ pub fn counter(text: &str, name: &str) -> Option<f64> {
     found
 }
 
+/// Sum of the samples of metric `name` whose labels include every
+/// `(label, value)` of `want` (e.g. `&[("method", "INVITE")]`). `None` if none.
+pub fn counter_with(text: &str, name: &str, want: &[(&str, &str)]) -> Option<f64> {
+    let mut found = None;
+    for line in text.lines() {
+        if line.starts_with('#') {
+            continue;
+        }
+        let Some(open) = line.find('{') else { continue };
+        let Some(close) = line.rfind('}') else {
+            continue;
+        };
+        if line[..open].trim() != name || close < open {
+            continue;
+        }
+        let labels = &line[open + 1..close];
+        let has = |k: &str, v: &str| {
+            labels
+                .split(',')
+                .filter_map(|kv| kv.split_once('='))
+                .any(|(lk, lv)| lk.trim() == k && lv.trim().trim_matches('"') == v)
+        };
+        if !want.iter().all(|(k, v)| has(k, v)) {
+            continue;
+        }
+        let value = line[close + 1..].split_whitespace().next().unwrap_or("");
+        if let Ok(v) = value.parse::<f64>() {
+            *found.get_or_insert(0.0) += v;
+        }
+    }
+    found
+}
+
 /// Scrapes `addr` and returns counter `name` (0 if absent).
 pub async fn scrape_counter(addr: &str, name: &str) -> Result<f64> {
     Ok(counter(&scrape(addr).await?, name).unwrap_or(0.0))
@@ -62,7 +95,7 @@ pub async fn scrape_counter(addr: &str, name: &str) -> Result<f64> {
 
 #[cfg(test)]
 mod tests {
-    use super::counter;
+    use super::{counter, counter_with};
 
     #[test]
     fn parses_counters() {
@@ -72,5 +105,13 @@ mod tests {
         assert_eq!(counter(t, "acd_ivr_steps_total"), Some(5.0));
         assert_eq!(counter(t, "plain"), Some(5.0));
         assert_eq!(counter(t, "absent"), None);
+        assert_eq!(
+            counter_with(t, "acd_ivr_steps_total", &[("flow", "sales")]),
+            Some(3.0)
+        );
+        assert_eq!(
+            counter_with(t, "acd_ivr_steps_total", &[("flow", "x")]),
+            None
+        );
     }
 }

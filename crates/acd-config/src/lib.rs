@@ -86,7 +86,10 @@ pub struct MediaConfig {
 
 impl Default for MediaConfig {
     fn default() -> Self {
-        MediaConfig { rtp_port_min: 20000, rtp_port_max: 29999 }
+        MediaConfig {
+            rtp_port_min: 20000,
+            rtp_port_max: 29999,
+        }
     }
 }
 
@@ -98,7 +101,9 @@ pub struct GrpcConfig {
 
 impl Default for GrpcConfig {
     fn default() -> Self {
-        GrpcConfig { listen: SocketAddr::from(([127, 0, 0, 1], 50051)) }
+        GrpcConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+        }
     }
 }
 
@@ -110,7 +115,9 @@ pub struct MetricsConfig {
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        MetricsConfig { listen: SocketAddr::from(([127, 0, 0, 1], 9464)) }
+        MetricsConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+        }
     }
 }
 
@@ -123,7 +130,10 @@ pub struct DistributorConfig {
 
 impl Default for DistributorConfig {
     fn default() -> Self {
-        DistributorConfig { wrap_up_secs: 5, offer_timeout_secs: 20 }
+        DistributorConfig {
+            wrap_up_secs: 5,
+            offer_timeout_secs: 20,
+        }
     }
 }
 
@@ -222,10 +232,18 @@ impl Loaded {
     pub fn from_file(path: &Path) -> Result<Loaded, ConfigErrors> {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigErrors(vec![ConfigError { file: name.clone(), line: None, key: String::new(), message: e.to_string() }])
+            ConfigErrors(vec![ConfigError {
+                file: name.clone(),
+                line: None,
+                key: String::new(),
+                message: e.to_string(),
+            }])
         })?;
         let config = parse(&text, &name)?;
-        let loaded = Loaded { config, origin: Origin::File(path.to_path_buf()) };
+        let loaded = Loaded {
+            config,
+            origin: Origin::File(path.to_path_buf()),
+        };
         loaded.check_files(&text, &name)?;
         Ok(loaded)
     }
@@ -233,7 +251,10 @@ impl Loaded {
     /// The embedded defaults.
     pub fn embedded() -> Result<Loaded, ConfigErrors> {
         let config = parse(defaults::TEXT, defaults::ORIGIN)?;
-        let loaded = Loaded { config, origin: Origin::Embedded };
+        let loaded = Loaded {
+            config,
+            origin: Origin::Embedded,
+        };
         loaded.check_files(defaults::TEXT, defaults::ORIGIN)?;
         Ok(loaded)
     }
@@ -292,9 +313,17 @@ impl Loaded {
 pub fn parse(text: &str, name: &str) -> Result<Config, ConfigErrors> {
     let config: Config = toml_edit::de::from_str(text).map_err(|e| {
         let line = e.span().map(|s| locate::line_of(text, s.start));
-        let key = e.span().and_then(|s| locate::key_at(text, s.start)).unwrap_or_default();
+        let key = e
+            .span()
+            .and_then(|s| locate::key_at(text, s.start))
+            .unwrap_or_default();
         let first_line = e.message().lines().next().unwrap_or_default().to_string();
-        ConfigErrors(vec![ConfigError { file: name.to_string(), line, key, message: clean(&first_line, &e) }])
+        ConfigErrors(vec![ConfigError {
+            file: name.to_string(),
+            line,
+            key,
+            message: clean(&first_line, &e),
+        }])
     })?;
     let errors = validate(&config, text, name);
     if errors.is_empty() {
@@ -315,15 +344,26 @@ fn clean(first_line: &str, e: &toml_edit::de::Error) -> String {
 
 /// Cross-reference and range checks that serde cannot express.
 fn validate(c: &Config, text: &str, name: &str) -> Vec<ConfigError> {
-    let mut v = Validator { text, name, errors: Vec::new() };
+    let mut v = Validator {
+        text,
+        name,
+        errors: Vec::new(),
+    };
     v.media(c);
-    v.unique(c.extensions.iter().map(|e| e.number.as_str()), "extensions", "number");
+    v.unique(
+        c.extensions.iter().map(|e| e.number.as_str()),
+        "extensions",
+        "number",
+    );
     v.unique(c.agents.iter().map(|a| a.id.as_str()), "agents", "id");
     v.unique(c.queues.iter().map(|q| q.id.as_str()), "queues", "id");
     v.unique(c.dids.iter().map(|d| d.number.as_str()), "dids", "number");
     for (i, e) in c.extensions.iter().enumerate() {
         if e.password.is_empty() {
-            v.push(&[Seg::Key("extensions"), Seg::Index(i), Seg::Key("password")], "must not be empty");
+            v.push(
+                &[Seg::Key("extensions"), Seg::Index(i), Seg::Key("password")],
+                "must not be empty",
+            );
         }
     }
     for (i, a) in c.agents.iter().enumerate() {
@@ -335,7 +375,10 @@ fn validate(c: &Config, text: &str, name: &str) -> Vec<ConfigError> {
     let queues: BTreeSet<&str> = c.queues.iter().map(|q| q.id.as_str()).collect();
     for (i, d) in c.dids.iter().enumerate() {
         if !c.flows.contains_key(&d.flow) {
-            v.push(&[Seg::Key("dids"), Seg::Index(i), Seg::Key("flow")], &format!("no flow `{}` in [flows]", d.flow));
+            v.push(
+                &[Seg::Key("dids"), Seg::Index(i), Seg::Key("flow")],
+                &format!("no flow `{}` in [flows]", d.flow),
+            );
         }
     }
     for (flow_id, flow) in &c.flows {
@@ -352,16 +395,27 @@ struct Validator<'a> {
 
 impl Validator<'_> {
     fn push(&mut self, path: &[Seg], message: &str) {
-        self.errors.push(locate::error(self.text, self.name, path, message.to_string()));
+        self.errors.push(locate::error(
+            self.text,
+            self.name,
+            path,
+            message.to_string(),
+        ));
     }
 
     fn media(&mut self, c: &Config) {
         let m = &c.media;
         if m.rtp_port_min >= m.rtp_port_max || m.rtp_port_max - m.rtp_port_min < 2 {
-            self.push(&[Seg::Key("media"), Seg::Key("rtp_port_max")], "must be at least rtp_port_min + 2");
+            self.push(
+                &[Seg::Key("media"), Seg::Key("rtp_port_max")],
+                "must be at least rtp_port_min + 2",
+            );
         }
         if c.distributor.offer_timeout_secs == 0 {
-            self.push(&[Seg::Key("distributor"), Seg::Key("offer_timeout_secs")], "must be at least 1");
+            self.push(
+                &[Seg::Key("distributor"), Seg::Key("offer_timeout_secs")],
+                "must be at least 1",
+            );
         }
     }
 
@@ -369,9 +423,15 @@ impl Validator<'_> {
         let mut seen = BTreeSet::new();
         for (i, id) in ids.enumerate() {
             if id.is_empty() {
-                self.push(&[Seg::Key(table), Seg::Index(i), Seg::Key(field)], "must not be empty");
+                self.push(
+                    &[Seg::Key(table), Seg::Index(i), Seg::Key(field)],
+                    "must not be empty",
+                );
             } else if !seen.insert(id) {
-                self.push(&[Seg::Key(table), Seg::Index(i), Seg::Key(field)], &format!("`{id}` is defined twice"));
+                self.push(
+                    &[Seg::Key(table), Seg::Index(i), Seg::Key(field)],
+                    &format!("`{id}` is defined twice"),
+                );
             }
         }
     }
@@ -379,23 +439,46 @@ impl Validator<'_> {
     fn skill_levels(&mut self, skills: &BTreeMap<String, u8>, table: &str, i: usize) {
         for (skill, level) in skills {
             if !(1..=10).contains(level) {
-                let path = [Seg::Key(table), Seg::Index(i), Seg::Key("skills"), Seg::Key(skill)];
+                let path = [
+                    Seg::Key(table),
+                    Seg::Index(i),
+                    Seg::Key("skills"),
+                    Seg::Key(skill),
+                ];
                 self.push(&path, &format!("proficiency {level} is outside 1-10"));
             }
         }
     }
 
-    fn flow(&mut self, id: &str, flow: &Flow, queues: &BTreeSet<&str>, prompts: &BTreeMap<String, String>) {
+    fn flow(
+        &mut self,
+        id: &str,
+        flow: &Flow,
+        queues: &BTreeSet<&str>,
+        prompts: &BTreeMap<String, String>,
+    ) {
         let at = |key: &'static str| [Seg::Key("flows"), Seg::Key(id), Seg::Key(key)];
         if !flow.nodes.contains_key(&flow.start) {
-            self.push(&at("start"), &format!("no node `{}` in flow `{id}`", flow.start));
+            self.push(
+                &at("start"),
+                &format!("no node `{}` in flow `{id}`", flow.start),
+            );
         }
         if !queues.contains(flow.fallback_queue.as_str()) {
-            self.push(&at("fallback_queue"), &format!("no queue `{}`", flow.fallback_queue));
+            self.push(
+                &at("fallback_queue"),
+                &format!("no queue `{}`", flow.fallback_queue),
+            );
         }
         for (node_id, node) in &flow.nodes {
             let path = |key: &'static str| {
-                [Seg::Key("flows"), Seg::Key(id), Seg::Key("nodes"), Seg::Key(node_id), Seg::Key(key)]
+                [
+                    Seg::Key("flows"),
+                    Seg::Key(id),
+                    Seg::Key("nodes"),
+                    Seg::Key(node_id),
+                    Seg::Key(key),
+                ]
             };
             for next in node.successors() {
                 if !flow.nodes.contains_key(next) {
@@ -406,8 +489,13 @@ impl Validator<'_> {
                 Node::Enqueue { queue, .. } if !queues.contains(queue.as_str()) => {
                     self.push(&path("queue"), &format!("no queue `{queue}`"));
                 }
-                Node::Play { prompt, .. } | Node::Menu { prompt, .. } if !prompts.contains_key(prompt) => {
-                    self.push(&path("prompt"), &format!("no prompt `{prompt}` in [prompts]"));
+                Node::Play { prompt, .. } | Node::Menu { prompt, .. }
+                    if !prompts.contains_key(prompt) =>
+                {
+                    self.push(
+                        &path("prompt"),
+                        &format!("no prompt `{prompt}` in [prompts]"),
+                    );
                 }
                 _ => {}
             }

@@ -14,7 +14,12 @@ pub enum Seg<'a> {
 
 /// 1-based line of byte offset `at`.
 pub fn line_of(text: &str, at: usize) -> usize {
-    text.as_bytes().iter().take(at).filter(|b| **b == b'\n').count() + 1
+    text.as_bytes()
+        .iter()
+        .take(at)
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
 }
 
 /// Dotted rendering of a path, `agents[1].skills.sales`.
@@ -35,7 +40,12 @@ pub fn render(path: &[Seg]) -> String {
 }
 
 pub fn error(text: &str, name: &str, path: &[Seg], message: String) -> ConfigError {
-    ConfigError { file: name.to_string(), line: find_line(text, path), key: render(path), message }
+    ConfigError {
+        file: name.to_string(),
+        line: find_line(text, path),
+        key: render(path),
+        message,
+    }
 }
 
 /// Line of the deepest part of `path` present in the text.
@@ -110,7 +120,12 @@ fn in_table(t: &Table, at: usize) -> Option<Vec<String>> {
     })
 }
 
-fn in_item(item: &Item, at: usize, name: &str, key_span: Option<std::ops::Range<usize>>) -> Option<Vec<String>> {
+fn in_item(
+    item: &Item,
+    at: usize,
+    name: &str,
+    key_span: Option<std::ops::Range<usize>>,
+) -> Option<Vec<String>> {
     let deeper = match item {
         Item::Table(t) => in_table(t, at),
         Item::ArrayOfTables(a) => a.iter().enumerate().find_map(|(i, t)| {

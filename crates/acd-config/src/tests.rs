@@ -11,18 +11,29 @@ fn embedded_defaults_are_valid() {
 }
 
 fn errors_of(text: &str) -> Vec<ConfigError> {
-    parse(text, "test.toml").expect_err("config should be refused").0
+    parse(text, "test.toml")
+        .expect_err("config should be refused")
+        .0
 }
 
 #[test]
 fn unknown_queue_in_flow_names_key_and_line() {
-    let text = GOOD.replacen("queue = \"sales\"\npriority", "queue = \"nosuch\"\npriority", 1);
+    let text = GOOD.replacen(
+        "queue = \"sales\"\npriority",
+        "queue = \"nosuch\"\npriority",
+        1,
+    );
     let errs = errors_of(&text);
-    let e = errs.iter().find(|e| e.message.contains("nosuch")).expect("error about nosuch");
+    let e = errs
+        .iter()
+        .find(|e| e.message.contains("nosuch"))
+        .expect("error about nosuch");
     assert_eq!(e.key, "flows.sales.nodes.queue.queue");
     let line = text.lines().position(|l| l.contains("\"nosuch\"")).unwrap() + 1;
     assert_eq!(e.line, Some(line));
-    assert!(e.to_string().starts_with(&format!("test.toml:{line}: key `flows.sales.nodes.queue.queue`")));
+    assert!(e.to_string().starts_with(&format!(
+        "test.toml:{line}: key `flows.sales.nodes.queue.queue`"
+    )));
 }
 
 #[test]
@@ -60,7 +71,10 @@ fn missing_key_is_reported() {
 
 #[test]
 fn skill_level_out_of_range_in_inline_table() {
-    let text = GOOD.replace("skills = { sales = 5, english = 8 }", "skills = { sales = 50, english = 8 }");
+    let text = GOOD.replace(
+        "skills = { sales = 5, english = 8 }",
+        "skills = { sales = 50, english = 8 }",
+    );
     let errs = errors_of(&text);
     assert_eq!(errs[0].key, "agents[0].skills.sales");
     let line = text.lines().position(|l| l.contains("sales = 50")).unwrap() + 1;

@@ -67,42 +67,97 @@ fn agent_id(id: String) -> Result<AgentId, Status> {
 /// What an event means for the agent it concerns: the state it implies
 /// (so the watcher sees every transition even if the next event has
 /// already moved the agent on) and the call event itself.
-fn agent_events(rec: &EventRecord, d: &Distributor) -> Option<(AgentId, Vec<pb::agent_event::Kind>)> {
+fn agent_events(
+    rec: &EventRecord,
+    d: &Distributor,
+) -> Option<(AgentId, Vec<pb::agent_event::Kind>)> {
     use pb::agent_event::Kind;
-    let finished = |call: &CallId, reason: &str| Kind::Finished(pb::CallFinished { call_id: call.0.clone(), reason: reason.into() });
+    let finished = |call: &CallId, reason: &str| {
+        Kind::Finished(pb::CallFinished {
+            call_id: call.0.clone(),
+            reason: reason.into(),
+        })
+    };
     let (agent, implied, call_event) = match &rec.event {
         Event::AgentLoggedIn { agent, .. } | Event::AgentLoggedOut { agent } => (agent, None, None),
-        Event::AgentStateChanged { agent, state, reason } => (agent, Some((state.clone(), reason.clone())), None),
-        Event::CallOffered { call, agent, queue, caller, .. } => {
-            let waited_ms = d.lock().core.call(call).map(|c| rec.at.ms_since(c.enqueued_at)).unwrap_or(0);
+        Event::AgentStateChanged {
+            agent,
+            state,
+            reason,
+        } => (agent, Some((state.clone(), reason.clone())), None),
+        Event::CallOffered {
+            call,
+            agent,
+            queue,
+            caller,
+            ..
+        } => {
+            let waited_ms = d
+                .lock()
+                .core
+                .call(call)
+                .map(|c| rec.at.ms_since(c.enqueued_at))
+                .unwrap_or(0);
             let offer = pb::CallOffer {
                 call_id: call.0.clone(),
                 queue_id: queue.0.clone(),
                 caller: Some(caller_to_wire(caller)),
                 waited_ms,
             };
-            (agent, Some((AgentState::Reserved { call: call.clone() }, None)), Some(Kind::Offer(offer)))
+            (
+                agent,
+                Some((AgentState::Reserved { call: call.clone() }, None)),
+                Some(Kind::Offer(offer)),
+            )
         }
         Event::CallConnected { call, agent } => (
             agent,
             Some((AgentState::OnCall { call: call.clone() }, None)),
-            Some(Kind::Connected(pb::CallConnected { call_id: call.0.clone() })),
+            Some(Kind::Connected(pb::CallConnected {
+                call_id: call.0.clone(),
+            })),
         ),
-        Event::CallEnded { call, agent, wrap_up_until } => {
-            (agent, Some((AgentState::WrapUp { until: *wrap_up_until }, None)), Some(finished(call, "ended")))
-        }
-        Event::CallRequeued { call, agent, reason } => (agent, None, Some(finished(call, reason))),
-        Event::CallAbandoned { call, agent: Some(agent), .. } => (agent, None, Some(finished(call, "caller abandoned"))),
+        Event::CallEnded {
+            call,
+            agent,
+            wrap_up_until,
+        } => (
+            agent,
+            Some((
+                AgentState::WrapUp {
+                    until: *wrap_up_until,
+                },
+                None,
+            )),
+            Some(finished(call, "ended")),
+        ),
+        Event::CallRequeued {
+            call,
+            agent,
+            reason,
+        } => (agent, None, Some(finished(call, reason))),
+        Event::CallAbandoned {
+            call,
+            agent: Some(agent),
+            ..
+        } => (agent, None, Some(finished(call, "caller abandoned"))),
         _ => return None,
     };
     let view = d.lock().core.agent(agent)?;
     let mut status = agent_status(&view);
     if let Some((state, reason)) = implied {
-        let shown = AgentView { state, reason, ..view };
+        let shown = AgentView {
+            state,
+            reason,
+            ..view
+        };
         status = agent_status(&shown);
     }
     // The call event first (offer before "reserved"), then the state.
-    let kinds = call_event.into_iter().chain([Kind::Status(status)]).collect();
+    let kinds = call_event
+        .into_iter()
+        .chain([Kind::Status(status)])
+        .collect();
     Some((agent.clone(), kinds))
 }
 
@@ -110,45 +165,89 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::AgentEvent, Status>> + S
 
 #[tonic::async_trait]
 impl pb::agent_service_server::AgentService for AgentApi {
-    async fn login(&self, req: Request<pb::LoginRequest>) -> Result<Response<pb::AgentStatus>, Status> {
+    async fn login(
+        &self,
+        req: Request<pb::LoginRequest>,
+    ) -> Result<Response<pb::AgentStatus>, Status> {
         let r = req.into_inner();
         let agent = agent_id(r.agent_id)?;
         if r.extension.trim().is_empty() {
             return Err(Status::invalid_argument("extension is empty"));
         }
-        let cmd = Command::AgentLogin { agent: agent.clone(), extension: Extension(r.extension) };
+        let cmd = Command::AgentLogin {
+            agent: agent.clone(),
+            extension: Extension(r.extension),
+        };
         self.run(cmd, &agent)
     }
 
-    async fn set_ready(&self, req: Request<pb::SetReadyRequest>) -> Result<Response<pb::AgentStatus>, Status> {
+    async fn set_ready(
+        &self,
+        req: Request<pb::SetReadyRequest>,
+    ) -> Result<Response<pb::AgentStatus>, Status> {
         let agent = agent_id(req.into_inner().agent_id)?;
-        self.run(Command::AgentReady { agent: agent.clone() }, &agent)
+        self.run(
+            Command::AgentReady {
+                agent: agent.clone(),
+            },
+            &agent,
+        )
     }
 
-    async fn set_not_ready(&self, req: Request<pb::SetNotReadyRequest>) -> Result<Response<pb::AgentStatus>, Status> {
+    async fn set_not_ready(
+        &self,
+        req: Request<pb::SetNotReadyRequest>,
+    ) -> Result<Response<pb::AgentStatus>, Status> {
         let r = req.into_inner();
         let agent = agent_id(r.agent_id)?;
-        let reason = if r.reason.is_empty() { "not ready".to_string() } else { r.reason };
-        self.run(Command::AgentNotReady { agent: agent.clone(), reason }, &agent)
+        let reason = if r.reason.is_empty() {
+            "not ready".to_string()
+        } else {
+            r.reason
+        };
+        self.run(
+            Command::AgentNotReady {
+                agent: agent.clone(),
+                reason,
+            },
+            &agent,
+        )
     }
 
-    async fn logout(&self, req: Request<pb::LogoutRequest>) -> Result<Response<pb::AgentStatus>, Status> {
+    async fn logout(
+        &self,
+        req: Request<pb::LogoutRequest>,
+    ) -> Result<Response<pb::AgentStatus>, Status> {
         let agent = agent_id(req.into_inner().agent_id)?;
-        self.run(Command::AgentLogout { agent: agent.clone() }, &agent)
+        self.run(
+            Command::AgentLogout {
+                agent: agent.clone(),
+            },
+            &agent,
+        )
     }
 
-    async fn get_agent(&self, req: Request<pb::GetAgentRequest>) -> Result<Response<pb::AgentStatus>, Status> {
+    async fn get_agent(
+        &self,
+        req: Request<pb::GetAgentRequest>,
+    ) -> Result<Response<pb::AgentStatus>, Status> {
         let agent = agent_id(req.into_inner().agent_id)?;
         self.status_of(&agent).map(Response::new)
     }
 
-    async fn list_agents(&self, _req: Request<pb::ListAgentsRequest>) -> Result<Response<pb::ListAgentsResponse>, Status> {
+    async fn list_agents(
+        &self,
+        _req: Request<pb::ListAgentsRequest>,
+    ) -> Result<Response<pb::ListAgentsResponse>, Status> {
         let inner = self.d.lock();
         let agents = inner.core.agents().map(|v| agent_status(&v)).collect();
         Ok(Response::new(pb::ListAgentsResponse { agents }))
     }
 
-    async fn list_queues(&self, _req: Request<pb::ListQueuesRequest>) -> Result<Response<pb::ListQueuesResponse>, Status> {
+    async fn list_queues(
+        &self,
+        _req: Request<pb::ListQueuesRequest>,
+    ) -> Result<Response<pb::ListQueuesResponse>, Status> {
         let now = now_ms();
         let inner = self.d.lock();
         let queues = inner
@@ -156,8 +255,14 @@ impl pb::agent_service_server::AgentService for AgentApi {
             .queues()
             .iter()
             .map(|q| {
-                let required =
-                    self.d.config().queues.iter().find(|d| d.id == q.id).map(|d| d.required.as_slice()).unwrap_or(&[]);
+                let required = self
+                    .d
+                    .config()
+                    .queues
+                    .iter()
+                    .find(|d| d.id == q.id)
+                    .map(|d| d.required.as_slice())
+                    .unwrap_or(&[]);
                 queue_status(q, required, now)
             })
             .collect();
@@ -172,13 +277,19 @@ impl pb::agent_service_server::AgentService for AgentApi {
         let mut events = self.d.subscribe();
         let (first, seq) = {
             let inner = self.d.lock();
-            let v = inner.core.agent(&agent).ok_or_else(|| Status::not_found(format!("unknown agent `{agent}`")))?;
+            let v = inner
+                .core
+                .agent(&agent)
+                .ok_or_else(|| Status::not_found(format!("unknown agent `{agent}`")))?;
             (agent_status(&v), inner.core.last_seq().0)
         };
         let (tx, rx) = mpsc::channel(256);
         let d = self.d.clone();
         tokio::spawn(async move {
-            let hello = pb::AgentEvent { seq, kind: Some(pb::agent_event::Kind::Status(first)) };
+            let hello = pb::AgentEvent {
+                seq,
+                kind: Some(pb::agent_event::Kind::Status(first)),
+            };
             if tx.send(Ok(hello)).await.is_err() {
                 return;
             }
@@ -188,19 +299,32 @@ impl pb::agent_service_server::AgentService for AgentApi {
                         if rec.seq.0 <= seq {
                             continue;
                         }
-                        let Some((who, kinds)) = agent_events(&rec, &d) else { continue };
+                        let Some((who, kinds)) = agent_events(&rec, &d) else {
+                            continue;
+                        };
                         if who != agent {
                             continue;
                         }
                         for kind in kinds {
-                            if tx.send(Ok(pb::AgentEvent { seq: rec.seq.0, kind: Some(kind) })).await.is_err() {
+                            if tx
+                                .send(Ok(pb::AgentEvent {
+                                    seq: rec.seq.0,
+                                    kind: Some(kind),
+                                }))
+                                .await
+                                .is_err()
+                            {
                                 return;
                             }
                         }
                     }
                     Err(RecvError::Lagged(n)) => {
                         metrics::counter!("acd_agent_watch_lagged_total").increment(1);
-                        let _ = tx.send(Err(Status::data_loss(format!("watch fell {n} events behind; watch again")))).await;
+                        let _ = tx
+                            .send(Err(Status::data_loss(format!(
+                                "watch fell {n} events behind; watch again"
+                            ))))
+                            .await;
                         return;
                     }
                     Err(RecvError::Closed) => return,

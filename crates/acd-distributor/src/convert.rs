@@ -1,7 +1,9 @@
 //! Translation between the routing core's types and the wire types.
 
 use acd_proto::v1 as pb;
-use acd_routing::{AgentState, AgentView, CallerInfo, CommandError, ErrorKind, QueueView, Timestamp};
+use acd_routing::{
+    AgentState, AgentView, CallerInfo, CommandError, ErrorKind, QueueView, Timestamp,
+};
 use tonic::Status;
 
 use crate::ShellError;
@@ -49,15 +51,30 @@ pub fn agent_status(v: &AgentView) -> pb::AgentStatus {
         agent_id: v.id.0.clone(),
         name: v.name.clone(),
         state: agent_state(&v.state) as i32,
-        extension: v.extension.as_ref().map(|e| e.0.clone()).unwrap_or_default(),
+        extension: v
+            .extension
+            .as_ref()
+            .map(|e| e.0.clone())
+            .unwrap_or_default(),
         reason: v.reason.clone().unwrap_or_default(),
         call_id: v.state.call().map(|c| c.0.clone()).unwrap_or_default(),
         wrap_up_until_ms,
-        skills: v.skills.iter().map(|(s, l)| pb::Skill { id: s.0.clone(), level: u32::from(*l) }).collect(),
+        skills: v
+            .skills
+            .iter()
+            .map(|(s, l)| pb::Skill {
+                id: s.0.clone(),
+                level: u32::from(*l),
+            })
+            .collect(),
     }
 }
 
-pub fn queue_status(q: &QueueView, required: &[(acd_routing::SkillId, u8)], now: Timestamp) -> pb::QueueStatus {
+pub fn queue_status(
+    q: &QueueView,
+    required: &[(acd_routing::SkillId, u8)],
+    now: Timestamp,
+) -> pb::QueueStatus {
     pb::QueueStatus {
         queue_id: q.id.0.clone(),
         waiting: q.waiting as u32,
@@ -67,13 +84,24 @@ pub fn queue_status(q: &QueueView, required: &[(acd_routing::SkillId, u8)], now:
         offered: q.offered,
         answered: q.answered,
         abandoned: q.abandoned,
-        required_skills: required.iter().map(|(s, l)| pb::Skill { id: s.0.clone(), level: u32::from(*l) }).collect(),
+        required_skills: required
+            .iter()
+            .map(|(s, l)| pb::Skill {
+                id: s.0.clone(),
+                level: u32::from(*l),
+            })
+            .collect(),
     }
 }
 
 pub fn caller_from_wire(c: Option<pb::Caller>) -> CallerInfo {
     let c = c.unwrap_or_default();
-    CallerInfo { from: c.from_uri, display: c.display_name, did: c.did, variables: c.variables.into_iter().collect() }
+    CallerInfo {
+        from: c.from_uri,
+        display: c.display_name,
+        did: c.did,
+        variables: c.variables.into_iter().collect(),
+    }
 }
 
 pub fn caller_to_wire(c: &CallerInfo) -> pb::Caller {

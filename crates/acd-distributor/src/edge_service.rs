@@ -47,13 +47,25 @@ struct EdgeConn {
 impl EdgeConn {
     async fn send(&self, kind: ToEdge) -> bool {
         let term = self.d.lock().core.term().0;
-        self.tx.send(Ok(pb::DistributorMessage { term, kind: Some(kind) })).await.is_ok()
+        self.tx
+            .send(Ok(pb::DistributorMessage {
+                term,
+                kind: Some(kind),
+            }))
+            .await
+            .is_ok()
     }
 
     /// A report about an offer that is no longer current (the core timed it
     /// out and offered the call to someone else) must not touch the new offer.
     fn offered_to(&self, call: &str, agent: &str) -> bool {
-        let current = match self.d.lock().core.call(&CallId(call.to_string())).map(|c| c.phase) {
+        let current = match self
+            .d
+            .lock()
+            .core
+            .call(&CallId(call.to_string()))
+            .map(|c| c.phase)
+        {
             Some(CallPhase::Offered { agent: a, .. }) => a.0 == agent,
             _ => false,
         };
@@ -72,7 +84,12 @@ impl EdgeConn {
         let (call, cmd) = match kind {
             FromEdge::Hello(h) => {
                 self.edge_id = h.edge_id;
-                tracing::info!(edge = %self.edge_id, "edge attached");
+                // After a broken stream the edge still holds these calls:
+                // their offers must reach it through this stream.
+                for call in h.live_calls {
+                    self.owned.insert(CallId(call));
+                }
+                tracing::info!(edge = %self.edge_id, live_calls = self.owned.len(), "edge attached");
                 return;
             }
             FromEdge::Enqueue(e) => {
@@ -87,20 +104,41 @@ impl EdgeConn {
                 };
                 (call, cmd)
             }
-            FromEdge::Abandon(a) => (CallId(a.call_id.clone()), Command::Abandon { call: CallId(a.call_id) }),
+            FromEdge::Abandon(a) => (
+                CallId(a.call_id.clone()),
+                Command::Abandon {
+                    call: CallId(a.call_id),
+                },
+            ),
             FromEdge::AgentAnswered(a) => {
                 if !self.offered_to(&a.call_id, &a.agent_id) {
                     return;
                 }
-                (CallId(a.call_id.clone()), Command::AgentAnswered { call: CallId(a.call_id) })
+                (
+                    CallId(a.call_id.clone()),
+                    Command::AgentAnswered {
+                        call: CallId(a.call_id),
+                    },
+                )
             }
             FromEdge::AgentFailed(f) => {
                 if !self.offered_to(&f.call_id, &f.agent_id) {
                     return;
                 }
-                (CallId(f.call_id.clone()), Command::AgentFailed { call: CallId(f.call_id), reason: f.reason })
+                (
+                    CallId(f.call_id.clone()),
+                    Command::AgentFailed {
+                        call: CallId(f.call_id),
+                        reason: f.reason,
+                    },
+                )
             }
-            FromEdge::CallEnded(c) => (CallId(c.call_id.clone()), Command::CallEnded { call: CallId(c.call_id) }),
+            FromEdge::CallEnded(c) => (
+                CallId(c.call_id.clone()),
+                Command::CallEnded {
+                    call: CallId(c.call_id),
+                },
+            ),
         };
         let is_enqueue = matches!(cmd, Command::Enqueue { .. });
         let span = tracing::info_span!("call", call_id = %call);
@@ -117,7 +155,11 @@ impl EdgeConn {
                         ShellError::Command(c) => c.to_string(),
                     };
                     drop(_e);
-                    self.send(ToEdge::Rejected(pb::CallRejected { call_id: call.0, reason })).await;
+                    self.send(ToEdge::Rejected(pb::CallRejected {
+                        call_id: call.0,
+                        reason,
+                    }))
+                    .await;
                 }
             }
         }
@@ -136,30 +178,51 @@ async fn forward_events(
             Ok(rec) => rec,
             Err(RecvError::Lagged(n)) => {
                 metrics::counter!("acd_edge_stream_lagged_total").increment(1);
-                let _ = tx.send(Err(Status::data_loss(format!("edge stream fell {n} events behind")))).await;
+                let _ = tx
+                    .send(Err(Status::data_loss(format!(
+                        "edge stream fell {n} events behind"
+                    ))))
+                    .await;
                 return;
             }
             Err(RecvError::Closed) => return,
         };
         let kind = match &rec.event {
-            Event::CallOffered { call, agent, extension, .. } if owned.contains(call) => {
-                ToEdge::Connect(pb::ConnectAgent {
+            Event::CallOffered {
+                call,
+                agent,
+                extension,
+                ..
+            } if owned.contains(call) => ToEdge::Connect(pb::ConnectAgent {
+                call_id: call.0.clone(),
+                agent_id: agent.0.clone(),
+                extension: extension.0.clone(),
+            }),
+            Event::CallQueued { call, queue, .. } if owned.contains(call) => {
+                let position = d
+                    .lock()
+                    .core
+                    .call(call)
+                    .and_then(|c| c.position)
+                    .unwrap_or(0) as u32;
+                ToEdge::Queued(pb::CallQueued {
                     call_id: call.0.clone(),
-                    agent_id: agent.0.clone(),
-                    extension: extension.0.clone(),
+                    queue_id: queue.0.clone(),
+                    position,
                 })
             }
-            Event::CallQueued { call, queue, .. } if owned.contains(call) => {
-                let position = d.lock().core.call(call).and_then(|c| c.position).unwrap_or(0) as u32;
-                ToEdge::Queued(pb::CallQueued { call_id: call.0.clone(), queue_id: queue.0.clone(), position })
-            }
-            Event::CallAbandoned { call, .. } | Event::CallEnded { call, .. } | Event::CallTimedOut { call, .. } => {
+            Event::CallAbandoned { call, .. }
+            | Event::CallEnded { call, .. }
+            | Event::CallTimedOut { call, .. } => {
                 owned.remove(call);
                 continue;
             }
             _ => continue,
         };
-        let msg = pb::DistributorMessage { term: rec.term.0, kind: Some(kind) };
+        let msg = pb::DistributorMessage {
+            term: rec.term.0,
+            kind: Some(kind),
+        };
         if tx.send(Ok(msg)).await.is_err() {
             return;
         }
@@ -170,14 +233,27 @@ async fn forward_events(
 impl pb::edge_service_server::EdgeService for EdgeApi {
     type AttachStream = ToEdgeStream;
 
-    async fn attach(&self, req: Request<Streaming<pb::EdgeMessage>>) -> Result<Response<ToEdgeStream>, Status> {
+    async fn attach(
+        &self,
+        req: Request<Streaming<pb::EdgeMessage>>,
+    ) -> Result<Response<ToEdgeStream>, Status> {
         let mut inbound = req.into_inner();
         let (tx, rx) = mpsc::channel(1024);
         let owned = Arc::new(DashSet::new());
         // Subscribed here, before any command of this edge runs, so no offer is missed.
         let events = self.d.subscribe();
-        let forwarder = tokio::spawn(forward_events(self.d.clone(), events, owned.clone(), tx.clone()));
-        let mut conn = EdgeConn { d: self.d.clone(), owned, tx, edge_id: "unnamed".into() };
+        let forwarder = tokio::spawn(forward_events(
+            self.d.clone(),
+            events,
+            owned.clone(),
+            tx.clone(),
+        ));
+        let mut conn = EdgeConn {
+            d: self.d.clone(),
+            owned,
+            tx,
+            edge_id: "unnamed".into(),
+        };
         tokio::spawn(async move {
             loop {
                 match inbound.message().await {

@@ -60,13 +60,20 @@ pub enum ShellError {
 }
 
 pub fn now_ms() -> Timestamp {
-    Timestamp(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0))
+    Timestamp(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+    )
 }
 
 /// Builds the routing core's configuration from the config file.
 pub fn routing_config(cfg: &acd_config::Config) -> RoutingConfig {
     use acd_routing::{AgentDef, AgentId, QueueDef, QueueId, SkillId};
-    let skills = |m: &std::collections::BTreeMap<String, u8>| m.iter().map(|(k, v)| (SkillId(k.clone()), *v)).collect();
+    let skills = |m: &std::collections::BTreeMap<String, u8>| {
+        m.iter().map(|(k, v)| (SkillId(k.clone()), *v)).collect()
+    };
     RoutingConfig {
         queues: cfg
             .queues
@@ -81,7 +88,11 @@ pub fn routing_config(cfg: &acd_config::Config) -> RoutingConfig {
         agents: cfg
             .agents
             .iter()
-            .map(|a| AgentDef { id: AgentId(a.id.clone()), name: a.name.clone(), skills: skills(&a.skills) })
+            .map(|a| AgentDef {
+                id: AgentId(a.id.clone()),
+                name: a.name.clone(),
+                skills: skills(&a.skills),
+            })
             .collect(),
         default_wrap_up_ms: cfg.distributor.wrap_up_secs * 1000,
         // The edge rings for offer_timeout_secs and then reports the failure
@@ -92,11 +103,19 @@ pub fn routing_config(cfg: &acd_config::Config) -> RoutingConfig {
 
 impl Distributor {
     pub fn new(config: RoutingConfig, role: Role) -> Distributor {
-        let term = if role == Role::Primary { Term(1) } else { Term(0) };
+        let term = if role == Role::Primary {
+            Term(1)
+        } else {
+            Term(0)
+        };
         let core = Core::new(config.clone(), term);
         let (events, _) = broadcast::channel(BROADCAST_CAPACITY);
         let d = Distributor {
-            inner: Arc::new(Mutex::new(Inner { core, log: Leader::new(LOG_CAPACITY, 0), role })),
+            inner: Arc::new(Mutex::new(Inner {
+                core,
+                log: Leader::new(LOG_CAPACITY, 0),
+                role,
+            })),
             events,
             timers: Arc::new(Notify::new()),
             config: Arc::new(config),
@@ -156,7 +175,10 @@ impl Distributor {
     }
 
     /// A standby replaces its state with the primary's snapshot.
-    pub fn install_snapshot(&self, snapshot: acd_routing::Snapshot) -> Result<(), acd_routing::SnapshotError> {
+    pub fn install_snapshot(
+        &self,
+        snapshot: acd_routing::Snapshot,
+    ) -> Result<(), acd_routing::SnapshotError> {
         let core = Core::from_snapshot((*self.config).clone(), snapshot)?;
         let mut inner = self.lock();
         let last = core.last_seq().0;
@@ -212,7 +234,11 @@ impl Distributor {
             state_digest: inner.core.state_digest(),
             following,
             calls_waiting: queues.iter().map(|q| q.waiting as u32).sum(),
-            agents_logged_in: inner.core.agents().filter(|a| a.state.is_logged_in()).count() as u32,
+            agents_logged_in: inner
+                .core
+                .agents()
+                .filter(|a| a.state.is_logged_in())
+                .count() as u32,
         }
     }
 }

@@ -36,7 +36,8 @@ impl ReplicationApi {
 }
 
 fn event_entry(rec: &EventRecord) -> Result<pb::ReplicationMessage, Status> {
-    let payload = serde_json::to_vec(rec).map_err(|e| Status::internal(format!("cannot encode event: {e}")))?;
+    let payload = serde_json::to_vec(rec)
+        .map_err(|e| Status::internal(format!("cannot encode event: {e}")))?;
     Ok(pb::ReplicationMessage {
         kind: Some(Kind::Event(pb::EventEntry {
             format_version: EVENT_FORMAT_VERSION,
@@ -48,7 +49,8 @@ fn event_entry(rec: &EventRecord) -> Result<pb::ReplicationMessage, Status> {
 }
 
 fn snapshot_message(s: &Snapshot) -> Result<pb::ReplicationMessage, Status> {
-    let state = serde_json::to_vec(s).map_err(|e| Status::internal(format!("cannot encode snapshot: {e}")))?;
+    let state = serde_json::to_vec(s)
+        .map_err(|e| Status::internal(format!("cannot encode snapshot: {e}")))?;
     Ok(pb::ReplicationMessage {
         kind: Some(Kind::Snapshot(pb::Snapshot {
             format_version: s.format_version,
@@ -65,21 +67,31 @@ type FollowStream = Pin<Box<dyn Stream<Item = Result<pb::ReplicationMessage, Sta
 impl pb::replication_service_server::ReplicationService for ReplicationApi {
     type FollowStream = FollowStream;
 
-    async fn follow(&self, req: Request<pb::FollowRequest>) -> Result<Response<FollowStream>, Status> {
+    async fn follow(
+        &self,
+        req: Request<pb::FollowRequest>,
+    ) -> Result<Response<FollowStream>, Status> {
         let r = req.into_inner();
-        let follower = if r.follower_id.is_empty() { "standby".to_string() } else { r.follower_id };
+        let follower = if r.follower_id.is_empty() {
+            "standby".to_string()
+        } else {
+            r.follower_id
+        };
         // Subscribe first, then read the state: every later event reaches the stream.
         let mut events = self.d.subscribe();
         let (catch_up, upto) = {
             let inner = self.d.lock();
             if let crate::Role::Standby { primary_url } = &inner.role {
-                return Err(Status::failed_precondition(format!("not leader; try {primary_url}")));
+                return Err(Status::failed_precondition(format!(
+                    "not leader; try {primary_url}"
+                )));
             }
             let upto = inner.core.last_seq().0;
             let catch_up = match inner.log.entries_after(r.after_seq) {
-                Ok(entries) if r.after_seq > 0 => {
-                    entries.iter().map(|e| event_entry(&e.payload)).collect::<Result<Vec<_>, _>>()?
-                }
+                Ok(entries) if r.after_seq > 0 => entries
+                    .iter()
+                    .map(|e| event_entry(&e.payload))
+                    .collect::<Result<Vec<_>, _>>()?,
                 _ => vec![snapshot_message(&inner.core.snapshot())?],
             };
             (catch_up, upto)
@@ -103,7 +115,11 @@ impl pb::replication_service_server::ReplicationService for ReplicationApi {
                     }
                     Err(RecvError::Lagged(n)) => {
                         metrics::counter!("acd_replication_lagged_total").increment(1);
-                        let _ = tx.send(Err(Status::data_loss(format!("standby fell {n} events behind")))).await;
+                        let _ = tx
+                            .send(Err(Status::data_loss(format!(
+                                "standby fell {n} events behind"
+                            ))))
+                            .await;
                         return;
                     }
                     Err(RecvError::Closed) => return,
@@ -122,8 +138,12 @@ pub fn follow(d: Distributor, primary_url: String) {
         loop {
             let after = d.lock().core.last_seq().0;
             match follow_once(&d, &primary_url, after).await {
-                Ok(()) => tracing::warn!(primary = %primary_url, "primary closed the replication stream"),
-                Err(e) => tracing::warn!(primary = %primary_url, error = %e, "replication stream broken"),
+                Ok(()) => {
+                    tracing::warn!(primary = %primary_url, "primary closed the replication stream")
+                }
+                Err(e) => {
+                    tracing::warn!(primary = %primary_url, error = %e, "replication stream broken")
+                }
             }
             metrics::counter!("acd_replication_reconnects_total").increment(1);
             tokio::time::sleep(backoff).await;
@@ -140,24 +160,43 @@ async fn follow_once(d: &Distributor, url: &str, after_seq: u64) -> Result<(), S
         .await
         .map_err(|e| e.to_string())?;
     let mut client = pb::replication_service_client::ReplicationServiceClient::new(channel);
-    let req = pb::FollowRequest { follower_id: "standby".into(), after_seq };
-    let mut stream = client.follow(req).await.map_err(|s| s.message().to_string())?.into_inner();
+    let req = pb::FollowRequest {
+        follower_id: "standby".into(),
+        after_seq,
+    };
+    let mut stream = client
+        .follow(req)
+        .await
+        .map_err(|s| s.message().to_string())?
+        .into_inner();
     tracing::info!(primary = %url, after_seq, "following primary");
-    while let Some(msg) = stream.message().await.map_err(|s| s.message().to_string())? {
+    while let Some(msg) = stream
+        .message()
+        .await
+        .map_err(|s| s.message().to_string())?
+    {
         match msg.kind {
             Some(Kind::Snapshot(s)) => {
                 if s.format_version > SNAPSHOT_FORMAT_VERSION {
-                    return Err(format!("snapshot format {} is newer than this build understands", s.format_version));
+                    return Err(format!(
+                        "snapshot format {} is newer than this build understands",
+                        s.format_version
+                    ));
                 }
-                let snap: Snapshot = serde_json::from_slice(&s.state).map_err(|e| format!("bad snapshot: {e}"))?;
+                let snap: Snapshot =
+                    serde_json::from_slice(&s.state).map_err(|e| format!("bad snapshot: {e}"))?;
                 d.install_snapshot(snap).map_err(|e| e.to_string())?;
                 tracing::info!(seq = s.seq, term = s.term, "snapshot installed");
             }
             Some(Kind::Event(e)) => {
                 if e.format_version > EVENT_FORMAT_VERSION {
-                    return Err(format!("event format {} is newer than this build understands", e.format_version));
+                    return Err(format!(
+                        "event format {} is newer than this build understands",
+                        e.format_version
+                    ));
                 }
-                let rec: EventRecord = serde_json::from_slice(&e.payload).map_err(|err| format!("bad event {}: {err}", e.seq))?;
+                let rec: EventRecord = serde_json::from_slice(&e.payload)
+                    .map_err(|err| format!("bad event {}: {err}", e.seq))?;
                 d.apply(rec).map_err(|err| err.to_string())?;
             }
             None => tracing::warn!("replication message of an unknown kind ignored"),

@@ -9,7 +9,10 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Endpoint;
 
+use std::sync::Arc;
+
 use crate::engine::Input;
+use crate::EdgeShared;
 
 /// Sends edge messages to the distributor; cheap to clone.
 #[derive(Clone)]
@@ -23,9 +26,14 @@ impl DistributorLink {
     }
 }
 
-pub fn start(url: String, edge_id: String, input: mpsc::UnboundedSender<Input>) -> DistributorLink {
+pub fn start(
+    url: String,
+    edge_id: String,
+    input: mpsc::UnboundedSender<Input>,
+    shared: Arc<EdgeShared>,
+) -> DistributorLink {
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(run(url, edge_id, rx, input));
+    tokio::spawn(run(url, edge_id, rx, input, shared));
     DistributorLink { tx }
 }
 
@@ -34,10 +42,11 @@ async fn run(
     edge_id: String,
     mut outbound: mpsc::UnboundedReceiver<pb::EdgeMessage>,
     input: mpsc::UnboundedSender<Input>,
+    shared: Arc<EdgeShared>,
 ) {
     let mut backoff = Duration::from_millis(50);
     loop {
-        match attach_once(&url, &edge_id, &mut outbound, &input).await {
+        match attach_once(&url, &edge_id, &mut outbound, &input, &shared).await {
             Ok(()) => return, // the engine is gone
             Err(e) => {
                 let _ = input.send(Input::DistributorUp(false));
@@ -55,6 +64,7 @@ async fn attach_once(
     edge_id: &str,
     outbound: &mut mpsc::UnboundedReceiver<pb::EdgeMessage>,
     input: &mpsc::UnboundedSender<Input>,
+    shared: &EdgeShared,
 ) -> Result<(), String> {
     let channel = Endpoint::from_shared(url.to_string())
         .map_err(|e| e.to_string())?
@@ -63,8 +73,16 @@ async fn attach_once(
         .await
         .map_err(|e| e.to_string())?;
     let (tx, rx) = mpsc::channel::<pb::EdgeMessage>(1024);
+    let live_calls = shared
+        .queued_calls
+        .iter()
+        .map(|c| c.key().clone())
+        .collect();
     let hello = pb::EdgeMessage {
-        kind: Some(pb::edge_message::Kind::Hello(pb::EdgeHello { edge_id: edge_id.to_string(), live_calls: vec![] })),
+        kind: Some(pb::edge_message::Kind::Hello(pb::EdgeHello {
+            edge_id: edge_id.to_string(),
+            live_calls,
+        })),
     };
     tx.send(hello).await.map_err(|e| e.to_string())?;
     let mut inbound = EdgeServiceClient::new(channel)

@@ -19,7 +19,9 @@ use acd_proto::v1 as pb;
 use acd_sip::dialog::{Dialog, Retransmit2xx};
 use acd_sip::message::{uri_user, validate_request, NameAddr};
 use acd_sip::transaction::{build_cancel, new_branch, new_tag};
-use acd_sip::{Message, Method, Output, Peer, Request, Response, TransactionLayer, Transport, TxKey};
+use acd_sip::{
+    Message, Method, Output, Peer, Request, Response, TransactionLayer, Transport, TxKey,
+};
 use pb::edge_message::Kind as ToDist;
 use tokio::sync::mpsc;
 
@@ -35,11 +37,20 @@ const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO";
 
 /// Everything the engine reacts to.
 pub enum Input {
-    Datagram { bytes: Vec<u8>, from: Peer },
-    Message { msg: BoxedMessage, from: Peer },
+    Datagram {
+        bytes: Vec<u8>,
+        from: Peer,
+    },
+    Message {
+        msg: BoxedMessage,
+        from: Peer,
+    },
     Distributor(pb::DistributorMessage),
     DistributorUp(bool),
-    IvrDone { call: String, result: Result<pb::StepResponse, String> },
+    IvrDone {
+        call: String,
+        result: Result<pb::StepResponse, String>,
+    },
     Media(MediaEvent),
 }
 
@@ -182,14 +193,21 @@ impl Engine {
     }
 
     fn publish_status(&self) {
-        self.shared.active_calls.store(self.calls.len() as u32, Ordering::Relaxed);
-        self.shared.sip_transactions.store(self.tx.len() as u32, Ordering::Relaxed);
+        self.shared
+            .active_calls
+            .store(self.calls.len() as u32, Ordering::Relaxed);
+        self.shared
+            .sip_transactions
+            .store(self.tx.len() as u32, Ordering::Relaxed);
     }
 
     fn next_deadline(&self) -> Option<Instant> {
         let calls = self.calls.values().flat_map(|c| {
             [
-                c.caller.retransmit.as_ref().and_then(Retransmit2xx::poll_timeout),
+                c.caller
+                    .retransmit
+                    .as_ref()
+                    .and_then(Retransmit2xx::poll_timeout),
                 c.agent.as_ref().and_then(|a| a.ring_deadline),
                 c.digit_deadline,
             ]
@@ -202,9 +220,14 @@ impl Engine {
             Input::Datagram { bytes, from } => self.datagram(&bytes, from, now),
             Input::Message { msg, from } => self.sip_message(*msg, from, now),
             Input::Distributor(m) => self.distributor(m, now),
-            Input::DistributorUp(up) => self.shared.distributor_connected.store(up, Ordering::Relaxed),
+            Input::DistributorUp(up) => self
+                .shared
+                .distributor_connected
+                .store(up, Ordering::Relaxed),
             Input::IvrDone { call, result } => self.ivr_done(&call, result, now),
-            Input::Media(MediaEvent::PromptFinished { call, token }) => self.prompt_finished(&call, token),
+            Input::Media(MediaEvent::PromptFinished { call, token }) => {
+                self.prompt_finished(&call, token)
+            }
         }
     }
 
@@ -227,7 +250,8 @@ impl Engine {
     fn sip_message(&mut self, msg: Message, from: Peer, now: Instant) {
         if let Message::Request(req) = &msg {
             if let Err(e) = validate_request(req) {
-                metrics::counter!("acd_sip_bad_requests_total", "status" => e.status().to_string()).increment(1);
+                metrics::counter!("acd_sip_bad_requests_total", "status" => e.status().to_string())
+                    .increment(1);
                 tracing::warn!(peer = %from.addr, error = %e, "invalid SIP request");
                 if req.method != Method::Ack {
                     let resp = Response::for_request(req, e.status(), &e.reason());
@@ -245,7 +269,9 @@ impl Engine {
             match out {
                 Output::Transmit { to, bytes } => self.transports.send(to, bytes),
                 Output::Request { key, req, from } => self.request(key, req, from, now),
-                Output::Cancel { key, invite, req, .. } => self.cancel(key, invite, &req, now),
+                Output::Cancel {
+                    key, invite, req, ..
+                } => self.cancel(key, invite, &req, now),
                 Output::Ack { req, .. } => self.ack(&req),
                 Output::Response { key, resp } => self.response(&key, resp, now),
                 Output::StrayResponse { resp, from } => {
@@ -266,7 +292,9 @@ impl Engine {
     }
 
     fn call_timers(&mut self, id: &str, now: Instant) {
-        let Some(call) = self.calls.get_mut(id) else { return };
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
         if let Some(rt) = call.caller.retransmit.as_mut() {
             if let Some(bytes) = rt.handle_timeout(now) {
                 self.transports.send(rt.peer(), bytes);
@@ -282,11 +310,20 @@ impl Engine {
                 call.caller.retransmit = None;
             }
         }
-        let Some(call) = self.calls.get_mut(id) else { return };
-        if call.agent.as_ref().and_then(|a| a.ring_deadline).is_some_and(|d| d <= now) {
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        if call
+            .agent
+            .as_ref()
+            .and_then(|a| a.ring_deadline)
+            .is_some_and(|d| d <= now)
+        {
             self.cancel_agent_leg(id, now);
         }
-        let Some(call) = self.calls.get_mut(id) else { return };
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
         if call.digit_deadline.is_some_and(|d| d <= now) {
             call.digit_deadline = None;
             self.ivr_step(id, pb::ivr_event::Kind::Timeout(pb::InputTimeout {}));
@@ -296,16 +333,23 @@ impl Engine {
     // ----- requests -------------------------------------------------------
 
     fn request(&mut self, key: TxKey, req: Request, from: Peer, now: Instant) {
-        metrics::counter!("acd_sip_requests_total", "method" => req.method.as_str().to_string()).increment(1);
+        metrics::counter!("acd_sip_requests_total", "method" => req.method.as_str().to_string())
+            .increment(1);
         let in_dialog = req.headers.to_tag().is_some();
         match (&req.method, in_dialog) {
             (Method::Register, _) => {
                 let resp = self.registrar.handle(&req, from, now);
-                self.shared.registrations.store(self.registrar.count(now) as u32, Ordering::Relaxed);
+                self.shared
+                    .registrations
+                    .store(self.registrar.count(now) as u32, Ordering::Relaxed);
                 self.respond(&key, resp, now);
             }
             (Method::Options, false) => {
-                let status = if self.draining() { (503, "Service Unavailable") } else { (200, "OK") };
+                let status = if self.draining() {
+                    (503, "Service Unavailable")
+                } else {
+                    (200, "OK")
+                };
                 let mut resp = Response::for_request(&req, status.0, status.1);
                 resp.headers.push("Allow", ALLOW);
                 resp.headers.push("Accept", "application/sdp");
@@ -313,9 +357,11 @@ impl Engine {
             }
             (Method::Invite, false) => self.new_call(key, req, from, now),
             (_, true) => self.in_dialog(key, req, now),
-            (Method::Bye, false) | (Method::Info, false) => {
-                self.respond(&key, Response::for_request(&req, 481, "Call/Transaction Does Not Exist"), now)
-            }
+            (Method::Bye, false) | (Method::Info, false) => self.respond(
+                &key,
+                Response::for_request(&req, 481, "Call/Transaction Does Not Exist"),
+                now,
+            ),
             _ => {
                 let mut resp = Response::for_request(&req, 405, "Method Not Allowed");
                 resp.headers.push("Allow", ALLOW);
@@ -326,7 +372,8 @@ impl Engine {
 
     fn respond(&mut self, key: &TxKey, resp: Response, now: Instant) {
         if resp.status >= 300 {
-            metrics::counter!("acd_sip_error_responses_total", "status" => resp.status.to_string()).increment(1);
+            metrics::counter!("acd_sip_error_responses_total", "status" => resp.status.to_string())
+                .increment(1);
         }
         self.tx.send_response(key, resp, now);
     }
@@ -337,11 +384,13 @@ impl Engine {
 
     fn new_call(&mut self, key: TxKey, req: Request, from: Peer, now: Instant) {
         let refuse = |this: &mut Self, status: u16, reason: &str| {
-            let resp = Response::for_request(&req, status, reason).with_to_tag(&new_tag(rand::random()));
+            let resp =
+                Response::for_request(&req, status, reason).with_to_tag(&new_tag(rand::random()));
             this.respond(&key, resp, now);
         };
         if self.draining() {
-            let mut resp = Response::for_request(&req, 503, "Service Unavailable").with_to_tag(&new_tag(rand::random()));
+            let mut resp = Response::for_request(&req, 503, "Service Unavailable")
+                .with_to_tag(&new_tag(rand::random()));
             resp.headers.push("Retry-After", "5");
             self.respond(&key, resp, now);
             return;
@@ -372,7 +421,13 @@ impl Engine {
         let span = tracing::info_span!("call", call_id = %id);
         let _e = span.clone().entered();
         let remote = SocketAddr::new(offer.conn_ip, offer.audio_port);
-        let media = match media::start(&self.ports, id.clone(), remote, codec, self.media_events.clone()) {
+        let media = match media::start(
+            &self.ports,
+            id.clone(),
+            remote,
+            codec,
+            self.media_events.clone(),
+        ) {
             Ok(m) => m,
             Err(e) => {
                 tracing::error!(error = %e, "cannot allocate media");
@@ -380,7 +435,13 @@ impl Engine {
                 return refuse(self, 503, "Service Unavailable (media)");
             }
         };
-        let sdp = match acd_media::build_answer(&offer, self.cfg.public_ip, media.caller_port, codec, rand::random::<u32>().into()) {
+        let sdp = match acd_media::build_answer(
+            &offer,
+            self.cfg.public_ip,
+            media.caller_port,
+            codec,
+            rand::random::<u32>().into(),
+        ) {
             Some(s) => s,
             None => return refuse(self, 488, "Not Acceptable Here"),
         };
@@ -406,7 +467,11 @@ impl Engine {
             agent: None,
             media,
             phase: Phase::Ivr,
-            session: pb::IvrSession { flow_id, node: String::new(), variables: Default::default() },
+            session: pb::IvrSession {
+                flow_id,
+                node: String::new(),
+                variables: Default::default(),
+            },
             prompt_token: 0,
             digit_deadline: None,
         };
@@ -416,28 +481,56 @@ impl Engine {
             AnswerMode::Immediate => self.answer_caller(&id, now),
             AnswerMode::Early => self.early_media(&id, now),
         }
-        let caller = self.calls.get(&id).map(|c| caller_data(&c.caller.invite, &did)).unwrap_or_default();
-        self.ivr_step(&id, pb::ivr_event::Kind::Started(pb::Started { did, caller: caller.from_uri }));
+        let caller = self
+            .calls
+            .get(&id)
+            .map(|c| caller_data(&c.caller.invite, &did))
+            .unwrap_or_default();
+        self.ivr_step(
+            &id,
+            pb::ivr_event::Kind::Started(pb::Started {
+                did,
+                caller: caller.from_uri,
+            }),
+        );
     }
 
     fn local_contact(&self, transport: Transport) -> String {
         match transport {
-            Transport::Udp => format!("sip:acd@{}", host_port(self.cfg.public_ip, self.cfg.udp_port)),
-            Transport::Tcp => format!("sip:acd@{};transport=tcp", host_port(self.cfg.public_ip, self.cfg.tcp_port)),
+            Transport::Udp => format!(
+                "sip:acd@{}",
+                host_port(self.cfg.public_ip, self.cfg.udp_port)
+            ),
+            Transport::Tcp => format!(
+                "sip:acd@{};transport=tcp",
+                host_port(self.cfg.public_ip, self.cfg.tcp_port)
+            ),
         }
     }
 
     fn via(&self, transport: Transport) -> String {
         match transport {
-            Transport::Udp => format!("SIP/2.0/UDP {}", host_port(self.cfg.public_ip, self.cfg.udp_port)),
-            Transport::Tcp => format!("SIP/2.0/TCP {}", host_port(self.cfg.public_ip, self.cfg.tcp_port)),
+            Transport::Udp => format!(
+                "SIP/2.0/UDP {}",
+                host_port(self.cfg.public_ip, self.cfg.udp_port)
+            ),
+            Transport::Tcp => format!(
+                "SIP/2.0/TCP {}",
+                host_port(self.cfg.public_ip, self.cfg.tcp_port)
+            ),
         }
     }
 
     fn early_media(&mut self, id: &str, now: Instant) {
-        let Some(call) = self.calls.get(id) else { return };
-        let mut resp = Response::for_request(&call.caller.invite, 183, "Session Progress").with_to_tag(&call.caller.local_tag);
-        resp.headers.push("Contact", format!("<{}>", self.local_contact(call.caller.peer.transport)));
+        let Some(call) = self.calls.get(id) else {
+            return;
+        };
+        let mut resp = Response::for_request(&call.caller.invite, 183, "Session Progress")
+            .with_to_tag(&call.caller.local_tag);
+        resp.headers.push(
+            "Contact",
+            format!("<{}>", self.local_contact(call.caller.peer.transport)),
+        );
         resp.headers.push("Content-Type", "application/sdp");
         resp.body = call.caller.sdp.clone().into_bytes();
         let key = call.caller.invite_key.clone();
@@ -447,14 +540,19 @@ impl Engine {
     /// Sends 200 OK with our SDP to the caller and starts its retransmission.
     fn answer_caller(&mut self, id: &str, now: Instant) {
         let contact = {
-            let Some(call) = self.calls.get(id) else { return };
+            let Some(call) = self.calls.get(id) else {
+                return;
+            };
             self.local_contact(call.caller.peer.transport)
         };
-        let Some(call) = self.calls.get_mut(id) else { return };
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
         if call.caller.answered {
             return;
         }
-        let mut resp = Response::for_request(&call.caller.invite, 200, "OK").with_to_tag(&call.caller.local_tag);
+        let mut resp = Response::for_request(&call.caller.invite, 200, "OK")
+            .with_to_tag(&call.caller.local_tag);
         resp.headers.push("Contact", format!("<{contact}>"));
         resp.headers.push("Allow", ALLOW);
         resp.headers.push("Content-Type", "application/sdp");
@@ -476,13 +574,21 @@ impl Engine {
     fn in_dialog(&mut self, key: TxKey, req: Request, now: Instant) {
         let call_id = req.headers.call_id().unwrap_or_default().to_string();
         let Some((id, side)) = self.dialogs.get(&call_id).cloned() else {
-            self.respond(&key, Response::for_request(&req, 481, "Call/Transaction Does Not Exist"), now);
+            self.respond(
+                &key,
+                Response::for_request(&req, 481, "Call/Transaction Does Not Exist"),
+                now,
+            );
             return;
         };
         match req.method {
             Method::Bye => {
                 self.respond(&key, Response::for_request(&req, 200, "OK"), now);
-                let reason = if side == Side::Caller { EndReason::CallerHangup } else { EndReason::AgentHangup };
+                let reason = if side == Side::Caller {
+                    EndReason::CallerHangup
+                } else {
+                    EndReason::AgentHangup
+                };
                 self.end_call(&id, reason, now);
             }
             Method::Invite => {
@@ -492,7 +598,10 @@ impl Engine {
                     Side::Agent => c.agent.as_ref().map(|a| a.sdp.clone()).unwrap_or_default(),
                 });
                 let mut resp = Response::for_request(&req, 200, "OK");
-                resp.headers.push("Contact", format!("<{}>", self.local_contact(Transport::Udp)));
+                resp.headers.push(
+                    "Contact",
+                    format!("<{}>", self.local_contact(Transport::Udp)),
+                );
                 resp.headers.push("Content-Type", "application/sdp");
                 resp.body = sdp.unwrap_or_default().into_bytes();
                 self.respond(&key, resp, now);
@@ -511,7 +620,11 @@ impl Engine {
     fn ack(&mut self, req: &Request) {
         let call_id = req.headers.call_id().unwrap_or_default();
         if let Some((id, Side::Caller)) = self.dialogs.get(call_id) {
-            if let Some(rt) = self.calls.get_mut(id).and_then(|c| c.caller.retransmit.as_mut()) {
+            if let Some(rt) = self
+                .calls
+                .get_mut(id)
+                .and_then(|c| c.caller.retransmit.as_mut())
+            {
                 rt.ack_received();
             }
         }
@@ -519,21 +632,30 @@ impl Engine {
 
     fn cancel(&mut self, key: TxKey, invite: Option<TxKey>, req: &Request, now: Instant) {
         let found = invite.and_then(|ik| {
-            self.calls.iter().find(|(_, c)| c.caller.invite_key == ik && !c.caller.answered).map(|(id, _)| id.clone())
+            self.calls
+                .iter()
+                .find(|(_, c)| c.caller.invite_key == ik && !c.caller.answered)
+                .map(|(id, _)| id.clone())
         });
         match found {
             Some(id) => {
                 self.respond(&key, Response::for_request(req, 200, "OK"), now);
                 self.end_call(&id, EndReason::CallerCancel, now);
             }
-            None => self.respond(&key, Response::for_request(req, 481, "Call/Transaction Does Not Exist"), now),
+            None => self.respond(
+                &key,
+                Response::for_request(req, 481, "Call/Transaction Does Not Exist"),
+                now,
+            ),
         }
     }
 
     // ----- IVR ------------------------------------------------------------
 
     fn ivr_step(&mut self, id: &str, event: pb::ivr_event::Kind) {
-        let Some(call) = self.calls.get(id) else { return };
+        let Some(call) = self.calls.get(id) else {
+            return;
+        };
         let req = pb::StepRequest {
             call_id: id.to_string(),
             session: Some(call.session.clone()),
@@ -549,7 +671,9 @@ impl Engine {
     }
 
     fn ivr_done(&mut self, id: &str, result: Result<pb::StepResponse, String>, now: Instant) {
-        let Some(call) = self.calls.get_mut(id) else { return };
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
         let _e = call.span.clone().entered();
         if !matches!(call.phase, Phase::Ivr) {
             return;
@@ -564,9 +688,19 @@ impl Engine {
             Err(e) => {
                 // No runner answered: the caller must not hear silence.
                 metrics::counter!("acd_edge_ivr_fallbacks_total").increment(1);
-                let queue = self.cfg.flows.get(&call.flow_id).map(|f| f.fallback_queue.clone()).unwrap_or_default();
+                let queue = self
+                    .cfg
+                    .flows
+                    .get(&call.flow_id)
+                    .map(|f| f.fallback_queue.clone())
+                    .unwrap_or_default();
                 tracing::warn!(error = %e, %queue, "IVR unavailable, using the flow's fallback queue");
-                vec![pb::IvrAction { kind: Some(pb::ivr_action::Kind::Enqueue(pb::Enqueue { queue_id: queue, priority: 0 })) }]
+                vec![pb::IvrAction {
+                    kind: Some(pb::ivr_action::Kind::Enqueue(pb::Enqueue {
+                        queue_id: queue,
+                        priority: 0,
+                    })),
+                }]
             }
         };
         for action in actions {
@@ -578,29 +712,46 @@ impl Engine {
         use pb::ivr_action::Kind;
         let token = self.next_token;
         self.next_token += 1;
-        let Some(call) = self.calls.get_mut(id) else { return };
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
         match action.kind {
             Some(Kind::Play(p)) => match self.cfg.prompts.get(&p.prompt) {
                 Some(prompt) => {
                     call.prompt_token = token;
-                    call.media.send(MediaCmd::Play { prompt: prompt.clone(), looping: false, token });
+                    call.media.send(MediaCmd::Play {
+                        prompt: prompt.clone(),
+                        looping: false,
+                        token,
+                    });
                 }
                 None => {
                     tracing::warn!(prompt = %p.prompt, "unknown prompt, skipping");
-                    self.ivr_step(id, pb::ivr_event::Kind::PromptFinished(pb::PromptFinished { prompt: p.prompt }));
+                    self.ivr_step(
+                        id,
+                        pb::ivr_event::Kind::PromptFinished(pb::PromptFinished {
+                            prompt: p.prompt,
+                        }),
+                    );
                 }
             },
             Some(Kind::Collect(c)) => {
                 // Digits (RFC 4733 / INFO) arrive in a later issue; until then the menu times out.
-                call.digit_deadline = Some(now + Duration::from_millis(u64::from(c.timeout_ms.max(1))));
+                call.digit_deadline =
+                    Some(now + Duration::from_millis(u64::from(c.timeout_ms.max(1))));
             }
             Some(Kind::Enqueue(q)) => {
                 call.phase = Phase::Queued;
                 if let Some(moh) = self.cfg.prompts.get("moh") {
-                    call.media.send(MediaCmd::Play { prompt: moh.clone(), looping: true, token });
+                    call.media.send(MediaCmd::Play {
+                        prompt: moh.clone(),
+                        looping: true,
+                        token,
+                    });
                 }
                 let caller = caller_data(&call.caller.invite, &call.did);
                 tracing::info!(queue = %q.queue_id, priority = q.priority, "enqueue");
+                self.shared.queued_calls.insert(id.to_string());
                 self.dist.send(ToDist::Enqueue(pb::EnqueueCall {
                     call_id: id.to_string(),
                     queue_id: q.queue_id,
@@ -617,9 +768,14 @@ impl Engine {
     }
 
     fn prompt_finished(&mut self, id: &str, token: u64) {
-        let Some(call) = self.calls.get(id) else { return };
+        let Some(call) = self.calls.get(id) else {
+            return;
+        };
         if matches!(call.phase, Phase::Ivr) && call.prompt_token == token {
-            self.ivr_step(id, pb::ivr_event::Kind::PromptFinished(pb::PromptFinished::default()));
+            self.ivr_step(
+                id,
+                pb::ivr_event::Kind::PromptFinished(pb::PromptFinished::default()),
+            );
         }
     }
 
@@ -629,7 +785,11 @@ impl Engine {
         // Fencing: never act on a leader older than one already heard.
         if msg.term < self.term {
             metrics::counter!("acd_edge_stale_term_total").increment(1);
-            tracing::warn!(term = msg.term, current = self.term, "command from a stale distributor refused");
+            tracing::warn!(
+                term = msg.term,
+                current = self.term,
+                "command from a stale distributor refused"
+            );
             return;
         }
         self.term = msg.term;
@@ -654,7 +814,8 @@ impl Engine {
     fn connect_agent(&mut self, c: pb::ConnectAgent, now: Instant) {
         let Some(call) = self.calls.get(&c.call_id) else {
             // The caller left while the offer was on its way.
-            self.dist.send(ToDist::Abandon(pb::AbandonCall { call_id: c.call_id }));
+            self.dist
+                .send(ToDist::Abandon(pb::AbandonCall { call_id: c.call_id }));
             return;
         };
         let _e = call.span.clone().entered();
@@ -673,29 +834,55 @@ impl Engine {
             return;
         };
         let peer = contact_peer(&binding.contact).unwrap_or(binding.peer);
-        let codecs: Vec<Codec> =
-            std::iter::once(call.caller.codec).chain(SUPPORTED.into_iter().filter(|k| *k != call.caller.codec)).collect();
-        let sdp = acd_media::build_offer(self.cfg.public_ip, call.media.agent_port, &codecs, Some(101), rand::random::<u32>().into());
+        let codecs: Vec<Codec> = std::iter::once(call.caller.codec)
+            .chain(SUPPORTED.into_iter().filter(|k| *k != call.caller.codec))
+            .collect();
+        let sdp = acd_media::build_offer(
+            self.cfg.public_ip,
+            call.media.agent_port,
+            &codecs,
+            Some(101),
+            rand::random::<u32>().into(),
+        );
         let caller = caller_data(&call.caller.invite, &call.did);
         let branch = new_branch(rand::random());
         let sip_call_id = format!("{:016x}@acd", rand::random::<u64>());
         let mut req = Request::new(Method::Invite, binding.contact.clone());
-        req.headers.push("Via", format!("{};branch={branch};rport", self.via(peer.transport)));
+        req.headers.push(
+            "Via",
+            format!("{};branch={branch};rport", self.via(peer.transport)),
+        );
         req.headers.push("Max-Forwards", "70");
-        let display = if caller.display_name.is_empty() { String::new() } else { format!("\"{}\" ", caller.display_name) };
+        let display = if caller.display_name.is_empty() {
+            String::new()
+        } else {
+            format!("\"{}\" ", caller.display_name)
+        };
         let caller_user = uri_user(&caller.from_uri).unwrap_or("anonymous");
-        req.headers.push("From", format!("{display}<sip:{caller_user}@{}>;tag={}", self.cfg.realm, new_tag(rand::random())));
-        req.headers.push("To", format!("<sip:{}@{}>", c.extension, self.cfg.realm));
+        req.headers.push(
+            "From",
+            format!(
+                "{display}<sip:{caller_user}@{}>;tag={}",
+                self.cfg.realm,
+                new_tag(rand::random())
+            ),
+        );
+        req.headers
+            .push("To", format!("<sip:{}@{}>", c.extension, self.cfg.realm));
         req.headers.push("Call-ID", sip_call_id.clone());
         req.headers.push("CSeq", "1 INVITE");
-        req.headers.push("Contact", format!("<{}>", self.local_contact(peer.transport)));
+        req.headers.push(
+            "Contact",
+            format!("<{}>", self.local_contact(peer.transport)),
+        );
         req.headers.push("Allow", ALLOW);
         req.headers.push("X-ACD-Call-ID", c.call_id.clone());
         req.headers.push("Content-Type", "application/sdp");
         req.body = sdp.clone().into_bytes();
         tracing::info!(agent = %c.agent_id, extension = %c.extension, contact = %binding.contact, "ringing agent");
         let key = self.tx.send_request(req.clone(), peer, now);
-        self.dialogs.insert(sip_call_id, (c.call_id.clone(), Side::Agent));
+        self.dialogs
+            .insert(sip_call_id, (c.call_id.clone(), Side::Agent));
         if let Some(call) = self.calls.get_mut(&c.call_id) {
             call.phase = Phase::Connecting;
             call.agent = Some(AgentLeg {
@@ -718,7 +905,9 @@ impl Engine {
             return; // BYE/CANCEL outcomes need no action
         }
         let call_id = resp.headers.call_id().unwrap_or_default().to_string();
-        let Some((id, Side::Agent)) = self.dialogs.get(&call_id).cloned() else { return };
+        let Some((id, Side::Agent)) = self.dialogs.get(&call_id).cloned() else {
+            return;
+        };
         let Some(call) = self.calls.get_mut(&id) else {
             // Call gone but the agent answered late: ACK and hang up that leg.
             if resp.is_success() {
@@ -739,7 +928,11 @@ impl Engine {
         if resp.is_success() {
             self.agent_answered(&id, resp, now);
         } else {
-            let reason = if agent.cancelled { "no answer".to_string() } else { format!("{} {}", resp.status, resp.reason) };
+            let reason = if agent.cancelled {
+                "no answer".to_string()
+            } else {
+                format!("{} {}", resp.status, resp.reason)
+            };
             let status = resp.status;
             self.agent_failed(&id, &reason, status);
         }
@@ -747,11 +940,17 @@ impl Engine {
 
     fn agent_answered(&mut self, id: &str, resp: Response, now: Instant) {
         let via = {
-            let Some(agent) = self.calls.get(id).and_then(|c| c.agent.as_ref()) else { return };
+            let Some(agent) = self.calls.get(id).and_then(|c| c.agent.as_ref()) else {
+                return;
+            };
             self.via(agent.peer.transport)
         };
-        let Some(call) = self.calls.get_mut(id) else { return };
-        let Some(agent) = call.agent.as_mut() else { return };
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        let Some(agent) = call.agent.as_mut() else {
+            return;
+        };
         // A retransmitted 2xx: the ACK was lost, send it again.
         if let Some(d) = &agent.dialog {
             let ack = d.ack_for_2xx(1, &via, &new_branch(rand::random()));
@@ -778,19 +977,29 @@ impl Engine {
             Some((SocketAddr::new(a.conn_ip, a.audio_port), codec))
         });
         match agent_media {
-            Some((remote, codec)) => call.media.send(MediaCmd::Bridge { agent_remote: remote, agent_codec: codec }),
+            Some((remote, codec)) => call.media.send(MediaCmd::Bridge {
+                agent_remote: remote,
+                agent_codec: codec,
+            }),
             None => tracing::warn!("agent answered without usable SDP; no media bridge"),
         }
         call.phase = Phase::Bridged;
         tracing::info!(agent = %agent_id, "agent answered, bridged");
         metrics::counter!("acd_calls_bridged_total").increment(1);
-        self.dist.send(ToDist::AgentAnswered(pb::AgentAnswered { call_id: id.to_string(), agent_id }));
+        self.dist.send(ToDist::AgentAnswered(pb::AgentAnswered {
+            call_id: id.to_string(),
+            agent_id,
+        }));
         self.answer_caller(id, now);
     }
 
     fn agent_failed(&mut self, id: &str, reason: &str, status: u16) {
-        let Some(call) = self.calls.get_mut(id) else { return };
-        let Some(agent) = call.agent.take() else { return };
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        let Some(agent) = call.agent.take() else {
+            return;
+        };
         call.phase = Phase::Queued;
         tracing::warn!(agent = %agent.agent_id, %reason, "agent leg failed, call back to queue");
         metrics::counter!("acd_agent_leg_failures_total").increment(1);
@@ -818,7 +1027,9 @@ impl Engine {
 
     /// Ring-no-answer: give up on the agent leg (its 487 reports the failure).
     fn cancel_agent_leg(&mut self, id: &str, now: Instant) {
-        let Some(agent) = self.calls.get_mut(id).and_then(|c| c.agent.as_mut()) else { return };
+        let Some(agent) = self.calls.get_mut(id).and_then(|c| c.agent.as_mut()) else {
+            return;
+        };
         agent.ring_deadline = None;
         agent.cancelled = true;
         let cancel = build_cancel(&agent.invite);
@@ -827,8 +1038,12 @@ impl Engine {
     }
 
     fn ack_and_bye_orphan(&mut self, resp: &Response, now: Instant) {
-        let Some(contact) = resp.headers.contact_uri().map(str::to_string) else { return };
-        let Some(peer) = contact_peer(&contact) else { return };
+        let Some(contact) = resp.headers.contact_uri().map(str::to_string) else {
+            return;
+        };
+        let Some(peer) = contact_peer(&contact) else {
+            return;
+        };
         let mut req = Request::new(Method::Invite, contact);
         for h in ["From", "Call-ID"] {
             if let Some(v) = resp.headers.get(h) {
@@ -839,7 +1054,11 @@ impl Engine {
         req.headers.push("CSeq", "1 INVITE");
         if let Ok(mut d) = Dialog::uac(&req, resp) {
             let via = self.via(peer.transport);
-            self.transports.send(peer, d.ack_for_2xx(1, &via, &new_branch(rand::random())).to_bytes());
+            self.transports.send(
+                peer,
+                d.ack_for_2xx(1, &via, &new_branch(rand::random()))
+                    .to_bytes(),
+            );
             let bye = d.request(Method::Bye, &via, &new_branch(rand::random()), "");
             self.tx.send_request(bye, peer, now);
         }
@@ -849,20 +1068,28 @@ impl Engine {
 
     /// Ends both legs of a call, tells the distributor, forgets the call.
     fn end_call(&mut self, id: &str, reason: EndReason, now: Instant) {
-        let Some(mut call) = self.calls.remove(id) else { return };
+        let Some(mut call) = self.calls.remove(id) else {
+            return;
+        };
         let _e = call.span.clone().entered();
+        self.shared.queued_calls.remove(id);
         self.dialogs.retain(|_, (cid, _)| cid != id);
         let was = std::mem::replace(&mut call.phase, Phase::Ivr);
         self.end_caller_leg(&mut call, reason, now);
         self.end_agent_leg(&mut call, reason, now);
         let outcome = match was {
             Phase::Bridged => {
-                self.dist.send(ToDist::CallEnded(pb::CallEnded { call_id: id.to_string(), reason: reason.as_str().into() }));
+                self.dist.send(ToDist::CallEnded(pb::CallEnded {
+                    call_id: id.to_string(),
+                    reason: reason.as_str().into(),
+                }));
                 "completed"
             }
             Phase::Queued | Phase::Connecting => {
                 if reason != EndReason::Rejected {
-                    self.dist.send(ToDist::Abandon(pb::AbandonCall { call_id: id.to_string() }));
+                    self.dist.send(ToDist::Abandon(pb::AbandonCall {
+                        call_id: id.to_string(),
+                    }));
                 }
                 "abandoned"
             }
@@ -883,7 +1110,8 @@ impl Engine {
                 EndReason::Rejected => (480, "Temporarily Unavailable"),
                 _ => (480, "Temporarily Unavailable"),
             };
-            let resp = Response::for_request(&call.caller.invite, status, text).with_to_tag(&call.caller.local_tag);
+            let resp = Response::for_request(&call.caller.invite, status, text)
+                .with_to_tag(&call.caller.local_tag);
             let key = call.caller.invite_key.clone();
             self.respond(&key, resp, now);
             return;
@@ -898,7 +1126,9 @@ impl Engine {
     }
 
     fn end_agent_leg(&mut self, call: &mut Call, reason: EndReason, now: Instant) {
-        let Some(agent) = call.agent.as_mut() else { return };
+        let Some(agent) = call.agent.as_mut() else {
+            return;
+        };
         if reason == EndReason::AgentHangup {
             return;
         }
@@ -945,7 +1175,10 @@ fn caller_data(invite: &Request, did: &str) -> pb::Caller {
     let from = invite.headers.get("From").and_then(NameAddr::parse);
     pb::Caller {
         from_uri: from.map(|f| f.uri.to_string()).unwrap_or_default(),
-        display_name: from.and_then(|f| f.display).map(|d| d.trim_matches('"').to_string()).unwrap_or_default(),
+        display_name: from
+            .and_then(|f| f.display)
+            .map(|d| d.trim_matches('"').to_string())
+            .unwrap_or_default(),
         did: did.to_string(),
         variables: Default::default(),
     }
@@ -958,10 +1191,12 @@ fn next_hop(d: &Dialog, fallback: Peer) -> Peer {
         .route_set
         .first()
         .and_then(|r| NameAddr::parse(r).map(|n| n.uri.to_string()))
-        .map(|uri| match acd_sip::message::Uri::parse(&uri).and_then(|u| u.param("du").flatten()) {
-            Some(du) => du.to_string(),
-            None => uri,
-        })
+        .map(
+            |uri| match acd_sip::message::Uri::parse(&uri).and_then(|u| u.param("du").flatten()) {
+                Some(du) => du.to_string(),
+                None => uri,
+            },
+        )
         .unwrap_or_else(|| d.remote_target.clone());
     match contact_peer(target.trim_matches(|c| c == '<' || c == '>')) {
         // Over TCP the dialog stays on the connection it came in on.

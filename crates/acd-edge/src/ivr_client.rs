@@ -32,7 +32,10 @@ impl IvrClients {
                 Ok((u.clone(), IvrServiceClient::new(ch)))
             })
             .collect::<Result<Vec<_>, tonic::transport::Error>>()?;
-        Ok(IvrClients { runners: Arc::new(runners), next: Arc::new(AtomicUsize::new(0)) })
+        Ok(IvrClients {
+            runners: Arc::new(runners),
+            next: Arc::new(AtomicUsize::new(0)),
+        })
     }
 
     /// Runs one step on some runner; `Err` only when every runner failed.
@@ -52,7 +55,13 @@ impl IvrClients {
                     tracing::warn!(call_id = %req.call_id, runner = %url, code = ?status.code(), error = %status.message(), "IVR step failed");
                     last_error = format!("{url}: {}", status.message());
                     // The runner understood and refused: another would refuse too.
-                    if !matches!(status.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown | tonic::Code::Cancelled) {
+                    if !matches!(
+                        status.code(),
+                        tonic::Code::Unavailable
+                            | tonic::Code::DeadlineExceeded
+                            | tonic::Code::Unknown
+                            | tonic::Code::Cancelled
+                    ) {
                         break;
                     }
                 }

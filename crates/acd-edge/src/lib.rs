@@ -54,6 +54,9 @@ pub struct EdgeShared {
     pub sip_transactions: AtomicU32,
     pub distributor_connected: AtomicBool,
     pub draining: AtomicBool,
+    /// Calls handed to the distributor and not yet ended, sent again in
+    /// `EdgeHello` when the stream re-attaches so their offers find us.
+    pub queued_calls: dashmap::DashSet<String>,
 }
 
 /// A running edge.
@@ -90,7 +93,11 @@ impl EdgeHandle {
 #[derive(Debug, thiserror::Error)]
 pub enum EdgeError {
     #[error("cannot bind SIP {what} on {addr}: {source}")]
-    Bind { what: &'static str, addr: SocketAddr, source: std::io::Error },
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("prompt `{name}`: {message}")]
     Prompt { name: String, message: String },
     #[error("bad URL: {0}")]
@@ -102,31 +109,65 @@ pub async fn start(settings: EdgeSettings, loaded: &Loaded) -> Result<EdgeHandle
     let cfg = &loaded.config;
     let udp = UdpSocket::bind(settings.sip_udp)
         .await
-        .map_err(|source| EdgeError::Bind { what: "UDP", addr: settings.sip_udp, source })?;
+        .map_err(|source| EdgeError::Bind {
+            what: "UDP",
+            addr: settings.sip_udp,
+            source,
+        })?;
     let tcp = TcpListener::bind(settings.sip_tcp)
         .await
-        .map_err(|source| EdgeError::Bind { what: "TCP", addr: settings.sip_tcp, source })?;
-    let udp_addr = udp.local_addr().map_err(|source| EdgeError::Bind { what: "UDP", addr: settings.sip_udp, source })?;
-    let tcp_addr = tcp.local_addr().map_err(|source| EdgeError::Bind { what: "TCP", addr: settings.sip_tcp, source })?;
+        .map_err(|source| EdgeError::Bind {
+            what: "TCP",
+            addr: settings.sip_tcp,
+            source,
+        })?;
+    let udp_addr = udp.local_addr().map_err(|source| EdgeError::Bind {
+        what: "UDP",
+        addr: settings.sip_udp,
+        source,
+    })?;
+    let tcp_addr = tcp.local_addr().map_err(|source| EdgeError::Bind {
+        what: "TCP",
+        addr: settings.sip_tcp,
+        source,
+    })?;
 
     let prompts = load_prompts(loaded)?;
     let (input_tx, input_rx) = mpsc::unbounded_channel();
     let transports = transport::Transports::start(udp, tcp, input_tx.clone());
-    let passwords = cfg.extensions.iter().map(|e| (e.number.clone(), e.password.clone())).collect();
-    let registrar = Arc::new(registrar::Registrar::new(&cfg.sip.realm, nonce_secret(cfg), passwords));
+    let passwords = cfg
+        .extensions
+        .iter()
+        .map(|e| (e.number.clone(), e.password.clone()))
+        .collect();
+    let registrar = Arc::new(registrar::Registrar::new(
+        &cfg.sip.realm,
+        nonce_secret(cfg),
+        passwords,
+    ));
     // RTP listens where SIP does (all interfaces if SIP does).
     let rtp_ip = udp_addr.ip();
     let ports = media::PortPool::new(rtp_ip, settings.rtp_ports.0, settings.rtp_ports.1);
-    let ivr = ivr_client::IvrClients::new(&settings.ivr_urls).map_err(|e| EdgeError::Url(e.to_string()))?;
-    let dist = distributor_link::start(settings.distributor_url.clone(), settings.edge_id.clone(), input_tx.clone());
+    let ivr = ivr_client::IvrClients::new(&settings.ivr_urls)
+        .map_err(|e| EdgeError::Url(e.to_string()))?;
     let shared = Arc::new(EdgeShared::default());
+    let dist = distributor_link::start(
+        settings.distributor_url.clone(),
+        settings.edge_id.clone(),
+        input_tx.clone(),
+        shared.clone(),
+    );
     let engine_cfg = engine::EngineConfig {
         public_ip: settings.public_ip,
         udp_port: udp_addr.port(),
         tcp_port: tcp_addr.port(),
         realm: cfg.sip.realm.clone(),
         offer_timeout: Duration::from_secs(cfg.distributor.offer_timeout_secs),
-        dids: cfg.dids.iter().map(|d| (d.number.clone(), d.flow.clone())).collect(),
+        dids: cfg
+            .dids
+            .iter()
+            .map(|d| (d.number.clone(), d.flow.clone()))
+            .collect(),
         flows: cfg.flows.clone(),
         prompts,
     };
@@ -142,16 +183,25 @@ pub async fn start(settings: EdgeSettings, loaded: &Loaded) -> Result<EdgeHandle
     });
     tokio::spawn(engine.run(input_rx));
     tracing::info!(udp = %udp_addr, tcp = %tcp_addr, "SIP edge listening");
-    Ok(EdgeHandle { shared, sip_udp: udp_addr, sip_tcp: tcp_addr })
+    Ok(EdgeHandle {
+        shared,
+        sip_udp: udp_addr,
+        sip_tcp: tcp_addr,
+    })
 }
 
 fn load_prompts(loaded: &Loaded) -> Result<BTreeMap<String, Arc<acd_media::Prompt>>, EdgeError> {
-    let files = loaded.prompt_files().map_err(|message| EdgeError::Prompt { name: "*".into(), message })?;
+    let files = loaded.prompt_files().map_err(|message| EdgeError::Prompt {
+        name: "*".into(),
+        message,
+    })?;
     files
         .into_iter()
         .map(|(name, bytes)| {
-            let prompt = acd_media::load_wav(&bytes)
-                .map_err(|e| EdgeError::Prompt { name: name.clone(), message: e.to_string() })?;
+            let prompt = acd_media::load_wav(&bytes).map_err(|e| EdgeError::Prompt {
+                name: name.clone(),
+                message: e.to_string(),
+            })?;
             Ok((name, Arc::new(prompt)))
         })
         .collect()

@@ -24,7 +24,12 @@ pub struct PortPool {
 
 impl PortPool {
     pub fn new(ip: IpAddr, min: u16, max: u16) -> Self {
-        PortPool { ip, min: min + (min % 2), max, cursor: AtomicU32::new(0) }
+        PortPool {
+            ip,
+            min: min + (min % 2),
+            max,
+            cursor: AtomicU32::new(0),
+        }
     }
 
     /// Binds a socket on the next free even port; tries the whole range once.
@@ -40,7 +45,10 @@ impl PortPool {
             }
         }
         metrics::counter!("acd_rtp_errors_total", "kind" => "ports_exhausted").increment(1);
-        Err(std::io::Error::new(std::io::ErrorKind::AddrInUse, format!("no free RTP port in {}-{}", self.min, self.max)))
+        Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            format!("no free RTP port in {}-{}", self.min, self.max),
+        ))
     }
 }
 
@@ -48,10 +56,17 @@ impl PortPool {
 #[derive(Debug)]
 pub enum MediaCmd {
     /// Play a prompt to the caller; `token` comes back in `PromptFinished`.
-    Play { prompt: Arc<Prompt>, looping: bool, token: u64 },
+    Play {
+        prompt: Arc<Prompt>,
+        looping: bool,
+        token: u64,
+    },
     StopPlayback,
     /// The agent leg answered: relay both ways from now on.
-    Bridge { agent_remote: SocketAddr, agent_codec: Codec },
+    Bridge {
+        agent_remote: SocketAddr,
+        agent_codec: Codec,
+    },
 }
 
 /// What the media task reports to the signalling engine.
@@ -95,7 +110,12 @@ pub fn start(
         agent_sock,
         caller_remote,
         agent_remote: None,
-        caller_stream: OutboundStream::new(Ssrc(seed), SeqNo(seed as u16), seed.rotate_left(7), caller_codec),
+        caller_stream: OutboundStream::new(
+            Ssrc(seed),
+            SeqNo(seed as u16),
+            seed.rotate_left(7),
+            caller_codec,
+        ),
         agent_stream: None,
         relay: Relay::new(),
         player: None,
@@ -103,7 +123,11 @@ pub fn start(
         stats: Stats::default(),
     };
     tokio::spawn(task.run(rx));
-    Ok(MediaHandle { tx, caller_port, agent_port })
+    Ok(MediaHandle {
+        tx,
+        caller_port,
+        agent_port,
+    })
 }
 
 #[derive(Default)]
@@ -132,7 +156,11 @@ impl MediaTask {
         let mut in_a = [0u8; 2048];
         let mut in_b = [0u8; 2048];
         loop {
-            let deadline = self.player.as_ref().and_then(|(p, _)| p.next_deadline()).map(Instant::from_std);
+            let deadline = self
+                .player
+                .as_ref()
+                .and_then(|(p, _)| p.next_deadline())
+                .map(Instant::from_std);
             tokio::select! {
                 cmd = rx.recv() => match cmd {
                     Some(cmd) => self.command(cmd),
@@ -153,23 +181,39 @@ impl MediaTask {
         }
         metrics::counter!("acd_rtp_packets_played_total").increment(self.stats.played);
         metrics::counter!("acd_rtp_packets_relayed_total").increment(self.stats.relayed);
-        metrics::counter!("acd_rtp_errors_total", "kind" => "not_rtp").increment(self.stats.dropped);
+        metrics::counter!("acd_rtp_errors_total", "kind" => "not_rtp")
+            .increment(self.stats.dropped);
         tracing::debug!(call_id = %self.call, played = self.stats.played, relayed = self.stats.relayed, "media ended");
     }
 
     fn command(&mut self, cmd: MediaCmd) {
         match cmd {
-            MediaCmd::Play { prompt, looping, token } => {
+            MediaCmd::Play {
+                prompt,
+                looping,
+                token,
+            } => {
                 let codec = self.caller_stream.codec();
                 self.caller_stream.start_talkspurt();
-                self.player = Some((Player::new(prompt, codec, looping, std::time::Instant::now()), token));
+                self.player = Some((
+                    Player::new(prompt, codec, looping, std::time::Instant::now()),
+                    token,
+                ));
             }
             MediaCmd::StopPlayback => self.player = None,
-            MediaCmd::Bridge { agent_remote, agent_codec } => {
+            MediaCmd::Bridge {
+                agent_remote,
+                agent_codec,
+            } => {
                 self.player = None;
                 self.agent_remote = Some(agent_remote);
                 let seed: u32 = rand::random();
-                self.agent_stream = Some(OutboundStream::new(Ssrc(seed), SeqNo(seed as u16), seed, agent_codec));
+                self.agent_stream = Some(OutboundStream::new(
+                    Ssrc(seed),
+                    SeqNo(seed as u16),
+                    seed,
+                    agent_codec,
+                ));
             }
         }
     }
@@ -177,16 +221,26 @@ impl MediaTask {
     async fn play_due(&mut self) {
         let now = std::time::Instant::now();
         let mut pkt = [0u8; PACKET_LEN];
-        let Some((player, token)) = self.player.as_mut() else { return };
+        let Some((player, token)) = self.player.as_mut() else {
+            return;
+        };
         while let Some(n) = player.poll_packet(now, &mut self.caller_stream, &mut pkt) {
-            if self.caller_sock.send_to(&pkt[..n], self.caller_remote).await.is_ok() {
+            if self
+                .caller_sock
+                .send_to(&pkt[..n], self.caller_remote)
+                .await
+                .is_ok()
+            {
                 self.stats.played += 1;
             }
         }
         if player.is_finished() {
             let token = *token;
             self.player = None;
-            let _ = self.events.send(MediaEvent::PromptFinished { call: self.call.clone(), token });
+            let _ = self.events.send(MediaEvent::PromptFinished {
+                call: self.call.clone(),
+                token,
+            });
         }
     }
 
@@ -197,8 +251,12 @@ impl MediaTask {
             return;
         }
         self.caller_remote = from;
-        let (Some(to), Some(stream)) = (self.agent_remote, self.agent_stream.as_mut()) else { return };
-        if self.relay.forward(Leg::A, packet, stream).is_ok() && self.agent_sock.send_to(packet, to).await.is_ok() {
+        let (Some(to), Some(stream)) = (self.agent_remote, self.agent_stream.as_mut()) else {
+            return;
+        };
+        if self.relay.forward(Leg::A, packet, stream).is_ok()
+            && self.agent_sock.send_to(packet, to).await.is_ok()
+        {
             self.stats.relayed += 1;
         }
     }
@@ -209,8 +267,15 @@ impl MediaTask {
             return;
         }
         self.agent_remote = Some(from);
-        if self.relay.forward(Leg::B, packet, &mut self.caller_stream).is_ok()
-            && self.caller_sock.send_to(packet, self.caller_remote).await.is_ok()
+        if self
+            .relay
+            .forward(Leg::B, packet, &mut self.caller_stream)
+            .is_ok()
+            && self
+                .caller_sock
+                .send_to(packet, self.caller_remote)
+                .await
+                .is_ok()
         {
             self.stats.relayed += 1;
         }

@@ -29,12 +29,19 @@ pub struct Registrar {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 impl Registrar {
     pub fn new(realm: &str, secret: [u8; 32], passwords: BTreeMap<String, String>) -> Self {
-        Registrar { digest: DigestServer::new(realm, secret), passwords, bindings: DashMap::new() }
+        Registrar {
+            digest: DigestServer::new(realm, secret),
+            passwords,
+            bindings: DashMap::new(),
+        }
     }
 
     pub fn lookup(&self, extension: &str, now: Instant) -> Option<Binding> {
@@ -48,15 +55,22 @@ impl Registrar {
 
     /// Answers a REGISTER: challenge, refuse, or bind.
     pub fn handle(&self, req: &Request, from: Peer, now: Instant) -> Response {
-        let Some(user) = req.headers.get("To").and_then(NameAddr::parse).and_then(|n| uri_user(n.uri).map(str::to_string))
+        let Some(user) = req
+            .headers
+            .get("To")
+            .and_then(NameAddr::parse)
+            .and_then(|n| uri_user(n.uri).map(str::to_string))
         else {
             return Response::for_request(req, 400, "Bad Request (To has no user)");
         };
         let Some(auth) = req.headers.get("Authorization") else {
             return self.challenge(req, false);
         };
-        let outcome =
-            self.digest.verify_request(auth, "REGISTER", &req.uri, unix_now(), |u| self.passwords.get(u).cloned());
+        let outcome = self
+            .digest
+            .verify_request(auth, "REGISTER", &req.uri, unix_now(), |u| {
+                self.passwords.get(u).cloned()
+            });
         match outcome {
             AuthOutcome::Ok { user: auth_user } if auth_user == user => {}
             AuthOutcome::Ok { .. } => {
@@ -91,7 +105,8 @@ impl Registrar {
             // A query: list the current binding.
             if let Some(b) = self.lookup(user, now) {
                 let left = b.expires_at.saturating_duration_since(now).as_secs();
-                resp.headers.push("Contact", format!("<{}>;expires={left}", b.contact));
+                resp.headers
+                    .push("Contact", format!("<{}>;expires={left}", b.contact));
             }
             return resp;
         };
@@ -113,11 +128,16 @@ impl Registrar {
         let peer = contact_peer(&uri).unwrap_or(from);
         self.bindings.insert(
             user.to_string(),
-            Binding { contact: uri.clone(), peer, expires_at: now + Duration::from_secs(u64::from(expires)) },
+            Binding {
+                contact: uri.clone(),
+                peer,
+                expires_at: now + Duration::from_secs(u64::from(expires)),
+            },
         );
         metrics::counter!("acd_registrations_total", "result" => "ok").increment(1);
         tracing::info!(extension = %user, contact = %uri, "registered");
-        resp.headers.push("Contact", format!("<{uri}>;expires={expires}"));
+        resp.headers
+            .push("Contact", format!("<{uri}>;expires={expires}"));
         resp
     }
 }
@@ -125,11 +145,18 @@ impl Registrar {
 /// Where to send requests for a contact URI with an IP literal host.
 pub fn contact_peer(uri: &str) -> Option<Peer> {
     let host = uri_host(uri)?;
-    let ip: std::net::IpAddr = host.trim_start_matches('[').trim_end_matches(']').parse().ok()?;
+    let ip: std::net::IpAddr = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()?;
     let transport = match Uri::parse(uri).and_then(|u| u.param("transport").flatten()) {
         Some(t) if t.eq_ignore_ascii_case("tcp") => Transport::Tcp,
         _ => Transport::Udp,
     };
     let port = uri_port(uri).unwrap_or(5060);
-    Some(Peer { addr: (ip, port).into(), transport })
+    Some(Peer {
+        addr: (ip, port).into(),
+        transport,
+    })
 }

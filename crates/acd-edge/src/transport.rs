@@ -24,8 +24,16 @@ pub struct Transports {
 }
 
 impl Transports {
-    pub fn start(udp: UdpSocket, tcp: TcpListener, input: mpsc::UnboundedSender<Input>) -> Transports {
-        let t = Transports { udp: Arc::new(udp), tcp_writers: Arc::new(DashMap::new()), input };
+    pub fn start(
+        udp: UdpSocket,
+        tcp: TcpListener,
+        input: mpsc::UnboundedSender<Input>,
+    ) -> Transports {
+        let t = Transports {
+            udp: Arc::new(udp),
+            tcp_writers: Arc::new(DashMap::new()),
+            input,
+        };
         tokio::spawn(t.clone().udp_reader());
         tokio::spawn(t.clone().tcp_acceptor(tcp));
         t
@@ -35,7 +43,8 @@ impl Transports {
         match to.transport {
             Transport::Udp => {
                 if let Err(e) = self.udp.try_send_to(&bytes, to.addr) {
-                    metrics::counter!("acd_sip_transport_errors_total", "kind" => "udp_send").increment(1);
+                    metrics::counter!("acd_sip_transport_errors_total", "kind" => "udp_send")
+                        .increment(1);
                     tracing::warn!(peer = %to.addr, error = %e, "UDP send failed");
                 }
             }
@@ -59,7 +68,8 @@ impl Transports {
                     let _ = w.send(bytes);
                 }
                 Err(e) => {
-                    metrics::counter!("acd_sip_transport_errors_total", "kind" => "tcp_connect").increment(1);
+                    metrics::counter!("acd_sip_transport_errors_total", "kind" => "tcp_connect")
+                        .increment(1);
                     tracing::warn!(peer = %addr, error = %e, "TCP connect failed");
                 }
             }
@@ -71,8 +81,14 @@ impl Transports {
         loop {
             match self.udp.recv_from(&mut buf).await {
                 Ok((n, from)) => {
-                    let peer = Peer { addr: from, transport: Transport::Udp };
-                    let input = Input::Datagram { bytes: buf[..n].to_vec(), from: peer };
+                    let peer = Peer {
+                        addr: from,
+                        transport: Transport::Udp,
+                    };
+                    let input = Input::Datagram {
+                        bytes: buf[..n].to_vec(),
+                        from: peer,
+                    };
                     if self.input.send(input).is_err() {
                         return;
                     }
@@ -90,7 +106,8 @@ impl Transports {
                     self.attach(stream, addr);
                 }
                 Err(e) => {
-                    metrics::counter!("acd_sip_transport_errors_total", "kind" => "tcp_accept").increment(1);
+                    metrics::counter!("acd_sip_transport_errors_total", "kind" => "tcp_accept")
+                        .increment(1);
                     tracing::warn!(error = %e, "TCP accept failed");
                 }
             }
@@ -118,7 +135,10 @@ impl Transports {
     }
 
     async fn tcp_reader(&self, rd: &mut tokio::net::tcp::OwnedReadHalf, addr: SocketAddr) {
-        let peer = Peer { addr, transport: Transport::Tcp };
+        let peer = Peer {
+            addr,
+            transport: Transport::Tcp,
+        };
         let mut buf: Vec<u8> = Vec::with_capacity(8192);
         let mut chunk = [0u8; 8192];
         loop {
@@ -131,14 +151,22 @@ impl Transports {
                 match acd_sip::parse_stream(&buf) {
                     Ok(Some((msg, used))) => {
                         buf.drain(..used);
-                        if self.input.send(Input::Message { msg: Box::new(msg), from: peer }).is_err() {
+                        if self
+                            .input
+                            .send(Input::Message {
+                                msg: Box::new(msg),
+                                from: peer,
+                            })
+                            .is_err()
+                        {
                             return;
                         }
                     }
                     Ok(None) => break,
                     Err(e) => {
                         // A stream cannot be resynchronised after a framing error.
-                        metrics::counter!("acd_sip_parse_errors_total", "transport" => "tcp").increment(1);
+                        metrics::counter!("acd_sip_parse_errors_total", "transport" => "tcp")
+                            .increment(1);
                         tracing::warn!(peer = %addr, error = %e, "malformed SIP on TCP, closing");
                         if let Some(resp) = acd_sip::message::salvage_for_400(&buf) {
                             self.send_tcp(addr, resp);

@@ -19,7 +19,9 @@ pub struct IvrRunner {
 
 impl IvrRunner {
     pub fn new(flows: BTreeMap<String, Flow>) -> Self {
-        IvrRunner { flows: Arc::new(flows) }
+        IvrRunner {
+            flows: Arc::new(flows),
+        }
     }
 
     pub fn into_service(self) -> pb::ivr_service_server::IvrServiceServer<Self> {
@@ -27,13 +29,18 @@ impl IvrRunner {
     }
 
     fn step(&self, req: pb::StepRequest) -> Result<pb::StepResponse, Status> {
-        let wire = req.session.ok_or_else(|| Status::invalid_argument("StepRequest.session is missing"))?;
+        let wire = req
+            .session
+            .ok_or_else(|| Status::invalid_argument("StepRequest.session is missing"))?;
         let flow = self
             .flows
             .get(&wire.flow_id)
             .ok_or_else(|| Status::not_found(format!("no IVR flow `{}`", wire.flow_id)))?;
         let event = event_from_wire(req.event)?;
-        let session = Session { node: wire.node, variables: wire.variables.into_iter().collect() };
+        let session = Session {
+            node: wire.node,
+            variables: wire.variables.into_iter().collect(),
+        };
         let (session, actions) = acd_ivr::step(flow, session, event)
             .map_err(|e| Status::failed_precondition(format!("flow `{}`: {e}", wire.flow_id)))?;
         Ok(pb::StepResponse {
@@ -53,17 +60,27 @@ fn event_from_wire(event: Option<pb::IvrEvent>) -> Result<Event, Status> {
         Some(EventKind::PromptFinished(_)) => Ok(Event::PromptFinished),
         Some(EventKind::Digits(d)) => Ok(Event::Digits(d.digits)),
         Some(EventKind::Timeout(_)) => Ok(Event::Timeout),
-        None => Err(Status::invalid_argument("StepRequest.event is missing or of an unknown kind")),
+        None => Err(Status::invalid_argument(
+            "StepRequest.event is missing or of an unknown kind",
+        )),
     }
 }
 
 fn action_to_wire(action: Action) -> pb::IvrAction {
     let kind = match action {
         Action::Play { prompt } => ActionKind::Play(pb::PlayPrompt { prompt }),
-        Action::CollectDigits { max_digits, timeout_ms } => {
-            ActionKind::Collect(pb::CollectDigits { max_digits, timeout_ms, terminator: "#".into() })
-        }
-        Action::Enqueue { queue, priority } => ActionKind::Enqueue(pb::Enqueue { queue_id: queue, priority }),
+        Action::CollectDigits {
+            max_digits,
+            timeout_ms,
+        } => ActionKind::Collect(pb::CollectDigits {
+            max_digits,
+            timeout_ms,
+            terminator: "#".into(),
+        }),
+        Action::Enqueue { queue, priority } => ActionKind::Enqueue(pb::Enqueue {
+            queue_id: queue,
+            priority,
+        }),
         Action::Hangup { reason } => ActionKind::Hangup(pb::Hangup { reason }),
     };
     pb::IvrAction { kind: Some(kind) }
@@ -71,7 +88,10 @@ fn action_to_wire(action: Action) -> pb::IvrAction {
 
 #[tonic::async_trait]
 impl pb::ivr_service_server::IvrService for IvrRunner {
-    async fn step(&self, request: Request<pb::StepRequest>) -> Result<Response<pb::StepResponse>, Status> {
+    async fn step(
+        &self,
+        request: Request<pb::StepRequest>,
+    ) -> Result<Response<pb::StepResponse>, Status> {
         let req = request.into_inner();
         let span = tracing::debug_span!("ivr_step", call_id = %req.call_id);
         let _guard = span.enter();
@@ -101,8 +121,20 @@ mod tests {
             start: "w".into(),
             fallback_queue: "q".into(),
             nodes: BTreeMap::from([
-                ("w".into(), Node::Play { prompt: "welcome".into(), next: "e".into() }),
-                ("e".into(), Node::Enqueue { queue: "q".into(), priority: 2 }),
+                (
+                    "w".into(),
+                    Node::Play {
+                        prompt: "welcome".into(),
+                        next: "e".into(),
+                    },
+                ),
+                (
+                    "e".into(),
+                    Node::Enqueue {
+                        queue: "q".into(),
+                        priority: 2,
+                    },
+                ),
             ]),
         };
         IvrRunner::new(BTreeMap::from([("main".into(), flow)]))
@@ -111,7 +143,11 @@ mod tests {
     fn req(node: &str, kind: EventKind) -> pb::StepRequest {
         pb::StepRequest {
             call_id: "c1".into(),
-            session: Some(pb::IvrSession { flow_id: "main".into(), node: node.into(), variables: Default::default() }),
+            session: Some(pb::IvrSession {
+                flow_id: "main".into(),
+                node: node.into(),
+                variables: Default::default(),
+            }),
             event: Some(pb::IvrEvent { kind: Some(kind) }),
         }
     }
@@ -119,12 +155,24 @@ mod tests {
     #[test]
     fn two_runners_serve_alternate_steps() {
         let (a, b) = (runner(), runner());
-        let r1 = a.step(req("", EventKind::Started(pb::Started::default()))).unwrap();
+        let r1 = a
+            .step(req("", EventKind::Started(pb::Started::default())))
+            .unwrap();
         let node = r1.session.unwrap().node;
-        let r2 = b.step(req(&node, EventKind::PromptFinished(pb::PromptFinished::default()))).unwrap();
+        let r2 = b
+            .step(req(
+                &node,
+                EventKind::PromptFinished(pb::PromptFinished::default()),
+            ))
+            .unwrap();
         assert_eq!(
             r2.actions,
-            vec![pb::IvrAction { kind: Some(ActionKind::Enqueue(pb::Enqueue { queue_id: "q".into(), priority: 2 })) }]
+            vec![pb::IvrAction {
+                kind: Some(ActionKind::Enqueue(pb::Enqueue {
+                    queue_id: "q".into(),
+                    priority: 2
+                }))
+            }]
         );
     }
 
@@ -136,8 +184,17 @@ mod tests {
         assert_eq!(r.step(bad).unwrap_err().code(), tonic::Code::NotFound);
         let mut no_event = req("", EventKind::Started(pb::Started::default()));
         no_event.event = None;
-        assert_eq!(r.step(no_event).unwrap_err().code(), tonic::Code::InvalidArgument);
-        let wrong = req("e", EventKind::PromptFinished(pb::PromptFinished::default()));
-        assert_eq!(r.step(wrong).unwrap_err().code(), tonic::Code::FailedPrecondition);
+        assert_eq!(
+            r.step(no_event).unwrap_err().code(),
+            tonic::Code::InvalidArgument
+        );
+        let wrong = req(
+            "e",
+            EventKind::PromptFinished(pb::PromptFinished::default()),
+        );
+        assert_eq!(
+            r.step(wrong).unwrap_err().code(),
+            tonic::Code::FailedPrecondition
+        );
     }
 }

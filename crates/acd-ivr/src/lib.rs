@@ -56,7 +56,11 @@ pub enum Node {
         retries: u32,
     },
     /// Set a variable (e.g. language, priority) and go on.
-    Set { var: String, value: String, next: String },
+    Set {
+        var: String,
+        value: String,
+        next: String,
+    },
     /// Put the caller in a queue; the flow ends here.
     Enqueue {
         queue: String,
@@ -82,9 +86,13 @@ impl Node {
     pub fn successors(&self) -> Vec<&str> {
         match self {
             Node::Play { next, .. } | Node::Set { next, .. } => vec![next],
-            Node::Menu { options, default, .. } => {
-                options.values().map(String::as_str).chain([default.as_str()]).collect()
-            }
+            Node::Menu {
+                options, default, ..
+            } => options
+                .values()
+                .map(String::as_str)
+                .chain([default.as_str()])
+                .collect(),
             Node::Enqueue { .. } | Node::Hangup { .. } => vec![],
         }
     }
@@ -128,11 +136,20 @@ pub enum StepError {
 const MAX_TRANSITIONS_PER_STEP: usize = 64;
 
 /// Advances `session` by one event. Pure: the same inputs give the same outputs.
-pub fn step(flow: &Flow, mut session: Session, event: Event) -> Result<(Session, Vec<Action>), StepError> {
+pub fn step(
+    flow: &Flow,
+    mut session: Session,
+    event: Event,
+) -> Result<(Session, Vec<Action>), StepError> {
     let current = std::mem::take(&mut session.node);
     let next = match (&event, current.as_str()) {
         (Event::Started, _) => flow.start.clone(),
-        (_, "") => return Err(StepError::UnexpectedEvent { node: current, event }),
+        (_, "") => {
+            return Err(StepError::UnexpectedEvent {
+                node: current,
+                event,
+            })
+        }
         (_, current) => {
             let node = lookup(flow, current)?;
             transition(node, current, &mut session, event)?
@@ -143,10 +160,23 @@ pub fn step(flow: &Flow, mut session: Session, event: Event) -> Result<(Session,
 }
 
 /// Where an event at the current node leads.
-fn transition(node: &Node, current: &str, session: &mut Session, event: Event) -> Result<String, StepError> {
+fn transition(
+    node: &Node,
+    current: &str,
+    session: &mut Session,
+    event: Event,
+) -> Result<String, StepError> {
     match (node, event) {
         (Node::Play { next, .. }, Event::PromptFinished) => Ok(next.clone()),
-        (Node::Menu { options, default, retries, .. }, event @ (Event::Digits(_) | Event::Timeout)) => {
+        (
+            Node::Menu {
+                options,
+                default,
+                retries,
+                ..
+            },
+            event @ (Event::Digits(_) | Event::Timeout),
+        ) => {
             if let Event::Digits(d) = &event {
                 if let Some(next) = options.get(d) {
                     session.variables.remove(&retry_key(current));
@@ -154,7 +184,11 @@ fn transition(node: &Node, current: &str, session: &mut Session, event: Event) -
                 }
             }
             let key = retry_key(current);
-            let tries: u32 = session.variables.get(&key).and_then(|v| v.parse().ok()).unwrap_or(0);
+            let tries: u32 = session
+                .variables
+                .get(&key)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
             if tries >= *retries {
                 session.variables.remove(&key);
                 Ok(default.clone())
@@ -165,7 +199,10 @@ fn transition(node: &Node, current: &str, session: &mut Session, event: Event) -
         }
         // The menu prompt finished: keep waiting for digits.
         (Node::Menu { .. }, Event::PromptFinished) => Ok(current.to_string()),
-        (_, event) => Err(StepError::UnexpectedEvent { node: current.to_string(), event }),
+        (_, event) => Err(StepError::UnexpectedEvent {
+            node: current.to_string(),
+            event,
+        }),
     }
 }
 
@@ -183,12 +220,26 @@ fn enter(flow: &Flow, session: &mut Session, mut name: String) -> Result<Vec<Act
                 session.variables.insert(var.clone(), value.clone());
                 name = next.clone();
             }
-            Node::Play { prompt, .. } => return Ok(vec![Action::Play { prompt: prompt.clone() }]),
-            Node::Menu { prompt, timeout_ms, options, .. } => {
+            Node::Play { prompt, .. } => {
+                return Ok(vec![Action::Play {
+                    prompt: prompt.clone(),
+                }])
+            }
+            Node::Menu {
+                prompt,
+                timeout_ms,
+                options,
+                ..
+            } => {
                 let max_digits = options.keys().map(|k| k.len()).max().unwrap_or(1) as u32;
                 return Ok(vec![
-                    Action::Play { prompt: prompt.clone() },
-                    Action::CollectDigits { max_digits, timeout_ms: *timeout_ms },
+                    Action::Play {
+                        prompt: prompt.clone(),
+                    },
+                    Action::CollectDigits {
+                        max_digits,
+                        timeout_ms: *timeout_ms,
+                    },
                 ]);
             }
             Node::Enqueue { queue, priority } => {
@@ -197,16 +248,27 @@ fn enter(flow: &Flow, session: &mut Session, mut name: String) -> Result<Vec<Act
                     .get("priority")
                     .and_then(|p| p.parse().ok())
                     .unwrap_or(*priority);
-                return Ok(vec![Action::Enqueue { queue: queue.clone(), priority }]);
+                return Ok(vec![Action::Enqueue {
+                    queue: queue.clone(),
+                    priority,
+                }]);
             }
-            Node::Hangup { reason } => return Ok(vec![Action::Hangup { reason: reason.clone() }]),
+            Node::Hangup { reason } => {
+                return Ok(vec![Action::Hangup {
+                    reason: reason.clone(),
+                }])
+            }
         }
     }
-    Ok(vec![Action::Hangup { reason: format!("flow loops through set nodes at `{name}`") }])
+    Ok(vec![Action::Hangup {
+        reason: format!("flow loops through set nodes at `{name}`"),
+    }])
 }
 
 fn lookup<'f>(flow: &'f Flow, name: &str) -> Result<&'f Node, StepError> {
-    flow.nodes.get(name).ok_or_else(|| StepError::UnknownNode(name.to_string()))
+    flow.nodes
+        .get(name)
+        .ok_or_else(|| StepError::UnknownNode(name.to_string()))
 }
 
 #[cfg(test)]

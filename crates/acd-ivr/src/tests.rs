@@ -1,7 +1,10 @@
 use super::*;
 
 fn play(prompt: &str, next: &str) -> Node {
-    Node::Play { prompt: prompt.into(), next: next.into() }
+    Node::Play {
+        prompt: prompt.into(),
+        next: next.into(),
+    }
 }
 
 fn welcome_then_queue() -> Flow {
@@ -11,7 +14,13 @@ fn welcome_then_queue() -> Flow {
         fallback_queue: "sales".into(),
         nodes: BTreeMap::from([
             ("welcome".into(), play("welcome", "queue")),
-            ("queue".into(), Node::Enqueue { queue: "sales".into(), priority: 0 }),
+            (
+                "queue".into(),
+                Node::Enqueue {
+                    queue: "sales".into(),
+                    priority: 0,
+                },
+            ),
         ]),
     }
 }
@@ -20,10 +29,21 @@ fn welcome_then_queue() -> Flow {
 fn welcome_then_enqueue() {
     let flow = welcome_then_queue();
     let (s, a) = step(&flow, Session::default(), Event::Started).unwrap();
-    assert_eq!(a, vec![Action::Play { prompt: "welcome".into() }]);
+    assert_eq!(
+        a,
+        vec![Action::Play {
+            prompt: "welcome".into()
+        }]
+    );
     assert_eq!(s.node, "welcome");
     let (s, a) = step(&flow, s, Event::PromptFinished).unwrap();
-    assert_eq!(a, vec![Action::Enqueue { queue: "sales".into(), priority: 0 }]);
+    assert_eq!(
+        a,
+        vec![Action::Enqueue {
+            queue: "sales".into(),
+            priority: 0
+        }]
+    );
     assert_eq!(s.node, "queue");
 }
 
@@ -48,8 +68,14 @@ fn event_before_start_is_refused() {
 #[test]
 fn unknown_node_in_session_is_an_error() {
     let flow = welcome_then_queue();
-    let s = Session { node: "gone".into(), variables: BTreeMap::new() };
-    assert_eq!(step(&flow, s, Event::PromptFinished).unwrap_err(), StepError::UnknownNode("gone".into()));
+    let s = Session {
+        node: "gone".into(),
+        variables: BTreeMap::new(),
+    };
+    assert_eq!(
+        step(&flow, s, Event::PromptFinished).unwrap_err(),
+        StepError::UnknownNode("gone".into())
+    );
 }
 
 fn menu_flow() -> Flow {
@@ -62,14 +88,30 @@ fn menu_flow() -> Flow {
                 "menu".into(),
                 Node::Menu {
                     prompt: "menu".into(),
-                    options: BTreeMap::from([("1".into(), "vip".into()), ("2".into(), "queue".into())]),
+                    options: BTreeMap::from([
+                        ("1".into(), "vip".into()),
+                        ("2".into(), "queue".into()),
+                    ]),
                     timeout_ms: 3000,
                     default: "queue".into(),
                     retries: 1,
                 },
             ),
-            ("vip".into(), Node::Set { var: "priority".into(), value: "5".into(), next: "queue".into() }),
-            ("queue".into(), Node::Enqueue { queue: "sales".into(), priority: 0 }),
+            (
+                "vip".into(),
+                Node::Set {
+                    var: "priority".into(),
+                    value: "5".into(),
+                    next: "queue".into(),
+                },
+            ),
+            (
+                "queue".into(),
+                Node::Enqueue {
+                    queue: "sales".into(),
+                    priority: 0,
+                },
+            ),
         ]),
     }
 }
@@ -78,9 +120,21 @@ fn menu_flow() -> Flow {
 fn menu_choice_sets_priority() {
     let flow = menu_flow();
     let (s, a) = step(&flow, Session::default(), Event::Started).unwrap();
-    assert_eq!(a[1], Action::CollectDigits { max_digits: 1, timeout_ms: 3000 });
+    assert_eq!(
+        a[1],
+        Action::CollectDigits {
+            max_digits: 1,
+            timeout_ms: 3000
+        }
+    );
     let (s, a) = step(&flow, s, Event::Digits("1".into())).unwrap();
-    assert_eq!(a, vec![Action::Enqueue { queue: "sales".into(), priority: 5 }]);
+    assert_eq!(
+        a,
+        vec![Action::Enqueue {
+            queue: "sales".into(),
+            priority: 5
+        }]
+    );
     assert_eq!(s.variables.get("priority").map(String::as_str), Some("5"));
 }
 
@@ -90,9 +144,20 @@ fn menu_retries_then_default() {
     let (s, _) = step(&flow, Session::default(), Event::Started).unwrap();
     let (s, a) = step(&flow, s, Event::Timeout).unwrap();
     assert_eq!(s.node, "menu", "first timeout replays the menu");
-    assert_eq!(a[0], Action::Play { prompt: "menu".into() });
+    assert_eq!(
+        a[0],
+        Action::Play {
+            prompt: "menu".into()
+        }
+    );
     let (s, a) = step(&flow, s, Event::Digits("9".into())).unwrap();
-    assert_eq!(a, vec![Action::Enqueue { queue: "sales".into(), priority: 0 }]);
+    assert_eq!(
+        a,
+        vec![Action::Enqueue {
+            queue: "sales".into(),
+            priority: 0
+        }]
+    );
     assert!(!s.variables.contains_key("_retries.menu"));
 }
 
@@ -103,8 +168,22 @@ fn set_cycle_hangs_up_instead_of_spinning() {
         start: "a".into(),
         fallback_queue: "q".into(),
         nodes: BTreeMap::from([
-            ("a".into(), Node::Set { var: "x".into(), value: "1".into(), next: "b".into() }),
-            ("b".into(), Node::Set { var: "y".into(), value: "1".into(), next: "a".into() }),
+            (
+                "a".into(),
+                Node::Set {
+                    var: "x".into(),
+                    value: "1".into(),
+                    next: "b".into(),
+                },
+            ),
+            (
+                "b".into(),
+                Node::Set {
+                    var: "y".into(),
+                    value: "1".into(),
+                    next: "a".into(),
+                },
+            ),
         ]),
     };
     let (_, a) = step(&flow, Session::default(), Event::Started).unwrap();

@@ -9,7 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use acd_media::rtp::{Header, HEADER_LEN};
-use acd_media::{Codec, Leg, OutboundStream, PayloadType, Player, Prompt, Relay, SeqNo, Ssrc, FRAME_DURATION, PACKET_LEN};
+use acd_media::{
+    Codec, Leg, OutboundStream, PayloadType, Player, Prompt, Relay, SeqNo, Ssrc, FRAME_DURATION,
+    PACKET_LEN,
+};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 /// 12-byte header + 160 bytes of µ-law: one 20 ms PCMU packet, 172 bytes.
@@ -54,16 +57,22 @@ fn bench_relay(c: &mut Criterion) {
     // stream (mapping anchored once, then reused). Each iteration rebuilds the inbound
     // header (12 bytes + 160-byte payload copy, as a recv into the buffer would) and
     // forwards it.
-    for (name, to_codec) in [("forward_pcmu_172B", Codec::Pcmu), ("forward_pcmu_to_pcma_172B", Codec::Pcma)] {
+    for (name, to_codec) in [
+        ("forward_pcmu_172B", Codec::Pcmu),
+        ("forward_pcmu_to_pcma_172B", Codec::Pcma),
+    ] {
         g.bench_function(name, |b| {
             let mut relay = Relay::new();
-            let mut agent_leg = OutboundStream::new(Ssrc(0xa9e7), SeqNo(40_000), 7_000_000, to_codec);
+            let mut agent_leg =
+                OutboundStream::new(Ssrc(0xa9e7), SeqNo(40_000), 7_000_000, to_codec);
             let mut buf = [0u8; PCMU_PACKET_LEN];
             let mut n = 0u32;
             b.iter(|| {
                 inbound_packet(&mut buf, &payload, n);
                 n = n.wrapping_add(1);
-                let to = relay.forward(Leg::A, black_box(&mut buf), &mut agent_leg).unwrap();
+                let to = relay
+                    .forward(Leg::A, black_box(&mut buf), &mut agent_leg)
+                    .unwrap();
                 black_box(&buf);
                 to
             });

@@ -65,7 +65,11 @@ pub const fn alaw_encode(sample: i16) -> u8 {
     if seg >= 8 {
         return 0x7f ^ mask;
     }
-    let mantissa = if seg < 2 { (v >> 1) & 0x0f } else { (v >> seg) & 0x0f };
+    let mantissa = if seg < 2 {
+        (v >> 1) & 0x0f
+    } else {
+        (v >> seg) & 0x0f
+    };
     (((seg as u8) << 4) | mantissa as u8) ^ mask
 }
 

@@ -59,7 +59,16 @@ impl Player {
     #[must_use]
     pub fn new(prompt: Arc<Prompt>, codec: Codec, looping: bool, start: Instant) -> Self {
         let finished = prompt.is_empty();
-        Self { prompt, codec, looping, start, slot: 0, pos: 0, sent: 0, finished }
+        Self {
+            prompt,
+            codec,
+            looping,
+            start,
+            slot: 0,
+            pos: 0,
+            sent: 0,
+            finished,
+        }
     }
 
     /// The codec frames are encoded with.
@@ -106,7 +115,8 @@ impl Player {
         }
         // Slots 0..due have deadlines at or before `now`.
         let frame_ns = FRAME_DURATION.as_nanos();
-        let due = u64::try_from(now.duration_since(self.start).as_nanos() / frame_ns + 1).unwrap_or(u64::MAX);
+        let due = u64::try_from(now.duration_since(self.start).as_nanos() / frame_ns + 1)
+            .unwrap_or(u64::MAX);
         let behind = due.saturating_sub(self.slot);
         let skipped = behind.saturating_sub(MAX_BURST);
         self.slot += skipped;
@@ -122,7 +132,10 @@ impl Player {
                 }
             }
             let n = (FRAME_SAMPLES - filled).min(samples.len() - self.pos);
-            self.codec.encode_frame(&samples[self.pos..self.pos + n], &mut out[filled..filled + n]);
+            self.codec.encode_frame(
+                &samples[self.pos..self.pos + n],
+                &mut out[filled..filled + n],
+            );
             self.pos += n;
             filled += n;
         }
@@ -134,19 +147,35 @@ impl Player {
         let marker = self.sent == 0;
         self.slot += 1;
         self.sent += 1;
-        let skipped_samples = u32::try_from(skipped.saturating_mul(FRAME_SAMPLES as u64)).unwrap_or(u32::MAX);
-        Some(Frame { len: FRAME_SAMPLES, marker, skipped_samples })
+        let skipped_samples =
+            u32::try_from(skipped.saturating_mul(FRAME_SAMPLES as u64)).unwrap_or(u32::MAX);
+        Some(Frame {
+            len: FRAME_SAMPLES,
+            marker,
+            skipped_samples,
+        })
     }
 
     /// Like [`poll_frame`](Self::poll_frame) but writes a complete RTP packet through the
     /// leg's `stream`, so consecutive players on one leg share SSRC, sequence and
     /// timestamp. Returns the packet length. The PT is this player's codec.
-    pub fn poll_packet(&mut self, now: Instant, stream: &mut OutboundStream, out: &mut [u8; PACKET_LEN]) -> Option<usize> {
+    pub fn poll_packet(
+        &mut self,
+        now: Instant,
+        stream: &mut OutboundStream,
+        out: &mut [u8; PACKET_LEN],
+    ) -> Option<usize> {
         let (hdr, body) = out.split_first_chunk_mut::<HEADER_LEN>()?;
         let body = body.first_chunk_mut::<FRAME_SAMPLES>()?;
         let frame = self.poll_frame(now, body)?;
         stream.skip_samples(frame.skipped_samples);
-        stream.write_header(hdr, self.codec.payload_type(), FRAME_SAMPLES as u32, frame.len, frame.marker);
+        stream.write_header(
+            hdr,
+            self.codec.payload_type(),
+            FRAME_SAMPLES as u32,
+            frame.len,
+            frame.marker,
+        );
         Some(PACKET_LEN)
     }
 }
@@ -159,7 +188,9 @@ mod tests {
 
     fn ramp(n: usize) -> Arc<Prompt> {
         // Values that survive µ-law exactly are not needed: tests compare encoded bytes.
-        Arc::new(Prompt::from_samples((0..n).map(|i| (i as i16).wrapping_mul(37)).collect()))
+        Arc::new(Prompt::from_samples(
+            (0..n).map(|i| (i as i16).wrapping_mul(37)).collect(),
+        ))
     }
 
     fn stream() -> OutboundStream {
@@ -167,7 +198,13 @@ mod tests {
     }
 
     /// Drive a player with polls every `step`, from `t0` to `t0 + total` inclusive.
-    fn drive(p: &mut Player, s: &mut OutboundStream, t0: Instant, step: Duration, total: Duration) -> Vec<(Instant, crate::rtp::RtpInfo, [u8; PACKET_LEN])> {
+    fn drive(
+        p: &mut Player,
+        s: &mut OutboundStream,
+        t0: Instant,
+        step: Duration,
+        total: Duration,
+    ) -> Vec<(Instant, crate::rtp::RtpInfo, [u8; PACKET_LEN])> {
         let mut out = Vec::new();
         let mut now = t0;
         let mut buf = [0u8; PACKET_LEN];
@@ -189,15 +226,28 @@ mod tests {
         for step_us in [1_000u64, 7_000, 19_999, 20_000, 33_000] {
             let mut p = Player::new(ramp(8000), Codec::Pcmu, true, t0);
             let mut s = stream();
-            let pkts = drive(&mut p, &mut s, t0, Duration::from_micros(step_us), Duration::from_secs(10));
+            let pkts = drive(
+                &mut p,
+                &mut s,
+                t0,
+                Duration::from_micros(step_us),
+                Duration::from_secs(10),
+            );
             // Deadlines at 0, 20 ms, ..., 10 s inclusive, but polls only reach
             // t0 + floor(10 s / step) * step.
             let last_poll = (10_000_000 / step_us) * step_us;
-            assert_eq!(pkts.len() as u64, last_poll / 20_000 + 1, "step {step_us} µs");
+            assert_eq!(
+                pkts.len() as u64,
+                last_poll / 20_000 + 1,
+                "step {step_us} µs"
+            );
             for (k, (at, info, _)) in pkts.iter().enumerate() {
                 let due = t0 + FRAME_DURATION * k as u32;
                 assert!(*at >= due, "never early");
-                assert!(*at - due < Duration::from_micros(step_us), "late by less than one poll");
+                assert!(
+                    *at - due < Duration::from_micros(step_us),
+                    "late by less than one poll"
+                );
                 assert_eq!(info.seq, SeqNo(65500).wrapping_add(k as u16));
                 assert_eq!(info.ts, 4_000_000_000u32.wrapping_add(160 * k as u32));
                 assert_eq!(info.marker, k == 0);
@@ -217,7 +267,10 @@ mod tests {
                 break;
             }
             assert!(p.poll_frame(t, &mut frame).is_some());
-            assert!(p.poll_frame(t, &mut frame).is_none(), "one frame per deadline");
+            assert!(
+                p.poll_frame(t, &mut frame).is_none(),
+                "one frame per deadline"
+            );
             last = t;
             n += 1;
         }
@@ -233,9 +286,16 @@ mod tests {
         let mut s = stream();
         let pkts = drive(&mut p, &mut s, t0, FRAME_DURATION, Duration::from_secs(2));
         assert_eq!(pkts.len(), 101);
-        let played: Vec<u8> = pkts.iter().flat_map(|(_, _, b)| b[HEADER_LEN..].to_vec()).collect();
+        let played: Vec<u8> = pkts
+            .iter()
+            .flat_map(|(_, _, b)| b[HEADER_LEN..].to_vec())
+            .collect();
         for (i, b) in played.iter().enumerate() {
-            assert_eq!(*b, Codec::Pcmu.encode_sample(prompt.samples()[i % 1000]), "sample {i}");
+            assert_eq!(
+                *b,
+                Codec::Pcmu.encode_sample(prompt.samples()[i % 1000]),
+                "sample {i}"
+            );
         }
         assert!(!p.is_finished());
     }
@@ -246,7 +306,13 @@ mod tests {
         let prompt = ramp(1000);
         let mut p = Player::new(prompt.clone(), Codec::Pcma, false, t0);
         let mut s = stream();
-        let pkts = drive(&mut p, &mut s, t0, Duration::from_millis(5), Duration::from_secs(1));
+        let pkts = drive(
+            &mut p,
+            &mut s,
+            t0,
+            Duration::from_millis(5),
+            Duration::from_secs(1),
+        );
         assert_eq!(pkts.len(), 7, "6 full frames + 40 samples padded");
         assert!(p.is_finished());
         assert_eq!(p.next_deadline(), None);
@@ -273,12 +339,18 @@ mod tests {
         }
         assert_eq!(got.len() as u64, MAX_BURST);
         // Timestamps line up with wall clock again: slots 48, 49, 50.
-        let ts: Vec<u32> = got.iter().map(|(i, _)| i.ts.wrapping_sub(4_000_000_000)).collect();
+        let ts: Vec<u32> = got
+            .iter()
+            .map(|(i, _)| i.ts.wrapping_sub(4_000_000_000))
+            .collect();
         assert_eq!(ts, [48 * 160, 49 * 160, 50 * 160]);
         // Sequence numbers stay contiguous (nothing was lost on the wire).
         assert_eq!(got[0].0.seq, SeqNo(65501));
         // Audio resumes where it stopped.
-        assert_eq!(got[0].1[HEADER_LEN], Codec::Pcmu.encode_sample(prompt.samples()[160]));
+        assert_eq!(
+            got[0].1[HEADER_LEN],
+            Codec::Pcmu.encode_sample(prompt.samples()[160])
+        );
         assert_eq!(p.next_deadline(), Some(t0 + Duration::from_millis(1020)));
     }
 
@@ -287,21 +359,41 @@ mod tests {
         let t0 = Instant::now();
         let mut s = stream();
         let mut welcome = Player::new(ramp(800), Codec::Pcmu, false, t0);
-        let mut pkts = drive(&mut welcome, &mut s, t0, Duration::from_millis(10), Duration::from_millis(200));
+        let mut pkts = drive(
+            &mut welcome,
+            &mut s,
+            t0,
+            Duration::from_millis(10),
+            Duration::from_millis(200),
+        );
         assert!(welcome.is_finished());
         assert_eq!(pkts.len(), 5);
         // MOH starts 100 ms after the prompt's media ended.
         let moh_start = welcome.covered_until() + Duration::from_millis(100);
         s.skip_duration(moh_start - welcome.covered_until());
         let mut moh = Player::new(ramp(500), Codec::Pcmu, true, moh_start);
-        pkts.extend(drive(&mut moh, &mut s, moh_start, Duration::from_millis(10), Duration::from_millis(100)));
+        pkts.extend(drive(
+            &mut moh,
+            &mut s,
+            moh_start,
+            Duration::from_millis(10),
+            Duration::from_millis(100),
+        ));
         assert_eq!(pkts.len(), 11);
         for (k, (_, info, _)) in pkts.iter().enumerate() {
             assert_eq!(info.ssrc, Ssrc(7));
-            assert_eq!(info.seq, SeqNo(65500).wrapping_add(k as u16), "contiguous across the switch");
+            assert_eq!(
+                info.seq,
+                SeqNo(65500).wrapping_add(k as u16),
+                "contiguous across the switch"
+            );
             let slot = if k < 5 { k } else { k + 5 }; // 100 ms = 5 frames of silence
             assert_eq!(info.ts, 4_000_000_000u32.wrapping_add(160 * slot as u32));
-            assert_eq!(info.marker, k == 0 || k == 5, "marker on each new talk-spurt");
+            assert_eq!(
+                info.marker,
+                k == 0 || k == 5,
+                "marker on each new talk-spurt"
+            );
         }
     }
 }

@@ -105,7 +105,12 @@ impl Relay {
     /// Rewrite `packet`, received from leg `from`, in place so it continues `to` (the
     /// other leg's outbound stream), and return the leg to send it to. On error the
     /// packet is unchanged and should be dropped.
-    pub fn forward(&mut self, from: Leg, packet: &mut [u8], to: &mut OutboundStream) -> Result<Leg, RtpError> {
+    pub fn forward(
+        &mut self,
+        from: Leg,
+        packet: &mut [u8],
+        to: &mut OutboundStream,
+    ) -> Result<Leg, RtpError> {
         let dir = &mut self.dirs[from.index()];
         dir.counters.packets_in += 1;
         dir.counters.bytes_in += packet.len() as u64;
@@ -127,11 +132,15 @@ impl Relay {
             },
         };
         // A new anchor is a new talk-spurt for the receiver (RFC 3551 §4.1).
-        let anchored = dir.map.is_none_or(|m| m.stream_packets != map.stream_packets || m.in_ssrc != map.in_ssrc);
+        let anchored = dir
+            .map
+            .is_none_or(|m| m.stream_packets != map.stream_packets || m.in_ssrc != map.in_ssrc);
 
         let out_seq = SeqNo(info.seq.0.wrapping_add(map.seq_offset));
         let out_ts = info.ts.wrapping_add(map.ts_offset);
-        let payload = packet.get_mut(info.payload_offset..info.payload_end).unwrap_or(&mut []);
+        let payload = packet
+            .get_mut(info.payload_offset..info.payload_end)
+            .unwrap_or(&mut []);
         let (out_pt, samples) = match Codec::from_payload_type(info.pt.get()) {
             Some(codec) => {
                 codec.transcode_in_place(to.codec(), payload);
@@ -149,7 +158,10 @@ impl Relay {
         rewrite::set_marker_pt(packet, info.marker || anchored, out_pt);
         to.note_relayed(out_seq, out_ts.wrapping_add(samples), info.payload_len());
 
-        dir.map = Some(Mapping { stream_packets: to.packets(), ..map });
+        dir.map = Some(Mapping {
+            stream_packets: to.packets(),
+            ..map
+        });
         dir.counters.packets_out += 1;
         dir.counters.bytes_out += packet.len() as u64;
         Ok(from.other())
@@ -169,13 +181,25 @@ mod tests {
     fn inbound(pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
         let mut hdr = [0u8; HEADER_LEN];
         let pt = PayloadType::new(pt).unwrap();
-        Header { pt, seq: SeqNo(seq), ts, ssrc: Ssrc(ssrc), marker: false }.write(&mut hdr);
+        Header {
+            pt,
+            seq: SeqNo(seq),
+            ts,
+            ssrc: Ssrc(ssrc),
+            marker: false,
+        }
+        .write(&mut hdr);
         let mut v = hdr.to_vec();
         v.extend_from_slice(payload);
         v
     }
 
-    fn fwd(r: &mut Relay, from: Leg, mut p: Vec<u8>, to: &mut OutboundStream) -> (RtpInfo, Vec<u8>) {
+    fn fwd(
+        r: &mut Relay,
+        from: Leg,
+        mut p: Vec<u8>,
+        to: &mut OutboundStream,
+    ) -> (RtpInfo, Vec<u8>) {
         assert_eq!(r.forward(from, &mut p, to), Ok(from.other()));
         (parse(&p).unwrap(), p)
     }
@@ -205,32 +229,80 @@ mod tests {
         // Bridged: agent audio (leg B) relayed onto the caller's stream.
         let mut r = Relay::new();
         let agent_ssrc = 0xa9e7;
-        let (i, _) = fwd(&mut r, Leg::B, inbound(0, 40_000, 7_777_000, agent_ssrc, &[0xff; 160]), &mut caller);
-        assert_eq!((i.ssrc, i.seq, i.ts, i.marker), (Ssrc(0xca11), SeqNo(2), 1_800, true));
-        let (i, _) = fwd(&mut r, Leg::B, inbound(0, 40_001, 7_777_160, agent_ssrc, &[0xff; 160]), &mut caller);
+        let (i, _) = fwd(
+            &mut r,
+            Leg::B,
+            inbound(0, 40_000, 7_777_000, agent_ssrc, &[0xff; 160]),
+            &mut caller,
+        );
+        assert_eq!(
+            (i.ssrc, i.seq, i.ts, i.marker),
+            (Ssrc(0xca11), SeqNo(2), 1_800, true)
+        );
+        let (i, _) = fwd(
+            &mut r,
+            Leg::B,
+            inbound(0, 40_001, 7_777_160, agent_ssrc, &[0xff; 160]),
+            &mut caller,
+        );
         assert_eq!((i.seq, i.ts, i.marker), (SeqNo(3), 1_960, false));
         // Loss of 40_002 stays a gap; a late reordered packet keeps its place.
-        let (i, _) = fwd(&mut r, Leg::B, inbound(0, 40_003, 7_777_480, agent_ssrc, &[0xff; 160]), &mut caller);
+        let (i, _) = fwd(
+            &mut r,
+            Leg::B,
+            inbound(0, 40_003, 7_777_480, agent_ssrc, &[0xff; 160]),
+            &mut caller,
+        );
         assert_eq!((i.seq, i.ts), (SeqNo(5), 2_280));
-        let (i, _) = fwd(&mut r, Leg::B, inbound(0, 40_002, 7_777_320, agent_ssrc, &[0xff; 160]), &mut caller);
+        let (i, _) = fwd(
+            &mut r,
+            Leg::B,
+            inbound(0, 40_002, 7_777_320, agent_ssrc, &[0xff; 160]),
+            &mut caller,
+        );
         assert_eq!((i.seq, i.ts), (SeqNo(4), 2_120));
-        assert_eq!(caller.next_seq(), SeqNo(6), "late packet does not rewind the stream");
+        assert_eq!(
+            caller.next_seq(),
+            SeqNo(6),
+            "late packet does not rewind the stream"
+        );
         assert_eq!(caller.next_ts(), 2_440);
 
         // Agent puts the caller on hold: MOH continues the same stream.
         let mut moh = Player::new(prompt, Codec::Pcmu, true, t0);
         let held = play(&mut moh, &mut caller, t0, 2);
-        assert_eq!((held[0].seq, held[0].ts, held[0].marker), (SeqNo(6), 2_440, true));
+        assert_eq!(
+            (held[0].seq, held[0].ts, held[0].marker),
+            (SeqNo(6), 2_440, true)
+        );
         assert_eq!(held[1].seq, SeqNo(7));
 
         // Resume: the relay sees the stream moved on and re-anchors.
-        let (i, _) = fwd(&mut r, Leg::B, inbound(0, 40_100, 7_800_000, agent_ssrc, &[0xff; 160]), &mut caller);
-        assert_eq!((i.ssrc, i.seq, i.ts, i.marker), (Ssrc(0xca11), SeqNo(8), 2_760, true));
-        let (i, _) = fwd(&mut r, Leg::B, inbound(0, 40_101, 7_800_160, agent_ssrc, &[0xff; 160]), &mut caller);
+        let (i, _) = fwd(
+            &mut r,
+            Leg::B,
+            inbound(0, 40_100, 7_800_000, agent_ssrc, &[0xff; 160]),
+            &mut caller,
+        );
+        assert_eq!(
+            (i.ssrc, i.seq, i.ts, i.marker),
+            (Ssrc(0xca11), SeqNo(8), 2_760, true)
+        );
+        let (i, _) = fwd(
+            &mut r,
+            Leg::B,
+            inbound(0, 40_101, 7_800_160, agent_ssrc, &[0xff; 160]),
+            &mut caller,
+        );
         assert_eq!((i.seq, i.ts, i.marker), (SeqNo(9), 2_920, false));
 
         // Agent phone restarts its stream with a new SSRC: re-anchor again.
-        let (i, _) = fwd(&mut r, Leg::B, inbound(0, 5, 42, 0xbeef, &[0xff; 160]), &mut caller);
+        let (i, _) = fwd(
+            &mut r,
+            Leg::B,
+            inbound(0, 5, 42, 0xbeef, &[0xff; 160]),
+            &mut caller,
+        );
         assert_eq!((i.seq, i.ts, i.marker), (SeqNo(10), 3_080, true));
 
         let c = r.counters(Leg::B);
@@ -243,15 +315,31 @@ mod tests {
     fn transcodes_between_laws_and_maps_telephone_event() {
         let mut agent = OutboundStream::new(Ssrc(9), SeqNo(0), 0, Codec::Pcma);
         let mut r = Relay::new();
-        r.set_telephone_event(Leg::A, PayloadType::new(101).unwrap(), PayloadType::new(96).unwrap());
+        r.set_telephone_event(
+            Leg::A,
+            PayloadType::new(101).unwrap(),
+            PayloadType::new(96).unwrap(),
+        );
         let pcmu = [Codec::Pcmu.encode_sample(1000); 160];
         let (i, p) = fwd(&mut r, Leg::A, inbound(0, 10, 100, 1, &pcmu), &mut agent);
         assert_eq!(i.pt, PayloadType::PCMA);
-        assert!(i.payload(&p).iter().all(|&b| b == Codec::Pcma.encode_sample(988)));
-        let (i, p) = fwd(&mut r, Leg::A, inbound(101, 11, 260, 1, &[5, 0x0a, 0, 160]), &mut agent);
+        assert!(i
+            .payload(&p)
+            .iter()
+            .all(|&b| b == Codec::Pcma.encode_sample(988)));
+        let (i, p) = fwd(
+            &mut r,
+            Leg::A,
+            inbound(101, 11, 260, 1, &[5, 0x0a, 0, 160]),
+            &mut agent,
+        );
         assert_eq!((i.pt.get(), i.seq, i.ts), (96, SeqNo(1), 160));
         assert_eq!(i.payload(&p), &[5, 0x0a, 0, 160], "event payload untouched");
-        assert_eq!(agent.next_ts(), 160, "an event does not advance the audio clock");
+        assert_eq!(
+            agent.next_ts(),
+            160,
+            "an event does not advance the audio clock"
+        );
         let (i, _) = fwd(&mut r, Leg::A, inbound(13, 12, 260, 1, &[40]), &mut agent);
         assert_eq!(i.pt.get(), 13, "comfort noise passes through");
     }
@@ -262,11 +350,17 @@ mod tests {
         let mut r = Relay::new();
         let mut rtcp = [0x81, 201, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0];
         let before = rtcp;
-        assert_eq!(r.forward(Leg::A, &mut rtcp, &mut s), Err(RtpError::Rtcp(201)));
+        assert_eq!(
+            r.forward(Leg::A, &mut rtcp, &mut s),
+            Err(RtpError::Rtcp(201))
+        );
         assert_eq!(rtcp, before);
         assert!(r.forward(Leg::A, &mut [0x80, 0], &mut s).is_err());
         let c = r.counters(Leg::A);
-        assert_eq!((c.packets_in, c.packets_out, c.dropped, c.bytes_in), (2, 0, 2, 14));
+        assert_eq!(
+            (c.packets_in, c.packets_out, c.dropped, c.bytes_in),
+            (2, 0, 2, 14)
+        );
         assert_eq!(s.packets(), 0);
     }
 }

@@ -34,9 +34,13 @@ impl From<RtpReaderError> for RtpError {
         match e {
             RtpReaderError::BufferTooShort(n) => RtpError::TooShort(n),
             RtpReaderError::UnsupportedVersion(v) => RtpError::BadVersion(v),
-            RtpReaderError::HeadersTruncated { header_len, buffer_len } => {
-                RtpError::HeaderTruncated { need: header_len, have: buffer_len }
-            }
+            RtpReaderError::HeadersTruncated {
+                header_len,
+                buffer_len,
+            } => RtpError::HeaderTruncated {
+                need: header_len,
+                have: buffer_len,
+            },
             RtpReaderError::PaddingLengthInvalid(p) => RtpError::BadPadding(p),
         }
     }
@@ -60,7 +64,8 @@ impl RtpInfo {
     /// The payload within the buffer this was parsed from (empty if `buf` is another one).
     #[must_use]
     pub fn payload<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
-        buf.get(self.payload_offset..self.payload_end).unwrap_or(&[])
+        buf.get(self.payload_offset..self.payload_end)
+            .unwrap_or(&[])
     }
 
     /// Payload length in bytes, excluding padding.
@@ -172,8 +177,9 @@ pub struct DtmfEvent {
 }
 
 /// Event codes 0–15 of RFC 4733 §3.2.
-const DTMF_DIGITS: [char; 16] =
-    ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '*', '#', 'A', 'B', 'C', 'D'];
+const DTMF_DIGITS: [char; 16] = [
+    '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '*', '#', 'A', 'B', 'C', 'D',
+];
 
 /// Parse a telephone-event payload. `None` for short payloads and non-DTMF events
 /// (flash, tones), which acd does not act on.
@@ -195,9 +201,16 @@ impl DtmfEvent {
     /// Encode as a 4-byte telephone-event payload; `None` if `digit` is not DTMF.
     #[must_use]
     pub fn encode(&self) -> Option<[u8; 4]> {
-        let code = DTMF_DIGITS.iter().position(|&d| d == self.digit.to_ascii_uppercase())?;
+        let code = DTMF_DIGITS
+            .iter()
+            .position(|&d| d == self.digit.to_ascii_uppercase())?;
         let d = self.duration.to_be_bytes();
-        Some([code as u8, (u8::from(self.end) << 7) | (self.volume & 0x3f), d[0], d[1]])
+        Some([
+            code as u8,
+            (u8::from(self.end) << 7) | (self.volume & 0x3f),
+            d[0],
+            d[1],
+        ])
     }
 }
 
@@ -252,7 +265,10 @@ mod tests {
         assert_eq!(parse(&[0x80; 5]), Err(RtpError::TooShort(5)));
         assert_eq!(parse(&[0x40; 12]), Err(RtpError::BadVersion(1)));
         // CC=15 needs 72 bytes.
-        assert_eq!(parse(&[0x8f, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), Err(RtpError::HeaderTruncated { need: 72, have: 12 }));
+        assert_eq!(
+            parse(&[0x8f, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            Err(RtpError::HeaderTruncated { need: 72, have: 12 })
+        );
         let mut pad = packet(&[1]);
         pad[0] |= 0x20;
         *pad.last_mut().unwrap() = 0;
@@ -266,7 +282,10 @@ mod tests {
 
     #[test]
     fn parse_never_panics_on_prefixes() {
-        let mut p = vec![0xb1, 0x00, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 9, 0xbe, 0xde, 0, 1, 1, 2, 3, 4, 9, 0, 2];
+        let mut p = vec![
+            0xb1, 0x00, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 9, 0xbe, 0xde, 0, 1, 1, 2, 3, 4, 9,
+            0, 2,
+        ];
         for n in 0..p.len() {
             let _ = parse(&p[..n]);
         }
@@ -282,7 +301,10 @@ mod tests {
         rewrite::set_ssrc(&mut p, Ssrc(7));
         rewrite::set_marker_pt(&mut p, false, PayloadType::PCMU);
         let i = parse(&p).unwrap();
-        assert_eq!((i.seq, i.ts, i.ssrc, i.marker, i.pt), (SeqNo(5), 6, Ssrc(7), false, PayloadType::PCMU));
+        assert_eq!(
+            (i.seq, i.ts, i.ssrc, i.marker, i.pt),
+            (SeqNo(5), 6, Ssrc(7), false, PayloadType::PCMU)
+        );
         rewrite::set_seq(&mut [0u8; 2], SeqNo(1)); // short: no panic
     }
 
@@ -290,9 +312,20 @@ mod tests {
     fn dtmf() {
         // '#' (11), end bit, volume 10, duration 800.
         let e = parse_dtmf(&[11, 0x8a, 0x03, 0x20]).unwrap();
-        assert_eq!(e, DtmfEvent { digit: '#', end: true, duration: 800, volume: 10 });
+        assert_eq!(
+            e,
+            DtmfEvent {
+                digit: '#',
+                end: true,
+                duration: 800,
+                volume: 10
+            }
+        );
         assert_eq!(e.encode(), Some([11, 0x8a, 0x03, 0x20]));
-        assert_eq!(parse_dtmf(&[5, 0x0a, 0, 160]).map(|e| (e.digit, e.end)), Some(('5', false)));
+        assert_eq!(
+            parse_dtmf(&[5, 0x0a, 0, 160]).map(|e| (e.digit, e.end)),
+            Some(('5', false))
+        );
         assert_eq!(parse_dtmf(&[15, 0, 0, 0]).map(|e| e.digit), Some('D'));
         assert_eq!(parse_dtmf(&[16, 0, 0, 0]), None, "flash is not a digit");
         assert_eq!(parse_dtmf(&[1, 0, 0]), None);

@@ -17,7 +17,11 @@ pub enum SdpError {
     #[error("SDP is not valid UTF-8")]
     NotUtf8,
     #[error("SDP line {line} {text:?}: {reason}")]
-    BadLine { line: usize, text: String, reason: &'static str },
+    BadLine {
+        line: usize,
+        text: String,
+        reason: &'static str,
+    },
     #[error("SDP has no {0} line")]
     Missing(&'static str),
     #[error("SDP has no connection address for the audio stream")]
@@ -105,19 +109,27 @@ impl SessionDesc {
     /// The payload type this description uses for `codec`, if it offers it.
     #[must_use]
     pub fn pt_for(&self, codec: Codec) -> Option<u8> {
-        self.payload_types.iter().copied().find(|&pt| self.codec_for(pt) == Some(codec))
+        self.payload_types
+            .iter()
+            .copied()
+            .find(|&pt| self.codec_for(pt) == Some(codec))
     }
 
     /// Whether the peer is putting us on hold (RFC 3264 §8.4: `sendonly`/`inactive`,
     /// or the RFC 2543-style `c=0.0.0.0`).
     #[must_use]
     pub fn is_hold(&self) -> bool {
-        matches!(self.direction, Direction::SendOnly | Direction::Inactive) || self.conn_ip.is_unspecified()
+        matches!(self.direction, Direction::SendOnly | Direction::Inactive)
+            || self.conn_ip.is_unspecified()
     }
 }
 
 fn bad(line: usize, text: &str, reason: &'static str) -> SdpError {
-    SdpError::BadLine { line, text: text.to_owned(), reason }
+    SdpError::BadLine {
+        line,
+        text: text.to_owned(),
+        reason,
+    }
 }
 
 /// Parse `IN IP4 <addr>` / `IN IP6 <addr>` (a multicast `/ttl` suffix is dropped).
@@ -174,8 +186,12 @@ pub fn parse_sdp(body: &[u8]) -> Result<SessionDesc, SdpError> {
                 let (_user, id, ver) = (words.next(), words.next(), words.next());
                 let ip = parse_addr(words.next(), words.next(), words.next())
                     .ok_or_else(|| bad(n, line, "origin address must be IN IP4/IP6 <addr>"))?;
-                let id = id.and_then(|s| s.parse().ok()).ok_or_else(|| bad(n, line, "session id is not a number"))?;
-                let ver = ver.and_then(|s| s.parse().ok()).ok_or_else(|| bad(n, line, "session version is not a number"))?;
+                let id = id
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| bad(n, line, "session id is not a number"))?;
+                let ver = ver
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| bad(n, line, "session version is not a number"))?;
                 origin = Some((id, ver, ip));
             }
             "c" => {
@@ -202,7 +218,9 @@ pub fn parse_sdp(body: &[u8]) -> Result<SessionDesc, SdpError> {
                     .next()
                     .and_then(|p| p.parse().ok())
                     .ok_or_else(|| bad(n, line, "port is not a number 0-65535"))?;
-                let proto = words.next().ok_or_else(|| bad(n, line, "missing transport"))?;
+                let proto = words
+                    .next()
+                    .ok_or_else(|| bad(n, line, "missing transport"))?;
                 if !proto.starts_with("RTP/") {
                     return Err(bad(n, line, "transport is not RTP"));
                 }
@@ -223,8 +241,14 @@ pub fn parse_sdp(body: &[u8]) -> Result<SessionDesc, SdpError> {
                         audio_dir = Some(dir);
                     }
                 } else if name == "rtpmap" && section == Some(true) {
-                    let (pt, enc) = arg.split_once(' ').ok_or_else(|| bad(n, line, "rtpmap needs <pt> <encoding>"))?;
-                    let pt = pt.parse::<u8>().ok().filter(|pt| *pt < 128).ok_or_else(|| bad(n, line, "rtpmap payload type is not a number 0-127"))?;
+                    let (pt, enc) = arg
+                        .split_once(' ')
+                        .ok_or_else(|| bad(n, line, "rtpmap needs <pt> <encoding>"))?;
+                    let pt = pt
+                        .parse::<u8>()
+                        .ok()
+                        .filter(|pt| *pt < 128)
+                        .ok_or_else(|| bad(n, line, "rtpmap payload type is not a number 0-127"))?;
                     rtpmap.push((pt, enc.trim().to_owned()));
                 } else if name == "ptime" && section == Some(true) {
                     ptime = arg.trim().parse().ok();
@@ -244,7 +268,10 @@ pub fn parse_sdp(body: &[u8]) -> Result<SessionDesc, SdpError> {
     let conn_ip = audio_conn.or(session_conn).ok_or(SdpError::NoConnection)?;
     let telephone_event = pts.iter().copied().find(|pt| {
         rtpmap.iter().any(|(p, name): &(u8, String)| {
-            *p == *pt && name.get(..16).is_some_and(|n| n.eq_ignore_ascii_case("telephone-event/"))
+            *p == *pt
+                && name
+                    .get(..16)
+                    .is_some_and(|n| n.eq_ignore_ascii_case("telephone-event/"))
         })
     });
     Ok(SessionDesc {
@@ -281,7 +308,11 @@ pub fn build_sdp(m: &LocalMedia<'_>) -> String {
     let ipv = if m.ip.is_ipv4() { "IP4" } else { "IP6" };
     let mut s = String::with_capacity(256);
     // `write!` into a String cannot fail.
-    let _ = write!(s, "v=0\r\no=acd {} {} IN {ipv} {}\r\ns=acd\r\nc=IN {ipv} {}\r\nt=0 0\r\nm=audio {} RTP/AVP", m.session_id, m.session_version, m.ip, m.ip, m.port);
+    let _ = write!(
+        s,
+        "v=0\r\no=acd {} {} IN {ipv} {}\r\ns=acd\r\nc=IN {ipv} {}\r\nt=0 0\r\nm=audio {} RTP/AVP",
+        m.session_id, m.session_version, m.ip, m.ip, m.port
+    );
     for (_, pt) in m.codecs {
         let _ = write!(s, " {pt}");
     }
@@ -294,7 +325,10 @@ pub fn build_sdp(m: &LocalMedia<'_>) -> String {
     }
     if let Some(te) = m.telephone_event {
         // 0-15 are the DTMF digits (RFC 4733 §3.2); we act on nothing else.
-        let _ = write!(s, "a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-15\r\n");
+        let _ = write!(
+            s,
+            "a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-15\r\n"
+        );
     }
     let _ = write!(s, "a=ptime:20\r\na={}\r\n", m.direction.as_str());
     s
@@ -302,8 +336,17 @@ pub fn build_sdp(m: &LocalMedia<'_>) -> String {
 
 /// An initial offer: our codecs with their static PTs, `sendrecv`, version = id.
 #[must_use]
-pub fn build_offer(ip: IpAddr, port: u16, codecs: &[Codec], te_pt: Option<u8>, session_id: u64) -> String {
-    let with_pts: Vec<(Codec, u8)> = codecs.iter().map(|c| (*c, c.payload_type().get())).collect();
+pub fn build_offer(
+    ip: IpAddr,
+    port: u16,
+    codecs: &[Codec],
+    te_pt: Option<u8>,
+    session_id: u64,
+) -> String {
+    let with_pts: Vec<(Codec, u8)> = codecs
+        .iter()
+        .map(|c| (*c, c.payload_type().get()))
+        .collect();
     build_sdp(&LocalMedia {
         ip,
         port,
@@ -318,14 +361,23 @@ pub fn build_offer(ip: IpAddr, port: u16, codecs: &[Codec], te_pt: Option<u8>, s
 /// The first codec in the offer's preference order that we support (RFC 3264 §6.1).
 #[must_use]
 pub fn negotiate(offer: &SessionDesc, supported: &[Codec]) -> Option<Codec> {
-    offer.payload_types.iter().find_map(|&pt| offer.codec_for(pt).filter(|c| supported.contains(c)))
+    offer
+        .payload_types
+        .iter()
+        .find_map(|&pt| offer.codec_for(pt).filter(|c| supported.contains(c)))
 }
 
 /// An answer accepting `codec` (normally from [`negotiate`]) and telephone-events if
 /// offered, using the offerer's PT numbers and the mirrored direction (RFC 3264 §6.1).
 /// `None` if the offer does not contain `codec`.
 #[must_use]
-pub fn build_answer(offer: &SessionDesc, ip: IpAddr, port: u16, codec: Codec, session_id: u64) -> Option<String> {
+pub fn build_answer(
+    offer: &SessionDesc,
+    ip: IpAddr,
+    port: u16,
+    codec: Codec,
+    session_id: u64,
+) -> Option<String> {
     let pt = offer.pt_for(codec)?;
     Some(build_sdp(&LocalMedia {
         ip,
@@ -377,11 +429,20 @@ mod tests {
              a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\na=sendrecv\r\n"
         );
         let back = parse_sdp(a.as_bytes()).unwrap();
-        assert_eq!((back.conn_ip, back.audio_port, back.payload_types.clone()), (LOCAL, 20000, vec![0, 101]));
-        assert_eq!(build_answer(&d, LOCAL, 1, Codec::Pcma, 1).map(|s| s.contains("RTP/AVP 8 101")), Some(true));
+        assert_eq!(
+            (back.conn_ip, back.audio_port, back.payload_types.clone()),
+            (LOCAL, 20000, vec![0, 101])
+        );
+        assert_eq!(
+            build_answer(&d, LOCAL, 1, Codec::Pcma, 1).map(|s| s.contains("RTP/AVP 8 101")),
+            Some(true)
+        );
         let only_pcma = parse_sdp(SIPP.replace("RTP/AVP 0 8 101", "RTP/AVP 8").as_bytes()).unwrap();
         assert_eq!(build_answer(&only_pcma, LOCAL, 1, Codec::Pcmu, 1), None);
-        assert_eq!(only_pcma.telephone_event, None, "rtpmap for an unlisted PT is ignored");
+        assert_eq!(
+            only_pcma.telephone_event, None,
+            "rtpmap for an unlisted PT is ignored"
+        );
     }
 
     #[test]
@@ -393,7 +454,11 @@ mod tests {
         assert_eq!((d.conn_ip, d.audio_port), (ip, 4000));
         assert_eq!(d.payload_types, [8, 0, 96]);
         assert_eq!(d.telephone_event, Some(96));
-        assert_eq!(negotiate(&d, &Codec::ALL), Some(Codec::Pcma), "offerer's preference wins");
+        assert_eq!(
+            negotiate(&d, &Codec::ALL),
+            Some(Codec::Pcma),
+            "offerer's preference wins"
+        );
     }
 
     #[test]
@@ -417,7 +482,12 @@ mod tests {
 
     #[test]
     fn old_style_hold_and_rejected_stream() {
-        let d = parse_sdp(SIPP.replace("c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0").replace("6000", "0").as_bytes()).unwrap();
+        let d = parse_sdp(
+            SIPP.replace("c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0")
+                .replace("6000", "0")
+                .as_bytes(),
+        )
+        .unwrap();
         assert!(d.is_hold());
         assert_eq!(d.audio_port, 0);
     }
@@ -425,18 +495,44 @@ mod tests {
     #[test]
     fn errors_name_the_line() {
         let e = parse_sdp(SIPP.replace("m=audio 6000", "m=audio 70000").as_bytes()).unwrap_err();
-        assert_eq!(e.to_string(), "SDP line 6 \"m=audio 70000 RTP/AVP 0 8 101\": port is not a number 0-65535");
-        let e = parse_sdp(SIPP.replace("c=IN IP4 127.0.0.1", "c=IN IP4 localhost").as_bytes()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "SDP line 6 \"m=audio 70000 RTP/AVP 0 8 101\": port is not a number 0-65535"
+        );
+        let e = parse_sdp(
+            SIPP.replace("c=IN IP4 127.0.0.1", "c=IN IP4 localhost")
+                .as_bytes(),
+        )
+        .unwrap_err();
         assert!(matches!(e, SdpError::BadLine { line: 4, .. }), "{e}");
         let e = parse_sdp(SIPP.replace("RTP/AVP 0 8 101", "RTP/AVP 0 x").as_bytes()).unwrap_err();
         assert!(e.to_string().contains("payload type"), "{e}");
         let e = parse_sdp(b"v=0\r\ngarbage\r\n").unwrap_err();
-        assert_eq!(e, SdpError::BadLine { line: 2, text: "garbage".into(), reason: "expected <type>=<value>" });
-        assert_eq!(parse_sdp(b"v=1\r\n").unwrap_err().to_string(), "SDP line 1 \"v=1\": only SDP version 0 is supported");
-        assert_eq!(parse_sdp(b"o=- 1 1 IN IP4 1.2.3.4\r\n").unwrap_err(), SdpError::Missing("v="));
-        assert_eq!(parse_sdp(SIPP.split("m=").next().unwrap().as_bytes()).unwrap_err(), SdpError::Missing("m=audio"));
+        assert_eq!(
+            e,
+            SdpError::BadLine {
+                line: 2,
+                text: "garbage".into(),
+                reason: "expected <type>=<value>"
+            }
+        );
+        assert_eq!(
+            parse_sdp(b"v=1\r\n").unwrap_err().to_string(),
+            "SDP line 1 \"v=1\": only SDP version 0 is supported"
+        );
+        assert_eq!(
+            parse_sdp(b"o=- 1 1 IN IP4 1.2.3.4\r\n").unwrap_err(),
+            SdpError::Missing("v=")
+        );
+        assert_eq!(
+            parse_sdp(SIPP.split("m=").next().unwrap().as_bytes()).unwrap_err(),
+            SdpError::Missing("m=audio")
+        );
         let no_c = SIPP.replace("c=IN IP4 127.0.0.1\r\n", "");
-        assert_eq!(parse_sdp(no_c.as_bytes()).unwrap_err(), SdpError::NoConnection);
+        assert_eq!(
+            parse_sdp(no_c.as_bytes()).unwrap_err(),
+            SdpError::NoConnection
+        );
         assert_eq!(parse_sdp(&[0xff, 0xfe]).unwrap_err(), SdpError::NotUtf8);
     }
 }

@@ -28,7 +28,15 @@ impl OutboundStream {
     /// initial sequence number and timestamp that RFC 3550 §5.1 asks for.
     #[must_use]
     pub fn new(ssrc: Ssrc, initial_seq: SeqNo, initial_ts: u32, codec: Codec) -> Self {
-        Self { ssrc, seq: initial_seq, ts: initial_ts, codec, pending_marker: true, packets: 0, octets: 0 }
+        Self {
+            ssrc,
+            seq: initial_seq,
+            ts: initial_ts,
+            codec,
+            pending_marker: true,
+            packets: 0,
+            octets: 0,
+        }
     }
 
     /// Our SSRC.
@@ -96,7 +104,12 @@ impl OutboundStream {
     /// Write header + `payload` into `out` with this stream's codec PT; returns the
     /// packet length. Advances seq by one and ts by the payload's sample count (160 per
     /// 20 ms of G.711).
-    pub fn write_packet(&mut self, payload: &[u8], marker: bool, out: &mut [u8]) -> Result<usize, RtpError> {
+    pub fn write_packet(
+        &mut self,
+        payload: &[u8],
+        marker: bool,
+        out: &mut [u8],
+    ) -> Result<usize, RtpError> {
         let len = HEADER_LEN + payload.len();
         let have = out.len();
         let Some((hdr, body)) = out.split_first_chunk_mut::<HEADER_LEN>() else {
@@ -107,15 +120,34 @@ impl OutboundStream {
         };
         body.copy_from_slice(payload);
         let samples = self.codec.samples_in(payload.len());
-        self.write_header(hdr, self.codec.payload_type(), samples, payload.len(), marker);
+        self.write_header(
+            hdr,
+            self.codec.payload_type(),
+            samples,
+            payload.len(),
+            marker,
+        );
         Ok(len)
     }
 
     /// Fill in a header for a payload the caller already placed after it (zero-copy
     /// path used by the player). `samples` is how far the timestamp advances.
-    pub fn write_header(&mut self, hdr: &mut [u8; HEADER_LEN], pt: PayloadType, samples: u32, payload_len: usize, marker: bool) {
-        Header { pt, seq: self.seq, ts: self.ts, ssrc: self.ssrc, marker: marker || self.pending_marker }
-            .write(hdr);
+    pub fn write_header(
+        &mut self,
+        hdr: &mut [u8; HEADER_LEN],
+        pt: PayloadType,
+        samples: u32,
+        payload_len: usize,
+        marker: bool,
+    ) {
+        Header {
+            pt,
+            seq: self.seq,
+            ts: self.ts,
+            ssrc: self.ssrc,
+            marker: marker || self.pending_marker,
+        }
+        .write(hdr);
         self.pending_marker = false;
         self.seq = self.seq.next();
         self.ts = self.ts.wrapping_add(samples);
@@ -150,7 +182,10 @@ mod tests {
         let n = s.write_packet(&[0xd5; 160], false, &mut buf).unwrap();
         assert_eq!(n, 172);
         let i = parse(&buf[..n]).unwrap();
-        assert_eq!((i.ssrc, i.seq, i.ts, i.pt.get()), (Ssrc(42), SeqNo(100), 1000, 8));
+        assert_eq!(
+            (i.ssrc, i.seq, i.ts, i.pt.get()),
+            (Ssrc(42), SeqNo(100), 1000, 8)
+        );
         assert!(i.marker, "first packet of a stream starts a talk-spurt");
         let n = s.write_packet(&[0xd5; 160], false, &mut buf).unwrap();
         let i = parse(&buf[..n]).unwrap();
@@ -192,8 +227,17 @@ mod tests {
     fn small_buffer_is_an_error() {
         let mut s = OutboundStream::new(Ssrc(1), SeqNo(0), 0, Codec::Pcmu);
         let mut buf = [0u8; 100];
-        assert_eq!(s.write_packet(&[0; 160], false, &mut buf), Err(RtpError::BufferTooSmall { need: 172, have: 100 }));
-        assert_eq!(s.write_packet(&[], false, &mut buf[..5]), Err(RtpError::BufferTooSmall { need: 12, have: 5 }));
+        assert_eq!(
+            s.write_packet(&[0; 160], false, &mut buf),
+            Err(RtpError::BufferTooSmall {
+                need: 172,
+                have: 100
+            })
+        );
+        assert_eq!(
+            s.write_packet(&[], false, &mut buf[..5]),
+            Err(RtpError::BufferTooSmall { need: 12, have: 5 })
+        );
         assert_eq!(s.next_seq(), SeqNo(0), "failed write does not advance");
     }
 }

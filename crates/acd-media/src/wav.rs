@@ -24,7 +24,11 @@ pub enum WavError {
     #[error("RIFF file is not WAVE (form type {0:?})")]
     NotWave([u8; 4]),
     #[error("file truncated in {what}: need {need} bytes, have {have}")]
-    Truncated { what: &'static str, need: usize, have: usize },
+    Truncated {
+        what: &'static str,
+        need: usize,
+        have: usize,
+    },
     #[error("no {0:?} chunk")]
     MissingChunk(&'static str),
     #[error("fmt chunk too short ({0} bytes, need 16)")]
@@ -32,7 +36,11 @@ pub enum WavError {
     #[error("audio format {0:#06x}, need PCM (1), A-law (6) or µ-law (7)")]
     UnsupportedFormat(u16),
     #[error("{bits} bits per sample for {encoding}, need {need}")]
-    BitsPerSample { encoding: &'static str, bits: u16, need: u16 },
+    BitsPerSample {
+        encoding: &'static str,
+        bits: u16,
+        need: u16,
+    },
     #[error("sample rate {0} Hz, need 8000 Hz")]
     SampleRate(u32),
     #[error("{0} channels, need mono")]
@@ -151,7 +159,9 @@ pub fn write_wav(samples: &[i16], encoding: WavEncoding) -> Vec<u8> {
     out.extend_from_slice(b"data");
     out.extend_from_slice(&(data_len as u32).to_le_bytes());
     match encoding {
-        WavEncoding::Pcm16 => samples.iter().for_each(|s| out.extend_from_slice(&s.to_le_bytes())),
+        WavEncoding::Pcm16 => samples
+            .iter()
+            .for_each(|s| out.extend_from_slice(&s.to_le_bytes())),
         WavEncoding::G711(c) => out.extend(samples.iter().map(|&s| c.encode_sample(s))),
     }
     if data_len % 2 == 1 {
@@ -200,7 +210,12 @@ fn parse_fmt(body: &[u8]) -> Result<Fmt, WavError> {
             have: body.len(),
         })?;
     }
-    Ok(Fmt { tag, channels, rate, bits })
+    Ok(Fmt {
+        tag,
+        channels,
+        rate,
+        bits,
+    })
 }
 
 /// Walk the chunks; returns the format and the raw `data` bytes.
@@ -209,7 +224,11 @@ fn parse(bytes: &[u8]) -> Result<(WavInfo, &[u8]), WavError> {
         if bytes.len() >= 4 && &bytes[..4] != b"RIFF" {
             return Err(WavError::NotRiff);
         }
-        return Err(WavError::Truncated { what: "RIFF header", need: 12, have: bytes.len() });
+        return Err(WavError::Truncated {
+            what: "RIFF header",
+            need: 12,
+            have: bytes.len(),
+        });
     }
     if &bytes[..4] != b"RIFF" {
         return Err(WavError::NotRiff);
@@ -229,7 +248,11 @@ fn parse(bytes: &[u8]) -> Result<(WavInfo, &[u8]), WavError> {
         if rest < 8 {
             // Trailing junk shorter than a chunk header after the chunks we need is
             // tolerated only if we already have both; the loop condition covers that.
-            return Err(WavError::Truncated { what: "chunk header", need: 8, have: rest });
+            return Err(WavError::Truncated {
+                what: "chunk header",
+                need: 8,
+                have: rest,
+            });
         }
         let id = &bytes[pos..pos + 4];
         let len = u32_at(bytes, pos + 4).unwrap_or(0) as usize;
@@ -241,7 +264,11 @@ fn parse(bytes: &[u8]) -> Result<(WavInfo, &[u8]), WavError> {
             _ => "chunk",
         };
         if len > avail {
-            return Err(WavError::Truncated { what, need: len, have: avail });
+            return Err(WavError::Truncated {
+                what,
+                need: len,
+                have: avail,
+            });
         }
         let body = &bytes[body_start..body_start + len];
         match id {
@@ -267,7 +294,11 @@ fn parse(bytes: &[u8]) -> Result<(WavInfo, &[u8]), WavError> {
         WavEncoding::G711(Codec::Pcma) => ("A-law", 8),
     };
     if fmt.bits != need_bits {
-        return Err(WavError::BitsPerSample { encoding: name, bits: fmt.bits, need: need_bits });
+        return Err(WavError::BitsPerSample {
+            encoding: name,
+            bits: fmt.bits,
+            need: need_bits,
+        });
     }
     if fmt.channels != 1 {
         return Err(WavError::Channels(fmt.channels));
@@ -287,7 +318,15 @@ fn parse(bytes: &[u8]) -> Result<(WavInfo, &[u8]), WavError> {
     if samples == 0 {
         return Err(WavError::Empty);
     }
-    Ok((WavInfo { encoding, sample_rate: fmt.rate, channels: fmt.channels, samples }, data))
+    Ok((
+        WavInfo {
+            encoding,
+            sample_rate: fmt.rate,
+            channels: fmt.channels,
+            samples,
+        },
+        data,
+    ))
 }
 
 #[cfg(test)]
@@ -295,7 +334,9 @@ mod tests {
     use super::*;
 
     fn tone() -> Vec<i16> {
-        (0..800).map(|i| ((i as f64 * 0.3).sin() * 8000.0) as i16).collect()
+        (0..800)
+            .map(|i| ((i as f64 * 0.3).sin() * 8000.0) as i16)
+            .collect()
     }
 
     /// Hand-built WAV so each test can break exactly one field.
@@ -375,7 +416,9 @@ mod tests {
             fmt.extend_from_slice(&v.to_le_bytes());
         }
         fmt.extend_from_slice(&4u32.to_le_bytes()); // channel mask
-        fmt.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0x10, 0, 0x80, 0, 0, 0xaa, 0, 0x38, 0x9b, 0x71]);
+        fmt.extend_from_slice(&[
+            1, 0, 0, 0, 0, 0, 0x10, 0, 0x80, 0, 0, 0xaa, 0, 0x38, 0x9b, 0x71,
+        ]);
         let mut out = b"RIFF\0\0\0\0WAVE".to_vec();
         push_chunk(&mut out, b"fmt ", &fmt);
         push_chunk(&mut out, b"data", &[0x10, 0x00]);
@@ -395,20 +438,52 @@ mod tests {
         assert_eq!(e, WavError::UnsupportedFormat(3));
         assert!(e.to_string().contains("0x0003"));
         let e = load_wav(&wav(7, 1, 8000, 16, &[], &[0; 4])).unwrap_err();
-        assert!(matches!(e, WavError::BitsPerSample { bits: 16, need: 8, .. }));
-        assert_eq!(load_wav(&wav(1, 1, 8000, 16, &[], &[0; 3])).unwrap_err(), WavError::PartialSample(3));
-        assert_eq!(load_wav(&wav(7, 1, 8000, 8, &[], &[])).unwrap_err(), WavError::Empty);
+        assert!(matches!(
+            e,
+            WavError::BitsPerSample {
+                bits: 16,
+                need: 8,
+                ..
+            }
+        ));
+        assert_eq!(
+            load_wav(&wav(1, 1, 8000, 16, &[], &[0; 3])).unwrap_err(),
+            WavError::PartialSample(3)
+        );
+        assert_eq!(
+            load_wav(&wav(7, 1, 8000, 8, &[], &[])).unwrap_err(),
+            WavError::Empty
+        );
     }
 
     #[test]
     fn structural_errors() {
-        assert_eq!(load_wav(b"").unwrap_err(), WavError::Truncated { what: "RIFF header", need: 12, have: 0 });
-        assert_eq!(load_wav(b"OggS\0\0\0\0\0\0\0\0\0\0").unwrap_err(), WavError::NotRiff);
-        assert_eq!(load_wav(b"RIFF\0\0\0\0AVI LIST").unwrap_err(), WavError::NotWave(*b"AVI "));
-        assert_eq!(load_wav(b"RIFF\0\0\0\0WAVE").unwrap_err(), WavError::MissingChunk("fmt "));
+        assert_eq!(
+            load_wav(b"").unwrap_err(),
+            WavError::Truncated {
+                what: "RIFF header",
+                need: 12,
+                have: 0
+            }
+        );
+        assert_eq!(
+            load_wav(b"OggS\0\0\0\0\0\0\0\0\0\0").unwrap_err(),
+            WavError::NotRiff
+        );
+        assert_eq!(
+            load_wav(b"RIFF\0\0\0\0AVI LIST").unwrap_err(),
+            WavError::NotWave(*b"AVI ")
+        );
+        assert_eq!(
+            load_wav(b"RIFF\0\0\0\0WAVE").unwrap_err(),
+            WavError::MissingChunk("fmt ")
+        );
         let mut only_fmt = wav(7, 1, 8000, 8, &[], &[]);
         only_fmt.truncate(only_fmt.len() - 8);
-        assert_eq!(load_wav(&only_fmt).unwrap_err(), WavError::MissingChunk("data"));
+        assert_eq!(
+            load_wav(&only_fmt).unwrap_err(),
+            WavError::MissingChunk("data")
+        );
         let mut short_fmt = b"RIFF\0\0\0\0WAVE".to_vec();
         push_chunk(&mut short_fmt, b"fmt ", &[7, 0, 1, 0]);
         assert_eq!(load_wav(&short_fmt).unwrap_err(), WavError::FmtTooShort(4));
@@ -423,6 +498,13 @@ mod tests {
             assert!(r.is_err(), "prefix of {n} bytes accepted");
         }
         let e = load_wav(&full[..full.len() - 10]).unwrap_err();
-        assert_eq!(e, WavError::Truncated { what: "data chunk", need: 800, have: 790 });
+        assert_eq!(
+            e,
+            WavError::Truncated {
+                what: "data chunk",
+                need: 800,
+                have: 790
+            }
+        );
     }
 }

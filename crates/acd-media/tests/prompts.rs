@@ -13,7 +13,11 @@ fn read(name: &str) -> Vec<u8> {
 }
 
 fn peak_dbfs(samples: &[i16]) -> f64 {
-    let peak = samples.iter().map(|s| i32::from(*s).abs()).max().unwrap_or(0);
+    let peak = samples
+        .iter()
+        .map(|s| i32::from(*s).abs())
+        .max()
+        .unwrap_or(0);
     20.0 * (f64::from(peak) / 32768.0).log10()
 }
 
@@ -25,7 +29,11 @@ fn welcome_prompt() {
     assert_eq!(info.encoding, WavEncoding::G711(Codec::Pcmu));
     assert_eq!((info.sample_rate, info.channels), (8000, 1));
     let p = load_wav(&bytes).unwrap();
-    assert!(p.duration() >= Duration::from_millis(2000) && p.duration() <= Duration::from_millis(3000), "{:?}", p.duration());
+    assert!(
+        p.duration() >= Duration::from_millis(2000) && p.duration() <= Duration::from_millis(3000),
+        "{:?}",
+        p.duration()
+    );
     let peak = peak_dbfs(p.samples());
     assert!((-9.0..=-3.0).contains(&peak), "peak {peak:.1} dBFS");
 }
@@ -38,9 +46,16 @@ fn moh_prompt_loops_cleanly() {
     assert_eq!(info.encoding, WavEncoding::G711(Codec::Pcmu));
     assert_eq!((info.sample_rate, info.channels), (8000, 1));
     let p = load_wav(&bytes).unwrap();
-    assert!(p.duration() >= Duration::from_millis(7500) && p.duration() <= Duration::from_millis(8500), "{:?}", p.duration());
+    assert!(
+        p.duration() >= Duration::from_millis(7500) && p.duration() <= Duration::from_millis(8500),
+        "{:?}",
+        p.duration()
+    );
     let peak = peak_dbfs(p.samples());
-    assert!((-7.5..=-4.5).contains(&peak), "peak {peak:.1} dBFS, want about -6");
+    assert!(
+        (-7.5..=-4.5).contains(&peak),
+        "peak {peak:.1} dBFS, want about -6"
+    );
     // Loop seam: it ends in silence and starts from silence, so looping does not click.
     let s = p.samples();
     assert!(s[s.len() - 80..].iter().all(|v| v.unsigned_abs() < 64));
@@ -52,7 +67,10 @@ fn moh_prompt_loops_cleanly() {
     let mut stream = OutboundStream::new(Ssrc(1), SeqNo(0), 0, Codec::Pcmu);
     let mut buf = [0u8; PACKET_LEN];
     let mut n = 0;
-    while let Some(t) = player.next_deadline().filter(|t| *t < t0 + Duration::from_secs(20)) {
+    while let Some(t) = player
+        .next_deadline()
+        .filter(|t| *t < t0 + Duration::from_secs(20))
+    {
         while player.poll_packet(t, &mut stream, &mut buf).is_some() {
             n += 1;
         }

@@ -10,8 +10,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use acd_routing::{
-    AgentDef, CallId, CallerInfo, Command, Core, Event, EventRecord, QueueDef, QueueId, RoutingConfig, SkillId, Term,
-    Timestamp,
+    AgentDef, CallId, CallerInfo, Command, Core, Event, EventRecord, QueueDef, QueueId,
+    RoutingConfig, SkillId, Term, Timestamp,
 };
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
@@ -76,7 +76,10 @@ fn caller(n: usize) -> CallerInfo {
         display: "Alice Caller".into(),
         did: "+18005550100".into(),
         variables: BTreeMap::from([
-            ("account".to_string(), format!("{:08}", n * 7919 % 100_000_000)),
+            (
+                "account".to_string(),
+                format!("{:08}", n * 7919 % 100_000_000),
+            ),
             ("lang".to_string(), "en".to_string()),
         ]),
     }
@@ -104,14 +107,23 @@ fn ready_core(n_agents: usize) -> (Core, Vec<EventRecord>, u64) {
             extension: format!("{}", 2000 + j).as_str().into(),
         };
         recs.extend(core.handle(login, Timestamp(t)).unwrap());
-        recs.extend(core.handle(Command::AgentReady { agent: agent.as_str().into() }, Timestamp(t)).unwrap());
+        recs.extend(
+            core.handle(
+                Command::AgentReady {
+                    agent: agent.as_str().into(),
+                },
+                Timestamp(t),
+            )
+            .unwrap(),
+        );
         t += 37;
     }
     (core, recs, t)
 }
 
 fn offered_agent(recs: &[EventRecord]) -> bool {
-    recs.iter().any(|r| matches!(r.event, Event::CallOffered { .. }))
+    recs.iter()
+        .any(|r| matches!(r.event, Event::CallOffered { .. }))
 }
 
 /// One complete call: Enqueue (offered at once) → AgentAnswered → CallEnded →
@@ -122,8 +134,17 @@ fn call_cycle(core: &mut Core, n: usize, t: u64) -> (u64, usize) {
     let r = core.handle(enqueue(&call, n), Timestamp(t)).unwrap();
     debug_assert!(offered_agent(&r), "call {n} offered at once");
     records += r.len();
-    records += core.handle(Command::AgentAnswered { call: call.clone() }, Timestamp(t + 4_000)).unwrap().len();
-    records += core.handle(Command::CallEnded { call }, Timestamp(t + 184_000)).unwrap().len();
+    records += core
+        .handle(
+            Command::AgentAnswered { call: call.clone() },
+            Timestamp(t + 4_000),
+        )
+        .unwrap()
+        .len();
+    records += core
+        .handle(Command::CallEnded { call }, Timestamp(t + 184_000))
+        .unwrap()
+        .len();
     let end = t + 184_000 + WRAP_UP_MS;
     records += core.handle_timeout(Timestamp(end)).len();
     (end, records)
@@ -137,7 +158,8 @@ fn busy_core(n_agents: usize, busy: usize) -> (Core, u64) {
         let call = CallId(format!("bg{n}"));
         let r = core.handle(enqueue(&call, n), Timestamp(t)).unwrap();
         assert!(offered_agent(&r), "background call {n} offered");
-        core.handle(Command::AgentAnswered { call }, Timestamp(t)).unwrap();
+        core.handle(Command::AgentAnswered { call }, Timestamp(t))
+            .unwrap();
         t += 1;
     }
     (core, t)
@@ -164,8 +186,15 @@ fn bench_enqueue(c: &mut Criterion) {
                 // the matcher must rank and skip them on every Enqueue.
                 if waiting > 0 {
                     let cfg = config(n_agents);
-                    for a in cfg.agents.iter().filter(|a| cfg.queues[9].accepts(&a.skills)) {
-                        let cmd = Command::AgentNotReady { agent: a.id.clone(), reason: "break".into() };
+                    for a in cfg
+                        .agents
+                        .iter()
+                        .filter(|a| cfg.queues[9].accepts(&a.skills))
+                    {
+                        let cmd = Command::AgentNotReady {
+                            agent: a.id.clone(),
+                            reason: "break".into(),
+                        };
                         core.handle(cmd, Timestamp(t)).unwrap();
                     }
                     for n in 0..waiting {
@@ -189,7 +218,8 @@ fn bench_enqueue(c: &mut Criterion) {
                     let recs = core.handle(black_box(cmd), Timestamp(t)).unwrap();
                     total += start.elapsed();
                     assert_eq!(recs.len(), 2, "queued and offered at once");
-                    core.handle(Command::Abandon { call }, Timestamp(t + 1)).unwrap();
+                    core.handle(Command::Abandon { call }, Timestamp(t + 1))
+                        .unwrap();
                     t += 2;
                 }
                 total
@@ -237,11 +267,17 @@ fn recorded_stream() -> Vec<EventRecord> {
             t += 50;
         }
         for call in &calls {
-            recs.extend(core.handle(Command::AgentAnswered { call: call.clone() }, Timestamp(t)).unwrap());
+            recs.extend(
+                core.handle(Command::AgentAnswered { call: call.clone() }, Timestamp(t))
+                    .unwrap(),
+            );
             t += 50;
         }
         for call in &calls {
-            recs.extend(core.handle(Command::CallEnded { call: call.clone() }, Timestamp(t)).unwrap());
+            recs.extend(
+                core.handle(Command::CallEnded { call: call.clone() }, Timestamp(t))
+                    .unwrap(),
+            );
             t += 50;
         }
         t += WRAP_UP_MS;

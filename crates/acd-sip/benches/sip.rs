@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use acd_sip::auth::{client_authorization, AuthOutcome, DigestServer};
 use acd_sip::message::validate_request;
 use acd_sip::transaction::new_tag;
-use acd_sip::{parse, Config, Message, Output, Peer, Request, Response, TransactionLayer, Transport};
+use acd_sip::{
+    parse, Config, Message, Output, Peer, Request, Response, TransactionLayer, Transport,
+};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 const SDP: &str = "v=0\r\n\
@@ -100,8 +102,14 @@ fn as_request(m: Message) -> Request {
 }
 
 fn bench_parse(c: &mut Criterion) {
-    let full = invite("z9hG4bKbench0001", "f81d4fae-7dec-11d0-a765-00a0c91e6bf6@203.0.113.5");
-    let compact = invite_compact("z9hG4bKbench0001", "f81d4fae-7dec-11d0-a765-00a0c91e6bf6@203.0.113.5");
+    let full = invite(
+        "z9hG4bKbench0001",
+        "f81d4fae-7dec-11d0-a765-00a0c91e6bf6@203.0.113.5",
+    );
+    let compact = invite_compact(
+        "z9hG4bKbench0001",
+        "f81d4fae-7dec-11d0-a765-00a0c91e6bf6@203.0.113.5",
+    );
     // Sanity: both forms parse to the same headers the layer needs.
     for bytes in [&full, &compact] {
         let req = as_request(parse(bytes.as_bytes()).expect("INVITE parses"));
@@ -162,38 +170,42 @@ fn bench_transaction(c: &mut Criterion) {
     let invite_bytes = invite("z9hG4bKbench0001", call_id).into_bytes();
     let ack_bytes = ack_for_2xx("z9hG4bKbench0001", call_id, &to_tag).into_bytes();
 
-    let run_one = |layer: &mut TransactionLayer, now: Instant, invite: &[u8], ack: &[u8]| -> usize {
-        let live_before = layer.len();
-        let mut transmitted = 0;
-        layer.handle_incoming(parse(invite).unwrap(), uac, now);
-        // The layer answers 100 Trying itself (§17.2.1), then surfaces the request.
-        let mut new_tx = None;
-        while let Some(out) = layer.poll_output() {
-            match out {
-                Output::Transmit { bytes, .. } => transmitted += bytes.len(),
-                Output::Request { key, req, .. } => new_tx = Some((key, req)),
-                other => panic!("unexpected {other:?}"),
+    let run_one =
+        |layer: &mut TransactionLayer, now: Instant, invite: &[u8], ack: &[u8]| -> usize {
+            let live_before = layer.len();
+            let mut transmitted = 0;
+            layer.handle_incoming(parse(invite).unwrap(), uac, now);
+            // The layer answers 100 Trying itself (§17.2.1), then surfaces the request.
+            let mut new_tx = None;
+            while let Some(out) = layer.poll_output() {
+                match out {
+                    Output::Transmit { bytes, .. } => transmitted += bytes.len(),
+                    Output::Request { key, req, .. } => new_tx = Some((key, req)),
+                    other => panic!("unexpected {other:?}"),
+                }
             }
-        }
-        let (key, req) = new_tx.expect("a new server transaction");
-        let mut ok = Response::for_request(&req, 200, "OK").with_to_tag(&to_tag);
-        ok.headers.push("Contact", "<sip:acd@10.1.0.2:5060>");
-        layer.send_response(&key, ok, now);
-        layer.handle_incoming(parse(ack).unwrap(), uac, now);
-        let later = now + after_l;
-        layer.handle_timeout(later);
-        let mut terminated = false;
-        while let Some(out) = layer.poll_output() {
-            match out {
-                Output::Transmit { bytes, .. } => transmitted += bytes.len(),
-                Output::Ack { .. } => {}
-                Output::Terminated { .. } => terminated = true,
-                other => panic!("unexpected {other:?}"),
+            let (key, req) = new_tx.expect("a new server transaction");
+            let mut ok = Response::for_request(&req, 200, "OK").with_to_tag(&to_tag);
+            ok.headers.push("Contact", "<sip:acd@10.1.0.2:5060>");
+            layer.send_response(&key, ok, now);
+            layer.handle_incoming(parse(ack).unwrap(), uac, now);
+            let later = now + after_l;
+            layer.handle_timeout(later);
+            let mut terminated = false;
+            while let Some(out) = layer.poll_output() {
+                match out {
+                    Output::Transmit { bytes, .. } => transmitted += bytes.len(),
+                    Output::Ack { .. } => {}
+                    Output::Terminated { .. } => terminated = true,
+                    other => panic!("unexpected {other:?}"),
+                }
             }
-        }
-        assert!(terminated && layer.len() == live_before, "transaction ended by Timer L");
-        transmitted
-    };
+            assert!(
+                terminated && layer.len() == live_before,
+                "transaction ended by Timer L"
+            );
+            transmitted
+        };
 
     let mut g = c.benchmark_group("sip/transaction");
     // INVITE in, 100 out, 200 out, ACK in.
@@ -239,7 +251,16 @@ fn bench_digest(c: &mut Criterion) {
     let now = 1_795_000_000u64;
     let challenge = server.challenge(now);
     let uri = "sip:acd.example.com";
-    let authz = client_authorization(&challenge, "agent1001", "s3cret-pass", "REGISTER", uri, "0a4f113b", 1).unwrap();
+    let authz = client_authorization(
+        &challenge,
+        "agent1001",
+        "s3cret-pass",
+        "REGISTER",
+        uri,
+        "0a4f113b",
+        1,
+    )
+    .unwrap();
     let password_of = |u: &str| (u == "agent1001").then(|| "s3cret-pass".to_string());
     assert!(matches!(
         server.verify_request(&authz, "REGISTER", uri, now + 5, password_of),
@@ -259,5 +280,11 @@ fn bench_digest(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_parse, bench_serialise, bench_transaction, bench_digest);
+criterion_group!(
+    benches,
+    bench_parse,
+    bench_serialise,
+    bench_transaction,
+    bench_digest
+);
 criterion_main!(benches);

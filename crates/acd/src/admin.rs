@@ -19,8 +19,16 @@ impl AdminApi {
     /// `roles` as reported by Status, e.g. `["edge", "ivr", "distributor"]`.
     /// The edge (if any) is found through `readiness`, since in `acd run` it
     /// starts only after gRPC serves.
-    pub fn new(roles: &[&str], distributor: Option<Distributor>, readiness: Arc<Readiness>) -> Self {
-        AdminApi { roles: roles.iter().map(|r| r.to_string()).collect(), distributor, readiness }
+    pub fn new(
+        roles: &[&str],
+        distributor: Option<Distributor>,
+        readiness: Arc<Readiness>,
+    ) -> Self {
+        AdminApi {
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            distributor,
+            readiness,
+        }
     }
 
     pub fn into_service(self) -> AdminServiceServer<Self> {
@@ -30,7 +38,10 @@ impl AdminApi {
 
 #[tonic::async_trait]
 impl AdminService for AdminApi {
-    async fn status(&self, _req: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
+    async fn status(
+        &self,
+        _req: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
         let edge = self.readiness.edge();
         Ok(Response::new(pb::StatusResponse {
             roles: self.roles.clone(),
@@ -41,7 +52,10 @@ impl AdminService for AdminApi {
         }))
     }
 
-    async fn drain(&self, _req: Request<pb::DrainRequest>) -> Result<Response<pb::DrainResponse>, Status> {
+    async fn drain(
+        &self,
+        _req: Request<pb::DrainRequest>,
+    ) -> Result<Response<pb::DrainResponse>, Status> {
         let Some(edge) = self.readiness.edge() else {
             return Err(Status::failed_precondition("this process has no edge"));
         };
@@ -50,7 +64,10 @@ impl AdminService for AdminApi {
         self.readiness.set(false).await;
         crate::notify::send("STATUS=draining");
         let active_calls = edge.drain();
-        tracing::info!(active_calls, "draining: new calls refused, existing calls carry on");
+        tracing::info!(
+            active_calls,
+            "draining: new calls refused, existing calls carry on"
+        );
         Ok(Response::new(pb::DrainResponse { active_calls }))
     }
 
@@ -58,6 +75,8 @@ impl AdminService for AdminApi {
         &self,
         _req: Request<pb::SwitchoverRequest>,
     ) -> Result<Response<pb::SwitchoverResponse>, Status> {
-        Err(Status::unimplemented("switchover arrives with hot standby fail-over"))
+        Err(Status::unimplemented(
+            "switchover arrives with hot standby fail-over",
+        ))
     }
 }

@@ -48,7 +48,9 @@ fn prompt_line(text: &str, name: &str) -> Option<usize> {
         if !in_prompts {
             continue;
         }
-        let Some((key, _)) = line.split_once('=') else { continue };
+        let Some((key, _)) = line.split_once('=') else {
+            continue;
+        };
         if key.trim().trim_matches(|c| c == '"' || c == '\'') == name {
             return Some(i + 1);
         }

@@ -32,7 +32,12 @@ pub enum Cmd {
         #[arg(long, value_name = "URL")]
         distributor: String,
         /// gRPC URLs of the IVR runners, comma separated.
-        #[arg(long, value_name = "URL[,URL...]", value_delimiter = ',', required = true)]
+        #[arg(
+            long,
+            value_name = "URL[,URL...]",
+            value_delimiter = ',',
+            required = true
+        )]
         ivr: Vec<String>,
         /// Name this edge gives itself towards the distributor
         /// [default: edge-<public ip>-<SIP UDP port>].
@@ -93,7 +98,9 @@ pub struct SipArgs {
 
 /// `MIN-MAX`, both non-zero, MIN ≤ MAX.
 fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
-    let (lo, hi) = s.split_once('-').ok_or_else(|| format!("`{s}` is not MIN-MAX (e.g. 20000-29999)"))?;
+    let (lo, hi) = s
+        .split_once('-')
+        .ok_or_else(|| format!("`{s}` is not MIN-MAX (e.g. 20000-29999)"))?;
     let port = |p: &str| -> Result<u16, String> {
         match p.trim().parse::<u16>() {
             Ok(0) | Err(_) => Err(format!("`{p}` is not a port number 1-65535")),
@@ -130,7 +137,14 @@ mod tests {
     #[test]
     fn ivr_urls_split_on_commas() {
         let cli = Cli::try_parse_from([
-            "acd", "edge", "--distributor", "http://d:1", "--ivr", "http://a:1,http://b:2", "--rtp-ports", "100-200",
+            "acd",
+            "edge",
+            "--distributor",
+            "http://d:1",
+            "--ivr",
+            "http://a:1,http://b:2",
+            "--rtp-ports",
+            "100-200",
         ])
         .unwrap();
         match cli.command {

@@ -22,19 +22,35 @@ pub struct Readiness {
 
 impl Readiness {
     pub fn new(reporter: HealthReporter, edge: Arc<OnceLock<EdgeHandle>>) -> Arc<Readiness> {
-        Arc::new(Readiness { reporter, services: Mutex::new(Vec::new()), ready: AtomicBool::new(false), edge })
+        Arc::new(Readiness {
+            reporter,
+            services: Mutex::new(Vec::new()),
+            ready: AtomicBool::new(false),
+            edge,
+        })
     }
 
     /// Records a served gRPC service so its health follows readiness.
     pub fn register(&self, service: &'static str) {
-        self.services.lock().unwrap_or_else(|p| p.into_inner()).push(service);
+        self.services
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(service);
     }
 
     /// Sets readiness and every registered service's gRPC health (and "").
     pub async fn set(&self, ready: bool) {
         self.ready.store(ready, Ordering::SeqCst);
-        let status = if ready { ServingStatus::Serving } else { ServingStatus::NotServing };
-        let services = self.services.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let status = if ready {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        let services = self
+            .services
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         for name in std::iter::once("").chain(services) {
             self.reporter.set_service_status(name, status).await;
         }

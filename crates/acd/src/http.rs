@@ -42,7 +42,9 @@ pub fn spawn(listener: TcpListener, handle: PrometheusHandle, readiness: Arc<Rea
             let handle = handle.clone();
             let readiness = readiness.clone();
             tokio::spawn(async move {
-                match tokio::time::timeout(CONN_TIMEOUT, serve_conn(stream, &handle, &readiness)).await {
+                match tokio::time::timeout(CONN_TIMEOUT, serve_conn(stream, &handle, &readiness))
+                    .await
+                {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => tracing::debug!(%peer, "metrics connection: {e}"),
                     Err(_) => tracing::debug!(%peer, "metrics connection timed out"),
@@ -52,10 +54,17 @@ pub fn spawn(listener: TcpListener, handle: PrometheusHandle, readiness: Arc<Rea
     });
 }
 
-async fn serve_conn(mut stream: TcpStream, handle: &PrometheusHandle, readiness: &Readiness) -> std::io::Result<()> {
+async fn serve_conn(
+    mut stream: TcpStream,
+    handle: &PrometheusHandle,
+    readiness: &Readiness,
+) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") && head.len() < MAX_HEAD {
+    while !head.windows(4).any(|w| w == b"\r\n\r\n")
+        && !head.windows(2).any(|w| w == b"\n\n")
+        && head.len() < MAX_HEAD
+    {
         let n = stream.read(&mut buf).await?;
         if n == 0 {
             break;
@@ -65,14 +74,29 @@ async fn serve_conn(mut stream: TcpStream, handle: &PrometheusHandle, readiness:
     let head = String::from_utf8_lossy(&head);
     let mut parts = head.lines().next().unwrap_or_default().split_whitespace();
     let method = parts.next().unwrap_or_default();
-    let path = parts.next().unwrap_or_default().split('?').next().unwrap_or_default();
+    let path = parts
+        .next()
+        .unwrap_or_default()
+        .split('?')
+        .next()
+        .unwrap_or_default();
 
     let (status, content_type, body) = match (method, path) {
         ("GET" | "HEAD", "/metrics") => ("200 OK", "text/plain; version=0.0.4", handle.render()),
-        ("GET" | "HEAD", "/ready") if readiness.is_ready() => ("200 OK", TEXT, "ready\n".to_string()),
+        ("GET" | "HEAD", "/ready") if readiness.is_ready() => {
+            ("200 OK", TEXT, "ready\n".to_string())
+        }
         ("GET" | "HEAD", "/ready") => ("503 Service Unavailable", TEXT, "not ready\n".to_string()),
-        ("GET" | "HEAD", _) => ("404 Not Found", TEXT, "try /metrics or /ready\n".to_string()),
-        _ => ("405 Method Not Allowed", TEXT, "only GET and HEAD\n".to_string()),
+        ("GET" | "HEAD", _) => (
+            "404 Not Found",
+            TEXT,
+            "try /metrics or /ready\n".to_string(),
+        ),
+        _ => (
+            "405 Method Not Allowed",
+            TEXT,
+            "only GET and HEAD\n".to_string(),
+        ),
     };
     let mut out = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",

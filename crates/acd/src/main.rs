@@ -52,7 +52,10 @@ fn main() -> ExitCode {
         return check_config(file);
     }
     init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("acd: cannot start the async runtime: {e}");
@@ -82,7 +85,11 @@ fn init_logging() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colours only on a terminal: logs in files and the journal stay plain.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(ansi).with_env_filter(filter).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_env_filter(filter)
+        .init();
 }
 
 /// `acd check-config FILE`: exit 0 with "FILE: ok", or 2 with one error per line.
@@ -132,7 +139,11 @@ impl RoleName {
 enum EdgePeers {
     /// `acd run`: this process's own gRPC listener.
     Loopback,
-    Remote { distributor: String, ivr: Vec<String>, edge_id: Option<String> },
+    Remote {
+        distributor: String,
+        ivr: Vec<String>,
+        edge_id: Option<String>,
+    },
 }
 
 /// Everything a serving role needs from the command line.
@@ -156,18 +167,43 @@ impl Plan {
                 ivr: true,
                 distributor: Some(None),
             },
-            Cmd::Edge { common, sip, distributor, ivr, edge_id } => Plan {
+            Cmd::Edge {
+                common,
+                sip,
+                distributor,
+                ivr,
+                edge_id,
+            } => Plan {
                 role: RoleName::Edge,
                 common,
-                edge: Some((sip, EdgePeers::Remote { distributor, ivr, edge_id })),
+                edge: Some((
+                    sip,
+                    EdgePeers::Remote {
+                        distributor,
+                        ivr,
+                        edge_id,
+                    },
+                )),
                 ivr: false,
                 distributor: None,
             },
-            Cmd::Ivr { common } => Plan { role: RoleName::Ivr, common, edge: None, ivr: true, distributor: None },
-            Cmd::Distributor { common, standby_of } => {
-                Plan { role: RoleName::Distributor, common, edge: None, ivr: false, distributor: Some(standby_of) }
+            Cmd::Ivr { common } => Plan {
+                role: RoleName::Ivr,
+                common,
+                edge: None,
+                ivr: true,
+                distributor: None,
+            },
+            Cmd::Distributor { common, standby_of } => Plan {
+                role: RoleName::Distributor,
+                common,
+                edge: None,
+                ivr: false,
+                distributor: Some(standby_of),
+            },
+            Cmd::CheckConfig { .. } => {
+                unreachable!("check-config is handled before the runtime starts")
             }
-            Cmd::CheckConfig { .. } => unreachable!("check-config is handled before the runtime starts"),
         }
     }
 }
@@ -183,13 +219,20 @@ async fn serve(cmd: Cmd) -> Result<()> {
     let cfg = &loaded.config;
     check_urls(&plan)?;
 
-    let prometheus = PrometheusBuilder::new().install_recorder().context("installing the Prometheus recorder")?;
+    let prometheus = PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the Prometheus recorder")?;
     metrics::gauge!("acd_build_info", "version" => env!("CARGO_PKG_VERSION"), "role" => role.as_str()).set(1.0);
 
     let grpc_listener = bind("gRPC", plan.common.grpc.unwrap_or(cfg.grpc.listen)).await?;
-    let grpc_addr = grpc_listener.local_addr().context("local address of the gRPC listener")?;
-    let metrics_listener = bind("metrics", plan.common.metrics.unwrap_or(cfg.metrics.listen)).await?;
-    let metrics_addr = metrics_listener.local_addr().context("local address of the metrics listener")?;
+    let grpc_addr = grpc_listener
+        .local_addr()
+        .context("local address of the gRPC listener")?;
+    let metrics_listener =
+        bind("metrics", plan.common.metrics.unwrap_or(cfg.metrics.listen)).await?;
+    let metrics_addr = metrics_listener
+        .local_addr()
+        .context("local address of the metrics listener")?;
 
     let edge_cell: Arc<OnceLock<EdgeHandle>> = Arc::new(OnceLock::new());
     let (reporter, health_service) = tonic_health::server::health_reporter();
@@ -202,23 +245,33 @@ async fn serve(cmd: Cmd) -> Result<()> {
 
     let distributor = plan.distributor.as_ref().map(|standby_of| {
         let role = match standby_of {
-            Some(url) => Role::Standby { primary_url: url.clone() },
+            Some(url) => Role::Standby {
+                primary_url: url.clone(),
+            },
             None => Role::Primary,
         };
         Distributor::new(acd_distributor::routing_config(cfg), role)
     });
 
-    let admin = admin::AdminApi::new(role.roles(), distributor.clone(), readiness.clone()).into_service();
+    let admin =
+        admin::AdminApi::new(role.roles(), distributor.clone(), readiness.clone()).into_service();
     readiness.register(service_name(&admin));
-    let mut router = Server::builder().add_service(health_service).add_service(reflection).add_service(admin);
+    let mut router = Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(admin);
     if let Some(d) = &distributor {
         let agents = acd_distributor::agent_service::AgentApi::new(d.clone()).into_service();
         let edges = acd_distributor::edge_service::EdgeApi::new(d.clone()).into_service();
-        let replication = acd_distributor::replication::ReplicationApi::new(d.clone()).into_service();
+        let replication =
+            acd_distributor::replication::ReplicationApi::new(d.clone()).into_service();
         readiness.register(service_name(&agents));
         readiness.register(service_name(&edges));
         readiness.register(service_name(&replication));
-        router = router.add_service(agents).add_service(edges).add_service(replication);
+        router = router
+            .add_service(agents)
+            .add_service(edges)
+            .add_service(replication);
     }
     if plan.ivr {
         let ivr = acd_ivr_runner::IvrRunner::new(cfg.flows.clone()).into_service();
@@ -251,7 +304,10 @@ async fn serve(cmd: Cmd) -> Result<()> {
     readiness.set(true).await;
     let mut ready = format!("ACD READY role={} grpc={grpc_addr}", role.as_str());
     if let Some(edge) = &edge {
-        ready.push_str(&format!(" sip_udp={} sip_tcp={}", edge.sip_udp, edge.sip_tcp));
+        ready.push_str(&format!(
+            " sip_udp={} sip_tcp={}",
+            edge.sip_udp, edge.sip_tcp
+        ));
     }
     ready.push_str(&format!(" metrics={metrics_addr}"));
     {
@@ -259,7 +315,11 @@ async fn serve(cmd: Cmd) -> Result<()> {
         writeln!(stdout, "{ready}").context("writing the READY line to stdout")?;
         stdout.flush().context("flushing stdout")?;
     }
-    tracing::info!(role = role.as_str(), version = env!("CARGO_PKG_VERSION"), "ready");
+    tracing::info!(
+        role = role.as_str(),
+        version = env!("CARGO_PKG_VERSION"),
+        "ready"
+    );
 
     let signal = tokio::select! {
         _ = sigint.recv() => "SIGINT",
@@ -276,7 +336,10 @@ async fn serve(cmd: Cmd) -> Result<()> {
     notify::send("STOPPING=1");
     readiness.set(false).await;
     let _ = stop_tx.send(true);
-    if tokio::time::timeout(SHUTDOWN_GRACE, grpc_server).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_GRACE, grpc_server)
+        .await
+        .is_err()
+    {
         tracing::info!("open gRPC streams cut after {SHUTDOWN_GRACE:?}");
     }
     Ok(())
@@ -285,9 +348,17 @@ async fn serve(cmd: Cmd) -> Result<()> {
 /// Rejects malformed peer URLs before anything starts, naming the flag.
 fn check_urls(plan: &Plan) -> Result<()> {
     let check = |flag: &str, url: &str| -> Result<()> {
-        Endpoint::from_shared(url.to_string()).map(drop).with_context(|| format!("{flag}: bad URL `{url}`"))
+        Endpoint::from_shared(url.to_string())
+            .map(drop)
+            .with_context(|| format!("{flag}: bad URL `{url}`"))
     };
-    if let Some((_, EdgePeers::Remote { distributor, ivr, .. })) = &plan.edge {
+    if let Some((
+        _,
+        EdgePeers::Remote {
+            distributor, ivr, ..
+        },
+    )) = &plan.edge
+    {
         check("--distributor", distributor)?;
         if ivr.iter().all(|u| u.trim().is_empty()) {
             bail!("--ivr: no IVR runner URL given");
@@ -303,7 +374,9 @@ fn check_urls(plan: &Plan) -> Result<()> {
 }
 
 async fn bind(what: &str, addr: SocketAddr) -> Result<TcpListener> {
-    TcpListener::bind(addr).await.with_context(|| format!("cannot bind the {what} listener on {addr}"))
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot bind the {what} listener on {addr}"))
 }
 
 fn service_name<S: NamedService>(_: &S) -> &'static str {
@@ -335,8 +408,16 @@ async fn start_edge(
             let url = loopback_url(grpc_addr);
             (url.clone(), vec![url], None)
         }
-        EdgePeers::Remote { distributor, ivr, edge_id } => {
-            let ivr = ivr.iter().filter(|u| !u.trim().is_empty()).cloned().collect();
+        EdgePeers::Remote {
+            distributor,
+            ivr,
+            edge_id,
+        } => {
+            let ivr = ivr
+                .iter()
+                .filter(|u| !u.trim().is_empty())
+                .cloned()
+                .collect();
             (distributor.clone(), ivr, edge_id.clone())
         }
     };
@@ -350,12 +431,16 @@ async fn start_edge(
         sip_udp,
         sip_tcp: sip.sip_tcp.unwrap_or(cfg.sip.tcp),
         public_ip,
-        rtp_ports: sip.rtp_ports.unwrap_or((cfg.media.rtp_port_min, cfg.media.rtp_port_max)),
+        rtp_ports: sip
+            .rtp_ports
+            .unwrap_or((cfg.media.rtp_port_min, cfg.media.rtp_port_max)),
         distributor_url: distributor_url.clone(),
         ivr_urls,
         edge_id: edge_id.clone(),
     };
-    let edge = acd_edge::start(settings, loaded).await.context("starting the SIP edge")?;
+    let edge = acd_edge::start(settings, loaded)
+        .await
+        .context("starting the SIP edge")?;
     let _ = cell.set(edge.clone());
     tracing::info!(%edge_id, distributor = %distributor_url, "edge started");
 
@@ -379,8 +464,17 @@ mod tests {
 
     #[test]
     fn loopback_urls() {
-        assert_eq!(loopback_url("0.0.0.0:5000".parse().unwrap()), "http://127.0.0.1:5000");
-        assert_eq!(loopback_url("[::]:5000".parse().unwrap()), "http://[::1]:5000");
-        assert_eq!(loopback_url("10.1.2.3:7".parse().unwrap()), "http://10.1.2.3:7");
+        assert_eq!(
+            loopback_url("0.0.0.0:5000".parse().unwrap()),
+            "http://127.0.0.1:5000"
+        );
+        assert_eq!(
+            loopback_url("[::]:5000".parse().unwrap()),
+            "http://[::1]:5000"
+        );
+        assert_eq!(
+            loopback_url("10.1.2.3:7".parse().unwrap()),
+            "http://10.1.2.3:7"
+        );
     }
 }

@@ -5,7 +5,9 @@
 use std::os::unix::net::UnixDatagram;
 
 pub fn send(state: &str) {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else { return };
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
     if let Err(e) = send_to(&path, state) {
         tracing::warn!(socket = ?path, state, "sd_notify failed: {e}");
     }
@@ -26,7 +28,10 @@ fn send_to(path: &std::ffi::OsStr, state: &str) -> std::io::Result<()> {
         #[cfg(not(target_os = "linux"))]
         {
             let _ = name;
-            return Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "abstract socket"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "abstract socket",
+            ));
         }
     }
     sock.send_to(state.as_bytes(), path)?;

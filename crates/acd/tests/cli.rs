@@ -50,7 +50,12 @@ fn check_config_accepts_the_shipped_config() {
     let file = config_dir().join("acd.toml");
     let out = acd(&["check-config", file.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.trim_end().ends_with(": ok"), "stdout: {stdout}");
 }
 
@@ -87,8 +92,13 @@ fn check_config_names_file_key_and_line_of_an_unknown_queue() {
     let error = stderr
         .lines()
         .find(|l| l.contains("flows.sales.nodes.queue.queue"))
-        .unwrap_or_else(|| panic!("no error names `flows.sales.nodes.queue.queue`; stderr: {stderr}"));
-    assert!(error.starts_with(&format!("{file}:{line}:")), "expected `{file}:{line}:` first in {error:?}");
+        .unwrap_or_else(|| {
+            panic!("no error names `flows.sales.nodes.queue.queue`; stderr: {stderr}")
+        });
+    assert!(
+        error.starts_with(&format!("{file}:{line}:")),
+        "expected `{file}:{line}:` first in {error:?}"
+    );
     assert!(out.stdout.is_empty(), "stdout should be empty on errors");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -102,7 +112,10 @@ fn check_config_decodes_prompts() {
     let out = acd(&["check-config", path.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
-    assert!(stderr.contains(&path.display().to_string()), "stderr: {stderr}");
+    assert!(
+        stderr.contains(&path.display().to_string()),
+        "stderr: {stderr}"
+    );
     assert!(stderr.contains("key `prompts.moh`"), "stderr: {stderr}");
     assert!(stderr.contains("RIFF"), "stderr: {stderr}");
     let _ = std::fs::remove_dir_all(&dir);
@@ -126,7 +139,10 @@ impl Running {
         let mut child = Command::new(ACD)
             .args(args)
             // Only problems reach the test output.
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -152,17 +168,24 @@ impl Running {
         let fields = line
             .trim_start_matches("ACD READY")
             .split_whitespace()
-            .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .filter_map(|kv| {
+                kv.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
             .collect();
         Running { child, fields }
     }
 
     fn get(&self, key: &str) -> Option<&str> {
-        self.fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.fields
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     fn field(&self, key: &str) -> &str {
-        self.get(key).unwrap_or_else(|| panic!("READY line has no {key}=: {:?}", self.fields))
+        self.get(key)
+            .unwrap_or_else(|| panic!("READY line has no {key}=: {:?}", self.fields))
     }
 
     fn grpc_url(&self) -> String {
@@ -172,7 +195,11 @@ impl Running {
     /// SIGTERM, then the exit code (bounded).
     fn terminate(mut self) -> Option<i32> {
         let pid = self.child.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
         for _ in 0..100 {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status.code();
@@ -197,8 +224,14 @@ fn http_get(addr: &str, path: &str) -> (u16, String) {
     write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
-    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no header end in {resp:?}"));
-    let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let (head, body) = resp
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {resp:?}"));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     (code, body.to_string())
 }
 
@@ -206,11 +239,21 @@ fn http_get(addr: &str, path: &str) -> (u16, String) {
 fn ivr_reports_ready_and_serves_metrics() {
     let ivr = Running::spawn(&["ivr", "--grpc", "127.0.0.1:0", "--metrics", "127.0.0.1:0"]);
     assert_eq!(ivr.get("role"), Some("ivr"));
-    assert!(ivr.get("sip_udp").is_none(), "an IVR runner has no SIP: {:?}", ivr.fields);
+    assert!(
+        ivr.get("sip_udp").is_none(),
+        "an IVR runner has no SIP: {:?}",
+        ivr.fields
+    );
     let grpc = ivr.field("grpc");
-    assert!(!grpc.ends_with(":0"), "grpc= must be the bound address, got {grpc}");
+    assert!(
+        !grpc.ends_with(":0"),
+        "grpc= must be the bound address, got {grpc}"
+    );
     let metrics = ivr.field("metrics").to_string();
-    assert!(!metrics.ends_with(":0"), "metrics= must be the bound address, got {metrics}");
+    assert!(
+        !metrics.ends_with(":0"),
+        "metrics= must be the bound address, got {metrics}"
+    );
 
     let (code, body) = http_get(&metrics, "/metrics");
     assert_eq!(code, 200, "body: {body}");
@@ -221,9 +264,18 @@ fn ivr_reports_ready_and_serves_metrics() {
 }
 
 async fn health(url: &str, service: &str) -> ServingStatus {
-    let channel = tonic::transport::Endpoint::from_shared(url.to_string()).unwrap().connect().await.expect("connect");
+    let channel = tonic::transport::Endpoint::from_shared(url.to_string())
+        .unwrap()
+        .connect()
+        .await
+        .expect("connect");
     let mut client = HealthClient::new(channel);
-    let resp = client.check(HealthCheckRequest { service: service.into() }).await.expect("Health.Check");
+    let resp = client
+        .check(HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .expect("Health.Check");
     ServingStatus::try_from(resp.into_inner().status).expect("known status")
 }
 
@@ -231,42 +283,90 @@ async fn health(url: &str, service: &str) -> ServingStatus {
 async fn run_serves_every_role_and_drains_honestly() {
     let run = Running::spawn(&[
         "run",
-        "--sip-udp", "127.0.0.1:0",
-        "--sip-tcp", "127.0.0.1:0",
-        "--grpc", "127.0.0.1:0",
-        "--metrics", "127.0.0.1:0",
-        "--rtp-ports", "41000-41999",
-        "--public-ip", "127.0.0.1",
+        "--sip-udp",
+        "127.0.0.1:0",
+        "--sip-tcp",
+        "127.0.0.1:0",
+        "--grpc",
+        "127.0.0.1:0",
+        "--metrics",
+        "127.0.0.1:0",
+        "--rtp-ports",
+        "41000-41999",
+        "--public-ip",
+        "127.0.0.1",
     ]);
     assert_eq!(run.get("role"), Some("run"));
     for key in ["grpc", "sip_udp", "sip_tcp", "metrics"] {
-        assert!(!run.field(key).ends_with(":0"), "{key}= must be the bound address: {:?}", run.fields);
+        assert!(
+            !run.field(key).ends_with(":0"),
+            "{key}= must be the bound address: {:?}",
+            run.fields
+        );
     }
     let url = run.grpc_url();
     let metrics = run.field("metrics").to_string();
 
-    let mut admin = AdminServiceClient::connect(url.clone()).await.expect("connect admin");
-    let status = admin.status(pb::StatusRequest {}).await.expect("Status").into_inner();
+    let mut admin = AdminServiceClient::connect(url.clone())
+        .await
+        .expect("connect admin");
+    let status = admin
+        .status(pb::StatusRequest {})
+        .await
+        .expect("Status")
+        .into_inner();
     for role in ["edge", "ivr", "distributor"] {
-        assert!(status.roles.iter().any(|r| r == role), "roles {:?} lack {role}", status.roles);
+        assert!(
+            status.roles.iter().any(|r| r == role),
+            "roles {:?} lack {role}",
+            status.roles
+        );
     }
     assert_eq!(status.version, env!("CARGO_PKG_VERSION"));
-    assert_eq!(status.distributor.expect("distributor status").role, "primary");
-    assert!(status.edge.expect("edge status").distributor_connected, "edge not attached over loopback gRPC");
+    assert_eq!(
+        status.distributor.expect("distributor status").role,
+        "primary"
+    );
+    assert!(
+        status.edge.expect("edge status").distributor_connected,
+        "edge not attached over loopback gRPC"
+    );
     assert!(!status.draining);
 
-    for service in ["", "acd.v1.AdminService", "acd.v1.AgentService", "acd.v1.IvrService", "acd.v1.EdgeService"] {
-        assert_eq!(health(&url, service).await, ServingStatus::Serving, "health of {service:?}");
+    for service in [
+        "",
+        "acd.v1.AdminService",
+        "acd.v1.AgentService",
+        "acd.v1.IvrService",
+        "acd.v1.EdgeService",
+    ] {
+        assert_eq!(
+            health(&url, service).await,
+            ServingStatus::Serving,
+            "health of {service:?}"
+        );
     }
 
-    let err = admin.switchover(pb::SwitchoverRequest {}).await.expect_err("switchover");
+    let err = admin
+        .switchover(pb::SwitchoverRequest {})
+        .await
+        .expect_err("switchover");
     assert_eq!(err.code(), tonic::Code::Unimplemented);
 
     admin.drain(pb::DrainRequest {}).await.expect("Drain");
-    assert!(admin.status(pb::StatusRequest {}).await.unwrap().into_inner().draining);
+    assert!(
+        admin
+            .status(pb::StatusRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .draining
+    );
     assert_eq!(health(&url, "").await, ServingStatus::NotServing);
     let m = metrics.clone();
-    let (code, _) = tokio::task::spawn_blocking(move || http_get(&m, "/ready")).await.unwrap();
+    let (code, _) = tokio::task::spawn_blocking(move || http_get(&m, "/ready"))
+        .await
+        .unwrap();
     assert_eq!(code, 503);
 
     assert_eq!(run.terminate(), Some(0));
@@ -274,12 +374,24 @@ async fn run_serves_every_role_and_drains_honestly() {
 
 #[tokio::test]
 async fn drain_without_an_edge_is_refused() {
-    let dist = Running::spawn(&["distributor", "--grpc", "127.0.0.1:0", "--metrics", "127.0.0.1:0"]);
+    let dist = Running::spawn(&[
+        "distributor",
+        "--grpc",
+        "127.0.0.1:0",
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
     assert_eq!(dist.get("role"), Some("distributor"));
-    let mut admin = AdminServiceClient::connect(dist.grpc_url()).await.expect("connect admin");
+    let mut admin = AdminServiceClient::connect(dist.grpc_url())
+        .await
+        .expect("connect admin");
     let err = admin.drain(pb::DrainRequest {}).await.expect_err("drain");
     assert_eq!(err.code(), tonic::Code::FailedPrecondition);
-    let status = admin.status(pb::StatusRequest {}).await.unwrap().into_inner();
+    let status = admin
+        .status(pb::StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(status.roles, ["distributor"]);
     assert!(status.edge.is_none());
     assert!(status.distributor.is_some());
