@@ -8,6 +8,7 @@
 //! through [`AcdClient`] / [`AgentWatch`]; Prometheus through [`metrics`].
 //! When a test panics, the tail of every log file of that test is printed.
 
+pub mod baresip;
 pub mod cli;
 pub mod env;
 pub mod flows;

@@ -527,6 +527,7 @@ impl Engine {
         };
         let mut resp = Response::for_request(&call.caller.invite, 183, "Session Progress")
             .with_to_tag(&call.caller.local_tag);
+        copy_record_route(&call.caller.invite, &mut resp);
         resp.headers.push(
             "Contact",
             format!("<{}>", self.local_contact(call.caller.peer.transport)),
@@ -553,6 +554,7 @@ impl Engine {
         }
         let mut resp = Response::for_request(&call.caller.invite, 200, "OK")
             .with_to_tag(&call.caller.local_tag);
+        copy_record_route(&call.caller.invite, &mut resp);
         resp.headers.push("Contact", format!("<{contact}>"));
         resp.headers.push("Allow", ALLOW);
         resp.headers.push("Content-Type", "application/sdp");
@@ -631,22 +633,20 @@ impl Engine {
     }
 
     fn cancel(&mut self, key: TxKey, invite: Option<TxKey>, req: &Request, now: Instant) {
-        let found = invite.and_then(|ik| {
-            self.calls
-                .iter()
-                .find(|(_, c)| c.caller.invite_key == ik && !c.caller.answered)
-                .map(|(id, _)| id.clone())
-        });
-        match found {
-            Some(id) => {
-                self.respond(&key, Response::for_request(req, 200, "OK"), now);
-                self.end_call(&id, EndReason::CallerCancel, now);
-            }
-            None => self.respond(
-                &key,
-                Response::for_request(req, 481, "Call/Transaction Does Not Exist"),
-                now,
-            ),
+        // §9.2: no matching INVITE transaction → 481; otherwise 200, and the
+        // CANCEL only has an effect while the INVITE has no final response.
+        let Some(invite) = invite else {
+            self.respond(&key, Response::for_request(req, 481, "Call/Transaction Does Not Exist"), now);
+            return;
+        };
+        self.respond(&key, Response::for_request(req, 200, "OK"), now);
+        let pending = self
+            .calls
+            .iter()
+            .find(|(_, c)| c.caller.invite_key == invite && !c.caller.answered)
+            .map(|(id, _)| id.clone());
+        if let Some(id) = pending {
+            self.end_call(&id, EndReason::CallerCancel, now);
         }
     }
 
@@ -1167,6 +1167,16 @@ impl EndReason {
             EndReason::Rejected => "rejected by distributor",
             EndReason::NoAck => "no ACK from caller",
         }
+    }
+}
+
+/// A UAS copies Record-Route into responses that create a dialog
+/// (RFC 3261 §12.1.1), verbatim: proxies rely on their own parameters
+/// (`lr`, `du`, `transport`) coming back unchanged.
+fn copy_record_route(req: &Request, resp: &mut Response) {
+    let routes: Vec<String> = req.headers.get_all("Record-Route").map(str::to_string).collect();
+    for r in routes {
+        resp.headers.push("Record-Route", r);
     }
 }
 
