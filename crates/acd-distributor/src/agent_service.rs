@@ -67,10 +67,25 @@ fn agent_id(id: String) -> Result<AgentId, Status> {
 /// What an event means for the agent it concerns: the state it implies
 /// (so the watcher sees every transition even if the next event has
 /// already moved the agent on) and the call event itself.
-fn agent_events(
-    rec: &EventRecord,
-    d: &Distributor,
-) -> Option<(AgentId, Vec<pb::agent_event::Kind>)> {
+/// The agent an event concerns, read without touching the core, so each
+/// watcher skips other agents' events cheaply.
+fn concerned_agent(event: &Event) -> Option<&AgentId> {
+    match event {
+        Event::AgentLoggedIn { agent, .. }
+        | Event::AgentLoggedOut { agent }
+        | Event::AgentStateChanged { agent, .. }
+        | Event::CallOffered { agent, .. }
+        | Event::CallConnected { agent, .. }
+        | Event::CallEnded { agent, .. }
+        | Event::CallRequeued { agent, .. }
+        | Event::CallAbandoned {
+            agent: Some(agent), ..
+        } => Some(agent),
+        _ => None,
+    }
+}
+
+fn agent_events(rec: &EventRecord, d: &Distributor) -> Option<Vec<pb::agent_event::Kind>> {
     use pb::agent_event::Kind;
     let finished = |call: &CallId, reason: &str| {
         Kind::Finished(pb::CallFinished {
@@ -154,11 +169,12 @@ fn agent_events(
         status = agent_status(&shown);
     }
     // The call event first (offer before "reserved"), then the state.
-    let kinds = call_event
-        .into_iter()
-        .chain([Kind::Status(status)])
-        .collect();
-    Some((agent.clone(), kinds))
+    Some(
+        call_event
+            .into_iter()
+            .chain([Kind::Status(status)])
+            .collect(),
+    )
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::AgentEvent, Status>> + Send>>;
@@ -299,12 +315,12 @@ impl pb::agent_service_server::AgentService for AgentApi {
                         if rec.seq.0 <= seq {
                             continue;
                         }
-                        let Some((who, kinds)) = agent_events(&rec, &d) else {
-                            continue;
-                        };
-                        if who != agent {
+                        if concerned_agent(&rec.event) != Some(&agent) {
                             continue;
                         }
+                        let Some(kinds) = agent_events(&rec, &d) else {
+                            continue;
+                        };
                         for kind in kinds {
                             if tx
                                 .send(Ok(pb::AgentEvent {
