@@ -48,8 +48,8 @@ async fn baresip_agent_answers_trunk_call() {
     client.ready("carol").await.unwrap();
     watch.await_state(AgentState::Ready, SHORT).await.unwrap();
 
-    // The caller hangs up 7 s after the answer: 2.5 s of welcome prompt, then
-    // the offer, baresip's answer and about 4 s of conversation.
+    // The caller hangs up 8 s after the answer: 2.5 s of welcome prompt, then
+    // the offer, baresip's answer and about 5 s of conversation.
     let caller = MediaProbe::bind("caller", env.ports.observer(0))
         .await
         .unwrap();
@@ -61,7 +61,7 @@ async fn baresip_agent_answers_trunk_call() {
         "5550100",
         caller.port(),
     )
-    .pause_ms(7000)
+    .pause_ms(8000)
     .spawn(&env)
     .await
     .unwrap();
@@ -74,7 +74,13 @@ async fn baresip_agent_answers_trunk_call() {
         })
         .await
         .unwrap();
-    eprintln!("[e2e] caller heard {prompt} prompt packets before the offer");
+    eprintln!("[e2e] caller heard {prompt} prompt packets");
+    // The welcome prompt lasts 2.5 s: nobody can have answered yet.
+    assert_eq!(
+        caller.count(is_agent),
+        0,
+        "caller heard the agent's audio during the welcome prompt"
+    );
 
     let offer = watch.await_offer(LONG).await.unwrap();
     assert_eq!(offer.queue_id, "sales", "offer: {offer:?}");
@@ -82,11 +88,6 @@ async fn baresip_agent_answers_trunk_call() {
         offer.caller.as_ref().map(|c| c.did.as_str()),
         Some("5550100"),
         "offer: {offer:?}"
-    );
-    assert_eq!(
-        caller.count(is_agent),
-        0,
-        "caller heard the agent's audio before the offer"
     );
     let on_call = watch.await_state(AgentState::OnCall, LONG).await.unwrap();
     assert_eq!(on_call.call_id, offer.call_id, "ON_CALL for another call");

@@ -58,20 +58,32 @@ async fn drain_refuses_new_calls_and_keeps_the_current_one() {
     assert!(st.draining, "Status after Drain: {st:?}");
 
     // A new INVITE: 503 with Retry-After (checked by the scenario).
-    trunk(&env, "trunk-503", "trunk_503.xml", 4, "5550100", env.ports.observer(2))
-        .spawn(&env)
-        .await
-        .unwrap()
-        .wait()
-        .await
-        .assert_success(1);
+    trunk(
+        &env,
+        "trunk-503",
+        "trunk_503.xml",
+        4,
+        "5550100",
+        env.ports.observer(2),
+    )
+    .spawn(&env)
+    .await
+    .unwrap()
+    .wait()
+    .await
+    .assert_success(1);
 
     // OPTIONS: 503.
     let probe = UdpSocket::bind(("127.0.0.1", env.ports.sipp(5).sip))
         .await
         .unwrap();
     let local = probe.local_addr().unwrap();
-    let req = options(edge, local, "z9hG4bK-e2e-drain", Some("e2e-drain-1@127.0.0.1"));
+    let req = options(
+        edge,
+        local,
+        "z9hG4bK-e2e-drain",
+        Some("e2e-drain-1@127.0.0.1"),
+    );
     let r = request(&probe, edge, &req, "z9hG4bK-e2e-drain", SHORT)
         .await
         .unwrap();
@@ -97,9 +109,10 @@ async fn drain_refuses_new_calls_and_keeps_the_current_one() {
     call.wait().await.assert_success(1);
     watch.await_state(AgentState::WrapUp, SHORT).await.unwrap();
     assert!(
-        watch.history.iter().any(
-            |e| matches!(&e.kind, Some(Kind::Finished(f)) if f.call_id == offer.call_id)
-        ),
+        watch
+            .history
+            .iter()
+            .any(|e| matches!(&e.kind, Some(Kind::Finished(f)) if f.call_id == offer.call_id)),
         "no CallFinished for {} on alice's watch: {:?}",
         offer.call_id,
         watch.history

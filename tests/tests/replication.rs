@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use acd_tests::flows::{agent_phone, register, trunk};
+use acd_tests::metrics::scrape_counter;
 use acd_tests::proto::AgentState;
 use acd_tests::{AcdClient, RtpObserver, TestEnv, LONG};
 use tokio::time::Instant;
@@ -76,6 +77,19 @@ async fn standby_converges_with_primary() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Replication stayed synchronous: the standby acknowledged every event
+    // in time, so no effect was released without it.
+    let timeouts = scrape_counter(
+        &primary.metrics_addr(),
+        "acd_replication_sync_timeouts_total",
+    )
+    .await
+    .unwrap();
+    assert_eq!(timeouts, 0.0, "the standby missed acknowledgements");
+    let followers = scrape_counter(&primary.metrics_addr(), "acd_replication_followers")
+        .await
+        .unwrap();
+    assert_eq!(followers, 1.0, "the primary counts one attached standby");
     primary.assert_running();
     standby.assert_running();
     edge.assert_running();

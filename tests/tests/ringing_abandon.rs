@@ -28,8 +28,14 @@ async fn caller_cancels_while_agent_rings() {
         .unwrap();
 
     // Bob's phone rings (180) until CANCELled.
-    let bob_phone =
-        agent_phone_scenario(&env, "bob-1002", "agent_ring_forever.xml", 1, bob_rtp.port()).await;
+    let bob_phone = agent_phone_scenario(
+        &env,
+        "bob-1002",
+        "agent_ring_forever.xml",
+        1,
+        bob_rtp.port(),
+    )
+    .await;
     register(&env, 2, "1002", "secret1002", env.ports.sipp(1).sip)
         .await
         .assert_success(1);
@@ -107,6 +113,10 @@ async fn caller_cancels_while_agent_rings() {
     assert_eq!(queue_counter(q, "abandoned"), 1, "support: {q}");
     assert_eq!(queue_counter(q, "waiting"), 0, "support: {q}");
     assert_eq!(queue_counter(q, "answered"), 0, "support: {q}");
-    assert_eq!(bob_rtp.stats().total, 0, "bob's phone got RTP without answering");
+    assert_eq!(
+        bob_rtp.stats().total,
+        0,
+        "bob's phone got RTP without answering"
+    );
     acd.assert_running();
 }

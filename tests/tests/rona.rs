@@ -71,10 +71,7 @@ async fn rona(env: &TestEnv, alice_scenario: &str) -> Duration {
     );
 
     // Alice's phone does not take it: RONA, NOT_READY.
-    let st = alice
-        .await_state(AgentState::NotReady, LONG)
-        .await
-        .unwrap();
+    let st = alice.await_state(AgentState::NotReady, LONG).await.unwrap();
     assert!(
         st.reason.contains("RONA"),
         "alice's NOT_READY reason should say RONA: {st:?}"

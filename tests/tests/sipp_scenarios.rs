@@ -236,3 +236,101 @@ async fn agent_answer_hangup() {
     )
     .await;
 }
+
+/// Runs `trunk_503.xml` against the stand-in `fake` (blocks 31-32).
+async fn run_trunk_503(block: u16, name: &str, fake: &str) -> acd_tests::SippOutcome {
+    let env = TestEnv::new(name, block);
+    let _edge = fake_edge(&env, fake, false).await;
+    SippCmd::new("trunk", "trunk_503.xml", env.ports.sipp(1))
+        .remote(fake_addr(&env))
+        .service("5550100")
+        .key("caller", "0611223344")
+        .key("rtpport", env.ports.observer(0))
+        .limit(SIPP_LIMIT)
+        .spawn(&env)
+        .await
+        .unwrap()
+        .wait()
+        .await
+}
+
+#[tokio::test]
+async fn trunk_503() {
+    run_trunk_503(31, "sipp_trunk_503", "fake_edge_503.xml")
+        .await
+        .assert_success(1);
+}
+
+#[tokio::test]
+async fn trunk_503_fails_without_retry_after() {
+    // The scenario checks the header: a bare 503 must fail it.
+    run_trunk_503(
+        32,
+        "sipp_trunk_503_negative",
+        "fake_edge_503_no_retry_after.xml",
+    )
+    .await
+    .assert_failure();
+}
+
+/// An agent scenario that never answers, against a stand-in edge (UAC).
+async fn agent_no_answer(block: u16, scenario: &str, fake: &str) {
+    let env = TestEnv::new(
+        &format!("sipp_{}", scenario.trim_end_matches(".xml")),
+        block,
+    );
+    let agent = SippCmd::new("agent", scenario, env.ports.sipp(1))
+        .key("rtpport", env.ports.observer(0))
+        .limit(SIPP_LIMIT)
+        .spawn(&env)
+        .await
+        .unwrap();
+    let edge = SippCmd::new("fake-edge", &format!("validate/{fake}"), env.ports.sipp(0))
+        .remote(format!("127.0.0.1:{}", env.ports.sipp(1).sip))
+        .pause_ms(1000)
+        .limit(SIPP_LIMIT)
+        .spawn(&env)
+        .await
+        .unwrap();
+    agent.wait().await.assert_success(1);
+    edge.wait().await.assert_success(1);
+}
+
+#[tokio::test]
+async fn agent_reject() {
+    agent_no_answer(33, "agent_reject.xml", "fake_edge_call_agent_rejected.xml").await;
+}
+
+#[tokio::test]
+async fn agent_ring_forever() {
+    agent_no_answer(34, "agent_ring_forever.xml", "fake_edge_cancel_agent.xml").await;
+}
+
+#[tokio::test]
+async fn agent_ring_forever_fails_without_cancel() {
+    // Against a stand-in that waits for a 200 and never CANCELs
+    // (fake_edge_call_agent.xml), the ringing phone must not count a
+    // success: it is stopped by its limit still waiting for the CANCEL.
+    let env = TestEnv::new("sipp_agent_ring_forever_negative", 35);
+    let agent = SippCmd::new("agent", "agent_ring_forever.xml", env.ports.sipp(1))
+        .limit(Duration::from_secs(3))
+        .spawn(&env)
+        .await
+        .unwrap();
+    let _edge = SippCmd::new(
+        "fake-edge",
+        "validate/fake_edge_call_agent.xml",
+        env.ports.sipp(0),
+    )
+    .remote(format!("127.0.0.1:{}", env.ports.sipp(1).sip))
+    .limit(Duration::from_secs(3))
+    .spawn(&env)
+    .await
+    .unwrap();
+    let out = agent.wait().await;
+    assert_ne!(
+        out.successful,
+        Some(1),
+        "agent_ring_forever succeeded without a CANCEL: {out:?}"
+    );
+}

@@ -27,9 +27,14 @@ impl AgentApi {
         pb::agent_service_server::AgentServiceServer::new(self)
     }
 
-    fn run(&self, cmd: Command, agent: &AgentId) -> Result<Response<pb::AgentStatus>, Status> {
+    /// Runs an agent command; answers once it is durable on the standby.
+    async fn run(
+        &self,
+        cmd: Command,
+        agent: &AgentId,
+    ) -> Result<Response<pb::AgentStatus>, Status> {
         let name = command_name(&cmd);
-        self.d.command(cmd).map_err(|e| {
+        self.d.command_durable(cmd).await.map_err(|e| {
             metrics::counter!("acd_agent_api_errors_total", "command" => name).increment(1);
             tracing::info!(agent = %agent, command = name, error = %e, "agent command refused");
             status_from(e)
@@ -194,7 +199,7 @@ impl pb::agent_service_server::AgentService for AgentApi {
             agent: agent.clone(),
             extension: Extension(r.extension),
         };
-        self.run(cmd, &agent)
+        self.run(cmd, &agent).await
     }
 
     async fn set_ready(
@@ -208,6 +213,7 @@ impl pb::agent_service_server::AgentService for AgentApi {
             },
             &agent,
         )
+        .await
     }
 
     async fn set_not_ready(
@@ -228,6 +234,7 @@ impl pb::agent_service_server::AgentService for AgentApi {
             },
             &agent,
         )
+        .await
     }
 
     async fn logout(
@@ -241,6 +248,7 @@ impl pb::agent_service_server::AgentService for AgentApi {
             },
             &agent,
         )
+        .await
     }
 
     async fn get_agent(
@@ -289,15 +297,16 @@ impl pb::agent_service_server::AgentService for AgentApi {
 
     async fn watch(&self, req: Request<pb::WatchRequest>) -> Result<Response<WatchStream>, Status> {
         let agent = agent_id(req.into_inner().agent_id)?;
-        // Subscribe before reading the current status so no change falls in between.
-        let mut events = self.d.subscribe();
+        // Subscribe before reading the current status so no change falls in
+        // between; start after what is already released as effects.
+        let mut events = self.d.subscribe_effects();
         let (first, seq) = {
             let inner = self.d.lock();
             let v = inner
                 .core
                 .agent(&agent)
                 .ok_or_else(|| Status::not_found(format!("unknown agent `{agent}`")))?;
-            (agent_status(&v), inner.core.last_seq().0)
+            (agent_status(&v), inner.log.committed())
         };
         let (tx, rx) = mpsc::channel(256);
         let d = self.d.clone();

@@ -241,7 +241,7 @@ impl pb::edge_service_server::EdgeService for EdgeApi {
         let (tx, rx) = mpsc::channel(1024);
         let owned = Arc::new(DashSet::new());
         // Subscribed here, before any command of this edge runs, so no offer is missed.
-        let events = self.d.subscribe();
+        let events = self.d.subscribe_effects();
         let forwarder = tokio::spawn(forward_events(
             self.d.clone(),
             events,

@@ -2,21 +2,25 @@
 //! streams a snapshot (or the missing log entries) and then every event; the
 //! standby applies each record to its own core, so both hold the same state.
 //!
-//! Replication is asynchronous for now: effects are released before the
-//! standby acknowledges. Synchronous acknowledgement arrives with fail-over.
+//! The standby acknowledges every record it has applied on the same stream;
+//! the primary releases effects only once they are acknowledged (see
+//! `Distributor::ack` and `SYNC_TIMEOUT`). Promotion of the standby arrives
+//! with fail-over.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use acd_proto::v1 as pb;
 use acd_routing::{EventRecord, Snapshot, SNAPSHOT_FORMAT_VERSION};
 use futures::Stream;
+use pb::follower_message::Kind as FollowerKind;
 use pb::replication_message::Kind;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Endpoint;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 use crate::{Distributor, EVENT_FORMAT_VERSION};
 
@@ -69,16 +73,26 @@ impl pb::replication_service_server::ReplicationService for ReplicationApi {
 
     async fn follow(
         &self,
-        req: Request<pb::FollowRequest>,
+        req: Request<Streaming<pb::FollowerMessage>>,
     ) -> Result<Response<FollowStream>, Status> {
-        let r = req.into_inner();
+        let mut inbound = req.into_inner();
+        let r = match inbound.message().await? {
+            Some(pb::FollowerMessage {
+                kind: Some(FollowerKind::Start(r)),
+            }) => r,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "a Follow stream must open with `start`",
+                ))
+            }
+        };
         let follower = if r.follower_id.is_empty() {
             "standby".to_string()
         } else {
             r.follower_id
         };
         // Subscribe first, then read the state: every later event reaches the stream.
-        let mut events = self.d.subscribe();
+        let mut events = self.d.subscribe_replication();
         let (catch_up, upto) = {
             let inner = self.d.lock();
             if let crate::Role::Standby { primary_url } = &inner.role {
@@ -98,36 +112,70 @@ impl pb::replication_service_server::ReplicationService for ReplicationApi {
         };
         tracing::info!(%follower, after_seq = r.after_seq, upto, "standby following");
         metrics::counter!("acd_replication_follows_total").increment(1);
-        let (tx, rx) = mpsc::channel(1024);
+        self.d.attach_follower(&follower);
+
+        // Acknowledgements: each one may release effects waiting on this standby.
+        let d = self.d.clone();
+        let who = follower.clone();
         tokio::spawn(async move {
-            for m in catch_up {
-                if tx.send(Ok(m)).await.is_err() {
-                    return;
+            while let Ok(Some(msg)) = inbound.message().await {
+                if let Some(FollowerKind::Ack(a)) = msg.kind {
+                    d.ack(&who, a.seq);
                 }
             }
-            loop {
-                match events.recv().await {
-                    Ok(rec) if rec.seq.0 <= upto => continue,
-                    Ok(rec) => {
-                        if tx.send(event_entry(&rec)).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(RecvError::Lagged(n)) => {
-                        metrics::counter!("acd_replication_lagged_total").increment(1);
-                        let _ = tx
-                            .send(Err(Status::data_loss(format!(
-                                "standby fell {n} events behind"
-                            ))))
-                            .await;
-                        return;
-                    }
-                    Err(RecvError::Closed) => return,
-                }
-            }
+            tracing::info!(follower = %who, "standby stream closed");
+            d.detach_follower(&who);
+        });
+
+        let (tx, rx) = mpsc::channel(1024);
+        let d = self.d.clone();
+        tokio::spawn(async move {
+            send_stream(catch_up, upto, &mut events, &tx).await;
+            d.detach_follower(&follower);
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
+}
+
+/// Sends the catch-up, then every event after `upto`, until the standby is
+/// gone or falls too far behind.
+async fn send_stream(
+    catch_up: Vec<pb::ReplicationMessage>,
+    upto: u64,
+    events: &mut broadcast::Receiver<Arc<EventRecord>>,
+    tx: &mpsc::Sender<Result<pb::ReplicationMessage, Status>>,
+) {
+    for m in catch_up {
+        if tx.send(Ok(m)).await.is_err() {
+            return;
+        }
+    }
+    loop {
+        match events.recv().await {
+            Ok(rec) if rec.seq.0 <= upto => continue,
+            Ok(rec) => {
+                if tx.send(event_entry(&rec)).await.is_err() {
+                    return;
+                }
+            }
+            Err(RecvError::Lagged(n)) => {
+                metrics::counter!("acd_replication_lagged_total").increment(1);
+                let _ = tx
+                    .send(Err(Status::data_loss(format!(
+                        "standby fell {n} events behind"
+                    ))))
+                    .await;
+                return;
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+/// How a standby names itself to the primary: stable for the process, so
+/// a re-attached stream counts as the same follower.
+fn follower_id() -> String {
+    format!("standby-{}", std::process::id())
 }
 
 /// Runs the standby's side: follow the primary, apply what it sends, and
@@ -160,15 +208,24 @@ async fn follow_once(d: &Distributor, url: &str, after_seq: u64) -> Result<(), S
         .await
         .map_err(|e| e.to_string())?;
     let mut client = pb::replication_service_client::ReplicationServiceClient::new(channel);
-    let req = pb::FollowRequest {
-        follower_id: "standby".into(),
+    let (acks, acks_rx) = mpsc::channel::<pb::FollowerMessage>(1024);
+    let start = pb::FollowRequest {
+        follower_id: follower_id(),
         after_seq,
     };
+    acks.send(pb::FollowerMessage {
+        kind: Some(FollowerKind::Start(start)),
+    })
+    .await
+    .map_err(|e| e.to_string())?;
     let mut stream = client
-        .follow(req)
+        .follow(ReceiverStream::new(acks_rx))
         .await
         .map_err(|s| s.message().to_string())?
         .into_inner();
+    let ack = |seq: u64| pb::FollowerMessage {
+        kind: Some(FollowerKind::Ack(pb::Ack { seq })),
+    };
     tracing::info!(primary = %url, after_seq, "following primary");
     while let Some(msg) = stream
         .message()
@@ -187,6 +244,7 @@ async fn follow_once(d: &Distributor, url: &str, after_seq: u64) -> Result<(), S
                     serde_json::from_slice(&s.state).map_err(|e| format!("bad snapshot: {e}"))?;
                 d.install_snapshot(snap).map_err(|e| e.to_string())?;
                 tracing::info!(seq = s.seq, term = s.term, "snapshot installed");
+                acks.send(ack(s.seq)).await.map_err(|e| e.to_string())?;
             }
             Some(Kind::Event(e)) => {
                 if e.format_version > EVENT_FORMAT_VERSION {
@@ -197,7 +255,9 @@ async fn follow_once(d: &Distributor, url: &str, after_seq: u64) -> Result<(), S
                 }
                 let rec: EventRecord = serde_json::from_slice(&e.payload)
                     .map_err(|err| format!("bad event {}: {err}", e.seq))?;
+                let seq = rec.seq.0;
                 d.apply(rec).map_err(|err| err.to_string())?;
+                acks.send(ack(seq)).await.map_err(|e| e.to_string())?;
             }
             None => tracing::warn!("replication message of an unknown kind ignored"),
         }

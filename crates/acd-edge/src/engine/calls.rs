@@ -57,7 +57,11 @@ impl Engine {
         }
     }
 
-    pub(super) fn respond(&mut self, key: &TxKey, resp: Response, now: Instant) {
+    pub(super) fn respond(&mut self, key: &TxKey, mut resp: Response, now: Instant) {
+        // §8.2.6.2: a final response to a request without a To tag gets one.
+        if resp.status >= 200 && resp.headers.to_tag().is_none() {
+            resp = resp.with_to_tag(&new_tag(rand::random()));
+        }
         if resp.status >= 300 {
             metrics::counter!("acd_sip_error_responses_total", "status" => resp.status.to_string())
                 .increment(1);

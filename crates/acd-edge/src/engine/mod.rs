@@ -203,7 +203,10 @@ impl Engine {
                     .increment(1);
                 tracing::warn!(peer = %from.addr, error = %e, "invalid SIP request");
                 if req.method != Method::Ack {
-                    let resp = Response::for_request(req, e.status(), &e.reason());
+                    let mut resp = Response::for_request(req, e.status(), &e.reason());
+                    if resp.headers.to_tag().is_none() {
+                        resp = resp.with_to_tag(&acd_sip::transaction::new_tag(rand::random()));
+                    }
                     self.transports.send(from, resp.to_bytes());
                 }
                 return;

@@ -1,0 +1,439 @@
+#!/usr/bin/env bash
+# tests/load/calls.sh — bounded call-load test of `acd run` on loopback.
+#
+# Usage:
+#   tests/load/calls.sh [-r RATE] [-c CALLS] [-t TALK_SECS] [-w SECS] [-o LOG_DIR]
+#
+#   -r RATE       trunk call attempts per second (SIPp -r)          [default 5]
+#   -c CALLS      total trunk calls (SIPp -m, trunk and agent side) [default 300]
+#   -t TALK_SECS  agent talk time before the agent hangs up         [default 3]
+#   -w SECS       after the calls, wait up to SECS for the edge's SIP transactions
+#                 to drain to 0 (UDP Timer J/D keep them 32 s), as a leak check [default 40]
+#   -o LOG_DIR    where logs, SIPp stats and acd's stderr go
+#                 [default target/load-logs/r<RATE>-c<CALLS>-t<TALK>-<time>]
+#
+# Environment:
+#   ACD_BIN / ACDCTL_BIN  binaries (default: target/release/* if built, else target/debug/*)
+#   RUST_LOG              acd's log filter (default: info), acd's stderr goes to LOG_DIR/acd.stderr.log
+#   TRACE_MSG=1           also trace every SIP message of both SIPps (big at high rates)
+#
+# What it does (everything on 127.0.0.1, every process under `timeout`, all of
+# them stopped by an EXIT trap):
+#   1. writes tests/load/load.toml (50 extensions 2001..2050 with passwords
+#      load<ext>, 50 agents a2001..a2050 with sales=5, wrap_up_secs = 0, DID
+#      5550100 -> answer, welcome prompt, enqueue `sales`) and runs
+#      `acd check-config` on it;
+#   2. starts `acd run` on ports 33000 (SIP UDP+TCP), 33001 (gRPC), 33002
+#      (metrics), RTP 34000-35799, and waits for its `ACD READY` line;
+#   3. starts one SIPp UAS (agent_uas.xml) answering for all 50 agents: answer,
+#      talk TALK_SECS, hang up (BYE); -m CALLS;
+#   4. registers extensions 2001..2050 with their Contact at that UAS (50
+#      short SIPp register.xml runs), logs in and readies a2001..a2050 with
+#      acdctl (agent a20NN at extension 20NN);
+#   5. runs the SIPp trunk UAC (trunk_call.xml: the far side hangs up) at RATE
+#      calls/s for CALLS calls, with -trace_stat. Both SIPps get `-l CALLS`:
+#      SIPp's default limit of simultaneous calls is 3 x rate x the scenario's
+#      pause (with no -d on the trunk: 3 x RATE), which would silently
+#      throttle the offered rate (seen: 2.6 instead of 5 calls/s);
+#   6. prints SIPp successful/failed calls and retransmissions for both sides,
+#      `acdctl queue list --json`, agents not READY afterwards, acd's CPU time
+#      (utime+stime from /proc/<pid>/stat, total and for the call phase, per
+#      1000 calls) and its max RSS (VmHWM) and RSS at the end (VmRSS).
+#   Exit status: 0 when every call succeeded on both sides, 1 otherwise
+#   (2 for a setup failure).
+#
+# Ports: SIP/gRPC/metrics/SIPp control in 33000-33999, RTP 34000-35999
+# (acd 34000-35799, SIPp media sockets 35900-35939). The SDPs of both SIPps
+# point RTP at the SIPp's own (unread) media socket, so acd's RTP is received
+# by a bound socket and dropped by the kernel, no ICMP errors.
+#
+# Capacity: with 50 agents the sustainable rate is about
+# 50 / (TALK_SECS + 2.5 s welcome prompt + setup); above it calls wait in the
+# queue (music on hold) and are still answered as long as the queue drains
+# within SIPp's timeouts (trunk_call.xml waits 120 s for the BYE).
+
+set -euo pipefail
+
+RATE=5
+CALLS=300
+TALK=3
+SETTLE=40
+LOG_DIR=""
+usage() { sed -n '2,45p' "$0" | sed 's/^# \{0,1\}//'; }
+while getopts "r:c:t:w:o:h" opt; do
+    case "$opt" in
+        r) RATE="$OPTARG" ;;
+        c) CALLS="$OPTARG" ;;
+        t) TALK="$OPTARG" ;;
+        w) SETTLE="$OPTARG" ;;
+        o) LOG_DIR="$OPTARG" ;;
+        h) usage; exit 0 ;;
+        *) usage >&2; exit 2 ;;
+    esac
+done
+[[ "$SETTLE" =~ ^[0-9]+$ ]] && [ "$SETTLE" -le 120 ] || { echo "calls.sh: -w must be 0..120" >&2; exit 2; }
+for v in RATE CALLS TALK; do
+    if ! [[ "${!v}" =~ ^[0-9]+$ ]] || [ "${!v}" -lt 1 ]; then
+        echo "calls.sh: $v must be a positive integer, got '${!v}'" >&2; exit 2
+    fi
+done
+if [ "$CALLS" -gt 20000 ] || [ "$RATE" -gt 500 ] || [ "$TALK" -gt 60 ]; then
+    echo "calls.sh: refusing CALLS > 20000, RATE > 500 or TALK > 60 (bounded test)" >&2; exit 2
+fi
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+SIPP_DIR="$ROOT/tests/sipp"
+CONFIG="$HERE/load.toml"
+
+pick_bin() {
+    if [ -x "$ROOT/target/release/$1" ]; then echo "$ROOT/target/release/$1"
+    else echo "$ROOT/target/debug/$1"; fi
+}
+ACD="${ACD_BIN:-$(pick_bin acd)}"
+ACDCTL="${ACDCTL_BIN:-$(pick_bin acdctl)}"
+for b in "$ACD" "$ACDCTL"; do
+    [ -x "$b" ] || { echo "calls.sh: $b missing: cargo build --release --bin acd --bin acdctl" >&2; exit 2; }
+done
+command -v sipp >/dev/null || { echo "calls.sh: sipp missing (apt-get install sip-tester)" >&2; exit 2; }
+
+# ---- ports ----------------------------------------------------------------
+IP=127.0.0.1
+ACD_SIP=33000
+ACD_GRPC=33001
+ACD_METRICS=33002
+ACD_RTP="34000-35799"
+UAS_SIP=33010;   UAS_CP=33011;   UAS_MP=35900
+TRUNK_SIP=33020; TRUNK_CP=33021; TRUNK_MP=35910
+REG_SIP=33030;   REG_CP=33031;   REG_MP=35920
+N_AGENTS=50
+FIRST_EXT=2001
+
+if [ -z "$LOG_DIR" ]; then
+    LOG_DIR="$ROOT/target/load-logs/r${RATE}-c${CALLS}-t${TALK}-$(date -u +%Y%m%dT%H%M%S)"
+fi
+mkdir -p "$LOG_DIR"
+LOG_DIR="$(cd "$LOG_DIR" && pwd)"
+
+log() { echo "[calls.sh $(date -u +%H:%M:%S)] $*" >&2; }
+
+# ---- cleanup: stop exactly the processes started here ----------------------
+PIDS=()            # pids of `timeout` wrappers (they forward signals to their child)
+SIPP_PIDS=()       # the SIPp ones among them: USR1 first (graceful stop, final stats)
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    local p
+    for p in "${SIPP_PIDS[@]}"; do
+        if kill -0 "$p" 2>/dev/null; then kill -USR1 "$p" 2>/dev/null || true; fi
+    done
+    if [ "${#SIPP_PIDS[@]}" -gt 0 ]; then sleep 0.5; fi
+    for p in "${PIDS[@]}"; do
+        if kill -0 "$p" 2>/dev/null; then kill -TERM "$p" 2>/dev/null || true; fi
+    done
+    for _ in $(seq 1 100); do   # acd takes ~2 s to shut down (cuts gRPC streams after 2 s)
+        local alive=0
+        for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+        [ "$alive" = 0 ] && break
+        sleep 0.1
+    done
+    for p in "${PIDS[@]}"; do
+        if kill -0 "$p" 2>/dev/null; then
+            # the wrapper's child too (timeout does not pass on SIGKILL)
+            for c in $(cat "/proc/$p/task/$p/children" 2>/dev/null); do kill -KILL "$c" 2>/dev/null || true; done
+            kill -KILL "$p" 2>/dev/null || true
+        fi
+    done
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Child pid of a `timeout` wrapper (the real process), bounded wait.
+child_of() {
+    local p="$1" c=""
+    for _ in $(seq 1 100); do
+        c="$(cat "/proc/$p/task/$p/children" 2>/dev/null | awk '{print $1}')"
+        [ -n "$c" ] && { echo "$c"; return 0; }
+        sleep 0.02
+    done
+    return 1
+}
+
+# UDP port bound? (from /proc/net/udp, without touching it)
+udp_bound() {
+    local hex; hex="$(printf ':%04X' "$1")"
+    awk -v want="$hex" 'NR>1 && $2 ~ want"$" {f=1} END {exit !f}' /proc/net/udp
+}
+
+# From a -trace_stat file: "successful failed retransmissions max_concurrent
+# max_response_time1 avg_call_length failure_breakdown" (cumulative columns of the
+# last row; max over the 1 s rows of CurrentCall and of the per-period average
+# ResponseTime1 = INVITE->200 on the trunk; Failed*(C) columns that are not 0).
+stat_counts() {
+    local f="$1"
+    [ -s "$f" ] || { echo "? ? ? ? ? ? -"; return; }
+    awk -F';' 'NR==1 {for (i=1;i<=NF;i++) col[$i]=i; next}
+               NF>1 {last=$0; if ($col["CurrentCall"]+0 > max) max=$col["CurrentCall"]+0;
+                     split($col["ResponseTime1(P)"], t, ":"); ms=(t[1]*3600+t[2]*60+t[3])*1000+t[4]/1000;
+                     if (ms > rt) rt=ms}
+               END {n=split(last, v, ";"); br="";
+                    for (k in col) if (k ~ /^Failed.+\(C\)$/ && k != "FailedCall(C)" && v[col[k]]+0 > 0)
+                        br=br (br=="" ? "" : ",") k "=" v[col[k]];
+                    if (br=="") br="-";
+                    printf "%s %s %s %d %s %s %s\n", v[col["SuccessfulCall(C)"]], v[col["FailedCall(C)"]],
+                        v[col["Retransmissions(C)"]], max, rt "ms", v[col["CallLength(C)"]], br}' "$f"
+}
+
+# CPU seconds (utime+stime) of a pid; the comm field may hold spaces, so cut after ')'.
+cpu_secs() {
+    local hz; hz="$(getconf CLK_TCK)"
+    [ -r "/proc/$1/stat" ] || { echo "?"; return; }
+    sed 's/^.*) //' "/proc/$1/stat" | awk -v hz="$hz" '{printf "%.2f", ($12 + $13) / hz}'
+}
+status_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null || echo "?"; }
+
+sipp_common() {   # name sip_port control_port media_port
+    local name="$1"
+    local a=(-i "$IP" -mi "$IP" -p "$2" -cp "$3" -mp "$4" -t u1 -nostdin
+             -trace_err -error_file "$LOG_DIR/sipp-$name.errors.log")
+    if [ "${TRACE_MSG:-0}" = 1 ]; then
+        a+=(-trace_msg -message_file "$LOG_DIR/sipp-$name.messages.log")
+    fi
+    printf '%s\n' "${a[@]}"
+}
+
+# ---- 1. config ---------------------------------------------------------------
+write_config() {
+    {
+        cat <<EOF
+# acd — load-test configuration, written by tests/load/calls.sh (do not edit:
+# the script rewrites it on every run). Like config/acd.toml with 50
+# extensions and agents, no wrap-up, and the loopback ports of the load test
+# (calls.sh passes them on the command line as well). Paths are relative to
+# this file.
+
+[sip]
+realm = "acd.local"
+udp = "$IP:$ACD_SIP"
+tcp = "$IP:$ACD_SIP"
+public_ip = "$IP"
+
+[media]
+rtp_port_min = ${ACD_RTP%-*}
+rtp_port_max = ${ACD_RTP#*-}
+
+[grpc]
+listen = "$IP:$ACD_GRPC"
+
+[metrics]
+listen = "$IP:$ACD_METRICS"
+
+[distributor]
+wrap_up_secs = 0
+offer_timeout_secs = 20
+
+[prompts]
+welcome = "../../config/prompts/welcome.wav"
+moh = "../../config/prompts/moh.wav"
+
+EOF
+        local i ext
+        for i in $(seq 0 $((N_AGENTS - 1))); do
+            ext=$((FIRST_EXT + i))
+            printf '[[extensions]]\nnumber = "%s"\npassword = "load%s"\n\n' "$ext" "$ext"
+        done
+        for i in $(seq 0 $((N_AGENTS - 1))); do
+            ext=$((FIRST_EXT + i))
+            printf '[[agents]]\nid = "a%s"\nname = "Agent %s"\nskills = { sales = 5 }\n\n' "$ext" "$ext"
+        done
+        cat <<'EOF'
+[[queues]]
+id = "sales"
+skills = { sales = 1 }
+
+[[dids]]
+number = "5550100"
+flow = "sales"
+
+[flows.sales]
+answer = "immediate"
+start = "welcome"
+fallback_queue = "sales"
+
+[flows.sales.nodes.welcome]
+type = "play"
+prompt = "welcome"
+next = "queue"
+
+[flows.sales.nodes.queue]
+type = "enqueue"
+queue = "sales"
+priority = 0
+EOF
+    } > "$CONFIG.tmp"
+    mv "$CONFIG.tmp" "$CONFIG"
+}
+write_config
+log "config $CONFIG; acd $ACD; logs $LOG_DIR"
+timeout 30 "$ACD" check-config "$CONFIG" > "$LOG_DIR/check-config.log" 2>&1 || {
+    cat "$LOG_DIR/check-config.log" >&2; echo "calls.sh: check-config failed" >&2; exit 2; }
+
+for port in $ACD_SIP $UAS_SIP $TRUNK_SIP $REG_SIP; do
+    if udp_bound "$port"; then echo "calls.sh: UDP port $port already in use" >&2; exit 2; fi
+done
+
+# ---- 2. acd run ------------------------------------------------------------
+# Bound of the whole run: setup + CALLS/RATE + queue drain + talk + margin.
+RUN_SECS=$(( CALLS / RATE + TALK + 200 ))
+RUST_LOG="${RUST_LOG:-info}" timeout -k 5 $((RUN_SECS + 120)) "$ACD" run --config "$CONFIG" \
+    --sip-udp "$IP:$ACD_SIP" --sip-tcp "$IP:$ACD_SIP" --grpc "$IP:$ACD_GRPC" \
+    --metrics "$IP:$ACD_METRICS" --rtp-ports "$ACD_RTP" --public-ip "$IP" \
+    > "$LOG_DIR/acd.stdout.log" 2> "$LOG_DIR/acd.stderr.log" < /dev/null &
+ACD_WRAP=$!
+PIDS+=("$ACD_WRAP")
+ACD_PID="$(child_of "$ACD_WRAP")" || { echo "calls.sh: acd did not start" >&2; exit 2; }
+for _ in $(seq 1 300); do
+    grep -q '^ACD READY' "$LOG_DIR/acd.stdout.log" 2>/dev/null && break
+    kill -0 "$ACD_PID" 2>/dev/null || break
+    sleep 0.1
+done
+if ! grep -q '^ACD READY' "$LOG_DIR/acd.stdout.log" 2>/dev/null; then
+    echo "calls.sh: no ACD READY line within 30 s; stderr tail:" >&2
+    tail -20 "$LOG_DIR/acd.stderr.log" >&2; exit 2
+fi
+log "$(grep '^ACD READY' "$LOG_DIR/acd.stdout.log") pid=$ACD_PID"
+CTL=("$ACDCTL" --server "http://$IP:$ACD_GRPC")
+
+# ---- 3. the agents' softphone: one SIPp UAS for all 50 ---------------------
+mapfile -t UAS_ARGS < <(sipp_common agent "$UAS_SIP" "$UAS_CP" "$UAS_MP")
+timeout -s USR1 -k 10 "$RUN_SECS" sipp -sf "$HERE/agent_uas.xml" "${UAS_ARGS[@]}" \
+    -m "$CALLS" -l "$CALLS" -d $((TALK * 1000)) -key rtpport "$UAS_MP" \
+    -trace_stat -stf "$LOG_DIR/sipp-agent.stat.csv" -fd 1 \
+    -trace_screen -screen_file "$LOG_DIR/sipp-agent.screen.log" \
+    > "$LOG_DIR/sipp-agent.stdout.log" 2> "$LOG_DIR/sipp-agent.stderr.log" < /dev/null &
+UAS_WRAP=$!
+PIDS+=("$UAS_WRAP")
+SIPP_PIDS+=("$UAS_WRAP")
+for _ in $(seq 1 100); do udp_bound "$UAS_SIP" && break; sleep 0.05; done
+udp_bound "$UAS_SIP" || { echo "calls.sh: agent UAS did not bind $UAS_SIP" >&2; cat "$LOG_DIR/sipp-agent.stderr.log" >&2; exit 2; }
+
+# ---- 4. register 50 extensions, log in and ready 50 agents -----------------
+mapfile -t REG_ARGS < <(sipp_common register "$REG_SIP" "$REG_CP" "$REG_MP")
+for i in $(seq 0 $((N_AGENTS - 1))); do
+    ext=$((FIRST_EXT + i))
+    if ! timeout -s USR1 -k 5 15 sipp -sf "$SIPP_DIR/register.xml" "${REG_ARGS[@]}" \
+            -s "$ext" -au "$ext" -ap "load$ext" -key contact_port "$UAS_SIP" -m 1 \
+            "$IP:$ACD_SIP" >> "$LOG_DIR/sipp-register.stdout.log" 2>&1 < /dev/null; then
+        echo "calls.sh: REGISTER of $ext failed (see $LOG_DIR/sipp-register.*)" >&2; exit 2
+    fi
+done
+log "registered $N_AGENTS extensions"
+for i in $(seq 0 $((N_AGENTS - 1))); do
+    ext=$((FIRST_EXT + i))
+    timeout 15 "${CTL[@]}" agent login "a$ext" --extension "$ext" >> "$LOG_DIR/acdctl.log" 2>&1
+    timeout 15 "${CTL[@]}" agent ready "a$ext" >> "$LOG_DIR/acdctl.log" 2>&1
+done
+log "logged in and readied $N_AGENTS agents"
+
+# ---- 5. the trunk --------------------------------------------------------------
+CPU0="$(cpu_secs "$ACD_PID")"
+RSS0="$(status_kb "$ACD_PID" VmRSS)"
+LOAD0="$(cut -d' ' -f1-3 /proc/loadavg)"
+mapfile -t TRUNK_ARGS < <(sipp_common trunk "$TRUNK_SIP" "$TRUNK_CP" "$TRUNK_MP")
+log "trunk: $CALLS calls at $RATE/s, talk ${TALK}s (bound ${RUN_SECS}s)"
+T0=$(date +%s.%N)
+timeout -s USR1 -k 10 "$RUN_SECS" sipp -sf "$SIPP_DIR/trunk_call.xml" "${TRUNK_ARGS[@]}" \
+    -s 5550100 -key caller 0215551234 -key rtpport "$TRUNK_MP" \
+    -r "$RATE" -rp 1000 -m "$CALLS" -l "$CALLS" \
+    -trace_stat -stf "$LOG_DIR/sipp-trunk.stat.csv" -fd 1 \
+    -trace_screen -screen_file "$LOG_DIR/sipp-trunk.screen.log" \
+    "$IP:$ACD_SIP" > "$LOG_DIR/sipp-trunk.stdout.log" 2> "$LOG_DIR/sipp-trunk.stderr.log" < /dev/null &
+TRUNK_WRAP=$!
+PIDS+=("$TRUNK_WRAP")
+SIPP_PIDS+=("$TRUNK_WRAP")
+set +e
+wait "$TRUNK_WRAP"
+TRUNK_RC=$?
+T1=$(date +%s.%N)
+set -e
+CPU1="$(cpu_secs "$ACD_PID")"
+LOAD1="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# The agent UAS ends by itself after CALLS calls; if some never reached it, stop it.
+set +e
+for _ in $(seq 1 $((TALK * 10 + 100))); do kill -0 "$UAS_WRAP" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$UAS_WRAP" 2>/dev/null; then
+    log "agent UAS still running (it got fewer than $CALLS calls): stopping it (USR1)"
+    kill -USR1 "$UAS_WRAP"
+fi
+wait "$UAS_WRAP"
+UAS_RC=$?
+set -e
+
+# ---- 6. report ----------------------------------------------------------------
+sleep 1   # let the last BYE/200 and state changes settle
+read -r T_OK T_FAIL T_RETR T_MAX T_RT T_LEN T_WHY <<< "$(stat_counts "$LOG_DIR/sipp-trunk.stat.csv")"
+read -r A_OK A_FAIL A_RETR A_MAX A_RT A_LEN A_WHY <<< "$(stat_counts "$LOG_DIR/sipp-agent.stat.csv")"
+timeout 15 "${CTL[@]}" --json queue list > "$LOG_DIR/queue-list.json" 2>&1 || true
+timeout 15 "${CTL[@]}" --json agent list > "$LOG_DIR/agent-list.json" 2>&1 || true
+# Calls still active at the edge (should drain to 0 within a few seconds).
+for _ in $(seq 1 20); do
+    timeout 15 "${CTL[@]}" status > "$LOG_DIR/status.txt" 2>&1 || true
+    grep -Eq '^edge.active_calls +0$' "$LOG_DIR/status.txt" && break
+    sleep 0.5
+done
+ACTIVE="$(awk '$1 == "edge.active_calls" {print $2}' "$LOG_DIR/status.txt")"
+TXS="$(awk '$1 == "edge.sip_transactions" {print $2}' "$LOG_DIR/status.txt")"
+WAITING="$(awk '$1 == "distributor.calls_waiting" {print $2}' "$LOG_DIR/status.txt")"
+timeout 15 curl -s "http://$IP:$ACD_METRICS/metrics" > "$LOG_DIR/metrics.txt" 2>/dev/null || true
+NOT_READY_LIST="$(grep '"a20' "$LOG_DIR/agent-list.json" | grep -v '"READY"' | head -10 || true)"
+N_NOT_READY="$(grep '"a20' "$LOG_DIR/agent-list.json" | grep -vc '"READY"' || true)"
+# Leak check: the edge's SIP transactions drain to 0 once Timer J/D (32 s) ran out.
+TXS_SETTLED="$TXS"
+if [ "$SETTLE" -gt 0 ] && [ -n "$TXS" ] && [ "$TXS" != 0 ]; then
+    for _ in $(seq 1 $((SETTLE / 2))); do
+        sleep 2
+        timeout 15 "${CTL[@]}" status > "$LOG_DIR/status-settled.txt" 2>&1 || true
+        TXS_SETTLED="$(awk '$1 == "edge.sip_transactions" {print $2}' "$LOG_DIR/status-settled.txt")"
+        [ "$TXS_SETTLED" = 0 ] && break
+    done
+fi
+CPU2="$(cpu_secs "$ACD_PID")"
+HWM="$(status_kb "$ACD_PID" VmHWM)"
+RSS2="$(status_kb "$ACD_PID" VmRSS)"
+THREADS="$(status_kb "$ACD_PID" Threads)"
+FDS="$(ls "/proc/$ACD_PID/fd" 2>/dev/null | wc -l)"
+ELAPSED="$(awk -v a="$T0" -v b="$T1" 'BEGIN {printf "%.1f", b - a}')"
+PHASE_CPU="$(awk -v a="$CPU0" -v b="$CPU1" 'BEGIN {printf "%.2f", b - a}')"
+PER_1000="$(awk -v c="$PHASE_CPU" -v n="$CALLS" 'BEGIN {printf "%.2f", c * 1000 / n}')"
+ERRS="$(grep -c ' ERROR ' "$LOG_DIR/acd.stderr.log" || true)"
+WARNS="$(grep -c ' WARN ' "$LOG_DIR/acd.stderr.log" || true)"
+
+{
+    echo "== acd load test: rate $RATE/s, $CALLS calls, talk ${TALK}s, $N_AGENTS agents"
+    echo "binary:        $ACD"
+    echo "trunk SIPp:    exit $TRUNK_RC, successful $T_OK, failed $T_FAIL ($T_WHY), retransmissions $T_RETR"
+    echo "               max concurrent $T_MAX, worst 1-s avg INVITE->200 $T_RT, avg call length $T_LEN"
+    echo "agent SIPp:    exit $UAS_RC, successful $A_OK, failed $A_FAIL ($A_WHY), retransmissions $A_RETR"
+    echo "               max concurrent $A_MAX, avg call length $A_LEN"
+    echo "trunk phase:   ${ELAPSED}s wall, load avg before [$LOAD0] after [$LOAD1]"
+    echo "acd CPU:       ${PHASE_CPU}s in the trunk phase (${PER_1000}s per 1000 calls), $CPU2 s total since start"
+    echo "acd memory:    VmHWM ${HWM} kB, VmRSS ${RSS0} kB before / ${RSS2} kB after; threads $THREADS, fds $FDS"
+    echo "acd log:       $ERRS ERROR, $WARNS WARN lines ($LOG_DIR/acd.stderr.log)"
+    echo "after the run: edge.active_calls ${ACTIVE:-?}, edge.sip_transactions ${TXS:-?} (${TXS_SETTLED:-?} after up to ${SETTLE}s), calls_waiting ${WAITING:-?}, agents not READY ${N_NOT_READY:-?}"
+    [ -n "$NOT_READY_LIST" ] && echo "$NOT_READY_LIST"
+    echo "queues (acdctl queue list --json):"
+    cat "$LOG_DIR/queue-list.json"
+    echo "logs:          $LOG_DIR"
+} | tee "$LOG_DIR/summary.txt"
+
+ALIVE=yes; kill -0 "$ACD_PID" 2>/dev/null || ALIVE=no
+[ "$ALIVE" = yes ] || echo "acd is no longer running!"
+if [ "$ALIVE" = yes ] && [ "$TRUNK_RC" = 0 ] && [ "$UAS_RC" = 0 ] && [ "$T_OK" = "$CALLS" ] && [ "$T_FAIL" = 0 ] \
+        && [ "$A_OK" = "$CALLS" ] && [ "$A_FAIL" = 0 ]; then
+    echo "RESULT: PASS"
+    exit 0
+fi
+echo "RESULT: FAIL"
+exit 1
