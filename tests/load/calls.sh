@@ -6,7 +6,7 @@
 #
 #   -r RATE       trunk call attempts per second (SIPp -r)          [default 5]
 #   -c CALLS      total trunk calls (SIPp -m, trunk and agent side) [default 300]
-#   -t TALK_SECS  agent talk time before the agent hangs up         [default 3]
+#   -t TALK_SECS  agent talk time before the agent hangs up (0: at once) [default 3]
 #   -w SECS       after the calls, wait up to SECS for the edge's SIP transactions
 #                 to drain to 0 (UDP Timer J/D keep them 32 s), as a leak check [default 40]
 #   -o LOG_DIR    where logs, SIPp stats and acd's stderr go
@@ -73,8 +73,8 @@ while getopts "r:c:t:w:o:h" opt; do
 done
 [[ "$SETTLE" =~ ^[0-9]+$ ]] && [ "$SETTLE" -le 120 ] || { echo "calls.sh: -w must be 0..120" >&2; exit 2; }
 for v in RATE CALLS TALK; do
-    if ! [[ "${!v}" =~ ^[0-9]+$ ]] || [ "${!v}" -lt 1 ]; then
-        echo "calls.sh: $v must be a positive integer, got '${!v}'" >&2; exit 2
+    if ! [[ "${!v}" =~ ^[0-9]+$ ]] || { [ "${!v}" -lt 1 ] && [ "$v" != TALK ]; }; then
+        echo "calls.sh: $v must be a positive integer (TALK may be 0), got '${!v}'" >&2; exit 2
     fi
 done
 if [ "$CALLS" -gt 20000 ] || [ "$RATE" -gt 500 ] || [ "$TALK" -gt 60 ]; then
@@ -182,7 +182,7 @@ stat_counts() {
                         br=br (br=="" ? "" : ",") k "=" v[col[k]];
                     if (br=="") br="-";
                     printf "%s %s %s %d %s %s %s\n", v[col["SuccessfulCall(C)"]], v[col["FailedCall(C)"]],
-                        v[col["Retransmissions(C)"]], max, rt "ms", v[col["CallLength(C)"]], br}' "$f"
+                        v[col["Retransmissions(C)"]], max, (rt+0) "ms", v[col["CallLength(C)"]], br}' "$f"
 }
 
 # CPU seconds (utime+stime) of a pid; the comm field may hold spaces, so cut after ')'.

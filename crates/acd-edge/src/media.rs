@@ -5,50 +5,92 @@
 //! `acd_media`'s sans-IO parts: wait for a datagram, a command or the
 //! player's next deadline; feed the core; send what it produced.
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use acd_media::{Codec, Leg, OutboundStream, Player, Prompt, Relay, SeqNo, Ssrc, PACKET_LEN};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-/// Even RTP ports handed out round-robin from a configured range.
+/// Even RTP ports of a configured range. Free ports wait in a queue (least
+/// recently used first), so finding one is O(1) and an exhausted pool
+/// refuses at once instead of scanning the range on every INVITE.
 pub struct PortPool {
     ip: IpAddr,
-    min: u16,
-    max: u16,
-    cursor: AtomicU32,
+    free: Mutex<VecDeque<u16>>,
+    range: (u16, u16),
 }
 
+/// A bound RTP socket whose port returns to the pool when dropped.
+pub struct RtpSocket {
+    pub sock: UdpSocket,
+    port: u16,
+    pool: Arc<PortPool>,
+}
+
+impl Drop for RtpSocket {
+    fn drop(&mut self) {
+        self.pool.release(self.port);
+    }
+}
+
+/// Ports taken by other programs are skipped this many times per bind.
+const BIND_ATTEMPTS: usize = 16;
+
 impl PortPool {
-    pub fn new(ip: IpAddr, min: u16, max: u16) -> Self {
-        PortPool {
+    pub fn new(ip: IpAddr, min: u16, max: u16) -> Arc<Self> {
+        let first = min.saturating_add(min % 2);
+        let free = (first..=max).step_by(2).collect();
+        Arc::new(PortPool {
             ip,
-            min: min + (min % 2),
-            max,
-            cursor: AtomicU32::new(0),
+            free: Mutex::new(free),
+            range: (first, max),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<u16>> {
+        match self.free.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
         }
     }
 
-    /// Binds a socket on the next free even port; tries the whole range once.
-    /// Synchronous (a bind does not block) so the signalling loop can call it.
-    pub fn bind(&self) -> std::io::Result<UdpSocket> {
-        let slots = u32::from((self.max - self.min) / 2).max(1);
-        for _ in 0..slots {
-            let slot = self.cursor.fetch_add(1, Ordering::Relaxed) % slots;
-            let port = self.min + (slot as u16) * 2;
-            if let Ok(sock) = std::net::UdpSocket::bind((self.ip, port)) {
-                sock.set_nonblocking(true)?;
-                return UdpSocket::from_std(sock);
+    fn release(&self, port: u16) {
+        self.lock().push_back(port);
+    }
+
+    /// Binds a socket on a free even port. Synchronous (a bind does not
+    /// block) so the signalling loop can call it.
+    pub fn bind(self: &Arc<Self>) -> std::io::Result<RtpSocket> {
+        for _ in 0..BIND_ATTEMPTS {
+            let Some(port) = self.lock().pop_front() else {
+                break;
+            };
+            match std::net::UdpSocket::bind((self.ip, port)) {
+                Ok(sock) => {
+                    sock.set_nonblocking(true)?;
+                    let sock = UdpSocket::from_std(sock)?;
+                    return Ok(RtpSocket {
+                        sock,
+                        port,
+                        pool: self.clone(),
+                    });
+                }
+                // In use by someone else: try it again later, after the others.
+                Err(_) => self.release(port),
             }
         }
         metrics::counter!("acd_rtp_errors_total", "kind" => "ports_exhausted").increment(1);
         Err(std::io::Error::new(
             std::io::ErrorKind::AddrInUse,
-            format!("no free RTP port in {}-{}", self.min, self.max),
+            format!("no free RTP port in {}-{}", self.range.0, self.range.1),
         ))
+    }
+
+    pub fn free_ports(&self) -> usize {
+        self.lock().len()
     }
 }
 
@@ -92,7 +134,7 @@ impl MediaHandle {
 
 /// Starts the media task of a call whose caller sends RTP from/to `caller_remote`.
 pub fn start(
-    pool: &PortPool,
+    pool: &Arc<PortPool>,
     call: String,
     caller_remote: SocketAddr,
     caller_codec: Codec,
@@ -100,8 +142,8 @@ pub fn start(
 ) -> std::io::Result<MediaHandle> {
     let caller_sock = pool.bind()?;
     let agent_sock = pool.bind()?;
-    let caller_port = caller_sock.local_addr()?.port();
-    let agent_port = agent_sock.local_addr()?.port();
+    let caller_port = caller_sock.port;
+    let agent_port = agent_sock.port;
     let (tx, rx) = mpsc::unbounded_channel();
     let seed: u32 = rand::random();
     let task = MediaTask {
@@ -139,8 +181,8 @@ struct Stats {
 
 struct MediaTask {
     call: String,
-    caller_sock: UdpSocket,
-    agent_sock: UdpSocket,
+    caller_sock: RtpSocket,
+    agent_sock: RtpSocket,
     caller_remote: SocketAddr,
     agent_remote: Option<SocketAddr>,
     caller_stream: OutboundStream,
@@ -166,12 +208,12 @@ impl MediaTask {
                     Some(cmd) => self.command(cmd),
                     None => break,
                 },
-                r = self.caller_sock.recv_from(&mut in_a) => {
+                r = self.caller_sock.sock.recv_from(&mut in_a) => {
                     if let Ok((n, from)) = r {
                         self.on_caller_packet(&mut in_a[..n], from).await;
                     }
                 }
-                r = self.agent_sock.recv_from(&mut in_b) => {
+                r = self.agent_sock.sock.recv_from(&mut in_b) => {
                     if let Ok((n, from)) = r {
                         self.on_agent_packet(&mut in_b[..n], from).await;
                     }
@@ -227,6 +269,7 @@ impl MediaTask {
         while let Some(n) = player.poll_packet(now, &mut self.caller_stream, &mut pkt) {
             if self
                 .caller_sock
+                .sock
                 .send_to(&pkt[..n], self.caller_remote)
                 .await
                 .is_ok()
@@ -255,7 +298,7 @@ impl MediaTask {
             return;
         };
         if self.relay.forward(Leg::A, packet, stream).is_ok()
-            && self.agent_sock.send_to(packet, to).await.is_ok()
+            && self.agent_sock.sock.send_to(packet, to).await.is_ok()
         {
             self.stats.relayed += 1;
         }
@@ -273,6 +316,7 @@ impl MediaTask {
             .is_ok()
             && self
                 .caller_sock
+                .sock
                 .send_to(packet, self.caller_remote)
                 .await
                 .is_ok()
@@ -286,5 +330,44 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    #[tokio::test]
+    async fn pool_hands_out_even_ports_and_takes_them_back() {
+        let pool = PortPool::new(LOOPBACK, 36101, 36106); // 36102, 36104, 36106
+        assert_eq!(pool.free_ports(), 3);
+        let a = pool.bind().unwrap();
+        let b = pool.bind().unwrap();
+        let c = pool.bind().unwrap();
+        let mut ports = [a.port, b.port, c.port];
+        ports.sort();
+        assert_eq!(
+            ports,
+            [36102, 36104, 36106],
+            "every even port, the last one too"
+        );
+        // Exhausted: refused at once, no scan.
+        assert!(pool.bind().is_err());
+        drop(b);
+        assert_eq!(pool.free_ports(), 1);
+        assert!(pool.bind().is_ok());
+    }
+
+    #[tokio::test]
+    async fn pool_skips_a_port_taken_by_another_program() {
+        let squatter = std::net::UdpSocket::bind((LOOPBACK, 36110)).unwrap();
+        let pool = PortPool::new(LOOPBACK, 36110, 36112);
+        let got = pool.bind().unwrap();
+        assert_eq!(got.port, 36112);
+        drop(squatter);
+        // The skipped port went to the back of the queue and is usable now.
+        assert_eq!(pool.bind().unwrap().port, 36110);
     }
 }

@@ -3,6 +3,7 @@
 //! TCP through a per-connection writer task), so its loop never blocks on I/O.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use acd_sip::{Message, Peer, Transport};
@@ -16,9 +17,15 @@ use crate::engine::Input;
 /// Largest SIP message accepted on TCP before the connection is dropped.
 const MAX_TCP_BUFFER: usize = 256 * 1024;
 
+/// UDP datagrams waiting for the engine beyond which new ones are dropped:
+/// under overload a quick loss (the peer retransmits or tries elsewhere)
+/// beats answering seconds late from an ever-growing queue.
+const MAX_UDP_BACKLOG: usize = 2048;
+
 #[derive(Clone)]
 pub struct Transports {
     udp: Arc<UdpSocket>,
+    backlog: Arc<AtomicUsize>,
     tcp_writers: Arc<DashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>>,
     input: mpsc::UnboundedSender<Input>,
 }
@@ -31,12 +38,18 @@ impl Transports {
     ) -> Transports {
         let t = Transports {
             udp: Arc::new(udp),
+            backlog: Arc::new(AtomicUsize::new(0)),
             tcp_writers: Arc::new(DashMap::new()),
             input,
         };
         tokio::spawn(t.clone().udp_reader());
         tokio::spawn(t.clone().tcp_acceptor(tcp));
         t
+    }
+
+    /// The engine took one datagram off the backlog.
+    pub fn datagram_done(&self) {
+        self.backlog.fetch_sub(1, Ordering::Relaxed);
     }
 
     pub fn send(&self, to: Peer, bytes: Vec<u8>) {
@@ -81,6 +94,11 @@ impl Transports {
         loop {
             match self.udp.recv_from(&mut buf).await {
                 Ok((n, from)) => {
+                    if self.backlog.load(Ordering::Relaxed) >= MAX_UDP_BACKLOG {
+                        metrics::counter!("acd_sip_overload_drops_total").increment(1);
+                        continue;
+                    }
+                    self.backlog.fetch_add(1, Ordering::Relaxed);
                     let peer = Peer {
                         addr: from,
                         transport: Transport::Udp,

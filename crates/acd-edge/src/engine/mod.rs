@@ -72,7 +72,7 @@ pub struct Engine {
     tx: TransactionLayer,
     transports: Transports,
     registrar: Arc<Registrar>,
-    ports: PortPool,
+    ports: Arc<PortPool>,
     ivr: IvrClients,
     dist: DistributorLink,
     shared: Arc<EdgeShared>,
@@ -89,7 +89,7 @@ pub struct EngineParts {
     pub cfg: EngineConfig,
     pub transports: Transports,
     pub registrar: Arc<Registrar>,
-    pub ports: PortPool,
+    pub ports: Arc<PortPool>,
     pub ivr: IvrClients,
     pub dist: DistributorLink,
     pub shared: Arc<EdgeShared>,
@@ -166,7 +166,10 @@ impl Engine {
 
     fn handle(&mut self, input: Input, now: Instant) {
         match input {
-            Input::Datagram { bytes, from } => self.datagram(&bytes, from, now),
+            Input::Datagram { bytes, from } => {
+                self.transports.datagram_done();
+                self.datagram(&bytes, from, now)
+            }
             Input::Message { msg, from } => self.sip_message(*msg, from, now),
             Input::Distributor(m) => self.distributor(m, now),
             Input::DistributorUp(up) => self
