@@ -396,3 +396,76 @@ async fn drain_without_an_edge_is_refused() {
     assert!(status.edge.is_none());
     assert!(status.distributor.is_some());
 }
+
+/// Services a generic gRPC client (grpcurl and the like) finds by reflection.
+async fn reflected_services(url: &str) -> Vec<String> {
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+
+    let channel = tonic::transport::Endpoint::from_shared(url.to_string())
+        .expect("gRPC URL")
+        .connect()
+        .await
+        .expect("connect for reflection");
+    let mut client = ServerReflectionClient::new(channel);
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = client
+        .server_reflection_info(tokio_stream::iter([req]))
+        .await
+        .expect("reflection call")
+        .into_inner();
+    let answer = answers
+        .message()
+        .await
+        .expect("reflection answer")
+        .expect("one answer");
+    match answer.message_response {
+        Some(MessageResponse::ListServicesResponse(list)) => {
+            list.service.into_iter().map(|s| s.name).collect()
+        }
+        other => panic!("unexpected reflection answer: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn every_server_lists_its_services_by_reflection() {
+    let ivr = Running::spawn(&["ivr", "--grpc", "127.0.0.1:0", "--metrics", "127.0.0.1:0"]);
+    let services = reflected_services(&ivr.grpc_url()).await;
+    for want in [
+        "acd.v1.IvrService",
+        "acd.v1.AdminService",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(
+            services.iter().any(|s| s == want),
+            "`acd ivr` must list {want}: {services:?}"
+        );
+    }
+    ivr.terminate();
+
+    let dist = Running::spawn(&[
+        "distributor",
+        "--grpc",
+        "127.0.0.1:0",
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    let services = reflected_services(&dist.grpc_url()).await;
+    for want in [
+        "acd.v1.AgentService",
+        "acd.v1.EdgeService",
+        "acd.v1.ReplicationService",
+        "acd.v1.AdminService",
+    ] {
+        assert!(
+            services.iter().any(|s| s == want),
+            "`acd distributor` must list {want}: {services:?}"
+        );
+    }
+    dist.terminate();
+}

@@ -121,7 +121,7 @@ impl Engine {
         ) {
             Ok(m) => m,
             Err(e) => {
-                tracing::error!(error = %e, "cannot allocate media");
+                tracing::warn!(error = %e, "cannot allocate media");
                 metrics::counter!("acd_calls_total", "outcome" => "no_media").increment(1);
                 return refuse(self, 503, "Service Unavailable (media)");
             }
