@@ -86,10 +86,24 @@ impl EdgeConn {
                 self.edge_id = h.edge_id;
                 // After a broken stream the edge still holds these calls:
                 // their offers must reach it through this stream.
-                for call in h.live_calls {
-                    self.owned.insert(CallId(call));
+                let (known, unknown): (Vec<CallId>, Vec<CallId>) = {
+                    let inner = self.d.lock();
+                    h.live_calls
+                        .into_iter()
+                        .map(CallId)
+                        .partition(|c| inner.core.call(c).is_some())
+                };
+                for call in known {
+                    self.owned.insert(call);
                 }
-                tracing::info!(edge = %self.edge_id, live_calls = self.owned.len(), "edge attached");
+                tracing::info!(edge = %self.edge_id, live_calls = self.owned.len(), unknown = unknown.len(), "edge attached");
+                // Calls this distributor does not hold (its state was lost):
+                // the edge enqueues them again rather than leave them waiting.
+                for call in unknown {
+                    metrics::counter!("acd_edge_unknown_calls_total").increment(1);
+                    self.send(ToEdge::Unknown(pb::CallUnknown { call_id: call.0 }))
+                        .await;
+                }
                 return;
             }
             FromEdge::Enqueue(e) => {

@@ -40,6 +40,7 @@ impl Engine {
                     tracing::info!(parent: &call.span, queue = %q.queue_id, position = q.position, "queued");
                 }
             }
+            Some(Kind::Unknown(u)) => self.enqueue_again(&u.call_id),
             Some(Kind::Rejected(r)) => {
                 if let Some(call) = self.calls.get(&r.call_id) {
                     tracing::warn!(parent: &call.span, reason = %r.reason, "distributor rejected the call");
@@ -48,6 +49,20 @@ impl Engine {
             }
             None => {}
         }
+    }
+
+    /// The distributor lost this call (restarted without a standby): a
+    /// caller still waiting is enqueued again rather than left on hold.
+    pub(super) fn enqueue_again(&mut self, id: &str) {
+        let Some(call) = self.calls.get(id) else {
+            return;
+        };
+        let (Phase::Queued, Some(enqueue)) = (&call.phase, call.enqueued.clone()) else {
+            return;
+        };
+        tracing::warn!(parent: &call.span, queue = %enqueue.queue_id, "distributor lost the call; enqueuing it again");
+        metrics::counter!("acd_edge_reenqueued_calls_total").increment(1);
+        self.dist.send(ToDist::Enqueue(enqueue));
     }
 
     pub(super) fn connect_agent(&mut self, c: pb::ConnectAgent, now: Instant) {

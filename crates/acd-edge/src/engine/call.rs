@@ -54,6 +54,9 @@ pub(super) struct Call {
     /// Token of the prompt whose end advances the IVR.
     pub(super) prompt_token: u64,
     pub(super) digit_deadline: Option<Instant>,
+    /// What the call was enqueued with, to enqueue it again if the
+    /// distributor loses it.
+    pub(super) enqueued: Option<pb::EnqueueCall>,
 }
 
 /// Which side of a call a SIP Call-ID belongs to.

@@ -165,6 +165,7 @@ impl Engine {
             },
             prompt_token: 0,
             digit_deadline: None,
+            enqueued: None,
         };
         self.dialogs.insert(sip_call_id, (id.clone(), Side::Caller));
         self.calls.insert(id.clone(), call);

@@ -118,12 +118,14 @@ impl Engine {
                 let caller = caller_data(&call.caller.invite, &call.did);
                 tracing::info!(queue = %q.queue_id, priority = q.priority, "enqueue");
                 self.shared.queued_calls.insert(id.to_string());
-                self.dist.send(ToDist::Enqueue(pb::EnqueueCall {
+                let enqueue = pb::EnqueueCall {
                     call_id: id.to_string(),
                     queue_id: q.queue_id,
                     priority: q.priority,
                     caller: Some(caller),
-                }));
+                };
+                call.enqueued = Some(enqueue.clone());
+                self.dist.send(ToDist::Enqueue(enqueue));
             }
             Some(Kind::Hangup(h)) => {
                 tracing::info!(reason = %h.reason, "flow hangs up");
