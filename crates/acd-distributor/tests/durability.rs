@@ -117,7 +117,7 @@ async fn a_silent_standby_is_dropped_after_the_sync_timeout() {
         agent: AgentId("alice".into()),
     })
     .unwrap();
-    while let Ok(_) = effects.try_recv() {}
+    while effects.try_recv().is_ok() {}
     // A standby that catches up rejoins the commit.
     let last = d.lock().core.last_seq().0;
     d.ack("silent", last);
