@@ -255,6 +255,9 @@ impl Engine {
             return;
         };
         call.phase = Phase::Queued;
+        if let Some(leg_call_id) = agent.invite.headers.call_id() {
+            self.dialogs.remove(leg_call_id);
+        }
         tracing::warn!(agent = %agent.agent_id, %reason, "agent leg failed, call back to queue");
         metrics::counter!("acd_agent_leg_failures_total").increment(1);
         self.dist.send(ToDist::AgentFailed(pb::AgentFailed {

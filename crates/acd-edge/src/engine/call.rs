@@ -89,6 +89,25 @@ impl EndReason {
     }
 }
 
+impl Call {
+    /// SIP Call-IDs of the call's legs (the keys of `Engine::dialogs`).
+    pub(super) fn sip_call_ids(&self) -> impl Iterator<Item = &str> {
+        let caller = self.caller.invite.headers.call_id();
+        let agent = self.agent.as_ref().and_then(|a| a.invite.headers.call_id());
+        caller.into_iter().chain(agent)
+    }
+}
+
+/// §8.2.6.2: a final response to a request without a To tag gets one.
+/// Responses that create a dialog carry the call's own tag already.
+pub(super) fn with_local_tag(resp: Response) -> Response {
+    if resp.status >= 200 && resp.headers.to_tag().is_none() {
+        resp.with_to_tag(&acd_sip::transaction::new_tag(rand::random()))
+    } else {
+        resp
+    }
+}
+
 /// A UAS copies Record-Route into responses that create a dialog
 /// (RFC 3261 §12.1.1), verbatim: proxies rely on their own parameters
 /// (`lr`, `du`, `transport`) coming back unchanged.

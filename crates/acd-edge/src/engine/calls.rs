@@ -57,11 +57,8 @@ impl Engine {
         }
     }
 
-    pub(super) fn respond(&mut self, key: &TxKey, mut resp: Response, now: Instant) {
-        // §8.2.6.2: a final response to a request without a To tag gets one.
-        if resp.status >= 200 && resp.headers.to_tag().is_none() {
-            resp = resp.with_to_tag(&new_tag(rand::random()));
-        }
+    pub(super) fn respond(&mut self, key: &TxKey, resp: Response, now: Instant) {
+        let resp = with_local_tag(resp);
         if resp.status >= 300 {
             metrics::counter!("acd_sip_error_responses_total", "status" => resp.status.to_string())
                 .increment(1);
@@ -75,13 +72,10 @@ impl Engine {
 
     pub(super) fn new_call(&mut self, key: TxKey, req: Request, from: Peer, now: Instant) {
         let refuse = |this: &mut Self, status: u16, reason: &str| {
-            let resp =
-                Response::for_request(&req, status, reason).with_to_tag(&new_tag(rand::random()));
-            this.respond(&key, resp, now);
+            this.respond(&key, Response::for_request(&req, status, reason), now);
         };
         if self.draining() {
-            let mut resp = Response::for_request(&req, 503, "Service Unavailable")
-                .with_to_tag(&new_tag(rand::random()));
+            let mut resp = Response::for_request(&req, 503, "Service Unavailable");
             resp.headers.push("Retry-After", "5");
             self.respond(&key, resp, now);
             return;

@@ -206,10 +206,8 @@ impl Engine {
                     .increment(1);
                 tracing::warn!(peer = %from.addr, error = %e, "invalid SIP request");
                 if req.method != Method::Ack {
-                    let mut resp = Response::for_request(req, e.status(), &e.reason());
-                    if resp.headers.to_tag().is_none() {
-                        resp = resp.with_to_tag(&acd_sip::transaction::new_tag(rand::random()));
-                    }
+                    let resp =
+                        call::with_local_tag(Response::for_request(req, e.status(), &e.reason()));
                     self.transports.send(from, resp.to_bytes());
                 }
                 return;

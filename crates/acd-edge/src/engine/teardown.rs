@@ -21,7 +21,9 @@ impl Engine {
         };
         let _e = call.span.clone().entered();
         self.shared.queued_calls.remove(id);
-        self.dialogs.retain(|_, (cid, _)| cid != id);
+        for leg_call_id in call.sip_call_ids() {
+            self.dialogs.remove(leg_call_id);
+        }
         let was = std::mem::replace(&mut call.phase, Phase::Ivr);
         self.end_caller_leg(&mut call, reason, now);
         self.end_agent_leg(&mut call, reason, now);
