@@ -317,29 +317,10 @@ pub fn read_wav_s16(path: &Path) -> Result<Vec<i16>> {
 }
 
 // ---------------------------------------------------------------------------
-// G.711 decoding (to recognise a constant level in RTP payloads)
+// G.711 decoding (to recognise a constant level in RTP payloads): the
+// project's own codec, so the test hears what the edge's relay would.
 
-pub fn ulaw_decode(b: u8) -> i16 {
-    let u = !b;
-    let mut t = (((u & 0x0F) as i32) << 3) + 0x84;
-    t <<= (u & 0x70) >> 4;
-    (if u & 0x80 != 0 { 0x84 - t } else { t - 0x84 }) as i16
-}
-
-pub fn alaw_decode(b: u8) -> i16 {
-    let a = b ^ 0x55;
-    let mut t = ((a & 0x0F) as i32) << 4;
-    let seg = (a & 0x70) >> 4;
-    match seg {
-        0 => t += 8,
-        1 => t += 0x108,
-        _ => {
-            t += 0x108;
-            t <<= seg - 1;
-        }
-    }
-    (if a & 0x80 != 0 { t } else { -t }) as i16
-}
+pub use acd_media::g711::{alaw_decode, ulaw_decode};
 
 /// Whether `sample` is `level` within the G.711 quantisation at that level (±1/16).
 pub fn near_level(sample: i16, level: i16) -> bool {
@@ -392,27 +373,15 @@ fn decode_level(pt: u8, payload: &[u8]) -> Option<i16> {
 }
 
 fn parse(pkt: &[u8], from: SocketAddr) -> Option<Packet> {
-    if pkt.len() < 12 || pkt[0] >> 6 != 2 {
-        return None;
-    }
-    let pt = pkt[1] & 0x7f;
-    if (72..=76).contains(&pt) {
-        return None; // RTCP
-    }
-    let ssrc = u32::from_be_bytes([pkt[8], pkt[9], pkt[10], pkt[11]]);
-    let cc = (pkt[0] & 0x0f) as usize;
-    let mut off = 12 + 4 * cc;
-    if pkt[0] & 0x10 != 0 && pkt.len() >= off + 4 {
-        let words = u16::from_be_bytes([pkt[off + 2], pkt[off + 3]]) as usize;
-        off += 4 + 4 * words;
-    }
-    let payload = pkt.get(off..).unwrap_or(&[]);
+    // RTCP and anything malformed is not counted.
+    let info = acd_media::rtp::parse(pkt).ok()?;
+    let pt = info.pt.get();
     Some(Packet {
         at: Instant::now(),
         from,
         pt,
-        ssrc,
-        level: decode_level(pt, payload),
+        ssrc: info.ssrc.0,
+        level: decode_level(pt, info.payload(pkt)),
     })
 }
 
@@ -497,15 +466,7 @@ impl MediaProbe {
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         for i in 0..count {
             tick.tick().await;
-            let seq = 2000u16.wrapping_add(i);
-            let ts = 160u32.wrapping_mul(i as u32);
-            let mut pkt = Vec::with_capacity(172);
-            pkt.push(0x80);
-            pkt.push(if i == 0 { 0x80 } else { 0x00 }); // marker on the first, PT 0
-            pkt.extend_from_slice(&seq.to_be_bytes());
-            pkt.extend_from_slice(&ts.to_be_bytes());
-            pkt.extend_from_slice(&ssrc.to_be_bytes());
-            pkt.resize(12 + 160, byte);
+            let pkt = crate::rtp::pcmu_packet(i, 2000, ssrc, &[], byte);
             self.socket.send_to(&pkt, to).await?;
         }
         Ok(())

@@ -147,20 +147,11 @@ impl RtpObserver {
     /// tagged in its payload, from this observer's socket to `to`.
     pub async fn send_tagged(&self, to: SocketAddr, ssrc: u32, count: u16) -> Result<()> {
         let mut tick = tokio::time::interval(Duration::from_millis(20));
-        let seq0: u16 = 1000;
+        let mut head = TAG.to_vec();
+        head.extend_from_slice(&ssrc.to_be_bytes());
         for i in 0..count {
             tick.tick().await;
-            let seq = seq0.wrapping_add(i);
-            let ts = 160u32.wrapping_mul(i as u32);
-            let mut pkt = Vec::with_capacity(172);
-            pkt.push(0x80);
-            pkt.push(if i == 0 { 0x80 } else { 0x00 }); // marker on the first, PT 0
-            pkt.extend_from_slice(&seq.to_be_bytes());
-            pkt.extend_from_slice(&ts.to_be_bytes());
-            pkt.extend_from_slice(&ssrc.to_be_bytes());
-            pkt.extend_from_slice(TAG);
-            pkt.extend_from_slice(&ssrc.to_be_bytes());
-            pkt.resize(12 + 160, 0xFF);
+            let pkt = pcmu_packet(i, 1000, ssrc, &head, 0xFF);
             self.socket.send_to(&pkt, to).await?;
         }
         Ok(())
@@ -171,27 +162,30 @@ fn record(st: &mut ObsStats, pkt: &[u8], from: SocketAddr) {
     st.total += 1;
     *st.sources.entry(from).or_default() += 1;
     st.last_source = Some(from);
-    if pkt.len() < 12 || pkt[0] >> 6 != 2 {
+    // RTCP and malformed datagrams are not audio.
+    let Ok(info) = acd_media::rtp::parse(pkt) else {
         st.non_rtp += 1;
         return;
-    }
-    let pt = pkt[1] & 0x7f;
-    // RTCP (PT 72-76 with the marker bit folded in) is not audio.
-    if (72..=76).contains(&pt) {
-        st.non_rtp += 1;
-        return;
-    }
-    let ssrc = u32::from_be_bytes([pkt[8], pkt[9], pkt[10], pkt[11]]);
-    *st.by_pt.entry(pt).or_default() += 1;
-    *st.by_ssrc.entry(ssrc).or_default() += 1;
-    let cc = (pkt[0] & 0x0f) as usize;
-    let mut off = 12 + 4 * cc;
-    if pkt[0] & 0x10 != 0 && pkt.len() >= off + 4 {
-        let words = u16::from_be_bytes([pkt[off + 2], pkt[off + 3]]) as usize;
-        off += 4 + 4 * words;
-    }
-    if pkt.len() >= off + 8 && &pkt[off..off + 4] == TAG {
-        let origin = u32::from_be_bytes([pkt[off + 4], pkt[off + 5], pkt[off + 6], pkt[off + 7]]);
+    };
+    *st.by_pt.entry(info.pt.get()).or_default() += 1;
+    *st.by_ssrc.entry(info.ssrc.0).or_default() += 1;
+    let payload = info.payload(pkt);
+    if payload.len() >= 8 && &payload[..4] == TAG {
+        let origin = u32::from_be_bytes([payload[4], payload[5], payload[6], payload[7]]);
         *st.tagged.entry(origin).or_default() += 1;
     }
+}
+
+/// The `i`-th of a run of 20 ms PCMU packets: marker on the first, payload
+/// `head` then `pad` up to 160 bytes.
+pub fn pcmu_packet(i: u16, seq0: u16, ssrc: u32, head: &[u8], pad: u8) -> Vec<u8> {
+    let mut pkt = Vec::with_capacity(172);
+    pkt.push(0x80);
+    pkt.push(if i == 0 { 0x80 } else { 0x00 });
+    pkt.extend_from_slice(&seq0.wrapping_add(i).to_be_bytes());
+    pkt.extend_from_slice(&160u32.wrapping_mul(u32::from(i)).to_be_bytes());
+    pkt.extend_from_slice(&ssrc.to_be_bytes());
+    pkt.extend_from_slice(head);
+    pkt.resize(12 + 160, pad);
+    pkt
 }
