@@ -3,8 +3,9 @@
 
 use std::process::Command;
 
-const CORES: [&str; 6] = [
+const CORES: [&str; 7] = [
     "acd-sip",
+    "acd-b2bua",
     "acd-media",
     "acd-routing",
     "acd-replication",

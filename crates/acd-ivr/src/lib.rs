@@ -99,7 +99,7 @@ impl Node {
 }
 
 /// The caller's place in a flow, carried by the edge.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Session {
     /// Current node; empty before the flow starts.
     pub node: String,
@@ -107,7 +107,7 @@ pub struct Session {
 }
 
 /// What happened to the caller since the last step.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Event {
     Started,
     PromptFinished,
@@ -116,7 +116,7 @@ pub enum Event {
 }
 
 /// What the edge must do next.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Action {
     Play { prompt: String },
     CollectDigits { max_digits: u32, timeout_ms: u32 },

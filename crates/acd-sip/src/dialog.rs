@@ -21,7 +21,7 @@ pub enum DialogError {
 }
 
 /// Dialog state (§12.1). `secure` is always false: no SIPS here.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Dialog {
     pub call_id: String,
     pub local_tag: String,

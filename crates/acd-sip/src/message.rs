@@ -24,7 +24,7 @@ pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// A SIP method (RFC 3261 §7.1 plus the common extensions).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Method {
     Invite,
     Ack,
@@ -255,7 +255,7 @@ pub fn split_list(value: &str) -> impl Iterator<Item = &str> {
 
 /// Ordered header list. Names are canonical long forms; values are verbatim
 /// (leading/trailing whitespace trimmed, folded lines joined with one space).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Headers {
     entries: Vec<(String, String)>,
 }
@@ -453,7 +453,7 @@ macro_rules! header_helpers {
 // Messages
 // ---------------------------------------------------------------------------
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Request {
     pub method: Method,
     pub uri: String,
@@ -461,7 +461,7 @@ pub struct Request {
     pub body: Vec<u8>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Response {
     pub status: u16,
     pub reason: String,
@@ -469,7 +469,7 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Message {
     Request(Request),
     Response(Response),

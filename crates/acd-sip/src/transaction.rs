@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use crate::message::{Message, Method, Request, Response};
 
 /// Timer base values (§17.1.1.1, Table 4).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Config {
     /// RTT estimate, default 500 ms.
     pub t1: Duration,
@@ -57,7 +57,7 @@ impl Config {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Transport {
     Udp,
     Tcp,
@@ -70,13 +70,13 @@ impl Transport {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Peer {
     pub addr: SocketAddr,
     pub transport: Transport,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Role {
     Client,
     Server,
@@ -85,7 +85,7 @@ pub enum Role {
 /// Transaction identity. Server side (§17.2.3): top Via branch + sent-by + method,
 /// with ACK mapped to INVITE. Client side (§17.1.3): top Via branch + CSeq method
 /// (sent-by is our own and included for symmetry).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct TxKey {
     pub role: Role,
     pub branch: String,

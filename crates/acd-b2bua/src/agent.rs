@@ -1,0 +1,420 @@
+//! The agent leg: commands from the distributor, the INVITE to the agent's
+//! softphone, its answer or failure, ring-no-answer, and responses to our
+//! client transactions.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use acd_sip::dialog::Dialog;
+use acd_sip::message::uri_user;
+use acd_sip::transaction::build_cancel;
+use acd_sip::{Method, Request, Response, TxKey};
+
+use crate::call::{AgentLeg, CallerState, Established, LegSdp, Phase, RingingAgent};
+use crate::core::{ClientTx, EdgeCore, ALLOW, SUPPORTED};
+use crate::dialogs::next_hop;
+use crate::ids::{AgentId, CallId, Side};
+use crate::incoming::caller_info;
+use crate::io::{FromDistributor, MediaCommand, ToDistributor};
+use crate::registrar::contact_peer;
+use crate::session_timer;
+use crate::teardown::EndReason;
+use crate::timers::{TimerKey, TimerKind};
+
+impl EdgeCore {
+    pub(crate) fn distributor(&mut self, term: u64, cmd: FromDistributor, now: Instant) {
+        // Fencing: never act on a leader older than one already heard.
+        if term < self.term {
+            metrics::counter!("acd_edge_stale_term_total").increment(1);
+            tracing::warn!(
+                term,
+                current = self.term,
+                "command from a stale distributor refused"
+            );
+            return;
+        }
+        self.term = term;
+        match cmd {
+            FromDistributor::Connect {
+                call,
+                agent,
+                extension,
+            } => self.connect_agent(call, agent, extension, now),
+            FromDistributor::Queued {
+                call,
+                queue,
+                position,
+            } => {
+                if self.calls.contains_key(&call) {
+                    tracing::info!(call_id = %call, %queue, position, "queued");
+                }
+            }
+            FromDistributor::Unknown { call } => self.enqueue_again(&call),
+            FromDistributor::Rejected { call, reason } => {
+                if self.calls.contains_key(&call) {
+                    tracing::warn!(call_id = %call, %reason, "distributor rejected the call");
+                    self.end_call(&call, EndReason::Rejected, now);
+                }
+            }
+        }
+    }
+
+    /// The distributor lost this call: a caller still waiting is enqueued
+    /// again rather than left on hold.
+    fn enqueue_again(&mut self, id: &CallId) {
+        let Some(call) = self.calls.get(id) else {
+            return;
+        };
+        let (Phase::Queued, Some(enqueue)) = (&call.phase, call.enqueued.clone()) else {
+            return;
+        };
+        tracing::warn!(call_id = %id, queue = %enqueue.queue, "distributor lost the call; enqueuing it again");
+        metrics::counter!("acd_edge_reenqueued_calls_total").increment(1);
+        self.report(ToDistributor::Enqueue(enqueue));
+    }
+
+    fn connect_agent(&mut self, id: CallId, agent: AgentId, extension: String, now: Instant) {
+        let span = tracing::info_span!("call", call_id = %id);
+        let _e = span.enter();
+        let Some(call) = self.calls.get(&id) else {
+            // The caller left while the offer was on its way.
+            self.report(ToDistributor::Abandon { call: id });
+            return;
+        };
+        if !matches!(call.phase, Phase::Queued) {
+            tracing::warn!(%agent, phase = call.phase.name(), "connect for a call not waiting in a queue; refused");
+            metrics::counter!("acd_edge_connect_refused_total", "reason" => "not_queued")
+                .increment(1);
+            return self.report(ToDistributor::AgentFailed {
+                call: id,
+                agent,
+                reason: "call is not waiting".into(),
+                sip_status: 0,
+            });
+        }
+        let Some(binding) = self.registrar.lookup(&extension, now).cloned() else {
+            tracing::warn!(%agent, %extension, "agent's extension is not registered");
+            return self.report(ToDistributor::AgentFailed {
+                call: id,
+                agent,
+                reason: format!("extension {extension} not registered"),
+                sip_status: 0,
+            });
+        };
+        let peer = contact_peer(&binding.contact).unwrap_or(binding.peer);
+        let ip = self.cfg.listen.public_ip;
+        let (caller_codec, agent_port, caller) = {
+            let c = &call.caller;
+            let port = call.ports.map(|p| p.agent).unwrap_or(0);
+            (c.sdp.codec, port, caller_info(&c.invite, &call.did))
+        };
+        let mut sdp = LegSdp::new(u64::from(self.rng.next_u32()), caller_codec);
+        sdp.port = agent_port;
+        let body = sdp.offer(ip);
+        let branch = self.rng.branch();
+        let from_tag = self.rng.tag();
+        let sip_call_id = format!("{:016x}@acd", self.rng.next_u64());
+        let mut req = Request::new(Method::Invite, binding.contact.clone());
+        req.headers.push(
+            "Via",
+            format!("{};branch={branch};rport", self.via(peer.transport)),
+        );
+        req.headers.push("Max-Forwards", "70");
+        let display = if caller.display_name.is_empty() {
+            String::new()
+        } else {
+            format!("\"{}\" ", caller.display_name.replace('"', ""))
+        };
+        let caller_user = uri_user(&caller.from_uri).unwrap_or("anonymous");
+        req.headers.push(
+            "From",
+            format!(
+                "{display}<sip:{caller_user}@{}>;tag={from_tag}",
+                self.cfg.realm
+            ),
+        );
+        req.headers
+            .push("To", format!("<sip:{extension}@{}>", self.cfg.realm));
+        req.headers.push("Call-ID", sip_call_id);
+        req.headers.push("CSeq", "1 INVITE");
+        req.headers.push(
+            "Contact",
+            format!("<{}>", self.local_contact(peer.transport)),
+        );
+        req.headers.push("Allow", ALLOW);
+        req.headers.push("Supported", SUPPORTED);
+        req.headers.push(
+            "Session-Expires",
+            self.cfg.session_expires.as_secs().to_string(),
+        );
+        req.headers.push("X-ACD-Call-ID", id.0.clone());
+        req.headers.push("Content-Type", "application/sdp");
+        req.body = body.into_bytes();
+        tracing::info!(%agent, %extension, contact = %binding.contact, "ringing agent");
+        let key = self.tx.send_request(req.clone(), peer, now);
+        self.by_invite
+            .insert(key.clone(), (id.clone(), Side::Agent));
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.phase = Phase::Ringing(Box::new(RingingAgent {
+                agent,
+                extension,
+                invite: req,
+                key,
+                peer,
+                cancelled: false,
+                sdp,
+            }));
+        }
+        let ring = self.cfg.ring_timeout;
+        self.set_timer(&id, TimerKind::Ring, ring, now);
+    }
+
+    /// Ring-no-answer: CANCEL the agent's INVITE; its 487 reports the failure.
+    pub(crate) fn ring_timeout(&mut self, id: &CallId, now: Instant) {
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        let Phase::Ringing(r) = &mut call.phase else {
+            return;
+        };
+        if r.cancelled {
+            return;
+        }
+        r.cancelled = true;
+        tracing::info!(agent = %r.agent, "agent did not answer in time");
+        let (cancel, peer) = (build_cancel(&r.invite), r.peer);
+        self.tx.send_request(cancel, peer, now);
+    }
+
+    /// Responses to our client transactions.
+    pub(crate) fn response(&mut self, key: &TxKey, resp: Response, now: Instant) {
+        if let Some((id, Side::Agent)) = self.by_invite.get(key).cloned() {
+            let span = tracing::info_span!("call", call_id = %id);
+            let _e = span.enter();
+            return self.agent_invite_response(&id, key, resp, now);
+        }
+        if let Some(invite) = self.orphans.get(key).cloned() {
+            if resp.is_success() {
+                self.ack_and_bye(&invite, &resp, now);
+            }
+            return;
+        }
+        if let Some((id, side, purpose)) = self.by_client_tx.get(key).cloned() {
+            if resp.status >= 200 {
+                self.by_client_tx.remove(key);
+            }
+            if purpose == ClientTx::Reinvite {
+                self.reinvite_response(&id, side, key, resp, now);
+            }
+            return;
+        }
+        if key.method == Method::Invite && resp.is_success() {
+            // A 2xx for an INVITE we no longer know: the phone is in a call
+            // nobody will use. ACK and BYE it (§13.2.2.4, §15).
+            metrics::counter!("acd_sip_orphan_2xx_total").increment(1);
+            self.ack_and_bye_unknown(&resp, now);
+        }
+    }
+
+    fn agent_invite_response(&mut self, id: &CallId, key: &TxKey, resp: Response, now: Instant) {
+        let Some(call) = self.calls.get(id) else {
+            return;
+        };
+        match &call.phase {
+            Phase::Ringing(r) if r.key == *key => {
+                if resp.is_provisional() {
+                    return;
+                }
+                if resp.is_success() && !r.cancelled {
+                    return self.agent_answered(id, resp, now);
+                }
+                let (agent, invite, cancelled) = (r.agent.clone(), r.invite.clone(), r.cancelled);
+                if resp.is_success() {
+                    // Our CANCEL crossed the answer: hang the phone up.
+                    self.ack_and_bye(&invite, &resp, now);
+                }
+                let reason = if cancelled {
+                    "no answer".to_string()
+                } else {
+                    format!("{} {}", resp.status, resp.reason)
+                };
+                self.agent_failed(id, agent, &reason, resp.status);
+            }
+            Phase::Bridged(a) if a.key == *key && resp.is_success() => {
+                // The agent retransmits its 2xx: our ACK was lost.
+                let (to, ack) = (a.ack_to, a.ack.clone());
+                self.transmit(to, ack);
+            }
+            _ => {
+                if resp.is_success() {
+                    self.ack_and_bye_unknown(&resp, now);
+                }
+            }
+        }
+    }
+
+    fn agent_answered(&mut self, id: &CallId, resp: Response, now: Instant) {
+        let branch = self.rng.branch();
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        let Phase::Ringing(r) = &call.phase else {
+            return;
+        };
+        let r = r.clone();
+        let dialog = match Dialog::uac(&r.invite, &resp) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "agent's 200 OK cannot form a dialog");
+                metrics::counter!("acd_agent_leg_failures_total", "reason" => "bad_2xx")
+                    .increment(1);
+                return self.agent_failed(id, r.agent, "unusable 200 OK", 500);
+            }
+        };
+        let via = self.via(r.peer.transport);
+        let ack = dialog.ack_for_2xx(1, &via, &branch);
+        let ack_to = next_hop(&dialog, r.peer);
+        let ack_bytes = ack.to_bytes();
+        self.transmit(ack_to, ack_bytes.clone());
+        self.cancel_timer(id, TimerKind::Ring);
+        let mut sdp = r.sdp.clone();
+        let answer = acd_media::parse_sdp(&resp.body).ok();
+        let media = answer.as_ref().and_then(|a| {
+            let codec = a.payload_types.iter().find_map(|pt| a.codec_for(*pt))?;
+            Some((SocketAddr::new(a.conn_ip, a.audio_port), codec, a))
+        });
+        if let Some((remote, codec, a)) = &media {
+            sdp.codec = *codec;
+            sdp.pt = a.pt_for(*codec).unwrap_or(sdp.pt);
+            sdp.remote = Some(*remote);
+            sdp.direction = a.direction.reversed();
+        }
+        self.by_dialog.insert(
+            (
+                dialog.call_id.clone(),
+                dialog.local_tag.clone(),
+                dialog.remote_tag.clone(),
+            ),
+            (id.clone(), Side::Agent),
+        );
+        let timer = session_timer::from_uac_2xx(&resp);
+        let call = match self.calls.get_mut(id) {
+            Some(c) => c,
+            None => return,
+        };
+        call.phase = Phase::Bridged(Box::new(AgentLeg {
+            agent: r.agent.clone(),
+            key: r.key.clone(),
+            invite_cseq: 1,
+            ack: ack_bytes,
+            ack_to,
+            est: Established {
+                dialog,
+                peer: r.peer,
+                awaiting_ack: None,
+                session_timer: timer,
+                reinvite_out: None,
+            },
+            sdp,
+        }));
+        match media {
+            Some((agent_remote, agent_codec, _)) => self.media(
+                id,
+                MediaCommand::Bridge {
+                    agent_remote,
+                    agent_codec,
+                },
+            ),
+            None => tracing::warn!("agent answered without usable SDP; no media bridge"),
+        }
+        if let Some(st) = timer {
+            self.arm_session_timer(id, Side::Agent, st, now);
+        }
+        tracing::info!(agent = %r.agent, "agent answered, bridged");
+        metrics::counter!("acd_calls_bridged_total").increment(1);
+        self.report(ToDistributor::AgentAnswered {
+            call: id.clone(),
+            agent: r.agent,
+        });
+        let caller_answered = self
+            .calls
+            .get(id)
+            .is_some_and(|c| matches!(c.caller.state, CallerState::Answered(_)));
+        if !caller_answered {
+            self.answer_caller(id, now);
+        }
+    }
+
+    pub(crate) fn agent_failed(&mut self, id: &CallId, agent: AgentId, reason: &str, status: u16) {
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        if let Phase::Ringing(r) = &call.phase {
+            self.by_invite.remove(&r.key);
+        }
+        call.phase = Phase::Queued;
+        self.timers
+            .cancel(&TimerKey::Call(id.clone(), TimerKind::Ring));
+        tracing::warn!(%agent, %reason, "agent leg failed, call back to queue");
+        metrics::counter!("acd_agent_leg_failures_total", "reason" => "response").increment(1);
+        self.report(ToDistributor::AgentFailed {
+            call: id.clone(),
+            agent,
+            reason: reason.to_string(),
+            sip_status: status,
+        });
+    }
+
+    /// Timer B or F of one of our client transactions.
+    pub(crate) fn client_timeout(&mut self, key: &TxKey, now: Instant) {
+        if let Some((id, Side::Agent)) = self.by_invite.get(key).cloned() {
+            if let Some(Phase::Ringing(r)) = self.phase_of(&id) {
+                if r.key == *key {
+                    let agent = r.agent.clone();
+                    return self.agent_failed(&id, agent, "agent did not respond (timer B)", 408);
+                }
+            }
+            return;
+        }
+        if let Some((id, side, ClientTx::Reinvite)) = self.by_client_tx.remove(key) {
+            tracing::warn!(call_id = %id, ?side, "re-INVITE timed out: the peer is gone");
+            metrics::counter!("acd_calls_dead_total", "reason" => "reinvite_timeout").increment(1);
+            self.end_call(&id, EndReason::DialogGone(side), now);
+        }
+    }
+
+    /// ACK a 2xx to `invite` and hang up at once (§15: a UAC that does not
+    /// want the session sends ACK then BYE).
+    pub(crate) fn ack_and_bye(&mut self, invite: &Request, resp: &Response, now: Instant) {
+        let Ok(mut d) = Dialog::uac(invite, resp) else {
+            return;
+        };
+        let peer = contact_peer(&d.remote_target).or_else(|| contact_peer(&invite.uri));
+        let Some(peer) = peer else {
+            return;
+        };
+        let via = self.via(peer.transport);
+        let (b1, b2) = (self.rng.branch(), self.rng.branch());
+        let to = next_hop(&d, peer);
+        self.transmit(to, d.ack_for_2xx(1, &via, &b1).to_bytes());
+        let bye = d.request(Method::Bye, &via, &b2, "");
+        let key = self.tx.send_request(bye, to, now);
+        metrics::counter!("acd_agent_legs_hung_up_total", "reason" => "late_2xx").increment(1);
+        tracing::info!(bye = %key.branch, "late 200 OK acknowledged and hung up");
+    }
+
+    fn ack_and_bye_unknown(&mut self, resp: &Response, now: Instant) {
+        let Some(contact) = resp.headers.contact_uri().map(str::to_string) else {
+            return;
+        };
+        let mut req = Request::new(Method::Invite, contact);
+        for h in ["From", "Call-ID"] {
+            if let Some(v) = resp.headers.get(h) {
+                req.headers.push(h, v);
+            }
+        }
+        req.headers.push("To", resp.headers.get("To").unwrap_or(""));
+        req.headers.push("CSeq", "1 INVITE");
+        self.ack_and_bye(&req, resp, now);
+    }
+}

@@ -1,0 +1,329 @@
+//! The core: state, indexes and the input/output plumbing. Handlers for each
+//! concept live in their own modules as `impl EdgeCore` blocks.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use acd_sip::message::validate_request;
+use acd_sip::{Message, Method, Peer, Response, TransactionLayer, Transport, TxKey};
+
+use crate::admission::Load;
+use crate::call::{Call, Phase};
+use crate::config::CoreConfig;
+use crate::ids::{CallId, Rng, Side};
+use crate::io::{Input, MediaCommand, Output, ToDistributor};
+use crate::registrar::Registrar;
+use crate::timers::{TimerKey, TimerKind, Timers};
+
+pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE";
+pub(crate) const SUPPORTED: &str = "timer";
+
+/// Dialog identity as seen on an incoming request: (Call-ID, our tag, their tag).
+pub(crate) type DialogKey = (String, String, String);
+
+/// Why a client transaction of ours was sent, to route its responses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ClientTx {
+    /// The INVITE that rings the agent.
+    AgentInvite,
+    Bye,
+    /// A re-INVITE: session refresh or a hold/unhold passed on.
+    Reinvite,
+}
+
+/// The sans-IO B2BUA. Feed it with [`EdgeCore::handle`] and
+/// [`EdgeCore::handle_timeout`], then drain [`EdgeCore::poll_output`] until
+/// `None` and sleep until [`EdgeCore::poll_timeout`].
+pub struct EdgeCore {
+    pub(crate) cfg: CoreConfig,
+    pub(crate) tx: TransactionLayer,
+    pub(crate) calls: HashMap<CallId, Call>,
+    /// Caller INVITE server transactions and agent INVITE client transactions.
+    pub(crate) by_invite: HashMap<TxKey, (CallId, Side)>,
+    pub(crate) by_dialog: HashMap<DialogKey, (CallId, Side)>,
+    /// Our BYEs and re-INVITEs.
+    pub(crate) by_client_tx: HashMap<TxKey, (CallId, Side, ClientTx)>,
+    /// Agent INVITEs of ended calls: a late 2xx gets ACK and BYE.
+    pub(crate) orphans: HashMap<TxKey, acd_sip::Request>,
+    pub(crate) registrar: Registrar,
+    pub(crate) timers: Timers,
+    pub(crate) rng: Rng,
+    pub(crate) term: u64,
+    pub(crate) next_token: u64,
+    pub(crate) draining: bool,
+    pub(crate) load: Load,
+    /// Unix seconds at `clock_base` (digest nonces carry wall-clock time).
+    pub(crate) unix_base: (u64, Instant),
+    pub(crate) out: VecDeque<Output>,
+}
+
+impl EdgeCore {
+    /// `seed` drives every tag, branch and id; `unix_now` is the wall clock
+    /// at `now` (for digest nonces, which other edges must accept too).
+    pub fn new(cfg: CoreConfig, seed: u64, now: Instant, unix_now: u64) -> EdgeCore {
+        let registrar = Registrar::new(&cfg.realm, cfg.nonce_secret, cfg.extensions.clone());
+        let load = Load::new(&cfg.admission, now);
+        EdgeCore {
+            tx: TransactionLayer::new(cfg.sip),
+            cfg,
+            calls: HashMap::new(),
+            by_invite: HashMap::new(),
+            by_dialog: HashMap::new(),
+            by_client_tx: HashMap::new(),
+            orphans: HashMap::new(),
+            registrar,
+            timers: Timers::default(),
+            rng: Rng::new(seed),
+            term: 0,
+            next_token: 1,
+            draining: false,
+            load,
+            unix_base: (unix_now, now),
+            out: VecDeque::new(),
+        }
+    }
+
+    pub fn handle(&mut self, input: Input, now: Instant) {
+        match input {
+            Input::Sip {
+                msg,
+                from,
+                received,
+            } => {
+                self.load.observe(now.saturating_duration_since(received));
+                self.sip(msg, from, now);
+            }
+            Input::Distributor { term, cmd } => self.distributor(term, cmd, now),
+            Input::IvrReply { call, step, reply } => self.ivr_reply(&call, step, reply, now),
+            Input::MediaReady { call, ports } => self.media_ready(&call, ports, now),
+            Input::MediaFailed { call, reason } => self.media_failed(&call, &reason, now),
+            Input::Media(ev) => self.media_event(ev, now),
+            Input::Drain => self.draining = true,
+        }
+        self.flush_tx(now);
+    }
+
+    /// Fires every deadline due at `now` (early calls are harmless).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.tx.handle_timeout(now);
+        self.flush_tx(now);
+        while let Some(key) = self.timers.pop_due(now) {
+            self.fire(key, now);
+            self.flush_tx(now);
+        }
+    }
+
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match (self.tx.poll_timeout(), self.timers.next()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Smoothed delay between a message's arrival and its handling.
+    pub fn lateness(&self) -> Duration {
+        self.load.lateness()
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining
+    }
+
+    pub fn active_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    pub fn transactions(&self) -> usize {
+        self.tx.len()
+    }
+
+    pub fn registrations(&self, now: Instant) -> usize {
+        self.registrar.count(now)
+    }
+
+    /// Calls handed to the distributor and not ended: announced again when
+    /// the distributor stream re-attaches, so their offers find this edge.
+    pub fn queued_calls(&self) -> Vec<CallId> {
+        let mut v: Vec<CallId> = self
+            .calls
+            .values()
+            .filter(|c| c.enqueued.is_some())
+            .map(|c| c.id.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Phase name of a call, for tests and status.
+    pub fn call_phase(&self, call: &CallId) -> Option<&'static str> {
+        self.calls.get(call).map(|c| c.phase.name())
+    }
+
+    pub fn call_ids(&self) -> Vec<CallId> {
+        let mut v: Vec<CallId> = self.calls.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    pub(crate) fn unix_now(&self, now: Instant) -> u64 {
+        self.unix_base.0 + now.saturating_duration_since(self.unix_base.1).as_secs()
+    }
+
+    pub(crate) fn emit(&mut self, out: Output) {
+        self.out.push_back(out);
+    }
+
+    pub(crate) fn report(&mut self, msg: ToDistributor) {
+        self.out.push_back(Output::Distributor(msg));
+    }
+
+    pub(crate) fn media(&mut self, call: &CallId, cmd: MediaCommand) {
+        self.out.push_back(Output::Media {
+            call: call.clone(),
+            cmd,
+        });
+    }
+
+    pub(crate) fn transmit(&mut self, to: Peer, bytes: Vec<u8>) {
+        self.out.push_back(Output::Transmit { to, bytes });
+    }
+
+    pub(crate) fn set_timer(
+        &mut self,
+        call: &CallId,
+        kind: TimerKind,
+        after: Duration,
+        now: Instant,
+    ) {
+        self.timers
+            .set(TimerKey::Call(call.clone(), kind), now + after);
+    }
+
+    pub(crate) fn cancel_timer(&mut self, call: &CallId, kind: TimerKind) {
+        self.timers.cancel(&TimerKey::Call(call.clone(), kind));
+    }
+
+    fn sip(&mut self, msg: Message, from: Peer, now: Instant) {
+        if let Message::Request(req) = &msg {
+            if let Err(e) = validate_request(req) {
+                metrics::counter!("acd_sip_bad_requests_total", "status" => e.status().to_string())
+                    .increment(1);
+                tracing::warn!(peer = %from.addr, error = %e, "invalid SIP request");
+                if req.method != Method::Ack {
+                    let resp =
+                        self.with_local_tag(Response::for_request(req, e.status(), &e.reason()));
+                    self.transmit(from, resp.to_bytes());
+                }
+                return;
+            }
+        }
+        self.tx.handle_incoming(msg, from, now);
+    }
+
+    /// Drains the transaction layer's outputs into our handlers.
+    pub(crate) fn flush_tx(&mut self, now: Instant) {
+        use acd_sip::Output as T;
+        while let Some(out) = self.tx.poll_output() {
+            match out {
+                T::Transmit { to, bytes } => self.transmit(to, bytes),
+                T::Request { key, req, from } => self.request(key, req, from, now),
+                T::Cancel {
+                    key, invite, req, ..
+                } => self.cancel(key, invite, &req, now),
+                T::Ack { req, .. } => self.ack(&req, now),
+                T::Response { key, resp } => self.response(&key, resp, now),
+                T::StrayResponse { resp, from } => {
+                    metrics::counter!("acd_sip_stray_responses_total").increment(1);
+                    tracing::debug!(peer = %from.addr, status = resp.status, "stray response");
+                }
+                T::Timeout { key } => self.client_timeout(&key, now),
+                T::Terminated { key } => self.terminated(&key),
+            }
+        }
+    }
+
+    fn terminated(&mut self, key: &TxKey) {
+        if key.role == acd_sip::transaction::Role::Client && key.method != Method::Invite {
+            self.by_client_tx.remove(key);
+        }
+    }
+
+    fn fire(&mut self, key: TimerKey, now: Instant) {
+        match key {
+            TimerKey::Orphan(tx) => {
+                self.orphans.remove(&tx);
+                self.by_invite.remove(&tx);
+            }
+            TimerKey::Call(call, kind) => {
+                if !self.calls.contains_key(&call) {
+                    return;
+                }
+                let span = tracing::info_span!("call", call_id = %call);
+                let _e = span.enter();
+                match kind {
+                    TimerKind::Retransmit2xx(side) => self.retransmit_2xx(&call, side, now),
+                    TimerKind::NoAck(side) => self.no_ack(&call, side, now),
+                    TimerKind::Ring => self.ring_timeout(&call, now),
+                    TimerKind::Digits(step) => self.digits_timeout(&call, step, now),
+                    TimerKind::SessionExpiry(side) => self.session_expired(&call, side, now),
+                    TimerKind::SessionRefresh(side) => self.refresh_session(&call, side, now),
+                }
+            }
+        }
+    }
+
+    /// §8.2.6.2: a final response to a request without a To tag gets one.
+    pub(crate) fn with_local_tag(&mut self, resp: Response) -> Response {
+        if resp.status >= 200 && resp.headers.to_tag().is_none() {
+            let tag = self.rng.tag();
+            resp.with_to_tag(&tag)
+        } else {
+            resp
+        }
+    }
+
+    pub(crate) fn respond(&mut self, key: &TxKey, resp: Response, now: Instant) {
+        let resp = self.with_local_tag(resp);
+        if resp.status >= 300 {
+            metrics::counter!("acd_sip_error_responses_total", "status" => resp.status.to_string())
+                .increment(1);
+        }
+        self.tx.send_response(key, resp, now);
+    }
+
+    pub(crate) fn local_contact(&self, transport: Transport) -> String {
+        let l = &self.cfg.listen;
+        match transport {
+            Transport::Udp => format!("sip:acd@{}", host_port(l.public_ip, l.udp_port)),
+            Transport::Tcp => format!(
+                "sip:acd@{};transport=tcp",
+                host_port(l.public_ip, l.tcp_port)
+            ),
+        }
+    }
+
+    pub(crate) fn via(&self, transport: Transport) -> String {
+        let l = &self.cfg.listen;
+        match transport {
+            Transport::Udp => format!("SIP/2.0/UDP {}", host_port(l.public_ip, l.udp_port)),
+            Transport::Tcp => format!("SIP/2.0/TCP {}", host_port(l.public_ip, l.tcp_port)),
+        }
+    }
+
+    pub(crate) fn phase_of(&self, call: &CallId) -> Option<&Phase> {
+        self.calls.get(call).map(|c| &c.phase)
+    }
+}
+
+pub(crate) fn host_port(ip: std::net::IpAddr, port: u16) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => format!("{v4}:{port}"),
+        std::net::IpAddr::V6(v6) => format!("[{v6}]:{port}"),
+    }
+}

@@ -1,0 +1,213 @@
+//! What goes into the core and what comes out of it. Every output is one
+//! variant of [`Output`]; the shell drains them with `poll_output()` and
+//! sleeps until `poll_timeout()`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use acd_media::sdp::Direction;
+use acd_media::Codec;
+use acd_sip::{Message, Peer};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{AgentId, CallId, PlayToken, Side, StepNo};
+
+/// Everything the core reacts to.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Input {
+    /// A parsed SIP message; `received` is when its bytes arrived, so the
+    /// core can see how late its loop runs.
+    Sip {
+        msg: Message,
+        from: Peer,
+        received: Instant,
+    },
+    /// A command from the distributor, with the leader's term (fencing).
+    Distributor {
+        term: u64,
+        cmd: FromDistributor,
+    },
+    /// The answer to an IVR step (or why no runner answered).
+    IvrReply {
+        call: CallId,
+        step: StepNo,
+        reply: Result<IvrReply, String>,
+    },
+    /// Media sockets for a call are bound.
+    MediaReady {
+        call: CallId,
+        ports: MediaPorts,
+    },
+    /// Media sockets could not be bound.
+    MediaFailed {
+        call: CallId,
+        reason: String,
+    },
+    Media(MediaEvent),
+    /// Stop taking new calls; existing dialogs carry on.
+    Drain,
+}
+
+/// Commands from the distributor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FromDistributor {
+    /// Ring this agent's extension and bridge the call on answer.
+    Connect {
+        call: CallId,
+        agent: AgentId,
+        extension: String,
+    },
+    Queued {
+        call: CallId,
+        queue: String,
+        position: u32,
+    },
+    Rejected {
+        call: CallId,
+        reason: String,
+    },
+    /// The distributor does not hold a call we announced (it lost it).
+    Unknown {
+        call: CallId,
+    },
+}
+
+/// Reports to the distributor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ToDistributor {
+    Enqueue(Enqueue),
+    Abandon {
+        call: CallId,
+    },
+    AgentAnswered {
+        call: CallId,
+        agent: AgentId,
+    },
+    AgentFailed {
+        call: CallId,
+        agent: AgentId,
+        reason: String,
+        sip_status: u16,
+    },
+    CallEnded {
+        call: CallId,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enqueue {
+    pub call: CallId,
+    pub queue: String,
+    pub priority: i32,
+    pub caller: CallerInfo,
+}
+
+/// Caller data for the distributor and the agent's call pop.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallerInfo {
+    pub from_uri: String,
+    pub display_name: String,
+    pub did: String,
+    pub variables: BTreeMap<String, String>,
+}
+
+/// One step of the stateless IVR for the shell to run on some runner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IvrStep {
+    pub call: CallId,
+    pub step: StepNo,
+    pub flow: String,
+    pub session: acd_ivr::Session,
+    pub event: IvrEvent,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IvrEvent {
+    Started { did: String, caller: String },
+    PromptFinished,
+    Digits(String),
+    Timeout,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IvrReply {
+    pub session: Option<acd_ivr::Session>,
+    pub actions: Vec<IvrAction>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IvrAction {
+    Play { prompt: String },
+    Collect { max_digits: u32, timeout_ms: u32 },
+    Enqueue { queue: String, priority: i32 },
+    Hangup { reason: String },
+}
+
+/// The two RTP ports of a call (caller leg, agent leg).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaPorts {
+    pub caller: u16,
+    pub agent: u16,
+}
+
+/// What the call's media must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MediaCommand {
+    /// Bind the call's RTP sockets; answer with `MediaReady` / `MediaFailed`.
+    Allocate {
+        caller_remote: Option<SocketAddr>,
+        caller_codec: Codec,
+    },
+    Play {
+        prompt: String,
+        looping: bool,
+        token: PlayToken,
+    },
+    StopPlayback,
+    /// The agent answered: relay both ways.
+    Bridge {
+        agent_remote: SocketAddr,
+        agent_codec: Codec,
+    },
+    /// A (re-)negotiation changed a leg's remote address, codec or direction.
+    Update {
+        side: Side,
+        remote: Option<SocketAddr>,
+        codec: Codec,
+        direction: Direction,
+    },
+    /// The call is over: close its sockets.
+    Release,
+}
+
+/// What the media reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MediaEvent {
+    PromptFinished {
+        call: CallId,
+        token: PlayToken,
+    },
+    /// No RTP on this leg for the configured media timeout.
+    Inactive {
+        call: CallId,
+        side: Side,
+    },
+}
+
+/// Everything the core asks the shell to do.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Output {
+    Transmit { to: Peer, bytes: Vec<u8> },
+    Distributor(ToDistributor),
+    Ivr(IvrStep),
+    Media { call: CallId, cmd: MediaCommand },
+}

@@ -1,0 +1,215 @@
+//! Running the caller through the flow: steps out to the stateless IVR
+//! runners (each with a number, so a late or duplicated reply is ignored)
+//! and the actions they return.
+
+use std::time::{Duration, Instant};
+
+use crate::call::{IvrWait, Phase};
+use crate::core::EdgeCore;
+use crate::ids::{CallId, PlayToken, StepNo};
+use crate::incoming::caller_info;
+use crate::io::{
+    Enqueue, IvrAction, IvrEvent, IvrReply, IvrStep, MediaCommand, MediaEvent, Output,
+    ToDistributor,
+};
+use crate::teardown::EndReason;
+use crate::timers::TimerKind;
+
+impl EdgeCore {
+    pub(crate) fn start_ivr(&mut self, id: &CallId, did: String, caller: String, now: Instant) {
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        call.phase = Phase::Ivr {
+            session: acd_ivr::Session::default(),
+            step: StepNo(0),
+            wait: IvrWait::Reply,
+        };
+        self.ivr_step(id, IvrEvent::Started { did, caller }, now);
+    }
+
+    fn ivr_step(&mut self, id: &CallId, event: IvrEvent, _now: Instant) {
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        let Phase::Ivr {
+            session,
+            step,
+            wait,
+        } = &mut call.phase
+        else {
+            return;
+        };
+        step.0 += 1;
+        *wait = IvrWait::Reply;
+        let out = IvrStep {
+            call: id.clone(),
+            step: *step,
+            flow: call.flow.clone(),
+            session: session.clone(),
+            event,
+        };
+        self.emit(Output::Ivr(out));
+    }
+
+    pub(crate) fn ivr_reply(
+        &mut self,
+        id: &CallId,
+        got: StepNo,
+        reply: Result<IvrReply, String>,
+        now: Instant,
+    ) {
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        let span = tracing::info_span!("call", call_id = %id);
+        let _e = span.enter();
+        let Phase::Ivr {
+            session,
+            step,
+            wait,
+        } = &mut call.phase
+        else {
+            metrics::counter!("acd_edge_ivr_replies_ignored_total", "reason" => "not_in_ivr")
+                .increment(1);
+            return;
+        };
+        if *step != got || *wait != IvrWait::Reply {
+            metrics::counter!("acd_edge_ivr_replies_ignored_total", "reason" => "stale")
+                .increment(1);
+            tracing::debug!(
+                expected = step.0,
+                got = got.0,
+                "late or duplicated IVR reply ignored"
+            );
+            return;
+        }
+        let actions = match reply {
+            Ok(r) => {
+                if let Some(s) = r.session {
+                    *session = s;
+                }
+                r.actions
+            }
+            Err(e) => {
+                // No runner answered: the caller must not hear silence.
+                metrics::counter!("acd_edge_ivr_fallbacks_total").increment(1);
+                let queue = self
+                    .cfg
+                    .flows
+                    .get(&call.flow)
+                    .map(|f| f.fallback_queue.clone())
+                    .unwrap_or_default();
+                tracing::warn!(error = %e, %queue, "IVR unavailable, using the flow's fallback queue");
+                vec![IvrAction::Enqueue { queue, priority: 0 }]
+            }
+        };
+        for action in actions {
+            self.ivr_action(id, action, now);
+        }
+    }
+
+    fn ivr_action(&mut self, id: &CallId, action: IvrAction, now: Instant) {
+        let token = PlayToken(self.next_token);
+        self.next_token += 1;
+        let known_prompt = |p: &str| self.cfg.prompts.contains(p);
+        match action {
+            IvrAction::Play { prompt } if known_prompt(&prompt) => {
+                self.set_wait(id, IvrWait::Prompt(token));
+                self.media(
+                    id,
+                    MediaCommand::Play {
+                        prompt,
+                        looping: false,
+                        token,
+                    },
+                );
+            }
+            IvrAction::Play { prompt } => {
+                tracing::warn!(%prompt, "unknown prompt, skipping");
+                self.ivr_step(id, IvrEvent::PromptFinished, now);
+            }
+            IvrAction::Collect { timeout_ms, .. } => {
+                // Digits (RFC 4733 / INFO) arrive in a later issue; until then the menu times out.
+                self.set_wait(id, IvrWait::Digits);
+                if let Some(Phase::Ivr { step, .. }) = self.phase_of(id) {
+                    let step = *step;
+                    let after = Duration::from_millis(u64::from(timeout_ms.max(1)));
+                    self.set_timer(id, TimerKind::Digits(step), after, now);
+                }
+            }
+            IvrAction::Enqueue { queue, priority } => self.enqueue(id, queue, priority, token),
+            IvrAction::Hangup { reason } => {
+                tracing::info!(%reason, "flow hangs up");
+                self.end_call(id, EndReason::Flow, now);
+            }
+        }
+    }
+
+    fn set_wait(&mut self, id: &CallId, to: IvrWait) {
+        if let Some(call) = self.calls.get_mut(id) {
+            if let Phase::Ivr { wait, .. } = &mut call.phase {
+                *wait = to;
+            }
+        }
+    }
+
+    fn enqueue(&mut self, id: &CallId, queue: String, priority: i32, token: PlayToken) {
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        call.phase = Phase::Queued;
+        let enqueue = Enqueue {
+            call: id.clone(),
+            queue,
+            priority,
+            caller: caller_info(&call.caller.invite, &call.did),
+        };
+        call.enqueued = Some(enqueue.clone());
+        tracing::info!(queue = %enqueue.queue, priority, "enqueue");
+        if self.cfg.prompts.contains(&self.cfg.hold_music) {
+            let prompt = self.cfg.hold_music.clone();
+            self.media(
+                id,
+                MediaCommand::Play {
+                    prompt,
+                    looping: true,
+                    token,
+                },
+            );
+        }
+        self.report(ToDistributor::Enqueue(enqueue));
+    }
+
+    pub(crate) fn digits_timeout(&mut self, id: &CallId, fired: StepNo, now: Instant) {
+        let due = matches!(
+            self.phase_of(id),
+            Some(Phase::Ivr { step, wait: IvrWait::Digits, .. }) if *step == fired
+        );
+        if due {
+            self.ivr_step(id, IvrEvent::Timeout, now);
+        }
+    }
+
+    pub(crate) fn media_event(&mut self, ev: MediaEvent, now: Instant) {
+        match ev {
+            MediaEvent::PromptFinished { call, token } => {
+                let current = matches!(
+                    self.phase_of(&call),
+                    Some(Phase::Ivr { wait: IvrWait::Prompt(t), .. }) if *t == token
+                );
+                if current {
+                    self.ivr_step(&call, IvrEvent::PromptFinished, now);
+                }
+            }
+            MediaEvent::Inactive { call, side } => {
+                if self.established(&call, side).is_some() {
+                    tracing::warn!(call_id = %call, ?side, "no media from the peer: ending the call");
+                    metrics::counter!("acd_calls_dead_total", "reason" => "media_timeout")
+                        .increment(1);
+                    self.end_call(&call, EndReason::MediaTimeout(side), now);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! `acd-b2bua`: the SIP edge's call logic as a sans-IO core. No sockets, no
+//! tasks, no clock: every input comes with `now`, randomness comes from a
+//! seeded generator, and the whole state serialises ([`EdgeCore::snapshot`]),
+//! which is what a live hand-over passes to the next process.
+//!
+//! # Data flow
+//! ```text
+//!  shell: socket ─▶ parse ─▶ Input::Sip ─┐
+//!         distributor ─▶ Input::Distributor ├─▶ EdgeCore::handle(input, now)
+//!         IVR runner  ─▶ Input::IvrReply ──┤        │ TransactionLayer (acd-sip)
+//!         media task  ─▶ Input::Media* ────┘        │ calls, dialogs, registrar, timers
+//!                                                   ▼
+//!         poll_output() until None: Transmit │ Distributor │ Ivr │ Media
+//!         sleep until poll_timeout(), then handle_timeout(now)
+//! ```
+//!
+//! A call is a B2BUA pair: the caller's leg (an INVITE we answer) and, once
+//! the distributor picks an agent, the agent's leg (an INVITE we send to the
+//! agent's registered contact). Its [`call::Phase`] carries the data valid in
+//! that phase; requests find their call through indexes (transaction key,
+//! dialog id), never by scanning; deadlines live in one [`timers::Timers`].
+
+mod admission;
+mod agent;
+pub mod call;
+pub mod config;
+mod core;
+mod dialogs;
+pub mod ids;
+mod incoming;
+pub mod io;
+mod ivr;
+pub mod registrar;
+mod session_timer;
+pub mod snapshot;
+mod teardown;
+pub mod timers;
+
+pub use crate::core::{ClientTx, EdgeCore};
+pub use config::{Admission, CoreConfig, Listen};
+pub use ids::{AgentId, CallId, PlayToken, Side, StepNo};
+pub use io::{
+    CallerInfo, Enqueue, FromDistributor, Input, IvrAction, IvrEvent, IvrReply, IvrStep,
+    MediaCommand, MediaEvent, MediaPorts, Output, ToDistributor,
+};
+pub use snapshot::{Snapshot, SnapshotError, SNAPSHOT_VERSION};
+pub use teardown::EndReason;

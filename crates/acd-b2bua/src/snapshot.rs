@@ -1,0 +1,159 @@
+//! The whole state of the core as data: what a live hand-over passes to the
+//! next process. Deadlines travel as time left; indexes are rebuilt.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+
+use acd_sip::{Request, TxKey};
+use serde::{Deserialize, Serialize};
+
+use crate::admission::Load;
+use crate::call::{Call, Phase};
+use crate::config::CoreConfig;
+use crate::core::{ClientTx, EdgeCore};
+use crate::ids::{CallId, Rng, Side};
+use crate::registrar::{BindingSnapshot, Registrar};
+use crate::timers::{PendingTimer, Timers};
+
+/// Bumped on every incompatible change; a reader refuses versions it does
+/// not know rather than guessing.
+pub const SNAPSHOT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub version: u32,
+    pub term: u64,
+    pub next_token: u64,
+    pub draining: bool,
+    pub rng: Rng,
+    pub unix_now: u64,
+    pub calls: Vec<Call>,
+    pub registrations: Vec<BindingSnapshot>,
+    pub timers: Vec<PendingTimer>,
+    pub orphans: Vec<(TxKey, Request)>,
+    pub client_txs: Vec<(TxKey, CallId, Side, ClientTx)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("snapshot format version {0} is not supported (this build reads {SNAPSHOT_VERSION})")]
+    Version(u32),
+    #[error("snapshot is not readable: {0}")]
+    Decode(#[from] serde_json::Error),
+}
+
+impl Snapshot {
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serialising plain data into memory cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn from_json(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
+        let s: Snapshot = serde_json::from_slice(bytes)?;
+        if s.version != SNAPSHOT_VERSION {
+            return Err(SnapshotError::Version(s.version));
+        }
+        Ok(s)
+    }
+}
+
+impl EdgeCore {
+    /// Everything needed to carry on elsewhere. Transactions in flight are
+    /// not included: a hand-over waits for them to settle (a few T1).
+    pub fn snapshot(&self, now: Instant) -> Snapshot {
+        let mut calls: Vec<Call> = self.calls.values().cloned().collect();
+        calls.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut orphans: Vec<(TxKey, Request)> = self
+            .orphans
+            .iter()
+            .map(|(k, r)| (k.clone(), r.clone()))
+            .collect();
+        orphans.sort_by(|a, b| a.0.branch.cmp(&b.0.branch));
+        let mut client_txs: Vec<_> = self
+            .by_client_tx
+            .iter()
+            .map(|(k, (c, s, p))| (k.clone(), c.clone(), *s, *p))
+            .collect();
+        client_txs.sort_by(|a, b| a.0.branch.cmp(&b.0.branch));
+        Snapshot {
+            version: SNAPSHOT_VERSION,
+            term: self.term,
+            next_token: self.next_token,
+            draining: self.draining,
+            rng: self.rng.clone(),
+            unix_now: self.unix_now(now),
+            calls,
+            registrations: self.registrar.snapshot(now),
+            timers: self.timers.snapshot(now),
+            orphans,
+            client_txs,
+        }
+    }
+
+    /// A core that carries on from `snap` at `now`.
+    pub fn restore(cfg: CoreConfig, snap: Snapshot, now: Instant) -> EdgeCore {
+        let mut registrar = Registrar::new(&cfg.realm, cfg.nonce_secret, cfg.extensions.clone());
+        registrar.restore(snap.registrations, now);
+        let mut core = EdgeCore {
+            tx: acd_sip::TransactionLayer::new(cfg.sip),
+            load: Load::new(&cfg.admission, now),
+            cfg,
+            calls: HashMap::new(),
+            by_invite: HashMap::new(),
+            by_dialog: HashMap::new(),
+            by_client_tx: snap
+                .client_txs
+                .into_iter()
+                .map(|(k, c, s, p)| (k, (c, s, p)))
+                .collect(),
+            orphans: snap.orphans.into_iter().collect(),
+            registrar,
+            timers: Timers::restore(snap.timers, now),
+            rng: snap.rng,
+            term: snap.term,
+            next_token: snap.next_token,
+            draining: snap.draining,
+            unix_base: (snap.unix_now, now),
+            out: VecDeque::new(),
+        };
+        for call in snap.calls {
+            core.index(&call);
+            core.calls.insert(call.id.clone(), call);
+        }
+        core
+    }
+
+    fn index(&mut self, call: &Call) {
+        let id = call.id.clone();
+        self.by_invite
+            .insert(call.caller.invite_key.clone(), (id.clone(), Side::Caller));
+        if let (Some(cid), Some(from_tag)) = (
+            call.caller.invite.headers.call_id(),
+            call.caller.invite.headers.from_tag(),
+        ) {
+            self.by_dialog.insert(
+                (
+                    cid.to_string(),
+                    call.caller.local_tag.clone(),
+                    from_tag.to_string(),
+                ),
+                (id.clone(), Side::Caller),
+            );
+        }
+        match &call.phase {
+            Phase::Ringing(r) => {
+                self.by_invite.insert(r.key.clone(), (id, Side::Agent));
+            }
+            Phase::Bridged(a) => {
+                self.by_invite
+                    .insert(a.key.clone(), (id.clone(), Side::Agent));
+                let d = &a.est.dialog;
+                self.by_dialog.insert(
+                    (d.call_id.clone(), d.local_tag.clone(), d.remote_tag.clone()),
+                    (id, Side::Agent),
+                );
+            }
+            _ => {}
+        }
+    }
+}

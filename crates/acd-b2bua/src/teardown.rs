@@ -1,0 +1,193 @@
+//! Ending a call: both legs (BYE, CANCEL or a final response), the report
+//! to the distributor, and forgetting every index and timer of the call.
+
+use std::time::Instant;
+
+use acd_sip::transaction::build_cancel;
+use acd_sip::{Method, Response};
+
+use crate::call::{Call, CallerState, Phase};
+use crate::core::{ClientTx, EdgeCore};
+use crate::dialogs::next_hop;
+use crate::ids::{CallId, Side};
+use crate::io::{MediaCommand, ToDistributor};
+use crate::timers::{TimerKey, TimerKind};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum EndReason {
+    Hangup(Side),
+    CallerCancel,
+    Flow,
+    Rejected,
+    NoAck(Side),
+    SessionExpired(Side),
+    MediaTimeout(Side),
+    DialogGone(Side),
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Hangup(Side::Caller) => "caller hung up",
+            EndReason::Hangup(Side::Agent) => "agent hung up",
+            EndReason::CallerCancel => "caller cancelled",
+            EndReason::Flow => "flow hung up",
+            EndReason::Rejected => "rejected by distributor",
+            EndReason::NoAck(_) => "no ACK",
+            EndReason::SessionExpired(_) => "session expired",
+            EndReason::MediaTimeout(_) => "no media",
+            EndReason::DialogGone(_) => "dialog gone",
+        }
+    }
+
+    /// The side that already ended its dialog (no BYE towards it).
+    fn gone(self) -> Option<Side> {
+        match self {
+            EndReason::Hangup(s) => Some(s),
+            EndReason::DialogGone(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+const TIMER_KINDS: [fn() -> TimerKind; 6] = [
+    || TimerKind::Retransmit2xx(Side::Caller),
+    || TimerKind::Retransmit2xx(Side::Agent),
+    || TimerKind::NoAck(Side::Caller),
+    || TimerKind::NoAck(Side::Agent),
+    || TimerKind::SessionExpiry(Side::Caller),
+    || TimerKind::SessionExpiry(Side::Agent),
+];
+
+impl EdgeCore {
+    /// Ends both legs of a call, tells the distributor, forgets the call.
+    pub(crate) fn end_call(&mut self, id: &CallId, reason: EndReason, now: Instant) {
+        let Some(mut call) = self.forget_call(id) else {
+            return;
+        };
+        let span = tracing::info_span!("call", call_id = %id);
+        let _e = span.enter();
+        self.end_caller_leg(&mut call, reason, now);
+        self.end_agent_leg(&mut call, reason, now);
+        let outcome = match &call.phase {
+            Phase::Bridged(_) => {
+                self.report(ToDistributor::CallEnded {
+                    call: id.clone(),
+                    reason: reason.as_str().into(),
+                });
+                "completed"
+            }
+            Phase::Queued | Phase::Ringing(_) => {
+                if reason != EndReason::Rejected {
+                    self.report(ToDistributor::Abandon { call: id.clone() });
+                }
+                "abandoned"
+            }
+            Phase::Ivr { .. } | Phase::Setup => "ended_in_ivr",
+        };
+        metrics::counter!("acd_calls_ended_total", "outcome" => outcome).increment(1);
+        tracing::info!(reason = reason.as_str(), outcome, "call ended");
+    }
+
+    /// Removes a call with its indexes, timers and media; says nothing to anyone.
+    pub(crate) fn forget_call(&mut self, id: &CallId) -> Option<Call> {
+        let call = self.calls.remove(id)?;
+        self.by_invite.remove(&call.caller.invite_key);
+        if let (Some(cid), Some(from_tag)) = (
+            call.caller.invite.headers.call_id(),
+            call.caller.invite.headers.from_tag(),
+        ) {
+            self.by_dialog.remove(&(
+                cid.to_string(),
+                call.caller.local_tag.clone(),
+                from_tag.to_string(),
+            ));
+        }
+        match &call.phase {
+            Phase::Ringing(r) => {
+                self.by_invite.remove(&r.key);
+            }
+            Phase::Bridged(a) => {
+                self.by_invite.remove(&a.key);
+                let d = &a.est.dialog;
+                self.by_dialog.remove(&(
+                    d.call_id.clone(),
+                    d.local_tag.clone(),
+                    d.remote_tag.clone(),
+                ));
+            }
+            _ => {}
+        }
+        for kind in TIMER_KINDS {
+            self.timers.cancel(&TimerKey::Call(id.clone(), kind()));
+        }
+        for kind in [
+            TimerKind::Ring,
+            TimerKind::SessionRefresh(Side::Caller),
+            TimerKind::SessionRefresh(Side::Agent),
+        ] {
+            self.timers.cancel(&TimerKey::Call(id.clone(), kind));
+        }
+        if let Phase::Ivr { step, .. } = &call.phase {
+            self.timers
+                .cancel(&TimerKey::Call(id.clone(), TimerKind::Digits(*step)));
+        }
+        self.media(id, MediaCommand::Release);
+        Some(call)
+    }
+
+    fn end_caller_leg(&mut self, call: &mut Call, reason: EndReason, now: Instant) {
+        if reason.gone() == Some(Side::Caller) {
+            return;
+        }
+        let branch = self.rng.branch();
+        match &mut call.caller.state {
+            CallerState::Proceeding { .. } => {
+                let (status, text) = match reason {
+                    EndReason::CallerCancel => (487, "Request Terminated"),
+                    _ => (480, "Temporarily Unavailable"),
+                };
+                let resp = Response::for_request(&call.caller.invite, status, text)
+                    .with_to_tag(&call.caller.local_tag);
+                let key = call.caller.invite_key.clone();
+                self.respond(&key, resp, now);
+            }
+            CallerState::Answered(est) => {
+                let via = self.via(est.peer.transport);
+                let contact = self.local_contact(est.peer.transport);
+                let bye = est.dialog.request(Method::Bye, &via, &branch, &contact);
+                let to = next_hop(&est.dialog, est.peer);
+                let key = self.tx.send_request(bye, to, now);
+                self.by_client_tx
+                    .insert(key, (call.id.clone(), Side::Caller, ClientTx::Bye));
+            }
+        }
+    }
+
+    fn end_agent_leg(&mut self, call: &mut Call, reason: EndReason, now: Instant) {
+        if reason.gone() == Some(Side::Agent) {
+            return;
+        }
+        let branch = self.rng.branch();
+        match &mut call.phase {
+            Phase::Ringing(r) => {
+                // A 2xx crossing our CANCEL still gets ACK + BYE (§9.1).
+                let cancel = build_cancel(&r.invite);
+                self.tx.send_request(cancel, r.peer, now);
+                self.orphans.insert(r.key.clone(), r.invite.clone());
+                let linger = self.cfg.sip.t1x64();
+                self.timers
+                    .set(TimerKey::Orphan(r.key.clone()), now + linger);
+            }
+            Phase::Bridged(a) => {
+                let via = self.via(a.est.peer.transport);
+                let bye = a.est.dialog.request(Method::Bye, &via, &branch, "");
+                let to = next_hop(&a.est.dialog, a.est.peer);
+                let key = self.tx.send_request(bye, to, now);
+                self.by_client_tx
+                    .insert(key, (call.id.clone(), Side::Agent, ClientTx::Bye));
+            }
+            _ => {}
+        }
+    }
+}
