@@ -11,7 +11,7 @@ use tonic::transport::Endpoint;
 
 use std::sync::Arc;
 
-use crate::engine::Input;
+use crate::driver::Input;
 use crate::EdgeShared;
 
 /// Sends edge messages to the distributor; cheap to clone.
@@ -29,7 +29,7 @@ impl DistributorLink {
 pub fn start(
     url: String,
     edge_id: String,
-    input: mpsc::UnboundedSender<Input>,
+    input: mpsc::Sender<Input>,
     shared: Arc<EdgeShared>,
 ) -> DistributorLink {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -41,7 +41,7 @@ async fn run(
     url: String,
     edge_id: String,
     mut outbound: mpsc::UnboundedReceiver<pb::EdgeMessage>,
-    input: mpsc::UnboundedSender<Input>,
+    input: mpsc::Sender<Input>,
     shared: Arc<EdgeShared>,
 ) {
     let mut backoff = Duration::from_millis(50);
@@ -49,7 +49,7 @@ async fn run(
         match attach_once(&url, &edge_id, &mut outbound, &input, &shared).await {
             Ok(()) => return, // the engine is gone
             Err(e) => {
-                let _ = input.send(Input::DistributorUp(false));
+                let _ = input.send(Input::DistributorUp(false)).await;
                 metrics::counter!("acd_edge_distributor_disconnects_total").increment(1);
                 tracing::warn!(distributor = %url, error = %e, "distributor stream down, retrying");
             }
@@ -63,7 +63,7 @@ async fn attach_once(
     url: &str,
     edge_id: &str,
     outbound: &mut mpsc::UnboundedReceiver<pb::EdgeMessage>,
-    input: &mpsc::UnboundedSender<Input>,
+    input: &mpsc::Sender<Input>,
     shared: &EdgeShared,
 ) -> Result<(), String> {
     let channel = Endpoint::from_shared(url.to_string())
@@ -90,7 +90,7 @@ async fn attach_once(
         .await
         .map_err(|s| s.message().to_string())?
         .into_inner();
-    let _ = input.send(Input::DistributorUp(true));
+    let _ = input.send(Input::DistributorUp(true)).await;
     tracing::info!(distributor = %url, "attached to distributor");
     loop {
         tokio::select! {
@@ -100,7 +100,7 @@ async fn attach_once(
             },
             msg = inbound.message() => match msg {
                 Ok(Some(m)) => {
-                    if input.send(Input::Distributor(m)).is_err() {
+                    if input.send(Input::Distributor(m)).await.is_err() {
                         return Ok(());
                     }
                 }

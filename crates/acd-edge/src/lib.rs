@@ -24,11 +24,11 @@ use acd_proto::v1 as pb;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 
+mod convert;
 mod distributor_link;
-mod engine;
+mod driver;
 mod ivr_client;
 pub mod media;
-pub mod registrar;
 mod transport;
 
 /// Flow id → flow.
@@ -63,6 +63,7 @@ pub struct EdgeShared {
 #[derive(Clone)]
 pub struct EdgeHandle {
     shared: Arc<EdgeShared>,
+    control: mpsc::UnboundedSender<driver::Control>,
     pub sip_udp: SocketAddr,
     pub sip_tcp: SocketAddr,
 }
@@ -82,7 +83,15 @@ impl EdgeHandle {
     /// dialogs carry on.
     pub fn drain(&self) -> u32 {
         self.shared.draining.store(true, Ordering::Relaxed);
+        let _ = self.control.send(driver::Control::Drain);
         self.shared.active_calls.load(Ordering::Relaxed)
+    }
+
+    /// The edge's whole call state, as a live hand-over passes it on.
+    pub async fn snapshot(&self) -> Option<acd_b2bua::Snapshot> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.control.send(driver::Control::Snapshot(tx)).ok()?;
+        rx.await.ok()
     }
 
     pub fn is_draining(&self) -> bool {
@@ -106,7 +115,6 @@ pub enum EdgeError {
 
 /// Binds the SIP sockets and starts the edge's tasks.
 pub async fn start(settings: EdgeSettings, loaded: &Loaded) -> Result<EdgeHandle, EdgeError> {
-    let cfg = &loaded.config;
     let udp = UdpSocket::bind(settings.sip_udp)
         .await
         .map_err(|source| EdgeError::Bind {
@@ -133,61 +141,79 @@ pub async fn start(settings: EdgeSettings, loaded: &Loaded) -> Result<EdgeHandle
     })?;
 
     let prompts = load_prompts(loaded)?;
-    let (input_tx, input_rx) = mpsc::unbounded_channel();
+    let (input_tx, input_rx) = mpsc::channel(driver::INPUT_CAPACITY);
+    let (control_tx, control_rx) = mpsc::unbounded_channel();
+    let (media_tx, media_rx) = mpsc::unbounded_channel();
     let transports = transport::Transports::start(udp, tcp, input_tx.clone());
-    let passwords = cfg
-        .extensions
-        .iter()
-        .map(|e| (e.number.clone(), e.password.clone()))
-        .collect();
-    let registrar = Arc::new(registrar::Registrar::new(
-        &cfg.sip.realm,
-        nonce_secret(cfg),
-        passwords,
-    ));
     // RTP listens where SIP does (all interfaces if SIP does).
-    let rtp_ip = udp_addr.ip();
-    let ports = media::PortPool::new(rtp_ip, settings.rtp_ports.0, settings.rtp_ports.1);
+    let ports = media::PortPool::new(udp_addr.ip(), settings.rtp_ports.0, settings.rtp_ports.1);
     let ivr = ivr_client::IvrClients::new(&settings.ivr_urls)
         .map_err(|e| EdgeError::Url(e.to_string()))?;
     let shared = Arc::new(EdgeShared::default());
     let dist = distributor_link::start(
         settings.distributor_url.clone(),
         settings.edge_id.clone(),
-        input_tx.clone(),
+        input_tx,
         shared.clone(),
     );
-    let engine_cfg = engine::EngineConfig {
-        public_ip: settings.public_ip,
-        udp_port: udp_addr.port(),
-        tcp_port: tcp_addr.port(),
-        realm: cfg.sip.realm.clone(),
-        offer_timeout: Duration::from_secs(cfg.distributor.offer_timeout_secs),
-        dids: cfg
-            .dids
-            .iter()
-            .map(|d| (d.number.clone(), d.flow.clone()))
-            .collect(),
-        flows: cfg.flows.clone(),
-        prompts,
-    };
-    let engine = engine::Engine::new(engine::EngineParts {
-        cfg: engine_cfg,
+    let core_cfg = core_config(&settings, udp_addr, tcp_addr, loaded, &prompts);
+    let now = std::time::Instant::now();
+    let unix_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let core = acd_b2bua::EdgeCore::new(core_cfg, rand::random(), now, unix_now);
+    let driver = driver::Driver {
+        core,
         transports,
-        registrar,
         ports,
         ivr,
         dist,
         shared: shared.clone(),
-        input: input_tx,
-    });
-    tokio::spawn(engine.run(input_rx));
+        prompts,
+        media_events: media_tx,
+    };
+    tokio::spawn(driver.run(input_rx, control_rx, media_rx));
     tracing::info!(udp = %udp_addr, tcp = %tcp_addr, "SIP edge listening");
     Ok(EdgeHandle {
         shared,
+        control: control_tx,
         sip_udp: udp_addr,
         sip_tcp: tcp_addr,
     })
+}
+
+fn core_config(
+    settings: &EdgeSettings,
+    udp: SocketAddr,
+    tcp: SocketAddr,
+    loaded: &Loaded,
+    prompts: &BTreeMap<String, Arc<acd_media::Prompt>>,
+) -> acd_b2bua::CoreConfig {
+    let cfg = &loaded.config;
+    let mut core = acd_b2bua::CoreConfig::for_tests(settings.public_ip);
+    core.listen = acd_b2bua::Listen {
+        public_ip: settings.public_ip,
+        udp_port: udp.port(),
+        tcp_port: tcp.port(),
+        tls_port: None,
+    };
+    core.realm = cfg.sip.realm.clone();
+    core.ring_timeout = Duration::from_secs(cfg.distributor.offer_timeout_secs);
+    core.dids = cfg
+        .dids
+        .iter()
+        .map(|d| (d.number.clone(), d.flow.clone()))
+        .collect();
+    core.flows = cfg.flows.clone();
+    core.prompts = prompts.keys().cloned().collect();
+    core.extensions = cfg
+        .extensions
+        .iter()
+        .map(|e| (e.number.clone(), e.password.clone()))
+        .collect();
+    core.nonce_secret = nonce_secret(cfg);
+    core
 }
 
 fn load_prompts(loaded: &Loaded) -> Result<BTreeMap<String, Arc<acd_media::Prompt>>, EdgeError> {

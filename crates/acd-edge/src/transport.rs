@@ -3,53 +3,36 @@
 //! TCP through a per-connection writer task), so its loop never blocks on I/O.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use acd_sip::{Message, Peer, Transport};
+use acd_sip::{Peer, Transport};
 use dashmap::DashMap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
-use crate::engine::Input;
+use crate::driver::Input;
 
 /// Largest SIP message accepted on TCP before the connection is dropped.
 const MAX_TCP_BUFFER: usize = 256 * 1024;
 
-/// UDP datagrams waiting for the engine beyond which new ones are dropped:
-/// under overload a quick loss (the peer retransmits or tries elsewhere)
-/// beats answering seconds late from an ever-growing queue.
-const MAX_UDP_BACKLOG: usize = 2048;
-
 #[derive(Clone)]
 pub struct Transports {
     udp: Arc<UdpSocket>,
-    backlog: Arc<AtomicUsize>,
     tcp_writers: Arc<DashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>>,
-    input: mpsc::UnboundedSender<Input>,
+    input: mpsc::Sender<Input>,
 }
 
 impl Transports {
-    pub fn start(
-        udp: UdpSocket,
-        tcp: TcpListener,
-        input: mpsc::UnboundedSender<Input>,
-    ) -> Transports {
+    pub fn start(udp: UdpSocket, tcp: TcpListener, input: mpsc::Sender<Input>) -> Transports {
         let t = Transports {
             udp: Arc::new(udp),
-            backlog: Arc::new(AtomicUsize::new(0)),
             tcp_writers: Arc::new(DashMap::new()),
             input,
         };
         tokio::spawn(t.clone().udp_reader());
         tokio::spawn(t.clone().tcp_acceptor(tcp));
         t
-    }
-
-    /// The engine took one datagram off the backlog.
-    pub fn datagram_done(&self) {
-        self.backlog.fetch_sub(1, Ordering::Relaxed);
     }
 
     pub fn send(&self, to: Peer, bytes: Vec<u8>) {
@@ -94,11 +77,6 @@ impl Transports {
         loop {
             match self.udp.recv_from(&mut buf).await {
                 Ok((n, from)) => {
-                    if self.backlog.load(Ordering::Relaxed) >= MAX_UDP_BACKLOG {
-                        metrics::counter!("acd_sip_overload_drops_total").increment(1);
-                        continue;
-                    }
-                    self.backlog.fetch_add(1, Ordering::Relaxed);
                     let peer = Peer {
                         addr: from,
                         transport: Transport::Udp,
@@ -106,9 +84,16 @@ impl Transports {
                     let input = Input::Datagram {
                         bytes: buf[..n].to_vec(),
                         from: peer,
+                        received: std::time::Instant::now(),
                     };
-                    if self.input.send(input).is_err() {
-                        return;
+                    // Full: the loop is behind; a quick loss (the peer
+                    // retransmits or tries elsewhere) beats answering late.
+                    match self.input.try_send(input) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(_)) => {
+                            metrics::counter!("acd_sip_overload_drops_total").increment(1);
+                        }
+                        Err(mpsc::error::TrySendError::Closed(_)) => return,
                     }
                 }
                 // ICMP port unreachable surfaces here on Linux; keep serving.
@@ -174,7 +159,9 @@ impl Transports {
                             .send(Input::Message {
                                 msg: Box::new(msg),
                                 from: peer,
+                                received: std::time::Instant::now(),
                             })
+                            .await
                             .is_err()
                         {
                             return;
@@ -200,6 +187,3 @@ impl Transports {
         }
     }
 }
-
-/// Keeps `Message` boxed in inputs so the enum stays small.
-pub type BoxedMessage = Box<Message>;

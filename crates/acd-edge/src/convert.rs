@@ -1,0 +1,117 @@
+//! Wire types (protobuf) ↔ the core's own types, at the edge of the process.
+
+use acd_b2bua::{CallId, FromDistributor, IvrAction, IvrEvent, IvrReply, IvrStep, ToDistributor};
+use acd_proto::v1 as pb;
+use pb::edge_message::Kind as ToDist;
+
+pub fn from_distributor(msg: pb::DistributorMessage) -> Option<(u64, FromDistributor)> {
+    use pb::distributor_message::Kind;
+    let cmd = match msg.kind? {
+        Kind::Connect(c) => FromDistributor::Connect {
+            call: CallId(c.call_id),
+            agent: acd_b2bua::AgentId(c.agent_id),
+            extension: c.extension,
+        },
+        Kind::Queued(q) => FromDistributor::Queued {
+            call: CallId(q.call_id),
+            queue: q.queue_id,
+            position: q.position,
+        },
+        Kind::Rejected(r) => FromDistributor::Rejected {
+            call: CallId(r.call_id),
+            reason: r.reason,
+        },
+        Kind::Unknown(u) => FromDistributor::Unknown {
+            call: CallId(u.call_id),
+        },
+    };
+    Some((msg.term, cmd))
+}
+
+pub fn to_distributor(msg: ToDistributor) -> Option<ToDist> {
+    Some(match msg {
+        ToDistributor::Enqueue(e) => ToDist::Enqueue(pb::EnqueueCall {
+            call_id: e.call.0,
+            queue_id: e.queue,
+            priority: e.priority,
+            caller: Some(pb::Caller {
+                from_uri: e.caller.from_uri,
+                display_name: e.caller.display_name,
+                did: e.caller.did,
+                variables: e.caller.variables.into_iter().collect(),
+            }),
+        }),
+        ToDistributor::Abandon { call } => ToDist::Abandon(pb::AbandonCall { call_id: call.0 }),
+        ToDistributor::AgentAnswered { call, agent } => ToDist::AgentAnswered(pb::AgentAnswered {
+            call_id: call.0,
+            agent_id: agent.0,
+        }),
+        ToDistributor::AgentFailed {
+            call,
+            agent,
+            reason,
+            sip_status,
+        } => ToDist::AgentFailed(pb::AgentFailed {
+            call_id: call.0,
+            agent_id: agent.0,
+            reason,
+            sip_status: u32::from(sip_status),
+        }),
+        ToDistributor::CallEnded { call, reason } => ToDist::CallEnded(pb::CallEnded {
+            call_id: call.0,
+            reason,
+        }),
+        _ => return None,
+    })
+}
+
+pub fn step_request(step: &IvrStep) -> pb::StepRequest {
+    use pb::ivr_event::Kind;
+    let kind = match &step.event {
+        IvrEvent::Started { did, caller } => Kind::Started(pb::Started {
+            did: did.clone(),
+            caller: caller.clone(),
+        }),
+        IvrEvent::PromptFinished => Kind::PromptFinished(pb::PromptFinished::default()),
+        IvrEvent::Digits(d) => Kind::Digits(pb::DigitsCollected { digits: d.clone() }),
+        IvrEvent::Timeout => Kind::Timeout(pb::InputTimeout {}),
+    };
+    pb::StepRequest {
+        call_id: step.call.0.clone(),
+        session: Some(pb::IvrSession {
+            flow_id: step.flow.clone(),
+            node: step.session.node.clone(),
+            variables: step.session.variables.clone().into_iter().collect(),
+        }),
+        event: Some(pb::IvrEvent { kind: Some(kind) }),
+    }
+}
+
+pub fn step_reply(resp: pb::StepResponse) -> IvrReply {
+    use pb::ivr_action::Kind;
+    let actions = resp
+        .actions
+        .into_iter()
+        .filter_map(|a| {
+            Some(match a.kind? {
+                Kind::Play(p) => IvrAction::Play { prompt: p.prompt },
+                Kind::Enqueue(q) => IvrAction::Enqueue {
+                    queue: q.queue_id,
+                    priority: q.priority,
+                },
+                Kind::Hangup(h) => IvrAction::Hangup { reason: h.reason },
+                Kind::Collect(c) => IvrAction::Collect {
+                    max_digits: c.max_digits,
+                    timeout_ms: c.timeout_ms,
+                },
+            })
+        })
+        .collect();
+    IvrReply {
+        session: resp.session.map(|s| acd_ivr::Session {
+            node: s.node,
+            variables: s.variables.into_iter().collect(),
+        }),
+        actions,
+    }
+}

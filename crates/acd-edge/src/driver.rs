@@ -1,0 +1,309 @@
+//! The edge's one driver loop. It owns the core, the transports' send side,
+//! the media tasks' handles, the IVR steps in flight and the channel to the
+//! distributor: wait for an input or the core's next deadline, feed the
+//! core, carry out what it asks, repeat. Nothing else touches core state.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use acd_b2bua::{CallId, EdgeCore, Input as CoreInput, MediaCommand, MediaPorts, Output, Snapshot};
+use acd_proto::v1 as pb;
+use acd_sip::{Message, Peer};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+
+use crate::convert;
+use crate::distributor_link::DistributorLink;
+use crate::ivr_client::IvrClients;
+use crate::media::{self, MediaCmd, MediaEvent, MediaHandle, PortPool};
+use crate::transport::Transports;
+use crate::EdgeShared;
+
+/// Capacity of the loop's input channel: beyond it UDP is dropped (the peer
+/// retransmits) and TCP readers wait, so memory stays bounded under a flood.
+pub const INPUT_CAPACITY: usize = 4096;
+
+/// What the loop reacts to, besides deadlines.
+pub enum Input {
+    Datagram {
+        bytes: Vec<u8>,
+        from: Peer,
+        received: Instant,
+    },
+    Message {
+        msg: Box<Message>,
+        from: Peer,
+        received: Instant,
+    },
+    Distributor(pb::DistributorMessage),
+    DistributorUp(bool),
+}
+
+/// Requests from the process (admin service, hand-over).
+pub enum Control {
+    Drain,
+    Snapshot(oneshot::Sender<Snapshot>),
+}
+
+pub struct Driver {
+    pub core: EdgeCore,
+    pub transports: Transports,
+    pub ports: Arc<PortPool>,
+    pub ivr: IvrClients,
+    pub dist: DistributorLink,
+    pub shared: Arc<EdgeShared>,
+    pub prompts: std::collections::BTreeMap<String, Arc<acd_media::Prompt>>,
+    pub media_events: mpsc::UnboundedSender<MediaEvent>,
+}
+
+type IvrResult = (acd_b2bua::IvrStep, Result<pb::StepResponse, String>);
+
+impl Driver {
+    pub async fn run(
+        mut self,
+        mut inputs: mpsc::Receiver<Input>,
+        mut control: mpsc::UnboundedReceiver<Control>,
+        mut media_rx: mpsc::UnboundedReceiver<MediaEvent>,
+    ) {
+        let mut media: HashMap<CallId, MediaHandle> = HashMap::new();
+        let mut steps: JoinSet<IvrResult> = JoinSet::new();
+        loop {
+            let deadline = self.core.poll_timeout().map(tokio::time::Instant::from_std);
+            tokio::select! {
+                input = inputs.recv() => match input {
+                    Some(i) => self.input(i),
+                    None => return,
+                },
+                Some(ev) = media_rx.recv() => self.media_event(ev),
+                Some(Ok((step, result))) = steps.join_next(), if !steps.is_empty() => {
+                    let reply = result.map(convert::step_reply);
+                    self.core.handle(
+                        CoreInput::IvrReply { call: step.call, step: step.step, reply },
+                        Instant::now(),
+                    );
+                }
+                Some(c) = control.recv() => self.control(c),
+                _ = sleep_until(deadline), if deadline.is_some() => {
+                    self.core.handle_timeout(Instant::now());
+                }
+            }
+            self.drain_outputs(&mut media, &mut steps);
+            self.publish_status(Instant::now());
+        }
+    }
+
+    fn input(&mut self, input: Input) {
+        let now = Instant::now();
+        match input {
+            Input::Datagram {
+                bytes,
+                from,
+                received,
+            } => {
+                if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+                    return; // keep-alive
+                }
+                match acd_sip::parse(&bytes) {
+                    Ok(msg) => self.core.handle(
+                        CoreInput::Sip {
+                            msg,
+                            from,
+                            received,
+                        },
+                        now,
+                    ),
+                    Err(e) => {
+                        metrics::counter!("acd_sip_parse_errors_total", "transport" => "udp")
+                            .increment(1);
+                        tracing::warn!(peer = %from.addr, error = %e, "malformed SIP datagram");
+                        if let Some(resp) = acd_sip::message::salvage_for_400(&bytes) {
+                            self.transports.send(from, resp);
+                        }
+                    }
+                }
+            }
+            Input::Message {
+                msg,
+                from,
+                received,
+            } => self.core.handle(
+                CoreInput::Sip {
+                    msg: *msg,
+                    from,
+                    received,
+                },
+                now,
+            ),
+            Input::Distributor(m) => match convert::from_distributor(m) {
+                Some((term, cmd)) => self.core.handle(CoreInput::Distributor { term, cmd }, now),
+                None => tracing::debug!("distributor message of an unknown kind ignored"),
+            },
+            Input::DistributorUp(up) => self
+                .shared
+                .distributor_connected
+                .store(up, Ordering::Relaxed),
+        }
+    }
+
+    fn media_event(&mut self, ev: MediaEvent) {
+        let ev = match ev {
+            MediaEvent::PromptFinished { call, token } => acd_b2bua::MediaEvent::PromptFinished {
+                call: CallId(call),
+                token: acd_b2bua::PlayToken(token),
+            },
+        };
+        self.core.handle(CoreInput::Media(ev), Instant::now());
+    }
+
+    fn control(&mut self, c: Control) {
+        match c {
+            Control::Drain => self.core.handle(CoreInput::Drain, Instant::now()),
+            Control::Snapshot(reply) => {
+                let _ = reply.send(self.core.snapshot(Instant::now()));
+            }
+        }
+    }
+
+    fn drain_outputs(
+        &mut self,
+        media: &mut HashMap<CallId, MediaHandle>,
+        steps: &mut JoinSet<IvrResult>,
+    ) {
+        // Media allocation feeds the core again; bound the rounds so a bug
+        // cannot spin the loop.
+        for _ in 0..64 {
+            let mut fed = false;
+            while let Some(out) = self.core.poll_output() {
+                match out {
+                    Output::Transmit { to, bytes } => self.transports.send(to, bytes),
+                    Output::Distributor(m) => self.to_distributor(m),
+                    Output::Ivr(step) => {
+                        let ivr = self.ivr.clone();
+                        let req = convert::step_request(&step);
+                        steps.spawn(async move { (step, ivr.step(req).await) });
+                    }
+                    Output::Media { call, cmd } => {
+                        if let Some(input) = self.media_command(media, call, cmd) {
+                            self.core.handle(input, Instant::now());
+                            fed = true;
+                        }
+                    }
+                    _ => tracing::debug!("core output of an unknown kind ignored"),
+                }
+            }
+            if !fed {
+                return;
+            }
+        }
+    }
+
+    fn to_distributor(&mut self, m: acd_b2bua::ToDistributor) {
+        match &m {
+            acd_b2bua::ToDistributor::Enqueue(e) => {
+                self.shared.queued_calls.insert(e.call.0.clone());
+            }
+            acd_b2bua::ToDistributor::Abandon { call }
+            | acd_b2bua::ToDistributor::CallEnded { call, .. } => {
+                self.shared.queued_calls.remove(&call.0);
+            }
+            _ => {}
+        }
+        if let Some(kind) = convert::to_distributor(m) {
+            self.dist.send(kind);
+        }
+    }
+
+    /// Carries out a media command; allocation answers the core at once.
+    fn media_command(
+        &mut self,
+        media: &mut HashMap<CallId, MediaHandle>,
+        call: CallId,
+        cmd: MediaCommand,
+    ) -> Option<CoreInput> {
+        match cmd {
+            MediaCommand::Allocate {
+                caller_remote,
+                caller_codec,
+            } => {
+                let remote = caller_remote.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+                match media::start(
+                    &self.ports,
+                    call.0.clone(),
+                    remote,
+                    caller_codec,
+                    self.media_events.clone(),
+                ) {
+                    Ok(h) => {
+                        let ports = MediaPorts {
+                            caller: h.caller_port,
+                            agent: h.agent_port,
+                        };
+                        media.insert(call.clone(), h);
+                        Some(CoreInput::MediaReady { call, ports })
+                    }
+                    Err(e) => Some(CoreInput::MediaFailed {
+                        call,
+                        reason: e.to_string(),
+                    }),
+                }
+            }
+            MediaCommand::Release => {
+                self.shared.queued_calls.remove(&call.0);
+                media.remove(&call); // dropping the handle ends the task
+                None
+            }
+            cmd => {
+                let Some(h) = media.get(&call) else {
+                    return None;
+                };
+                match cmd {
+                    MediaCommand::Play {
+                        prompt,
+                        looping,
+                        token,
+                    } => match self.prompts.get(&prompt) {
+                        Some(p) => h.send(MediaCmd::Play {
+                            prompt: p.clone(),
+                            looping,
+                            token: token.0,
+                        }),
+                        None => tracing::warn!(call_id = %call, %prompt, "prompt not loaded"),
+                    },
+                    MediaCommand::StopPlayback => h.send(MediaCmd::StopPlayback),
+                    MediaCommand::Bridge {
+                        agent_remote,
+                        agent_codec,
+                    } => h.send(MediaCmd::Bridge {
+                        agent_remote,
+                        agent_codec,
+                    }),
+                    other => {
+                        tracing::debug!(call_id = %call, cmd = ?other, "media command not supported yet")
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    fn publish_status(&self, now: Instant) {
+        let s = &self.shared;
+        s.active_calls
+            .store(self.core.active_calls() as u32, Ordering::Relaxed);
+        s.sip_transactions
+            .store(self.core.transactions() as u32, Ordering::Relaxed);
+        s.registrations
+            .store(self.core.registrations(now) as u32, Ordering::Relaxed);
+        metrics::gauge!("acd_edge_loop_lateness_seconds").set(self.core.lateness().as_secs_f64());
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
