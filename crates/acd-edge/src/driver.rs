@@ -179,7 +179,7 @@ impl Driver {
             while let Some(out) = self.core.poll_output() {
                 match out {
                     Output::Transmit { to, bytes } => self.transports.send(to, bytes),
-                    Output::Distributor(m) => self.to_distributor(m),
+                    Output::Distributor(m) => self.send_to_distributor(m),
                     Output::Ivr(step) => {
                         let ivr = self.ivr.clone();
                         let req = convert::step_request(&step);
@@ -200,7 +200,7 @@ impl Driver {
         }
     }
 
-    fn to_distributor(&mut self, m: acd_b2bua::ToDistributor) {
+    fn send_to_distributor(&mut self, m: acd_b2bua::ToDistributor) {
         match &m {
             acd_b2bua::ToDistributor::Enqueue(e) => {
                 self.shared.queued_calls.insert(e.call.0.clone());
@@ -256,9 +256,7 @@ impl Driver {
                 None
             }
             cmd => {
-                let Some(h) = media.get(&call) else {
-                    return None;
-                };
+                let h = media.get(&call)?;
                 match cmd {
                     MediaCommand::Play {
                         prompt,
