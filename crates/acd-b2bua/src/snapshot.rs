@@ -32,6 +32,7 @@ pub struct Snapshot {
     pub timers: Vec<PendingTimer>,
     pub orphans: Vec<(TxKey, Request)>,
     pub client_txs: Vec<(TxKey, CallId, Side, ClientTx)>,
+    pub transactions: acd_sip::transaction::TransactionsSnapshot,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,8 +59,8 @@ impl Snapshot {
 }
 
 impl EdgeCore {
-    /// Everything needed to carry on elsewhere. Transactions in flight are
-    /// not included: a hand-over waits for them to settle (a few T1).
+    /// Everything needed to carry on elsewhere, SIP transactions included,
+    /// so a retransmission arriving after a hand-over is still absorbed.
     pub fn snapshot(&self, now: Instant) -> Snapshot {
         let mut calls: Vec<Call> = self.calls.values().cloned().collect();
         calls.sort_by(|a, b| a.id.cmp(&b.id));
@@ -87,6 +88,7 @@ impl EdgeCore {
             timers: self.timers.snapshot(now),
             orphans,
             client_txs,
+            transactions: self.tx.snapshot(now),
         }
     }
 
@@ -95,7 +97,7 @@ impl EdgeCore {
         let mut registrar = Registrar::new(&cfg.realm, cfg.nonce_secret, cfg.extensions.clone());
         registrar.restore(snap.registrations, now);
         let mut core = EdgeCore {
-            tx: acd_sip::TransactionLayer::new(cfg.sip),
+            tx: acd_sip::TransactionLayer::restore(cfg.sip, snap.transactions, now),
             load: Load::new(&cfg.admission, now),
             cfg,
             calls: HashMap::new(),

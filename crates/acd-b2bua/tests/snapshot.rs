@@ -88,6 +88,13 @@ fn a_busy_edge_round_trips_through_its_snapshot() {
     sim.core = restored;
     sim.sent.clear();
     sim.dist.clear();
+    // The caller of C retransmits its INVITE: the restored transaction absorbs it.
+    sim.sip(&invite("c", "c", Some(SDP_CALLER), "", "UDP"), udp(TRUNK));
+    assert_eq!(
+        sim.core.active_calls(),
+        4,
+        "a retransmission is not a new call"
+    );
     // A's dialogs are found by their tags.
     sim.sip(
         &phone_request(&inv_a, "BYE", "pha", 2, "pbye", None),

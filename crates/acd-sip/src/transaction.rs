@@ -136,7 +136,9 @@ impl TxKey {
 }
 
 /// SIP timers (§17, Table 4; L and M from RFC 6026).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum TimerKind {
     /// INVITE request retransmit (UDP), §17.1.1.2.
     A,
@@ -195,7 +197,7 @@ pub enum Output {
     Terminated { key: TxKey },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum Kind {
     InviteClient,
     NonInviteClient,
@@ -205,7 +207,7 @@ enum Kind {
 
 /// Transaction states (§17.1.1, §17.1.2, §17.2.1, §17.2.2, RFC 6026 "Accepted").
 /// "Terminated" is not a state here: a terminated transaction is removed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum State {
     Calling,
     Trying,
@@ -847,3 +849,97 @@ impl TransactionLayer {
 
 #[cfg(test)]
 mod tests;
+
+/// One transaction as it serialises: timers as time left.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TxSnapshot {
+    key: TxKey,
+    kind: Kind,
+    state: State,
+    peer: Peer,
+    request: Request,
+    request_bytes: Vec<u8>,
+    last_response: Option<Vec<u8>>,
+    ack: Option<Vec<u8>>,
+    interval: Duration,
+    timers: Vec<(TimerKind, Duration)>,
+    merge: Option<MergeKey>,
+}
+
+/// Every live transaction, for a hand-over to another process.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TransactionsSnapshot {
+    txs: Vec<TxSnapshot>,
+}
+
+impl TransactionsSnapshot {
+    pub fn len(&self) -> usize {
+        self.txs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.txs.is_empty()
+    }
+}
+
+impl TransactionLayer {
+    /// The live transactions with their timers as time left at `now`.
+    /// Outputs not yet polled are not part of it: drain first.
+    pub fn snapshot(&self, now: Instant) -> TransactionsSnapshot {
+        let mut txs: Vec<TxSnapshot> = self
+            .txs
+            .iter()
+            .map(|(key, tx)| TxSnapshot {
+                key: key.clone(),
+                kind: tx.kind,
+                state: tx.state,
+                peer: tx.peer,
+                request: tx.request.clone(),
+                request_bytes: tx.request_bytes.clone(),
+                last_response: tx.last_response.clone(),
+                ack: tx.ack.clone(),
+                interval: tx.interval,
+                timers: tx
+                    .timers
+                    .iter()
+                    .map(|(k, at, _)| (*k, at.saturating_duration_since(now)))
+                    .collect(),
+                merge: tx.merge.clone(),
+            })
+            .collect();
+        txs.sort_by(|a, b| {
+            a.key
+                .branch
+                .cmp(&b.key.branch)
+                .then(a.key.sent_by.cmp(&b.key.sent_by))
+        });
+        TransactionsSnapshot { txs }
+    }
+
+    /// A layer that carries on from `snap` at `now`.
+    pub fn restore(config: Config, snap: TransactionsSnapshot, now: Instant) -> Self {
+        let mut layer = TransactionLayer::new(config);
+        for t in snap.txs {
+            let mut tx = Tx {
+                kind: t.kind,
+                state: t.state,
+                peer: t.peer,
+                request: t.request,
+                request_bytes: t.request_bytes,
+                last_response: t.last_response,
+                ack: t.ack,
+                interval: t.interval,
+                timers: Vec::new(),
+                merge: t.merge,
+            };
+            for (kind, left) in t.timers {
+                layer.arm(&mut tx, &t.key, kind, now + left);
+            }
+            if let Some(m) = &tx.merge {
+                layer.merge_index.insert(m.clone(), t.key.clone());
+            }
+            layer.txs.insert(t.key, tx);
+        }
+        layer
+    }
+}
