@@ -46,6 +46,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub distributor: DistributorConfig,
+    #[serde(default)]
+    pub admission: AdmissionConfig,
     /// Prompt name → WAV file, relative to the config file.
     #[serde(default)]
     pub prompts: BTreeMap<String, String>,
@@ -133,6 +135,33 @@ impl Default for DistributorConfig {
         DistributorConfig {
             wrap_up_secs: 5,
             offer_timeout_secs: 20,
+        }
+    }
+}
+
+/// Limits past which the edge answers new INVITEs with 503 + Retry-After,
+/// so the calls it has already accepted keep their timing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdmissionConfig {
+    /// Calls in progress on one edge.
+    pub max_calls: usize,
+    /// New calls per second (a burst of one second's worth is allowed).
+    pub max_calls_per_second: u32,
+    /// How late the edge's signalling loop may run (smoothed delay between a
+    /// message's arrival and its handling) before new calls are refused.
+    pub max_lateness_ms: u64,
+    /// Retry-After of the refusals.
+    pub retry_after_secs: u32,
+}
+
+impl Default for AdmissionConfig {
+    fn default() -> Self {
+        AdmissionConfig {
+            max_calls: 2000,
+            max_calls_per_second: 400,
+            max_lateness_ms: 100,
+            retry_after_secs: 5,
         }
     }
 }
@@ -350,6 +379,7 @@ fn validate(c: &Config, text: &str, name: &str) -> Vec<ConfigError> {
         errors: Vec::new(),
     };
     v.media(c);
+    v.admission(&c.admission);
     v.unique(
         c.extensions.iter().map(|e| e.number.as_str()),
         "extensions",
@@ -401,6 +431,21 @@ impl Validator<'_> {
             path,
             message.to_string(),
         ));
+    }
+
+    fn admission(&mut self, a: &AdmissionConfig) {
+        for (key, zero) in [
+            ("max_calls", a.max_calls == 0),
+            ("max_calls_per_second", a.max_calls_per_second == 0),
+            ("max_lateness_ms", a.max_lateness_ms == 0),
+        ] {
+            if zero {
+                self.push(
+                    &[Seg::Key("admission"), Seg::Key(key)],
+                    "must be at least 1 (0 would refuse every call)",
+                );
+            }
+        }
     }
 
     fn media(&mut self, c: &Config) {

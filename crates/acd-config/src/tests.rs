@@ -96,3 +96,20 @@ fn unknown_field_refused() {
     assert!(errs[0].message.contains("listen_typo"), "{}", errs[0]);
     assert!(errs[0].line.is_some());
 }
+
+#[test]
+fn zero_admission_limit_is_refused_with_its_line() {
+    let text = GOOD.replacen("max_calls_per_second = 400", "max_calls_per_second = 0", 1);
+    assert_ne!(text, GOOD, "the embedded config sets max_calls_per_second");
+    let errs = errors_of(&text);
+    let e = errs
+        .iter()
+        .find(|e| e.key == "admission.max_calls_per_second")
+        .expect("error about the zero limit");
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("max_calls_per_second"))
+        .unwrap()
+        + 1;
+    assert_eq!(e.line, Some(line));
+}

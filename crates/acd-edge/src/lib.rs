@@ -213,6 +213,13 @@ fn core_config(
         .map(|e| (e.number.clone(), e.password.clone()))
         .collect();
     core.nonce_secret = nonce_secret(cfg);
+    let a = &cfg.admission;
+    core.admission = acd_b2bua::Admission {
+        max_calls: a.max_calls,
+        max_calls_per_second: a.max_calls_per_second,
+        max_lateness: Duration::from_millis(a.max_lateness_ms),
+        retry_after_secs: a.retry_after_secs,
+    };
     core
 }
 
