@@ -26,6 +26,8 @@ pub mod call;
 pub mod config;
 mod core;
 mod dialogs;
+#[doc(hidden)]
+pub mod fuzz_harness;
 pub mod ids;
 mod incoming;
 pub mod io;
