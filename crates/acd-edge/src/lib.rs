@@ -1,15 +1,15 @@
-//! The SIP edge: SIP over UDP and TCP, the registrar, B2BUA call legs and
-//! RTP media, around the sans-IO cores in `acd-sip` and `acd-media`.
+//! The SIP edge's shell: sockets, tasks and gRPC clients around the sans-IO
+//! B2BUA core in `acd-b2bua` (calls, dialogs, registrar, IVR sessions,
+//! timers, admission) and the media cores in `acd-media`.
 //!
 //! Data flow:
 //! ```text
-//! socket ─▶ transport ─▶ engine (TransactionLayer, calls) ─▶ transport ─▶ socket
-//!                          │  ▲                 │  ▲
-//!            IvrService.Step │  │ actions        │  │ ConnectAgent
-//!                          ▼  │                 ▼  │
-//!                       IVR runners        distributor (EdgeService.Attach)
-//!                          │
-//!                          └─▶ media task per call (prompt, MOH, relay)
+//! UDP/TCP sockets ─▶ transport ─(bounded channel)─▶ driver loop ─▶ EdgeCore::handle
+//!                                                      │   ▲
+//!        Output::Transmit ◀── transport ◀──────────────┤   │ Input::IvrReply / Distributor / Media*
+//!        Output::Ivr ──▶ IVR runners (IvrService.Step) ─┤───┘
+//!        Output::Distributor ──▶ distributor (EdgeService.Attach)
+//!        Output::Media ──▶ one media task per call (prompt, MOH, relay)
 //! ```
 //! Routing policy lives in the distributor; the edge only carries it out.
 
