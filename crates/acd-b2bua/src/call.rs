@@ -60,10 +60,11 @@ impl Phase {
 }
 
 /// What the flow waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum IvrWait {
-    /// A step is out at a runner.
-    Reply,
+    /// A step with this event is out at a runner (sent again after a
+    /// restore: runners are stateless, so a repeat is harmless).
+    Reply(crate::io::IvrEvent),
     /// The end of this prompt.
     Prompt(PlayToken),
     /// Digits (or the digit timeout).

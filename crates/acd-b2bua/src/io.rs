@@ -126,7 +126,7 @@ pub struct IvrStep {
     pub event: IvrEvent,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum IvrEvent {
     Started { did: String, caller: String },
     PromptFinished,

@@ -23,7 +23,7 @@ impl EdgeCore {
         call.phase = Phase::Ivr {
             session: acd_ivr::Session::default(),
             step: StepNo(0),
-            wait: IvrWait::Reply,
+            wait: IvrWait::Digits,
         };
         self.ivr_step(id, IvrEvent::Started { did, caller }, now);
     }
@@ -41,7 +41,7 @@ impl EdgeCore {
             return;
         };
         step.0 += 1;
-        *wait = IvrWait::Reply;
+        *wait = IvrWait::Reply(event.clone());
         let out = IvrStep {
             call: id.clone(),
             step: *step,
@@ -74,7 +74,7 @@ impl EdgeCore {
                 .increment(1);
             return;
         };
-        if *step != got || *wait != IvrWait::Reply {
+        if *step != got || !matches!(wait, IvrWait::Reply(_)) {
             metrics::counter!("acd_edge_ivr_replies_ignored_total", "reason" => "stale")
                 .increment(1);
             tracing::debug!(
@@ -143,6 +143,33 @@ impl EdgeCore {
                 tracing::info!(%reason, "flow hangs up");
                 self.end_call(id, EndReason::Flow, now);
             }
+        }
+    }
+
+    /// Steps that were out at a runner when the state was snapshotted: their
+    /// replies went to the old process, so ask again.
+    pub(crate) fn resend_pending_steps(&mut self) {
+        let mut pending: Vec<IvrStep> = self
+            .calls
+            .values()
+            .filter_map(|c| match &c.phase {
+                Phase::Ivr {
+                    session,
+                    step,
+                    wait: IvrWait::Reply(event),
+                } => Some(IvrStep {
+                    call: c.id.clone(),
+                    step: *step,
+                    flow: c.flow.clone(),
+                    session: session.clone(),
+                    event: event.clone(),
+                }),
+                _ => None,
+            })
+            .collect();
+        pending.sort_by(|a, b| a.call.cmp(&b.call));
+        for step in pending {
+            self.emit(Output::Ivr(step));
         }
     }
 

@@ -122,6 +122,7 @@ impl EdgeCore {
             core.index(&call);
             core.calls.insert(call.id.clone(), call);
         }
+        core.resend_pending_steps();
         core
     }
 
