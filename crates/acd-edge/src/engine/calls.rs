@@ -191,6 +191,10 @@ impl Engine {
                 "sip:acd@{};transport=tcp",
                 host_port(self.cfg.public_ip, self.cfg.tcp_port)
             ),
+            Transport::Tls => format!(
+                "sip:acd@{};transport=tls",
+                host_port(self.cfg.public_ip, self.tls_port())
+            ),
         }
     }
 
@@ -204,7 +208,15 @@ impl Engine {
                 "SIP/2.0/TCP {}",
                 host_port(self.cfg.public_ip, self.cfg.tcp_port)
             ),
+            Transport::Tls => format!(
+                "SIP/2.0/TLS {}",
+                host_port(self.cfg.public_ip, self.tls_port())
+            ),
         }
+    }
+
+    fn tls_port(&self) -> u16 {
+        self.cfg.tls_port.unwrap_or(self.cfg.tcp_port)
     }
 
     pub(super) fn early_media(&mut self, id: &str, now: Instant) {

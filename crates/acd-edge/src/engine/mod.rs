@@ -30,7 +30,7 @@ use crate::distributor_link::DistributorLink;
 use crate::ivr_client::IvrClients;
 use crate::media::{MediaEvent, PortPool};
 use crate::registrar::Registrar;
-use crate::transport::{BoxedMessage, Transports};
+use crate::transport::{Inbound, Transports};
 use crate::{EdgeShared, Flows};
 use call::{Call, EndReason, Side};
 
@@ -39,14 +39,8 @@ const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO";
 
 /// Everything the engine reacts to.
 pub enum Input {
-    Datagram {
-        bytes: Vec<u8>,
-        from: Peer,
-    },
-    Message {
-        msg: BoxedMessage,
-        from: Peer,
-    },
+    /// A parsed SIP message from a transport.
+    Sip(Inbound),
     Distributor(pb::DistributorMessage),
     DistributorUp(bool),
     IvrDone {
@@ -61,6 +55,8 @@ pub struct EngineConfig {
     pub public_ip: IpAddr,
     pub udp_port: u16,
     pub tcp_port: u16,
+    /// The TLS listener's port; dialled-only TLS advertises the TCP port.
+    pub tls_port: Option<u16>,
     pub realm: String,
     pub offer_timeout: Duration,
     pub dids: BTreeMap<String, String>,
@@ -126,12 +122,20 @@ impl Engine {
     }
 
     /// The drive loop: wait for an input or the next deadline, feed, flush.
-    pub async fn run(mut self, mut inputs: mpsc::UnboundedReceiver<Input>) {
+    pub async fn run(
+        mut self,
+        mut inputs: mpsc::UnboundedReceiver<Input>,
+        mut sip: mpsc::Receiver<Inbound>,
+    ) {
         loop {
             let deadline = self.next_deadline().map(tokio::time::Instant::from_std);
             tokio::select! {
                 input = inputs.recv() => match input {
                     Some(i) => self.handle(i, Instant::now()),
+                    None => return,
+                },
+                inbound = sip.recv() => match inbound {
+                    Some(i) => self.handle(Input::Sip(i), Instant::now()),
                     None => return,
                 },
                 _ = sleep_until(deadline), if deadline.is_some() => self.handle_timeout(Instant::now()),
@@ -166,11 +170,7 @@ impl Engine {
 
     fn handle(&mut self, input: Input, now: Instant) {
         match input {
-            Input::Datagram { bytes, from } => {
-                self.transports.datagram_done();
-                self.datagram(&bytes, from, now)
-            }
-            Input::Message { msg, from } => self.sip_message(*msg, from, now),
+            Input::Sip(Inbound { msg, from, .. }) => self.sip_message(*msg, from, now),
             Input::Distributor(m) => self.distributor(m, now),
             Input::DistributorUp(up) => self
                 .shared
@@ -179,22 +179,6 @@ impl Engine {
             Input::IvrDone { call, result } => self.ivr_done(&call, result, now),
             Input::Media(MediaEvent::PromptFinished { call, token }) => {
                 self.prompt_finished(&call, token)
-            }
-        }
-    }
-
-    fn datagram(&mut self, bytes: &[u8], from: Peer, now: Instant) {
-        if bytes.iter().all(|b| b.is_ascii_whitespace()) {
-            return; // keep-alive
-        }
-        match acd_sip::parse(bytes) {
-            Ok(msg) => self.sip_message(msg, from, now),
-            Err(e) => {
-                metrics::counter!("acd_sip_parse_errors_total", "transport" => "udp").increment(1);
-                tracing::warn!(peer = %from.addr, error = %e, "malformed SIP datagram");
-                if let Some(resp) = acd_sip::message::salvage_for_400(bytes) {
-                    self.transports.send(from, resp);
-                }
             }
         }
     }
