@@ -202,7 +202,8 @@ impl Conn {
         metrics::counter!("acd_sip_parse_errors_total", "transport" => transport).increment(1);
         tracing::warn!(peer = %self.peer.addr, error = %e, "malformed SIP on a stream, closing");
         if let Some(resp) = &e.bad_request {
-            if let Err(c) = self.write(stream, resp).await {
+            // Not one of the counted requests: written without accounting.
+            if let Err(c) = self.write_raw(stream, resp).await {
                 return c;
             }
         }
@@ -223,17 +224,26 @@ impl Conn {
         Close::FramingError
     }
 
-    async fn write<S: AsyncWrite + Unpin>(
-        &mut self,
+    async fn write_raw<S: AsyncWrite + Unpin>(
+        &self,
         stream: &mut S,
         bytes: &[u8],
     ) -> Result<(), Close> {
         let timeout = self.t.inner.limits.tcp_header_timeout;
         match tokio::time::timeout(timeout, stream.write_all(bytes)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => return Err(Close::WriteError),
-            Err(_) => return Err(Close::SlowReader),
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Close::WriteError),
+            Err(_) => Err(Close::SlowReader),
         }
+    }
+
+    /// Writes what the engine queued (or a pong), counting final responses.
+    async fn write<S: AsyncWrite + Unpin>(
+        &mut self,
+        stream: &mut S,
+        bytes: &[u8],
+    ) -> Result<(), Close> {
+        self.write_raw(stream, bytes).await?;
         if is_final_response(bytes) {
             self.unanswered = self.unanswered.saturating_sub(1);
         }
