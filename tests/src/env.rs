@@ -88,6 +88,21 @@ impl TestEnv {
         self.log_dir.join(file)
     }
 
+    /// Writes `tests/config/e2e.toml` plus `extra` TOML (tables such as
+    /// `[sip.limits]`) into the log directory, with its relative file paths
+    /// made absolute; returns the new file's path.
+    pub fn write_config(&self, extra: &str) -> PathBuf {
+        let base = config_path();
+        let text = std::fs::read_to_string(&base)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", base.display()));
+        let config_dir = base.parent().unwrap_or(Path::new("."));
+        let text = text.replace("\"../../", &format!("\"{}/../../", config_dir.display()));
+        let path = self.log_path("acd.toml");
+        std::fs::write(&path, format!("{text}\n{extra}\n"))
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        path
+    }
+
     /// `127.0.0.1:<sip>` of the edge.
     pub fn sip_addr(&self) -> String {
         format!("127.0.0.1:{}", self.ports.sip())

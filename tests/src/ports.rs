@@ -4,6 +4,7 @@
 //! - `+0`            SIP UDP and TCP of the edge (`acd run` / `acd edge`)
 //! - `+1 + 2i`       gRPC of process slot `i` (0..5)
 //! - `+2 + 2i`       metrics of process slot `i` (0..5)
+//! - `+11`           SIP TLS of the edge (`--sip-tls`)
 //! - `+12 .. +19`    RTP observers (8)
 //! - `+20 + k`       SIP port of SIPp instance `k` (0..10)
 //! - `+30 + k`       control port (`-cp`) of SIPp instance `k`
@@ -17,7 +18,7 @@
 //! 18 `auth.rs`, 19-20 `skills.rs`, 21 `replication.rs`, 22-23 `rona.rs`,
 //! 24 `ringing_abandon.rs`, 25 `drain.rs`, 26-30 and 36 `sip_edge_cases.rs`,
 //! 31-35 `sipp_scenarios.rs` (agent_reject, agent_ring_forever, trunk_503),
-//! 40 `ivr_fallback.rs`, 41 `record_route.rs`, 42 `distributor_restart.rs`. 45 `baresip.rs` (baresip itself
+//! 40 `ivr_fallback.rs`, 41 `record_route.rs`, 42 `distributor_restart.rs`, 48-50 `tcp_limits.rs`. 45 `baresip.rs` (baresip itself
 //! on `+90..+99`, see `src/baresip.rs`).
 
 pub const BASE: u16 = 21000;
@@ -59,6 +60,10 @@ impl PortBlock {
     pub fn metrics(&self, slot: u16) -> u16 {
         assert!(slot < 5);
         self.base + 2 + 2 * slot
+    }
+    /// SIP TLS of the edge.
+    pub fn sip_tls(&self) -> u16 {
+        self.base + 11
     }
     pub fn observer(&self, i: u16) -> u16 {
         assert!(i < 8);

@@ -305,6 +305,10 @@ impl EdgeCore {
                 "sip:acd@{};transport=tcp",
                 host_port(l.public_ip, l.tcp_port)
             ),
+            Transport::Tls => format!(
+                "sip:acd@{};transport=tls",
+                host_port(l.public_ip, l.tls_port.unwrap_or(l.tcp_port))
+            ),
         }
     }
 
@@ -313,6 +317,10 @@ impl EdgeCore {
         match transport {
             Transport::Udp => format!("SIP/2.0/UDP {}", host_port(l.public_ip, l.udp_port)),
             Transport::Tcp => format!("SIP/2.0/TCP {}", host_port(l.public_ip, l.tcp_port)),
+            Transport::Tls => format!(
+                "SIP/2.0/TLS {}",
+                host_port(l.public_ip, l.tls_port.unwrap_or(l.tcp_port))
+            ),
         }
     }
 

@@ -187,11 +187,20 @@ pub fn contact_peer(uri: &str) -> Option<Peer> {
         .trim_end_matches(']')
         .parse()
         .ok()?;
-    let transport = match Uri::parse(uri).and_then(|u| u.param("transport").flatten()) {
+    let parsed = Uri::parse(uri)?;
+    let transport = match parsed.param("transport").flatten() {
+        Some(t) if t.eq_ignore_ascii_case("tls") => Transport::Tls,
+        _ if parsed.scheme.eq_ignore_ascii_case("sips") => Transport::Tls,
         Some(t) if t.eq_ignore_ascii_case("tcp") => Transport::Tcp,
         _ => Transport::Udp,
     };
-    let port = uri_port(uri).unwrap_or(5060);
+    // §19.1.2: 5061 is the default port of sips: and of TLS.
+    let default_port = if transport == Transport::Tls {
+        5061
+    } else {
+        5060
+    };
+    let port = uri_port(uri).unwrap_or(default_port);
     Some(Peer {
         addr: (ip, port).into(),
         transport,

@@ -73,6 +73,55 @@ pub struct SipConfig {
     pub tcp: SocketAddr,
     /// Address written into Via, Contact and SDP.
     pub public_ip: IpAddr,
+    #[serde(default)]
+    pub limits: SipLimits,
+    /// SIP over TLS; absent = no TLS listener.
+    pub tls: Option<TlsConfig>,
+}
+
+/// Bounds on what stream (TCP, TLS) peers may hold of the edge.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipLimits {
+    /// Open TCP and TLS connections in total, accepted and dialled.
+    pub max_tcp_connections: usize,
+    /// Accepted connections from one source IP address (phones behind one
+    /// NAT share an address, so this is per office rather than per phone).
+    pub max_tcp_per_source: usize,
+    /// A connection on which nothing arrives for this long is closed
+    /// (CRLF keep-alives count as traffic).
+    pub tcp_idle_timeout_secs: u64,
+    /// Once the first byte of a message has arrived, the whole message must
+    /// arrive within this time (slow-loris guard; also bounds TLS handshakes).
+    pub tcp_header_timeout_secs: u64,
+    /// Largest SIP message (headers and body) accepted on a stream.
+    pub max_message_bytes: usize,
+}
+
+impl Default for SipLimits {
+    fn default() -> Self {
+        SipLimits {
+            max_tcp_connections: 4096,
+            max_tcp_per_source: 128,
+            tcp_idle_timeout_secs: 600,
+            tcp_header_timeout_secs: 10,
+            max_message_bytes: 65536,
+        }
+    }
+}
+
+/// SIP over TLS (RFC 3261 §26.2; `sips:` and `;transport=tls` contacts).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub listen: SocketAddr,
+    /// PEM certificate chain, relative to the config file.
+    pub cert: String,
+    /// PEM private key, relative to the config file.
+    pub key: String,
+    /// PEM CA certificates trusted when dialling agents over TLS, instead of
+    /// the system's roots.
+    pub ca: Option<String>,
 }
 
 fn default_sip_addr() -> SocketAddr {
@@ -204,6 +253,11 @@ pub struct DidDef {
     pub flow: String,
 }
 
+/// Bounds of `sip.limits.max_message_bytes`: an INVITE with SDP needs a few
+/// KiB; more than a megabyte per message is only a way to hold memory.
+const MIN_MESSAGE_BYTES: usize = 4096;
+const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
 /// One problem in a config file, located by key and line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -330,6 +384,21 @@ impl Loaded {
                 Some(locate::error(text, name, &path, err))
             })
             .collect();
+        let mut errors = errors;
+        if let Some(tls) = &self.config.sip.tls {
+            let files = [
+                ("cert", Some(&tls.cert)),
+                ("key", Some(&tls.key)),
+                ("ca", tls.ca.as_ref()),
+            ];
+            for (key, file) in files {
+                let Some(Err(err)) = file.map(|f| self.read_file(f)) else {
+                    continue;
+                };
+                let path = [Seg::Key("sip"), Seg::Key("tls"), Seg::Key(key)];
+                errors.push(locate::error(text, name, &path, err));
+            }
+        }
         if errors.is_empty() {
             Ok(())
         } else {
@@ -380,6 +449,7 @@ fn validate(c: &Config, text: &str, name: &str) -> Vec<ConfigError> {
     };
     v.media(c);
     v.admission(&c.admission);
+    v.limits(&c.sip.limits);
     v.unique(
         c.extensions.iter().map(|e| e.number.as_str()),
         "extensions",
@@ -445,6 +515,33 @@ impl Validator<'_> {
                     "must be at least 1 (0 would refuse every call)",
                 );
             }
+        }
+    }
+
+    fn limits(&mut self, l: &SipLimits) {
+        let at = |key: &'static str| [Seg::Key("sip"), Seg::Key("limits"), Seg::Key(key)];
+        let positive = [
+            ("max_tcp_connections", l.max_tcp_connections as u64),
+            ("max_tcp_per_source", l.max_tcp_per_source as u64),
+            ("tcp_idle_timeout_secs", l.tcp_idle_timeout_secs),
+            ("tcp_header_timeout_secs", l.tcp_header_timeout_secs),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                self.push(&at(key), "must be at least 1");
+            }
+        }
+        if l.max_tcp_per_source > l.max_tcp_connections {
+            self.push(
+                &at("max_tcp_per_source"),
+                "must not exceed max_tcp_connections",
+            );
+        }
+        if !(MIN_MESSAGE_BYTES..=MAX_MESSAGE_BYTES).contains(&l.max_message_bytes) {
+            self.push(
+                &at("max_message_bytes"),
+                &format!("must be within {MIN_MESSAGE_BYTES}-{MAX_MESSAGE_BYTES}"),
+            );
         }
     }
 

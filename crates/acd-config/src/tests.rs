@@ -113,3 +113,74 @@ fn zero_admission_limit_is_refused_with_its_line() {
         + 1;
     assert_eq!(e.line, Some(line));
 }
+
+#[test]
+fn sip_limits_default_when_absent_and_are_read_when_present() {
+    let text = GOOD.replace("\n[sip.limits]", "\n[sip.limits_unused_table_name_check]");
+    assert!(parse(&text, "t.toml").is_err(), "unknown keys are refused");
+    let without: String = GOOD
+        .lines()
+        .filter(|l| {
+            !l.starts_with("[sip.limits]") && !l.starts_with("max_") && !l.starts_with("tcp_")
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let c = parse(&without, "t.toml").unwrap();
+    assert_eq!(c.sip.limits, SipLimits::default());
+    let text = GOOD.replace(
+        "tcp_header_timeout_secs = 10",
+        "tcp_header_timeout_secs = 2",
+    );
+    let c = parse(&text, "t.toml").unwrap();
+    assert_eq!(c.sip.limits.tcp_header_timeout_secs, 2);
+    assert!(c.sip.tls.is_none());
+}
+
+#[test]
+fn bad_sip_limits_name_key_and_line() {
+    let text = GOOD
+        .replace("max_tcp_per_source = 128", "max_tcp_per_source = 5000")
+        .replace("tcp_idle_timeout_secs = 600", "tcp_idle_timeout_secs = 0");
+    let errs = errors_of(&text);
+    let per_source = errs
+        .iter()
+        .find(|e| e.key == "sip.limits.max_tcp_per_source")
+        .expect("error about max_tcp_per_source");
+    let line = text.lines().position(|l| l.contains("= 5000")).unwrap() + 1;
+    assert_eq!(per_source.line, Some(line), "{per_source}");
+    let idle = errs
+        .iter()
+        .find(|e| e.key == "sip.limits.tcp_idle_timeout_secs")
+        .expect("error about the idle timeout");
+    assert!(idle.message.contains("at least 1"), "{idle}");
+}
+
+#[test]
+fn tls_files_are_checked_at_load() {
+    let dir = std::env::temp_dir().join(format!("acd-config-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("cert.pem"), "x").unwrap();
+    std::fs::create_dir_all(dir.join("prompts")).unwrap();
+    for prompt in ["prompts/welcome.wav", "prompts/moh.wav"] {
+        std::fs::write(dir.join(prompt), defaults::file(prompt).unwrap()).unwrap();
+    }
+    let text = GOOD.replace(
+        "# [sip.tls]\n# listen = \"0.0.0.0:5061\"",
+        "[sip.tls]\nlisten = \"0.0.0.0:5061\"\ncert = \"cert.pem\"\nkey = \"missing.key\"",
+    );
+    let file = dir.join("acd.toml");
+    std::fs::write(&file, &text).unwrap();
+    let errs = Loaded::from_file(&file).expect_err("missing key file").0;
+    let e = errs
+        .iter()
+        .find(|e| e.key == "sip.tls.key")
+        .unwrap_or_else(|| panic!("no error about sip.tls.key in {errs:?}"));
+    let line = text
+        .lines()
+        .position(|l| l.contains("missing.key"))
+        .unwrap()
+        + 1;
+    assert_eq!(e.line, Some(line));
+    assert!(!errs.iter().any(|e| e.key == "sip.tls.cert"), "{errs:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

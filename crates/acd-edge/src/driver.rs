@@ -11,7 +11,6 @@ use std::time::Instant;
 
 use acd_b2bua::{CallId, EdgeCore, Input as CoreInput, MediaCommand, MediaPorts, Output, Snapshot};
 use acd_proto::v1 as pb;
-use acd_sip::{Message, Peer};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
@@ -19,27 +18,22 @@ use crate::convert;
 use crate::distributor_link::DistributorLink;
 use crate::ivr_client::IvrClients;
 use crate::media::{self, MediaCmd, MediaEvent, MediaHandle, PortPool};
-use crate::transport::Transports;
+use crate::transport::{Inbound, Transports};
 use crate::EdgeShared;
 
-/// Capacity of the loop's input channel: beyond it UDP is dropped (the peer
-/// retransmits) and TCP readers wait, so memory stays bounded under a flood.
-pub const INPUT_CAPACITY: usize = 4096;
-
-/// What the loop reacts to, besides deadlines.
+/// What the loop reacts to besides SIP, media and deadlines.
 pub enum Input {
-    Datagram {
-        bytes: Vec<u8>,
-        from: Peer,
-        received: Instant,
-    },
-    Message {
-        msg: Box<Message>,
-        from: Peer,
-        received: Instant,
-    },
     Distributor(pb::DistributorMessage),
     DistributorUp(bool),
+}
+
+/// Every channel the loop reads; each is bounded where a peer can fill it.
+pub struct Inputs {
+    /// Parsed SIP from the transports (bounded: UDP drops, streams wait).
+    pub sip: mpsc::Receiver<Inbound>,
+    pub other: mpsc::Receiver<Input>,
+    pub control: mpsc::UnboundedReceiver<Control>,
+    pub media: mpsc::UnboundedReceiver<MediaEvent>,
 }
 
 /// Requests from the process (admin service, hand-over).
@@ -62,17 +56,22 @@ pub struct Driver {
 type IvrResult = (acd_b2bua::IvrStep, Result<pb::StepResponse, String>);
 
 impl Driver {
-    pub async fn run(
-        mut self,
-        mut inputs: mpsc::Receiver<Input>,
-        mut control: mpsc::UnboundedReceiver<Control>,
-        mut media_rx: mpsc::UnboundedReceiver<MediaEvent>,
-    ) {
+    pub async fn run(mut self, inputs: Inputs) {
+        let Inputs {
+            mut sip,
+            other: mut inputs,
+            mut control,
+            media: mut media_rx,
+        } = inputs;
         let mut media: HashMap<CallId, MediaHandle> = HashMap::new();
         let mut steps: JoinSet<IvrResult> = JoinSet::new();
         loop {
             let deadline = self.core.poll_timeout().map(tokio::time::Instant::from_std);
             tokio::select! {
+                msg = sip.recv() => match msg {
+                    Some(m) => self.sip(m),
+                    None => return,
+                },
                 input = inputs.recv() => match input {
                     Some(i) => self.input(i),
                     None => return,
@@ -95,48 +94,18 @@ impl Driver {
         }
     }
 
+    fn sip(&mut self, m: Inbound) {
+        let input = CoreInput::Sip {
+            msg: *m.msg,
+            from: m.from,
+            received: m.received,
+        };
+        self.core.handle(input, Instant::now());
+    }
+
     fn input(&mut self, input: Input) {
         let now = Instant::now();
         match input {
-            Input::Datagram {
-                bytes,
-                from,
-                received,
-            } => {
-                if bytes.iter().all(|b| b.is_ascii_whitespace()) {
-                    return; // keep-alive
-                }
-                match acd_sip::parse(&bytes) {
-                    Ok(msg) => self.core.handle(
-                        CoreInput::Sip {
-                            msg,
-                            from,
-                            received,
-                        },
-                        now,
-                    ),
-                    Err(e) => {
-                        metrics::counter!("acd_sip_parse_errors_total", "transport" => "udp")
-                            .increment(1);
-                        tracing::warn!(peer = %from.addr, error = %e, "malformed SIP datagram");
-                        if let Some(resp) = acd_sip::message::salvage_for_400(&bytes) {
-                            self.transports.send(from, resp);
-                        }
-                    }
-                }
-            }
-            Input::Message {
-                msg,
-                from,
-                received,
-            } => self.core.handle(
-                CoreInput::Sip {
-                    msg: *msg,
-                    from,
-                    received,
-                },
-                now,
-            ),
             Input::Distributor(m) => match convert::from_distributor(m) {
                 Some((term, cmd)) => self.core.handle(CoreInput::Distributor { term, cmd }, now),
                 None => tracing::debug!("distributor message of an unknown kind ignored"),

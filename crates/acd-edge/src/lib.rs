@@ -29,7 +29,7 @@ mod distributor_link;
 mod driver;
 mod ivr_client;
 pub mod media;
-mod transport;
+pub mod transport;
 
 /// Flow id → flow.
 pub type Flows = BTreeMap<String, acd_ivr::Flow>;
@@ -39,6 +39,9 @@ pub type Flows = BTreeMap<String, acd_ivr::Flow>;
 pub struct EdgeSettings {
     pub sip_udp: SocketAddr,
     pub sip_tcp: SocketAddr,
+    /// TLS listen address; `None` takes `[sip.tls] listen` (no TLS listener
+    /// without a `[sip.tls]` table).
+    pub sip_tls: Option<SocketAddr>,
     pub public_ip: IpAddr,
     pub rtp_ports: (u16, u16),
     pub distributor_url: String,
@@ -66,6 +69,7 @@ pub struct EdgeHandle {
     control: mpsc::UnboundedSender<driver::Control>,
     pub sip_udp: SocketAddr,
     pub sip_tcp: SocketAddr,
+    pub sip_tls: Option<SocketAddr>,
 }
 
 impl EdgeHandle {
@@ -111,7 +115,13 @@ pub enum EdgeError {
     Prompt { name: String, message: String },
     #[error("bad URL: {0}")]
     Url(String),
+    #[error("SIP TLS: {0}")]
+    Tls(String),
 }
+
+/// SIP messages from the transports waiting for the driver loop. Beyond
+/// this UDP drops and stream readers wait (see `transport`).
+const INBOUND_QUEUE: usize = 1024;
 
 /// Binds the SIP sockets and starts the edge's tasks.
 pub async fn start(settings: EdgeSettings, loaded: &Loaded) -> Result<EdgeHandle, EdgeError> {
@@ -140,11 +150,18 @@ pub async fn start(settings: EdgeSettings, loaded: &Loaded) -> Result<EdgeHandle
         source,
     })?;
 
+    let (tls, tls_client) = tls_setup(&settings, loaded).await?;
+    let tls_addr = tls.as_ref().map(|(_, _, addr)| *addr);
+    let tls = tls.map(|(listener, acceptor, _)| (listener, acceptor));
+
     let prompts = load_prompts(loaded)?;
-    let (input_tx, input_rx) = mpsc::channel(driver::INPUT_CAPACITY);
+    let (input_tx, input_rx) = mpsc::channel(INBOUND_QUEUE);
     let (control_tx, control_rx) = mpsc::unbounded_channel();
     let (media_tx, media_rx) = mpsc::unbounded_channel();
-    let transports = transport::Transports::start(udp, tcp, input_tx.clone());
+    let (sip_tx, sip_rx) = mpsc::channel(INBOUND_QUEUE);
+    let sockets = transport::Sockets { udp, tcp, tls };
+    let limits = transport::TransportLimits::from(&loaded.config.sip.limits);
+    let transports = transport::Transports::start(sockets, limits, tls_client, sip_tx);
     // RTP listens where SIP does (all interfaces if SIP does).
     let ports = media::PortPool::new(udp_addr.ip(), settings.rtp_ports.0, settings.rtp_ports.1);
     let ivr = ivr_client::IvrClients::new(&settings.ivr_urls)
@@ -156,7 +173,7 @@ pub async fn start(settings: EdgeSettings, loaded: &Loaded) -> Result<EdgeHandle
         input_tx,
         shared.clone(),
     );
-    let core_cfg = core_config(&settings, udp_addr, tcp_addr, loaded, &prompts);
+    let core_cfg = core_config(&settings, udp_addr, tcp_addr, tls_addr, loaded, &prompts);
     let now = std::time::Instant::now();
     let unix_now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -173,13 +190,19 @@ pub async fn start(settings: EdgeSettings, loaded: &Loaded) -> Result<EdgeHandle
         prompts,
         media_events: media_tx,
     };
-    tokio::spawn(driver.run(input_rx, control_rx, media_rx));
-    tracing::info!(udp = %udp_addr, tcp = %tcp_addr, "SIP edge listening");
+    tokio::spawn(driver.run(driver::Inputs {
+        sip: sip_rx,
+        other: input_rx,
+        control: control_rx,
+        media: media_rx,
+    }));
+    tracing::info!(udp = %udp_addr, tcp = %tcp_addr, tls = ?tls_addr, "SIP edge listening");
     Ok(EdgeHandle {
         shared,
         control: control_tx,
         sip_udp: udp_addr,
         sip_tcp: tcp_addr,
+        sip_tls: tls_addr,
     })
 }
 
@@ -187,6 +210,7 @@ fn core_config(
     settings: &EdgeSettings,
     udp: SocketAddr,
     tcp: SocketAddr,
+    tls: Option<SocketAddr>,
     loaded: &Loaded,
     prompts: &BTreeMap<String, Arc<acd_media::Prompt>>,
 ) -> acd_b2bua::CoreConfig {
@@ -196,7 +220,7 @@ fn core_config(
         public_ip: settings.public_ip,
         udp_port: udp.port(),
         tcp_port: tcp.port(),
-        tls_port: None,
+        tls_port: tls.map(|a| a.port()),
     };
     core.realm = cfg.sip.realm.clone();
     core.ring_timeout = Duration::from_secs(cfg.distributor.offer_timeout_secs);
@@ -221,6 +245,45 @@ fn core_config(
         retry_after_secs: a.retry_after_secs,
     };
     core
+}
+
+/// The bound TLS listener, its acceptor and its local address.
+type TlsListener = (TcpListener, tokio_rustls::TlsAcceptor, SocketAddr);
+
+/// The TLS listener (if `[sip.tls]` is configured) and the connector that
+/// dials agents over TLS (always available: system roots without `ca`).
+async fn tls_setup(
+    settings: &EdgeSettings,
+    loaded: &Loaded,
+) -> Result<(Option<TlsListener>, tokio_rustls::TlsConnector), EdgeError> {
+    let tls_cfg = loaded.config.sip.tls.as_ref();
+    let ca = match tls_cfg.and_then(|t| t.ca.as_ref()) {
+        Some(file) => Some(loaded.read_file(file).map_err(EdgeError::Tls)?),
+        None => None,
+    };
+    let connector =
+        transport::tls::connector(ca.as_deref()).map_err(|e| EdgeError::Tls(e.to_string()))?;
+    let Some(tls_cfg) = tls_cfg else {
+        if settings.sip_tls.is_some() {
+            return Err(EdgeError::Tls(
+                "a TLS listen address needs [sip.tls] cert and key in the config".into(),
+            ));
+        }
+        return Ok((None, connector));
+    };
+    let cert = loaded.read_file(&tls_cfg.cert).map_err(EdgeError::Tls)?;
+    let key = loaded.read_file(&tls_cfg.key).map_err(EdgeError::Tls)?;
+    let acceptor =
+        transport::tls::acceptor(&cert, &key).map_err(|e| EdgeError::Tls(e.to_string()))?;
+    let addr = settings.sip_tls.unwrap_or(tls_cfg.listen);
+    let bind_error = |source| EdgeError::Bind {
+        what: "TLS",
+        addr,
+        source,
+    };
+    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let local = listener.local_addr().map_err(bind_error)?;
+    Ok((Some((listener, acceptor, local)), connector))
 }
 
 fn load_prompts(loaded: &Loaded) -> Result<BTreeMap<String, Arc<acd_media::Prompt>>, EdgeError> {

@@ -1,99 +1,259 @@
-//! SIP transports: one UDP socket and a TCP listener. Received bytes go to
-//! the engine as inputs; the engine sends without awaiting (UDP `try_send_to`,
-//! TCP through a per-connection writer task), so its loop never blocks on I/O.
+//! SIP transports: a UDP socket, a TCP listener and optionally a TLS
+//! listener. Parsed messages go to the engine through a bounded channel of
+//! [`Inbound`]; the engine sends without awaiting (UDP `try_send_to`, streams
+//! through a bounded per-connection queue), so its loop never blocks on I/O.
+//!
+//! ```text
+//! UDP datagram ─▶ parse ─┬─▶ Inbound ─▶ engine     (channel full: drop, metric)
+//!                        └─▶ 400 salvaged here     (malformed)
+//! TCP/TLS bytes ─▶ StreamFramer ─▶ Inbound ─▶ engine (channel full: reader waits)
+//! engine ─▶ respond(peer): UDP, or the connection the request came on (never dials)
+//!        ─▶ request(peer): UDP, an open connection to peer, or a new one dialled
+//! ```
+//!
+//! Streams are bounded by [`TransportLimits`]: connection slots in total and
+//! per source address, an idle timeout, a header/body timeout once a message
+//! has started, and a maximum message size.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
-use acd_sip::{Peer, Transport};
+use acd_sip::{Message, Peer, Transport};
 use dashmap::DashMap;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-use crate::driver::Input;
+mod conn;
+pub mod limits;
+pub mod tls;
 
-/// Largest SIP message accepted on TCP before the connection is dropped.
-const MAX_TCP_BUFFER: usize = 256 * 1024;
+pub use limits::TransportLimits;
+use limits::{AcceptBackoff, ConnSlots, SlotGuard};
 
+/// Messages a connection may have queued for writing; a peer that lets the
+/// queue fill is not reading and is disconnected.
+const WRITE_QUEUE: usize = 128;
+
+/// A parsed SIP message and where and when it arrived.
+#[derive(Debug)]
+pub struct Inbound {
+    pub msg: Box<Message>,
+    pub from: Peer,
+    /// When its bytes were read, for the engine's lateness measure.
+    pub received: Instant,
+}
+
+/// The bound sockets the transports serve.
+pub struct Sockets {
+    pub udp: UdpSocket,
+    pub tcp: TcpListener,
+    pub tls: Option<(TcpListener, TlsAcceptor)>,
+}
+
+/// Handle to the transports; cheap to clone.
 #[derive(Clone)]
 pub struct Transports {
-    udp: Arc<UdpSocket>,
-    tcp_writers: Arc<DashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>>,
-    input: mpsc::Sender<Input>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    udp: UdpSocket,
+    conns: DashMap<(Transport, SocketAddr), ConnHandle>,
+    slots: ConnSlots,
+    limits: TransportLimits,
+    inbound: mpsc::Sender<Inbound>,
+    tls_client: TlsConnector,
+    next_id: AtomicU64,
+}
+
+/// The engine's way into one connection's writer.
+struct ConnHandle {
+    id: u64,
+    queue: mpsc::Sender<Vec<u8>>,
+    kill: Arc<Notify>,
 }
 
 impl Transports {
-    pub fn start(udp: UdpSocket, tcp: TcpListener, input: mpsc::Sender<Input>) -> Transports {
+    /// Starts the readers and accept loops. `tls_client` dials agents whose
+    /// contact asks for TLS (see [`tls::connector`]).
+    pub fn start(
+        sockets: Sockets,
+        limits: TransportLimits,
+        tls_client: TlsConnector,
+        inbound: mpsc::Sender<Inbound>,
+    ) -> Transports {
         let t = Transports {
-            udp: Arc::new(udp),
-            tcp_writers: Arc::new(DashMap::new()),
-            input,
+            inner: Arc::new(Inner {
+                udp: sockets.udp,
+                conns: DashMap::new(),
+                slots: ConnSlots::new(limits.max_tcp_connections, limits.max_tcp_per_source),
+                limits,
+                inbound,
+                tls_client,
+                next_id: AtomicU64::new(1),
+            }),
         };
         tokio::spawn(t.clone().udp_reader());
-        tokio::spawn(t.clone().tcp_acceptor(tcp));
+        tokio::spawn(t.clone().accept_loop(sockets.tcp, None));
+        if let Some((listener, acceptor)) = sockets.tls {
+            tokio::spawn(t.clone().accept_loop(listener, Some(acceptor)));
+        }
         t
     }
 
+    /// Sends a response or a request, told apart by the start line: the
+    /// transaction layer's `Output::Transmit` carries both. Prefer
+    /// [`respond`](Self::respond) / [`request`](Self::request) where the
+    /// caller knows which it has.
     pub fn send(&self, to: Peer, bytes: Vec<u8>) {
-        match to.transport {
-            Transport::Udp => {
-                if let Err(e) = self.udp.try_send_to(&bytes, to.addr) {
-                    metrics::counter!("acd_sip_transport_errors_total", "kind" => "udp_send")
-                        .increment(1);
-                    tracing::warn!(peer = %to.addr, error = %e, "UDP send failed");
-                }
-            }
-            Transport::Tcp => self.send_tcp(to.addr, bytes),
+        if bytes.starts_with(b"SIP/2.0 ") {
+            self.respond(to, bytes);
+        } else {
+            self.request(to, bytes);
         }
     }
 
-    fn send_tcp(&self, addr: SocketAddr, bytes: Vec<u8>) {
-        if let Some(w) = self.tcp_writers.get(&addr) {
-            if w.send(bytes).is_ok() {
+    /// A response goes back the way its request came: over UDP to the
+    /// source, or over the stream connection it arrived on. If that
+    /// connection is gone, the response is dropped: dialling the client's
+    /// ephemeral source port would only reach whoever holds it now (§18.2.2
+    /// allows it, practice does not).
+    pub fn respond(&self, to: Peer, bytes: Vec<u8>) {
+        match to.transport {
+            Transport::Udp => self.send_udp(to.addr, &bytes),
+            Transport::Tcp | Transport::Tls => {
+                if !self.enqueue(to, bytes) {
+                    drop_metric(to.transport, "no_connection");
+                    tracing::debug!(peer = %to.addr, "response for a closed connection dropped");
+                }
+            }
+        }
+    }
+
+    /// A request we originate: over UDP, an open connection to `to`, or a
+    /// new connection dialled to it (a registered contact, a route).
+    pub fn request(&self, to: Peer, bytes: Vec<u8>) {
+        match to.transport {
+            Transport::Udp => self.send_udp(to.addr, &bytes),
+            Transport::Tcp | Transport::Tls => {
+                if !self.enqueue(to, bytes.clone()) {
+                    self.dial(to, bytes);
+                }
+            }
+        }
+    }
+
+    fn send_udp(&self, addr: SocketAddr, bytes: &[u8]) {
+        if let Err(e) = self.inner.udp.try_send_to(bytes, addr) {
+            metrics::counter!("acd_sip_transport_errors_total", "kind" => "udp_send").increment(1);
+            tracing::warn!(peer = %addr, error = %e, "UDP send failed");
+        }
+    }
+
+    /// Queues bytes on the open connection to `to`; false if there is none.
+    /// A full queue means the peer stopped reading: it is disconnected.
+    fn enqueue(&self, to: Peer, bytes: Vec<u8>) -> bool {
+        let key = (to.transport, to.addr);
+        let Some(h) = self.inner.conns.get(&key) else {
+            return false;
+        };
+        match h.queue.try_send(bytes) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics::counter!("acd_sip_connections_closed_total", "reason" => "slow_reader")
+                    .increment(1);
+                tracing::warn!(peer = %to.addr, "peer not reading its connection, closing");
+                h.kill.notify_one();
+                let id = h.id;
+                drop(h);
+                self.inner.conns.remove_if(&key, |_, c| c.id == id);
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                let id = h.id;
+                drop(h);
+                self.inner.conns.remove_if(&key, |_, c| c.id == id);
+                false
+            }
+        }
+    }
+
+    /// Registers a connection's writer queue; the connection task owns the rest.
+    fn register(&self, peer: Peer) -> (u64, mpsc::Receiver<Vec<u8>>, Arc<Notify>) {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let (queue, rx) = mpsc::channel(WRITE_QUEUE);
+        let kill = Arc::new(Notify::new());
+        let handle = ConnHandle {
+            id,
+            queue,
+            kill: kill.clone(),
+        };
+        self.inner.conns.insert((peer.transport, peer.addr), handle);
+        (id, rx, kill)
+    }
+
+    fn unregister(&self, peer: Peer, id: u64) {
+        self.inner
+            .conns
+            .remove_if(&(peer.transport, peer.addr), |_, c| c.id == id);
+    }
+
+    /// Opens a connection for a request; later sends queue behind it while
+    /// it connects.
+    fn dial(&self, to: Peer, first: Vec<u8>) {
+        let slot = match self.inner.slots.try_acquire(None) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                drop_metric(to.transport, refusal.as_str());
+                tracing::warn!(peer = %to.addr, "no connection slot to dial out");
                 return;
             }
-            return;
-        }
-        // No connection to this peer yet: open one and send through it.
+        };
+        let (id, rx, kill) = self.register(to);
+        // The queue was just created: this cannot be full.
+        let _ = self.enqueue(to, first);
         let t = self.clone();
         tokio::spawn(async move {
-            match TcpStream::connect(addr).await {
-                Ok(stream) => {
-                    let w = t.attach(stream, addr);
-                    let _ = w.send(bytes);
+            let timeout = t.inner.limits.tcp_header_timeout;
+            let connect = tokio::time::timeout(timeout, TcpStream::connect(to.addr)).await;
+            let stream = match connect {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return t.dial_failed(to, id, &e.to_string()),
+                Err(_) => return t.dial_failed(to, id, "timed out"),
+            };
+            let _ = stream.set_nodelay(true);
+            let c = conn::Conn::new(&t, to, id, rx, kill, slot);
+            match to.transport {
+                Transport::Tls => {
+                    let name = rustls_pki_types::ServerName::IpAddress(to.addr.ip().into());
+                    let tls = t.inner.tls_client.connect(name, stream);
+                    match tokio::time::timeout(timeout, tls).await {
+                        Ok(Ok(s)) => c.run(s).await,
+                        Ok(Err(e)) => t.dial_failed(to, id, &e.to_string()),
+                        Err(_) => t.dial_failed(to, id, "TLS handshake timed out"),
+                    }
                 }
-                Err(e) => {
-                    metrics::counter!("acd_sip_transport_errors_total", "kind" => "tcp_connect")
-                        .increment(1);
-                    tracing::warn!(peer = %addr, error = %e, "TCP connect failed");
-                }
+                _ => c.run(stream).await,
             }
         });
+    }
+
+    fn dial_failed(&self, to: Peer, id: u64, error: &str) {
+        self.unregister(to, id);
+        metrics::counter!("acd_sip_transport_errors_total", "kind" => "connect").increment(1);
+        tracing::warn!(peer = %to.addr, transport = ?to.transport, %error, "connect failed");
     }
 
     async fn udp_reader(self) {
         let mut buf = vec![0u8; 65536];
         loop {
-            match self.udp.recv_from(&mut buf).await {
+            match self.inner.udp.recv_from(&mut buf).await {
                 Ok((n, from)) => {
-                    let peer = Peer {
-                        addr: from,
-                        transport: Transport::Udp,
-                    };
-                    let input = Input::Datagram {
-                        bytes: buf[..n].to_vec(),
-                        from: peer,
-                        received: std::time::Instant::now(),
-                    };
-                    // Full: the loop is behind; a quick loss (the peer
-                    // retransmits or tries elsewhere) beats answering late.
-                    match self.input.try_send(input) {
-                        Ok(()) => {}
-                        Err(mpsc::error::TrySendError::Full(_)) => {
-                            metrics::counter!("acd_sip_overload_drops_total").increment(1);
-                        }
-                        Err(mpsc::error::TrySendError::Closed(_)) => return,
+                    if !self.datagram(&buf[..n], from) {
+                        return;
                     }
                 }
                 // ICMP port unreachable surfaces here on Linux; keep serving.
@@ -102,88 +262,143 @@ impl Transports {
         }
     }
 
-    async fn tcp_acceptor(self, listener: TcpListener) {
+    /// Parses one datagram and hands it on; false once the engine is gone.
+    fn datagram(&self, bytes: &[u8], from: SocketAddr) -> bool {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return true; // keep-alive
+        }
+        let received = Instant::now();
+        let peer = Peer {
+            addr: from,
+            transport: Transport::Udp,
+        };
+        let msg = match acd_sip::parse(bytes) {
+            Ok(msg) => msg,
+            Err(e) => {
+                metrics::counter!("acd_sip_parse_errors_total", "transport" => "udp").increment(1);
+                tracing::warn!(peer = %from, error = %e, "malformed SIP datagram");
+                if let Some(resp) = acd_sip::message::salvage_for_400(bytes) {
+                    self.send_udp(from, &resp);
+                }
+                return true;
+            }
+        };
+        let inbound = Inbound {
+            msg: Box::new(msg),
+            from: peer,
+            received,
+        };
+        match self.inner.inbound.try_send(inbound) {
+            Ok(()) => true,
+            // Under overload a quick loss (the peer retransmits or tries
+            // elsewhere) beats answering seconds late from a growing queue.
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics::counter!("acd_sip_overload_drops_total").increment(1);
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    async fn accept_loop(self, listener: TcpListener, tls: Option<TlsAcceptor>) {
+        let mut backoff = AcceptBackoff::default();
         loop {
             match listener.accept().await {
                 Ok((stream, addr)) => {
-                    self.attach(stream, addr);
+                    backoff.on_success();
+                    self.accepted(stream, addr, tls.clone());
                 }
                 Err(e) => {
                     metrics::counter!("acd_sip_transport_errors_total", "kind" => "tcp_accept")
                         .increment(1);
-                    tracing::warn!(error = %e, "TCP accept failed");
+                    let action = backoff.on_error(e.raw_os_error(), Instant::now());
+                    if let Some(suppressed) = action.log {
+                        tracing::warn!(error = %e, suppressed, "TCP accept failed");
+                    }
+                    if !action.sleep.is_zero() {
+                        tokio::time::sleep(action.sleep).await;
+                    }
                 }
             }
         }
     }
 
-    /// Starts reader and writer tasks for a connection; returns its writer.
-    fn attach(&self, stream: TcpStream, addr: SocketAddr) -> mpsc::UnboundedSender<Vec<u8>> {
-        let (mut rd, mut wr) = stream.into_split();
-        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
-        self.tcp_writers.insert(addr, tx.clone());
-        tokio::spawn(async move {
-            while let Some(bytes) = rx.recv().await {
-                if wr.write_all(&bytes).await.is_err() {
-                    break;
-                }
-            }
-        });
-        let t = self.clone();
-        tokio::spawn(async move {
-            t.tcp_reader(&mut rd, addr).await;
-            t.tcp_writers.remove(&addr);
-        });
-        tx
-    }
-
-    async fn tcp_reader(&self, rd: &mut tokio::net::tcp::OwnedReadHalf, addr: SocketAddr) {
-        let peer = Peer {
-            addr,
-            transport: Transport::Tcp,
+    /// Over a cap the connection is closed at once (dropped): the peer sees
+    /// the close rather than a listen backlog that never moves.
+    fn accepted(&self, stream: TcpStream, addr: SocketAddr, tls: Option<TlsAcceptor>) {
+        let transport = if tls.is_some() {
+            Transport::Tls
+        } else {
+            Transport::Tcp
         };
-        let mut buf: Vec<u8> = Vec::with_capacity(8192);
-        let mut chunk = [0u8; 8192];
-        loop {
-            let n = match rd.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
-            };
-            buf.extend_from_slice(&chunk[..n]);
-            loop {
-                match acd_sip::parse_stream(&buf) {
-                    Ok(Some((msg, used))) => {
-                        buf.drain(..used);
-                        if self
-                            .input
-                            .send(Input::Message {
-                                msg: Box::new(msg),
-                                from: peer,
-                                received: std::time::Instant::now(),
-                            })
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        // A stream cannot be resynchronised after a framing error.
-                        metrics::counter!("acd_sip_parse_errors_total", "transport" => "tcp")
-                            .increment(1);
-                        tracing::warn!(peer = %addr, error = %e, "malformed SIP on TCP, closing");
-                        if let Some(resp) = acd_sip::message::salvage_for_400(&buf) {
-                            self.send_tcp(addr, resp);
-                        }
-                        return;
-                    }
-                }
-            }
-            if buf.len() > MAX_TCP_BUFFER {
-                tracing::warn!(peer = %addr, "oversized SIP message on TCP, closing");
+        let slot = match self.inner.slots.try_acquire(Some(addr.ip())) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                metrics::counter!("acd_sip_connections_refused_total", "reason" => refusal.as_str())
+                    .increment(1);
+                tracing::debug!(peer = %addr, reason = refusal.as_str(), "connection refused");
                 return;
             }
+        };
+        let _ = stream.set_nodelay(true);
+        let peer = Peer { addr, transport };
+        let t = self.clone();
+        match tls {
+            None => {
+                let (id, rx, kill) = self.register(peer);
+                tokio::spawn(conn::Conn::new(&t, peer, id, rx, kill, slot).run(stream));
+            }
+            Some(acceptor) => {
+                tokio::spawn(async move { t.tls_accepted(acceptor, stream, peer, slot).await });
+            }
         }
     }
+
+    /// Registers a TLS connection only once its handshake is done, within
+    /// the header timeout.
+    async fn tls_accepted(
+        self,
+        acceptor: TlsAcceptor,
+        stream: TcpStream,
+        peer: Peer,
+        slot: SlotGuard,
+    ) {
+        let timeout = self.inner.limits.tcp_header_timeout;
+        let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                metrics::counter!("acd_sip_connections_closed_total", "reason" => "tls_handshake")
+                    .increment(1);
+                tracing::debug!(peer = %peer.addr, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                metrics::counter!("acd_sip_connections_closed_total", "reason" => "tls_handshake_timeout")
+                    .increment(1);
+                return;
+            }
+        };
+        let (id, rx, kill) = self.register(peer);
+        conn::Conn::new(&self, peer, id, rx, kill, slot)
+            .run(stream)
+            .await;
+    }
+
+    #[cfg(test)]
+    fn open_connections(&self) -> usize {
+        self.inner.slots.in_use()
+    }
 }
+
+fn drop_metric(transport: Transport, reason: &'static str) {
+    let transport = match transport {
+        Transport::Udp => "udp",
+        Transport::Tcp => "tcp",
+        Transport::Tls => "tls",
+    };
+    metrics::counter!("acd_sip_send_drops_total", "transport" => transport, "reason" => reason)
+        .increment(1);
+}
+
+#[cfg(test)]
+mod tests;

@@ -4,7 +4,7 @@
 //!
 //! # Data flow
 //! ```text
-//!  socket bytes ──► message::parse / parse_stream ──► message::validate_request
+//!  socket bytes ──► message::parse (UDP) / framing::StreamFramer (TCP, TLS) ──► message::validate_request
 //!        (ParseError → message::salvage_for_400 → 400 bytes, or drop)
 //!                         │ Message + Peer + now
 //!                         ▼
@@ -17,14 +17,17 @@
 //!   shell sleeps until poll_timeout() ──► handle_timeout(now)
 //! ```
 //! * [`message`]: own SIP message type (compact forms, folding, verbatim headers).
+//! * [`framing`]: incremental, bounded stream framing with keep-alive pings.
 //! * [`transaction`]: RFC 3261 §17 + RFC 6026 transaction state machines.
 //! * [`dialog`]: RFC 3261 §12 dialog state and the §13.3.1.4 2xx retransmitter.
 //! * [`auth`]: Digest (RFC 2617) with stateless nonces for REGISTER.
 
 pub mod auth;
 pub mod dialog;
+pub mod framing;
 pub mod message;
 pub mod transaction;
 
+pub use framing::{Frame, FramingError, StreamFramer};
 pub use message::{parse, parse_stream, Headers, Message, Method, ParseError, Request, Response};
 pub use transaction::{Config, Output, Peer, TimerKind, TransactionLayer, Transport, TxKey};

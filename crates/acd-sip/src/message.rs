@@ -116,6 +116,8 @@ pub enum ParseError {
     BodyTooShort { declared: usize, actual: usize },
     #[error("body larger than {MAX_BODY_BYTES} bytes")]
     BodyTooLarge,
+    #[error("message larger than {limit} bytes")]
+    MessageTooLarge { limit: usize },
 }
 
 // ---------------------------------------------------------------------------
@@ -586,7 +588,7 @@ impl Message {
 // Parsing
 // ---------------------------------------------------------------------------
 
-enum StartLine {
+pub(crate) enum StartLine {
     Request(Method, String),
     Response(u16, String),
 }
@@ -675,7 +677,7 @@ fn find_header_end(buf: &[u8]) -> Option<usize> {
 }
 
 /// Parses the start line and headers (everything before the empty line).
-fn parse_head(head: &[u8]) -> Result<(StartLine, Headers), ParseError> {
+pub(crate) fn parse_head(head: &[u8]) -> Result<(StartLine, Headers), ParseError> {
     let mut lines = head
         .split(|b| *b == b'\n')
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
@@ -726,7 +728,7 @@ fn parse_head(head: &[u8]) -> Result<(StartLine, Headers), ParseError> {
     Ok((start, headers))
 }
 
-fn content_length(headers: &Headers) -> Result<Option<usize>, ParseError> {
+pub(crate) fn content_length(headers: &Headers) -> Result<Option<usize>, ParseError> {
     match headers.get("Content-Length") {
         None => Ok(None),
         Some(v) => v
@@ -737,7 +739,7 @@ fn content_length(headers: &Headers) -> Result<Option<usize>, ParseError> {
     }
 }
 
-fn build(start: StartLine, headers: Headers, body: Vec<u8>) -> Message {
+pub(crate) fn build(start: StartLine, headers: Headers, body: Vec<u8>) -> Message {
     match start {
         StartLine::Request(method, uri) => Message::Request(Request {
             method,
@@ -1278,6 +1280,12 @@ pub fn salvage_for_400(datagram: &[u8]) -> Option<Vec<u8>> {
         },
         Ok(Message::Response(_)) => return None,
     };
+    bad_request_for(datagram, &problem)
+}
+
+/// Like [`salvage_for_400`], with the problem already known (stream framing
+/// errors: the head alone would parse, the problem is the message's size).
+pub fn bad_request_for(datagram: &[u8], problem: &str) -> Option<Vec<u8>> {
     let text = String::from_utf8_lossy(datagram);
     let mut lines = text
         .lines()

@@ -88,6 +88,10 @@ pub struct SipArgs {
     /// SIP TCP listen address [default: [sip] tcp].
     #[arg(long, value_name = "ADDR")]
     pub sip_tcp: Option<SocketAddr>,
+    /// SIP TLS listen address [default: [sip.tls] listen; needs [sip.tls]
+    /// cert and key in the config].
+    #[arg(long, value_name = "ADDR")]
+    pub sip_tls: Option<SocketAddr>,
     /// RTP port range [default: [media] rtp_port_min-rtp_port_max].
     #[arg(long, value_name = "MIN-MAX", value_parser = parse_port_range)]
     pub rtp_ports: Option<(u16, u16)>,

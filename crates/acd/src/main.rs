@@ -308,6 +308,9 @@ async fn serve(cmd: Cmd) -> Result<()> {
             " sip_udp={} sip_tcp={}",
             edge.sip_udp, edge.sip_tcp
         ));
+        if let Some(tls) = edge.sip_tls {
+            ready.push_str(&format!(" sip_tls={tls}"));
+        }
     }
     ready.push_str(&format!(" metrics={metrics_addr}"));
     {
@@ -430,6 +433,7 @@ async fn start_edge(
     let settings = EdgeSettings {
         sip_udp,
         sip_tcp: sip.sip_tcp.unwrap_or(cfg.sip.tcp),
+        sip_tls: sip.sip_tls,
         public_ip,
         rtp_ports: sip
             .rtp_ports

@@ -1,0 +1,91 @@
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::*;
+
+async fn started(limits: TransportLimits) -> (Transports, SocketAddr, mpsc::Receiver<Inbound>) {
+    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = tcp.local_addr().unwrap();
+    let (tx, rx) = mpsc::channel(8);
+    let sockets = Sockets {
+        udp,
+        tcp,
+        tls: None,
+    };
+    let t = Transports::start(sockets, limits, tls::connector(None).unwrap(), tx);
+    (t, addr, rx)
+}
+
+fn options(branch: &str) -> String {
+    format!(
+        "OPTIONS sip:e SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch={branch}\r\n\
+         From: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\nCall-ID: {branch}\r\nCSeq: 1 OPTIONS\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// A response for a TCP peer whose connection is gone is dropped: nothing
+/// connects to the peer's (ephemeral) port. A request to it dials.
+#[tokio::test]
+async fn responses_never_dial_requests_do() {
+    let (t, _, _rx) = started(TransportLimits::default()).await;
+    let client_side = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let peer = Peer {
+        addr: client_side.local_addr().unwrap(),
+        transport: Transport::Tcp,
+    };
+    t.respond(
+        peer,
+        b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec(),
+    );
+    t.send(
+        peer,
+        b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec(),
+    );
+    let accepted = tokio::time::timeout(Duration::from_millis(300), client_side.accept()).await;
+    assert!(accepted.is_err(), "a response must not open a connection");
+
+    t.request(peer, options("z9hG4bK-out").into_bytes());
+    let (mut s, _) = tokio::time::timeout(Duration::from_secs(5), client_side.accept())
+        .await
+        .expect("a request dials the contact")
+        .unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"OPTIONS "));
+    assert_eq!(t.open_connections(), 1);
+}
+
+/// Messages reach the engine with their connection as `from`; the answer
+/// goes back on that connection; closing releases the slot.
+#[tokio::test]
+async fn inbound_carries_the_connection_and_responses_use_it() {
+    let (t, addr, mut rx) = started(TransportLimits::default()).await;
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    c.write_all(options("z9hG4bK-in").as_bytes()).await.unwrap();
+    let inbound = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(inbound.from.transport, Transport::Tcp);
+    assert_eq!(inbound.from.addr, c.local_addr().unwrap());
+    t.respond(
+        inbound.from,
+        b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec(),
+    );
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(buf[..n].starts_with(b"SIP/2.0 200 OK"));
+    drop(c);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while t.open_connections() > 0 {
+        assert!(Instant::now() < deadline, "slot not released after close");
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
