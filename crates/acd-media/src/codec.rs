@@ -8,7 +8,7 @@ use crate::ids::PayloadType;
 pub const SAMPLE_RATE: u32 = 8000;
 
 /// A negotiated G.711 variant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Codec {
     /// G.711 µ-law, static PT 0.
     Pcmu,

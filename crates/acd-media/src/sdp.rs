@@ -29,7 +29,7 @@ pub enum SdpError {
 }
 
 /// Media direction attribute (RFC 4566 §6, RFC 3264 §6.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Direction {
     #[default]
     SendRecv,
