@@ -87,6 +87,7 @@ impl Engine {
                     call.prompt_token = token;
                     call.media.send(MediaCmd::Play {
                         prompt: prompt.clone(),
+                        name: p.prompt.clone(),
                         looping: false,
                         token,
                     });
@@ -111,6 +112,7 @@ impl Engine {
                 if let Some(moh) = self.cfg.prompts.get("moh") {
                     call.media.send(MediaCmd::Play {
                         prompt: moh.clone(),
+                        name: "moh".into(),
                         looping: true,
                         token,
                     });

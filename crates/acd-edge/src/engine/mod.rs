@@ -180,6 +180,10 @@ impl Engine {
             Input::Media(MediaEvent::PromptFinished { call, token }) => {
                 self.prompt_finished(&call, token)
             }
+            // Ending the call belongs to the new call core (acd-b2bua); until then, log.
+            Input::Media(MediaEvent::Inactive { call, leg, .. }) => {
+                tracing::warn!(call_id = %call, ?leg, "no RTP for the inactivity period")
+            }
         }
     }
 
