@@ -39,7 +39,16 @@ pub struct Inputs {
 /// Requests from the process (admin service, hand-over).
 pub enum Control {
     Drain,
-    Snapshot(oneshot::Sender<Snapshot>),
+    Snapshot(oneshot::Sender<EdgeSnapshot>),
+}
+
+/// The edge's whole state: the core's calls, dialogs, transactions and
+/// timers, and every call's media streams (SSRC, sequence, timestamp,
+/// player position, latches).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct EdgeSnapshot {
+    pub core: Snapshot,
+    pub media: Vec<media::MediaSnapshot>,
 }
 
 pub struct Driver {
@@ -51,6 +60,7 @@ pub struct Driver {
     pub shared: Arc<EdgeShared>,
     pub prompts: std::collections::BTreeMap<String, Arc<acd_media::Prompt>>,
     pub media_events: mpsc::UnboundedSender<MediaEvent>,
+    pub media_options: media::MediaOptions,
 }
 
 type IvrResult = (acd_b2bua::IvrStep, Result<pb::StepResponse, String>);
@@ -84,7 +94,7 @@ impl Driver {
                         Instant::now(),
                     );
                 }
-                Some(c) = control.recv() => self.control(c),
+                Some(c) = control.recv() => self.control(c, &media).await,
                 _ = sleep_until(deadline), if deadline.is_some() => {
                     self.core.handle_timeout(Instant::now());
                 }
@@ -123,15 +133,31 @@ impl Driver {
                 call: CallId(call),
                 token: acd_b2bua::PlayToken(token),
             },
+            MediaEvent::Inactive { call, leg, .. } => acd_b2bua::MediaEvent::Inactive {
+                call: CallId(call),
+                side: side_of(leg),
+            },
         };
         self.core.handle(CoreInput::Media(ev), Instant::now());
     }
 
-    fn control(&mut self, c: Control) {
+    async fn control(&mut self, c: Control, media: &HashMap<CallId, MediaHandle>) {
         match c {
             Control::Drain => self.core.handle(CoreInput::Drain, Instant::now()),
             Control::Snapshot(reply) => {
-                let _ = reply.send(self.core.snapshot(Instant::now()));
+                // Media first: the core's state is then at least as new.
+                let mut streams = Vec::with_capacity(media.len());
+                for h in media.values() {
+                    if let Some(s) = h.snapshot().await {
+                        streams.push(s);
+                    }
+                }
+                streams.sort_by(|a, b| a.call.cmp(&b.call));
+                let core = self.core.snapshot(Instant::now());
+                let _ = reply.send(EdgeSnapshot {
+                    core,
+                    media: streams,
+                });
             }
         }
     }
@@ -198,12 +224,13 @@ impl Driver {
                 caller_codec,
             } => {
                 let remote = caller_remote.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
-                match media::start(
+                match media::start_with(
                     &self.ports,
                     call.0.clone(),
                     remote,
                     caller_codec,
                     self.media_events.clone(),
+                    self.media_options.clone(),
                 ) {
                     Ok(h) => {
                         let ports = MediaPorts {
@@ -234,6 +261,7 @@ impl Driver {
                     } => match self.prompts.get(&prompt) {
                         Some(p) => h.send(MediaCmd::Play {
                             prompt: p.clone(),
+                            name: prompt,
                             looping,
                             token: token.0,
                         }),
@@ -247,8 +275,25 @@ impl Driver {
                         agent_remote,
                         agent_codec,
                     }),
+                    MediaCommand::Update {
+                        side,
+                        remote,
+                        codec,
+                        direction,
+                    } => {
+                        let leg = leg_of(side);
+                        if let Some(remote) = remote {
+                            h.send(MediaCmd::Renegotiate { leg, remote, codec });
+                        }
+                        // The media wants the peer's declared direction; the
+                        // core tells ours (the mirror of it).
+                        h.send(MediaCmd::SetDirection {
+                            leg,
+                            direction: direction.reversed(),
+                        });
+                    }
                     other => {
-                        tracing::debug!(call_id = %call, cmd = ?other, "media command not supported yet")
+                        tracing::debug!(call_id = %call, cmd = ?other, "media command not supported")
                     }
                 }
                 None
@@ -265,6 +310,20 @@ impl Driver {
         s.registrations
             .store(self.core.registrations(now) as u32, Ordering::Relaxed);
         metrics::gauge!("acd_edge_loop_lateness_seconds").set(self.core.lateness().as_secs_f64());
+    }
+}
+
+fn leg_of(side: acd_b2bua::Side) -> acd_media::Leg {
+    match side {
+        acd_b2bua::Side::Caller => acd_media::Leg::A,
+        acd_b2bua::Side::Agent => acd_media::Leg::B,
+    }
+}
+
+fn side_of(leg: acd_media::Leg) -> acd_b2bua::Side {
+    match leg {
+        acd_media::Leg::A => acd_b2bua::Side::Caller,
+        acd_media::Leg::B => acd_b2bua::Side::Agent,
     }
 }
 

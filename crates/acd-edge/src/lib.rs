@@ -27,6 +27,7 @@ use tokio::sync::mpsc;
 mod convert;
 mod distributor_link;
 mod driver;
+pub use driver::EdgeSnapshot;
 mod ivr_client;
 pub mod media;
 pub mod transport;
@@ -92,7 +93,7 @@ impl EdgeHandle {
     }
 
     /// The edge's whole call state, as a live hand-over passes it on.
-    pub async fn snapshot(&self) -> Option<acd_b2bua::Snapshot> {
+    pub async fn snapshot(&self) -> Option<driver::EdgeSnapshot> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.control.send(driver::Control::Snapshot(tx)).ok()?;
         rx.await.ok()
@@ -187,6 +188,7 @@ pub async fn start(settings: EdgeSettings, loaded: &Loaded) -> Result<EdgeHandle
         ivr,
         dist,
         shared: shared.clone(),
+        media_options: media_options(&prompts),
         prompts,
         media_events: media_tx,
     };
@@ -284,6 +286,18 @@ async fn tls_setup(
     let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
     let local = listener.local_addr().map_err(bind_error)?;
     Ok((Some((listener, acceptor, local)), connector))
+}
+
+/// Hold music for the caller while the agent holds; media inactivity ends
+/// dead calls after the media core's default period.
+fn media_options(prompts: &BTreeMap<String, Arc<acd_media::Prompt>>) -> media::MediaOptions {
+    media::MediaOptions {
+        config: acd_media::call::MediaConfig::default(),
+        hold_music: prompts.get("moh").map(|p| acd_media::call::NamedPrompt {
+            name: "moh".into(),
+            prompt: p.clone(),
+        }),
+    }
 }
 
 fn load_prompts(loaded: &Loaded) -> Result<BTreeMap<String, Arc<acd_media::Prompt>>, EdgeError> {

@@ -1,33 +1,48 @@
-//! Per-call media: two RTP sockets (caller leg, agent leg), prompt and music
-//! playout towards the caller, and the relay once the legs are bridged.
+//! Per-call media: two legs (caller, agent), each an RTP socket on an even port and
+//! its RTCP socket on the next port up, driven by `acd_media::CallMedia`.
 //!
-//! One task per call owns both sockets and runs the drive loop of
-//! `acd_media`'s sans-IO parts: wait for a datagram, a command or the
-//! player's next deadline; feed the core; send what it produced.
+//! One task per call owns the four sockets and runs the drive loop of the sans-IO
+//! core: wait for a datagram, a command or the core's next deadline; feed the core;
+//! send what it produced; pass its reports on. Latching, relay, RTCP rewriting,
+//! hold, inactivity and snapshots are all decided in the core.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use acd_media::{Codec, Leg, OutboundStream, Player, Prompt, Relay, SeqNo, Ssrc, PACKET_LEN};
+use acd_media::{
+    CallMedia, CallMediaSnapshot, Codec, Direction, DropReason, Leg, MediaConfig, MediaOutput,
+    NamedPrompt, OutboundStream, Prompt, RxOutcome, SeqNo, Ssrc, PACKET_LEN,
+};
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-/// Even RTP ports of a configured range. Free ports wait in a queue (least
-/// recently used first), so finding one is O(1) and an exhausted pool
-/// refuses at once instead of scanning the range on every INVITE.
+/// Even RTP ports of a configured range, each with the odd port above it for RTCP
+/// (RFC 3550 §11), so SDP never needs `a=rtcp`. Free ports wait in a queue (least
+/// recently used first), so finding one is O(1) and an exhausted pool refuses at once
+/// instead of scanning the range on every INVITE.
 pub struct PortPool {
     ip: IpAddr,
     free: Mutex<VecDeque<u16>>,
     range: (u16, u16),
 }
 
-/// A bound RTP socket whose port returns to the pool when dropped.
+/// A bound RTP socket and its RTCP socket (port + 1); the pair returns to the pool
+/// when dropped.
 pub struct RtpSocket {
     pub sock: UdpSocket,
+    pub rtcp: UdpSocket,
     port: u16,
     pool: Arc<PortPool>,
+}
+
+impl RtpSocket {
+    /// The RTP port (RTCP is the next one).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
 }
 
 impl Drop for RtpSocket {
@@ -39,10 +54,18 @@ impl Drop for RtpSocket {
 /// Ports taken by other programs are skipped this many times per bind.
 const BIND_ATTEMPTS: usize = 16;
 
+fn udp(ip: IpAddr, port: u16) -> std::io::Result<UdpSocket> {
+    let sock = std::net::UdpSocket::bind((ip, port))?;
+    sock.set_nonblocking(true)?;
+    UdpSocket::from_std(sock)
+}
+
 impl PortPool {
+    /// Pairs `(p, p + 1)` with `p` even and both within `min..=max`.
     pub fn new(ip: IpAddr, min: u16, max: u16) -> Arc<Self> {
         let first = min.saturating_add(min % 2);
-        let free = (first..=max).step_by(2).collect();
+        let last = max.saturating_sub(1);
+        let free = (first..=last).step_by(2).collect();
         Arc::new(PortPool {
             ip,
             free: Mutex::new(free),
@@ -61,23 +84,26 @@ impl PortPool {
         self.lock().push_back(port);
     }
 
-    /// Binds a socket on a free even port. Synchronous (a bind does not
-    /// block) so the signalling loop can call it.
+    fn bind_pair(self: &Arc<Self>, port: u16) -> std::io::Result<RtpSocket> {
+        let sock = udp(self.ip, port)?;
+        let rtcp = udp(self.ip, port.wrapping_add(1))?;
+        Ok(RtpSocket {
+            sock,
+            rtcp,
+            port,
+            pool: self.clone(),
+        })
+    }
+
+    /// Binds a socket pair on a free even port. Synchronous (a bind does not block) so
+    /// the signalling loop can call it.
     pub fn bind(self: &Arc<Self>) -> std::io::Result<RtpSocket> {
         for _ in 0..BIND_ATTEMPTS {
             let Some(port) = self.lock().pop_front() else {
                 break;
             };
-            match std::net::UdpSocket::bind((self.ip, port)) {
-                Ok(sock) => {
-                    sock.set_nonblocking(true)?;
-                    let sock = UdpSocket::from_std(sock)?;
-                    return Ok(RtpSocket {
-                        sock,
-                        port,
-                        pool: self.clone(),
-                    });
-                }
+            match self.bind_pair(port) {
+                Ok(s) => return Ok(s),
                 // In use by someone else: try it again later, after the others.
                 Err(_) => self.release(port),
             }
@@ -89,6 +115,23 @@ impl PortPool {
         ))
     }
 
+    /// Binds the pair on `port` exactly (a restored call keeps its ports, so the
+    /// phones' latches and SDP stay valid). O(pool size); only hand-overs call it.
+    pub fn bind_port(self: &Arc<Self>, port: u16) -> std::io::Result<RtpSocket> {
+        {
+            let mut free = self.lock();
+            let Some(i) = free.iter().position(|&p| p == port) else {
+                metrics::counter!("acd_rtp_errors_total", "kind" => "port_not_free").increment(1);
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AddrInUse,
+                    format!("RTP port {port} is not free in this pool"),
+                ));
+            };
+            free.remove(i);
+        }
+        self.bind_pair(port).inspect_err(|_| self.release(port))
+    }
+
     pub fn free_ports(&self) -> usize {
         self.lock().len()
     }
@@ -96,10 +139,13 @@ impl PortPool {
 
 /// Commands from the call's signalling to its media task.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum MediaCmd {
-    /// Play a prompt to the caller; `token` comes back in `PromptFinished`.
+    /// Play a prompt to the caller; `token` comes back in `PromptFinished`. `name` is
+    /// what a snapshot records, so another process can find the same prompt.
     Play {
         prompt: Arc<Prompt>,
+        name: String,
         looping: bool,
         token: u64,
     },
@@ -109,12 +155,61 @@ pub enum MediaCmd {
         agent_remote: SocketAddr,
         agent_codec: Codec,
     },
+    /// The leg's peer declared `direction` in a re-INVITE / UPDATE (hold, unhold).
+    SetDirection {
+        leg: Leg,
+        direction: Direction,
+    },
+    /// The leg's peer renegotiated address and/or codec; latching learns again.
+    Renegotiate {
+        leg: Leg,
+        remote: SocketAddr,
+        codec: Codec,
+    },
+    /// Music for the caller while the agent holds (`None`: relay the agent's phone).
+    SetHoldMusic(Option<NamedPrompt>),
+    /// Change the media-inactivity timeout (`None`: never report).
+    SetInactivity(Option<Duration>),
+    /// Report the media state; the task carries on.
+    Snapshot(oneshot::Sender<MediaSnapshot>),
+    /// Report the media state and end the task; the ports are free again before the
+    /// snapshot is sent, so [`restore`] may bind them at once.
+    HandOver(oneshot::Sender<MediaSnapshot>),
 }
 
 /// What the media task reports to the signalling engine.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum MediaEvent {
-    PromptFinished { call: String, token: u64 },
+    PromptFinished {
+        call: String,
+        token: u64,
+    },
+    /// `leg` should be sending but no RTP arrived since `since` (the configured
+    /// inactivity period ago or more). Reported once until media resumes.
+    Inactive {
+        call: String,
+        leg: Leg,
+        since: std::time::Instant,
+    },
+}
+
+/// Everything to resume a call's media in another process (serde).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MediaSnapshot {
+    pub call: String,
+    pub caller_port: u16,
+    pub agent_port: u16,
+    pub media: CallMediaSnapshot,
+}
+
+/// Options of [`start_with`].
+#[derive(Debug, Clone, Default)]
+pub struct MediaOptions {
+    /// Latch window and inactivity timeout.
+    pub config: MediaConfig,
+    /// Played to the caller while the agent holds.
+    pub hold_music: Option<NamedPrompt>,
 }
 
 /// Handle kept by the call; dropping it ends the media task.
@@ -130,9 +225,34 @@ impl MediaHandle {
         // means the call is already being torn down.
         let _ = self.tx.send(cmd);
     }
+
+    /// The media state now; `None` if the task has ended.
+    pub async fn snapshot(&self) -> Option<MediaSnapshot> {
+        let (tx, rx) = oneshot::channel();
+        self.send(MediaCmd::Snapshot(tx));
+        rx.await.ok()
+    }
+
+    /// End the task and return its state, its ports already released.
+    pub async fn hand_over(self) -> Option<MediaSnapshot> {
+        let (tx, rx) = oneshot::channel();
+        self.send(MediaCmd::HandOver(tx));
+        rx.await.ok()
+    }
 }
 
-/// Starts the media task of a call whose caller sends RTP from/to `caller_remote`.
+fn random_stream(codec: Codec) -> OutboundStream {
+    let seed: u32 = rand::random();
+    OutboundStream::new(Ssrc(seed), SeqNo(seed as u16), seed.rotate_left(7), codec)
+}
+
+/// The core's clock: tokio's, so paused-time tests and `sleep_until` agree with it.
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+/// Starts the media task of a call whose caller sends RTP from/to `caller_remote`,
+/// with default options (60 s inactivity, 5 packets / 2 s latch window, no hold music).
 pub fn start(
     pool: &Arc<PortPool>,
     call: String,
@@ -140,188 +260,295 @@ pub fn start(
     caller_codec: Codec,
     events: mpsc::UnboundedSender<MediaEvent>,
 ) -> std::io::Result<MediaHandle> {
+    start_with(
+        pool,
+        call,
+        caller_remote,
+        caller_codec,
+        events,
+        MediaOptions::default(),
+    )
+}
+
+/// [`start`] with options.
+pub fn start_with(
+    pool: &Arc<PortPool>,
+    call: String,
+    caller_remote: SocketAddr,
+    caller_codec: Codec,
+    events: mpsc::UnboundedSender<MediaEvent>,
+    opts: MediaOptions,
+) -> std::io::Result<MediaHandle> {
     let caller_sock = pool.bind()?;
     let agent_sock = pool.bind()?;
-    let caller_port = caller_sock.port;
-    let agent_port = agent_sock.port;
+    let mut core = CallMedia::new(
+        opts.config,
+        caller_remote,
+        random_stream(caller_codec),
+        now(),
+    );
+    core.set_hold_music(opts.hold_music);
+    Ok(spawn(call, core, caller_sock, agent_sock, events))
+}
+
+/// Resumes a call's media from `snapshot` on the given sockets (normally bound with
+/// [`PortPool::bind_port`] on the snapshot's ports once the old task released them).
+/// `prompts` finds prompts by name. Timing restarts from `now`.
+pub fn restore(
+    snapshot: &MediaSnapshot,
+    caller_sock: RtpSocket,
+    agent_sock: RtpSocket,
+    prompts: impl Fn(&str) -> Option<Arc<Prompt>>,
+    events: mpsc::UnboundedSender<MediaEvent>,
+    now: std::time::Instant,
+) -> MediaHandle {
+    let core = CallMedia::restore(&snapshot.media, prompts, now);
+    spawn(snapshot.call.clone(), core, caller_sock, agent_sock, events)
+}
+
+fn spawn(
+    call: String,
+    core: CallMedia,
+    caller_sock: RtpSocket,
+    agent_sock: RtpSocket,
+    events: mpsc::UnboundedSender<MediaEvent>,
+) -> MediaHandle {
     let (tx, rx) = mpsc::unbounded_channel();
-    let seed: u32 = rand::random();
+    let handle = MediaHandle {
+        tx,
+        caller_port: caller_sock.port,
+        agent_port: agent_sock.port,
+    };
     let task = MediaTask {
         call,
         caller_sock,
         agent_sock,
-        caller_remote,
-        agent_remote: None,
-        caller_stream: OutboundStream::new(
-            Ssrc(seed),
-            SeqNo(seed as u16),
-            seed.rotate_left(7),
-            caller_codec,
-        ),
-        agent_stream: None,
-        relay: Relay::new(),
-        player: None,
+        core,
         events,
         stats: Stats::default(),
     };
     tokio::spawn(task.run(rx));
-    Ok(MediaHandle {
-        tx,
-        caller_port,
-        agent_port,
-    })
+    handle
 }
 
 #[derive(Default)]
 struct Stats {
     played: u64,
     relayed: u64,
-    dropped: u64,
+    rtcp_relayed: u64,
+}
+
+/// Count a refused datagram. Literal labels only, so the metric key is static and
+/// the per-packet path does not allocate.
+fn count_drop(reason: DropReason) {
+    match reason {
+        DropReason::NotRtp => {
+            metrics::counter!("acd_rtp_errors_total", "kind" => "not_rtp").increment(1)
+        }
+        DropReason::BadRtcp => {
+            metrics::counter!("acd_rtp_errors_total", "kind" => "bad_rtcp").increment(1)
+        }
+        DropReason::ForeignSource => {
+            metrics::counter!("acd_rtp_errors_total", "kind" => "foreign_source").increment(1)
+        }
+        DropReason::NotNegotiated => {
+            metrics::counter!("acd_rtp_errors_total", "kind" => "not_negotiated").increment(1)
+        }
+    }
+}
+
+/// Which socket of a leg a datagram came in on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Rtp,
+    Rtcp,
 }
 
 struct MediaTask {
     call: String,
     caller_sock: RtpSocket,
     agent_sock: RtpSocket,
-    caller_remote: SocketAddr,
-    agent_remote: Option<SocketAddr>,
-    caller_stream: OutboundStream,
-    agent_stream: Option<OutboundStream>,
-    relay: Relay,
-    player: Option<(Player, u64)>,
+    core: CallMedia,
     events: mpsc::UnboundedSender<MediaEvent>,
     stats: Stats,
 }
 
+/// Receive buffers of the task, allocated once per call.
+struct Buffers {
+    a_rtp: [u8; 2048],
+    a_rtcp: [u8; 2048],
+    b_rtp: [u8; 2048],
+    b_rtcp: [u8; 2048],
+}
+
 impl MediaTask {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<MediaCmd>) {
-        let mut in_a = [0u8; 2048];
-        let mut in_b = [0u8; 2048];
+        let mut buf = Box::new(Buffers {
+            a_rtp: [0; 2048],
+            a_rtcp: [0; 2048],
+            b_rtp: [0; 2048],
+            b_rtcp: [0; 2048],
+        });
+        let mut hand_over = None;
         loop {
-            let deadline = self
-                .player
-                .as_ref()
-                .and_then(|(p, _)| p.next_deadline())
-                .map(Instant::from_std);
+            let deadline = self.core.poll_timeout().map(Instant::from_std);
+            let Buffers {
+                a_rtp,
+                a_rtcp,
+                b_rtp,
+                b_rtcp,
+            } = &mut *buf;
             tokio::select! {
                 cmd = rx.recv() => match cmd {
+                    Some(MediaCmd::HandOver(tx)) => {
+                        hand_over = Some(tx);
+                        break;
+                    }
                     Some(cmd) => self.command(cmd),
                     None => break,
                 },
-                r = self.caller_sock.sock.recv_from(&mut in_a) => {
+                r = self.caller_sock.sock.recv_from(a_rtp) => {
                     if let Ok((n, from)) = r {
-                        self.on_caller_packet(&mut in_a[..n], from).await;
+                        self.datagram(Leg::A, Flow::Rtp, &mut a_rtp[..n], from).await;
                     }
                 }
-                r = self.agent_sock.sock.recv_from(&mut in_b) => {
+                r = self.caller_sock.rtcp.recv_from(a_rtcp) => {
                     if let Ok((n, from)) = r {
-                        self.on_agent_packet(&mut in_b[..n], from).await;
+                        self.datagram(Leg::A, Flow::Rtcp, &mut a_rtcp[..n], from).await;
                     }
                 }
-                _ = sleep_until_opt(deadline), if deadline.is_some() => self.play_due().await,
+                r = self.agent_sock.sock.recv_from(b_rtp) => {
+                    if let Ok((n, from)) = r {
+                        self.datagram(Leg::B, Flow::Rtp, &mut b_rtp[..n], from).await;
+                    }
+                }
+                r = self.agent_sock.rtcp.recv_from(b_rtcp) => {
+                    if let Ok((n, from)) = r {
+                        self.datagram(Leg::B, Flow::Rtcp, &mut b_rtcp[..n], from).await;
+                    }
+                }
+                _ = sleep_until_opt(deadline), if deadline.is_some() => {
+                    self.core.handle_timeout(now());
+                }
             }
+            self.drain().await;
         }
         metrics::counter!("acd_rtp_packets_played_total").increment(self.stats.played);
         metrics::counter!("acd_rtp_packets_relayed_total").increment(self.stats.relayed);
-        metrics::counter!("acd_rtp_errors_total", "kind" => "not_rtp")
-            .increment(self.stats.dropped);
+        metrics::counter!("acd_rtcp_packets_relayed_total").increment(self.stats.rtcp_relayed);
         tracing::debug!(call_id = %self.call, played = self.stats.played, relayed = self.stats.relayed, "media ended");
+        if let Some(tx) = hand_over {
+            let snapshot = self.snapshot();
+            // Release the ports before the new owner tries to bind them.
+            drop(self);
+            let _ = tx.send(snapshot);
+        }
+    }
+
+    fn snapshot(&self) -> MediaSnapshot {
+        MediaSnapshot {
+            call: self.call.clone(),
+            caller_port: self.caller_sock.port,
+            agent_port: self.agent_sock.port,
+            media: self.core.snapshot(now()),
+        }
     }
 
     fn command(&mut self, cmd: MediaCmd) {
+        let now = now();
         match cmd {
             MediaCmd::Play {
                 prompt,
+                name,
                 looping,
                 token,
-            } => {
-                let codec = self.caller_stream.codec();
-                self.caller_stream.start_talkspurt();
-                self.player = Some((
-                    Player::new(prompt, codec, looping, std::time::Instant::now()),
-                    token,
-                ));
-            }
-            MediaCmd::StopPlayback => self.player = None,
+            } => self
+                .core
+                .play(NamedPrompt { name, prompt }, looping, token, now),
+            MediaCmd::StopPlayback => self.core.stop_playback(),
             MediaCmd::Bridge {
                 agent_remote,
                 agent_codec,
-            } => {
-                self.player = None;
-                self.agent_remote = Some(agent_remote);
-                let seed: u32 = rand::random();
-                self.agent_stream = Some(OutboundStream::new(
-                    Ssrc(seed),
-                    SeqNo(seed as u16),
-                    seed,
-                    agent_codec,
-                ));
+            } => self
+                .core
+                .bridge(agent_remote, random_stream(agent_codec), now),
+            MediaCmd::SetDirection { leg, direction } => {
+                if !self.core.set_direction(leg, direction, now) {
+                    tracing::debug!(call_id = %self.call, ?leg, "direction for a leg not bridged yet");
+                }
             }
+            MediaCmd::Renegotiate { leg, remote, codec } => {
+                if !self.core.renegotiate(leg, remote, codec, now) {
+                    tracing::debug!(call_id = %self.call, ?leg, "renegotiation for a leg not bridged yet");
+                }
+            }
+            MediaCmd::SetHoldMusic(music) => self.core.set_hold_music(music),
+            MediaCmd::SetInactivity(t) => self.core.set_inactivity(t),
+            MediaCmd::Snapshot(tx) => {
+                let _ = tx.send(self.snapshot());
+            }
+            // Handled by the loop, which must stop.
+            MediaCmd::HandOver(_) => {}
         }
     }
 
-    async fn play_due(&mut self) {
-        let now = std::time::Instant::now();
-        let mut pkt = [0u8; PACKET_LEN];
-        let Some((player, token)) = self.player.as_mut() else {
-            return;
+    fn socket(&self, leg: Leg, flow: Flow) -> &UdpSocket {
+        let s = match leg {
+            Leg::A => &self.caller_sock,
+            Leg::B => &self.agent_sock,
         };
-        while let Some(n) = player.poll_packet(now, &mut self.caller_stream, &mut pkt) {
-            if self
-                .caller_sock
-                .sock
-                .send_to(&pkt[..n], self.caller_remote)
-                .await
-                .is_ok()
-            {
+        match flow {
+            Flow::Rtp => &s.sock,
+            Flow::Rtcp => &s.rtcp,
+        }
+    }
+
+    async fn datagram(&mut self, leg: Leg, flow: Flow, packet: &mut [u8], from: SocketAddr) {
+        let now = now();
+        let outcome = match flow {
+            Flow::Rtp => self.core.handle_rtp(leg, from, packet, now),
+            Flow::Rtcp => self.core.handle_rtcp(leg, from, packet, now),
+        };
+        match outcome {
+            RxOutcome::Forward { leg: out, to } => {
+                if self.socket(out, flow).send_to(packet, to).await.is_ok() {
+                    match flow {
+                        Flow::Rtp => self.stats.relayed += 1,
+                        Flow::Rtcp => self.stats.rtcp_relayed += 1,
+                    }
+                }
+            }
+            RxOutcome::Absorbed => {}
+            RxOutcome::Dropped(reason) => count_drop(reason),
+        }
+    }
+
+    /// Send due prompt frames and pass the core's reports on.
+    async fn drain(&mut self) {
+        let now = now();
+        let mut pkt = [0u8; PACKET_LEN];
+        while let Some((n, to)) = self.core.poll_packet(now, &mut pkt) {
+            if self.caller_sock.sock.send_to(&pkt[..n], to).await.is_ok() {
                 self.stats.played += 1;
             }
         }
-        if player.is_finished() {
-            let token = *token;
-            self.player = None;
-            let _ = self.events.send(MediaEvent::PromptFinished {
-                call: self.call.clone(),
-                token,
-            });
-        }
-    }
-
-    /// Symmetric RTP: once the caller sends, answer to where it sends from.
-    async fn on_caller_packet(&mut self, packet: &mut [u8], from: SocketAddr) {
-        if !acd_media::is_rtp(packet) {
-            self.stats.dropped += 1;
-            return;
-        }
-        self.caller_remote = from;
-        let (Some(to), Some(stream)) = (self.agent_remote, self.agent_stream.as_mut()) else {
-            return;
-        };
-        if self.relay.forward(Leg::A, packet, stream).is_ok()
-            && self.agent_sock.sock.send_to(packet, to).await.is_ok()
-        {
-            self.stats.relayed += 1;
-        }
-    }
-
-    async fn on_agent_packet(&mut self, packet: &mut [u8], from: SocketAddr) {
-        if !acd_media::is_rtp(packet) || self.agent_remote.is_none() {
-            self.stats.dropped += 1;
-            return;
-        }
-        self.agent_remote = Some(from);
-        if self
-            .relay
-            .forward(Leg::B, packet, &mut self.caller_stream)
-            .is_ok()
-            && self
-                .caller_sock
-                .sock
-                .send_to(packet, self.caller_remote)
-                .await
-                .is_ok()
-        {
-            self.stats.relayed += 1;
+        while let Some(out) = self.core.poll_event() {
+            let event = match out {
+                MediaOutput::PromptFinished { token } => MediaEvent::PromptFinished {
+                    call: self.call.clone(),
+                    token,
+                },
+                MediaOutput::Inactive { leg, since } => {
+                    metrics::counter!("acd_rtp_inactive_total").increment(1);
+                    tracing::info!(call_id = %self.call, ?leg, "no media");
+                    MediaEvent::Inactive {
+                        call: self.call.clone(),
+                        leg,
+                        since,
+                    }
+                }
+            };
+            let _ = self.events.send(event);
         }
     }
 }
@@ -336,12 +563,14 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use acd_media::{Codec, SeqNo, Ssrc};
 
     const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
     #[tokio::test]
     async fn pool_hands_out_even_ports_and_takes_them_back() {
-        let pool = PortPool::new(LOOPBACK, 36101, 36106); // 36102, 36104, 36106
+        // Pairs 36102/3, 36104/5, 36106/7.
+        let pool = PortPool::new(LOOPBACK, 36101, 36107);
         assert_eq!(pool.free_ports(), 3);
         let a = pool.bind().unwrap();
         let b = pool.bind().unwrap();
@@ -351,7 +580,7 @@ mod tests {
         assert_eq!(
             ports,
             [36102, 36104, 36106],
-            "every even port, the last one too"
+            "every even port, the last pair too"
         );
         // Exhausted: refused at once, no scan.
         assert!(pool.bind().is_err());
@@ -363,11 +592,222 @@ mod tests {
     #[tokio::test]
     async fn pool_skips_a_port_taken_by_another_program() {
         let squatter = std::net::UdpSocket::bind((LOOPBACK, 36110)).unwrap();
-        let pool = PortPool::new(LOOPBACK, 36110, 36112);
+        let pool = PortPool::new(LOOPBACK, 36110, 36113);
         let got = pool.bind().unwrap();
         assert_eq!(got.port, 36112);
         drop(squatter);
         // The skipped port went to the back of the queue and is usable now.
         assert_eq!(pool.bind().unwrap().port, 36110);
+    }
+
+    #[tokio::test]
+    async fn pool_reserves_the_rtcp_port_and_binds_a_given_port() {
+        let pool = PortPool::new(LOOPBACK, 36120, 36124); // 36120/1, 36122/3; not 36124
+        let a = pool.bind().unwrap();
+        assert_eq!(a.rtcp.local_addr().unwrap().port(), a.port() + 1);
+        assert!(std::net::UdpSocket::bind((LOOPBACK, a.port() + 1)).is_err());
+        let b = pool.bind_port(36122).unwrap();
+        assert!(pool.bind().is_err(), "36124 has no odd partner in range");
+        assert!(pool.bind_port(36122).is_err(), "taken");
+        drop(b);
+        assert_eq!(pool.bind_port(36122).unwrap().port(), 36122);
+    }
+
+    // Media tests use the RTP range of port block 53 (tests/src/ports.rs): the
+    // edge's ports at 31700.., the simulated phones at 31760...
+    const CALLER_PHONE: u16 = 31760;
+    const AGENT_PHONE: u16 = 31762;
+
+    struct Phone {
+        rtp: UdpSocket,
+        rtcp: UdpSocket,
+    }
+
+    impl Phone {
+        async fn bind(port: u16) -> Phone {
+            Phone {
+                rtp: UdpSocket::bind((LOOPBACK, port)).await.unwrap(),
+                rtcp: UdpSocket::bind((LOOPBACK, port + 1)).await.unwrap(),
+            }
+        }
+
+        fn addr(&self) -> SocketAddr {
+            self.rtp.local_addr().unwrap()
+        }
+    }
+
+    fn pcmu(seq: u16, ssrc: u32, byte: u8) -> Vec<u8> {
+        let mut hdr = [0u8; acd_media::rtp::HEADER_LEN];
+        acd_media::rtp::Header {
+            pt: acd_media::PayloadType::PCMU,
+            seq: SeqNo(seq),
+            ts: u32::from(seq) * 160,
+            ssrc: Ssrc(ssrc),
+            marker: false,
+        }
+        .write(&mut hdr);
+        let mut v = hdr.to_vec();
+        v.extend_from_slice(&[byte; 160]);
+        v
+    }
+
+    async fn recv(sock: &UdpSocket) -> Vec<u8> {
+        let mut buf = [0u8; 2048];
+        let (n, _) = tokio::time::timeout(Duration::from_secs(5), sock.recv_from(&mut buf))
+            .await
+            .expect("a datagram within 5 s")
+            .unwrap();
+        buf[..n].to_vec()
+    }
+
+    async fn next_inactive(events: &mut mpsc::UnboundedReceiver<MediaEvent>) -> Leg {
+        loop {
+            let e = tokio::time::timeout(Duration::from_secs(5), events.recv())
+                .await
+                .expect("an event within 5 s")
+                .expect("media task alive");
+            if let MediaEvent::Inactive { leg, .. } = e {
+                return leg;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn latched_relay_refuses_spoofed_rtp_relays_rtcp_and_reports_inactivity() {
+        let pool = PortPool::new(LOOPBACK, 31700, 31709);
+        let caller = Phone::bind(CALLER_PHONE).await;
+        let agent = Phone::bind(AGENT_PHONE).await;
+        let spoofer = UdpSocket::bind((LOOPBACK, 0)).await.unwrap();
+        let (ev_tx, mut events) = mpsc::unbounded_channel();
+        let opts = MediaOptions {
+            config: MediaConfig {
+                inactivity: Some(Duration::from_millis(300)),
+                ..MediaConfig::default()
+            },
+            hold_music: None,
+        };
+        let h = start_with(&pool, "c1".into(), caller.addr(), Codec::Pcmu, ev_tx, opts).unwrap();
+        h.send(MediaCmd::Bridge {
+            agent_remote: agent.addr(),
+            agent_codec: Codec::Pcmu,
+        });
+        let edge_a = SocketAddr::new(LOOPBACK, h.caller_port);
+        let edge_a_rtcp = SocketAddr::new(LOOPBACK, h.caller_port + 1);
+
+        // The caller's first packet latches its address and reaches the agent.
+        caller
+            .rtp
+            .send_to(&pcmu(1, 0x11, 0x55), edge_a)
+            .await
+            .unwrap();
+        let got = recv(&agent.rtp).await;
+        let our_ssrc = acd_media::rtp::parse(&got).unwrap().ssrc;
+        assert_eq!(got[acd_media::rtp::HEADER_LEN], 0x55);
+
+        // A spoofed stream from another port, then the real caller again: the agent
+        // hears only the real one.
+        for k in 0..5 {
+            spoofer
+                .send_to(&pcmu(2 + k, 0x11, 0x99), edge_a)
+                .await
+                .unwrap();
+        }
+        caller
+            .rtp
+            .send_to(&pcmu(2, 0x11, 0x56), edge_a)
+            .await
+            .unwrap();
+        let got = recv(&agent.rtp).await;
+        assert_eq!(
+            got[acd_media::rtp::HEADER_LEN],
+            0x56,
+            "spoofed packets were dropped"
+        );
+
+        // RTCP is relayed to the agent's RTCP port, sender SSRC rewritten.
+        let mut rr = vec![0x81, 201, 0, 7];
+        rr.extend_from_slice(&0x11u32.to_be_bytes());
+        rr.extend_from_slice(&[0; 24]);
+        caller.rtcp.send_to(&rr, edge_a_rtcp).await.unwrap();
+        let got = recv(&agent.rtcp).await;
+        assert_eq!(got.len(), rr.len());
+        assert_eq!(got[4..8], our_ssrc.0.to_be_bytes());
+
+        // The agent never sent: reported inactive; the caller stopped too.
+        let mut legs = vec![
+            next_inactive(&mut events).await,
+            next_inactive(&mut events).await,
+        ];
+        legs.sort_by_key(|l| *l == Leg::B);
+        assert_eq!(legs, [Leg::A, Leg::B]);
+
+        // Media resumes on the agent leg and reaches the caller (at its latched
+        // address); the leg is watched again and reported when it stops again.
+        let edge_b = SocketAddr::new(LOOPBACK, h.agent_port);
+        agent
+            .rtp
+            .send_to(&pcmu(1, 0x22, 0x77), edge_b)
+            .await
+            .unwrap();
+        let got = recv(&caller.rtp).await;
+        assert_eq!(got[acd_media::rtp::HEADER_LEN], 0x77);
+        assert_eq!(next_inactive(&mut events).await, Leg::B);
+    }
+
+    #[tokio::test]
+    async fn hand_over_mid_prompt_continues_on_the_same_ports() {
+        let pool = PortPool::new(LOOPBACK, 31710, 31719);
+        let caller = Phone::bind(CALLER_PHONE + 4).await;
+        let (ev_tx, _events) = mpsc::unbounded_channel();
+        let h = start(
+            &pool,
+            "c2".into(),
+            caller.addr(),
+            Codec::Pcmu,
+            ev_tx.clone(),
+        )
+        .unwrap();
+        let samples: Vec<i16> = (0..8000).map(|i| ((i * 37) % 20000) as i16).collect();
+        let prompt = Arc::new(Prompt::from_samples(samples));
+        h.send(MediaCmd::Play {
+            prompt: prompt.clone(),
+            name: "welcome".into(),
+            looping: false,
+            token: 3,
+        });
+        let mut last = None;
+        for _ in 0..3 {
+            last = Some(acd_media::rtp::parse(&recv(&caller.rtp).await).unwrap());
+        }
+        let snap = h.hand_over().await.expect("snapshot");
+        // Everything the old task sent is already in our socket buffer.
+        let mut buf = [0u8; 2048];
+        while let Ok((n, _)) = caller.rtp.try_recv_from(&mut buf) {
+            last = Some(acd_media::rtp::parse(&buf[..n]).unwrap());
+        }
+        let json = json_round_trip(&snap);
+        let caller_sock = pool.bind_port(json.caller_port).unwrap();
+        let agent_sock = pool.bind_port(json.agent_port).unwrap();
+        let prompts = |n: &str| (n == "welcome").then(|| prompt.clone());
+        let h2 = restore(&json, caller_sock, agent_sock, prompts, ev_tx, now());
+        assert_eq!(h2.caller_port, snap.caller_port);
+        let got = recv(&caller.rtp).await;
+        let next = acd_media::rtp::parse(&got).unwrap();
+        let played = snap.media.playing.as_ref().unwrap().position.sample as usize;
+        let last = last.unwrap();
+        assert_eq!(next.seq, last.seq.next());
+        assert_eq!(next.ts, last.ts.wrapping_add(160));
+        assert_eq!(next.ssrc, last.ssrc);
+        assert_eq!(
+            got[acd_media::rtp::HEADER_LEN],
+            Codec::Pcmu.encode_sample(prompt.samples()[played]),
+            "the next frame of the prompt"
+        );
+    }
+
+    /// The snapshot survives serialisation (the hand-over sends it to another process).
+    fn json_round_trip(s: &MediaSnapshot) -> MediaSnapshot {
+        let text = serde_json::to_string(s).unwrap();
+        serde_json::from_str(&text).unwrap()
     }
 }

@@ -5,7 +5,9 @@
 use std::fmt;
 
 /// RTP synchronisation source identifier (RFC 3550 §5.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Ssrc(pub u32);
 
 impl fmt::Display for Ssrc {
@@ -16,7 +18,7 @@ impl fmt::Display for Ssrc {
 
 /// RTP sequence number (RFC 3550 §5.1). Arithmetic wraps at 2^16; ordering is by the
 /// signed distance, which is only meaningful within ±32767 packets (RFC 3550 App. A.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct SeqNo(pub u16);
 
 impl SeqNo {
@@ -53,8 +55,24 @@ impl fmt::Display for SeqNo {
 
 /// RTP payload type, a 7-bit value (RFC 3550 §5.1). The constructor rejects values ≥ 128
 /// so a header can never be written with the marker bit smuggled into the PT.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "u8", into = "u8")]
 pub struct PayloadType(u8);
+
+impl TryFrom<u8> for PayloadType {
+    type Error = &'static str;
+    fn try_from(pt: u8) -> Result<Self, Self::Error> {
+        Self::new(pt).ok_or("RTP payload type must be below 128")
+    }
+}
+
+impl From<PayloadType> for u8 {
+    fn from(pt: PayloadType) -> u8 {
+        pt.0
+    }
+}
 
 impl PayloadType {
     /// G.711 µ-law, static assignment (RFC 3551 §6).

@@ -28,20 +28,29 @@
 //! agent), so the far end always sees one SSRC with a continuous sequence number and a
 //! timestamp that follows the wall clock, and a marker bit at every source switch.
 
+pub mod call;
 pub mod codec;
 pub mod g711;
 pub mod ids;
+pub mod latch;
 pub mod player;
 pub mod relay;
+pub mod rtcp;
 pub mod rtp;
 pub mod sdp;
 pub mod stream;
 pub mod wav;
 
+pub use call::{
+    CallMedia, CallMediaSnapshot, DropReason, LegSnapshot, MediaConfig, MediaOutput, NamedPrompt,
+    PlayingSnapshot, RxOutcome, DEFAULT_INACTIVITY,
+};
 pub use codec::{Codec, SAMPLE_RATE};
 pub use ids::{PayloadType, SeqNo, Ssrc};
-pub use player::{Frame, Player, FRAME_DURATION, FRAME_SAMPLES, PACKET_LEN};
+pub use latch::{Latch, LatchConfig, LatchSnapshot, Verdict};
+pub use player::{Frame, Player, PlayerPosition, FRAME_DURATION, FRAME_SAMPLES, PACKET_LEN};
 pub use relay::{Leg, Relay, RelayCounters};
+pub use rtcp::{is_rtcp, RtcpError};
 pub use rtp::{is_rtp, parse_dtmf, DtmfEvent, RtpError, RtpInfo};
 pub use sdp::{build_answer, build_offer, negotiate, parse_sdp, Direction, SdpError, SessionDesc};
 pub use stream::OutboundStream;

@@ -38,6 +38,20 @@ pub struct Frame {
     pub skipped_samples: u32,
 }
 
+/// Where a [`Player`] stands, so another process can resume it with the next frame
+/// (live hand-over). The deadline is relative to the `now` it was taken at, because an
+/// `Instant` means nothing in another process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PlayerPosition {
+    /// Next sample of the prompt to play.
+    pub sample: u64,
+    /// Frames produced so far (0 means the next frame starts a talk-spurt).
+    pub frames_sent: u64,
+    /// Time from the snapshot's `now` until the next frame is due (zero if overdue).
+    pub next_frame_in: Duration,
+    pub finished: bool,
+}
+
 /// Plays one prompt, once or looped, at 20 ms pacing.
 #[derive(Debug, Clone)]
 pub struct Player {
@@ -71,10 +85,60 @@ impl Player {
         }
     }
 
+    /// A player continuing from `pos` (taken by [`position`](Self::position), perhaps
+    /// in another process): the next frame is due at `now + pos.next_frame_in` and
+    /// carries the prompt from `pos.sample` on. A position past the end (a different
+    /// prompt of the same name) is clamped to the end.
+    #[must_use]
+    pub fn resume(
+        prompt: Arc<Prompt>,
+        codec: Codec,
+        looping: bool,
+        pos: &PlayerPosition,
+        now: Instant,
+    ) -> Self {
+        let len = prompt.samples().len();
+        let sample = usize::try_from(pos.sample).unwrap_or(usize::MAX).min(len);
+        let finished = pos.finished || len == 0 || (!looping && sample >= len);
+        Self {
+            prompt,
+            codec,
+            looping,
+            start: now + pos.next_frame_in,
+            slot: 0,
+            pos: sample,
+            sent: pos.frames_sent,
+            finished,
+        }
+    }
+
+    /// Where this player stands at `now`; see [`resume`](Self::resume).
+    #[must_use]
+    pub fn position(&self, now: Instant) -> PlayerPosition {
+        PlayerPosition {
+            sample: self.pos as u64,
+            frames_sent: self.sent,
+            next_frame_in: self.deadline(self.slot).saturating_duration_since(now),
+            finished: self.finished,
+        }
+    }
+
     /// The codec frames are encoded with.
     #[must_use]
     pub fn codec(&self) -> Codec {
         self.codec
+    }
+
+    /// Encode the following frames with `codec` (the leg renegotiated). Frames are
+    /// encoded from linear PCM one at a time, so nothing else changes.
+    pub fn set_codec(&mut self, codec: Codec) {
+        self.codec = codec;
+    }
+
+    /// Whether the prompt restarts at its end.
+    #[must_use]
+    pub fn is_looping(&self) -> bool {
+        self.looping
     }
 
     /// When the next frame is due; `None` once a non-looping prompt has been played.
@@ -352,6 +416,45 @@ mod tests {
             Codec::Pcmu.encode_sample(prompt.samples()[160])
         );
         assert_eq!(p.next_deadline(), Some(t0 + Duration::from_millis(1020)));
+    }
+
+    #[test]
+    fn resumed_player_continues_with_the_next_frame() {
+        let t0 = Instant::now();
+        let prompt = ramp(2000);
+        let mut p = Player::new(prompt.clone(), Codec::Pcmu, false, t0);
+        let mut s = stream();
+        let before = drive(
+            &mut p,
+            &mut s,
+            t0,
+            FRAME_DURATION,
+            Duration::from_millis(40),
+        );
+        assert_eq!(before.len(), 3);
+        let snap_at = t0 + Duration::from_millis(45);
+        let pos = p.position(snap_at);
+        assert_eq!(pos.sample, 480);
+        assert_eq!(pos.next_frame_in, Duration::from_millis(15));
+        // Another process, another clock: resume relative to its own `now`.
+        let t1 = t0 + Duration::from_secs(100);
+        let mut q = Player::resume(prompt.clone(), Codec::Pcmu, false, &pos, t1);
+        assert_eq!(q.next_deadline(), Some(t1 + Duration::from_millis(15)));
+        let mut buf = [0u8; PACKET_LEN];
+        assert!(q.poll_packet(t1, &mut s, &mut buf).is_none(), "not early");
+        let n = q
+            .poll_packet(t1 + pos.next_frame_in, &mut s, &mut buf)
+            .unwrap();
+        let info = parse(&buf[..n]).unwrap();
+        assert!(!info.marker, "same talk-spurt");
+        assert_eq!(info.seq, SeqNo(65503));
+        assert_eq!(
+            buf[HEADER_LEN],
+            Codec::Pcmu.encode_sample(prompt.samples()[480])
+        );
+        // A position past the end of a shorter prompt is finished, not a panic.
+        let short = Player::resume(ramp(100), Codec::Pcmu, false, &pos, t1);
+        assert!(short.is_finished());
     }
 
     #[test]

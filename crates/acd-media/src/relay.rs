@@ -14,7 +14,7 @@ use crate::rtp::{self, rewrite, RtpError};
 use crate::stream::OutboundStream;
 
 /// The two sides of a bridge. By convention `A` is the caller and `B` the agent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Leg {
     A,
     B,
@@ -39,7 +39,7 @@ impl Leg {
 }
 
 /// Per-direction traffic counters, exported as metrics by the shell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct RelayCounters {
     pub packets_in: u64,
     pub bytes_in: u64,
@@ -50,7 +50,7 @@ pub struct RelayCounters {
 }
 
 /// Offsets from one inbound SSRC onto the outbound stream.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Mapping {
     in_ssrc: Ssrc,
     seq_offset: u16,
@@ -60,7 +60,7 @@ struct Mapping {
     stream_packets: u64,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Direction {
     map: Option<Mapping>,
     /// Telephone-event PT as received → as the other leg negotiated it.
@@ -71,7 +71,8 @@ struct Direction {
 /// Header rewriting for a bridged pair of legs. Holds no buffers and no streams: the
 /// shell passes the destination leg's stream with each packet, because the same stream
 /// is also written by players before and after the bridge.
-#[derive(Debug, Clone, Default)]
+/// Serialisable as is (no deadlines, no buffers), for a live hand-over.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Relay {
     dirs: [Direction; 2],
 }

@@ -10,8 +10,9 @@ use crate::codec::Codec;
 use crate::ids::{PayloadType, SeqNo, Ssrc};
 use crate::rtp::{Header, RtpError, HEADER_LEN};
 
-/// Sequence/timestamp state of one outgoing RTP stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Sequence/timestamp state of one outgoing RTP stream. Serialisable as is, so a
+/// hand-over to another process continues the same SSRC, sequence and timestamp.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OutboundStream {
     ssrc: Ssrc,
     seq: SeqNo,
