@@ -22,8 +22,16 @@ use std::time::{Duration, Instant};
 use acd_media::{Codec, Prompt};
 use acd_proto::v1 as pb;
 use acd_sip::dialog::Retransmit2xx;
-use acd_sip::message::validate_request;
-use acd_sip::{Message, Method, Output, Peer, Response, TransactionLayer};
+use acd_sip::message::{screen_request, UasPolicy};
+
+/// What the edge understands as a UAS: no SIP extensions yet (so `Require: 100rel`
+/// gets 420: reliable provisionals need PRACK, which the edge does not do), and
+/// SDP bodies only.
+const UAS_POLICY: UasPolicy<'static> = UasPolicy {
+    supported: &[],
+    accept: &["application/sdp"],
+};
+use acd_sip::{Message, Method, Output, Peer, TransactionLayer};
 use tokio::sync::mpsc;
 
 use crate::distributor_link::DistributorLink;
@@ -201,14 +209,13 @@ impl Engine {
 
     fn sip_message(&mut self, msg: Message, from: Peer, now: Instant) {
         if let Message::Request(req) = &msg {
-            if let Err(e) = validate_request(req) {
-                metrics::counter!("acd_sip_bad_requests_total", "status" => e.status().to_string())
+            if let Err(refusal) = screen_request(req, &UAS_POLICY) {
+                let status = refusal.response.status;
+                metrics::counter!("acd_sip_bad_requests_total", "status" => status.to_string(), "reason" => refusal.reason)
                     .increment(1);
-                tracing::warn!(peer = %from.addr, error = %e, "invalid SIP request");
+                tracing::warn!(peer = %from.addr, status, reason = refusal.reason, "refused SIP request");
                 if req.method != Method::Ack {
-                    let resp =
-                        call::with_local_tag(Response::for_request(req, e.status(), &e.reason()));
-                    self.transports.send(from, resp.to_bytes());
+                    self.transports.send(from, refusal.response.to_bytes());
                 }
                 return;
             }
