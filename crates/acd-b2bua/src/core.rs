@@ -4,7 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use acd_sip::message::validate_request;
+use acd_sip::message::{screen_request, UasPolicy};
 use acd_sip::{Message, Method, Peer, Response, TransactionLayer, Transport, TxKey};
 
 use crate::admission::Load;
@@ -17,6 +17,14 @@ use crate::timers::{TimerKey, TimerKind, Timers};
 
 pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE";
 pub(crate) const SUPPORTED: &str = "timer";
+
+/// What the edge understands as a UAS: session timers (RFC 4028), no
+/// reliable provisionals (`Require: 100rel` gets 420: no PRACK here), and
+/// SDP bodies only.
+const UAS_POLICY: UasPolicy<'static> = UasPolicy {
+    supported: &["timer"],
+    accept: &["application/sdp"],
+};
 
 /// Dialog identity as seen on an incoming request: (Call-ID, our tag, their tag).
 pub(crate) type DialogKey = (String, String, String);
@@ -209,16 +217,18 @@ impl EdgeCore {
         self.timers.cancel(&TimerKey::Call(call.clone(), kind));
     }
 
+    /// Message-level checks (RFC 3261 §8.2, RFC 4475) before any transaction:
+    /// a refusal is sent statelessly, with a To tag derived from the request
+    /// so a retransmission gets the same answer.
     fn sip(&mut self, msg: Message, from: Peer, now: Instant) {
         if let Message::Request(req) = &msg {
-            if let Err(e) = validate_request(req) {
-                metrics::counter!("acd_sip_bad_requests_total", "status" => e.status().to_string())
+            if let Err(refusal) = screen_request(req, &UAS_POLICY) {
+                let status = refusal.response.status;
+                metrics::counter!("acd_sip_bad_requests_total", "status" => status.to_string(), "reason" => refusal.reason)
                     .increment(1);
-                tracing::warn!(peer = %from.addr, error = %e, "invalid SIP request");
+                tracing::warn!(peer = %from.addr, status, reason = refusal.reason, "refused SIP request");
                 if req.method != Method::Ack {
-                    let resp =
-                        self.with_local_tag(Response::for_request(req, e.status(), &e.reason()));
-                    self.transmit(from, resp.to_bytes());
+                    self.transmit(from, refusal.response.to_bytes());
                 }
                 return;
             }

@@ -90,8 +90,16 @@ impl EdgeCore {
         if let Err(why) = admitted {
             return self.shed(&key, &req, why.as_str(), now);
         }
+        let mut req = req;
         if req.headers.contact_uri().is_none() {
-            return self.refuse(&key, &req, 400, "Bad Request (Contact required)", now);
+            // §8.1.1.8: an INVITE must carry Contact. RFC 2543 did not require
+            // it (RFC 4475 §3.4.1): for such a peer, its source address is
+            // the only target there is.
+            let legacy = req.top_via().is_some_and(|v| !v.has_rfc3261_branch());
+            if !legacy {
+                return self.refuse(&key, &req, 400, "Bad Request (Contact required)", now);
+            }
+            req.headers.push("Contact", format!("<sip:{}>", from.addr));
         }
         if let Some(resp) = session_timer::check_invite(&req, self.cfg.min_se) {
             return self.respond(&key, resp, now);

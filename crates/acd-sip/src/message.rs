@@ -16,6 +16,7 @@
 //! and every malformed case becomes a [`ParseError`] naming the line or header.
 
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 
 /// Largest header section accepted, to bound memory per message (UDP datagrams are
 /// below 64 KiB anyway; this protects TCP framing from a peer that never sends CRLFCRLF).
@@ -112,6 +113,8 @@ pub enum ParseError {
     HeadersTooLarge,
     #[error("invalid Content-Length {0:?}")]
     BadContentLength(String),
+    #[error("conflicting Content-Length values")]
+    ConflictingContentLength,
     #[error("body shorter than Content-Length: declared {declared}, got {actual}")]
     BodyTooShort { declared: usize, actual: usize },
     #[error("body larger than {MAX_BODY_BYTES} bytes")]
@@ -218,8 +221,20 @@ fn is_list_header(name: &str) -> bool {
 }
 
 /// Splits a header value on top-level commas, ignoring commas inside `<...>` and
-/// quoted strings (display names may contain commas).
+/// quoted strings (display names may contain commas). Empty entries are dropped.
 pub fn split_list(value: &str) -> impl Iterator<Item = &str> {
+    split_list_raw(value).into_iter().filter(|s| !s.is_empty())
+}
+
+/// [`split_list`] keeping empty entries (`a,,b` yields an empty middle entry), so
+/// validation can refuse them (RFC 4475 §3.1.2.1).
+pub fn split_list_raw(value: &str) -> Vec<&str> {
+    split_unquoted(value, ',', true)
+}
+
+/// Splits on `sep` outside quoted strings (and, when `angle` is set, outside `<...>`),
+/// trimming each part.
+fn split_unquoted(value: &str, sep: char, angle: bool) -> Vec<&str> {
     let mut parts = Vec::new();
     let mut depth_angle = false;
     let mut in_quote = false;
@@ -238,17 +253,17 @@ pub fn split_list(value: &str) -> impl Iterator<Item = &str> {
         }
         match ch {
             '"' => in_quote = true,
-            '<' => depth_angle = true,
-            '>' => depth_angle = false,
-            ',' if !depth_angle => {
-                parts.push(&value[start..i]);
-                start = i + 1;
+            '<' if angle => depth_angle = true,
+            '>' if angle => depth_angle = false,
+            c if c == sep && !depth_angle => {
+                parts.push(value[start..i].trim());
+                start = i + c.len_utf8();
             }
             _ => {}
         }
     }
-    parts.push(&value[start..]);
-    parts.into_iter().map(str::trim).filter(|s| !s.is_empty())
+    parts.push(value[start..].trim());
+    parts
 }
 
 // ---------------------------------------------------------------------------
@@ -322,6 +337,20 @@ impl Headers {
         let canon = canonical_name(name);
         self.entries
             .retain(|(n, _)| !n.eq_ignore_ascii_case(&canon));
+    }
+
+    /// Replaces the topmost Via entry (first entry of the first Via header), keeping
+    /// the other entries of that header.
+    pub fn set_top_via(&mut self, via: &Via) {
+        let Some((_, value)) = self.entries.iter_mut().find(|(n, _)| n == "Via") else {
+            return;
+        };
+        let mut entries: Vec<String> = split_list(value).map(str::to_string).collect();
+        match entries.first_mut() {
+            Some(first) => *first = via.to_value(),
+            None => return,
+        }
+        *value = entries.join(", ");
     }
 
     /// Inserts a header before all others (used for pushing a Via, §16.6 step 8).
@@ -488,6 +517,19 @@ impl Request {
             headers: Headers::new(),
             body: Vec::new(),
         }
+    }
+
+    /// Stamps `received`/`rport` on the top Via from the source address
+    /// ([`Via::stamp_source`]). Returns whether the Via changed.
+    pub fn stamp_source(&mut self, source: SocketAddr) -> bool {
+        let Some(mut via) = self.top_via() else {
+            return false;
+        };
+        if !via.stamp_source(source) {
+            return false;
+        }
+        self.headers.set_top_via(&via);
+        true
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -728,15 +770,24 @@ pub(crate) fn parse_head(head: &[u8]) -> Result<(StartLine, Headers), ParseError
     Ok((start, headers))
 }
 
+/// The body length, refusing negative or non-numeric values and repeated headers
+/// that disagree: with two lengths the framing is ambiguous (RFC 4475 §3.3.9).
 pub(crate) fn content_length(headers: &Headers) -> Result<Option<usize>, ParseError> {
-    match headers.get("Content-Length") {
-        None => Ok(None),
-        Some(v) => v
-            .trim()
+    let mut found = None;
+    for v in headers.get_all("Content-Length") {
+        let v = v.trim();
+        if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ParseError::BadContentLength(truncate(v, 40)));
+        }
+        let len = v
             .parse::<usize>()
-            .map(Some)
-            .map_err(|_| ParseError::BadContentLength(truncate(v, 40))),
+            .map_err(|_| ParseError::BadContentLength(truncate(v, 40)))?;
+        match found {
+            Some(prev) if prev != len => return Err(ParseError::ConflictingContentLength),
+            _ => found = Some(len),
+        }
     }
+    Ok(found)
 }
 
 pub(crate) fn build(start: StartLine, headers: Headers, body: Vec<u8>) -> Message {
@@ -838,6 +889,9 @@ pub fn parse_stream(buf: &[u8]) -> Result<Option<(Message, usize)>, ParseError> 
 // Via
 // ---------------------------------------------------------------------------
 
+/// Branch prefix of RFC 3261 transaction ids (§8.1.1.7).
+pub const MAGIC_COOKIE: &str = "z9hG4bK";
+
 /// One Via entry (§20.42, RFC 3581 for `rport`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Via {
@@ -855,24 +909,47 @@ pub struct Via {
 
 impl Via {
     /// Parses one Via entry such as `SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport`.
+    /// LWS is allowed around `/`, `:`, `;` and `=` (SLASH, COLON, SEMI, EQUAL are
+    /// SWS-padded in RFC 3261 §25.1; RFC 4475 §3.1.1.1 has `SIP  /   2.0 /UDP`).
+    /// Empty parameters (`;;`) and non-token names are refused (RFC 4475 §3.1.2.1).
     pub fn parse(value: &str) -> Option<Via> {
-        let value = value.trim();
-        let (proto, rest) = value.split_once([' ', '\t'])?;
-        let mut p = proto.split('/').map(str::trim);
-        let (Some(name), Some(ver), Some(transport), None) =
-            (p.next(), p.next(), p.next(), p.next())
-        else {
-            return None;
-        };
-        if !name.eq_ignore_ascii_case("SIP") || ver != "2.0" || transport.is_empty() {
+        let mut parts = value.trim().splitn(3, '/');
+        let name = parts.next()?.trim();
+        let ver = parts.next()?.trim();
+        let rest = parts.next()?.trim_start();
+        let gap = rest.find([' ', '\t'])?;
+        let transport = &rest[..gap];
+        let rest = rest[gap..].trim_start();
+        if !name.eq_ignore_ascii_case("SIP")
+            || ver != "2.0"
+            || transport.is_empty()
+            || !transport.chars().all(is_token_char)
+        {
             return None;
         }
-        let rest = rest.trim_start();
         let (sent_by, params) = match rest.find(';') {
-            Some(i) => (rest[..i].trim(), &rest[i + 1..]),
-            None => (rest.trim(), ""),
+            Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+            None => (rest, None),
         };
-        let (host, port) = split_host_port(sent_by)?;
+        let sent_by = sent_by
+            .split(':')
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join(":");
+        if sent_by
+            .chars()
+            .any(|c| c.is_whitespace() || c == ',' || c == '"')
+        {
+            return None;
+        }
+        let (host, port) = split_host_port(&sent_by)?;
+        if !host.starts_with('[')
+            && !host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c))
+        {
+            return None;
+        }
         let mut via = Via {
             transport: transport.to_ascii_uppercase(),
             sent_by_host: host.to_string(),
@@ -882,15 +959,17 @@ impl Via {
             rport: None,
             params: Vec::new(),
         };
-        for param in params.split(';') {
-            let param = param.trim();
-            if param.is_empty() {
-                continue;
-            }
+        for param in params
+            .map(|p| split_unquoted(p, ';', false))
+            .unwrap_or_default()
+        {
             let (k, v) = match param.split_once('=') {
                 Some((k, v)) => (k.trim(), Some(v.trim())),
                 None => (param, None),
             };
+            if k.is_empty() || !k.chars().all(is_token_char) || v == Some("") {
+                return None;
+            }
             if k.eq_ignore_ascii_case("branch") {
                 via.branch = v.map(str::to_string);
             } else if k.eq_ignore_ascii_case("received") {
@@ -904,6 +983,15 @@ impl Via {
             via.params.push((k.to_string(), v.map(str::to_string)));
         }
         Some(via)
+    }
+
+    /// True when the branch carries the RFC 3261 magic cookie and something after
+    /// it (§8.1.1.7). Otherwise the request is matched the RFC 2543 way (§17.2.3);
+    /// a bare `z9hG4bK` counts as no branch (RFC 4475 §3.2.1).
+    pub fn has_rfc3261_branch(&self) -> bool {
+        self.branch
+            .as_deref()
+            .is_some_and(|b| b.len() > MAGIC_COOKIE.len() && b.starts_with(MAGIC_COOKIE))
     }
 
     /// `host[:port]` as it appeared (IPv6 hosts keep their brackets), lower-cased
@@ -947,6 +1035,23 @@ impl Via {
             }
         }
     }
+
+    /// Stamps where the request really came from (§18.2.1, RFC 3581 §4): `received`
+    /// when the sent-by host differs from the source IP or the client asked for
+    /// `rport`, and the source port into `rport`. Returns whether anything changed.
+    pub fn stamp_source(&mut self, source: SocketAddr) -> bool {
+        let ip = source.ip().to_string();
+        let host = self
+            .sent_by_host
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let differs = host.parse::<IpAddr>().ok() != Some(source.ip());
+        if !differs && self.rport.is_none() {
+            return false;
+        }
+        self.set_received(&ip, source.port());
+        true
+    }
 }
 
 /// Splits `host[:port]`, handling `[v6]:port`. Returns None on an empty host or a
@@ -986,23 +1091,33 @@ pub struct Uri<'a> {
     pub port: Option<u16>,
     /// Everything after the first `;` up to `?` (without the leading `;`).
     pub params: &'a str,
+    /// Escaped headers after `?` (not allowed in a Request-URI, §19.1.1 table 1).
+    pub headers: Option<&'a str>,
+}
+
+/// `scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )` (§25.1).
+pub fn is_scheme(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
 }
 
 impl<'a> Uri<'a> {
     pub fn parse(uri: &'a str) -> Option<Uri<'a>> {
         let uri = uri.trim();
         let (scheme, rest) = uri.split_once(':')?;
-        if scheme.is_empty()
-            || !scheme
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-        {
+        if !is_scheme(scheme) {
             return None;
         }
-        let rest = rest.split('?').next().unwrap_or("");
+        // '@' may not appear unescaped in parameters or headers, so the last one ends
+        // the userinfo, which itself may hold ';' '?' ',' (RFC 4475 §3.1.1.2, §3.1.1.9).
         let (userinfo, hostpart) = match rest.rfind('@') {
             Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
             None => (None, rest),
+        };
+        let (hostpart, headers) = match hostpart.split_once('?') {
+            Some((h, q)) => (h, Some(q)),
+            None => (hostpart, None),
         };
         let user = userinfo.map(|u| u.split(':').next().unwrap_or(u));
         let (hostport, params) = match hostpart.find(';') {
@@ -1016,6 +1131,7 @@ impl<'a> Uri<'a> {
             host,
             port,
             params,
+            headers,
         })
     }
 
@@ -1140,13 +1256,14 @@ fn find_unquoted(s: &str, target: char) -> Option<usize> {
 
 /// Why a syntactically parsed request cannot be processed; maps to a SIP status.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RequestError {
     #[error("missing {0} header")]
     MissingHeader(&'static str),
     #[error("malformed {0} header")]
     BadHeader(&'static str),
-    #[error("Via has no branch parameter")]
-    MissingBranch,
+    #[error("more than one {0} header")]
+    RepeatedHeader(&'static str),
     #[error("CSeq method {cseq} does not match request method {method}")]
     CSeqMethodMismatch { method: String, cseq: String },
     #[error("Max-Forwards is 0")]
@@ -1155,6 +1272,10 @@ pub enum RequestError {
     UnsupportedUriScheme(String),
     #[error("malformed Request-URI")]
     BadRequestUri,
+    #[error("Request-URI carries headers")]
+    RequestUriHeaders,
+    #[error("REGISTER To is not a SIP or SIPS URI")]
+    RegisterToNotSip,
 }
 
 impl RequestError {
@@ -1175,64 +1296,101 @@ impl RequestError {
             other => sanitize_reason(&format!("Bad Request ({other})")),
         }
     }
+
+    /// Short label for metrics (`reason` label of refusal counters).
+    pub fn label(&self) -> &'static str {
+        match self {
+            RequestError::MissingHeader(_) => "missing_header",
+            RequestError::BadHeader(_) => "bad_header",
+            RequestError::RepeatedHeader(_) => "repeated_header",
+            RequestError::CSeqMethodMismatch { .. } => "cseq_method_mismatch",
+            RequestError::TooManyHops => "too_many_hops",
+            RequestError::UnsupportedUriScheme(_) => "unsupported_uri_scheme",
+            RequestError::BadRequestUri => "bad_request_uri",
+            RequestError::RequestUriHeaders => "request_uri_headers",
+            RequestError::RegisterToNotSip => "register_to_not_sip",
+        }
+    }
 }
 
-/// Checks the mandatory headers of §8.1.1 so the edge can answer with a status that
-/// names the bad header. Max-Forwards is optional; 0 gives 483 except for REGISTER
-/// and OPTIONS, which this endpoint answers itself (§11.1 allows probing a UAS with
-/// Max-Forwards 0).
+/// Headers that may appear once only (§20: no `#` list form); a second copy makes
+/// the request ambiguous, so it is refused (RFC 4475 §3.3.8, §3.3.9).
+pub const SINGLE_VALUE_HEADERS: &[&str] = &[
+    "Call-ID",
+    "CSeq",
+    "From",
+    "To",
+    "Max-Forwards",
+    "Content-Length",
+    "Content-Type",
+    "Expires",
+];
+
+fn is_sip_scheme(scheme: &str) -> bool {
+    scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips")
+}
+
+/// Checks a request beyond the grammar the parser enforces, so the edge can answer
+/// with a status that names the problem (§8.2, RFC 4475): Request-URI scheme (416)
+/// and form (400, no headers in it), repeated single-value headers, every Via entry,
+/// From/To/Contact address syntax, Call-ID, CSeq (number below 2^31, method equal
+/// to the request's), Max-Forwards, Content-Length.
+///
+/// A top Via without an RFC 3261 branch is accepted: the transaction layer matches
+/// such requests the RFC 2543 way (§17.2.3). Max-Forwards 0 gives 483 except for
+/// REGISTER and OPTIONS, which this endpoint answers itself (§11.1 allows probing a
+/// UAS with Max-Forwards 0; RFC 4475 §3.3.11).
 pub fn validate_request(req: &Request) -> Result<(), RequestError> {
-    let scheme = req.uri.split_once(':').map(|(s, _)| s).unwrap_or("");
-    if scheme.is_empty() {
-        return Err(RequestError::BadRequestUri);
+    validate_request_uri(&req.uri)?;
+    for name in SINGLE_VALUE_HEADERS {
+        if req
+            .headers
+            .entries
+            .iter()
+            .filter(|(n, _)| n == name)
+            .count()
+            > 1
+        {
+            return Err(RequestError::RepeatedHeader(name));
+        }
     }
-    if !scheme.eq_ignore_ascii_case("sip") && !scheme.eq_ignore_ascii_case("sips") {
-        return Err(RequestError::UnsupportedUriScheme(truncate(scheme, 20)));
-    }
-    if Uri::parse(&req.uri).is_none() {
-        return Err(RequestError::BadRequestUri);
-    }
-    let via = req
-        .headers
-        .get_all("Via")
-        .next()
-        .ok_or(RequestError::MissingHeader("Via"))?;
-    let via = Via::parse(via).ok_or(RequestError::BadHeader("Via"))?;
-    if via.branch.as_deref().is_none_or(str::is_empty) {
-        return Err(RequestError::MissingBranch);
-    }
+    validate_vias(req)?;
     for name in ["From", "To"] {
         let v = req
             .headers
             .get(name)
             .ok_or(RequestError::MissingHeader(name))?;
-        if NameAddr::parse(v).is_none() {
+        if !name_addr_ok(v) {
             return Err(RequestError::BadHeader(name));
         }
     }
     if req.headers.get("Call-ID").is_none() {
         return Err(RequestError::MissingHeader("Call-ID"));
     }
-    if req.headers.call_id().is_none() {
+    if req
+        .headers
+        .call_id()
+        .is_none_or(|c| c.contains(char::is_whitespace))
+    {
         return Err(RequestError::BadHeader("Call-ID"));
     }
-    if req.headers.get("CSeq").is_none() {
-        return Err(RequestError::MissingHeader("CSeq"));
+    validate_cseq(req)?;
+    validate_contacts(req)?;
+    if req.method == Method::Register {
+        // §10.2: the address-of-record in To is a SIP or SIPS URI (RFC 4475 §3.3.4).
+        let to = req.headers.get("To").and_then(NameAddr::parse);
+        if !to.is_some_and(|n| n.uri.split_once(':').is_some_and(|(s, _)| is_sip_scheme(s))) {
+            return Err(RequestError::RegisterToNotSip);
+        }
     }
-    let (_, method) = req.headers.cseq().ok_or(RequestError::BadHeader("CSeq"))?;
-    // §17.1.1.3 / §9.1: ACK and CANCEL carry their own method in CSeq too.
-    if method != req.method {
-        return Err(RequestError::CSeqMethodMismatch {
-            method: req.method.to_string(),
-            cseq: method.to_string(),
-        });
-    }
-    if req.headers.get("Max-Forwards").is_some() {
-        let mf = req
-            .headers
-            .max_forwards()
-            .ok_or(RequestError::BadHeader("Max-Forwards"))?;
-        if mf == 0 && !matches!(req.method, Method::Register | Method::Options) {
+    if let Some(v) = req.headers.get("Max-Forwards") {
+        let v = v.trim();
+        if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(RequestError::BadHeader("Max-Forwards"));
+        }
+        // An overlarge value is only out of range, not zero (RFC 4475 §3.1.2.4).
+        let zero = v.bytes().all(|b| b == b'0');
+        if zero && !matches!(req.method, Method::Register | Method::Options) {
             return Err(RequestError::TooManyHops);
         }
     }
@@ -1242,6 +1400,297 @@ pub fn validate_request(req: &Request) -> Result<(), RequestError> {
         }
     }
     Ok(())
+}
+
+/// Request-URI: a well-formed scheme (else 400, RFC 4475 §3.1.2.7), SIP or SIPS
+/// (else 416, §3.3.2/§3.3.3), parseable, and without `?headers` (§19.1.1, RFC 4475
+/// §3.1.2.11: refusing is allowed, and safer than forwarding them).
+fn validate_request_uri(uri: &str) -> Result<(), RequestError> {
+    let scheme = uri.split_once(':').map(|(s, _)| s).unwrap_or("");
+    if !is_scheme(scheme) {
+        return Err(RequestError::BadRequestUri);
+    }
+    if !is_sip_scheme(scheme) {
+        return Err(RequestError::UnsupportedUriScheme(truncate(scheme, 20)));
+    }
+    let parsed = Uri::parse(uri).ok_or(RequestError::BadRequestUri)?;
+    if parsed.headers.is_some() {
+        return Err(RequestError::RequestUriHeaders);
+    }
+    Ok(())
+}
+
+/// Every entry of every Via header must parse; empty entries (`a,,b`) are refused.
+fn validate_vias(req: &Request) -> Result<(), RequestError> {
+    let mut any = false;
+    for (_, value) in req.headers.entries.iter().filter(|(n, _)| n == "Via") {
+        for entry in split_list_raw(value) {
+            if Via::parse(entry).is_none() {
+                return Err(RequestError::BadHeader("Via"));
+            }
+            any = true;
+        }
+    }
+    if any {
+        Ok(())
+    } else {
+        Err(RequestError::MissingHeader("Via"))
+    }
+}
+
+fn validate_cseq(req: &Request) -> Result<(), RequestError> {
+    if req.headers.get("CSeq").is_none() {
+        return Err(RequestError::MissingHeader("CSeq"));
+    }
+    let (num, method) = req.headers.cseq().ok_or(RequestError::BadHeader("CSeq"))?;
+    // §8.1.1.5: the sequence number is below 2^31.
+    if num >= 1 << 31 {
+        return Err(RequestError::BadHeader("CSeq"));
+    }
+    // §17.1.1.3 / §9.1: ACK and CANCEL carry their own method in CSeq too.
+    if method != req.method {
+        return Err(RequestError::CSeqMethodMismatch {
+            method: req.method.to_string(),
+            cseq: method.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Contact entries: `*` (REGISTER only, §10.2.2) or a valid address.
+fn validate_contacts(req: &Request) -> Result<(), RequestError> {
+    for (_, value) in req.headers.entries.iter().filter(|(n, _)| n == "Contact") {
+        for entry in split_list_raw(value) {
+            let star = entry == "*" && req.method == Method::Register;
+            if !star && !name_addr_ok(entry) {
+                return Err(RequestError::BadHeader("Contact"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Strict check of a From/To/Contact value (§20.10, §25.1), beyond what
+/// [`NameAddr::parse`] tolerates:
+/// * a display name is a quoted string or tokens (RFC 4475 §3.1.2.6, §3.1.2.15);
+/// * no LWS inside `<...>` (LAQUOT/RAQUOT, RFC 4475 §3.1.2.14);
+/// * an addr-spec outside `<>` holds no `?` or `,` (RFC 4475 §3.1.2.13);
+/// * header parameters are non-empty with token names (RFC 4475 §3.1.2.1).
+pub fn name_addr_ok(value: &str) -> bool {
+    let v = value.trim();
+    let (uri, params) = if let Some(lt) = find_unquoted(v, '<') {
+        let Some(gt) = v[lt..].find('>').map(|i| lt + i) else {
+            return false;
+        };
+        if !display_name_ok(v[..lt].trim()) {
+            return false;
+        }
+        let uri = &v[lt + 1..gt];
+        if uri.chars().any(char::is_whitespace) {
+            return false;
+        }
+        let rest = v[gt + 1..].trim_start();
+        match rest.strip_prefix(';') {
+            Some(p) => (uri, Some(p)),
+            None if rest.is_empty() => (uri, None),
+            None => return false,
+        }
+    } else {
+        if v.contains('"') {
+            return false;
+        }
+        let (uri, params) = match v.split_once(';') {
+            Some((u, p)) => (u.trim(), Some(p)),
+            None => (v, None),
+        };
+        if uri.contains(['?', ',']) || uri.chars().any(char::is_whitespace) {
+            return false;
+        }
+        (uri, params)
+    };
+    let scheme_ok = uri
+        .split_once(':')
+        .is_some_and(|(s, r)| is_scheme(s) && !r.is_empty());
+    scheme_ok && params.is_none_or(params_ok)
+}
+
+/// `display-name = *(token LWS) / quoted-string` (§25.1).
+fn display_name_ok(d: &str) -> bool {
+    let Some(inner) = d.strip_prefix('"') else {
+        return d.split_whitespace().all(|w| w.chars().all(is_token_char));
+    };
+    let mut escaped = false;
+    for (i, c) in inner.char_indices() {
+        if escaped {
+            escaped = false;
+        } else if c == '\\' {
+            escaped = true;
+        } else if c == '"' {
+            // The closing quote must end the display name.
+            return i + 1 == inner.len();
+        }
+    }
+    false
+}
+
+/// `*( SEMI generic-param )` after the leading `;`: no empty parameter, token names,
+/// a value after every `=`.
+fn params_ok(params: &str) -> bool {
+    split_unquoted(params, ';', false).into_iter().all(|p| {
+        let (k, v) = match p.split_once('=') {
+            Some((k, v)) => (k.trim(), Some(v.trim())),
+            None => (p, None),
+        };
+        !k.is_empty() && k.chars().all(is_token_char) && v != Some("")
+    })
+}
+
+/// The option tags of `Require` that are not in `supported` (case-insensitive,
+/// §19.2), in order.
+fn unsupported_tags<'a>(req: &'a Request, supported: &[&str]) -> Vec<&'a str> {
+    req.headers
+        .entries
+        .iter()
+        .filter(|(n, _)| n == "Require")
+        .flat_map(|(_, v)| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && !supported.iter().any(|s| s.eq_ignore_ascii_case(t)))
+        .collect()
+}
+
+/// §8.2.2.3: a UAS answers a request whose `Require` lists an option tag it does not
+/// support with 420 Bad Extension and an `Unsupported` header listing those tags.
+/// `Proxy-Require` is for proxies and is ignored here, as a UAS must (§20.29;
+/// RFC 4475 §3.3.5: the 420 lists Require *or* Proxy-Require tags "depending on the
+/// role"). Require in ACK and CANCEL is ignored (§8.2.2.3 last paragraph).
+///
+/// `100rel` (RFC 3262) is refused like any other tag unless it is in `supported`.
+pub fn check_require(req: &Request, supported: &[&str]) -> Option<Response> {
+    if matches!(req.method, Method::Ack | Method::Cancel) {
+        return None;
+    }
+    let missing = unsupported_tags(req, supported);
+    if missing.is_empty() {
+        return None;
+    }
+    let mut resp = stateless_response(req, 420, "Bad Extension");
+    resp.headers.push("Unsupported", missing.join(", "));
+    Some(resp)
+}
+
+/// `type/subtype` of a media type, lower-cased, without parameters.
+fn media_type(v: &str) -> String {
+    v.split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Whether an `Accept` range (`*/*`, `type/*`, `type/subtype`) admits `mime`.
+fn range_admits(range: &str, mime: &str) -> bool {
+    let range = media_type(range);
+    match range.strip_suffix("/*") {
+        Some("*") => true,
+        Some(kind) => mime.split('/').next() == Some(kind),
+        None => range == mime,
+    }
+}
+
+/// Body checks of an INVITE against the media types this UAS understands
+/// (`accept`, e.g. `["application/sdp"]`):
+/// * a body of another Content-Type → 415 with `Accept` (§8.2.3, RFC 4475 §3.3.6);
+/// * an `Accept` header admitting none of them, so no answer could carry SDP →
+///   406 Not Acceptable (§21.4.7, RFC 4475 §3.3.15, which says not 400).
+///
+/// Other methods are left to the TU (it may refuse the method itself with 405).
+pub fn check_media(req: &Request, accept: &[&str]) -> Option<Response> {
+    if req.method != Method::Invite {
+        return None;
+    }
+    if !req.body.is_empty() {
+        let ct = media_type(req.headers.get("Content-Type").unwrap_or(""));
+        if !accept.iter().any(|a| a.eq_ignore_ascii_case(&ct)) {
+            let mut resp = stateless_response(req, 415, "Unsupported Media Type");
+            resp.headers.push("Accept", accept.join(", "));
+            return Some(resp);
+        }
+    }
+    let ranges: Vec<&str> = req
+        .headers
+        .get_all("Accept")
+        .flat_map(|v| v.split(','))
+        .collect();
+    let admitted = ranges.iter().all(|r| r.trim().is_empty())
+        || ranges
+            .iter()
+            .any(|r| accept.iter().any(|a| range_admits(r, a)));
+    if !admitted {
+        let mut resp = stateless_response(req, 406, "Not Acceptable");
+        resp.headers.push("Accept", accept.join(", "));
+        return Some(resp);
+    }
+    None
+}
+
+/// What a UAS understands, for [`screen_request`].
+#[derive(Clone, Copy, Debug)]
+pub struct UasPolicy<'a> {
+    /// Option tags accepted in `Require` (e.g. none; `100rel` only once PRACK works).
+    pub supported: &'a [&'a str],
+    /// Body types understood in INVITE (e.g. `application/sdp`).
+    pub accept: &'a [&'a str],
+}
+
+/// Why [`screen_request`] refused a request: the ready response and a metrics label.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub response: Response,
+    pub reason: &'static str,
+}
+
+/// All message-level checks a UAS makes before the TU sees a request, in RFC order:
+/// [`validate_request`] (400/416/483), then [`check_require`] (420), then
+/// [`check_media`] (415/406). The response is meant to be sent statelessly; its To
+/// tag is derived from the request, so a retransmission gets the same answer.
+/// ACK is never answered (§17.1.1.3): an invalid ACK yields a refusal whose
+/// response should be dropped, see [`Refusal`] / `req.method`.
+pub fn screen_request(req: &Request, policy: &UasPolicy<'_>) -> Result<(), Refusal> {
+    if let Err(e) = validate_request(req) {
+        return Err(Refusal {
+            response: stateless_response(req, e.status(), &e.reason()),
+            reason: e.label(),
+        });
+    }
+    if let Some(response) = check_require(req, policy.supported) {
+        return Err(Refusal {
+            response,
+            reason: "bad_extension",
+        });
+    }
+    if let Some(response) = check_media(req, policy.accept) {
+        let reason = if response.status == 415 {
+            "unsupported_media_type"
+        } else {
+            "not_acceptable"
+        };
+        return Err(Refusal { response, reason });
+    }
+    Ok(())
+}
+
+/// A final response built without a transaction: copies Via/From/To/Call-ID/CSeq
+/// and adds a To tag derived from the request (§8.2.6.2) so that retransmissions of
+/// the request are answered identically.
+pub fn stateless_response(req: &Request, status: u16, reason: &str) -> Response {
+    let resp = Response::for_request(req, status, reason);
+    let seed = format!(
+        "{}|{}|{}",
+        req.call_id().unwrap_or(""),
+        req.from_tag().unwrap_or(""),
+        req.top_via().and_then(|v| v.branch).unwrap_or_default()
+    );
+    resp.with_to_tag(&format!("{:016x}", fnv1a(seed.as_bytes())))
 }
 
 fn sanitize_reason(s: &str) -> String {
@@ -1262,15 +1711,71 @@ fn fnv1a(data: &[u8]) -> u64 {
     h
 }
 
-/// Builds a ready-to-send `400 Bad Request` for a request that failed [`parse`] or
-/// [`validate_request`], extracting Via/From/To/Call-ID/CSeq line by line.
+impl ParseError {
+    /// Status for a request that failed to parse: 505 for another SIP version
+    /// (§21.5.7, RFC 4475 §3.1.2.16), 400 otherwise.
+    pub fn status(&self) -> u16 {
+        match self {
+            ParseError::BadVersion(_) => 505,
+            _ => 400,
+        }
+    }
+
+    /// Short label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ParseError::Empty => "empty",
+            ParseError::NotUtf8 { .. } => "not_utf8",
+            ParseError::BadStartLine(_) => "bad_start_line",
+            ParseError::BadVersion(_) => "bad_version",
+            ParseError::BadHeaderLine { .. } => "bad_header_line",
+            ParseError::OrphanContinuation { .. } => "orphan_continuation",
+            ParseError::MissingHeaderEnd => "missing_header_end",
+            ParseError::HeadersTooLarge => "headers_too_large",
+            ParseError::BadContentLength(_) => "bad_content_length",
+            ParseError::ConflictingContentLength => "conflicting_content_length",
+            ParseError::BodyTooShort { .. } => "body_too_short",
+            ParseError::BodyTooLarge => "body_too_large",
+            ParseError::MessageTooLarge { .. } => "message_too_large",
+        }
+    }
+}
+
+/// Header lines of a raw message, folded lines joined (§7.3.1), as `(name, value)`.
+/// Lines that are not `name: value` are skipped: this reads what it can.
+fn salvage_headers<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in lines {
+        if line.is_empty() {
+            break;
+        }
+        if line.starts_with([' ', '\t']) {
+            if let Some(last) = out.last_mut() {
+                last.1.push(' ');
+                last.1.push_str(line.trim());
+            }
+            continue;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            out.push((canonical_name(name.trim()), value.trim().to_string()));
+        }
+    }
+    out
+}
+
+/// Builds a ready-to-send error response for a request that failed [`parse`] or
+/// [`validate_request`]: `505 Version Not Supported` when the request line names
+/// another SIP version (RFC 4475 §3.1.2.16), otherwise `400 Bad Request`. Headers
+/// are read line by line (folding joined), so a response can be formed from a
+/// message the parser refused (RFC 4475 §3.1.2: "respond with 400" wherever it can).
 ///
-/// Returns `None` when the first line does not look like a request, when the request
-/// is an ACK (never answered, §17.1.1.3), or when any of those headers cannot be
-/// found; the edge then drops the datagram. The reason phrase names the problem.
-/// A To tag derived from the Call-ID is added when absent (§8.2.6.2), so repeated
-/// 400s for the same request carry the same tag. Meant for inputs that failed;
-/// given a valid request it still answers 400 with a generic reason.
+/// A response is formed whenever the first line looks like a request (method token
+/// first, `SIP/x.y` last) and at least one Via can be read: the client matches on
+/// Via and CSeq, and From/To/Call-ID/CSeq are copied when present (RFC 4475 §3.3.1
+/// asks for a 400 even without From, To and Call-ID). Returns `None` for responses,
+/// for ACK (never answered, §17.1.1.3) and when no Via is found; the edge then drops
+/// the datagram. A To tag derived from the Call-ID is added when absent (§8.2.6.2),
+/// so repeated answers to the same request carry the same tag.
 pub fn salvage_for_400(datagram: &[u8]) -> Option<Vec<u8>> {
     let problem = match parse(datagram) {
         Err(e) => e.to_string(),
@@ -1292,57 +1797,66 @@ pub fn bad_request_for(datagram: &[u8], problem: &str) -> Option<Vec<u8>> {
         .map(|l| l.trim_end_matches('\r'))
         .skip_while(|l| l.is_empty());
     let first = lines.next()?;
-    let mut parts = first.split_whitespace();
-    let method = parts.next()?;
-    let _uri = parts.next()?;
-    let version = parts.next()?;
-    if !method.chars().all(is_token_char) || !version.eq_ignore_ascii_case("SIP/2.0") {
+    let parts: Vec<&str> = first.split_whitespace().collect();
+    let (method, version) = match parts.as_slice() {
+        [m, _, .., v] => (*m, *v),
+        _ => return None,
+    };
+    // SIP-Version = "SIP" "/" 1*DIGIT "." 1*DIGIT (§25.1)
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+    let version_ok = strip_prefix_ci(version, "SIP/")
+        .and_then(|v| v.split_once('.'))
+        .is_some_and(|(major, minor)| digits(major) && digits(minor));
+    if !method.chars().all(is_token_char) || !version_ok || method == "ACK" {
         return None;
     }
-    if method == "ACK" {
-        return None;
-    }
-    let mut vias = Vec::new();
-    let (mut from, mut to, mut call_id, mut cseq) = (None, None, None, None);
-    for line in lines {
-        if line.is_empty() {
-            break;
-        }
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let value = value.trim();
-        if value.is_empty() || value.chars().any(|c| c.is_control() && c != '\t') {
-            continue;
-        }
-        match canonical_name(name.trim()).as_str() {
-            "Via" => vias.push(value.to_string()),
-            "From" => from = from.or(Some(value.to_string())),
-            "To" => to = to.or(Some(value.to_string())),
-            "Call-ID" => call_id = call_id.or(Some(value.to_string())),
-            "CSeq" => cseq = cseq.or(Some(value.to_string())),
-            _ => {}
-        }
-    }
-    if vias.is_empty() {
-        return None;
-    }
-    let (from, mut to, call_id, cseq) = (from?, to?, call_id?, cseq?);
-    if NameAddr::parse(&to).and_then(|n| n.tag()).is_none() {
-        to = format!("{to};tag={:016x}", fnv1a(call_id.as_bytes()));
-    }
+    let status = if version.eq_ignore_ascii_case("SIP/2.0") {
+        400
+    } else {
+        505
+    };
+    let salvaged = salvage_headers(lines);
+    let usable = |v: &str| !v.is_empty() && !v.chars().any(|c| c.is_control() && c != '\t');
     let mut headers = Headers::new();
-    for v in vias {
-        headers.push("Via", v);
+    for (n, v) in &salvaged {
+        if n == "Via" && usable(v) {
+            headers.push("Via", v.as_str());
+        }
     }
-    headers.push("From", from);
-    headers.push("To", to);
-    headers.push("Call-ID", call_id);
-    headers.push("CSeq", cseq);
+    if headers.is_empty() {
+        return None;
+    }
+    let first_of = |name: &str| {
+        salvaged
+            .iter()
+            .find(|(n, v)| n == name && usable(v))
+            .map(|(_, v)| v.clone())
+    };
+    let call_id = first_of("Call-ID");
+    if let Some(from) = first_of("From") {
+        headers.push("From", from);
+    }
+    if let Some(mut to) = first_of("To") {
+        if NameAddr::parse(&to).and_then(|n| n.tag()).is_none() {
+            let seed = call_id.as_deref().unwrap_or(&to);
+            to = format!("{to};tag={:016x}", fnv1a(seed.as_bytes()));
+        }
+        headers.push("To", to);
+    }
+    if let Some(c) = call_id {
+        headers.push("Call-ID", c);
+    }
+    if let Some(c) = first_of("CSeq") {
+        headers.push("CSeq", c);
+    }
     headers.push("Content-Length", "0");
+    let reason = match status {
+        505 => "Version Not Supported".to_string(),
+        _ => sanitize_reason(&format!("Bad Request ({problem})")),
+    };
     let resp = Response {
-        status: 400,
-        reason: sanitize_reason(&format!("Bad Request ({problem})")),
+        status,
+        reason,
         headers,
         body: Vec::new(),
     };

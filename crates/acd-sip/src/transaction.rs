@@ -11,15 +11,20 @@
 //! the next wake-up is O(log n) and a timer that is cancelled is removed at once;
 //! calling `handle_timeout` early fires nothing.
 //!
-//! Responses from server transactions go to the address the request came from
-//! (symmetric response routing, RFC 3581 §4), which is what NAT'd agents need; the
-//! edge is expected to have stamped `received`/`rport` on the top Via already.
+//! Every incoming request gets `received` (and the `rport` value when it asked for
+//! one) stamped on its top Via (§18.2.1, RFC 3581 §4). Responses from server
+//! transactions go to the address and port the request came from: that is what
+//! §18.2.2 gives with `rport`, and we apply it to requests without `rport` too
+//! (symmetric response routing, what NAT'd agents need) instead of the sent-by port.
+//!
+//! Requests whose top Via has no RFC 3261 branch (RFC 2543 peers) are matched by
+//! the §17.2.3 fallback rules, see [`TxKey`].
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::message::{Message, Method, Request, Response};
+use crate::message::{Message, Method, Request, Response, Via};
 
 /// Timer base values (§17.1.1.1, Table 4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -84,8 +89,13 @@ pub enum Role {
 }
 
 /// Transaction identity. Server side (§17.2.3): top Via branch + sent-by + method,
-/// with ACK mapped to INVITE. Client side (§17.1.3): top Via branch + CSeq method
-/// (sent-by is our own and included for symmetry).
+/// with ACK and CANCEL mapped to INVITE where they match it. Client side (§17.1.3):
+/// top Via branch + CSeq method (sent-by is our own and included for symmetry).
+///
+/// A request whose top Via has no RFC 3261 branch (RFC 2543, or a bare magic
+/// cookie, RFC 4475 §3.2.1) gets a `branch` built from the fields §17.2.3 compares
+/// instead: Request-URI, To tag, From tag, Call-ID, CSeq number and the top Via.
+/// It starts with [`LEGACY_PREFIX`], which no real branch (a token) can contain.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct TxKey {
     pub role: Role,
@@ -94,13 +104,26 @@ pub struct TxKey {
     pub sent_by: String,
 }
 
+/// Marks a [`TxKey::branch`] built by RFC 2543 matching (a space is not a token char).
+pub const LEGACY_PREFIX: &str = "rfc2543 ";
+
 impl TxKey {
     fn server_for(req: &Request) -> Option<TxKey> {
+        Self::server_with_to_tag(req, req.to_tag())
+    }
+
+    /// Server key, with the To tag given separately: an ACK for a non-2xx carries
+    /// the tag of our response where the INVITE had none (§17.2.3).
+    fn server_with_to_tag(req: &Request, to_tag: Option<&str>) -> Option<TxKey> {
         let via = req.top_via()?;
-        let branch = via.branch.clone().filter(|b| !b.is_empty())?;
         let method = match req.method {
             Method::Ack => Method::Invite,
             ref m => m.clone(),
+        };
+        let branch = if via.has_rfc3261_branch() {
+            via.branch.clone()?
+        } else {
+            legacy_id(req, &via, to_tag)?
         };
         Some(TxKey {
             role: Role::Server,
@@ -108,6 +131,11 @@ impl TxKey {
             method,
             sent_by: via.sent_by(),
         })
+    }
+
+    /// Whether this key was built by RFC 2543 matching.
+    pub fn is_legacy(&self) -> bool {
+        self.branch.starts_with(LEGACY_PREFIX)
     }
 
     fn client_for_request(req: &Request) -> TxKey {
@@ -231,6 +259,9 @@ struct Tx {
     last_response: Option<Vec<u8>>,
     /// Client INVITE: ACK for the non-2xx final, resent on retransmitted finals.
     ack: Option<Vec<u8>>,
+    /// Server INVITE: To tag of the final response, which an RFC 2543 ACK must
+    /// carry to match (§17.2.3).
+    final_to_tag: Option<String>,
     /// Current retransmission interval for Timer A/E/G.
     interval: Duration,
     /// Armed timers: (kind, deadline, id) mirrored in `TransactionLayer::timers`.
@@ -249,6 +280,25 @@ pub struct TransactionLayer {
     /// §8.2.2.2 merged-request detection: (From tag, Call-ID, CSeq) → server tx.
     merge_index: HashMap<MergeKey, TxKey>,
     out: VecDeque<Output>,
+}
+
+/// The §17.2.3 fields of a request without an RFC 3261 branch, joined into one id.
+/// The top Via is compared without `received`/`rport` (which we stamp ourselves)
+/// and re-serialised, so LWS differences do not matter. The CSeq method is not part
+/// of it (ACK and CANCEL must find the INVITE): it is [`TxKey::method`].
+fn legacy_id(req: &Request, via: &Via, to_tag: Option<&str>) -> Option<String> {
+    let mut via = via.clone();
+    via.params
+        .retain(|(k, _)| !k.eq_ignore_ascii_case("received") && !k.eq_ignore_ascii_case("rport"));
+    let (cseq, _) = req.cseq()?;
+    Some(format!(
+        "{LEGACY_PREFIX}{}\n{}\n{}\n{}\n{cseq}\n{}",
+        req.uri,
+        to_tag.unwrap_or(""),
+        req.from_tag().unwrap_or(""),
+        req.call_id()?,
+        via.to_value().to_ascii_lowercase(),
+    ))
 }
 
 /// A fresh RFC 3261 branch with the magic cookie (§8.1.1.7); randomness comes from
@@ -413,13 +463,18 @@ impl TransactionLayer {
         }
     }
 
-    fn incoming_request(&mut self, req: Request, from: Peer, now: Instant) {
-        // Requests without a branch cannot be matched (RFC 2543 matching is not
-        // supported); the edge rejects them with validate_request first.
+    fn incoming_request(&mut self, mut req: Request, from: Peer, now: Instant) {
+        // §18.2.1 / RFC 3581 §4: record where the request really came from, so the
+        // TU and every response copy of the Via say so. Responses themselves go to
+        // the source address and port (symmetric, as rport asks; see the module doc).
+        req.stamp_source(from.addr);
+        // Without a Via or CSeq there is nothing to match on; validate_request
+        // refuses such requests before they get here.
         let Some(key) = TxKey::server_for(&req) else {
             return;
         };
         if req.method == Method::Ack {
+            let key = self.legacy_ack_key(key, &req);
             self.incoming_ack(key, req, from, now);
             return;
         }
@@ -474,6 +529,7 @@ impl TransactionLayer {
             request_bytes: Vec::new(),
             last_response: None,
             ack: None,
+            final_to_tag: None,
             interval: self.config.t1,
             timers: Vec::new(),
             merge: merge.clone(),
@@ -520,6 +576,7 @@ impl TransactionLayer {
             Response::for_request(&req, 482, "Loop Detected").with_to_tag(&tag_from(&key.branch));
         let bytes = resp.to_bytes();
         let invite = req.method == Method::Invite;
+        let tx_to_tag = resp.to_tag().map(str::to_string);
         let mut tx = Tx {
             kind: if invite {
                 Kind::InviteServer
@@ -532,6 +589,7 @@ impl TransactionLayer {
             request_bytes: Vec::new(),
             last_response: Some(bytes.clone()),
             ack: None,
+            final_to_tag: tx_to_tag,
             interval: self.config.t1,
             timers: Vec::new(),
             merge: None,
@@ -547,6 +605,25 @@ impl TransactionLayer {
             self.arm(&mut tx, &key, TimerKind::J, now + j);
         }
         self.txs.insert(key, tx);
+    }
+
+    /// §17.2.3 for RFC 2543 requests: an ACK for our non-2xx final carries the To
+    /// tag we added, which the INVITE (and so its key) did not have. It matches the
+    /// INVITE transaction whose final response had that tag.
+    fn legacy_ack_key(&self, key: TxKey, ack: &Request) -> TxKey {
+        if !key.is_legacy() || self.txs.contains_key(&key) {
+            return key;
+        }
+        match TxKey::server_with_to_tag(ack, None) {
+            Some(k)
+                if self.txs.get(&k).is_some_and(|t| {
+                    t.final_to_tag.is_some() && t.final_to_tag.as_deref() == ack.to_tag()
+                }) =>
+            {
+                k
+            }
+            _ => key,
+        }
     }
 
     fn incoming_ack(&mut self, key: TxKey, req: Request, from: Peer, now: Instant) {
@@ -707,6 +784,7 @@ impl TransactionLayer {
             request_bytes: bytes,
             last_response: None,
             ack: None,
+            final_to_tag: None,
             interval: self.config.t1,
             timers: Vec::new(),
             merge: None,
@@ -739,6 +817,9 @@ impl TransactionLayer {
         };
         let status = resp.status;
         let peer = tx.peer;
+        if status >= 200 && tx.kind == Kind::InviteServer && tx.state == State::Proceeding {
+            tx.final_to_tag = resp.to_tag().map(str::to_string);
+        }
         match (tx.kind, tx.state) {
             (Kind::InviteServer, State::Proceeding) => {
                 let bytes = resp.to_bytes();
@@ -865,6 +946,7 @@ pub struct TxSnapshot {
     interval: Duration,
     timers: Vec<(TimerKind, Duration)>,
     merge: Option<MergeKey>,
+    final_to_tag: Option<String>,
 }
 
 /// Every live transaction, for a hand-over to another process.
@@ -906,6 +988,7 @@ impl TransactionLayer {
                     .map(|(k, at, _)| (*k, at.saturating_duration_since(now)))
                     .collect(),
                 merge: tx.merge.clone(),
+                final_to_tag: tx.final_to_tag.clone(),
             })
             .collect();
         txs.sort_by(|a, b| {
@@ -932,6 +1015,7 @@ impl TransactionLayer {
                 interval: t.interval,
                 timers: Vec::new(),
                 merge: t.merge,
+                final_to_tag: t.final_to_tag,
             };
             for (kind, left) in t.timers {
                 layer.arm(&mut tx, &t.key, kind, now + left);

@@ -305,8 +305,13 @@ fn validation_names_the_bad_header() {
     );
     assert_eq!(validate_request(&r).unwrap_err().status(), 400);
     let mut r = ok.clone();
+    // No branch: an RFC 2543 request, matched by the §17.2.3 fallback.
     r.headers.set("Via", "SIP/2.0/UDP 10.0.0.2");
-    assert_eq!(validate_request(&r), Err(RequestError::MissingBranch));
+    assert_eq!(validate_request(&r), Ok(()));
+    let mut r = ok.clone();
+    r.headers
+        .set("Via", "SIP/2.0/UDP 10.0.0.2;;branch=z9hG4bKx");
+    assert_eq!(validate_request(&r), Err(RequestError::BadHeader("Via")));
     let mut r = ok.clone();
     r.headers.set("CSeq", "1 INVITE");
     assert!(matches!(
@@ -335,6 +340,99 @@ fn validation_names_the_bad_header() {
         .unwrap_err()
         .reason()
         .contains("Call-ID"));
+}
+
+#[test]
+fn repeated_single_value_headers_are_refused_by_name() {
+    for name in SINGLE_VALUE_HEADERS {
+        let mut r = req(GOOD);
+        let value = match *name {
+            "Content-Type" => "application/sdp",
+            "Expires" => "60",
+            other => r.headers.get(other).unwrap_or("1"),
+        }
+        .to_string();
+        r.headers.push(name, value.as_str());
+        r.headers.push(name, value.as_str());
+        let e = validate_request(&r).unwrap_err();
+        assert_eq!(e, RequestError::RepeatedHeader(name));
+        assert!(e.reason().contains(name), "{}", e.reason());
+    }
+}
+
+#[test]
+fn conflicting_content_length_is_a_framing_error() {
+    let two = crlf("OPTIONS sip:a@b SIP/2.0\nContent-Length: 2\nl: 3\n\nabc");
+    assert_eq!(parse(&two), Err(ParseError::ConflictingContentLength));
+    assert_eq!(
+        parse_stream(&two),
+        Err(ParseError::ConflictingContentLength)
+    );
+    let plus = crlf("OPTIONS sip:a@b SIP/2.0\nContent-Length: +3\n\nabc");
+    assert!(matches!(parse(&plus), Err(ParseError::BadContentLength(_))));
+}
+
+#[test]
+fn another_sip_version_gets_505() {
+    let v =
+        String::from_utf8(req(GOOD).to_bytes())
+            .unwrap()
+            .replacen("SIP/2.0\r\n", "SIP/3.1\r\n", 1);
+    assert_eq!(parse(v.as_bytes()).unwrap_err().status(), 505);
+    let out = salvage_for_400(v.as_bytes()).unwrap();
+    assert!(out.starts_with(b"SIP/2.0 505 Version Not Supported\r\n"));
+}
+
+#[test]
+fn require_is_checked_and_100rel_refused_unless_supported() {
+    let mut r = req(GOOD);
+    assert_eq!(check_require(&r, &[]), None);
+    r.headers.push("Require", "100rel, Timer");
+    r.headers.push("Proxy-Require", "sec-agree");
+    let resp = check_require(&r, &["timer"]).unwrap();
+    assert_eq!((resp.status, resp.reason.as_str()), (420, "Bad Extension"));
+    // Proxy-Require is not a UAS's business (§20.29).
+    assert_eq!(resp.headers.get("Unsupported"), Some("100rel"));
+    assert_eq!(check_require(&r, &["100rel", "timer"]), None);
+    // Never for ACK or CANCEL (§8.2.2.3).
+    r.method = Method::Cancel;
+    r.headers.set("CSeq", "1 CANCEL");
+    assert_eq!(check_require(&r, &[]), None);
+}
+
+#[test]
+fn stamping_the_source_follows_rfc_3581() {
+    let src: std::net::SocketAddr = "198.51.100.7:40000".parse().unwrap();
+    // Same host, no rport: nothing to add (§18.2.1).
+    let mut v = Via::parse("SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bK1").unwrap();
+    assert!(!v.stamp_source(src));
+    // rport asked: received and the port, even from the same host.
+    let mut v = Via::parse("SIP/2.0/UDP 198.51.100.7:5060;rport;branch=z9hG4bK1").unwrap();
+    assert!(v.stamp_source(src));
+    assert_eq!(
+        v.to_value(),
+        "SIP/2.0/UDP 198.51.100.7:5060;rport=40000;branch=z9hG4bK1;received=198.51.100.7"
+    );
+    // Another host: received only.
+    let mut r = req(GOOD);
+    assert!(r.stamp_source(src));
+    assert_eq!(
+        r.top_via().unwrap().received.as_deref(),
+        Some("198.51.100.7")
+    );
+    assert_eq!(r.top_via().unwrap().rport, None);
+}
+
+#[test]
+fn via_allows_lws_around_separators() {
+    let v = Via::parse("SIP  /   2.0 /UDP 192.0.2.2 : 5062 ; branch = x1").unwrap();
+    assert_eq!(v.transport, "UDP");
+    assert_eq!(v.sent_by(), "192.0.2.2:5062");
+    assert_eq!(v.branch.as_deref(), Some("x1"));
+    assert!(!v.has_rfc3261_branch());
+    assert!(Via::parse("SIP/2.0/UDP host;branch=z9hG4bK").is_some_and(|v| !v.has_rfc3261_branch()));
+    assert!(Via::parse("SIP/2.0/UDP 192.0.2.15;;").is_none());
+    assert!(Via::parse("SIP/2.0/UDP a b").is_none());
 }
 
 #[test]
@@ -378,7 +476,20 @@ Content-Length: 0
     let no_callid = String::from_utf8(bad.clone())
         .unwrap()
         .replace("i: c1\r\n", "");
-    assert_eq!(salvage_for_400(no_callid.as_bytes()), None);
+    // Missing Call-ID: still answered, without one (RFC 4475 §3.3.1).
+    let out = salvage_for_400(no_callid.as_bytes()).unwrap();
+    let resp = match parse(&out).unwrap() {
+        Message::Response(r) => r,
+        _ => panic!(),
+    };
+    assert_eq!((resp.status, resp.call_id()), (400, None));
+    assert_eq!(resp.cseq(), Some((1, Method::Invite)));
+    // No Via: nothing to answer to.
+    let no_via = String::from_utf8(bad.clone())
+        .unwrap()
+        .replace("Via: SIP/2.0/UDP 10.0.0.2;branch=z9hG4bKx\r\n", "")
+        .replace("v: SIP/2.0/UDP 10.0.0.3;branch=z9hG4bKy\r\n", "");
+    assert_eq!(salvage_for_400(no_via.as_bytes()), None);
     let ack = String::from_utf8(bad)
         .unwrap()
         .replace("INVITE sip", "ACK sip");

@@ -776,3 +776,160 @@ fn branch_helpers() {
     assert_eq!(new_branch(0xabc), "z9hG4bK0000000000000abc");
     assert_eq!(new_tag(1).len(), 16);
 }
+
+/// An RFC 2543 INVITE (no branch) with `via` as its top Via.
+fn invite_2543(via: &str, cseq: u32) -> Request {
+    text_req(&format!(
+        "INVITE sip:UserB@example.com SIP/2.0
+Via: {via}
+From: <sip:+13035551111@ift.client.example.net;user=phone>
+To: sip:+16505552222@ss1.example.net;user=phone
+Call-ID: inv2543.1717@ift.client.example.com
+CSeq: {cseq} INVITE
+Content-Length: 0
+
+"
+    ))
+}
+
+fn drain(l: &mut TransactionLayer) -> Vec<Output> {
+    std::iter::from_fn(|| l.poll_output()).collect()
+}
+
+fn new_request_key(outs: &[Output]) -> Option<TxKey> {
+    outs.iter().find_map(|o| match o {
+        Output::Request { key, .. } => Some(key.clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn rfc2543_invite_matched_without_branch() {
+    let mut l = TransactionLayer::new(Config::default());
+    let peer = Peer {
+        addr: "192.0.2.9:5060".parse().unwrap(),
+        transport: Transport::Udp,
+    };
+    let now = Instant::now();
+    let inv = invite_2543("SIP/2.0/UDP iftgw.example.com", 56);
+    l.handle_incoming(Message::Request(inv.clone()), peer, now);
+    let key = new_request_key(&drain(&mut l)).expect("2543 INVITE reaches the TU");
+    assert!(key.is_legacy(), "{key:?}");
+
+    // Retransmission, with different LWS in the Via: absorbed, 100 resent.
+    let again = invite_2543("SIP/2.0/UDP   iftgw.example.com", 56);
+    l.handle_incoming(Message::Request(again), peer, now);
+    let outs = drain(&mut l);
+    assert!(new_request_key(&outs).is_none(), "{outs:?}");
+    assert!(
+        matches!(&outs[..], [Output::Transmit { bytes, .. }] if bytes.starts_with(b"SIP/2.0 100"))
+    );
+
+    // Another CSeq or another top Via is another transaction (§17.2.3).
+    for other in [
+        invite_2543("SIP/2.0/UDP iftgw.example.com", 57),
+        invite_2543("SIP/2.0/UDP other.example.com", 56),
+    ] {
+        let mut l2 = TransactionLayer::new(Config::default());
+        l2.handle_incoming(Message::Request(inv.clone()), peer, now);
+        let _ = drain(&mut l2);
+        l2.handle_incoming(Message::Request(other), peer, now);
+        let outs = drain(&mut l2);
+        // A different top Via with the same From/Call-ID/CSeq is a merged request.
+        let new_tx = new_request_key(&outs).is_some();
+        let merged = outs.iter().any(
+            |o| matches!(o, Output::Transmit { bytes, .. } if bytes.starts_with(b"SIP/2.0 482")),
+        );
+        assert!(new_tx || merged, "{outs:?}");
+    }
+
+    // A 486 with our To tag; the ACK carries that tag and must match (§17.2.3).
+    let busy = Response::for_request(&inv, 486, "Busy Here").with_to_tag("uas1");
+    l.send_response(&key, busy, now);
+    let outs = drain(&mut l);
+    assert!(
+        matches!(&outs[..], [Output::Transmit { bytes, .. }] if bytes.starts_with(b"SIP/2.0 486"))
+    );
+    // Retransmitted INVITE now gets the 486 again.
+    l.handle_incoming(Message::Request(inv.clone()), peer, now);
+    let outs = drain(&mut l);
+    assert!(
+        matches!(&outs[..], [Output::Transmit { bytes, .. }] if bytes.starts_with(b"SIP/2.0 486"))
+    );
+
+    let mut ack = inv.clone();
+    ack.method = Method::Ack;
+    ack.headers.set("CSeq", "56 ACK");
+    ack.headers
+        .set("To", "sip:+16505552222@ss1.example.net;user=phone;tag=uas1");
+    l.handle_incoming(Message::Request(ack.clone()), peer, now);
+    let outs = drain(&mut l);
+    assert!(
+        outs.is_empty(),
+        "ACK for the 486 is the transaction's: {outs:?}"
+    );
+    // Confirmed: Timer G is gone, only Timer I remains (T4 = 5 s).
+    assert_eq!(l.poll_timeout(), Some(now + Config::default().t4));
+    // An ACK with a tag that is not ours does not match: it goes to the TU.
+    ack.headers.set(
+        "To",
+        "sip:+16505552222@ss1.example.net;user=phone;tag=other",
+    );
+    let mut l3 = TransactionLayer::new(Config::default());
+    l3.handle_incoming(Message::Request(ack), peer, now);
+    assert!(matches!(drain(&mut l3)[..], [Output::Ack { .. }]));
+}
+
+#[test]
+fn rfc2543_cancel_matches_the_invite() {
+    let mut l = TransactionLayer::new(Config::default());
+    let peer = Peer {
+        addr: "192.0.2.9:5060".parse().unwrap(),
+        transport: Transport::Udp,
+    };
+    let now = Instant::now();
+    let inv = invite_2543("SIP/2.0/UDP iftgw.example.com", 56);
+    l.handle_incoming(Message::Request(inv.clone()), peer, now);
+    let key = new_request_key(&drain(&mut l)).unwrap();
+    let cancel = build_cancel(&inv);
+    l.handle_incoming(Message::Request(cancel), peer, now);
+    let invite = drain(&mut l).into_iter().find_map(|o| match o {
+        Output::Cancel { invite, .. } => Some(invite),
+        _ => None,
+    });
+    assert_eq!(invite, Some(Some(key)));
+}
+
+#[test]
+fn incoming_requests_get_received_and_rport_stamped() {
+    let mut l = TransactionLayer::new(Config::default());
+    let peer = Peer {
+        addr: "203.0.113.5:41000".parse().unwrap(),
+        transport: Transport::Udp,
+    };
+    let now = Instant::now();
+    // invite() has `;rport` and sent-by 10.0.0.1:5060 (a NAT'd client).
+    l.handle_incoming(Message::Request(invite("z9hG4bKnat")), peer, now);
+    let outs = drain(&mut l);
+    let Some(Output::Transmit { to, bytes }) = outs.first() else {
+        panic!("{outs:?}")
+    };
+    assert_eq!(*to, peer, "responses go back to the source address");
+    let text = String::from_utf8_lossy(bytes);
+    assert!(
+        text.contains(
+            "Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKnat;rport=41000;received=203.0.113.5\r\n"
+        ),
+        "{text}"
+    );
+    let req = outs
+        .iter()
+        .find_map(|o| match o {
+            Output::Request { req, .. } => Some(req),
+            _ => None,
+        })
+        .unwrap();
+    let via = req.top_via().unwrap();
+    assert_eq!(via.rport, Some(Some(41000)));
+    assert_eq!(via.received.as_deref(), Some("203.0.113.5"));
+}
