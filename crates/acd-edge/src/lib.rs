@@ -140,11 +140,8 @@ pub async fn start(settings: EdgeSettings, loaded: &Loaded) -> Result<EdgeHandle
         .iter()
         .map(|e| (e.number.clone(), e.password.clone()))
         .collect();
-    let registrar = Arc::new(registrar::Registrar::new(
-        &cfg.sip.realm,
-        nonce_secret(cfg),
-        passwords,
-    ));
+    let registrar =
+        registrar::Registrar::new(&cfg.sip.realm, nonce_secret(cfg), rand::random(), passwords);
     // RTP listens where SIP does (all interfaces if SIP does).
     let rtp_ip = udp_addr.ip();
     let ports = media::PortPool::new(rtp_ip, settings.rtp_ports.0, settings.rtp_ports.1);
@@ -209,6 +206,14 @@ fn load_prompts(loaded: &Loaded) -> Result<BTreeMap<String, Arc<acd_media::Promp
 
 /// Nonces are keyed by the realm and passwords so that every edge of a site
 /// (and a restarted edge) accepts the others' nonces without shared state.
+/// Wall-clock seconds for digest nonces (the cores take time as an argument).
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 fn nonce_secret(cfg: &acd_config::Config) -> [u8; 32] {
     let mut seed = cfg.sip.realm.clone();
     for e in &cfg.extensions {

@@ -14,11 +14,14 @@
 //! Contact changes only with a newer nonce covers (see `acd-edge`).
 
 pub mod backoff;
+pub mod guard;
 pub mod nonce;
 
 use md5::Md5;
 use sha2::{Digest, Sha256};
 
+pub use backoff::{BackoffConfig, FailureBackoff};
+pub use guard::{AuthGuard, Challenge, Decision};
 use nonce::NonceTable;
 
 /// Nonces older than this are answered with a `stale=true` challenge.

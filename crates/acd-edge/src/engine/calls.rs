@@ -25,7 +25,7 @@ impl Engine {
         let in_dialog = req.headers.to_tag().is_some();
         match (&req.method, in_dialog) {
             (Method::Register, _) => {
-                let resp = self.registrar.handle(&req, from, now);
+                let (resp, _outcome) = self.registrar.handle(&req, from, now, crate::unix_now());
                 self.shared
                     .registrations
                     .store(self.registrar.count(now) as u32, Ordering::Relaxed);

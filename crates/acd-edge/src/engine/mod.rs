@@ -71,7 +71,7 @@ pub struct Engine {
     cfg: EngineConfig,
     tx: TransactionLayer,
     transports: Transports,
-    registrar: Arc<Registrar>,
+    registrar: Registrar,
     ports: Arc<PortPool>,
     ivr: IvrClients,
     dist: DistributorLink,
@@ -88,7 +88,7 @@ pub struct Engine {
 pub struct EngineParts {
     pub cfg: EngineConfig,
     pub transports: Transports,
-    pub registrar: Arc<Registrar>,
+    pub registrar: Registrar,
     pub ports: Arc<PortPool>,
     pub ivr: IvrClients,
     pub dist: DistributorLink,
