@@ -206,6 +206,32 @@ fn load_prompts(loaded: &Loaded) -> Result<BTreeMap<String, Arc<acd_media::Promp
 
 /// Nonces are keyed by the realm and passwords so that every edge of a site
 /// (and a restarted edge) accepts the others' nonces without shared state.
+/// Digest verifier and back-off as `[auth]` says.
+fn auth_guard(cfg: &acd_config::Config) -> acd_sip::auth::AuthGuard {
+    use acd_config::DigestAlgorithm;
+    use acd_sip::auth::{Algorithm, AuthGuard, BackoffConfig, DigestServer};
+    let a = &cfg.auth;
+    let algorithms: Vec<Algorithm> = a
+        .algorithms
+        .iter()
+        .map(|alg| match alg {
+            DigestAlgorithm::Md5 => Algorithm::Md5,
+            DigestAlgorithm::Sha256 => Algorithm::Sha256,
+        })
+        .collect();
+    let digest = DigestServer::new(&cfg.sip.realm, nonce_secret(cfg))
+        .seeded(rand::random())
+        .offering(&algorithms);
+    let backoff = BackoffConfig {
+        max_failures: a.max_failures,
+        window: Duration::from_secs(a.failure_window_secs),
+        first_ban: Duration::from_secs(a.first_ban_secs),
+        max_ban: Duration::from_secs(a.max_ban_secs),
+        ..BackoffConfig::default()
+    };
+    AuthGuard::new(digest, backoff)
+}
+
 /// Wall-clock seconds for digest nonces (the cores take time as an argument).
 pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()

@@ -130,8 +130,14 @@ impl Registrar {
         passwords: BTreeMap<String, String>,
         backoff: BackoffConfig,
     ) -> Self {
+        let digest = DigestServer::new(realm, secret).seeded(seed);
+        Registrar::with_guard(AuthGuard::new(digest, backoff), passwords)
+    }
+
+    /// With a ready [`AuthGuard`] (algorithms and back-off from config).
+    pub fn with_guard(auth: AuthGuard, passwords: BTreeMap<String, String>) -> Self {
         Registrar {
-            auth: AuthGuard::new(DigestServer::new(realm, secret).seeded(seed), backoff),
+            auth,
             passwords,
             bindings: BTreeMap::new(),
         }

@@ -147,6 +147,8 @@ pub struct DigestServer {
     /// one (their nonce counts would collide in the table).
     seq: u64,
     seen: NonceTable,
+    /// Algorithms offered, most preferred first.
+    offer: Vec<Algorithm>,
 }
 
 impl std::fmt::Debug for DigestServer {
@@ -307,6 +309,7 @@ impl DigestServer {
             secret,
             seq: 0,
             seen: NonceTable::new(DEFAULT_NONCE_TABLE),
+            offer: vec![Algorithm::Sha256, Algorithm::Md5],
         }
     }
 
@@ -314,6 +317,18 @@ impl DigestServer {
     /// edges sharing a secret do not issue the same nonces.
     pub fn seeded(mut self, seed: u64) -> Self {
         self.seq = seed;
+        self
+    }
+
+    /// Algorithms to offer, most preferred first (default SHA-256, MD5 as
+    /// RFC 8760 §2.4 asks). Some clients (SIPp 3.6, older phones) fail on a
+    /// first challenge they do not support instead of taking the next one;
+    /// putting MD5 first serves them. An empty list keeps the default.
+    /// Verification accepts either algorithm whatever the order.
+    pub fn offering(mut self, algorithms: &[Algorithm]) -> Self {
+        if !algorithms.is_empty() {
+            self.offer = algorithms.to_vec();
+        }
         self
     }
 
@@ -354,15 +369,16 @@ impl DigestServer {
         self.challenge_with(&nonce, alg, stale)
     }
 
-    /// Both WWW-Authenticate values for a 401, SHA-256 first as RFC 8760 §2.4
-    /// asks (a client takes the first it supports), sharing one nonce.
-    /// `stale=true` after [`AuthOutcome::Stale`] or [`AuthOutcome::Replay`].
-    pub fn challenges(&mut self, now_unix_secs: u64, stale: bool) -> [String; 2] {
+    /// One WWW-Authenticate value per offered algorithm, in order of
+    /// preference (a client takes the first it supports, RFC 8760 §2.4),
+    /// sharing one nonce. `stale=true` after [`AuthOutcome::Stale`] or
+    /// [`AuthOutcome::Replay`].
+    pub fn challenges(&mut self, now_unix_secs: u64, stale: bool) -> Vec<String> {
         let nonce = self.nonce(now_unix_secs);
-        [
-            self.challenge_with(&nonce, Algorithm::Sha256, stale),
-            self.challenge_with(&nonce, Algorithm::Md5, stale),
-        ]
+        self.offer
+            .iter()
+            .map(|alg| self.challenge_with(&nonce, *alg, stale))
+            .collect()
     }
 
     fn challenge_with(&self, nonce: &str, alg: Algorithm, stale: bool) -> String {
@@ -690,7 +706,7 @@ mod tests {
     #[test]
     fn challenges_offer_sha256_first_then_md5_with_one_nonce() {
         let mut s = server();
-        let [first, second] = s.challenges(1_000_000, false);
+        let [first, second] = <[String; 2]>::try_from(s.challenges(1_000_000, false)).unwrap();
         assert!(first.starts_with("Digest realm=\"acd.example.com\", nonce=\""));
         assert!(first.contains("algorithm=SHA-256") && first.contains("qop=\"auth\""));
         assert!(second.contains("algorithm=MD5"));
@@ -700,7 +716,10 @@ mod tests {
                 .unwrap()
         };
         assert_eq!(nonce(&first), nonce(&second));
-        let [stale, _] = s.challenges(1_000_000, true);
+        let mut md5_first = server().offering(&[Algorithm::Md5, Algorithm::Sha256]);
+        let chs = md5_first.challenges(1, false);
+        assert!(chs[0].contains("algorithm=MD5") && chs[1].contains("algorithm=SHA-256"));
+        let stale = s.challenges(1_000_000, true)[0].clone();
         assert!(stale.ends_with("stale=true"));
         assert_ne!(
             nonce(&stale),

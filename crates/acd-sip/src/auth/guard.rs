@@ -19,7 +19,9 @@ pub enum Decision {
     /// 403: wrong credentials. Counted towards the source's back-off.
     Refused(FailReason),
     /// 503 + Retry-After: the source is backed off; no digest work was done.
-    BackedOff { retry_after: Duration },
+    BackedOff {
+        retry_after: Duration,
+    },
 }
 
 /// Why a 401 is sent.
@@ -110,7 +112,7 @@ impl AuthGuard {
         self.backoff.failure(source, now)
     }
 
-    /// 401 with both challenges, SHA-256 first (RFC 8760 §2.4).
+    /// 401 with a challenge per offered algorithm.
     pub fn challenge(&mut self, req: &Request, unix_now: u64, stale: bool) -> Response {
         let mut resp = Response::for_request(req, 401, "Unauthorized");
         for value in self.digest.challenges(unix_now, stale) {
