@@ -140,8 +140,7 @@ pub async fn start(settings: EdgeSettings, loaded: &Loaded) -> Result<EdgeHandle
         .iter()
         .map(|e| (e.number.clone(), e.password.clone()))
         .collect();
-    let registrar =
-        registrar::Registrar::new(&cfg.sip.realm, nonce_secret(cfg), rand::random(), passwords);
+    let registrar = registrar::Registrar::with_guard(auth_guard(cfg), passwords);
     // RTP listens where SIP does (all interfaces if SIP does).
     let rtp_ip = udp_addr.ip();
     let ports = media::PortPool::new(rtp_ip, settings.rtp_ports.0, settings.rtp_ports.1);
