@@ -30,6 +30,7 @@ mod ivr_client;
 pub mod media;
 pub mod registrar;
 mod transport;
+pub mod trunks;
 
 /// Flow id → flow.
 pub type Flows = BTreeMap<String, acd_ivr::Flow>;
