@@ -92,7 +92,7 @@ impl EdgeCore {
                 sip_status: 0,
             });
         }
-        let Some(binding) = self.registrar.lookup(&extension, now).cloned() else {
+        let Some(binding) = self.registrar.lookup(&extension, now) else {
             tracing::warn!(%agent, %extension, "agent's extension is not registered");
             return self.report(ToDistributor::AgentFailed {
                 call: id,

@@ -26,6 +26,9 @@ pub struct Call {
     /// What the call was enqueued with, to enqueue it again if the
     /// distributor loses it.
     pub enqueued: Option<Enqueue>,
+    /// The trunk it came from (its concurrent-call count).
+    #[serde(default)]
+    pub trunk: Option<crate::trunks::TrunkId>,
 }
 
 /// Where the call is in its life.

@@ -61,6 +61,12 @@ pub struct CoreConfig {
     pub extensions: BTreeMap<String, String>,
     /// Keeps digest nonces unguessable; the same on every edge of a site.
     pub nonce_secret: [u8; 32],
+    /// Digest algorithms offered, in order (RFC 8760: SHA-256 first).
+    pub auth_algorithms: Vec<acd_sip::auth::Algorithm>,
+    /// Per-source back-off after failed authentication.
+    pub auth_backoff: acd_sip::auth::BackoffConfig,
+    /// Who may send calls; empty: any source, no limits.
+    pub trunks: Vec<acd_config::TrunkDef>,
 }
 
 impl CoreConfig {
@@ -85,6 +91,12 @@ impl CoreConfig {
             admission: Admission::default(),
             extensions: BTreeMap::new(),
             nonce_secret: [7; 32],
+            auth_algorithms: vec![
+                acd_sip::auth::Algorithm::Md5,
+                acd_sip::auth::Algorithm::Sha256,
+            ],
+            auth_backoff: acd_sip::auth::BackoffConfig::default(),
+            trunks: Vec::new(),
         }
     }
 }

@@ -54,6 +54,7 @@ pub struct EdgeCore {
     /// Agent INVITEs of ended calls: a late 2xx gets ACK and BYE.
     pub(crate) orphans: HashMap<TxKey, acd_sip::Request>,
     pub(crate) registrar: Registrar,
+    pub(crate) trunks: crate::trunks::TrunkGuard,
     pub(crate) timers: Timers,
     pub(crate) rng: Rng,
     pub(crate) term: u64,
@@ -69,9 +70,11 @@ impl EdgeCore {
     /// `seed` drives every tag, branch and id; `unix_now` is the wall clock
     /// at `now` (for digest nonces, which other edges must accept too).
     pub fn new(cfg: CoreConfig, seed: u64, now: Instant, unix_now: u64) -> EdgeCore {
-        let registrar = Registrar::new(&cfg.realm, cfg.nonce_secret, cfg.extensions.clone());
+        let mut rng = Rng::new(seed);
+        let registrar = registrar_for(&cfg, &mut rng);
         let load = Load::new(&cfg.admission, now);
         EdgeCore {
+            trunks: crate::trunks::TrunkGuard::from_config(&cfg.trunks, now),
             tx: TransactionLayer::new(cfg.sip),
             cfg,
             calls: HashMap::new(),
@@ -81,7 +84,7 @@ impl EdgeCore {
             orphans: HashMap::new(),
             registrar,
             timers: Timers::default(),
-            rng: Rng::new(seed),
+            rng,
             term: 0,
             next_token: 1,
             draining: false,
@@ -337,6 +340,16 @@ impl EdgeCore {
     pub(crate) fn phase_of(&self, call: &CallId) -> Option<&Phase> {
         self.calls.get(call).map(|c| &c.phase)
     }
+}
+
+/// The registrar with its digest server and back-off, seeded from the core's RNG.
+pub(crate) fn registrar_for(cfg: &CoreConfig, rng: &mut Rng) -> Registrar {
+    use acd_sip::auth::{AuthGuard, DigestServer};
+    let digest = DigestServer::new(&cfg.realm, cfg.nonce_secret)
+        .seeded(rng.next_u64())
+        .offering(&cfg.auth_algorithms);
+    let guard = AuthGuard::new(digest, cfg.auth_backoff.clone());
+    Registrar::with_guard(guard, cfg.extensions.clone())
 }
 
 pub(crate) fn host_port(ip: std::net::IpAddr, port: u16) -> String {

@@ -17,6 +17,7 @@ use crate::core::{EdgeCore, ALLOW, SUPPORTED};
 use crate::ids::{CallId, Side};
 use crate::io::{CallerInfo, MediaCommand, MediaPorts};
 use crate::session_timer;
+use crate::trunks::TrunkId;
 
 pub(crate) const CODECS: [Codec; 2] = [Codec::Pcmu, Codec::Pcma];
 
@@ -30,7 +31,7 @@ impl EdgeCore {
         match req.method {
             Method::Register => {
                 let unix = self.unix_now(now);
-                let resp = self.registrar.handle(&req, from, now, unix);
+                let (resp, _outcome) = self.registrar.handle(&req, from, now, unix);
                 self.respond(&key, resp, now);
             }
             Method::Options => self.options(&key, &req, now),
@@ -86,6 +87,11 @@ impl EdgeCore {
         if self.draining {
             return self.shed(&key, &req, "draining", now);
         }
+        // Before anything is allocated: who is calling, and may they?
+        let trunk = match self.admit_trunk(&key, &req, from, now) {
+            Some(t) => t,
+            None => return,
+        };
         let admitted = self.load.admit(&self.cfg.admission, self.calls.len(), now);
         if let Err(why) = admitted {
             return self.shed(&key, &req, why.as_str(), now);
@@ -169,7 +175,9 @@ impl EdgeCore {
             ports: None,
             phase: Phase::Setup,
             enqueued: None,
+            trunk: Some(trunk),
         };
+        self.trunks.call_started(trunk);
         self.calls.insert(id.clone(), call);
         self.media(
             &id,
@@ -178,6 +186,62 @@ impl EdgeCore {
                 caller_codec: codec,
             },
         );
+    }
+
+    /// The trunk this INVITE comes from, if its source is allowed, it is
+    /// within its limits, and (for a trunk with credentials) its digest is
+    /// right; otherwise the refusal is sent and `None` returned.
+    fn admit_trunk(
+        &mut self,
+        key: &TxKey,
+        req: &Request,
+        from: Peer,
+        now: Instant,
+    ) -> Option<TrunkId> {
+        let ip = from.addr.ip();
+        let trunk = match self.trunks.admit(ip, now) {
+            Ok(t) => t,
+            Err(refusal) => {
+                metrics::counter!("acd_calls_total", "outcome" => refusal.label()).increment(1);
+                tracing::info!(peer = %from.addr, reason = refusal.label(), "INVITE refused by trunk policy");
+                let (status, reason) = refusal.status();
+                let mut resp = Response::for_request(req, status, reason);
+                if let Some(secs) = refusal.retry_after_secs() {
+                    resp.headers.push("Retry-After", secs.to_string());
+                }
+                self.respond(key, resp, now);
+                return None;
+            }
+        };
+        let Some((user, password)) = self
+            .trunks
+            .credentials(trunk)
+            .map(|(u, p)| (u.to_string(), p.to_string()))
+        else {
+            return Some(trunk);
+        };
+        let unix = self.unix_now(now);
+        let auth = self.registrar.auth();
+        let decision = auth.authenticate(
+            req.headers.get("Authorization"),
+            "INVITE",
+            &req.uri,
+            ip,
+            now,
+            unix,
+            |u| (u == user).then(|| password.clone()),
+        );
+        match auth.response(req, &decision, unix) {
+            None => Some(trunk),
+            Some(resp) => {
+                metrics::counter!("acd_calls_total", "outcome" => decision.label()).increment(1);
+                if matches!(decision, acd_sip::auth::Decision::Refused(_)) {
+                    auth.failure(ip, now);
+                }
+                self.respond(key, resp, now);
+                None
+            }
+        }
     }
 
     pub(crate) fn media_ready(&mut self, id: &CallId, ports: MediaPorts, now: Instant) {

@@ -37,6 +37,7 @@ mod session_timer;
 pub mod snapshot;
 mod teardown;
 pub mod timers;
+pub mod trunks;
 
 pub use crate::core::{ClientTx, EdgeCore};
 pub use config::{Admission, CoreConfig, Listen};

@@ -12,7 +12,7 @@ use crate::call::{Call, Phase};
 use crate::config::CoreConfig;
 use crate::core::{ClientTx, EdgeCore};
 use crate::ids::{CallId, Rng, Side};
-use crate::registrar::{BindingSnapshot, Registrar};
+use crate::registrar::RegistrarSnapshot;
 use crate::timers::{PendingTimer, Timers};
 
 /// Bumped on every incompatible change; a reader refuses versions it does
@@ -28,7 +28,7 @@ pub struct Snapshot {
     pub rng: Rng,
     pub unix_now: u64,
     pub calls: Vec<Call>,
-    pub registrations: Vec<BindingSnapshot>,
+    pub registrations: RegistrarSnapshot,
     pub timers: Vec<PendingTimer>,
     pub orphans: Vec<(TxKey, Request)>,
     pub client_txs: Vec<(TxKey, CallId, Side, ClientTx)>,
@@ -94,9 +94,13 @@ impl EdgeCore {
 
     /// A core that carries on from `snap` at `now`.
     pub fn restore(cfg: CoreConfig, snap: Snapshot, now: Instant) -> EdgeCore {
-        let mut registrar = Registrar::new(&cfg.realm, cfg.nonce_secret, cfg.extensions.clone());
+        // The registrar's nonce seed must not advance the restored RNG.
+        let rng = snap.rng;
+        let mut registrar = crate::core::registrar_for(&cfg, &mut rng.clone());
         registrar.restore(snap.registrations, now);
+        let trunks = crate::trunks::TrunkGuard::from_config(&cfg.trunks, now);
         let mut core = EdgeCore {
+            trunks,
             tx: acd_sip::TransactionLayer::restore(cfg.sip, snap.transactions, now),
             load: Load::new(&cfg.admission, now),
             cfg,
@@ -111,7 +115,7 @@ impl EdgeCore {
             orphans: snap.orphans.into_iter().collect(),
             registrar,
             timers: Timers::restore(snap.timers, now),
-            rng: snap.rng,
+            rng,
             term: snap.term,
             next_token: snap.next_token,
             draining: snap.draining,
@@ -120,6 +124,9 @@ impl EdgeCore {
         };
         for call in snap.calls {
             core.index(&call);
+            if let Some(t) = call.trunk {
+                core.trunks.call_started(t);
+            }
             core.calls.insert(call.id.clone(), call);
         }
         core.resend_pending_steps();

@@ -92,6 +92,9 @@ impl EdgeCore {
     /// Removes a call with its indexes, timers and media; says nothing to anyone.
     pub(crate) fn forget_call(&mut self, id: &CallId) -> Option<Call> {
         let call = self.calls.remove(id)?;
+        if let Some(t) = call.trunk {
+            self.trunks.call_ended(t);
+        }
         self.by_invite.remove(&call.caller.invite_key);
         if let (Some(cid), Some(from_tag)) = (
             call.caller.invite.headers.call_id(),

@@ -651,3 +651,112 @@ fn lossy_network_calls_still_complete() {
     sim.advance(Duration::from_secs(40));
     assert_eq!(sim.core.active_calls(), 1);
 }
+
+fn trunk(
+    sources: &[&str],
+    credentials: Option<(&str, &str)>,
+    max_calls: Option<u32>,
+) -> acd_config::TrunkDef {
+    acd_config::TrunkDef {
+        name: "carrier".into(),
+        sources: sources
+            .iter()
+            .map(|s| acd_config::Cidr::try_from(s.to_string()).unwrap())
+            .collect(),
+        username: credentials.map(|c| c.0.to_string()),
+        password: credentials.map(|c| c.1.to_string()),
+        max_concurrent_calls: max_calls,
+        max_calls_per_second: None,
+    }
+}
+
+#[test]
+fn an_invite_from_an_unknown_source_is_refused_before_any_port_is_reserved() {
+    let mut cfg = config();
+    cfg.trunks = vec![trunk(&["10.9.0.0/16"], None, None)];
+    let mut sim = Sim::with_config(cfg);
+    sim.sip(&invite("t1", "t1", Some(SDP_CALLER), "", "UDP"), udp(TRUNK));
+    assert_eq!(sim.responses().last().map(|r| r.status), Some(403));
+    assert!(sim.media.is_empty(), "no RTP port reserved");
+    assert_eq!(sim.core.active_calls(), 0);
+}
+
+#[test]
+fn a_trunk_with_credentials_must_authenticate_its_invites() {
+    let mut cfg = config();
+    cfg.trunks = vec![trunk(&["10.0.0.0/24"], Some(("carrier", "s3cret")), None)];
+    let mut sim = Sim::with_config(cfg);
+    sim.sip(&invite("t2", "t2", Some(SDP_CALLER), "", "UDP"), udp(TRUNK));
+    let challenge = sim
+        .last_response(401)
+        .and_then(|r| r.headers.get("WWW-Authenticate"))
+        .expect("challenged")
+        .to_string();
+    assert!(sim.media.is_empty());
+    let auth = acd_sip::auth::client_authorization(
+        &challenge,
+        "carrier",
+        "s3cret",
+        "INVITE",
+        "sip:5550100@10.0.0.1",
+        "c1",
+        1,
+    )
+    .unwrap();
+    let extra = format!("Authorization: {auth}\r\n");
+    sim.sip(
+        &invite("t2", "t2b", Some(SDP_CALLER), &extra, "UDP")
+            .replace("CSeq: 1 INVITE", "CSeq: 2 INVITE"),
+        udp(TRUNK),
+    );
+    assert!(
+        sim.last_response(200).is_some(),
+        "authenticated INVITE answered"
+    );
+    // A wrong password is refused.
+    let bad = acd_sip::auth::client_authorization(
+        &challenge,
+        "carrier",
+        "nope",
+        "INVITE",
+        "sip:5550100@10.0.0.1",
+        "c2",
+        1,
+    )
+    .unwrap();
+    sim.sip(
+        &invite(
+            "t3",
+            "t3",
+            Some(SDP_CALLER),
+            &format!("Authorization: {bad}\r\n"),
+            "UDP",
+        ),
+        udp(TRUNK),
+    );
+    assert_eq!(sim.responses().last().map(|r| r.status), Some(403));
+    assert_eq!(sim.core.active_calls(), 1);
+}
+
+#[test]
+fn a_trunk_at_its_concurrent_call_cap_gets_503_until_a_call_ends() {
+    let mut cfg = config();
+    cfg.trunks = vec![trunk(&["10.0.0.2"], None, Some(1))];
+    let mut sim = Sim::with_config(cfg);
+    let (_call, tag) = queued_call(&mut sim, "cap1");
+    sim.sip(
+        &invite("cap2", "cap2", Some(SDP_CALLER), "", "UDP"),
+        udp(TRUNK),
+    );
+    assert_eq!(sim.responses().last().map(|r| r.status), Some(503));
+    sim.sip(
+        &caller_request("BYE", "cap1", &tag, 2, "byecap", None, ""),
+        udp(TRUNK),
+    );
+    assert_eq!(sim.core.active_calls(), 0);
+    sim.sip(
+        &invite("cap3", "cap3", Some(SDP_CALLER), "", "UDP"),
+        udp(TRUNK),
+    );
+    assert!(sim.last_response(200).is_some(), "a slot is free again");
+}

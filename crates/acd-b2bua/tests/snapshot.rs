@@ -75,10 +75,9 @@ fn a_busy_edge_round_trips_through_its_snapshot() {
     let json = snap.to_json();
     let back = Snapshot::from_json(&json).expect("snapshot decodes");
     let restored = EdgeCore::restore(config(), back, sim.now);
-    assert_eq!(
-        restored.snapshot(sim.now).to_json(),
-        json,
-        "restore(snapshot) is the same state"
+    assert!(
+        restored.snapshot(sim.now).to_json() == json,
+        "restore(snapshot) is not the same state"
     );
     for (c, phase) in [(&call_a, "bridged"), (&call_b, "ringing"), (&call_c, "ivr")] {
         assert_eq!(restored.call_phase(c), Some(phase));

@@ -15,7 +15,9 @@ use acd_ivr::{Flow, Node};
 use serde::Deserialize;
 
 mod locate;
+mod trunks;
 pub use locate::Seg;
+pub use trunks::{AuthConfig, Cidr, DigestAlgorithm, TrunkDef};
 
 /// The built-in defaults `acd run` starts with when no `--config` is given.
 pub mod defaults {
@@ -61,6 +63,11 @@ pub struct Config {
     pub dids: Vec<DidDef>,
     #[serde(default)]
     pub flows: BTreeMap<String, Flow>,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Absent: INVITEs are admitted from any source (see `trunks` module).
+    #[serde(default)]
+    pub trunks: Vec<TrunkDef>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -484,6 +491,8 @@ fn validate(c: &Config, text: &str, name: &str) -> Vec<ConfigError> {
     for (flow_id, flow) in &c.flows {
         v.flow(flow_id, flow, &queues, &c.prompts);
     }
+    v.auth(&c.auth);
+    v.trunks(&c.trunks);
     v.errors
 }
 

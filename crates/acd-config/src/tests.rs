@@ -184,3 +184,73 @@ fn tls_files_are_checked_at_load() {
     assert!(!errs.iter().any(|e| e.key == "sip.tls.cert"), "{errs:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn trunks_parse_and_bad_cidr_is_named_with_line() {
+    let text = format!(
+        "{GOOD}\n[[trunks]]\nname = \"carrier\"\nsources = [\"203.0.113.0/24\", \"127.0.0.1\"]\nmax_concurrent_calls = 30\nmax_calls_per_second = 5.0\n"
+    );
+    let c = parse(&text, "test.toml").expect("valid trunks");
+    assert_eq!(c.trunks.len(), 1);
+    assert_eq!(c.trunks[0].sources[0].prefix, 24);
+    assert_eq!(c.trunks[0].max_concurrent_calls, Some(30));
+
+    let bad = text.replace("203.0.113.0/24", "203.0.113.0/40");
+    let errs = errors_of(&bad);
+    let line = bad
+        .lines()
+        .collect::<Vec<_>>()
+        .iter()
+        .rposition(|l| l.contains("/40"))
+        .unwrap()
+        + 1;
+    assert_eq!(errs[0].line, Some(line), "{errs:?}");
+    assert!(errs[0].key.starts_with("trunks[0].sources"), "{errs:?}");
+    assert!(
+        errs[0].message.contains("bad CIDR `203.0.113.0/40`"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn trunk_credentials_and_limits_are_checked() {
+    let text = format!(
+        "{GOOD}\n[[trunks]]\nname = \"carrier\"\nsources = [\"127.0.0.1\"]\nusername = \"pbx\"\nmax_concurrent_calls = 0\nmax_calls_per_second = -1.0\n"
+    );
+    let errs = errors_of(&text);
+    let keys: Vec<&str> = errs.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "trunks[0].password",
+            "trunks[0].max_concurrent_calls",
+            "trunks[0].max_calls_per_second"
+        ],
+        "{errs:?}"
+    );
+    let line = text.lines().count(); // the last line
+    assert!(text
+        .lines()
+        .last()
+        .unwrap()
+        .starts_with("max_calls_per_second"));
+    assert_eq!(errs[2].line, Some(line));
+}
+
+#[test]
+fn auth_section_defaults_and_checks() {
+    let c = parse(GOOD, "test.toml").unwrap();
+    assert_eq!(c.auth.max_failures, 5);
+    let text = GOOD
+        .replace("max_failures = 5", "max_failures = 0")
+        .replace(
+            r#"algorithms = ["MD5", "SHA-256"]"#,
+            r#"algorithms = ["MD5", "MD5"]"#,
+        );
+    let errs = errors_of(&text);
+    assert!(
+        errs.iter().any(|e| e.key == "auth.max_failures"),
+        "{errs:?}"
+    );
+    assert!(errs.iter().any(|e| e.key == "auth.algorithms"), "{errs:?}");
+}

@@ -239,6 +239,23 @@ fn core_config(
         .map(|e| (e.number.clone(), e.password.clone()))
         .collect();
     core.nonce_secret = nonce_secret(cfg);
+    core.auth_algorithms = cfg
+        .auth
+        .algorithms
+        .iter()
+        .map(|alg| match alg {
+            acd_config::DigestAlgorithm::Md5 => acd_sip::auth::Algorithm::Md5,
+            acd_config::DigestAlgorithm::Sha256 => acd_sip::auth::Algorithm::Sha256,
+        })
+        .collect();
+    core.auth_backoff = acd_sip::auth::BackoffConfig {
+        max_failures: cfg.auth.max_failures,
+        window: Duration::from_secs(cfg.auth.failure_window_secs),
+        first_ban: Duration::from_secs(cfg.auth.first_ban_secs),
+        max_ban: Duration::from_secs(cfg.auth.max_ban_secs),
+        ..acd_sip::auth::BackoffConfig::default()
+    };
+    core.trunks = cfg.trunks.clone();
     let a = &cfg.admission;
     core.admission = acd_b2bua::Admission {
         max_calls: a.max_calls,

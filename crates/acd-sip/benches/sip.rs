@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use acd_sip::auth::{client_authorization, AuthOutcome, DigestServer};
+use acd_sip::auth::{client_authorization, Algorithm, AuthOutcome, DigestServer};
 use acd_sip::message::validate_request;
 use acd_sip::transaction::new_tag;
 use acd_sip::{
@@ -247,9 +247,9 @@ fn bench_transaction(c: &mut Criterion) {
 }
 
 fn bench_digest(c: &mut Criterion) {
-    let server = DigestServer::new("acd.example.com", [7u8; 32]);
+    let mut server = DigestServer::new("acd.example.com", [7u8; 32]);
     let now = 1_795_000_000u64;
-    let challenge = server.challenge(now);
+    let challenge = server.challenge(now, Algorithm::Md5, false);
     let uri = "sip:acd.example.com";
     let authz = client_authorization(
         &challenge,
@@ -263,19 +263,21 @@ fn bench_digest(c: &mut Criterion) {
     .unwrap();
     let password_of = |u: &str| (u == "agent1001").then(|| "s3cret-pass".to_string());
     assert!(matches!(
-        server.verify_request(&authz, "REGISTER", uri, now + 5, password_of),
-        AuthOutcome::Ok { .. }
+        server.check_request(&authz, "REGISTER", uri, now + 5, password_of),
+        AuthOutcome::Ok(_)
     ));
 
     let mut g = c.benchmark_group("sip/digest");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("challenge", |b| b.iter(|| server.challenge(black_box(now))));
+    g.bench_function("challenge", |b| {
+        b.iter(|| server.challenges(black_box(now), false))
+    });
     g.bench_function("verify_request_ok", |b| {
-        b.iter(|| server.verify_request(black_box(&authz), "REGISTER", uri, now + 5, password_of))
+        b.iter(|| server.check_request(black_box(&authz), "REGISTER", uri, now + 5, password_of))
     });
     g.bench_function("verify_request_wrong_password", |b| {
         let wrong = |_: &str| Some("not-it".to_string());
-        b.iter(|| server.verify_request(black_box(&authz), "REGISTER", uri, now + 5, wrong))
+        b.iter(|| server.check_request(black_box(&authz), "REGISTER", uri, now + 5, wrong))
     });
     g.finish();
 }

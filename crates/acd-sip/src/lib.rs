@@ -20,7 +20,8 @@
 //! * [`framing`]: incremental, bounded stream framing with keep-alive pings.
 //! * [`transaction`]: RFC 3261 §17 + RFC 6026 transaction state machines.
 //! * [`dialog`]: RFC 3261 §12 dialog state and the §13.3.1.4 2xx retransmitter.
-//! * [`auth`]: Digest (RFC 2617) with stateless nonces for REGISTER.
+//! * [`auth`]: Digest (RFC 7616, MD5 and SHA-256) with stateless nonces, tracked
+//!   nonce counts against replay, and per-source failure back-off.
 
 pub mod auth;
 pub mod dialog;
