@@ -173,11 +173,11 @@ fn listen(port: u16) -> String {
 }
 
 impl TestEnv {
-    fn edge_args(&self, slot: u16) -> Vec<String> {
+    fn edge_args(&self, slot: u16, config: &std::path::Path) -> Vec<String> {
         let p = &self.ports;
         vec![
             s("--config"),
-            s(config_path().display()),
+            s(config.display()),
             s("--sip-udp"),
             listen(p.sip()),
             s("--sip-tcp"),
@@ -195,8 +195,13 @@ impl TestEnv {
 
     /// `acd run` (all roles) on this test's ports; gRPC/metrics slot 0.
     pub async fn start_run(&self) -> Result<AcdProcess> {
+        self.start_run_with(&config_path()).await
+    }
+
+    /// `acd run` with another configuration file (see [`TestEnv::config_variant`]).
+    pub async fn start_run_with(&self, config: &std::path::Path) -> Result<AcdProcess> {
         let mut args = vec![s("run")];
-        args.extend(self.edge_args(0));
+        args.extend(self.edge_args(0, config));
         AcdProcess::spawn(self, "acd-run", &args).await
     }
 
@@ -247,7 +252,7 @@ impl TestEnv {
         ivr_urls: &[String],
     ) -> Result<AcdProcess> {
         let mut args = vec![s("edge")];
-        args.extend(self.edge_args(slot));
+        args.extend(self.edge_args(slot, &config_path()));
         args.extend([
             s("--distributor"),
             s(distributor_url),

@@ -96,3 +96,14 @@ fn unknown_field_refused() {
     assert!(errs[0].message.contains("listen_typo"), "{}", errs[0]);
     assert!(errs[0].line.is_some());
 }
+
+#[test]
+fn sip_t1_defaults_to_500_ms_and_must_not_be_zero() {
+    let without = GOOD.replace("t1_ms = 500\n", "");
+    assert!(!without.contains("t1_ms"));
+    assert_eq!(parse(&without, "test.toml").unwrap().sip.t1_ms, 500);
+    let fast = GOOD.replace("t1_ms = 500", "t1_ms = 50");
+    assert_eq!(parse(&fast, "test.toml").unwrap().sip.t1_ms, 50);
+    let errs = errors_of(&GOOD.replace("t1_ms = 500", "t1_ms = 0"));
+    assert_eq!(errs[0].key, "sip.t1_ms", "{}", errs[0]);
+}

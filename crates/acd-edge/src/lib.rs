@@ -213,6 +213,7 @@ fn core_config(
         .map(|e| (e.number.clone(), e.password.clone()))
         .collect();
     core.nonce_secret = nonce_secret(cfg);
+    core.sip.t1 = Duration::from_millis(cfg.sip.t1_ms);
     core
 }
 
