@@ -487,7 +487,7 @@ mod tests {
         let m = b"SIP/2.0 200 OK\r\nContent-Length: 3\r\n\r\nabcSIP";
         assert_eq!(framed_len(&m[..20]).unwrap(), None);
         assert_eq!(framed_len(&m[..38]).unwrap(), None);
-        assert_eq!(framed_len(m).unwrap(), Some(39));
+        assert_eq!(framed_len(m).unwrap(), Some(40));
     }
 
     #[test]
