@@ -103,6 +103,22 @@ impl TestEnv {
         path
     }
 
+    /// tests/config/e2e.toml changed by `edit`, written to the log directory
+    /// (prompt paths made absolute so they still resolve there).
+    pub fn config_variant(&self, edit: impl FnOnce(String) -> String) -> PathBuf {
+        let text = std::fs::read_to_string(config_path())
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", config_path().display()));
+        let prompts = workspace_root().join("config").join("prompts");
+        let text = text.replace(
+            "\"../../config/prompts/",
+            &format!("\"{}/", prompts.display()),
+        );
+        let path = self.log_path("config.toml");
+        std::fs::write(&path, edit(text))
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        path
+    }
+
     /// `127.0.0.1:<sip>` of the edge.
     pub fn sip_addr(&self) -> String {
         format!("127.0.0.1:{}", self.ports.sip())

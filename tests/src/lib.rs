@@ -19,6 +19,7 @@ pub mod process;
 pub mod rtp;
 pub mod sip;
 pub mod sipp;
+pub mod ua;
 
 pub use cli::{acdctl, json_field_u64, CliOutput};
 pub use env::{acd_bin, acdctl_bin, config_path, sipp_dir, TestEnv};

@@ -18,9 +18,13 @@
 //! 18 `auth.rs`, 19-20 `skills.rs`, 21 `replication.rs`, 22-23 `rona.rs`,
 //! 24 `ringing_abandon.rs`, 25 `drain.rs`, 26-30 and 36 `sip_edge_cases.rs`,
 //! 31-35 `sipp_scenarios.rs` (agent_reject, agent_ring_forever, trunk_503),
-//! 40 `ivr_fallback.rs`, 41 `record_route.rs`, 42 `distributor_restart.rs`, 46 `rfc4475.rs`, 48-50 `tcp_limits.rs`, 51 `auth_abuse.rs` (52 reserved for it). 45 `baresip.rs` (baresip itself
-//! on `+90..+99`, see `src/baresip.rs`). 53 `acd-edge` media unit tests
-//! (`crates/acd-edge/src/media.rs`, RTP range only).
+//! 37-38 `dialogs.rs`, 39 `no_ack.rs`, 40 `ivr_fallback.rs`, 41
+//! `record_route.rs`, 42 `distributor_restart.rs`, 43 `cancel_crossing.rs`,
+//! 44 `sip_requests.rs` (its acd test on SIPp slots 3, 5, 6, its SIPp-only
+//! scenario checks on slots 7-8), 45 `baresip.rs` (baresip itself on
+//! `+90..+99`, see `src/baresip.rs`), 46 `rfc4475.rs`, 48-50 `tcp_limits.rs`,
+//! 51 `auth_abuse.rs` (52 reserved for it), 53 `acd-edge` media unit tests
+//! (`crates/acd-edge/src/media.rs`, RTP range only), 55-56 `overload.rs`.
 
 pub const BASE: u16 = 21000;
 pub const BLOCK: u16 = 200;

@@ -173,11 +173,7 @@ fn listen(port: u16) -> String {
 }
 
 impl TestEnv {
-    fn edge_args(&self, slot: u16) -> Vec<String> {
-        self.edge_args_with(slot, &config_path())
-    }
-
-    fn edge_args_with(&self, slot: u16, config: &std::path::Path) -> Vec<String> {
+    fn edge_args(&self, slot: u16, config: &std::path::Path) -> Vec<String> {
         let p = &self.ports;
         vec![
             s("--config"),
@@ -199,12 +195,11 @@ impl TestEnv {
 
     /// `acd run` (all roles) on this test's ports; gRPC/metrics slot 0.
     pub async fn start_run(&self) -> Result<AcdProcess> {
-        let mut args = vec![s("run")];
-        args.extend(self.edge_args(0));
-        AcdProcess::spawn(self, "acd-run", &args).await
+        self.start_run_with(&config_path(), &[]).await
     }
 
-    /// `acd run` with another config file (see [`TestEnv::write_config`])
+    /// `acd run` with another config file (see [`TestEnv::write_config`] and
+    /// [`TestEnv::config_variant`])
     /// and extra arguments (e.g. `--sip-tls`).
     pub async fn start_run_with(
         &self,
@@ -212,7 +207,7 @@ impl TestEnv {
         extra: &[String],
     ) -> Result<AcdProcess> {
         let mut args = vec![s("run")];
-        args.extend(self.edge_args_with(0, config));
+        args.extend(self.edge_args(0, config));
         args.extend(extra.iter().cloned());
         AcdProcess::spawn(self, "acd-run", &args).await
     }
@@ -264,7 +259,7 @@ impl TestEnv {
         ivr_urls: &[String],
     ) -> Result<AcdProcess> {
         let mut args = vec![s("edge")];
-        args.extend(self.edge_args(slot));
+        args.extend(self.edge_args(slot, &config_path()));
         args.extend([
             s("--distributor"),
             s(distributor_url),

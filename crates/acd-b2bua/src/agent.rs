@@ -393,10 +393,21 @@ impl EdgeCore {
         let Some(peer) = peer else {
             return;
         };
+        let dialog = (d.call_id.clone(), d.remote_tag.clone());
+        if let Some((to, ack, _)) = self.hung_up_2xx.get(&dialog) {
+            // The phone did not get our ACK and resends its 2xx: ACK again;
+            // our BYE is already under way.
+            let (to, ack) = (*to, ack.clone());
+            return self.transmit(to, ack);
+        }
         let via = self.via(peer.transport);
         let (b1, b2) = (self.rng.branch(), self.rng.branch());
         let to = next_hop(&d, peer);
-        self.transmit(to, d.ack_for_2xx(1, &via, &b1).to_bytes());
+        let ack = d.ack_for_2xx(1, &via, &b1).to_bytes();
+        self.transmit(to, ack.clone());
+        self.hung_up_2xx.retain(|_, (_, _, until)| *until > now);
+        let until = now + self.cfg.sip.t1x64();
+        self.hung_up_2xx.insert(dialog, (to, ack, until));
         let bye = d.request(Method::Bye, &via, &b2, "");
         let key = self.tx.send_request(bye, to, now);
         metrics::counter!("acd_agent_legs_hung_up_total", "reason" => "late_2xx").increment(1);

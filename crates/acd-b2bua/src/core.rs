@@ -53,6 +53,10 @@ pub struct EdgeCore {
     pub(crate) by_client_tx: HashMap<TxKey, (CallId, Side, ClientTx)>,
     /// Agent INVITEs of ended calls: a late 2xx gets ACK and BYE.
     pub(crate) orphans: HashMap<TxKey, acd_sip::Request>,
+    /// Late 2xx we ACKed and hung up, by (Call-ID, phone's tag): where the
+    /// ACK went, the ACK, and until when a retransmitted 2xx only gets the
+    /// ACK again (one BYE per dialog, §13.2.2.4).
+    pub(crate) hung_up_2xx: HashMap<(String, String), (Peer, Vec<u8>, Instant)>,
     pub(crate) registrar: Registrar,
     pub(crate) trunks: crate::trunks::TrunkGuard,
     pub(crate) timers: Timers,
@@ -82,6 +86,7 @@ impl EdgeCore {
             by_dialog: HashMap::new(),
             by_client_tx: HashMap::new(),
             orphans: HashMap::new(),
+            hung_up_2xx: HashMap::new(),
             registrar,
             timers: Timers::default(),
             rng,

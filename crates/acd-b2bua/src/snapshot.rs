@@ -113,6 +113,9 @@ impl EdgeCore {
                 .map(|(k, c, s, p)| (k, (c, s, p)))
                 .collect(),
             orphans: snap.orphans.into_iter().collect(),
+            // Transient (one 64*T1): a resent late 2xx after a hand-over
+            // gets one more ACK and BYE, which the phone answers 481.
+            hung_up_2xx: HashMap::new(),
             registrar,
             timers: Timers::restore(snap.timers, now),
             rng,

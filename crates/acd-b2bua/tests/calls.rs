@@ -250,6 +250,11 @@ fn caller_cancel_while_the_agent_rings_then_the_agent_answers_gets_ack_and_bye()
         udp(PHONE),
     );
     assert!(sim.last_request("ACK").is_some());
+    assert_eq!(
+        sim.count_requests("BYE"),
+        0,
+        "a retransmitted 2xx gets the ACK again, not a second BYE"
+    );
     assert_eq!(sim.core.active_calls(), 0);
 }
 
@@ -272,6 +277,15 @@ fn ring_no_answer_cancel_crossing_the_answer_returns_the_call_to_the_queue() {
     assert!(
         matches!(sim.dist.last(), Some(ToDistributor::AgentFailed { reason, .. }) if reason == "no answer")
     );
+    assert_eq!(sim.core.call_phase(&call), Some("queued"));
+    // The phone resends its 200 (our ACK was lost): ACK again, one BYE only.
+    sim.sent.clear();
+    sim.sip(
+        &phone_response(&inv, 200, "OK", "ph2", Some(SDP_AGENT)),
+        udp(PHONE),
+    );
+    assert!(sim.last_request("ACK").is_some());
+    assert_eq!(sim.count_requests("BYE"), 0, "a second BYE for one dialog");
     assert_eq!(sim.core.call_phase(&call), Some("queued"));
 }
 

@@ -80,6 +80,10 @@ pub struct SipConfig {
     pub tcp: SocketAddr,
     /// Address written into Via, Contact and SDP.
     pub public_ip: IpAddr,
+    /// RFC 3261 T1 (RTT estimate) in milliseconds: retransmission intervals
+    /// and the 64*T1 transaction and no-ACK timeouts scale with it.
+    #[serde(default = "default_t1_ms")]
+    pub t1_ms: u64,
     #[serde(default)]
     pub limits: SipLimits,
     /// SIP over TLS; absent = no TLS listener.
@@ -129,6 +133,10 @@ pub struct TlsConfig {
     /// PEM CA certificates trusted when dialling agents over TLS, instead of
     /// the system's roots.
     pub ca: Option<String>,
+}
+
+fn default_t1_ms() -> u64 {
+    500
 }
 
 fn default_sip_addr() -> SocketAddr {
@@ -561,6 +569,9 @@ impl Validator<'_> {
                 &[Seg::Key("media"), Seg::Key("rtp_port_max")],
                 "must be at least rtp_port_min + 2",
             );
+        }
+        if c.sip.t1_ms == 0 {
+            self.push(&[Seg::Key("sip"), Seg::Key("t1_ms")], "must be at least 1");
         }
         if c.distributor.offer_timeout_secs == 0 {
             self.push(

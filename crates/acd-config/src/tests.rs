@@ -243,14 +243,22 @@ fn auth_section_defaults_and_checks() {
     assert_eq!(c.auth.max_failures, 5);
     let text = GOOD
         .replace("max_failures = 5", "max_failures = 0")
-        .replace(
-            r#"algorithms = ["MD5", "SHA-256"]"#,
-            r#"algorithms = ["MD5", "MD5"]"#,
-        );
+        .replace(r#"algorithms = ["MD5"]"#, r#"algorithms = ["MD5", "MD5"]"#);
     let errs = errors_of(&text);
     assert!(
         errs.iter().any(|e| e.key == "auth.max_failures"),
         "{errs:?}"
     );
     assert!(errs.iter().any(|e| e.key == "auth.algorithms"), "{errs:?}");
+}
+
+#[test]
+fn sip_t1_defaults_to_500_ms_and_must_not_be_zero() {
+    let without = GOOD.replace("t1_ms = 500\n", "");
+    assert!(!without.contains("t1_ms"));
+    assert_eq!(parse(&without, "test.toml").unwrap().sip.t1_ms, 500);
+    let fast = GOOD.replace("t1_ms = 500", "t1_ms = 50");
+    assert_eq!(parse(&fast, "test.toml").unwrap().sip.t1_ms, 50);
+    let errs = errors_of(&GOOD.replace("t1_ms = 500", "t1_ms = 0"));
+    assert_eq!(errs[0].key, "sip.t1_ms", "{}", errs[0]);
 }

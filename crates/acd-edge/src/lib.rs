@@ -263,6 +263,7 @@ fn core_config(
         max_lateness: Duration::from_millis(a.max_lateness_ms),
         retry_after_secs: a.retry_after_secs,
     };
+    core.sip.t1 = Duration::from_millis(cfg.sip.t1_ms);
     core
 }
 
