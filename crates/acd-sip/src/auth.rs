@@ -324,7 +324,11 @@ impl DigestServer {
             return AuthOutcome::Fail("wrong response".into());
         }
         // Nonces from the future (clock skew between edges) beyond the window fail too.
-        if now.saturating_sub(issued) > NONCE_MAX_AGE_SECS || issued > now + NONCE_MAX_AGE_SECS {
+        // Both sides saturate: `now + MAX_AGE` overflowed (a panic in debug builds) for a
+        // `now` near u64::MAX, found by the `digest` fuzz target.
+        if now.saturating_sub(issued) > NONCE_MAX_AGE_SECS
+            || issued.saturating_sub(now) > NONCE_MAX_AGE_SECS
+        {
             return AuthOutcome::Stale;
         }
         AuthOutcome::Ok {
@@ -472,6 +476,52 @@ mod tests {
             AuthOutcome::Stale
         );
         assert!(s.challenge_stale(5).ends_with("stale=true"));
+    }
+
+    /// Fuzz regression (fuzz/corpus/digest/far_future_now.txt): the freshness check
+    /// overflowed for a `now` near u64::MAX.
+    #[test]
+    fn now_at_the_end_of_time_does_not_overflow() {
+        let s = server();
+        let now = u64::MAX;
+        let a = client_authorization(
+            &s.challenge(now),
+            "agent1",
+            "s3cret",
+            "REGISTER",
+            "sip:x",
+            "c",
+            1,
+        )
+        .unwrap();
+        assert_eq!(
+            s.verify(&a, "REGISTER", now, pw),
+            AuthOutcome::Ok {
+                user: "agent1".into()
+            }
+        );
+        let old = client_authorization(
+            &s.challenge(0),
+            "agent1",
+            "s3cret",
+            "REGISTER",
+            "sip:x",
+            "c",
+            1,
+        )
+        .unwrap();
+        assert_eq!(s.verify(&old, "REGISTER", now, pw), AuthOutcome::Stale);
+        let future = client_authorization(
+            &s.challenge(now),
+            "agent1",
+            "s3cret",
+            "REGISTER",
+            "sip:x",
+            "c",
+            1,
+        )
+        .unwrap();
+        assert_eq!(s.verify(&future, "REGISTER", 0, pw), AuthOutcome::Stale);
     }
 
     #[test]
