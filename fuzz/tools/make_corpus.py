@@ -363,7 +363,45 @@ def digest_seeds():
         write("digest", f"{name}.txt", "\n".join(fields))
 
 
+def txn_seeds():
+    """Scripts for sip::sip_transaction: steps joined by "\n~" (see its doc)."""
+    clean("sip_transaction")
+    def hdrs(method, branch, cseq, sent_by="192.0.2.20:5062", to_tag=""):
+        return (f"Via: SIP/2.0/UDP {sent_by};branch={branch}\r\nFrom: <sip:a@x>;tag=1\r\n"
+                f"To: <sip:1000@192.0.2.10>{to_tag}\r\nCall-ID: tx1@x\r\nCSeq: {cseq} {method}\r\n")
+    def req(method, branch="z9hG4bKs1", cseq=1, to_tag="", cseq_method=None):
+        return (f"{method} sip:1000@192.0.2.10 SIP/2.0\r\n" + hdrs(cseq_method or method, branch, cseq, to_tag=to_tag)
+                + "Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+    def resp(status, method="INVITE", n=1, to_tag=";tag=b1"):
+        return (f"SIP/2.0 {status} X\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKfz{n}\r\n"
+                f"From: <sip:acd@192.0.2.10>;tag=fzf{n}\r\nTo: <sip:agent1@192.0.2.20>{to_tag}\r\n"
+                f"Call-ID: fz{n}@192.0.2.10\r\nCSeq: {n} {method}\r\nContent-Length: 0\r\n\r\n")
+    inv = invite(SDP_SIPP)
+    scripts = {
+        "uas_invite_486": ["A" + inv, "R180", "R486", "W500", "A" + req("ACK", "z9hG4bK776asdhds", 314159).replace("tx1@x", "a84b4c76e66710@192.0.2.20"), "W5000", "W40000"],
+        "uas_invite_retrans_200": ["A" + inv, "A" + inv, "R100", "R200", "A" + inv, "W1000", "W40000"],
+        "uas_options": ["A" + req("OPTIONS"), "R200", "A" + req("OPTIONS"), "W32000"],
+        "uas_register_401": ["A" + req("REGISTER"), "R401", "A" + req("REGISTER", "z9hG4bKs2", 2), "R200", "W40000"],
+        "uas_cancel": ["A" + req("INVITE"), "R180", "A" + req("CANCEL"), "R200", "R487", "A" + req("ACK", cseq_method="ACK"), "W40000"],
+        "uas_tcp_invite": ["B" + inv, "R200", "W100"],
+        "uas_bye_in_dialog": ["A" + req("BYE", "z9hG4bKb1", 2, ";tag=as1"), "R200", "W40000"],
+        "uac_invite_answered": ["I", "A" + resp(100), "A" + resp(180), "A" + resp(200), "A" + resp(200), "W64000"],
+        "uac_invite_timeout": ["I", "W500", "W1000", "W2000", "W4000", "W40000"],
+        "uac_invite_rejected": ["I", "A" + resp(486), "A" + resp(486), "W40000"],
+        "uac_options": ["O", "W500", "B" + resp(200, "OPTIONS", 1), "W5000"],
+        "uac_options_timeout": ["O", "W500", "W1000", "W2000", "W4000", "W4000", "W40000"],
+        "stray_response": ["A" + resp(200, "INVITE", 9)],
+        "ack_for_2xx": ["A" + req("ACK", "z9hG4bKnew", 1, ";tag=as1")],
+        "no_branch": ["A" + req("INVITE").replace(";branch=z9hG4bKs1", ""), "R200"],
+        "two_calls": ["A" + req("INVITE", "z9hG4bKc1"), "A" + req("INVITE", "z9hG4bKc2", 2), "R603", "I", "O", "W100", "R200", "W64000"],
+        "merged_request": ["A" + req("INVITE", "z9hG4bKm1"), "B" + req("INVITE", "z9hG4bKm2"), "R200"],
+    }
+    for name, steps in scripts.items():
+        write("sip_transaction", f"{name}.txt", "\n~".join(steps))
+
+
 if __name__ == "__main__":
+    txn_seeds()
     sip_seeds()
     stream_seeds()
     sdp_seeds()

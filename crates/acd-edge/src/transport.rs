@@ -157,18 +157,19 @@ impl Transports {
             addr,
             transport: Transport::Tcp,
         };
-        let mut buf: Vec<u8> = Vec::with_capacity(8192);
+        // The framer, not `parse_stream` per read: a peer trickling bytes would make
+        // rescanning the buffer after every read quadratic.
+        let mut framer = acd_sip::StreamFramer::new();
         let mut chunk = [0u8; 8192];
         loop {
             let n = match rd.read(&mut chunk).await {
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             };
-            buf.extend_from_slice(&chunk[..n]);
+            framer.push(&chunk[..n]);
             loop {
-                match acd_sip::parse_stream(&buf) {
-                    Ok(Some((msg, used))) => {
-                        buf.drain(..used);
+                match framer.next_message() {
+                    Ok(Some(msg)) => {
                         if self
                             .input
                             .send(Input::Message {
@@ -186,14 +187,14 @@ impl Transports {
                         metrics::counter!("acd_sip_parse_errors_total", "transport" => "tcp")
                             .increment(1);
                         tracing::warn!(peer = %addr, error = %e, "malformed SIP on TCP, closing");
-                        if let Some(resp) = acd_sip::message::salvage_for_400(&buf) {
+                        if let Some(resp) = acd_sip::message::salvage_for_400(framer.buffer()) {
                             self.send_tcp(addr, resp);
                         }
                         return;
                     }
                 }
             }
-            if buf.len() > MAX_TCP_BUFFER {
+            if framer.buffer().len() > MAX_TCP_BUFFER {
                 tracing::warn!(peer = %addr, "oversized SIP message on TCP, closing");
                 return;
             }

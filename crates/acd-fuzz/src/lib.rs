@@ -32,6 +32,7 @@ pub type Harness = fn(&[u8]);
 pub const TARGETS: &[(&str, Harness)] = &[
     ("sip_parse", sip::sip_parse),
     ("sip_stream", sip::sip_stream),
+    ("sip_transaction", sip::sip_transaction),
     ("digest", sip::digest),
     ("sdp_parse", media::sdp_parse),
     ("rtp_parse", media::rtp_parse),

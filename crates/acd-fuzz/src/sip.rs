@@ -2,7 +2,7 @@
 
 use acd_sip::auth::{client_authorization, parse_digest_params, AuthOutcome, DigestServer};
 use acd_sip::message::{salvage_for_400, validate_request, NameAddr, Uri, Via};
-use acd_sip::{parse, parse_stream, Headers, Message, ParseError, Response};
+use acd_sip::{parse, parse_stream, Headers, Message, ParseError, Response, StreamFramer};
 
 use crate::escape;
 
@@ -111,6 +111,11 @@ pub fn sip_stream(data: &[u8]) {
     }
     let chunked = frame_all(&cuts);
     assert_eq!(chunked, whole, "framing depends on how the bytes arrived");
+    assert_eq!(
+        framer_all(&cuts),
+        whole,
+        "StreamFramer disagrees with parse_stream"
+    );
     for m in whole.iter().filter_map(|r| r.as_ref().ok()) {
         let wire = m.to_bytes();
         match parse_stream(&wire) {
@@ -138,6 +143,26 @@ fn frame_all(reads: &[&[u8]]) -> Vec<Result<Message, ParseError>> {
                     buf.drain(..used);
                     out.push(Ok(m));
                 }
+                Ok(None) => break,
+                Err(e) => {
+                    out.push(Err(e));
+                    return out;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// [`frame_all`] with the incremental [`StreamFramer`] the edge's TCP reader uses.
+fn framer_all(reads: &[&[u8]]) -> Vec<Result<Message, ParseError>> {
+    let mut framer = StreamFramer::new();
+    let mut out = Vec::new();
+    for read in reads {
+        framer.push(read);
+        loop {
+            match framer.next_message() {
+                Ok(Some(m)) => out.push(Ok(m)),
                 Ok(None) => break,
                 Err(e) => {
                     out.push(Err(e));
@@ -185,4 +210,136 @@ pub fn digest(data: &[u8]) {
         .unwrap_or_else(|e| panic!("our client refuses our challenge: {e}"));
     let outcome = server.verify_request(&answer, &method, &uri, now, |_| Some("pw".to_owned()));
     assert_eq!(outcome, AuthOutcome::Ok { user }, "{answer}");
+}
+
+/// `sip_transaction`: the transaction layer (the sans-IO core the edge feeds every
+/// datagram to) driven by a script of steps separated by `\n~`. Each step starts
+/// with an op byte:
+/// * `A` / `B`: the rest is a datagram from peer A (UDP) / peer B (TCP); it is
+///   parsed and, if it parses, handed to `handle_incoming` (the edge validates
+///   requests first; the layer must not rely on it for memory safety or progress);
+/// * `R<status>`: the TU answers the newest server transaction (default 200);
+/// * `I` / `O`: the TU sends an INVITE to A / an OPTIONS to B;
+/// * `W<ms>`: time advances (capped at 100 s) and `handle_timeout` runs.
+///
+/// After every step the outputs are drained; a layer that keeps producing output
+/// (a livelock) or a deadline that is already due after `handle_timeout` fails, and
+/// every transmitted message must parse.
+pub fn sip_transaction(data: &[u8]) {
+    use std::net::{Ipv4Addr, SocketAddr};
+    use std::time::{Duration, Instant};
+
+    use acd_sip::message::Method;
+    use acd_sip::{Config, Output, Peer, Request, TransactionLayer, Transport, TxKey};
+
+    let peer = |port, transport| Peer {
+        addr: SocketAddr::from((Ipv4Addr::new(192, 0, 2, 20), port)),
+        transport,
+    };
+    let (a, b) = (peer(5062, Transport::Udp), peer(5064, Transport::Tcp));
+    let start = Instant::now();
+    let mut now = start;
+    let mut layer = TransactionLayer::new(Config::default());
+    let mut newest: Option<(TxKey, Request)> = None;
+    let mut sent = 0u32;
+
+    for step in split_steps(data) {
+        let Some((&op, arg)) = step.split_first() else {
+            continue;
+        };
+        match op {
+            b'A' | b'B' => {
+                if let Ok(msg) = parse(arg) {
+                    layer.handle_incoming(msg, if op == b'A' { a } else { b }, now);
+                }
+            }
+            b'R' => {
+                if let Some((key, req)) = &newest {
+                    let status = std::str::from_utf8(arg)
+                        .ok()
+                        .and_then(|s| s.trim().parse::<u16>().ok())
+                        .filter(|s| (100..700).contains(s))
+                        .unwrap_or(200);
+                    let resp = Response::for_request(req, status, "Fuzz").with_to_tag("fz1");
+                    layer.send_response(key, resp, now);
+                }
+            }
+            b'I' | b'O' => {
+                sent += 1;
+                let (method, to) = if op == b'I' {
+                    (Method::Invite, a)
+                } else {
+                    (Method::Options, b)
+                };
+                let _ = layer.send_request(client_request(method, sent), to, now);
+            }
+            b'W' => {
+                let ms = std::str::from_utf8(arg)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<u64>().ok())
+                    .unwrap_or(500)
+                    .min(100_000);
+                now += Duration::from_millis(ms);
+                layer.handle_timeout(now);
+                if let Some(at) = layer.poll_timeout() {
+                    assert!(
+                        at > now,
+                        "deadline {:?} still due after handle_timeout",
+                        at - start
+                    );
+                }
+            }
+            _ => {}
+        }
+        // Drain: bounded, so a layer that feeds itself fails instead of hanging.
+        for n in 0.. {
+            let Some(out) = layer.poll_output() else {
+                break;
+            };
+            assert!(n < 10_000, "poll_output does not run dry");
+            match out {
+                Output::Transmit { bytes, .. } => {
+                    if let Err(e) = parse(&bytes) {
+                        panic!(
+                            "the layer transmits what does not parse ({e}): {}",
+                            escape(&bytes)
+                        );
+                    }
+                }
+                Output::Request { key, req, .. } | Output::Cancel { key, req, .. } => {
+                    newest = Some((key, req));
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Steps of a `sip_transaction` script: the input split on `\n~`.
+fn split_steps(data: &[u8]) -> Vec<&[u8]> {
+    let mut steps = Vec::new();
+    let mut rest = data;
+    while let Some(i) = rest.windows(2).position(|w| w == b"\n~") {
+        steps.push(&rest[..i]);
+        rest = &rest[i + 2..];
+    }
+    steps.push(rest);
+    steps
+}
+
+/// A request the TU sends as a UAC: enough headers for the layer and for a peer's
+/// response (which the script may supply) to match it.
+fn client_request(method: acd_sip::message::Method, n: u32) -> acd_sip::Request {
+    let mut req = acd_sip::Request::new(method.clone(), "sip:agent1@192.0.2.20:5062");
+    let h = &mut req.headers;
+    h.push(
+        "Via",
+        format!("SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKfz{n}"),
+    );
+    h.push("Max-Forwards", "70");
+    h.push("From", format!("<sip:acd@192.0.2.10>;tag=fzf{n}"));
+    h.push("To", "<sip:agent1@192.0.2.20>");
+    h.push("Call-ID", format!("fz{n}@192.0.2.10"));
+    h.push("CSeq", format!("{n} {method}"));
+    req
 }

@@ -36,7 +36,11 @@ fn run(target: &str, default_rounds: usize) {
     }
     let seeds: Vec<&[u8]> = files.iter().map(|(_, b)| b.as_slice()).collect();
     // Seeded by the target name: each target explores differently, every run the same.
-    let mut rng = Rng::new(target.bytes().fold(0, |h, b| h * 31 + u64::from(b)));
+    let mut rng = Rng::new(
+        target
+            .bytes()
+            .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))),
+    );
     for round in 0..rounds(default_rounds) {
         let i = rng.below(files.len());
         let input = mutate(&mut rng, seeds[i], &seeds);
@@ -71,6 +75,11 @@ fn sip_parse() {
 #[test]
 fn sip_stream() {
     run("sip_stream", 10_000);
+}
+
+#[test]
+fn sip_transaction() {
+    run("sip_transaction", 5_000);
 }
 
 #[test]

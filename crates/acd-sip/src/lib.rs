@@ -26,5 +26,7 @@ pub mod dialog;
 pub mod message;
 pub mod transaction;
 
-pub use message::{parse, parse_stream, Headers, Message, Method, ParseError, Request, Response};
+pub use message::{
+    parse, parse_stream, Headers, Message, Method, ParseError, Request, Response, StreamFramer,
+};
 pub use transaction::{Config, Output, Peer, TimerKind, TransactionLayer, Transport, TxKey};

@@ -17,6 +17,9 @@
 
 use std::fmt;
 
+mod framer;
+pub use framer::StreamFramer;
+
 /// Largest header section accepted, to bound memory per message (UDP datagrams are
 /// below 64 KiB anyway; this protects TCP framing from a peer that never sends CRLFCRLF).
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
