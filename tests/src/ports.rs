@@ -21,7 +21,7 @@
 //! 37-38 `dialogs.rs`, 39 `no_ack.rs`, 40 `ivr_fallback.rs`, 41
 //! `record_route.rs`, 42 `distributor_restart.rs`, 43 `cancel_crossing.rs`,
 //! 44 `sip_requests.rs` (its acd test on SIPp slots 3, 5, 6, its SIPp-only
-//! scenario checks on slots 7-8), 45 `baresip.rs` (baresip itself on
+//! scenario checks on slots 7-8 and 4, 9), 45 `baresip.rs` (baresip itself on
 //! `+90..+99`, see `src/baresip.rs`), 46 `rfc4475.rs`, 48-50 `tcp_limits.rs`,
 //! 51 `auth_abuse.rs` (52 reserved for it), 53 `acd-edge` media unit tests
 //! (`crates/acd-edge/src/media.rs`, RTP range only), 55-56 `overload.rs`.

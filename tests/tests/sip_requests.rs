@@ -128,24 +128,30 @@ async fn contactless_invite_options_and_late_offer() {
 }
 
 /// trunk_late_offer.xml against a SIPp stand-in for the edge that offers
-/// `codecs` in its 200 (slots 7 and 8 of block 44, disjoint from the test above).
-async fn late_offer_scenario(name: &str, codecs: &str) -> (SippOutcome, SippRun) {
+/// `codecs` in its 200, on SIPp slots `(edge, trunk)` and RTP observer
+/// `observer` of block 44: each test its own, disjoint from the test above,
+/// since the tests of one file run in parallel.
+async fn late_offer_scenario(
+    name: &str,
+    codecs: &str,
+    (edge_slot, trunk_slot, observer): (u16, u16, u16),
+) -> (SippOutcome, SippRun) {
     let env = TestEnv::new(name, 44);
     let edge = SippCmd::new(
         "fake-edge",
         "validate/fake_edge_late_offer.xml",
-        env.ports.sipp(7),
+        env.ports.sipp(edge_slot),
     )
     .key("codecs", codecs)
     .limit(Duration::from_secs(20))
     .spawn(&env)
     .await
     .unwrap();
-    let out = SippCmd::new("trunk", "trunk_late_offer.xml", env.ports.sipp(8))
-        .remote(format!("127.0.0.1:{}", env.ports.sipp(7).sip))
+    let out = SippCmd::new("trunk", "trunk_late_offer.xml", env.ports.sipp(trunk_slot))
+        .remote(format!("127.0.0.1:{}", env.ports.sipp(edge_slot).sip))
         .service("5550100")
         .key("caller", "0611223344")
-        .key("rtpport", env.ports.observer(7))
+        .key("rtpport", env.ports.observer(observer))
         .pause_ms(200)
         .limit(Duration::from_secs(20))
         .spawn(&env)
@@ -158,13 +164,14 @@ async fn late_offer_scenario(name: &str, codecs: &str) -> (SippOutcome, SippRun)
 
 #[tokio::test]
 async fn late_offer_scenario_passes_against_an_offer_of_both_laws() {
-    let (trunk, edge) = late_offer_scenario("sipp_trunk_late_offer", "0 8 101").await;
+    let (trunk, edge) = late_offer_scenario("sipp_trunk_late_offer", "0 8 101", (7, 8, 7)).await;
     trunk.assert_success(1);
     edge.wait().await.assert_success(1);
 }
 
 #[tokio::test]
 async fn late_offer_scenario_fails_on_an_offer_without_pcma() {
-    let (trunk, _edge) = late_offer_scenario("sipp_trunk_late_offer_pcmu_only", "0 101").await;
+    let (trunk, _edge) =
+        late_offer_scenario("sipp_trunk_late_offer_pcmu_only", "0 101", (4, 9, 6)).await;
     trunk.assert_failure();
 }

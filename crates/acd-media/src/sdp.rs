@@ -266,13 +266,16 @@ pub fn parse_sdp(body: &[u8]) -> Result<SessionDesc, SdpError> {
         return Err(SdpError::Missing("m=audio"));
     }
     let conn_ip = audio_conn.or(session_conn).ok_or(SdpError::NoConnection)?;
+    // The first rtpmap of a PT decides what it is, as in `SessionDesc::codec_for`. With
+    // `any` rtpmap here, an offer mapping PT 0 twice (PCMU and telephone-event) made
+    // us answer `RTP/AVP 0 0` with PT 0 as both audio and events (found by the
+    // `sdp_parse` fuzz target).
     let telephone_event = pts.iter().copied().find(|pt| {
-        rtpmap.iter().any(|(p, name): &(u8, String)| {
-            *p == *pt
-                && name
-                    .get(..16)
-                    .is_some_and(|n| n.eq_ignore_ascii_case("telephone-event/"))
-        })
+        rtpmap
+            .iter()
+            .find(|(p, _)| p == pt)
+            .and_then(|(_, name)| name.get(..16))
+            .is_some_and(|n| n.eq_ignore_ascii_case("telephone-event/"))
     });
     Ok(SessionDesc {
         session_id,
@@ -443,6 +446,21 @@ mod tests {
             only_pcma.telephone_event, None,
             "rtpmap for an unlisted PT is ignored"
         );
+    }
+
+    /// Fuzz regression (fuzz/corpus/sdp_parse/duplicate_rtpmap.sdp): a second rtpmap
+    /// for PT 0 must not turn the audio PT into the telephone-event PT.
+    #[test]
+    fn duplicate_rtpmap_does_not_make_audio_pt_telephone_event() {
+        let offer = SIPP.replace(
+            "a=rtpmap:101 telephone-event/8000",
+            "a=rtpmap:0 telephone-event/8000\r\na=rtpmap:101 telephone-event/8000",
+        );
+        let d = parse_sdp(offer.as_bytes()).unwrap();
+        assert_eq!(d.codec_for(0), Some(Codec::Pcmu));
+        assert_eq!(d.telephone_event, Some(101));
+        let a = build_answer(&d, LOCAL, 20000, Codec::Pcmu, 7).unwrap();
+        assert!(a.contains("m=audio 20000 RTP/AVP 0 101\r\n"), "{a}");
     }
 
     #[test]

@@ -537,7 +537,11 @@ impl DigestServer {
             return Err(Fail(FailReason::WrongResponse));
         }
         // Nonces from the future (clock skew between edges) beyond the window fail too.
-        if now.saturating_sub(issued) > NONCE_MAX_AGE_SECS || issued > now + NONCE_MAX_AGE_SECS {
+        // Both sides saturate: `now + MAX_AGE` overflowed (a panic in debug builds) for a
+        // `now` near u64::MAX, found by the `digest` fuzz target.
+        if now.saturating_sub(issued) > NONCE_MAX_AGE_SECS
+            || issued.saturating_sub(now) > NONCE_MAX_AGE_SECS
+        {
             return Err(AuthOutcome::Stale);
         }
         Ok(Checked {
@@ -773,6 +777,34 @@ mod tests {
             s.verify(&a, "REGISTER", 1_000_000 + 301, pw),
             AuthOutcome::Stale
         );
+    }
+
+    /// Fuzz regression (fuzz/corpus/digest/far_future_now.txt): the freshness check
+    /// overflowed for a `now` near u64::MAX.
+    #[test]
+    fn now_at_the_end_of_time_does_not_overflow() {
+        let mut s = server();
+        let now = u64::MAX;
+        let answer = |s: &mut DigestServer, at: u64| {
+            client_authorization(
+                &s.challenge(at, Algorithm::Md5, false),
+                "agent1",
+                "s3cret",
+                "REGISTER",
+                "sip:x",
+                "c",
+                1,
+            )
+            .unwrap()
+        };
+        let a = answer(&mut s, now);
+        assert!(
+            matches!(s.verify(&a, "REGISTER", now, pw), AuthOutcome::Ok(v) if v.user == "agent1")
+        );
+        let old = answer(&mut s, 0);
+        assert_eq!(s.verify(&old, "REGISTER", now, pw), AuthOutcome::Stale);
+        let future = answer(&mut s, now);
+        assert_eq!(s.verify(&future, "REGISTER", 0, pw), AuthOutcome::Stale);
     }
 
     #[test]

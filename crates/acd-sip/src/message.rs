@@ -570,7 +570,7 @@ impl Response {
     pub fn with_to_tag(mut self, tag: &str) -> Response {
         if self.headers.to_tag().is_none() {
             if let Some(to) = self.headers.get("To") {
-                let v = format!("{to};tag={tag}");
+                let v = format!("{};tag={tag}", without_tag_params(to));
                 self.headers.set("To", v);
             }
         }
@@ -1227,6 +1227,33 @@ impl<'a> NameAddr<'a> {
     pub fn tag(&self) -> Option<&'a str> {
         self.param("tag").flatten().filter(|t| !t.is_empty())
     }
+}
+
+/// `value` (a To/From header) without its `tag` header parameters. Used when the To
+/// has no usable tag: a valueless `;tag` or `;tag=` (malformed, but it parses) would
+/// otherwise come first and shadow the tag we append, so the peer reads our
+/// response as untagged (found by the `sip_parse` fuzz target).
+fn without_tag_params(value: &str) -> String {
+    let value = value.trim();
+    let Some(addr) = NameAddr::parse(value) else {
+        return value.to_string();
+    };
+    // `params` is a suffix of the trimmed value (see NameAddr::parse).
+    let head = value[..value.len() - addr.params.len()].trim_end_matches([';', ' ', '\t']);
+    let mut out = head.to_string();
+    for p in addr
+        .params
+        .split(';')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        let key = p.split_once('=').map_or(p, |(k, _)| k).trim();
+        if !key.eq_ignore_ascii_case("tag") {
+            out.push(';');
+            out.push_str(p);
+        }
+    }
+    out
 }
 
 fn find_unquoted(s: &str, target: char) -> Option<usize> {

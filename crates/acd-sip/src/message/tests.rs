@@ -586,3 +586,42 @@ fn fuzz_no_panic_and_round_trip() {
     // Enough mutants survive parsing for the round-trip property to mean something.
     assert!(parsed > 2_000, "only {parsed} mutants parsed");
 }
+
+/// Fuzz regression (fuzz/corpus/sip_parse/regress-to-valueless-tag.sip): a To with a
+/// valueless `;tag` got `;tag=<ours>` appended after it, and the empty first tag
+/// shadowed ours, so the response read as untagged.
+#[test]
+fn with_to_tag_replaces_a_valueless_tag() {
+    for to in [
+        "<sip:1000@192.0.2.10:5060>;tag;branch=z9hG4bK=as1f2e",
+        "<sip:1000@192.0.2.10:5060>;tag=;x=1",
+        "sip:1000@192.0.2.10;TAG",
+    ] {
+        let raw = format!(
+            "BYE sip:1000@192.0.2.10 SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+             From: <sip:a@x>;tag=1\r\nTo: {to}\r\nCall-ID: c\r\nCSeq: 2 BYE\r\n\r\n"
+        );
+        let Ok(Message::Request(req)) = parse(raw.as_bytes()) else {
+            panic!("{raw}");
+        };
+        let resp = Response::for_request(&req, 481, "No Dialog").with_to_tag("ours");
+        assert_eq!(resp.to_tag(), Some("ours"), "{to}");
+        let to_out = resp.headers.get("To").unwrap();
+        assert_eq!(to_out.matches(";tag").count(), 1, "{to_out}");
+        let Ok(Message::Response(back)) = parse(&resp.to_bytes()) else {
+            panic!("response does not parse");
+        };
+        assert_eq!(back.to_tag(), Some("ours"));
+    }
+    // Other parameters and the display name survive.
+    let mut h = Headers::new();
+    h.push("To", "\"Bob\" <sip:b@y>;tag;x=1");
+    let resp = Response {
+        status: 200,
+        reason: "OK".into(),
+        headers: h,
+        body: Vec::new(),
+    }
+    .with_to_tag("t");
+    assert_eq!(resp.headers.get("To"), Some("\"Bob\" <sip:b@y>;x=1;tag=t"));
+}

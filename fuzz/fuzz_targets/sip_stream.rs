@@ -1,0 +1,5 @@
+//! `cargo fuzz run sip_stream`: see fuzz/README.md. The harness lives in
+//! `acd_fuzz::sip::sip_stream`, shared with the stable smoke test.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| acd_fuzz::sip::sip_stream(data));
