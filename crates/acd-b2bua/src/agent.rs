@@ -314,6 +314,7 @@ impl EdgeCore {
                 awaiting_ack: None,
                 session_timer: timer,
                 reinvite_out: None,
+                reoffer_pending: false,
             },
             sdp,
         }));

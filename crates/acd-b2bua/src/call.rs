@@ -106,6 +106,10 @@ pub struct Established {
     pub session_timer: Option<SessionTimer>,
     /// Our re-INVITE on this dialog that has no final response yet.
     pub reinvite_out: Option<TxKey>,
+    /// Our description changed while an offer was in progress: offer again
+    /// once it completes (§14.1: one offer at a time).
+    #[serde(default)]
+    pub reoffer_pending: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -291,6 +291,9 @@ impl EdgeCore {
                     TimerKind::Digits(step) => self.digits_timeout(&call, step, now),
                     TimerKind::SessionExpiry(side) => self.session_expired(&call, side, now),
                     TimerKind::SessionRefresh(side) => self.refresh_session(&call, side, now),
+                    TimerKind::Reoffer(side) => {
+                        let _ = self.send_reinvite(&call, side, now);
+                    }
                 }
             }
         }

@@ -4,7 +4,7 @@
 //! every transport.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use acd_media::sdp::{Direction, SessionDesc};
 use acd_sip::{Method, Peer, Request, Response, TxKey};
@@ -224,13 +224,29 @@ impl EdgeCore {
         Ok(offer)
     }
 
-    /// Takes a peer's offer (or answer) into the leg and the media. Returns
-    /// the peer's new direction if it changed (a hold or an unhold).
+    /// Takes a peer's offer into the leg and the media. Returns the peer's
+    /// new direction if it changed (a hold or an unhold).
     pub(crate) fn apply_offer(
         &mut self,
         id: &CallId,
         side: Side,
         o: &SessionDesc,
+    ) -> Option<Direction> {
+        self.apply_sdp(id, side, o, true)
+    }
+
+    /// Takes a peer's answer to our offer: its address and codec; our
+    /// direction stays what we offered.
+    pub(crate) fn apply_answer(&mut self, id: &CallId, side: Side, a: &SessionDesc) {
+        let _ = self.apply_sdp(id, side, a, false);
+    }
+
+    fn apply_sdp(
+        &mut self,
+        id: &CallId,
+        side: Side,
+        o: &SessionDesc,
+        is_offer: bool,
     ) -> Option<Direction> {
         let sdp = self.leg_sdp_mut(id, side)?;
         let before = sdp.direction;
@@ -239,7 +255,9 @@ impl EdgeCore {
             sdp.pt = o.pt_for(codec).unwrap_or(sdp.pt);
         }
         sdp.telephone_event = o.telephone_event.or(sdp.telephone_event);
-        sdp.direction = o.direction.reversed();
+        if is_offer {
+            sdp.direction = o.direction.reversed();
+        }
         // c=0.0.0.0 (RFC 2543 hold) keeps the old address.
         if !o.conn_ip.is_unspecified() && o.audio_port != 0 {
             sdp.remote = Some(SocketAddr::new(o.conn_ip, o.audio_port));
@@ -279,10 +297,12 @@ impl EdgeCore {
     pub(crate) fn send_reinvite(&mut self, id: &CallId, side: Side, now: Instant) -> Option<TxKey> {
         let ip = self.cfg.listen.public_ip;
         let branch = self.rng.branch();
-        let est = self.established(id, side)?;
+        let est = self.established_mut(id, side)?;
         if est.reinvite_out.is_some() || est.awaiting_ack.is_some() {
+            est.reoffer_pending = true;
             return None;
         }
+        est.reoffer_pending = false;
         let transport = est.peer.transport;
         let via = self.via(transport);
         let contact = self.local_contact(transport);
@@ -340,7 +360,7 @@ impl EdgeCore {
                 let ack = est.dialog.ack_for_2xx(cseq, &via, &branch);
                 self.transmit(to, ack.to_bytes());
                 if let Ok(answer) = acd_media::parse_sdp(&resp.body) {
-                    self.apply_offer(id, side, &answer);
+                    self.apply_answer(id, side, &answer);
                 }
                 self.session_refreshed(id, side, now);
             }
@@ -354,10 +374,33 @@ impl EdgeCore {
                     .increment(1);
                 self.end_call(id, EndReason::DialogGone(side), now);
             }
+            491 => {
+                // Glare (§14.1): both offered at once; ours goes again later.
+                let jitter = Duration::from_millis(2100 + self.rng.next_u64() % 1900);
+                if let Some(est) = self.established_mut(id, side) {
+                    est.reoffer_pending = true;
+                }
+                self.set_timer(id, TimerKind::Reoffer(side), jitter, now);
+                return;
+            }
             _ => {
-                // 491 glare or a refusal: the session carries on unchanged.
+                // A refusal: the session carries on unchanged.
                 tracing::info!(?side, status = resp.status, "re-INVITE refused");
             }
+        }
+        self.reoffer_if_pending(id, side, now);
+    }
+
+    /// An offer completed on `side`: send the one that had to wait.
+    pub(crate) fn reoffer_if_pending(&mut self, id: &CallId, side: Side, now: Instant) {
+        if self.established(id, side).is_some_and(|e| {
+            e.reoffer_pending
+                && !self.timers.is_armed(&crate::timers::TimerKey::Call(
+                    id.clone(),
+                    TimerKind::Reoffer(side),
+                ))
+        }) {
+            let _ = self.send_reinvite(id, side, now);
         }
     }
 
@@ -420,7 +463,7 @@ impl EdgeCore {
 
     /// ACK for one of our 2xx (§13.3.1.4); in a late-offer exchange it
     /// carries the answer.
-    pub(crate) fn ack(&mut self, req: &Request, _now: Instant) {
+    pub(crate) fn ack(&mut self, req: &Request, now: Instant) {
         let Some((id, side)) = self.find_dialog(req) else {
             metrics::counter!("acd_sip_unmatched_dialog_total", "method" => "ACK").increment(1);
             return;
@@ -442,7 +485,7 @@ impl EdgeCore {
         if offer_in_2xx {
             match acd_media::parse_sdp(&req.body) {
                 Ok(answer) => {
-                    self.apply_offer(&id, side, &answer);
+                    self.apply_answer(&id, side, &answer);
                 }
                 Err(_) => {
                     tracing::warn!(?side, "ACK without a usable answer to our offer");
@@ -450,6 +493,7 @@ impl EdgeCore {
                 }
             }
         }
+        self.reoffer_if_pending(&id, side, now);
     }
 }
 

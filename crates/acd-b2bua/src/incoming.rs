@@ -369,6 +369,7 @@ impl EdgeCore {
             awaiting_ack: None,
             session_timer: timer.as_ref().map(|(st, _)| *st),
             reinvite_out: None,
+            reoffer_pending: false,
         }));
         tracing::info!("caller answered");
         let key = call.caller.invite_key.clone();

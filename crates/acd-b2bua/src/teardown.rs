@@ -128,6 +128,8 @@ impl EdgeCore {
             TimerKind::Ring,
             TimerKind::SessionRefresh(Side::Caller),
             TimerKind::SessionRefresh(Side::Agent),
+            TimerKind::Reoffer(Side::Caller),
+            TimerKind::Reoffer(Side::Agent),
         ] {
             self.timers.cancel(&TimerKey::Call(id.clone(), kind));
         }

@@ -25,6 +25,8 @@ pub enum TimerKind {
     SessionExpiry(Side),
     /// RFC 4028: we are the refresher on this side; refresh now.
     SessionRefresh(Side),
+    /// Offer again after a 491 (§14.1: after a random 2.1–4 s).
+    Reoffer(Side),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -774,3 +774,68 @@ fn a_trunk_at_its_concurrent_call_cap_gets_503_until_a_call_ends() {
     );
     assert!(sim.last_response(200).is_some(), "a slot is free again");
 }
+
+#[test]
+fn unhold_while_the_hold_reinvite_is_still_out_is_offered_once_it_completes() {
+    let mut sim = Sim::new();
+    let (_call, tag, _inv) = bridged_call(&mut sim, "h2");
+    let hold = SDP_CALLER
+        .replace("a=sendrecv", "a=sendonly")
+        .replace("o=c 1 1", "o=c 1 2");
+    sim.sip(
+        &caller_request("INVITE", "h2", &tag, 2, "hold", Some(&hold), ""),
+        udp(TRUNK),
+    );
+    sim.sip(
+        &caller_request("ACK", "h2", &tag, 2, "hack", None, ""),
+        udp(TRUNK),
+    );
+    let hold_to_phone = sim.last_request("INVITE").expect("hold passed on").clone();
+    // The caller unholds before the phone answered our hold re-INVITE.
+    let unhold = SDP_CALLER.replace("o=c 1 1", "o=c 1 3");
+    sim.sip(
+        &caller_request("INVITE", "h2", &tag, 3, "unhold", Some(&unhold), ""),
+        udp(TRUNK),
+    );
+    assert!(String::from_utf8_lossy(&sim.last_response(200).unwrap().body).contains("a=sendrecv"));
+    assert_eq!(
+        sim.count_requests("INVITE"),
+        1,
+        "one offer at a time towards the phone"
+    );
+    // The phone answers the hold; the waiting unhold goes out at once.
+    let answer = SDP_AGENT.replace("a=sendrecv", "a=recvonly");
+    sim.sip(
+        &phone_response(&hold_to_phone, 200, "OK", "ph1", Some(&answer)),
+        udp(PHONE),
+    );
+    assert_eq!(sim.count_requests("INVITE"), 2);
+    let unhold_to_phone = sim.last_request("INVITE").unwrap();
+    assert!(String::from_utf8_lossy(&unhold_to_phone.body).contains("a=sendrecv"));
+}
+
+#[test]
+fn a_491_glare_is_retried_after_a_random_pause() {
+    let mut sim = Sim::new();
+    let (_call, tag, _inv) = bridged_call(&mut sim, "g1");
+    let hold = SDP_CALLER
+        .replace("a=sendrecv", "a=sendonly")
+        .replace("o=c 1 1", "o=c 1 2");
+    sim.sip(
+        &caller_request("INVITE", "g1", &tag, 2, "hold", Some(&hold), ""),
+        udp(TRUNK),
+    );
+    let first = sim.last_request("INVITE").unwrap().clone();
+    sim.sip(
+        &phone_response(&first, 491, "Request Pending", "ph1", None),
+        udp(PHONE),
+    );
+    assert_eq!(sim.count_requests("INVITE"), 1);
+    sim.advance(Duration::from_millis(2000));
+    assert_eq!(sim.count_requests("INVITE"), 1, "not before 2.1 s");
+    sim.advance(Duration::from_millis(2100));
+    assert_eq!(sim.count_requests("INVITE"), 2, "offered again within 4 s");
+    assert!(
+        String::from_utf8_lossy(&sim.last_request("INVITE").unwrap().body).contains("a=sendonly")
+    );
+}
