@@ -356,7 +356,7 @@ pub(crate) fn registrar_for(cfg: &CoreConfig, rng: &mut Rng) -> Registrar {
     let digest = DigestServer::new(&cfg.realm, cfg.nonce_secret)
         .seeded(rng.next_u64())
         .offering(&cfg.auth_algorithms);
-    let guard = AuthGuard::new(digest, cfg.auth_backoff.clone());
+    let guard = AuthGuard::new(digest, cfg.auth_backoff);
     Registrar::with_guard(guard, cfg.extensions.clone())
 }
 
