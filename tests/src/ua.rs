@@ -81,7 +81,12 @@ pub struct RawUa {
 
 impl RawUa {
     pub async fn udp(port: u16) -> Result<Self> {
-        let sock = UdpSocket::bind(("127.0.0.1", port)).await?;
+        Self::udp_on("127.0.0.1", port).await
+    }
+
+    /// A UDP UA on another loopback address (e.g. `127.0.0.2`), as a second host.
+    pub async fn udp_on(ip: &str, port: u16) -> Result<Self> {
+        let sock = UdpSocket::bind((ip, port)).await?;
         let local = sock.local_addr()?;
         Ok(Self::with(Link::Udp(sock), local))
     }
