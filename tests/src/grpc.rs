@@ -153,6 +153,16 @@ impl AcdClient {
             .into_inner())
     }
 
+    /// AdminService.EdgeSnapshot: the edge's whole state as JSON.
+    pub async fn edge_snapshot(&mut self) -> Result<acd_proto::v1::EdgeSnapshotResponse> {
+        Ok(self
+            .admin
+            .edge_snapshot(acd_proto::v1::EdgeSnapshotRequest {})
+            .await
+            .context("AdminService.EdgeSnapshot")?
+            .into_inner())
+    }
+
     /// Polls AdminService.Status until `pred` holds (bounded).
     pub async fn await_status(
         &mut self,

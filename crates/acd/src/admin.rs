@@ -71,6 +71,26 @@ impl AdminService for AdminApi {
         Ok(Response::new(pb::DrainResponse { active_calls }))
     }
 
+    async fn edge_snapshot(
+        &self,
+        _req: Request<pb::EdgeSnapshotRequest>,
+    ) -> Result<Response<pb::EdgeSnapshotResponse>, Status> {
+        let Some(edge) = self.readiness.edge() else {
+            return Err(Status::failed_precondition("this process has no edge"));
+        };
+        let snap = edge
+            .snapshot()
+            .await
+            .ok_or_else(|| Status::unavailable("the edge's loop has stopped"))?;
+        let snapshot = serde_json::to_vec(&snap)
+            .map_err(|e| Status::internal(format!("snapshot does not serialise: {e}")))?;
+        Ok(Response::new(pb::EdgeSnapshotResponse {
+            snapshot,
+            calls: snap.core.calls.len() as u32,
+            media_streams: snap.media.len() as u32,
+        }))
+    }
+
     async fn switchover(
         &self,
         _req: Request<pb::SwitchoverRequest>,

@@ -45,6 +45,8 @@ enum Command {
     Status,
     /// Stop taking new calls and report the calls still active.
     Drain,
+    /// Print the edge's whole state (calls, dialogs, timers, media) as JSON.
+    Snapshot,
 }
 
 #[derive(Subcommand, Debug)]
@@ -133,6 +135,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Queue(QueueCmd::List) => queue::list(channel, cli.json).await,
         Command::Status => admin::status(channel, cli.json).await,
         Command::Drain => admin::drain(channel, cli.json).await,
+        Command::Snapshot => admin::snapshot(channel).await,
     }
 }
 

@@ -150,6 +150,13 @@ impl AdminService for Mock {
     ) -> Result<Response<SwitchoverResponse>, Status> {
         Err(Status::unimplemented("switchover"))
     }
+
+    async fn edge_snapshot(
+        &self,
+        _: Request<acd_proto::v1::EdgeSnapshotRequest>,
+    ) -> Result<Response<acd_proto::v1::EdgeSnapshotResponse>, Status> {
+        Err(Status::failed_precondition("this process has no edge"))
+    }
 }
 
 async fn serve() -> String {
