@@ -395,7 +395,7 @@ impl EdgeCore {
             return;
         };
         let dialog = (d.call_id.clone(), d.remote_tag.clone());
-        if let Some((to, ack, _)) = self.hung_up_2xx.get(&dialog) {
+        if let Some((to, ack)) = self.hung_up_2xx.get(&dialog) {
             // The phone did not get our ACK and resends its 2xx: ACK again;
             // our BYE is already under way.
             let (to, ack) = (*to, ack.clone());
@@ -406,9 +406,12 @@ impl EdgeCore {
         let to = next_hop(&d, peer);
         let ack = d.ack_for_2xx(1, &via, &b1).to_bytes();
         self.transmit(to, ack.clone());
-        self.hung_up_2xx.retain(|_, (_, _, until)| *until > now);
-        let until = now + self.cfg.sip.t1x64();
-        self.hung_up_2xx.insert(dialog, (to, ack, until));
+        let linger = self.cfg.sip.t1x64();
+        self.timers.set(
+            TimerKey::HungUp(dialog.0.clone(), dialog.1.clone()),
+            now + linger,
+        );
+        self.hung_up_2xx.insert(dialog, (to, ack));
         let bye = d.request(Method::Bye, &via, &b2, "");
         let key = self.tx.send_request(bye, to, now);
         metrics::counter!("acd_agent_legs_hung_up_total", "reason" => "late_2xx").increment(1);

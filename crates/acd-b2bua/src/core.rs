@@ -54,9 +54,9 @@ pub struct EdgeCore {
     /// Agent INVITEs of ended calls: a late 2xx gets ACK and BYE.
     pub(crate) orphans: HashMap<TxKey, acd_sip::Request>,
     /// Late 2xx we ACKed and hung up, by (Call-ID, phone's tag): where the
-    /// ACK went, the ACK, and until when a retransmitted 2xx only gets the
-    /// ACK again (one BYE per dialog, §13.2.2.4).
-    pub(crate) hung_up_2xx: HashMap<(String, String), (Peer, Vec<u8>, Instant)>,
+    /// ACK went and the ACK; a retransmitted 2xx only gets the ACK again
+    /// (one BYE per dialog, §13.2.2.4) until `TimerKey::HungUp` fires.
+    pub(crate) hung_up_2xx: HashMap<(String, String), (Peer, Vec<u8>)>,
     pub(crate) registrar: Registrar,
     pub(crate) trunks: crate::trunks::TrunkGuard,
     pub(crate) timers: Timers,
@@ -277,6 +277,9 @@ impl EdgeCore {
             TimerKey::Orphan(tx) => {
                 self.orphans.remove(&tx);
                 self.by_invite.remove(&tx);
+            }
+            TimerKey::HungUp(call_id, tag) => {
+                self.hung_up_2xx.remove(&(call_id, tag));
             }
             TimerKey::Call(call, kind) => {
                 if !self.calls.contains_key(&call) {

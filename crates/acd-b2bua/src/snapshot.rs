@@ -15,6 +15,11 @@ use crate::ids::{CallId, Rng, Side};
 use crate::registrar::RegistrarSnapshot;
 use crate::timers::{PendingTimer, Timers};
 
+/// A late 2xx's dialog: (Call-ID, the phone's tag).
+pub type HungUpDialog = (String, String);
+/// Where our ACK for it went, and the ACK.
+pub type HungUpAck = (acd_sip::Peer, Vec<u8>);
+
 /// Bumped on every incompatible change; a reader refuses versions it does
 /// not know rather than guessing.
 pub const SNAPSHOT_VERSION: u32 = 1;
@@ -33,6 +38,9 @@ pub struct Snapshot {
     pub orphans: Vec<(TxKey, Request)>,
     pub client_txs: Vec<(TxKey, CallId, Side, ClientTx)>,
     pub transactions: acd_sip::transaction::TransactionsSnapshot,
+    /// Late 2xx already ACKed and hung up: (Call-ID, tag) → where, ACK.
+    #[serde(default)]
+    pub hung_up: Vec<(HungUpDialog, HungUpAck)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +97,15 @@ impl EdgeCore {
             orphans,
             client_txs,
             transactions: self.tx.snapshot(now),
+            hung_up: {
+                let mut v: Vec<_> = self
+                    .hung_up_2xx
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                v.sort_by(|a, b| a.0.cmp(&b.0));
+                v
+            },
         }
     }
 
@@ -115,7 +132,7 @@ impl EdgeCore {
             orphans: snap.orphans.into_iter().collect(),
             // Transient (one 64*T1): a resent late 2xx after a hand-over
             // gets one more ACK and BYE, which the phone answers 481.
-            hung_up_2xx: HashMap::new(),
+            hung_up_2xx: snap.hung_up.into_iter().collect(),
             registrar,
             timers: Timers::restore(snap.timers, now),
             rng,

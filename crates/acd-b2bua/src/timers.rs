@@ -35,6 +35,9 @@ pub enum TimerKey {
     /// An agent INVITE of a call that has ended: a late 2xx still gets ACK + BYE
     /// until this fires (64*T1).
     Orphan(TxKey),
+    /// A late 2xx we ACKed and BYEd (Call-ID, phone's tag): its
+    /// retransmissions get the same ACK until this fires (64*T1).
+    HungUp(String, String),
 }
 
 #[derive(Default)]
