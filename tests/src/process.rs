@@ -174,10 +174,14 @@ fn listen(port: u16) -> String {
 
 impl TestEnv {
     fn edge_args(&self, slot: u16) -> Vec<String> {
+        self.edge_args_with(slot, &config_path())
+    }
+
+    fn edge_args_with(&self, slot: u16, config: &std::path::Path) -> Vec<String> {
         let p = &self.ports;
         vec![
             s("--config"),
-            s(config_path().display()),
+            s(config.display()),
             s("--sip-udp"),
             listen(p.sip()),
             s("--sip-tcp"),
@@ -197,6 +201,14 @@ impl TestEnv {
     pub async fn start_run(&self) -> Result<AcdProcess> {
         let mut args = vec![s("run")];
         args.extend(self.edge_args(0));
+        AcdProcess::spawn(self, "acd-run", &args).await
+    }
+
+    /// `acd run` on this test's ports with another configuration file
+    /// (listen addresses and RTP range still come from the port block).
+    pub async fn start_run_with_config(&self, config: &std::path::Path) -> Result<AcdProcess> {
+        let mut args = vec![s("run")];
+        args.extend(self.edge_args_with(0, config));
         AcdProcess::spawn(self, "acd-run", &args).await
     }
 
