@@ -18,7 +18,7 @@
 //! 24 `ringing_abandon.rs`, 25 `drain.rs`, 26-30 and 36 `sip_edge_cases.rs`,
 //! 31-35 `sipp_scenarios.rs` (agent_reject, agent_ring_forever, trunk_503),
 //! 40 `ivr_fallback.rs`, 41 `record_route.rs`, 42 `distributor_restart.rs`. 45 `baresip.rs` (baresip itself
-//! on `+90..+99`, see `src/baresip.rs`). 55 `overload.rs` (56 reserved for it).
+//! on `+90..+99`, see `src/baresip.rs`). 55 `overload.rs`, 56 `sipp_scenarios.rs` (trunk_call_or_503).
 
 pub const BASE: u16 = 21000;
 pub const BLOCK: u16 = 200;
