@@ -3,6 +3,7 @@
 #
 # Usage:
 #   tests/load/calls.sh [-r RATE] [-c CALLS] [-t TALK_SECS] [-w SECS] [-o LOG_DIR]
+#                       [-x] [-a KEY=VALUE ...]
 #
 #   -r RATE       trunk call attempts per second (SIPp -r)          [default 5]
 #   -c CALLS      total trunk calls (SIPp -m, trunk and agent side) [default 300]
@@ -11,6 +12,12 @@
 #                 to drain to 0 (UDP Timer J/D keep them 32 s), as a leak check [default 40]
 #   -o LOG_DIR    where logs, SIPp stats and acd's stderr go
 #                 [default target/load-logs/r<RATE>-c<CALLS>-t<TALK>-<time>]
+#   -x            overload run: calls refused with 503 + Retry-After (acd's
+#                 admission control) count as "refused", not failed; without
+#                 -x any refusal fails the run
+#   -a KEY=VALUE  an [admission] setting of the generated load.toml (repeat):
+#                 max_calls, max_calls_per_second, max_lateness_ms,
+#                 retry_after_secs [default: acd's defaults, see config/acd.toml]
 #
 # Environment:
 #   ACD_BIN / ACDCTL_BIN  binaries (default: target/release/* if built, else target/debug/*)
@@ -30,17 +37,24 @@
 #   4. registers extensions 2001..2050 with their Contact at that UAS (50
 #      short SIPp register.xml runs), logs in and readies a2001..a2050 with
 #      acdctl (agent a20NN at extension 20NN);
-#   5. runs the SIPp trunk UAC (trunk_call.xml: the far side hangs up) at RATE
-#      calls/s for CALLS calls, with -trace_stat. Both SIPps get `-l CALLS`:
+#   5. runs the SIPp trunk UAC (trunk_call_or_503.xml: answered calls are hung
+#      up by the far side, refused ones end at the 503 + ACK) at RATE calls/s
+#      for CALLS calls, with -trace_stat and -trace_counts. Both SIPps get `-l CALLS`:
 #      SIPp's default limit of simultaneous calls is 3 x rate x the scenario's
 #      pause (with no -d on the trunk: 3 x RATE), which would silently
 #      throttle the offered rate (seen: 2.6 instead of 5 calls/s);
-#   6. prints SIPp successful/failed calls and retransmissions for both sides,
-#      `acdctl queue list --json`, agents not READY afterwards, acd's CPU time
-#      (utime+stime from /proc/<pid>/stat, total and for the call phase, per
-#      1000 calls) and its max RSS (VmHWM) and RSS at the end (VmRSS).
-#   Exit status: 0 when every call succeeded on both sides, 1 otherwise
-#   (2 for a setup failure).
+#   6. prints the trunk's answered (200), refused (503) and failed calls and
+#      retransmissions, INVITE->200 and INVITE->503 times (SIPp rtd 1 and 2:
+#      cumulative average and worst 1-s average), the length of answered calls
+#      (rtd 3, INVITE->BYE) against the expected 2.5 s prompt + TALK_SECS, the
+#      agent side's calls, acd's shedding counters (acd_calls_shed_total by
+#      reason, acd_sip_overload_drops_total), `acdctl queue list --json`,
+#      agents not READY afterwards, acd's CPU time (utime+stime from
+#      /proc/<pid>/stat, total and for the call phase, per 1000 calls) and its
+#      max RSS (VmHWM) and RSS at the end (VmRSS).
+#   Exit status: 0 when every call succeeded on both sides (with -x: every
+#   call was answered and completed on both sides or refused with 503, and
+#   every agent is READY again), 1 otherwise (2 for a setup failure).
 #
 # Ports: SIP/gRPC/metrics/SIPp control in 33000-33999, RTP 34000-35999
 # (acd 34000-35799, SIPp media sockets 35900-35939). The SDPs of both SIPps
@@ -50,7 +64,7 @@
 # Capacity: with 50 agents the sustainable rate is about
 # 50 / (TALK_SECS + 2.5 s welcome prompt + setup); above it calls wait in the
 # queue (music on hold) and are still answered as long as the queue drains
-# within SIPp's timeouts (trunk_call.xml waits 120 s for the BYE).
+# within SIPp's timeouts (trunk_call_or_503.xml waits 120 s for the BYE).
 
 set -euo pipefail
 
@@ -59,14 +73,18 @@ CALLS=300
 TALK=3
 SETTLE=40
 LOG_DIR=""
-usage() { sed -n '2,45p' "$0" | sed 's/^# \{0,1\}//'; }
-while getopts "r:c:t:w:o:h" opt; do
+EXPECT_SHED=0
+ADMISSION=()
+usage() { sed -n '2,66p' "$0" | sed 's/^# \{0,1\}//'; }
+while getopts "r:c:t:w:o:xa:h" opt; do
     case "$opt" in
         r) RATE="$OPTARG" ;;
         c) CALLS="$OPTARG" ;;
         t) TALK="$OPTARG" ;;
         w) SETTLE="$OPTARG" ;;
         o) LOG_DIR="$OPTARG" ;;
+        x) EXPECT_SHED=1 ;;
+        a) ADMISSION+=("$OPTARG") ;;
         h) usage; exit 0 ;;
         *) usage >&2; exit 2 ;;
     esac
@@ -80,6 +98,13 @@ done
 if [ "$CALLS" -gt 20000 ] || [ "$RATE" -gt 500 ] || [ "$TALK" -gt 60 ]; then
     echo "calls.sh: refusing CALLS > 20000, RATE > 500 or TALK > 60 (bounded test)" >&2; exit 2
 fi
+
+for kv in "${ADMISSION[@]}"; do
+    if ! [[ "$kv" =~ ^(max_calls|max_calls_per_second|max_lateness_ms|retry_after_secs)=[0-9]+$ ]]; then
+        echo "calls.sh: -a wants KEY=INTEGER with KEY one of max_calls, max_calls_per_second," \
+             "max_lateness_ms, retry_after_secs; got '$kv'" >&2; exit 2
+    fi
+done
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -185,6 +210,27 @@ stat_counts() {
                         v[col["Retransmissions(C)"]], max, (rt+0) "ms", v[col["CallLength(C)"]], br}' "$f"
 }
 
+# Last row of a -trace_counts file: the first column whose name ends in $2
+# (e.g. _200_Recv, _503_Recv, _INVITE_Retrans).
+counts_col() {
+    local f; f="$(ls "$1"/*_counts.csv 2>/dev/null | head -1)"
+    [ -n "$f" ] && [ -s "$f" ] || { echo "?"; return; }
+    awk -F';' -v want="$2" 'NR==1 {for (i=1;i<=NF;i++) if (!c && substr($i, length($i)-length(want)+1) == want) c=i; next}
+                            NF>1 {last=$0}
+                            END {split(last, v, ";"); print (c ? v[c]+0 : "?")}' "$f"
+}
+
+# SIPp response-time distance N of a -trace_stat file: "cumulative average,
+# worst 1-s average" in ms (0 when no call reached that rtd).
+rtd_ms() {
+    local f="$1" n="$2"
+    [ -s "$f" ] || { echo "? ?"; return; }
+    awk -F';' -v n="$n" 'function ms(s,  t) {split(s, t, ":"); return (t[1]*3600+t[2]*60+t[3])*1000+t[4]/1000}
+               NR==1 {for (i=1;i<=NF;i++) col[$i]=i; p=col["ResponseTime" n "(P)"]; c=col["ResponseTime" n "(C)"]; next}
+               NF>1 && p {last=$0; if (ms($p) > worst) worst=ms($p)}
+               END {if (!p) {print "? ?"; exit}; split(last, v, ";"); printf "%.0f %.0f\n", ms(v[c]), worst}' "$f"
+}
+
 # CPU seconds (utime+stime) of a pid; the comm field may hold spaces, so cut after ')'.
 cpu_secs() {
     local hz; hz="$(getconf CLK_TCK)"
@@ -238,6 +284,12 @@ welcome = "../../config/prompts/welcome.wav"
 moh = "../../config/prompts/moh.wav"
 
 EOF
+        if [ "${#ADMISSION[@]}" -gt 0 ]; then
+            echo "[admission]"
+            local kv
+            for kv in "${ADMISSION[@]}"; do echo "${kv%%=*} = ${kv#*=}"; done
+            echo
+        fi
         local i ext
         for i in $(seq 0 $((N_AGENTS - 1))); do
             ext=$((FIRST_EXT + i))
@@ -343,12 +395,13 @@ LOAD0="$(cut -d' ' -f1-3 /proc/loadavg)"
 mapfile -t TRUNK_ARGS < <(sipp_common trunk "$TRUNK_SIP" "$TRUNK_CP" "$TRUNK_MP")
 log "trunk: $CALLS calls at $RATE/s, talk ${TALK}s (bound ${RUN_SECS}s)"
 T0=$(date +%s.%N)
-timeout -s USR1 -k 10 "$RUN_SECS" sipp -sf "$SIPP_DIR/trunk_call.xml" "${TRUNK_ARGS[@]}" \
+# -trace_counts writes <scenario>_<pid>_counts.csv into the working directory.
+(cd "$LOG_DIR" && exec timeout -s USR1 -k 10 "$RUN_SECS" sipp -sf "$SIPP_DIR/trunk_call_or_503.xml" "${TRUNK_ARGS[@]}" \
     -s 5550100 -key caller 0215551234 -key rtpport "$TRUNK_MP" \
     -r "$RATE" -rp 1000 -m "$CALLS" -l "$CALLS" \
-    -trace_stat -stf "$LOG_DIR/sipp-trunk.stat.csv" -fd 1 \
+    -trace_stat -stf "$LOG_DIR/sipp-trunk.stat.csv" -fd 1 -trace_counts \
     -trace_screen -screen_file "$LOG_DIR/sipp-trunk.screen.log" \
-    "$IP:$ACD_SIP" > "$LOG_DIR/sipp-trunk.stdout.log" 2> "$LOG_DIR/sipp-trunk.stderr.log" < /dev/null &
+    "$IP:$ACD_SIP") > "$LOG_DIR/sipp-trunk.stdout.log" 2> "$LOG_DIR/sipp-trunk.stderr.log" < /dev/null &
 TRUNK_WRAP=$!
 PIDS+=("$TRUNK_WRAP")
 SIPP_PIDS+=("$TRUNK_WRAP")
@@ -360,9 +413,18 @@ set -e
 CPU1="$(cpu_secs "$ACD_PID")"
 LOAD1="$(cut -d' ' -f1-3 /proc/loadavg)"
 
-# The agent UAS ends by itself after CALLS calls; if some never reached it, stop it.
+# The agent UAS ends by itself after CALLS calls; if some never reached it
+# (refused calls never do), stop it once it has ended as many calls as the
+# trunk had answered.
 set +e
-for _ in $(seq 1 $((TALK * 10 + 100))); do kill -0 "$UAS_WRAP" 2>/dev/null || break; sleep 0.1; done
+T_ANSWERED="$(counts_col "$LOG_DIR" _200_Recv)"
+for _ in $(seq 1 $((TALK * 10 + 100))); do
+    kill -0 "$UAS_WRAP" 2>/dev/null || break
+    read -r a_ok a_fail _ <<< "$(stat_counts "$LOG_DIR/sipp-agent.stat.csv")"
+    [[ "$a_ok$a_fail" =~ ^[0-9]+$ ]] && [[ "$T_ANSWERED" =~ ^[0-9]+$ ]] \
+        && [ $((a_ok + a_fail)) -ge "$T_ANSWERED" ] && [ "$T_ANSWERED" -lt "$CALLS" ] && break
+    sleep 0.1
+done
 if kill -0 "$UAS_WRAP" 2>/dev/null; then
     log "agent UAS still running (it got fewer than $CALLS calls): stopping it (USR1)"
     kill -USR1 "$UAS_WRAP"
@@ -375,6 +437,13 @@ set -e
 sleep 1   # let the last BYE/200 and state changes settle
 read -r T_OK T_FAIL T_RETR T_MAX T_RT T_LEN T_WHY <<< "$(stat_counts "$LOG_DIR/sipp-trunk.stat.csv")"
 read -r A_OK A_FAIL A_RETR A_MAX A_RT A_LEN A_WHY <<< "$(stat_counts "$LOG_DIR/sipp-agent.stat.csv")"
+T_ANSWERED="$(counts_col "$LOG_DIR" _200_Recv)"
+T_REFUSED="$(counts_col "$LOG_DIR" _503_Recv)"
+T_INV_RETR="$(counts_col "$LOG_DIR" _INVITE_Retrans)"
+read -r RT200 RT200_WORST <<< "$(rtd_ms "$LOG_DIR/sipp-trunk.stat.csv" 1)"
+read -r RT503 RT503_WORST <<< "$(rtd_ms "$LOG_DIR/sipp-trunk.stat.csv" 2)"
+read -r CALL_MS CALL_MS_WORST <<< "$(rtd_ms "$LOG_DIR/sipp-trunk.stat.csv" 3)"
+EXPECTED_MS=$(( 2500 + TALK * 1000 ))
 timeout 15 "${CTL[@]}" --json queue list > "$LOG_DIR/queue-list.json" 2>&1 || true
 timeout 15 "${CTL[@]}" --json agent list > "$LOG_DIR/agent-list.json" 2>&1 || true
 # Calls still active at the edge (should drain to 0 within a few seconds).
@@ -408,13 +477,21 @@ ELAPSED="$(awk -v a="$T0" -v b="$T1" 'BEGIN {printf "%.1f", b - a}')"
 PHASE_CPU="$(awk -v a="$CPU0" -v b="$CPU1" 'BEGIN {printf "%.2f", b - a}')"
 PER_1000="$(awk -v c="$PHASE_CPU" -v n="$CALLS" 'BEGIN {printf "%.2f", c * 1000 / n}')"
 ERRS="$(grep -c ' ERROR ' "$LOG_DIR/acd.stderr.log" || true)"
+# Shedding as acd counted it (reason labels) and UDP dropped at the driver's input.
+SHED="$(awk '/^acd_calls_shed_total\{/ {match($0, /reason="[^"]*"/); r=substr($0, RSTART+8, RLENGTH-9);
+            s=s (s=="" ? "" : ",") r "=" $NF} END {print (s=="" ? "none" : s)}' "$LOG_DIR/metrics.txt" 2>/dev/null)"
+NO_MEDIA="$(awk '/^acd_calls_refused_total\{/ && /status="503"/ {n+=$NF} END {print n+0}' "$LOG_DIR/metrics.txt" 2>/dev/null)"
+DROPS="$(awk '/^acd_sip_overload_drops_total/ {n+=$NF} END {print n+0}' "$LOG_DIR/metrics.txt" 2>/dev/null)"
 WARNS="$(grep -c ' WARN ' "$LOG_DIR/acd.stderr.log" || true)"
 
 {
     echo "== acd load test: rate $RATE/s, $CALLS calls, talk ${TALK}s, $N_AGENTS agents"
     echo "binary:        $ACD"
-    echo "trunk SIPp:    exit $TRUNK_RC, successful $T_OK, failed $T_FAIL ($T_WHY), retransmissions $T_RETR"
-    echo "               max concurrent $T_MAX, worst 1-s avg INVITE->200 $T_RT, avg call length $T_LEN"
+    echo "trunk SIPp:    exit $TRUNK_RC, answered $T_ANSWERED, refused (503) $T_REFUSED, failed $T_FAIL ($T_WHY)"
+    echo "               retransmissions $T_RETR (INVITE $T_INV_RETR), max concurrent $T_MAX"
+    echo "               INVITE->200 avg ${RT200} ms (worst 1-s avg ${RT200_WORST} ms), INVITE->503 avg ${RT503} ms (worst 1-s avg ${RT503_WORST} ms)"
+    echo "               answered calls last ${CALL_MS} ms on average (worst 1-s avg ${CALL_MS_WORST} ms; expected ~${EXPECTED_MS} ms)"
+    echo "acd shedding:  acd_calls_shed_total $SHED; 503 (media) $NO_MEDIA; acd_sip_overload_drops_total $DROPS"
     echo "agent SIPp:    exit $UAS_RC, successful $A_OK, failed $A_FAIL ($A_WHY), retransmissions $A_RETR"
     echo "               max concurrent $A_MAX, avg call length $A_LEN"
     echo "trunk phase:   ${ELAPSED}s wall, load avg before [$LOAD0] after [$LOAD1]"
@@ -433,6 +510,13 @@ ALIVE=yes; kill -0 "$ACD_PID" 2>/dev/null || ALIVE=no
 if [ "$ALIVE" = yes ] && [ "$TRUNK_RC" = 0 ] && [ "$UAS_RC" = 0 ] && [ "$T_OK" = "$CALLS" ] && [ "$T_FAIL" = 0 ] \
         && [ "$A_OK" = "$CALLS" ] && [ "$A_FAIL" = 0 ]; then
     echo "RESULT: PASS"
+    exit 0
+fi
+# Overload run: every call answered and completed or refused at once, every agent READY.
+if [ "$EXPECT_SHED" = 1 ] && [ "$ALIVE" = yes ] && [ "$T_FAIL" = 0 ] && [ "$A_FAIL" = 0 ] \
+        && [ "$T_OK" = "$CALLS" ] && [ "$((T_ANSWERED + T_REFUSED))" = "$CALLS" ] \
+        && [ "$A_OK" = "$T_ANSWERED" ] && [ "${N_NOT_READY:-1}" = 0 ] && [ "${ACTIVE:-1}" = 0 ]; then
+    echo "RESULT: PASS (shed $T_REFUSED of $CALLS)"
     exit 0
 fi
 echo "RESULT: FAIL"

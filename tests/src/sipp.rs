@@ -35,6 +35,8 @@ pub struct SippCmd {
     pub calls: u32,
     pub limit: Duration,
     pub args: Vec<String>,
+    /// `-trace_counts`: per-message counts, see [`SippOutcome::counts`].
+    pub trace_counts: bool,
 }
 
 impl SippCmd {
@@ -49,6 +51,7 @@ impl SippCmd {
             calls: 1,
             limit: Duration::from_secs(60),
             args: Vec::new(),
+            trace_counts: false,
         }
     }
     /// Where requests go (UAC scenarios): `ip:port`.
@@ -86,6 +89,26 @@ impl SippCmd {
     /// Upper bound of the whole run (SIGUSR1 then SIGKILL after it).
     pub fn limit(mut self, d: Duration) -> Self {
         self.limit = d;
+        self
+    }
+    /// `-r calls_per_second -rp 1000` with `calls` calls in all, and `-l
+    /// calls` so SIPp's default limit of simultaneous calls (3 x rate x the
+    /// scenario's pause) does not throttle the offered rate.
+    pub fn rate(mut self, calls_per_second: u32, calls: u32) -> Self {
+        self.calls = calls;
+        self.args.extend([
+            "-r".to_string(),
+            calls_per_second.to_string(),
+            "-rp".to_string(),
+            "1000".to_string(),
+            "-l".to_string(),
+            calls.to_string(),
+        ]);
+        self
+    }
+    /// Count every message of the scenario (`-trace_counts`).
+    pub fn trace_counts(mut self) -> Self {
+        self.trace_counts = true;
         self
     }
     pub fn arg(mut self, a: impl ToString) -> Self {
@@ -142,6 +165,11 @@ impl SippCmd {
             "-error_file".into(),
             errors.display().to_string(),
         ];
+        if self.trace_counts {
+            // SIPp writes <scenario>_<pid>_counts.csv into its working directory.
+            sipp_args.push("-trace_counts".into());
+            cmd.current_dir(&env.log_dir);
+        }
         sipp_args.extend(self.args.iter().cloned());
         if let Some(r) = &self.remote {
             sipp_args.push(r.clone());
@@ -161,6 +189,7 @@ impl SippCmd {
             screen,
             messages,
             errors,
+            log_dir: env.log_dir.clone(),
         };
         if run.cmd.remote.is_none() {
             run.wait_bound(Duration::from_secs(10)).await?;
@@ -177,6 +206,7 @@ pub struct SippRun {
     pub screen: PathBuf,
     pub messages: PathBuf,
     pub errors: PathBuf,
+    log_dir: PathBuf,
 }
 
 /// Result of a finished SIPp run.
@@ -188,6 +218,11 @@ pub struct SippOutcome {
     pub hit_limit: bool,
     pub successful: Option<u64>,
     pub failed: Option<u64>,
+    /// `Retransmissions(C)`: messages SIPp sent again for want of an answer.
+    pub retransmissions: Option<u64>,
+    /// Last row of the `-trace_counts` file (column → count), e.g.
+    /// `"4_503_Recv"`; empty without [`SippCmd::trace_counts`].
+    pub counts: Vec<(String, u64)>,
     pub messages: PathBuf,
     pub errors: PathBuf,
     pub screen: PathBuf,
@@ -279,12 +314,21 @@ impl SippRun {
         };
         let exit_code = status.and_then(|s| s.code());
         let (successful, failed) = parse_stat_csv(&self.stat);
+        let counts = if self.cmd.trace_counts {
+            self.counts_file()
+                .map(|f| parse_counts_csv(&f))
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         let outcome = SippOutcome {
             name: self.cmd.name.clone(),
             exit_code,
             hit_limit: exit_code == Some(124) || exit_code == Some(137) || exit_code.is_none(),
             successful,
             failed,
+            retransmissions: stat_column(&self.stat, "Retransmissions(C)"),
+            counts,
             messages: self.messages.clone(),
             errors: self.errors.clone(),
             screen: self.screen.clone(),
@@ -294,6 +338,21 @@ impl SippRun {
             outcome.name, outcome.exit_code, outcome.successful, outcome.failed
         );
         outcome
+    }
+
+    /// `<scenario>_<pid>_counts.csv` in the log directory (the newest one).
+    fn counts_file(&self) -> Option<PathBuf> {
+        let stem = self.cmd.scenario.file_stem()?.to_string_lossy().to_string();
+        std::fs::read_dir(&self.log_dir)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name().map(|n| n.to_string_lossy()).is_some_and(|n| {
+                    n.starts_with(&format!("{stem}_")) && n.ends_with("_counts.csv")
+                })
+            })
+            .max_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
     }
 
     /// Like [`SippRun::wait`], but first asks SIPp to stop (SIGUSR1).
@@ -318,6 +377,51 @@ impl Drop for SippRun {
             self.kill_group();
         }
     }
+}
+
+impl SippOutcome {
+    /// Sum of the `-trace_counts` columns whose name ends with `suffix`
+    /// (e.g. `"_503_Recv"`); `None` without counts.
+    pub fn count(&self, suffix: &str) -> Option<u64> {
+        if self.counts.is_empty() {
+            return None;
+        }
+        Some(
+            self.counts
+                .iter()
+                .filter(|(k, _)| k.ends_with(suffix))
+                .map(|(_, v)| v)
+                .sum(),
+        )
+    }
+}
+
+/// Columns and values of the last row of a SIPp `-trace_counts` file. The
+/// first column holds date and time separated by tabs; it is skipped.
+pub fn parse_counts_csv(path: &std::path::Path) -> Vec<(String, u64)> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let (Some(header), Some(last)) = (lines.next(), lines.next_back()) else {
+        return Vec::new();
+    };
+    header
+        .split(';')
+        .zip(last.split(';'))
+        .skip(2)
+        .filter_map(|(k, v)| Some((k.trim().to_string(), v.trim().parse().ok()?)))
+        .collect()
+}
+
+/// One column of the last row of a SIPp `-trace_stat` file.
+pub fn stat_column(path: &std::path::Path, name: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let header = lines.next()?;
+    let last = lines.next_back()?;
+    let i = header.split(';').position(|c| c == name)?;
+    last.split(';').nth(i)?.trim().parse().ok()
 }
 
 /// `SuccessfulCall(C)` and `FailedCall(C)` of the last row of a SIPp

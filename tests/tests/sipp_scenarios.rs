@@ -273,6 +273,47 @@ async fn trunk_503_fails_without_retry_after() {
     .assert_failure();
 }
 
+/// `trunk_call_or_503.xml` (load test, overload.rs) against three stand-ins
+/// in turn (block 56): answered and hung up by the edge, refused with 503 +
+/// Retry-After (both successful, told apart by the message counts), and a
+/// bare 503 (failed).
+#[tokio::test]
+async fn trunk_call_or_503_tells_answered_from_refused() {
+    let env = TestEnv::new("sipp_trunk_call_or_503", 56);
+    let run = |name: &'static str| {
+        SippCmd::new(name, "trunk_call_or_503.xml", env.ports.sipp(1))
+            .remote(fake_addr(&env))
+            .service("5550100")
+            .key("caller", "0611223344")
+            .key("rtpport", env.ports.observer(0))
+            .trace_counts()
+            .limit(SIPP_LIMIT)
+    };
+    let cases = [
+        ("fake_edge_answer.xml", "answered", Some((1, 0))),
+        ("fake_edge_503.xml", "refused", Some((0, 1))),
+        ("fake_edge_503_no_retry_after.xml", "bare_503", None),
+    ];
+    for (fake, name, counts) in cases {
+        let edge = fake_edge(&env, fake, false).await;
+        let out = run(name).spawn(&env).await.unwrap().wait().await;
+        match counts {
+            Some((ok, refused)) => {
+                out.assert_success(1);
+                assert_eq!(out.count("_200_Recv"), Some(ok), "{name}: {:?}", out.counts);
+                assert_eq!(
+                    out.count("_503_Recv"),
+                    Some(refused),
+                    "{name}: {:?}",
+                    out.counts
+                );
+            }
+            None => out.assert_failure(),
+        }
+        let _ = edge.stop_and_wait().await;
+    }
+}
+
 /// An agent scenario that never answers, against a stand-in edge (UAC).
 async fn agent_no_answer(block: u16, scenario: &str, fake: &str) {
     let env = TestEnv::new(

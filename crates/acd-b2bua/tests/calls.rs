@@ -621,6 +621,50 @@ fn when_late_the_edge_sheds_new_calls_with_503_and_keeps_the_old_ones() {
     );
 }
 
+/// `max_calls` (the shell caps it at what the RTP range holds) sheds at the
+/// door: 503 + Retry-After without a call record or a media allocation, so an
+/// edge at its limit refuses at once instead of binding ports in vain; a
+/// call that ends makes room again.
+#[test]
+fn at_max_calls_new_invites_are_shed_before_any_media_allocation() {
+    let mut cfg = config();
+    cfg.admission.max_calls = 2;
+    let mut sim = Sim::with_config(cfg);
+    let (first, tag) = queued_call(&mut sim, "m1");
+    sim.sip(&invite("m2", "m2", Some(SDP_CALLER), "", "UDP"), udp(TRUNK));
+    assert_eq!(sim.responses().last().map(|r| r.status), Some(200));
+    let allocations = |sim: &Sim| {
+        sim.media
+            .iter()
+            .filter(|(_, m)| matches!(m, MediaCommand::Allocate { .. }))
+            .count()
+    };
+    assert_eq!(allocations(&sim), 2);
+    for i in 0..5 {
+        let id = format!("over{i}");
+        sim.sip(&invite(&id, &id, Some(SDP_CALLER), "", "UDP"), udp(TRUNK));
+        let r = sim.responses().last().copied().unwrap().clone();
+        assert_eq!(r.status, 503, "{r:?}");
+        assert!(r.headers.get("Retry-After").is_some(), "{r:?}");
+    }
+    assert_eq!(allocations(&sim), 2, "a shed INVITE allocated media");
+    assert_eq!(sim.core.active_calls(), 2);
+    assert!(
+        sim.core.call_phase(&first).is_some(),
+        "accepted call untouched"
+    );
+
+    // The first caller hangs up: the next INVITE is admitted.
+    sim.sip(
+        &caller_request("BYE", "m1", &tag, 2, "bye1", None, ""),
+        udp(TRUNK),
+    );
+    assert_eq!(sim.core.active_calls(), 1);
+    sim.sip(&invite("m3", "m3", Some(SDP_CALLER), "", "UDP"), udp(TRUNK));
+    assert_eq!(sim.responses().last().map(|r| r.status), Some(200));
+    assert_eq!(allocations(&sim), 3);
+}
+
 #[test]
 fn draining_refuses_new_calls_and_options_with_503() {
     let mut sim = Sim::new();

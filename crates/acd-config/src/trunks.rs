@@ -40,8 +40,10 @@ pub struct AuthConfig {
 impl Default for AuthConfig {
     fn default() -> Self {
         AuthConfig {
-            // RFC 8760 §2.4: SHA-256 first.
-            algorithms: vec![DigestAlgorithm::Sha256, DigestAlgorithm::Md5],
+            // MD5 only: common clients (SIPp 3.6, baresip 1.0) fail on a
+            // SHA-256 challenge instead of skipping it. Configure
+            // ["SHA-256", "MD5"] (RFC 8760 §2.4 order) where every phone can.
+            algorithms: vec![DigestAlgorithm::Md5],
             max_failures: 5,
             failure_window_secs: 60,
             first_ban_secs: 30,

@@ -174,7 +174,9 @@ pub async fn start(settings: EdgeSettings, loaded: &Loaded) -> Result<EdgeHandle
         input_tx,
         shared.clone(),
     );
-    let core_cfg = core_config(&settings, udp_addr, tcp_addr, tls_addr, loaded, &prompts);
+    let mut core_cfg = core_config(&settings, udp_addr, tcp_addr, tls_addr, loaded, &prompts);
+    core_cfg.admission.max_calls =
+        admitted_calls(core_cfg.admission.max_calls, ports.call_capacity());
     let now = std::time::Instant::now();
     let unix_now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -318,6 +320,20 @@ fn media_options(prompts: &BTreeMap<String, Arc<acd_media::Prompt>>) -> media::M
     }
 }
 
+/// `[admission] max_calls`, lowered to what the RTP range carries: past it
+/// an INVITE would be accepted, bind ports in vain and get a late
+/// `503 (media)` (and a WARN line) instead of the cheap shed at the door.
+fn admitted_calls(configured: usize, rtp_calls: usize) -> usize {
+    if rtp_calls < configured {
+        tracing::info!(
+            max_calls = configured,
+            rtp_calls,
+            "[admission] max_calls lowered to the calls the RTP port range holds"
+        );
+    }
+    configured.min(rtp_calls)
+}
+
 fn load_prompts(loaded: &Loaded) -> Result<BTreeMap<String, Arc<acd_media::Prompt>>, EdgeError> {
     let files = loaded.prompt_files().map_err(|message| EdgeError::Prompt {
         name: "*".into(),
@@ -355,4 +371,25 @@ fn nonce_secret(cfg: &acd_config::Config) -> [u8; 32] {
         chunk.copy_from_slice(&h.to_le_bytes());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_calls_is_capped_by_the_rtp_range() {
+        // 34000-35799: 900 even ports, two per call.
+        let pool = media::PortPool::new([127, 0, 0, 1].into(), 34000, 35799);
+        assert_eq!(pool.call_capacity(), 450);
+        assert_eq!(admitted_calls(2000, pool.call_capacity()), 450);
+        assert_eq!(admitted_calls(100, pool.call_capacity()), 100);
+        // An odd minimum starts at the next even port; a lone port holds no call.
+        let pool = media::PortPool::new([127, 0, 0, 1].into(), 21101, 21199);
+        assert_eq!(pool.call_capacity(), 24);
+        assert_eq!(
+            media::PortPool::new([127, 0, 0, 1].into(), 20000, 20001).call_capacity(),
+            0
+        );
+    }
 }

@@ -135,6 +135,12 @@ impl PortPool {
     pub fn free_ports(&self) -> usize {
         self.lock().len()
     }
+
+    /// Calls the range can carry at once: each binds two even ports (caller
+    /// leg and agent leg) from its INVITE to its end.
+    pub fn call_capacity(&self) -> usize {
+        (self.range.0..=self.range.1).step_by(2).count() / 2
+    }
 }
 
 /// Commands from the call's signalling to its media task.
