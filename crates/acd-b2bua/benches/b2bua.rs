@@ -48,8 +48,10 @@ fn whole_call(sim: &mut Sim, n: u64) {
     let bye = sim.last_request("BYE").expect("agent hung up").clone();
     sim.sip(&phone_response(&bye, 200, "OK", "ph", None), udp(PHONE));
     // Let the transactions of finished calls expire now and then.
+    // (and renew the phone's registration, which the clock would expire).
     if n % 256 == 0 {
         sim.advance(Duration::from_secs(40));
+        sim.registered_agent();
     }
     sim.sent.clear();
     sim.dist.clear();
