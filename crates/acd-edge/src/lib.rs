@@ -323,15 +323,20 @@ fn media_options(prompts: &BTreeMap<String, Arc<acd_media::Prompt>>) -> media::M
 /// `[admission] max_calls`, lowered to what the RTP range carries: past it
 /// an INVITE would be accepted, bind ports in vain and get a late
 /// `503 (media)` (and a WARN line) instead of the cheap shed at the door.
+/// A call's ports return to the pool when its media task has closed them, a
+/// moment after the call ended; a margin of 2 % (at least one call) keeps a
+/// call admitted in that moment from finding the pool empty.
 fn admitted_calls(configured: usize, rtp_calls: usize) -> usize {
-    if rtp_calls < configured {
+    let usable = rtp_calls.saturating_sub((rtp_calls / 50).max(1));
+    if usable < configured {
         tracing::info!(
             max_calls = configured,
             rtp_calls,
+            admitted = usable,
             "[admission] max_calls lowered to the calls the RTP port range holds"
         );
     }
-    configured.min(rtp_calls)
+    configured.min(usable)
 }
 
 fn load_prompts(loaded: &Loaded) -> Result<BTreeMap<String, Arc<acd_media::Prompt>>, EdgeError> {
@@ -382,7 +387,8 @@ mod tests {
         // 34000-35799: 900 even ports, two per call.
         let pool = media::PortPool::new([127, 0, 0, 1].into(), 34000, 35799);
         assert_eq!(pool.call_capacity(), 450);
-        assert_eq!(admitted_calls(2000, pool.call_capacity()), 450);
+        // 2 % of the range stays free for ports still being released.
+        assert_eq!(admitted_calls(2000, pool.call_capacity()), 441);
         assert_eq!(admitted_calls(100, pool.call_capacity()), 100);
         // An odd minimum starts at the next even port; a lone port holds no call.
         let pool = media::PortPool::new([127, 0, 0, 1].into(), 21101, 21199);
