@@ -70,8 +70,10 @@ pub struct CoreConfig {
 }
 
 impl CoreConfig {
-    /// A small configuration for tests and examples.
-    pub fn for_tests(public_ip: IpAddr) -> CoreConfig {
+    /// Defaults (RFC timer values, 15 s ring, 1800 s session interval, open
+    /// trunks, no numbers or flows yet) for an edge reachable at `public_ip`;
+    /// the shell fills in the rest from the configuration file.
+    pub fn with_defaults(public_ip: IpAddr) -> CoreConfig {
         CoreConfig {
             listen: Listen {
                 public_ip,

@@ -21,7 +21,7 @@ use crate::{
 };
 
 fn config() -> CoreConfig {
-    let mut cfg = CoreConfig::for_tests(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
+    let mut cfg = CoreConfig::with_defaults(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
     cfg.flows.insert(
         "main".into(),
         acd_ivr::Flow {

@@ -219,7 +219,7 @@ fn core_config(
     prompts: &BTreeMap<String, Arc<acd_media::Prompt>>,
 ) -> acd_b2bua::CoreConfig {
     let cfg = &loaded.config;
-    let mut core = acd_b2bua::CoreConfig::for_tests(settings.public_ip);
+    let mut core = acd_b2bua::CoreConfig::with_defaults(settings.public_ip);
     core.listen = acd_b2bua::Listen {
         public_ip: settings.public_ip,
         udp_port: udp.port(),

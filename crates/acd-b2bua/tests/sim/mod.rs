@@ -33,7 +33,7 @@ pub fn tcp(addr: SocketAddr) -> Peer {
 }
 
 pub fn config() -> CoreConfig {
-    let mut cfg = CoreConfig::for_tests(IpAddr::V4(EDGE_IP));
+    let mut cfg = CoreConfig::with_defaults(IpAddr::V4(EDGE_IP));
     let flow: acd_ivr::Flow = toml_flow();
     cfg.flows.insert("main".into(), flow);
     cfg.dids.insert("5550100".into(), "main".into());
