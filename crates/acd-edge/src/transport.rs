@@ -67,7 +67,45 @@ struct Inner {
     inbound: mpsc::Sender<Inbound>,
     tls_client: TlsConnector,
     next_id: AtomicU64,
+    /// Far ends of connections peers opened to us: their (ephemeral) source
+    /// ports, never to be dialled once the connection is gone.
+    accepted_from: std::sync::Mutex<RecentSet>,
 }
+
+/// The last `cap` keys seen, FIFO-evicted: bounded whatever peers do.
+struct RecentSet {
+    set: std::collections::HashSet<(Transport, SocketAddr)>,
+    order: std::collections::VecDeque<(Transport, SocketAddr)>,
+    cap: usize,
+}
+
+impl RecentSet {
+    fn new(cap: usize) -> Self {
+        RecentSet {
+            set: Default::default(),
+            order: Default::default(),
+            cap,
+        }
+    }
+
+    fn insert(&mut self, key: (Transport, SocketAddr)) {
+        if self.set.insert(key) {
+            self.order.push_back(key);
+            if self.order.len() > self.cap {
+                if let Some(old) = self.order.pop_front() {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
+
+    fn contains(&self, key: &(Transport, SocketAddr)) -> bool {
+        self.set.contains(key)
+    }
+}
+
+/// How many inbound connection sources are remembered (see `accepted_from`).
+const REMEMBERED_INBOUND: usize = 8192;
 
 /// The engine's way into one connection's writer.
 struct ConnHandle {
@@ -94,6 +132,7 @@ impl Transports {
                 inbound,
                 tls_client,
                 next_id: AtomicU64::new(1),
+                accepted_from: std::sync::Mutex::new(RecentSet::new(REMEMBERED_INBOUND)),
             }),
         };
         tokio::spawn(t.clone().udp_reader());
@@ -134,15 +173,38 @@ impl Transports {
     }
 
     /// A request we originate: over UDP, an open connection to `to`, or a
-    /// new connection dialled to it (a registered contact, a route).
+    /// new connection dialled to it (a registered contact, a route). The
+    /// source address of a connection the peer opened is never dialled
+    /// once that connection is gone: it is an ephemeral port that now
+    /// belongs to someone else, or to no one (the request is dropped, and
+    /// its transaction times out).
     pub fn request(&self, to: Peer, bytes: Vec<u8>) {
         match to.transport {
             Transport::Udp => self.send_udp(to.addr, &bytes),
             Transport::Tcp | Transport::Tls => {
-                if !self.enqueue(to, bytes.clone()) {
-                    self.dial(to, bytes);
+                if self.enqueue(to, bytes.clone()) {
+                    return;
                 }
+                if self.was_accepted_from(to) {
+                    drop_metric(to.transport, "peer_connection_gone");
+                    tracing::debug!(peer = %to.addr, "request for a peer's closed connection dropped");
+                    return;
+                }
+                self.dial(to, bytes);
             }
+        }
+    }
+
+    fn was_accepted_from(&self, peer: Peer) -> bool {
+        self.inner
+            .accepted_from
+            .lock()
+            .is_ok_and(|s| s.contains(&(peer.transport, peer.addr)))
+    }
+
+    fn remember_accepted(&self, peer: Peer) {
+        if let Ok(mut s) = self.inner.accepted_from.lock() {
+            s.insert((peer.transport, peer.addr));
         }
     }
 
@@ -342,6 +404,7 @@ impl Transports {
         };
         let _ = stream.set_nodelay(true);
         let peer = Peer { addr, transport };
+        self.remember_accepted(peer);
         let t = self.clone();
         match tls {
             None => {

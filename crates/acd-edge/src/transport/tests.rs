@@ -89,3 +89,36 @@ async fn inbound_carries_the_connection_and_responses_use_it() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Once a connection the peer opened is closed, a request for its source
+/// address is dropped: that ephemeral port is never dialled.
+#[tokio::test]
+async fn a_closed_inbound_connections_source_port_is_never_dialled() {
+    let (t, addr, mut rx) = started(TransportLimits::default()).await;
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    let source = c.local_addr().unwrap();
+    c.write_all(options("z9hG4bK-src").as_bytes())
+        .await
+        .unwrap();
+    let inbound = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(inbound.from.addr, source);
+    // Close with RST (linger 0): no TIME_WAIT holds the port afterwards.
+    c.set_linger(Some(Duration::ZERO)).unwrap();
+    drop(c);
+    // Wait until the edge has seen the close.
+    for _ in 0..100 {
+        if t.open_connections() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(t.open_connections(), 0);
+    // Someone now listens on that port; an in-dialog request must not reach it.
+    let squatter = TcpListener::bind(source).await.unwrap();
+    t.request(inbound.from, options("z9hG4bK-bye").into_bytes());
+    let dialled = tokio::time::timeout(Duration::from_millis(300), squatter.accept()).await;
+    assert!(dialled.is_err(), "the peer's old source port was dialled");
+}
