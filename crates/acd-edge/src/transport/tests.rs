@@ -106,7 +106,7 @@ async fn a_closed_inbound_connections_source_port_is_never_dialled() {
         .unwrap();
     assert_eq!(inbound.from.addr, source);
     // Close with RST (linger 0): no TIME_WAIT holds the port afterwards.
-    c.set_linger(Some(Duration::ZERO)).unwrap();
+    c.set_zero_linger().unwrap();
     drop(c);
     // Wait until the edge has seen the close.
     for _ in 0..100 {
