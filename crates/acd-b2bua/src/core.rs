@@ -159,8 +159,15 @@ impl EdgeCore {
         self.tx.len()
     }
 
+    /// Live registrations: a walk over the bindings, so a shell calls it
+    /// when [`EdgeCore::registration_changes`] moved or now and then.
     pub fn registrations(&self, now: Instant) -> usize {
         self.registrar.count(now)
+    }
+
+    /// Bumped by every registration added, moved or removed.
+    pub fn registration_changes(&self) -> u64 {
+        self.registrar.changes()
     }
 
     /// Calls handed to the distributor and not ended: announced again when

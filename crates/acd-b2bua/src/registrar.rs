@@ -109,6 +109,7 @@ pub struct Registrar {
     auth: AuthGuard,
     passwords: BTreeMap<String, String>,
     bindings: BTreeMap<String, Binding>,
+    changes: u64,
 }
 
 impl Registrar {
@@ -140,6 +141,7 @@ impl Registrar {
             auth,
             passwords,
             bindings: BTreeMap::new(),
+            changes: 0,
         }
     }
 
@@ -152,6 +154,12 @@ impl Registrar {
     pub fn lookup(&self, extension: &str, now: Instant) -> Option<Binding> {
         let b = self.bindings.get(extension)?;
         (b.expires_at > now).then(|| b.clone())
+    }
+
+    /// Bumped by every bind and unbind, so a shell can recount only when
+    /// something changed.
+    pub fn changes(&self) -> u64 {
+        self.changes
     }
 
     pub fn count(&self, now: Instant) -> usize {
@@ -276,6 +284,7 @@ impl Registrar {
         }
         if remove {
             self.bindings.remove(user);
+            self.changes += 1;
             tracing::info!(extension = %user, "unregistered");
             return (resp, RegisterOutcome::Removed);
         }
@@ -304,6 +313,7 @@ impl Registrar {
                     nonce_issued: v.nonce_issued,
                 };
                 self.bindings.insert(user.to_string(), binding);
+                self.changes += 1;
                 tracing::info!(extension = %user, contact = %uri, source = %from.addr, moved, "registered");
             }
         }
@@ -338,6 +348,7 @@ impl Registrar {
             .into_iter()
             .map(|(ext, b)| (ext, b.into_binding(now)))
             .collect();
+        self.changes += 1;
     }
 }
 

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use acd_b2bua::{CallId, EdgeCore, Input as CoreInput, MediaCommand, MediaPorts, Output, Snapshot};
 use acd_proto::v1 as pb;
@@ -61,6 +61,8 @@ pub struct Driver {
     pub prompts: std::collections::BTreeMap<String, Arc<acd_media::Prompt>>,
     pub media_events: mpsc::UnboundedSender<MediaEvent>,
     pub media_options: media::MediaOptions,
+    /// Registration changes seen and when they were last counted.
+    pub registrations_counted: (u64, Instant),
 }
 
 type IvrResult = (acd_b2bua::IvrStep, Result<pb::StepResponse, String>);
@@ -301,14 +303,21 @@ impl Driver {
         }
     }
 
-    fn publish_status(&self, now: Instant) {
+    /// O(1) per loop turn: the registrations are recounted (a walk over
+    /// them) only when one changed, or once a second for expiries.
+    fn publish_status(&mut self, now: Instant) {
         let s = &self.shared;
         s.active_calls
             .store(self.core.active_calls() as u32, Ordering::Relaxed);
         s.sip_transactions
             .store(self.core.transactions() as u32, Ordering::Relaxed);
-        s.registrations
-            .store(self.core.registrations(now) as u32, Ordering::Relaxed);
+        let changes = self.core.registration_changes();
+        let (seen, at) = self.registrations_counted;
+        if changes != seen || now.saturating_duration_since(at) >= Duration::from_secs(1) {
+            s.registrations
+                .store(self.core.registrations(now) as u32, Ordering::Relaxed);
+            self.registrations_counted = (changes, now);
+        }
         metrics::gauge!("acd_edge_loop_lateness_seconds").set(self.core.lateness().as_secs_f64());
     }
 }

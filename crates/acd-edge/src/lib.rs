@@ -191,6 +191,7 @@ pub async fn start(settings: EdgeSettings, loaded: &Loaded) -> Result<EdgeHandle
         dist,
         shared: shared.clone(),
         media_options: media_options(&prompts),
+        registrations_counted: (u64::MAX, now),
         prompts,
         media_events: media_tx,
     };
