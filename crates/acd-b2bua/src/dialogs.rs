@@ -497,6 +497,26 @@ impl EdgeCore {
     }
 }
 
+impl EdgeCore {
+    /// Tells the shell where a dialog's requests go if its stream connection
+    /// closes: the peer's Contact, when that is another address.
+    pub(crate) fn announce_stream_route(&mut self, connection: Peer, contact: &str) {
+        if !connection.transport.is_reliable() {
+            return;
+        }
+        let Some(mut target) = crate::registrar::contact_peer(contact) else {
+            return;
+        };
+        // A stream dialog stays on a stream (a Contact without `transport=`
+        // would otherwise read as UDP).
+        target.transport = connection.transport;
+        if target.addr == connection.addr {
+            return;
+        }
+        self.emit(crate::io::Output::StreamRoute { connection, target });
+    }
+}
+
 impl Side {
     pub fn other(self) -> Side {
         match self {

@@ -373,6 +373,8 @@ impl EdgeCore {
         }));
         tracing::info!("caller answered");
         let key = call.caller.invite_key.clone();
+        let (peer, their_contact) = (call.caller.peer, contact_of(&call.caller.invite));
+        self.announce_stream_route(peer, &their_contact);
         self.await_ack(id, Side::Caller, cseq, bytes, late_offer, now);
         if let Some((st, _)) = timer {
             self.arm_session_timer(id, Side::Caller, st, now);
@@ -444,6 +446,11 @@ pub(crate) fn copy_record_route(req: &Request, resp: &mut Response) {
     for r in routes {
         resp.headers.push("Record-Route", r);
     }
+}
+
+/// The Contact URI of a request, for routes.
+pub(crate) fn contact_of(req: &Request) -> String {
+    req.headers.contact_uri().unwrap_or_default().to_string()
 }
 
 /// Caller data for the distributor and the agent's call pop.

@@ -206,8 +206,22 @@ pub enum MediaEvent {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Output {
-    Transmit { to: Peer, bytes: Vec<u8> },
+    Transmit {
+        to: Peer,
+        bytes: Vec<u8>,
+    },
+    /// A dialog runs over the stream connection `connection` (its far end
+    /// opened it); if that connection is gone when a request must go to it,
+    /// dial the dialog's remote target `target` instead (RFC 3261 §12.2.1.1),
+    /// never the connection's ephemeral source port.
+    StreamRoute {
+        connection: Peer,
+        target: Peer,
+    },
     Distributor(ToDistributor),
     Ivr(IvrStep),
-    Media { call: CallId, cmd: MediaCommand },
+    Media {
+        call: CallId,
+        cmd: MediaCommand,
+    },
 }

@@ -150,7 +150,21 @@ impl EdgeCore {
             core.calls.insert(call.id.clone(), call);
         }
         core.resend_pending_steps();
+        core.announce_routes();
         core
+    }
+
+    /// Stream routes of the restored dialogs, for the new process's transport.
+    fn announce_routes(&mut self) {
+        let routes: Vec<(acd_sip::Peer, String)> = self
+            .calls
+            .values()
+            .filter(|c| matches!(c.caller.state, crate::call::CallerState::Answered(_)))
+            .map(|c| (c.caller.peer, crate::incoming::contact_of(&c.caller.invite)))
+            .collect();
+        for (peer, contact) in routes {
+            self.announce_stream_route(peer, &contact);
+        }
     }
 
     fn index(&mut self, call: &Call) {

@@ -883,3 +883,29 @@ fn a_491_glare_is_retried_after_a_random_pause() {
         String::from_utf8_lossy(&sim.last_request("INVITE").unwrap().body).contains("a=sendonly")
     );
 }
+
+#[test]
+fn a_tcp_dialog_announces_its_contact_as_the_route_when_the_connection_closes() {
+    let mut sim = Sim::new();
+    // The trunk's connection comes from an ephemeral port; its Contact is 5060.
+    let conn: std::net::SocketAddr = "10.0.0.2:40123".parse().unwrap();
+    let text = invite("rt1", "rt1", Some(SDP_CALLER), "", "TCP").replace(
+        "Contact: <sip:bob@10.0.0.2:5060>",
+        "Contact: <sip:bob@10.0.0.2:5060;transport=tcp>",
+    );
+    sim.sip(&text, tcp(conn));
+    assert!(sim.last_response(200).is_some());
+    assert_eq!(sim.routes, vec![(tcp(conn), tcp(TRUNK))]);
+    // Over UDP there is nothing to announce.
+    sim.sip(
+        &invite("rt2", "rt2", Some(SDP_CALLER), "", "UDP"),
+        udp(TRUNK),
+    );
+    assert_eq!(sim.routes.len(), 1);
+    // A restored core announces the routes of its dialogs again.
+    let snap = sim.core.snapshot(sim.now);
+    sim.core = acd_b2bua::EdgeCore::restore(config(), snap, sim.now);
+    sim.routes.clear();
+    sim.drain();
+    assert_eq!(sim.routes, vec![(tcp(conn), tcp(TRUNK))]);
+}

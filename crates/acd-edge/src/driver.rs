@@ -176,6 +176,9 @@ impl Driver {
             while let Some(out) = self.core.poll_output() {
                 match out {
                     Output::Transmit { to, bytes } => self.transports.send(to, bytes),
+                    Output::StreamRoute { connection, target } => {
+                        self.transports.route(connection, target)
+                    }
                     Output::Distributor(m) => self.send_to_distributor(m),
                     Output::Ivr(step) => {
                         let ivr = self.ivr.clone();

@@ -70,6 +70,41 @@ struct Inner {
     /// Far ends of connections peers opened to us: their (ephemeral) source
     /// ports, never to be dialled once the connection is gone.
     accepted_from: std::sync::Mutex<RecentSet>,
+    /// Where requests for such a connection go once it is gone: the
+    /// dialog's remote target (its Contact), as the core announced it.
+    routes: std::sync::Mutex<RecentMap>,
+}
+
+/// The last `cap` entries set, FIFO-evicted.
+struct RecentMap {
+    map: std::collections::HashMap<(Transport, SocketAddr), Peer>,
+    order: std::collections::VecDeque<(Transport, SocketAddr)>,
+    cap: usize,
+}
+
+impl RecentMap {
+    fn new(cap: usize) -> Self {
+        RecentMap {
+            map: Default::default(),
+            order: Default::default(),
+            cap,
+        }
+    }
+
+    fn insert(&mut self, key: (Transport, SocketAddr), value: Peer) {
+        if self.map.insert(key, value).is_none() {
+            self.order.push_back(key);
+            if self.order.len() > self.cap {
+                if let Some(old) = self.order.pop_front() {
+                    self.map.remove(&old);
+                }
+            }
+        }
+    }
+
+    fn get(&self, key: &(Transport, SocketAddr)) -> Option<Peer> {
+        self.map.get(key).copied()
+    }
 }
 
 /// The last `cap` keys seen, FIFO-evicted: bounded whatever peers do.
@@ -133,6 +168,7 @@ impl Transports {
                 tls_client,
                 next_id: AtomicU64::new(1),
                 accepted_from: std::sync::Mutex::new(RecentSet::new(REMEMBERED_INBOUND)),
+                routes: std::sync::Mutex::new(RecentMap::new(REMEMBERED_INBOUND)),
             }),
         };
         tokio::spawn(t.clone().udp_reader());
@@ -176,14 +212,30 @@ impl Transports {
     /// new connection dialled to it (a registered contact, a route). The
     /// source address of a connection the peer opened is never dialled
     /// once that connection is gone: it is an ephemeral port that now
-    /// belongs to someone else, or to no one (the request is dropped, and
-    /// its transaction times out).
+    /// belongs to someone else, or to no one. The request goes to the
+    /// dialog's Contact instead if the core announced one
+    /// ([`route`](Self::route)), else it is dropped and its transaction
+    /// times out.
     pub fn request(&self, to: Peer, bytes: Vec<u8>) {
+        self.request_once(to, bytes, true);
+    }
+
+    /// `reroute`: follow an announced route (once: routes never chain).
+    fn request_once(&self, to: Peer, bytes: Vec<u8>, reroute: bool) {
         match to.transport {
             Transport::Udp => self.send_udp(to.addr, &bytes),
             Transport::Tcp | Transport::Tls => {
                 if self.enqueue(to, bytes.clone()) {
                     return;
+                }
+                let target = reroute
+                    .then(|| self.inner.routes.lock().ok())
+                    .flatten()
+                    .and_then(|r| r.get(&(to.transport, to.addr)));
+                if let Some(target) = target.filter(|t| t.addr != to.addr) {
+                    metrics::counter!("acd_sip_stream_reroutes_total").increment(1);
+                    tracing::debug!(peer = %to.addr, contact = %target.addr, "connection gone, request to the Contact");
+                    return self.request_once(target, bytes, false);
                 }
                 if self.was_accepted_from(to) {
                     drop_metric(to.transport, "peer_connection_gone");
@@ -192,6 +244,14 @@ impl Transports {
                 }
                 self.dial(to, bytes);
             }
+        }
+    }
+
+    /// Requests for the stream connection `connection`, once it is gone, go
+    /// to `target` (the dialog's Contact).
+    pub fn route(&self, connection: Peer, target: Peer) {
+        if let Ok(mut r) = self.inner.routes.lock() {
+            r.insert((connection.transport, connection.addr), target);
         }
     }
 

@@ -64,6 +64,8 @@ pub struct Sim {
     pub dist: Vec<ToDistributor>,
     pub ivr: Vec<IvrStep>,
     pub media: Vec<(CallId, MediaCommand)>,
+    /// Stream routes announced: (connection, Contact target).
+    pub routes: Vec<(Peer, Peer)>,
     /// Answer media allocation at once.
     pub auto_media: bool,
     /// Drop every transmitted message for which this returns true.
@@ -85,6 +87,7 @@ impl Sim {
             dist: Vec::new(),
             ivr: Vec::new(),
             media: Vec::new(),
+            routes: Vec::new(),
             auto_media: true,
             lose: None,
             next_port: 40000,
@@ -120,6 +123,9 @@ impl Sim {
                     }
                 }
                 Output::Distributor(m) => self.dist.push(m),
+                Output::StreamRoute { connection, target } => {
+                    self.routes.push((connection, target))
+                }
                 Output::Ivr(step) => self.ivr.push(step),
                 Output::Media { call, cmd } => {
                     let allocate = matches!(cmd, MediaCommand::Allocate { .. });

@@ -122,3 +122,38 @@ async fn a_closed_inbound_connections_source_port_is_never_dialled() {
     let dialled = tokio::time::timeout(Duration::from_millis(300), squatter.accept()).await;
     assert!(dialled.is_err(), "the peer's old source port was dialled");
 }
+
+/// A dialog's request for a peer's closed connection goes to the Contact
+/// the core announced for it, not to the connection's source port.
+#[tokio::test]
+async fn a_request_for_a_closed_connection_goes_to_the_announced_contact() {
+    let (t, addr, mut rx) = started(TransportLimits::default()).await;
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    c.write_all(options("z9hG4bK-rt").as_bytes()).await.unwrap();
+    let inbound = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let contact_side = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let contact = Peer {
+        addr: contact_side.local_addr().unwrap(),
+        transport: Transport::Tcp,
+    };
+    t.route(inbound.from, contact);
+    c.set_zero_linger().unwrap();
+    drop(c);
+    for _ in 0..100 {
+        if t.open_connections() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    t.request(inbound.from, options("z9hG4bK-bye2").into_bytes());
+    let (mut s, _) = tokio::time::timeout(Duration::from_secs(5), contact_side.accept())
+        .await
+        .expect("the request dials the Contact")
+        .unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"OPTIONS "));
+}
