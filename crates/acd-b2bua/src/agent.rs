@@ -111,45 +111,7 @@ impl EdgeCore {
         let mut sdp = LegSdp::new(u64::from(self.rng.next_u32()), caller_codec);
         sdp.port = agent_port;
         let body = sdp.offer(ip);
-        let branch = self.rng.branch();
-        let from_tag = self.rng.tag();
-        let sip_call_id = format!("{:016x}@acd", self.rng.next_u64());
-        let mut req = Request::new(Method::Invite, binding.contact.clone());
-        req.headers.push(
-            "Via",
-            format!("{};branch={branch};rport", self.via(peer.transport)),
-        );
-        req.headers.push("Max-Forwards", "70");
-        let display = if caller.display_name.is_empty() {
-            String::new()
-        } else {
-            format!("\"{}\" ", caller.display_name.replace('"', ""))
-        };
-        let caller_user = uri_user(&caller.from_uri).unwrap_or("anonymous");
-        req.headers.push(
-            "From",
-            format!(
-                "{display}<sip:{caller_user}@{}>;tag={from_tag}",
-                self.cfg.realm
-            ),
-        );
-        req.headers
-            .push("To", format!("<sip:{extension}@{}>", self.cfg.realm));
-        req.headers.push("Call-ID", sip_call_id);
-        req.headers.push("CSeq", "1 INVITE");
-        req.headers.push(
-            "Contact",
-            format!("<{}>", self.local_contact(peer.transport)),
-        );
-        req.headers.push("Allow", ALLOW);
-        req.headers.push("Supported", SUPPORTED);
-        req.headers.push(
-            "Session-Expires",
-            self.cfg.session_expires.as_secs().to_string(),
-        );
-        req.headers.push("X-ACD-Call-ID", id.0.clone());
-        req.headers.push("Content-Type", "application/sdp");
-        req.body = body.into_bytes();
+        let req = self.agent_invite(&id, &binding.contact, peer, &extension, &caller, body);
         tracing::info!(%agent, %extension, contact = %binding.contact, "ringing agent");
         let key = self.tx.send_request(req.clone(), peer, now);
         self.by_invite
@@ -167,6 +129,58 @@ impl EdgeCore {
         }
         let ring = self.cfg.ring_timeout;
         self.set_timer(&id, TimerKind::Ring, ring, now);
+    }
+
+    /// The INVITE that rings an agent's phone: the caller shown as From
+    /// (the call pop on the phone), our offer, our session timer and the
+    /// call's id for the phone's logs.
+    fn agent_invite(
+        &mut self,
+        id: &CallId,
+        contact: &str,
+        peer: acd_sip::Peer,
+        extension: &str,
+        caller: &crate::io::CallerInfo,
+        offer: String,
+    ) -> Request {
+        let branch = self.rng.branch();
+        let from_tag = self.rng.tag();
+        let sip_call_id = format!("{:016x}@acd", self.rng.next_u64());
+        let realm = &self.cfg.realm;
+        let display = if caller.display_name.is_empty() {
+            String::new()
+        } else {
+            format!("\"{}\" ", caller.display_name.replace('"', ""))
+        };
+        let caller_user = uri_user(&caller.from_uri).unwrap_or("anonymous");
+        let mut req = Request::new(Method::Invite, contact.to_string());
+        let h = &mut req.headers;
+        h.push(
+            "Via",
+            format!("{};branch={branch};rport", self.via(peer.transport)),
+        );
+        h.push("Max-Forwards", "70");
+        h.push(
+            "From",
+            format!("{display}<sip:{caller_user}@{realm}>;tag={from_tag}"),
+        );
+        h.push("To", format!("<sip:{extension}@{realm}>"));
+        h.push("Call-ID", sip_call_id);
+        h.push("CSeq", "1 INVITE");
+        h.push(
+            "Contact",
+            format!("<{}>", self.local_contact(peer.transport)),
+        );
+        h.push("Allow", ALLOW);
+        h.push("Supported", SUPPORTED);
+        h.push(
+            "Session-Expires",
+            self.cfg.session_expires.as_secs().to_string(),
+        );
+        h.push("X-ACD-Call-ID", id.0.clone());
+        h.push("Content-Type", "application/sdp");
+        req.body = offer.into_bytes();
+        req
     }
 
     /// Ring-no-answer: CANCEL the agent's INVITE; its 487 reports the failure.

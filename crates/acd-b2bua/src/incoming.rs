@@ -97,45 +97,17 @@ impl EdgeCore {
             return self.shed(&key, &req, why.as_str(), now);
         }
         let mut req = req;
-        if req.headers.contact_uri().is_none() {
-            // §8.1.1.8: an INVITE must carry Contact. RFC 2543 did not require
-            // it (RFC 4475 §3.4.1): for such a peer, its source address is
-            // the only target there is.
-            let legacy = req.top_via().is_some_and(|v| !v.has_rfc3261_branch());
-            if !legacy {
-                return self.refuse(&key, &req, 400, "Bad Request (Contact required)", now);
+        let Wanted {
+            did,
+            flow,
+            offer,
+            codec,
+        } = match self.check_new_call(&mut req, from) {
+            Ok(w) => w,
+            Err(Refusal::Status(status, reason)) => {
+                return self.refuse(&key, &req, status, reason, now)
             }
-            req.headers.push("Contact", format!("<sip:{}>", from.addr));
-        }
-        if let Some(resp) = session_timer::check_invite(&req, self.cfg.min_se) {
-            return self.respond(&key, resp, now);
-        }
-        let did = uri_user(&req.uri).unwrap_or_default().to_string();
-        let Some(flow) = self.cfg.dids.get(&did).cloned() else {
-            tracing::info!(sip_call_id = req.headers.call_id().unwrap_or(""), %did, "no such number");
-            return self.refuse(&key, &req, 404, "Not Found", now);
-        };
-        if !self.cfg.flows.contains_key(&flow) {
-            return self.refuse(&key, &req, 500, "Server Internal Error (flow missing)", now);
-        }
-        let offer = match parse_offer(&req) {
-            Ok(o) => o,
-            Err(why) => return self.refuse(&key, &req, 488, why, now),
-        };
-        let codec = match &offer {
-            Some(o) => match acd_media::negotiate(o, &CODECS) {
-                Some(c) => c,
-                None => {
-                    return self.refuse(
-                        &key,
-                        &req,
-                        488,
-                        "Not Acceptable Here (PCMU or PCMA required)",
-                        now,
-                    )
-                }
-            },
-            None => Codec::Pcmu,
+            Err(Refusal::Response(resp)) => return self.respond(&key, resp, now),
         };
         let id = CallId(format!("acd-{:016x}", self.rng.next_u64()));
         let span = tracing::info_span!("call", call_id = %id);
@@ -186,6 +158,46 @@ impl EdgeCore {
                 caller_codec: codec,
             },
         );
+    }
+
+    /// What a new INVITE asks for, or why it cannot be taken: Contact
+    /// present (§8.1.1.8), session interval acceptable (RFC 4028), a known
+    /// number with its flow, and an offer we can answer (or none: late offer).
+    fn check_new_call(&self, req: &mut Request, from: Peer) -> Result<Wanted, Refusal> {
+        if req.headers.contact_uri().is_none() {
+            // RFC 2543 did not require Contact (RFC 4475 §3.4.1): for such a
+            // peer, its source address is the only target there is.
+            let legacy = req.top_via().is_some_and(|v| !v.has_rfc3261_branch());
+            if !legacy {
+                return Err(Refusal::Status(400, "Bad Request (Contact required)"));
+            }
+            req.headers.push("Contact", format!("<sip:{}>", from.addr));
+        }
+        if let Some(resp) = session_timer::check_invite(req, self.cfg.min_se) {
+            return Err(Refusal::Response(resp));
+        }
+        let did = uri_user(&req.uri).unwrap_or_default().to_string();
+        let Some(flow) = self.cfg.dids.get(&did).cloned() else {
+            tracing::info!(sip_call_id = req.headers.call_id().unwrap_or(""), %did, "no such number");
+            return Err(Refusal::Status(404, "Not Found"));
+        };
+        if !self.cfg.flows.contains_key(&flow) {
+            return Err(Refusal::Status(500, "Server Internal Error (flow missing)"));
+        }
+        let offer = parse_offer(req).map_err(|why| Refusal::Status(488, why))?;
+        let codec = match &offer {
+            Some(o) => acd_media::negotiate(o, &CODECS).ok_or(Refusal::Status(
+                488,
+                "Not Acceptable Here (PCMU or PCMA required)",
+            ))?,
+            None => Codec::Pcmu,
+        };
+        Ok(Wanted {
+            did,
+            flow,
+            offer,
+            codec,
+        })
     }
 
     /// The trunk this INVITE comes from, if its source is allowed, it is
@@ -411,6 +423,21 @@ impl EdgeCore {
             self.end_call(&id, crate::teardown::EndReason::CallerCancel, now);
         }
     }
+}
+
+/// What a new INVITE asks for, once it passed [`EdgeCore::check_new_call`].
+struct Wanted {
+    did: String,
+    flow: String,
+    offer: Option<SessionDesc>,
+    codec: Codec,
+}
+
+/// Why a new INVITE is not taken: a status and reason, or a whole response
+/// (422 carries Min-SE).
+enum Refusal {
+    Status(u16, &'static str),
+    Response(Response),
 }
 
 /// The INVITE's offer: `Ok(None)` for a late offer (no body).
