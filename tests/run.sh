@@ -1,21 +1,42 @@
 #!/usr/bin/env bash
 # THE test command: builds the workspace and runs every test, end-to-end
 # tests included. On a fresh Debian 12 machine (as root) it first installs
-# what the end-to-end tests need (SIPp, baresip). Extra arguments go to the test runner.
+# what the end-to-end tests need (SIPp, baresip, coreutils, procps). Extra arguments go to the test runner.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need_sipp() { ! command -v sipp >/dev/null 2>&1; }
-if need_sipp || ! command -v timeout >/dev/null 2>&1; then
-    echo "run.sh: installing sip-tester (SIPp) ..." >&2
+# Every external program the tests run, with the Debian package that brings
+# it. Missing ones are installed in one go (as root); anything still missing
+# afterwards fails the run: nothing is skipped.
+TOOLS=(
+    "sipp:sip-tester"       # SIPp: trunks and softphones (tests/src/sipp.rs)
+    "baresip:baresip"       # a real softphone as an agent's phone (tests/tests/baresip.rs)
+    "timeout:coreutils"     # bounds every SIPp run
+    "/bin/kill:procps"      # SIGUSR1 makes SIPp print its final statistics
+)
+missing=()
+for entry in "${TOOLS[@]}"; do
+    tool=${entry%%:*}
+    command -v "$tool" >/dev/null 2>&1 || missing+=("${entry##*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "run.sh: installing ${missing[*]} ..." >&2
     if [ "$(id -u)" -ne 0 ]; then
-        echo "run.sh: sipp is missing and this is not root: run 'apt-get install -y sip-tester' as root" >&2
+        echo "run.sh: missing ${missing[*]} and this is not root: run 'apt-get install -y --no-install-recommends ${missing[*]}' as root" >&2
         exit 1
     fi
     apt-get update || { echo "run.sh: apt-get update failed" >&2; exit 1; }
-    DEBIAN_FRONTEND=noninteractive apt-get install -y sip-tester coreutils \
-        || { echo "run.sh: apt-get install -y sip-tester failed" >&2; exit 1; }
+    # --no-install-recommends: baresip-core suffices; its recommends (GTK,
+    # X11, ffmpeg, GStreamer) are not needed.
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" \
+        || { echo "run.sh: apt-get install -y ${missing[*]} failed" >&2; exit 1; }
 fi
+for entry in "${TOOLS[@]}"; do
+    tool=${entry%%:*}
+    command -v "$tool" >/dev/null 2>&1 \
+        || { echo "run.sh: '$tool' (Debian package ${entry##*:}) is still missing" >&2; exit 1; }
+done
+
 # `sipp -v` prints its version and exits 99.
 sipp_version=$(sipp -v 2>&1 || true)
 if ! grep -q 'SIPp v' <<<"$sipp_version"; then
@@ -25,18 +46,6 @@ if ! grep -q 'SIPp v' <<<"$sipp_version"; then
 fi
 echo "run.sh: $(grep -m1 -o 'SIPp v[^ ]*' <<<"$sipp_version")" >&2
 
-# baresip: a real softphone as an agent's phone (tests/tests/baresip.rs). Only
-# baresip-core is needed; its recommends (GTK, X11, ffmpeg, GStreamer) are not.
-if ! command -v baresip >/dev/null 2>&1; then
-    echo "run.sh: installing baresip ..." >&2
-    if [ "$(id -u)" -ne 0 ]; then
-        echo "run.sh: baresip is missing and this is not root: run 'apt-get install -y baresip' as root" >&2
-        exit 1
-    fi
-    apt-get update || { echo "run.sh: apt-get update failed" >&2; exit 1; }
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends baresip \
-        || { echo "run.sh: apt-get install -y baresip failed" >&2; exit 1; }
-fi
 # `baresip -h` prints its version and usage and exits non-zero.
 baresip_version=$(baresip -h 2>&1 || true)
 if ! grep -q 'baresip v' <<<"$baresip_version"; then
