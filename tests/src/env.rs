@@ -113,8 +113,13 @@ impl TestEnv {
             "\"../../config/prompts/",
             &format!("\"{}/", prompts.display()),
         );
+        let edited = edit(text.clone());
+        assert_ne!(
+            edited, text,
+            "the config edit changed nothing: does e2e.toml still read as it expects?"
+        );
         let path = self.log_path("config.toml");
-        std::fs::write(&path, edit(text))
+        std::fs::write(&path, edited)
             .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
         path
     }

@@ -11,7 +11,8 @@
 //! - `+40 + 6k`      media port (`-mp`, it takes +0..+3) of SIPp instance `k`
 //! - `+100 .. +199`  RTP range of the edge (`--rtp-ports`)
 //!
-//! Blocks stay below the Linux ephemeral range (32768+) for n <= 58.
+//! Blocks stay below the Linux ephemeral range (32768+) for n <= 57
+//! (block 58's RTP range would reach 32799).
 //!
 //! Numbers in use (keep unique!): 0-11 `sipp_scenarios.rs`, 12-13
 //! `call_path.rs`, 14-15 `cancel.rs`, 16 `not_found.rs`, 17 `malformed.rs`,
@@ -24,7 +25,7 @@
 //! scenario checks on slots 7-8 and 4, 9), 45 `baresip.rs` (baresip itself on
 //! `+90..+99`, see `src/baresip.rs`), 46 `rfc4475.rs`, 48-50 `tcp_limits.rs`,
 //! 51 `auth_abuse.rs` (52 reserved for it), 53 `acd-edge` media unit tests
-//! (`crates/acd-edge/src/media.rs`, RTP range only), 55 `overload.rs`, 56 `sipp_scenarios.rs` (trunk_call_or_503), 57 `trunk_policy.rs`, 58 `edge_snapshot.rs`.
+//! (`crates/acd-edge/src/media.rs`, RTP range only), 55 `overload.rs`, 56 `sipp_scenarios.rs` (trunk_call_or_503), 57 `trunk_policy.rs`, 47 `edge_snapshot.rs`.
 
 pub const BASE: u16 = 21000;
 pub const BLOCK: u16 = 200;
@@ -46,7 +47,7 @@ pub struct SippPorts {
 impl PortBlock {
     pub fn for_test(n: u16) -> Self {
         assert!(
-            n <= 58,
+            n <= 57,
             "port block {n} would reach the ephemeral port range"
         );
         PortBlock {

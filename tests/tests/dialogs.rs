@@ -4,6 +4,7 @@
 //! to the agent's phone, and unhold brings sendrecv back both ways.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use acd_tests::flows::{agent_phone, register};
 use acd_tests::proto::AgentState;
@@ -137,9 +138,16 @@ async fn bye_with_a_wrong_tag_gets_481_and_the_call_lives() {
         })
         .await
         .unwrap();
-    // No request ever reached the caller (the edge did not hang up on it).
+    // No request reached the caller (the edge did not hang up on it after
+    // the forged BYEs): none among what was read, none arriving now.
     let stray: Vec<&Received> = ua.log.iter().filter(|m| m.method().is_some()).collect();
     assert!(stray.is_empty(), "requests sent to the caller: {stray:?}");
+    assert!(
+        !ua.saw_within(Duration::from_millis(500), |m| m.method().is_some())
+            .await,
+        "a request reached the caller after the call: {}",
+        ua.summary()
+    );
     acd.assert_running();
 }
 

@@ -26,7 +26,7 @@ fn caller_stream(v: &Value) -> (u64, u64) {
 
 #[tokio::test]
 async fn a_queued_call_is_in_the_running_edges_snapshot_with_its_media_stream() {
-    let env = TestEnv::new("edge_snapshot", 58);
+    let env = TestEnv::new("edge_snapshot", 47);
     let mut acd = env.start_run().await.unwrap();
     let mut client = AcdClient::connect(&acd.grpc_url()).await.unwrap();
     let caller_rtp = RtpObserver::bind("caller", env.ports.observer(0))

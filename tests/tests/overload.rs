@@ -172,8 +172,12 @@ async fn twice_the_admitted_rate_is_shed_with_503_and_admitted_calls_complete() 
     );
     assert!(answered > 0, "no call was admitted: {:?}", caller.counts);
     assert!(refused > 0, "twice the admitted rate shed nothing");
-    // The token bucket: one second's burst, then the configured rate.
-    let bound = u64::from(ADMITTED_PER_SECOND) * (1 + took.as_secs() + 1);
+    // The token bucket: one second's burst, then the configured rate over
+    // the seconds INVITEs were offered (not the whole run with its calls),
+    // plus a second for SIPp falling behind its schedule on a busy machine.
+    // Without the bucket nearly every call would be admitted.
+    let offered_secs = u64::from(CALLS / OFFERED_PER_SECOND);
+    let bound = u64::from(ADMITTED_PER_SECOND) * (1 + offered_secs + 2);
     assert!(
         answered <= bound,
         "{answered} calls admitted in {took:?}, above the bucket's {bound}"

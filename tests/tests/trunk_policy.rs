@@ -48,6 +48,12 @@ async fn an_invite_from_an_unlisted_source_gets_403_and_no_media() {
     let mut client = AcdClient::connect(&acd.grpc_url()).await.unwrap();
     let st = client.status().await.unwrap();
     assert_eq!(st.edge.map(|e| e.active_calls), Some(0), "{st:?}");
+    let snap = client.edge_snapshot().await.unwrap();
+    assert_eq!(
+        (snap.calls, snap.media_streams),
+        (0, 0),
+        "no call and no RTP sockets for the refused INVITE"
+    );
 
     // The listed source is served.
     let mut carrier = RawUa::udp_on("127.0.0.2", env.ports.sipp(1).sip)

@@ -32,8 +32,6 @@ pub(crate) type DialogKey = (String, String, String);
 /// Why a client transaction of ours was sent, to route its responses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ClientTx {
-    /// The INVITE that rings the agent.
-    AgentInvite,
     Bye,
     /// A re-INVITE: session refresh or a hold/unhold passed on.
     Reinvite,

@@ -68,7 +68,7 @@ impl EdgeCore {
 
     pub(crate) fn in_dialog(&mut self, key: TxKey, req: Request, from: Peer, now: Instant) {
         let Some((id, side)) = self.find_dialog(&req) else {
-            metrics::counter!("acd_sip_unmatched_dialog_total", "method" => req.method.as_str().to_string())
+            metrics::counter!("acd_sip_unmatched_dialog_total", "method" => req.method.label())
                 .increment(1);
             let resp = Response::for_request(&req, 481, "Call/Transaction Does Not Exist");
             return self.respond(&key, resp, now);
@@ -164,10 +164,7 @@ impl EdgeCore {
         let cseq = req.headers.cseq().map(|(n, _)| n).unwrap_or(0);
         let bytes = resp.to_bytes();
         if let Some(est) = self.established_mut(id, side) {
-            est.peer = Peer {
-                addr: from.addr,
-                transport: from.transport,
-            };
+            est.peer = from;
         }
         self.await_ack(id, side, cseq, bytes, offer.is_none(), now);
         self.respond(&key, resp, now);
@@ -249,7 +246,7 @@ impl EdgeCore {
         is_offer: bool,
     ) -> Option<Direction> {
         let sdp = self.leg_sdp_mut(id, side)?;
-        let before = sdp.direction;
+        let before = (sdp.remote, sdp.codec, sdp.direction);
         if let Some(codec) = acd_media::negotiate(o, &CODECS) {
             sdp.codec = codec;
             sdp.pt = o.pt_for(codec).unwrap_or(sdp.pt);
@@ -263,13 +260,21 @@ impl EdgeCore {
             sdp.remote = Some(SocketAddr::new(o.conn_ip, o.audio_port));
         }
         let (remote, codec, direction) = (sdp.remote, sdp.codec, sdp.direction);
-        let changed = (before != direction).then_some(o.direction);
+        let changed = (before.2 != direction).then_some(o.direction);
+        if (remote, codec, direction) == before {
+            // A session refresh or a repeated answer: the media stays as it
+            // is (a renegotiation would reopen the RTP latch for anyone).
+            return changed;
+        }
         tracing::info!(?side, ?direction, ?codec, "media renegotiated");
+        // `remote` only when the address or codec moved: that is what
+        // reopens the latch and switches transcoding.
+        let moved = (remote, codec) != (before.0, before.1);
         self.media(
             id,
             MediaCommand::Update {
                 side,
-                remote,
+                remote: if moved { remote } else { None },
                 codec,
                 direction,
             },

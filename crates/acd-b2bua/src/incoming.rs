@@ -23,8 +23,7 @@ pub(crate) const CODECS: [Codec; 2] = [Codec::Pcmu, Codec::Pcma];
 
 impl EdgeCore {
     pub(crate) fn request(&mut self, key: TxKey, req: Request, from: Peer, now: Instant) {
-        metrics::counter!("acd_sip_requests_total", "method" => req.method.as_str().to_string())
-            .increment(1);
+        metrics::counter!("acd_sip_requests_total", "method" => req.method.label()).increment(1);
         if req.headers.to_tag().is_some() {
             return self.in_dialog(key, req, from, now);
         }
@@ -445,13 +444,7 @@ fn parse_offer(req: &Request) -> Result<Option<SessionDesc>, &'static str> {
     if req.body.is_empty() {
         return Ok(None);
     }
-    let is_sdp = req
-        .headers
-        .content_type()
-        .is_none_or(|t| t.trim().eq_ignore_ascii_case("application/sdp"));
-    if !is_sdp {
-        return Err("Not Acceptable Here (application/sdp required)");
-    }
+    // The body type was checked with the request (415 unless SDP).
     match acd_media::parse_sdp(&req.body) {
         Ok(o) if o.audio_port == 0 => Err("Not Acceptable Here (audio stream disabled)"),
         Ok(o) => Ok(Some(o)),

@@ -176,7 +176,9 @@ pub enum MediaCommand {
         agent_remote: SocketAddr,
         agent_codec: Codec,
     },
-    /// A (re-)negotiation changed a leg's remote address, codec or direction.
+    /// A (re-)negotiation changed a leg: `remote` is set when its address or
+    /// codec moved (the media reopens its latch then), else only the
+    /// direction changed.
     Update {
         side: Side,
         remote: Option<SocketAddr>,

@@ -414,7 +414,8 @@ impl BindingSnapshot {
             contact: self.contact,
             peer: self.peer.into(),
             source: self.source.into(),
-            expires_at: now + self.expires_in,
+            // An absurd duration (a damaged snapshot) expires at once.
+            expires_at: now.checked_add(self.expires_in).unwrap_or(now),
             nonce: self.nonce,
             nonce_issued: self.nonce_issued,
         }

@@ -120,16 +120,10 @@ impl EdgeCore {
         self.end_call(id, crate::teardown::EndReason::SessionExpired(side), now);
     }
 
+    /// A refresh is an offer of our unchanged description; if another offer
+    /// is out on this side, it goes when that one completes (`reoffer_pending`).
     pub(crate) fn refresh_session(&mut self, id: &CallId, side: Side, now: Instant) {
-        if self.send_reinvite(id, side, now).is_none() {
-            // Our own re-INVITE is still out: try again shortly.
-            self.set_timer(
-                id,
-                TimerKind::SessionRefresh(side),
-                Duration::from_secs(2),
-                now,
-            );
-        }
+        let _ = self.send_reinvite(id, side, now);
     }
 }
 

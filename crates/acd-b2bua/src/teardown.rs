@@ -50,13 +50,19 @@ impl EndReason {
     }
 }
 
-const TIMER_KINDS: [fn() -> TimerKind; 6] = [
-    || TimerKind::Retransmit2xx(Side::Caller),
-    || TimerKind::Retransmit2xx(Side::Agent),
-    || TimerKind::NoAck(Side::Caller),
-    || TimerKind::NoAck(Side::Agent),
-    || TimerKind::SessionExpiry(Side::Caller),
-    || TimerKind::SessionExpiry(Side::Agent),
+/// Every timer a call can have but the IVR's digit timer (keyed by step).
+const CALL_TIMERS: [TimerKind; 11] = [
+    TimerKind::Ring,
+    TimerKind::Retransmit2xx(Side::Caller),
+    TimerKind::Retransmit2xx(Side::Agent),
+    TimerKind::NoAck(Side::Caller),
+    TimerKind::NoAck(Side::Agent),
+    TimerKind::SessionExpiry(Side::Caller),
+    TimerKind::SessionExpiry(Side::Agent),
+    TimerKind::SessionRefresh(Side::Caller),
+    TimerKind::SessionRefresh(Side::Agent),
+    TimerKind::Reoffer(Side::Caller),
+    TimerKind::Reoffer(Side::Agent),
 ];
 
 impl EdgeCore {
@@ -121,17 +127,8 @@ impl EdgeCore {
             }
             _ => {}
         }
-        for kind in TIMER_KINDS {
-            self.timers.cancel(&TimerKey::Call(id.clone(), kind()));
-        }
-        for kind in [
-            TimerKind::Ring,
-            TimerKind::SessionRefresh(Side::Caller),
-            TimerKind::SessionRefresh(Side::Agent),
-            TimerKind::Reoffer(Side::Caller),
-            TimerKind::Reoffer(Side::Agent),
-        ] {
-            self.timers.cancel(&TimerKey::Call(id.clone(), kind));
+        for kind in CALL_TIMERS {
+            self.cancel_timer(id, kind);
         }
         if let Phase::Ivr { step, .. } = &call.phase {
             self.timers

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{CallId, Side, StepNo};
 
 /// What a deadline is for.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum TimerKind {
     /// Resend our 2xx to an INVITE on this side (§13.3.1.4, unreliable transports).
     Retransmit2xx(Side),
@@ -109,7 +109,8 @@ impl Timers {
     pub fn restore(pending: Vec<PendingTimer>, now: Instant) -> Timers {
         let mut t = Timers::default();
         for p in pending {
-            t.set(p.key, now + p.remaining);
+            // A damaged snapshot's absurd duration fires at once (no overflow).
+            t.set(p.key, now.checked_add(p.remaining).unwrap_or(now));
         }
         t
     }

@@ -909,3 +909,37 @@ fn a_tcp_dialog_announces_its_contact_as_the_route_when_the_connection_closes() 
     sim.drain();
     assert_eq!(sim.routes, vec![(tcp(conn), tcp(TRUNK))]);
 }
+
+#[test]
+fn a_session_refresh_with_the_same_sdp_leaves_the_media_alone() {
+    let mut sim = Sim::new();
+    let (call, tag, _inv) = bridged_call(&mut sim, "sr1");
+    sim.media.clear();
+    // A refresh re-INVITE repeats the caller's description unchanged.
+    sim.sip(
+        &caller_request("INVITE", "sr1", &tag, 2, "refresh", Some(SDP_CALLER), ""),
+        udp(TRUNK),
+    );
+    assert!(sim.last_response(200).is_some());
+    assert!(
+        !sim.media
+            .iter()
+            .any(|(c, m)| *c == call && matches!(m, MediaCommand::Update { .. })),
+        "an unchanged description must not renegotiate (it would reopen the RTP latch): {:?}",
+        sim.media
+    );
+    // A new address does.
+    let moved = SDP_CALLER
+        .replace("m=audio 6000", "m=audio 6200")
+        .replace("o=c 1 1", "o=c 1 2");
+    sim.sip(
+        &caller_request("ACK", "sr1", &tag, 2, "rack", None, ""),
+        udp(TRUNK),
+    );
+    sim.sip(
+        &caller_request("INVITE", "sr1", &tag, 3, "move", Some(&moved), ""),
+        udp(TRUNK),
+    );
+    assert!(sim.media.iter().any(|(c, m)| *c == call
+        && matches!(m, MediaCommand::Update { remote: Some(r), .. } if r.port() == 6200)));
+}

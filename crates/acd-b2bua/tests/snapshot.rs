@@ -148,3 +148,21 @@ fn drain_and_registrations_survive_the_snapshot() {
     assert!(r.is_draining());
     assert_eq!(r.registrations(sim.now), 1);
 }
+
+#[test]
+fn absurd_durations_in_a_damaged_snapshot_do_not_panic_the_restore() {
+    let mut sim = Sim::new();
+    sim.registered_agent();
+    sim.sip(&invite("z", "z", Some(SDP_CALLER), "", "UDP"), udp(TRUNK));
+    let mut snap = sim.core.snapshot(sim.now);
+    assert!(!snap.timers.is_empty(), "the unacknowledged 200 has timers");
+    for t in &mut snap.timers {
+        t.remaining = Duration::MAX;
+    }
+    // Through JSON, as a hand-over would carry it.
+    let back = Snapshot::from_json(&snap.to_json()).expect("decodes");
+    let mut restored = EdgeCore::restore(config(), back, sim.now);
+    // Absurd deadlines are due at once instead of overflowing.
+    assert_eq!(restored.poll_timeout(), Some(sim.now));
+    restored.handle_timeout(sim.now);
+}

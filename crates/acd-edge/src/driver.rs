@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use acd_b2bua::{CallId, EdgeCore, Input as CoreInput, MediaCommand, MediaPorts, Output, Snapshot};
 use acd_proto::v1 as pb;
+use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
@@ -63,6 +64,8 @@ pub struct Driver {
     pub media_options: media::MediaOptions,
     /// Registration changes seen and when they were last counted.
     pub registrations_counted: (u64, Instant),
+    /// Looked up once: the registry lookup is not free per loop turn.
+    pub lateness_gauge: metrics::Gauge,
 }
 
 type IvrResult = (acd_b2bua::IvrStep, Result<pb::StepResponse, String>);
@@ -148,12 +151,13 @@ impl Driver {
             Control::Drain => self.core.handle(CoreInput::Drain, Instant::now()),
             Control::Snapshot(reply) => {
                 // Media first: the core's state is then at least as new.
-                let mut streams = Vec::with_capacity(media.len());
-                for h in media.values() {
-                    if let Some(s) = h.snapshot().await {
-                        streams.push(s);
-                    }
-                }
+                // Asked all at once: the loop waits one round trip, not one per call.
+                let mut streams: Vec<media::MediaSnapshot> =
+                    futures::future::join_all(media.values().map(MediaHandle::snapshot))
+                        .await
+                        .into_iter()
+                        .flatten()
+                        .collect();
                 streams.sort_by(|a, b| a.call.cmp(&b.call));
                 let core = self.core.snapshot(Instant::now());
                 let _ = reply.send(EdgeSnapshot {
@@ -169,33 +173,34 @@ impl Driver {
         media: &mut HashMap<CallId, MediaHandle>,
         steps: &mut JoinSet<IvrResult>,
     ) {
-        // Media allocation feeds the core again; bound the rounds so a bug
-        // cannot spin the loop.
-        for _ in 0..64 {
-            let mut fed = false;
-            while let Some(out) = self.core.poll_output() {
-                match out {
-                    Output::Transmit { to, bytes } => self.transports.send(to, bytes),
-                    Output::StreamRoute { connection, target } => {
-                        self.transports.route(connection, target)
-                    }
-                    Output::Distributor(m) => self.send_to_distributor(m),
-                    Output::Ivr(step) => {
-                        let ivr = self.ivr.clone();
-                        let req = convert::step_request(&step);
-                        steps.spawn(async move { (step, ivr.step(req).await) });
-                    }
-                    Output::Media { call, cmd } => {
-                        if let Some(input) = self.media_command(media, call, cmd) {
-                            self.core.handle(input, Instant::now());
-                            fed = true;
-                        }
-                    }
-                    _ => tracing::debug!("core output of an unknown kind ignored"),
+        // Media allocation answers the core at once; what that produces
+        // joins the same queue and is drained by the same loop.
+        while let Some(out) = self.core.poll_output() {
+            match out {
+                Output::Transmit { to, bytes } => self.transports.send(to, bytes),
+                Output::StreamRoute { connection, target } => {
+                    self.transports.route(connection, target)
                 }
-            }
-            if !fed {
-                return;
+                Output::Distributor(m) => self.send_to_distributor(m),
+                Output::Ivr(step) => {
+                    let ivr = self.ivr.clone();
+                    let req = convert::step_request(&step);
+                    steps.spawn(async move {
+                        // A panic in the client must still answer the step
+                        // (as a failed runner), or the caller would wait forever.
+                        let result = std::panic::AssertUnwindSafe(ivr.step(req))
+                            .catch_unwind()
+                            .await
+                            .unwrap_or_else(|_| Err("IVR client panicked".into()));
+                        (step, result)
+                    });
+                }
+                Output::Media { call, cmd } => {
+                    if let Some(input) = self.media_command(media, call, cmd) {
+                        self.core.handle(input, Instant::now());
+                    }
+                }
+                _ => tracing::debug!("core output of an unknown kind ignored"),
             }
         }
     }
@@ -321,7 +326,7 @@ impl Driver {
                 .store(self.core.registrations(now) as u32, Ordering::Relaxed);
             self.registrations_counted = (changes, now);
         }
-        metrics::gauge!("acd_edge_loop_lateness_seconds").set(self.core.lateness().as_secs_f64());
+        self.lateness_gauge.set(self.core.lateness().as_secs_f64());
     }
 }
 

@@ -192,6 +192,7 @@ pub async fn start(settings: EdgeSettings, loaded: &Loaded) -> Result<EdgeHandle
         shared: shared.clone(),
         media_options: media_options(&prompts),
         registrations_counted: (u64::MAX, now),
+        lateness_gauge: metrics::gauge!("acd_edge_loop_lateness_seconds"),
         prompts,
         media_events: media_tx,
     };
@@ -394,6 +395,11 @@ mod tests {
         // An odd minimum starts at the next even port; a lone port holds no call.
         let pool = media::PortPool::new([127, 0, 0, 1].into(), 21101, 21199);
         assert_eq!(pool.call_capacity(), 24);
+        // An even maximum has no odd partner: 20000-20010 holds 5 pairs, 2 calls.
+        assert_eq!(
+            media::PortPool::new([127, 0, 0, 1].into(), 20000, 20010).call_capacity(),
+            2
+        );
         assert_eq!(
             media::PortPool::new([127, 0, 0, 1].into(), 20000, 20001).call_capacity(),
             0

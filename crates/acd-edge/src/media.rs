@@ -27,6 +27,8 @@ pub struct PortPool {
     ip: IpAddr,
     free: Mutex<VecDeque<u16>>,
     range: (u16, u16),
+    /// Port pairs in the range (fixed at creation).
+    pairs: usize,
 }
 
 /// A bound RTP socket and its RTCP socket (port + 1); the pair returns to the pool
@@ -65,9 +67,10 @@ impl PortPool {
     pub fn new(ip: IpAddr, min: u16, max: u16) -> Arc<Self> {
         let first = min.saturating_add(min % 2);
         let last = max.saturating_sub(1);
-        let free = (first..=last).step_by(2).collect();
+        let free: VecDeque<u16> = (first..=last).step_by(2).collect();
         Arc::new(PortPool {
             ip,
+            pairs: free.len(),
             free: Mutex::new(free),
             range: (first, max),
         })
@@ -139,7 +142,7 @@ impl PortPool {
     /// Calls the range can carry at once: each binds two even ports (caller
     /// leg and agent leg) from its INVITE to its end.
     pub fn call_capacity(&self) -> usize {
-        (self.range.0..=self.range.1).step_by(2).count() / 2
+        self.pairs / 2
     }
 }
 

@@ -181,7 +181,7 @@ impl Latch {
             expected: s.expected,
             latched: s.latched,
             window: s.window.map(|(left, packets_left)| Window {
-                until: now + left,
+                until: now.checked_add(left).unwrap_or(now),
                 packets_left,
             }),
             foreign: s.foreign,

@@ -104,7 +104,7 @@ impl Player {
             prompt,
             codec,
             looping,
-            start: now + pos.next_frame_in,
+            start: now.checked_add(pos.next_frame_in).unwrap_or(now),
             slot: 0,
             pos: sample,
             sent: pos.frames_sent,

@@ -68,6 +68,15 @@ impl Method {
 
     pub fn as_str(&self) -> &str {
         match self {
+            Method::Other(s) => s,
+            known => known.label(),
+        }
+    }
+
+    /// The method as a metrics label: every extension method a peer invents
+    /// is `OTHER`, so a hostile peer cannot grow the number of series.
+    pub fn label(&self) -> &'static str {
+        match self {
             Method::Invite => "INVITE",
             Method::Ack => "ACK",
             Method::Bye => "BYE",
@@ -81,7 +90,7 @@ impl Method {
             Method::Notify => "NOTIFY",
             Method::Refer => "REFER",
             Method::Message => "MESSAGE",
-            Method::Other(s) => s,
+            Method::Other(_) => "OTHER",
         }
     }
 }

@@ -1018,7 +1018,9 @@ impl TransactionLayer {
                 final_to_tag: t.final_to_tag,
             };
             for (kind, left) in t.timers {
-                layer.arm(&mut tx, &t.key, kind, now + left);
+                // An absurd duration from a damaged snapshot fires at once
+                // rather than overflowing `Instant`.
+                layer.arm(&mut tx, &t.key, kind, now.checked_add(left).unwrap_or(now));
             }
             if let Some(m) = &tx.merge {
                 layer.merge_index.insert(m.clone(), t.key.clone());

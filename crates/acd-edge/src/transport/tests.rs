@@ -82,10 +82,15 @@ async fn inbound_carries_the_connection_and_responses_use_it() {
         .unwrap();
     assert!(buf[..n].starts_with(b"SIP/2.0 200 OK"));
     drop(c);
+    await_all_closed(&t).await;
+}
+
+/// Polls the slot count (the close has no event to await) until every
+/// connection is gone; fails after 5 s.
+async fn await_all_closed(t: &Transports) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while t.open_connections() > 0 {
         assert!(Instant::now() < deadline, "slot not released after close");
-        tokio::task::yield_now().await;
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -108,14 +113,7 @@ async fn a_closed_inbound_connections_source_port_is_never_dialled() {
     // Close with RST (linger 0): no TIME_WAIT holds the port afterwards.
     c.set_zero_linger().unwrap();
     drop(c);
-    // Wait until the edge has seen the close.
-    for _ in 0..100 {
-        if t.open_connections() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(t.open_connections(), 0);
+    await_all_closed(&t).await;
     // Someone now listens on that port; an in-dialog request must not reach it.
     let squatter = TcpListener::bind(source).await.unwrap();
     t.request(inbound.from, options("z9hG4bK-bye").into_bytes());
@@ -142,12 +140,7 @@ async fn a_request_for_a_closed_connection_goes_to_the_announced_contact() {
     t.route(inbound.from, contact);
     c.set_zero_linger().unwrap();
     drop(c);
-    for _ in 0..100 {
-        if t.open_connections() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    await_all_closed(&t).await;
     t.request(inbound.from, options("z9hG4bK-bye2").into_bytes());
     let (mut s, _) = tokio::time::timeout(Duration::from_secs(5), contact_side.accept())
         .await

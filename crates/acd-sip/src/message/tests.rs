@@ -625,3 +625,15 @@ fn with_to_tag_replaces_a_valueless_tag() {
     .with_to_tag("t");
     assert_eq!(resp.headers.get("To"), Some("\"Bob\" <sip:b@y>;x=1;tag=t"));
 }
+
+#[test]
+fn method_labels_are_a_closed_set() {
+    assert_eq!(Method::from_token("INVITE").label(), "INVITE");
+    let invented = Method::from_token("XYZZY1234");
+    assert_eq!(invented.as_str(), "XYZZY1234");
+    assert_eq!(
+        invented.label(),
+        "OTHER",
+        "peer-chosen names never become metric labels"
+    );
+}
