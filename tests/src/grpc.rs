@@ -192,6 +192,7 @@ impl AcdClient {
             .agent
             .watch(WatchRequest {
                 agent_id: agent.into(),
+                after_seq: 0,
             })
             .await
             .with_context(|| format!("Watch({agent})"))?

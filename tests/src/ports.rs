@@ -1,4 +1,5 @@
-//! Per-test port blocks: test `n` owns `21000 + 200 n .. 21000 + 200 n + 199`.
+//! Per-test port blocks: test `n` (0..=57) owns `21000 + 200 n .. 21000 + 200 n + 199`;
+//! blocks 60..=114 lie below that: `10000 + 200 (n - 60) ..` (up to 20999).
 //!
 //! Layout of a block (offsets from its base):
 //! - `+0`            SIP UDP and TCP of the edge (`acd run` / `acd edge`)
@@ -9,6 +10,7 @@
 //! - `+20 + k`       SIP port of SIPp instance `k` (0..10)
 //! - `+30 + k`       control port (`-cp`) of SIPp instance `k`
 //! - `+40 + 6k`      media port (`-mp`, it takes +0..+3) of SIPp instance `k`
+//! - `+98`, `+99`    etcd client and peer ports
 //! - `+100 .. +199`  RTP range of the edge (`--rtp-ports`)
 //!
 //! Blocks stay below the Linux ephemeral range (32768+) for n <= 57
@@ -29,6 +31,8 @@
 
 pub const BASE: u16 = 21000;
 pub const BLOCK: u16 = 200;
+/// Base of blocks 60..=114.
+pub const LOW_BASE: u16 = 10000;
 
 #[derive(Debug, Clone, Copy)]
 pub struct PortBlock {
@@ -46,14 +50,21 @@ pub struct SippPorts {
 
 impl PortBlock {
     pub fn for_test(n: u16) -> Self {
-        assert!(
-            n <= 57,
-            "port block {n} would reach the ephemeral port range"
-        );
-        PortBlock {
-            n,
-            base: BASE + n * BLOCK,
-        }
+        let base = match n {
+            0..=57 => BASE + n * BLOCK,
+            60..=114 => LOW_BASE + (n - 60) * BLOCK,
+            _ => panic!("port block {n} is outside 0..=57 and 60..=114"),
+        };
+        PortBlock { n, base }
+    }
+    /// etcd's client port (a test needing more processes than one block
+    /// holds takes a second block).
+    pub fn etcd_client(&self) -> u16 {
+        self.base + 98
+    }
+    /// etcd's peer port.
+    pub fn etcd_peer(&self) -> u16 {
+        self.base + 99
     }
     /// SIP (UDP and TCP) of the edge.
     pub fn sip(&self) -> u16 {

@@ -147,6 +147,12 @@ impl EdgeConn {
                     },
                 )
             }
+            FromEdge::Binding(b) => {
+                // Replicated bindings arrive with fail-over work; until then the
+                // edge's own registrar answers for its phones.
+                tracing::debug!(edge = %self.edge_id, aor = %b.aor, "binding report ignored");
+                return;
+            }
             FromEdge::CallEnded(c) => (
                 CallId(c.call_id.clone()),
                 Command::CallEnded {
@@ -211,6 +217,7 @@ async fn forward_events(
                 call_id: call.0.clone(),
                 agent_id: agent.0.clone(),
                 extension: extension.0.clone(),
+                ..Default::default()
             }),
             Event::CallQueued { call, queue, .. } if owned.contains(call) => {
                 let position = d

@@ -365,6 +365,7 @@ impl Distributor {
                 .agents()
                 .filter(|a| a.state.is_logged_in())
                 .count() as u32,
+            ..Default::default()
         }
     }
 }

@@ -212,6 +212,7 @@ async fn follow_once(d: &Distributor, url: &str, after_seq: u64) -> Result<(), S
     let start = pb::FollowRequest {
         follower_id: follower_id(),
         after_seq,
+        format_version: EVENT_FORMAT_VERSION,
     };
     acks.send(pb::FollowerMessage {
         kind: Some(FollowerKind::Start(start)),

@@ -24,6 +24,8 @@ pub fn from_distributor(msg: pb::DistributorMessage) -> Option<(u64, FromDistrib
         Kind::Unknown(u) => FromDistributor::Unknown {
             call: CallId(u.call_id),
         },
+        // Handled by the distributor link (acks) or not yet used (bindings).
+        Kind::Ack(_) | Kind::Bindings(_) => return None,
     };
     Some((msg.term, cmd))
 }

@@ -22,7 +22,10 @@ pub struct DistributorLink {
 
 impl DistributorLink {
     pub fn send(&self, kind: pb::edge_message::Kind) {
-        let _ = self.tx.send(pb::EdgeMessage { kind: Some(kind) });
+        let _ = self.tx.send(pb::EdgeMessage {
+            kind: Some(kind),
+            msg_id: 0,
+        });
     }
 }
 
@@ -82,7 +85,9 @@ async fn attach_once(
         kind: Some(pb::edge_message::Kind::Hello(pb::EdgeHello {
             edge_id: edge_id.to_string(),
             live_calls,
+            last_msg_id: 0,
         })),
+        msg_id: 0,
     };
     tx.send(hello).await.map_err(|e| e.to_string())?;
     let mut inbound = EdgeServiceClient::new(channel)

@@ -119,6 +119,10 @@ fn every_target_has_a_corpus_and_a_smoke_test() {
     for (name, _) in TARGETS {
         assert!(SMOKED.contains(name), "target {name} has no smoke test");
         let files = corpus::load(name).unwrap_or_else(|e| panic!("corpus of {name}: {e}"));
-        assert!(files.len() >= 10, "corpus of {name} has {} seeds, want 10", files.len());
+        assert!(
+            files.len() >= 10,
+            "corpus of {name} has {} seeds, want 10",
+            files.len()
+        );
     }
 }

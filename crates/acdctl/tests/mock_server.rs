@@ -139,6 +139,7 @@ impl AdminService for Mock {
             }),
             edge: None,
             draining: false,
+            ..Default::default()
         }))
     }
     async fn drain(&self, _: Request<DrainRequest>) -> Result<Response<DrainResponse>, Status> {
