@@ -82,7 +82,10 @@ async fn watch(
     json: bool,
 ) -> Result<()> {
     let mut stream = client
-        .watch(WatchRequest { agent_id: agent })
+        .watch(WatchRequest {
+            agent_id: agent,
+            after_seq: 0,
+        })
         .await?
         .into_inner();
     let ctrl_c = tokio::signal::ctrl_c();

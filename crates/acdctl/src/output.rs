@@ -537,9 +537,11 @@ mod tests {
                 following: "".into(),
                 calls_waiting: 1,
                 agents_logged_in: 2,
+                ..Default::default()
             }),
             edge: None,
             draining: false,
+            ..Default::default()
         };
         assert_eq!(
             status_json(&s),
