@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # THE test command: builds the workspace and runs every test, end-to-end
 # tests included. On a fresh Debian 12 machine (as root) it first installs
-# what the end-to-end tests need (SIPp, baresip, coreutils, procps). Extra arguments go to the test runner.
+# what the end-to-end tests need (SIPp, baresip, etcd, Kamailio, coreutils,
+# procps). Extra arguments go to the test runner.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,8 @@ TOOLS=(
     "baresip:baresip"       # a real softphone as an agent's phone (tests/tests/baresip.rs)
     "timeout:coreutils"     # bounds every SIPp run
     "/bin/kill:procps"      # SIGUSR1 makes SIPp print its final statistics
+    "etcd:etcd-server"      # leadership of the distributor pair (tests/src/etcd.rs)
+    "kamailio:kamailio"     # SIP load balancer in front of two edges (deploy/kamailio)
 )
 missing=()
 for entry in "${TOOLS[@]}"; do
