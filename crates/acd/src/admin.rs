@@ -9,6 +9,17 @@ use tonic::{Request, Response, Status};
 
 use crate::health::Readiness;
 
+/// When this process started (Unix ms); `serve` fixes it at start-up.
+pub fn started_at_ms() -> u64 {
+    static STARTED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *STARTED.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    })
+}
+
 pub struct AdminApi {
     roles: Vec<String>,
     distributor: Option<Distributor>,
@@ -49,6 +60,8 @@ impl AdminService for AdminApi {
             distributor: self.distributor.as_ref().map(Distributor::status),
             edge: edge.map(|e| e.status()),
             draining: edge.is_some_and(|e| e.is_draining()),
+            pid: std::process::id(),
+            started_at_ms: started_at_ms(),
             ..Default::default()
         }))
     }

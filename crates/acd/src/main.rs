@@ -211,6 +211,7 @@ impl Plan {
 async fn serve(cmd: Cmd) -> Result<()> {
     let plan = Plan::from_cmd(cmd);
     let role = plan.role;
+    let _ = admin::started_at_ms();
     // Installed first: a signal arriving during start-up still shuts down cleanly.
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;

@@ -4,6 +4,7 @@ mod admin;
 mod agent;
 mod output;
 mod queue;
+mod rolling;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -47,6 +48,18 @@ enum Command {
     Drain,
     /// Print the edge's whole state (calls, dialogs, timers, media) as JSON.
     Snapshot,
+    /// Restart every process of an installation one at a time (IVR runners,
+    /// distributor standby, switchover, old primary, edges), waiting for each
+    /// to be ready again; stops at the first one that is not.
+    RollingRestart {
+        /// TOML file with one `[[process]]` per process: name, role
+        /// (ivr|distributor|edge|run), admin (gRPC URL), restart (shell command).
+        #[arg(long, value_name = "FILE")]
+        installation: std::path::PathBuf,
+        /// Longest wait for one process to be ready again.
+        #[arg(long, default_value = "60", value_name = "SECS")]
+        timeout_secs: u64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -129,6 +142,13 @@ fn chain(err: &dyn std::error::Error) -> String {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    if let Command::RollingRestart {
+        installation,
+        timeout_secs,
+    } = &cli.command
+    {
+        return rolling::run(installation, Duration::from_secs(*timeout_secs)).await;
+    }
     let channel = connect(&cli.server).await?;
     match cli.command {
         Command::Agent(cmd) => agent::run(channel, cmd, cli.json).await,
@@ -136,6 +156,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Status => admin::status(channel, cli.json).await,
         Command::Drain => admin::drain(channel, cli.json).await,
         Command::Snapshot => admin::snapshot(channel).await,
+        Command::RollingRestart { .. } => unreachable!("handled above"),
     }
 }
 
