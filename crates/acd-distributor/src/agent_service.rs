@@ -112,17 +112,13 @@ fn agent_events(rec: &EventRecord, d: &Distributor) -> Option<Vec<pb::agent_even
             caller,
             ..
         } => {
-            let waited_ms = d
-                .lock()
-                .core
-                .call(call)
-                .map(|c| rec.at.ms_since(c.enqueued_at))
-                .unwrap_or(0);
+            let enqueued_at = d.lock().core.call(call).map(|c| c.enqueued_at);
             let offer = pb::CallOffer {
                 call_id: call.0.clone(),
                 queue_id: queue.0.clone(),
                 caller: Some(caller_to_wire(caller)),
-                waited_ms,
+                waited_ms: enqueued_at.map_or(0, |at| rec.at.ms_since(at)),
+                enqueued_at_ms: enqueued_at.map_or(0, |at| at.0),
             };
             (
                 agent,
