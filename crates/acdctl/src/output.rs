@@ -421,6 +421,7 @@ mod tests {
                 variables: [("lang".to_string(), "en".to_string())].into(),
             }),
             waited_ms: 1200,
+            enqueued_at_ms: 0,
         }
     }
 
