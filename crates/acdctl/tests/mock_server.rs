@@ -110,6 +110,7 @@ impl AgentService for Mock {
                         ..Default::default()
                     }),
                     waited_ms: 1200,
+                    enqueued_at_ms: 0,
                 })),
             }),
             Ok(AgentEvent {
