@@ -28,6 +28,7 @@ mod convert;
 mod distributor_link;
 mod driver;
 pub use driver::EdgeSnapshot;
+pub mod handover;
 mod ivr_client;
 pub mod media;
 pub mod transport;
