@@ -29,7 +29,7 @@ pub const MAX_FDS_PER_MESSAGE: usize = 253;
 const MAX_FRAME: usize = 512 << 20;
 
 /// What one passed descriptor is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FdKind {
     SipUdp,
@@ -45,7 +45,7 @@ pub enum FdKind {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MediaLeg {
     Caller,
@@ -97,6 +97,34 @@ pub enum HandoverError {
     Protocol(String),
     #[error("hand-over aborted by the new process: {0}")]
     Aborted(String),
+}
+
+/// Received descriptors by what they are; each can be taken once. What is
+/// not taken is closed when this is dropped.
+#[derive(Debug, Default)]
+pub struct Descriptors {
+    by_kind: std::collections::HashMap<FdKind, OwnedFd>,
+}
+
+impl Descriptors {
+    /// Pairs the header's table with the descriptors in order.
+    pub fn new(kinds: Vec<FdKind>, fds: Vec<OwnedFd>) -> Descriptors {
+        Descriptors {
+            by_kind: kinds.into_iter().zip(fds).collect(),
+        }
+    }
+
+    pub fn take(&mut self, kind: &FdKind) -> Option<OwnedFd> {
+        self.by_kind.remove(kind)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_kind.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_kind.is_empty()
+    }
 }
 
 fn write_frame(sock: &mut UnixStream, bytes: &[u8]) -> Result<(), HandoverError> {
