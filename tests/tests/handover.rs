@@ -146,6 +146,13 @@ async fn hand_over_keeps_calls(name: &str, block: u16, mode: Mode) {
 
     // RTP both ways over the bridged call for 3 s, the hand-over inside.
     let edge_caller_leg = caller.last_source().expect("edge sent RTP to the caller");
+    // The agent's phone sends nothing: the caller's first packets show the
+    // edge's agent leg.
+    caller
+        .send_tagged(edge_caller_leg, CALLER_SSRC, 5)
+        .await
+        .unwrap();
+    agent_rtp.await_from(CALLER_SSRC, 3, SHORT).await.unwrap();
     let edge_agent_leg = agent_rtp.last_source().expect("edge sent RTP to the agent");
     let flows = async {
         tokio::join!(
@@ -154,7 +161,7 @@ async fn hand_over_keeps_calls(name: &str, block: u16, mode: Mode) {
         )
     };
     let hand_over = async {
-        agent_rtp.await_from(CALLER_SSRC, 20, SHORT).await.unwrap();
+        agent_rtp.await_from(CALLER_SSRC, 25, SHORT).await.unwrap();
         caller.await_from(AGENT_SSRC, 20, SHORT).await.unwrap();
         agent_rtp.reset_gap();
         caller.reset_gap();
@@ -173,7 +180,7 @@ async fn hand_over_keeps_calls(name: &str, block: u16, mode: Mode) {
     let ((a, b), mut new) = tokio::join!(flows, hand_over);
     a.unwrap();
     b.unwrap();
-    let to_agent = agent_rtp.await_from(CALLER_SSRC, 140, SHORT).await.unwrap();
+    let to_agent = agent_rtp.await_from(CALLER_SSRC, 145, SHORT).await.unwrap();
     let to_caller = caller.await_from(AGENT_SSRC, 140, SHORT).await.unwrap();
     let music = queued_rtp.stats();
     eprintln!(
