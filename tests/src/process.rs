@@ -158,6 +158,23 @@ impl AcdProcess {
         }
     }
 
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+    }
+
+    /// Waits (bounded) for the process to exit by itself.
+    pub async fn wait_exit(&mut self, within: Duration) -> Result<std::process::ExitStatus> {
+        match tokio::time::timeout(within, self.child.wait()).await {
+            Ok(r) => Ok(r?),
+            Err(_) => bail!("{} still running after {within:?}", self.name),
+        }
+    }
+
     pub async fn kill(&mut self) {
         let _ = self.child.start_kill();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
@@ -258,6 +275,19 @@ impl TestEnv {
         distributor_url: &str,
         ivr_urls: &[String],
     ) -> Result<AcdProcess> {
+        self.start_edge_with(name, slot, distributor_url, ivr_urls, &[])
+            .await
+    }
+
+    /// [`TestEnv::start_edge`] with extra arguments (e.g. `--take-over`).
+    pub async fn start_edge_with(
+        &self,
+        name: &str,
+        slot: u16,
+        distributor_url: &str,
+        ivr_urls: &[String],
+        extra: &[String],
+    ) -> Result<AcdProcess> {
         let mut args = vec![s("edge")];
         args.extend(self.edge_args(slot, &config_path()));
         args.extend([
@@ -266,6 +296,15 @@ impl TestEnv {
             s("--ivr"),
             ivr_urls.join(","),
         ]);
+        args.extend(extra.iter().cloned());
+        AcdProcess::spawn(self, name, &args).await
+    }
+
+    /// `acd run` named `name` (a second one takes over the first).
+    pub async fn start_run_named(&self, name: &str, extra: &[String]) -> Result<AcdProcess> {
+        let mut args = vec![s("run")];
+        args.extend(self.edge_args(0, &config_path()));
+        args.extend(extra.iter().cloned());
         AcdProcess::spawn(self, name, &args).await
     }
 }

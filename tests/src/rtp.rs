@@ -27,6 +27,10 @@ pub struct ObsStats {
     pub tagged: HashMap<u32, u64>,
     pub sources: HashMap<SocketAddr, u64>,
     pub last_source: Option<SocketAddr>,
+    /// When the last datagram arrived, and the longest silence between two
+    /// since [`RtpObserver::reset_gap`].
+    pub last_at: Option<std::time::Instant>,
+    pub max_gap: Duration,
 }
 
 impl ObsStats {
@@ -138,6 +142,13 @@ impl RtpObserver {
         .await
     }
 
+    /// Starts measuring the longest gap between datagrams afresh.
+    pub fn reset_gap(&self) {
+        let mut st = self.stats.lock().unwrap();
+        st.max_gap = Duration::ZERO;
+        st.last_at = None;
+    }
+
     /// The address RTP last came from (the edge's port for this leg).
     pub fn last_source(&self) -> Option<SocketAddr> {
         self.stats().last_source
@@ -159,6 +170,11 @@ impl RtpObserver {
 }
 
 fn record(st: &mut ObsStats, pkt: &[u8], from: SocketAddr) {
+    let now = std::time::Instant::now();
+    if let Some(last) = st.last_at {
+        st.max_gap = st.max_gap.max(now - last);
+    }
+    st.last_at = Some(now);
     st.total += 1;
     *st.sources.entry(from).or_default() += 1;
     st.last_source = Some(from);

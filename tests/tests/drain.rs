@@ -104,6 +104,19 @@ async fn drain_refuses_new_calls_and_keeps_the_current_one() {
         .unwrap();
     caller.await_from(AGENT_SSRC, 40, SHORT).await.unwrap();
 
+    let q = client
+        .await_queue("sales", "answered = 1", SHORT, |q| q.answered == 1)
+        .await
+        .unwrap();
+    assert_eq!(q.waiting, 0, "the refused INVITE was queued: {q:?}");
+    let m = scrape(&acd.metrics_addr()).await.unwrap();
+    let refused = counter_with(&m, "acd_sip_error_responses_total", &[("status", "503")]);
+    assert_eq!(
+        refused,
+        Some(2.0),
+        "503s counted (INVITE + OPTIONS) on /metrics"
+    );
+
     // ... and ends normally: the agent's BYE reaches the caller.
     phone.wait().await.assert_success(1);
     call.wait().await.assert_success(1);
@@ -117,21 +130,72 @@ async fn drain_refuses_new_calls_and_keeps_the_current_one() {
         offer.call_id,
         watch.history
     );
+    assert_eq!(watch.offers().len(), 1, "offers: {:?}", watch.offers());
+    // The last call ended: the drained process exits by itself, 0.
+    let status = acd.wait_exit(SHORT).await.unwrap();
+    assert!(status.success(), "drained process exit: {status}");
+}
 
-    let q = client
-        .await_queue("sales", "answered = 1", SHORT, |q| q.answered == 1)
+/// SIGTERM drains (instead of stopping at once): a new INVITE gets 503, the
+/// bridged call carries on to its BYE, and the process exits 0 right after.
+#[tokio::test]
+async fn sigterm_drains_and_exits_when_the_last_call_ends() {
+    let env = TestEnv::new("drain_sigterm", 71);
+    let mut acd = env.start_run().await.unwrap();
+    let mut client = AcdClient::connect(&acd.grpc_url()).await.unwrap();
+    let caller = RtpObserver::bind("caller", env.ports.observer(0))
         .await
         .unwrap();
-    assert_eq!(q.waiting, 0, "the refused INVITE was queued: {q:?}");
-    watch.drain(std::time::Duration::from_millis(300)).await;
-    assert_eq!(watch.offers().len(), 1, "offers: {:?}", watch.offers());
+    let agent_rtp = RtpObserver::bind("agent", env.ports.observer(1))
+        .await
+        .unwrap();
+    let phone = agent_phone(&env, "agent-1001", 1, agent_rtp.port(), Some(5000)).await;
+    register(&env, 2, "1001", "secret1001", env.ports.sipp(1).sip)
+        .await
+        .assert_success(1);
+    client.login("alice", "1001").await.unwrap();
+    let mut watch = client.watch("alice").await.unwrap();
+    client.ready("alice").await.unwrap();
+    watch.await_state(AgentState::Ready, SHORT).await.unwrap();
+    let call = trunk(&env, "trunk", "trunk_call.xml", 3, "5550100", caller.port())
+        .spawn(&env)
+        .await
+        .unwrap();
+    watch.await_state(AgentState::OnCall, LONG).await.unwrap();
 
-    let m = scrape(&acd.metrics_addr()).await.unwrap();
-    let refused = counter_with(&m, "acd_sip_error_responses_total", &[("status", "503")]);
-    assert_eq!(
-        refused,
-        Some(2.0),
-        "503s counted (INVITE + OPTIONS) on /metrics"
-    );
+    acd.terminate();
+    client
+        .await_status("draining", SHORT, |s| s.draining)
+        .await
+        .unwrap();
+    trunk(
+        &env,
+        "trunk-503",
+        "trunk_503.xml",
+        4,
+        "5550100",
+        env.ports.observer(2),
+    )
+    .spawn(&env)
+    .await
+    .unwrap()
+    .wait()
+    .await
+    .assert_success(1);
     acd.assert_running();
+
+    phone.wait().await.assert_success(1);
+    call.wait().await.assert_success(1);
+    let ended = std::time::Instant::now();
+    let status = acd.wait_exit(SHORT).await.unwrap();
+    eprintln!(
+        "[e2e] exited {:?} after the last call ended",
+        ended.elapsed()
+    );
+    assert!(status.success(), "exit after SIGTERM: {status}");
+    assert!(
+        ended.elapsed() < std::time::Duration::from_secs(3),
+        "exit took {:?} after the last call",
+        ended.elapsed()
+    );
 }

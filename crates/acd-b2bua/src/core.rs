@@ -113,6 +113,7 @@ impl EdgeCore {
             Input::MediaFailed { call, reason } => self.media_failed(&call, &reason, now),
             Input::Media(ev) => self.media_event(ev, now),
             Input::Drain => self.draining = true,
+            Input::EndAll => self.end_all(now),
         }
         self.flush_tx(now);
     }

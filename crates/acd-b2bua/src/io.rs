@@ -48,6 +48,8 @@ pub enum Input {
     Media(MediaEvent),
     /// Stop taking new calls; existing dialogs carry on.
     Drain,
+    /// The drain deadline passed: end every call left (BYE on both legs).
+    EndAll,
 }
 
 /// Commands from the distributor.

@@ -23,6 +23,8 @@ pub enum EndReason {
     SessionExpired(Side),
     MediaTimeout(Side),
     DialogGone(Side),
+    /// The process's drain deadline passed.
+    DrainDeadline,
 }
 
 impl EndReason {
@@ -37,6 +39,7 @@ impl EndReason {
             EndReason::SessionExpired(_) => "session expired",
             EndReason::MediaTimeout(_) => "no media",
             EndReason::DialogGone(_) => "dialog gone",
+            EndReason::DrainDeadline => "drain deadline",
         }
     }
 
@@ -66,6 +69,16 @@ const CALL_TIMERS: [TimerKind; 11] = [
 ];
 
 impl EdgeCore {
+    /// Ends every call (drain deadline): BYE or CANCEL on each leg.
+    pub(crate) fn end_all(&mut self, now: Instant) {
+        let mut ids: Vec<CallId> = self.calls.keys().cloned().collect();
+        ids.sort();
+        for id in ids {
+            metrics::counter!("acd_calls_dead_total", "reason" => "drain_deadline").increment(1);
+            self.end_call(&id, EndReason::DrainDeadline, now);
+        }
+    }
+
     /// Ends both legs of a call, tells the distributor, forgets the call.
     pub(crate) fn end_call(&mut self, id: &CallId, reason: EndReason, now: Instant) {
         let Some(mut call) = self.forget_call(id) else {

@@ -88,6 +88,14 @@ pub struct SipConfig {
     pub limits: SipLimits,
     /// SIP over TLS; absent = no TLS listener.
     pub tls: Option<TlsConfig>,
+    /// On SIGTERM (or `acdctl drain`) the edge lets its calls end for at
+    /// most this long; then the calls left get a BYE and the process exits.
+    #[serde(default = "default_drain_deadline_secs")]
+    pub drain_deadline_secs: u64,
+    /// Unix socket on which the running edge hands its sockets and calls to
+    /// a new process (`acd edge --take-over PATH`); absent = no hand-over.
+    #[serde(default)]
+    pub handover_socket: Option<std::path::PathBuf>,
 }
 
 /// Bounds on what stream (TCP, TLS) peers may hold of the edge.
@@ -137,6 +145,10 @@ pub struct TlsConfig {
 
 fn default_t1_ms() -> u64 {
     500
+}
+
+fn default_drain_deadline_secs() -> u64 {
+    3600
 }
 
 fn default_sip_addr() -> SocketAddr {

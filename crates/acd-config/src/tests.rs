@@ -262,3 +262,28 @@ fn sip_t1_defaults_to_500_ms_and_must_not_be_zero() {
     let errs = errors_of(&GOOD.replace("t1_ms = 500", "t1_ms = 0"));
     assert_eq!(errs[0].key, "sip.t1_ms", "{}", errs[0]);
 }
+
+#[test]
+fn drain_deadline_and_handover_socket() {
+    let cfg = parse(GOOD, "test.toml").unwrap();
+    assert_eq!(cfg.sip.drain_deadline_secs, 3600);
+    assert_eq!(cfg.sip.handover_socket, None);
+    let text = GOOD.replace(
+        "drain_deadline_secs = 3600",
+        "drain_deadline_secs = 30\nhandover_socket = \"/run/acd/h.sock\"",
+    );
+    let cfg = parse(&text, "test.toml").unwrap();
+    assert_eq!(cfg.sip.drain_deadline_secs, 30);
+    assert_eq!(
+        cfg.sip.handover_socket.as_deref(),
+        Some(std::path::Path::new("/run/acd/h.sock"))
+    );
+    let without = GOOD.replace("drain_deadline_secs = 3600\n", "");
+    assert_eq!(
+        parse(&without, "test.toml")
+            .unwrap()
+            .sip
+            .drain_deadline_secs,
+        3600
+    );
+}

@@ -301,6 +301,9 @@ impl Distributor {
         inner.log = Leader::new(LOG_CAPACITY, last);
         inner.pending.clear();
         self.committed.send_replace(last);
+        // The snapshot's timers (wrap-up ends, offers) need the timer loop
+        // to look again.
+        self.timers.notify_one();
         Ok(())
     }
 

@@ -15,8 +15,11 @@ use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
+use std::os::fd::OwnedFd;
+
 use crate::convert;
 use crate::distributor_link::DistributorLink;
+use crate::handover::FdKind;
 use crate::ivr_client::IvrClients;
 use crate::media::{self, MediaCmd, MediaEvent, MediaHandle, PortPool};
 use crate::transport::{Inbound, Transports};
@@ -40,7 +43,11 @@ pub struct Inputs {
 /// Requests from the process (admin service, hand-over).
 pub enum Control {
     Drain,
+    /// The drain deadline passed: BYE to every call left.
+    EndAll,
     Snapshot(oneshot::Sender<EdgeSnapshot>),
+    /// Stop reading and hand everything over (see [`Frozen`]).
+    HandOver(oneshot::Sender<Frozen>),
 }
 
 /// The edge's whole state: the core's calls, dialogs, transactions and
@@ -50,6 +57,42 @@ pub enum Control {
 pub struct EdgeSnapshot {
     pub core: Snapshot,
     pub media: Vec<media::MediaSnapshot>,
+    /// Prompts that finished after the media stopped, not yet seen by the
+    /// core: (call, token). The next process feeds them in.
+    #[serde(default)]
+    pub prompts_finished: Vec<(String, u64)>,
+    /// Calls handed to the distributor and not ended (`EdgeHello`).
+    #[serde(default)]
+    pub queued_calls: Vec<String>,
+}
+
+/// A stopped edge: its state and copies of its sockets. The driver waits
+/// for [`Frozen::finish`] (the next process serves: the loop ends) or
+/// [`Frozen::resume`]; dropped without either, it resumes.
+pub struct Frozen {
+    pub snapshot: EdgeSnapshot,
+    pub fds: Vec<(FdKind, OwnedFd)>,
+    verdict: Option<oneshot::Sender<bool>>,
+}
+
+impl Frozen {
+    /// The next process serves: this edge never reads again.
+    pub fn finish(mut self) {
+        if let Some(v) = self.verdict.take() {
+            let _ = v.send(false);
+        }
+    }
+
+    /// The hand-over failed: serve again.
+    pub fn resume(self) {}
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        if let Some(v) = self.verdict.take() {
+            let _ = v.send(true);
+        }
+    }
 }
 
 pub struct Driver {
@@ -71,15 +114,24 @@ pub struct Driver {
 type IvrResult = (acd_b2bua::IvrStep, Result<pb::StepResponse, String>);
 
 impl Driver {
-    pub async fn run(mut self, inputs: Inputs) {
+    /// `media`: streams restored from a hand-over; `prompts_finished`
+    /// what the previous process had not yet told its core.
+    pub async fn run(
+        mut self,
+        inputs: Inputs,
+        mut media: HashMap<CallId, MediaHandle>,
+        prompts_finished: Vec<(String, u64)>,
+    ) {
         let Inputs {
             mut sip,
             other: mut inputs,
             mut control,
             media: mut media_rx,
         } = inputs;
-        let mut media: HashMap<CallId, MediaHandle> = HashMap::new();
         let mut steps: JoinSet<IvrResult> = JoinSet::new();
+        self.prompts_finished(prompts_finished);
+        // A restored core re-emits its pending IVR steps and stream routes.
+        self.drain_outputs(&mut media, &mut steps);
         loop {
             let deadline = self.core.poll_timeout().map(tokio::time::Instant::from_std);
             tokio::select! {
@@ -99,7 +151,16 @@ impl Driver {
                         Instant::now(),
                     );
                 }
-                Some(c) = control.recv() => self.control(c, &media).await,
+                Some(c) = control.recv() => match c {
+                    Control::HandOver(tx) => {
+                        let rx = (&mut sip, &mut media_rx);
+                        if !self.hand_over(tx, rx, &mut media, &mut steps).await {
+                            tracing::info!("handed over: this edge stops");
+                            return;
+                        }
+                    }
+                    c => self.control(c, &media).await,
+                },
                 _ = sleep_until(deadline), if deadline.is_some() => {
                     self.core.handle_timeout(Instant::now());
                 }
@@ -149,23 +210,155 @@ impl Driver {
     async fn control(&mut self, c: Control, media: &HashMap<CallId, MediaHandle>) {
         match c {
             Control::Drain => self.core.handle(CoreInput::Drain, Instant::now()),
+            Control::EndAll => self.core.handle(CoreInput::EndAll, Instant::now()),
             Control::Snapshot(reply) => {
                 // Media first: the core's state is then at least as new.
                 // Asked all at once: the loop waits one round trip, not one per call.
-                let mut streams: Vec<media::MediaSnapshot> =
+                let streams: Vec<media::MediaSnapshot> =
                     futures::future::join_all(media.values().map(MediaHandle::snapshot))
                         .await
                         .into_iter()
                         .flatten()
                         .collect();
-                streams.sort_by(|a, b| a.call.cmp(&b.call));
-                let core = self.core.snapshot(Instant::now());
-                let _ = reply.send(EdgeSnapshot {
-                    core,
-                    media: streams,
-                });
+                let _ = reply.send(self.edge_snapshot(streams, Vec::new()));
+            }
+            // Handled by the loop, which owns the receivers.
+            Control::HandOver(_) => {}
+        }
+    }
+
+    /// The core's state with `streams`; everything the driver itself holds
+    /// joins here, so a snapshot and a hand-over carry the same.
+    fn edge_snapshot(
+        &self,
+        mut streams: Vec<media::MediaSnapshot>,
+        prompts_finished: Vec<(String, u64)>,
+    ) -> EdgeSnapshot {
+        streams.sort_by(|a, b| a.call.cmp(&b.call));
+        let mut queued_calls: Vec<String> =
+            self.shared.queued_calls.iter().map(|c| c.clone()).collect();
+        queued_calls.sort();
+        EdgeSnapshot {
+            core: self.core.snapshot(Instant::now()),
+            media: streams,
+            prompts_finished,
+            queued_calls,
+        }
+    }
+
+    fn prompts_finished(&mut self, finished: Vec<(String, u64)>) {
+        for (call, token) in finished {
+            self.media_event(MediaEvent::PromptFinished { call, token });
+        }
+    }
+
+    /// Stops reading, takes everything in flight into the core, stops the
+    /// media tasks and hands the lot over; then waits for the verdict.
+    /// Returns whether this edge serves on.
+    async fn hand_over(
+        &mut self,
+        reply: oneshot::Sender<Frozen>,
+        (sip, media_rx): (
+            &mut mpsc::Receiver<Inbound>,
+            &mut mpsc::UnboundedReceiver<MediaEvent>,
+        ),
+        media: &mut HashMap<CallId, MediaHandle>,
+        steps: &mut JoinSet<IvrResult>,
+    ) -> bool {
+        let started = Instant::now();
+        self.transports.pause().await;
+        // What was read before the pause: into the core, its media commands
+        // to the tasks still running (each task's queue is FIFO, so they
+        // are carried out before the hand-over below).
+        while let Ok(m) = sip.try_recv() {
+            self.sip(m);
+        }
+        while let Ok(ev) = media_rx.try_recv() {
+            self.media_event(ev);
+        }
+        self.drain_outputs(media, steps);
+        let handed: Vec<media::HandedOver> =
+            futures::future::join_all(media.drain().map(|(_, h)| h.hand_over()))
+                .await
+                .into_iter()
+                .flatten()
+                .collect();
+        // Prompts that ended meanwhile travel with the snapshot.
+        let mut finished = Vec::new();
+        while let Ok(ev) = media_rx.try_recv() {
+            if let MediaEvent::PromptFinished { call, token } = ev {
+                finished.push((call, token));
             }
         }
+        let fds = self.handover_fds(&handed);
+        let streams = handed.iter().map(|h| h.snapshot.clone()).collect();
+        let snapshot = self.edge_snapshot(streams, finished.clone());
+        let (verdict_tx, verdict_rx) = oneshot::channel();
+        let serve_on = match fds {
+            Ok(fds) => {
+                tracing::info!(
+                    calls = snapshot.core.calls.len(),
+                    media = handed.len(),
+                    descriptors = fds.len(),
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "stopped for a hand-over"
+                );
+                let frozen = Frozen {
+                    snapshot,
+                    fds,
+                    verdict: Some(verdict_tx),
+                };
+                // No taker: serve on.
+                reply.send(frozen).is_err() || verdict_rx.await.unwrap_or(true)
+            }
+            Err(e) => {
+                metrics::counter!("acd_edge_handover_failures_total", "reason" => "descriptors")
+                    .increment(1);
+                tracing::warn!(error = %e, "hand-over: cannot copy the sockets; serving on");
+                true
+            }
+        };
+        if serve_on {
+            self.resume(handed, finished, media);
+        }
+        serve_on
+    }
+
+    fn handover_fds(
+        &self,
+        handed: &[media::HandedOver],
+    ) -> std::io::Result<Vec<(FdKind, OwnedFd)>> {
+        let mut fds = self.transports.descriptors()?;
+        for h in handed {
+            fds.extend(h.descriptors()?);
+        }
+        Ok(fds)
+    }
+
+    /// A failed hand-over: media tasks again on the same sockets, reading again.
+    fn resume(
+        &mut self,
+        handed: Vec<media::HandedOver>,
+        finished: Vec<(String, u64)>,
+        media: &mut HashMap<CallId, MediaHandle>,
+    ) {
+        metrics::counter!("acd_edge_handover_failures_total", "reason" => "resumed").increment(1);
+        tracing::warn!("hand-over did not complete: serving again");
+        let now = Instant::now();
+        for h in handed {
+            let call = CallId(h.snapshot.call.clone());
+            let handle = media::restore(
+                &h.snapshot,
+                h.caller,
+                h.agent,
+                |name| self.prompts.get(name).cloned(),
+                self.media_events.clone(),
+                now,
+            );
+            media.insert(call, handle);
+        }
+        self.prompts_finished(finished);
+        self.transports.resume();
     }
 
     fn drain_outputs(

@@ -27,7 +27,8 @@ use tokio::sync::mpsc;
 mod convert;
 mod distributor_link;
 mod driver;
-pub use driver::EdgeSnapshot;
+pub use driver::{EdgeSnapshot, Frozen};
+pub mod handover;
 mod ivr_client;
 pub mod media;
 pub mod transport;
@@ -61,6 +62,8 @@ pub struct EdgeShared {
     /// Calls handed to the distributor and not yet ended, sent again in
     /// `EdgeHello` when the stream re-attaches so their offers find us.
     pub queued_calls: dashmap::DashSet<String>,
+    /// Turns true when the edge starts draining (the process waits on it).
+    pub drain_signal: tokio::sync::watch::Sender<bool>,
 }
 
 /// A running edge.
@@ -88,6 +91,7 @@ impl EdgeHandle {
     /// dialogs carry on.
     pub fn drain(&self) -> u32 {
         self.shared.draining.store(true, Ordering::Relaxed);
+        self.shared.drain_signal.send_replace(true);
         let _ = self.control.send(driver::Control::Drain);
         self.shared.active_calls.load(Ordering::Relaxed)
     }
@@ -101,6 +105,31 @@ impl EdgeHandle {
 
     pub fn is_draining(&self) -> bool {
         self.shared.draining.load(Ordering::Relaxed)
+    }
+
+    /// Resolves once the edge drains (at once if it already does).
+    pub async fn draining(&self) {
+        let mut rx = self.shared.drain_signal.subscribe();
+        let _ = rx.wait_for(|d| *d).await;
+    }
+
+    /// Calls up now (as of the driver loop's last turn).
+    pub fn active_calls(&self) -> u32 {
+        self.shared.active_calls.load(Ordering::Relaxed)
+    }
+
+    /// The drain deadline passed: a BYE (or a final response) to every
+    /// call left.
+    pub fn end_all(&self) {
+        let _ = self.control.send(driver::Control::EndAll);
+    }
+
+    /// Stops the edge reading and hands over its state and sockets; `None`
+    /// if its loop has stopped. See [`driver::Frozen`].
+    pub async fn hand_over(&self) -> Option<driver::Frozen> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.control.send(driver::Control::HandOver(tx)).ok()?;
+        rx.await.ok()
     }
 }
 
@@ -118,6 +147,8 @@ pub enum EdgeError {
     Url(String),
     #[error("SIP TLS: {0}")]
     Tls(String),
+    #[error("hand-over: {0}")]
+    Handover(String),
 }
 
 /// SIP messages from the transports waiting for the driver loop. Beyond
@@ -140,18 +171,80 @@ pub async fn start(settings: EdgeSettings, loaded: &Loaded) -> Result<EdgeHandle
             addr: settings.sip_tcp,
             source,
         })?;
-    let udp_addr = udp.local_addr().map_err(|source| EdgeError::Bind {
-        what: "UDP",
-        addr: settings.sip_udp,
-        source,
-    })?;
-    let tcp_addr = tcp.local_addr().map_err(|source| EdgeError::Bind {
-        what: "TCP",
-        addr: settings.sip_tcp,
-        source,
-    })?;
+    let tls = match tls_listen_addr(&settings, loaded)? {
+        Some(addr) => {
+            let bind_error = |source| EdgeError::Bind {
+                what: "TLS",
+                addr,
+                source,
+            };
+            Some(TcpListener::bind(addr).await.map_err(bind_error)?)
+        }
+        None => None,
+    };
+    start_on(settings, loaded, (udp, tcp, tls), None).await
+}
 
-    let (tls, tls_client) = tls_setup(&settings, loaded).await?;
+/// Starts the edge on the sockets and calls a running edge handed over
+/// (`handover::recv_transfer`): no bind, the calls carry on.
+pub async fn take_over(
+    settings: EdgeSettings,
+    loaded: &Loaded,
+    snapshot: EdgeSnapshot,
+    fds: &mut handover::Descriptors,
+) -> Result<EdgeHandle, EdgeError> {
+    let udp = udp_from(inherit(fds, handover::FdKind::SipUdp)?)?;
+    let tcp = tcp_from(inherit(fds, handover::FdKind::SipTcpListener)?)?;
+    let tls = match tls_listen_addr(&settings, loaded)? {
+        Some(_) => Some(tcp_from(inherit(fds, handover::FdKind::SipTlsListener)?)?),
+        None => None,
+    };
+    start_on(settings, loaded, (udp, tcp, tls), Some((snapshot, fds))).await
+}
+
+fn inherit(
+    fds: &mut handover::Descriptors,
+    kind: handover::FdKind,
+) -> Result<std::os::fd::OwnedFd, EdgeError> {
+    fds.take(&kind)
+        .ok_or_else(|| EdgeError::Handover(format!("no {kind:?} descriptor was passed")))
+}
+
+fn udp_from(fd: std::os::fd::OwnedFd) -> Result<UdpSocket, EdgeError> {
+    let sock = std::net::UdpSocket::from(fd);
+    sock.set_nonblocking(true)
+        .and_then(|()| UdpSocket::from_std(sock))
+        .map_err(|e| EdgeError::Handover(format!("SIP UDP socket: {e}")))
+}
+
+fn tcp_from(fd: std::os::fd::OwnedFd) -> Result<TcpListener, EdgeError> {
+    let l = std::net::TcpListener::from(fd);
+    l.set_nonblocking(true)
+        .and_then(|()| TcpListener::from_std(l))
+        .map_err(|e| EdgeError::Handover(format!("SIP listener: {e}")))
+}
+
+type Bound = (UdpSocket, TcpListener, Option<TcpListener>);
+
+async fn start_on(
+    settings: EdgeSettings,
+    loaded: &Loaded,
+    (udp, tcp, tls): Bound,
+    restore: Option<(EdgeSnapshot, &mut handover::Descriptors)>,
+) -> Result<EdgeHandle, EdgeError> {
+    let local = |what: &'static str, addr: SocketAddr, r: std::io::Result<SocketAddr>| {
+        r.map_err(|source| EdgeError::Bind { what, addr, source })
+    };
+    let udp_addr = local("UDP", settings.sip_udp, udp.local_addr())?;
+    let tcp_addr = local("TCP", settings.sip_tcp, tcp.local_addr())?;
+    let (acceptor, tls_client) = tls_setup(loaded)?;
+    let tls = match (tls, acceptor) {
+        (Some(l), Some(a)) => {
+            let addr = local("TLS", settings.sip_tcp, l.local_addr())?;
+            Some((l, a, addr))
+        }
+        _ => None,
+    };
     let tls_addr = tls.as_ref().map(|(_, _, addr)| *addr);
     let tls = tls.map(|(listener, acceptor, _)| (listener, acceptor));
 
@@ -162,27 +255,46 @@ pub async fn start(settings: EdgeSettings, loaded: &Loaded) -> Result<EdgeHandle
     let (sip_tx, sip_rx) = mpsc::channel(INBOUND_QUEUE);
     let sockets = transport::Sockets { udp, tcp, tls };
     let limits = transport::TransportLimits::from(&loaded.config.sip.limits);
-    let transports = transport::Transports::start(sockets, limits, tls_client, sip_tx);
     // RTP listens where SIP does (all interfaces if SIP does).
     let ports = media::PortPool::new(udp_addr.ip(), settings.rtp_ports.0, settings.rtp_ports.1);
     let ivr = ivr_client::IvrClients::new(&settings.ivr_urls)
         .map_err(|e| EdgeError::Url(e.to_string()))?;
     let shared = Arc::new(EdgeShared::default());
+    let mut core_cfg = core_config(&settings, udp_addr, tcp_addr, tls_addr, loaded, &prompts);
+    core_cfg.admission.max_calls =
+        admitted_calls(core_cfg.admission.max_calls, ports.call_capacity());
+    let now = std::time::Instant::now();
+    let (core, media, finished) = match restore {
+        Some((snap, fds)) => {
+            for c in &snap.queued_calls {
+                shared.queued_calls.insert(c.clone());
+            }
+            let media = restore_media(&snap.media, fds, &ports, &prompts, &media_tx)?;
+            let core = acd_b2bua::EdgeCore::restore(core_cfg, snap.core, now);
+            tracing::info!(
+                calls = core.active_calls(),
+                media = media.len(),
+                "edge state taken over"
+            );
+            (core, media, snap.prompts_finished)
+        }
+        None => {
+            let unix_now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let core = acd_b2bua::EdgeCore::new(core_cfg, rand::random(), now, unix_now);
+            (core, Default::default(), Vec::new())
+        }
+    };
+    // Started once the state is in: the link's hello names the queued calls.
+    let transports = transport::Transports::start(sockets, limits, tls_client, sip_tx);
     let dist = distributor_link::start(
         settings.distributor_url.clone(),
         settings.edge_id.clone(),
         input_tx,
         shared.clone(),
     );
-    let mut core_cfg = core_config(&settings, udp_addr, tcp_addr, tls_addr, loaded, &prompts);
-    core_cfg.admission.max_calls =
-        admitted_calls(core_cfg.admission.max_calls, ports.call_capacity());
-    let now = std::time::Instant::now();
-    let unix_now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let core = acd_b2bua::EdgeCore::new(core_cfg, rand::random(), now, unix_now);
     let driver = driver::Driver {
         core,
         transports,
@@ -196,12 +308,16 @@ pub async fn start(settings: EdgeSettings, loaded: &Loaded) -> Result<EdgeHandle
         prompts,
         media_events: media_tx,
     };
-    tokio::spawn(driver.run(driver::Inputs {
-        sip: sip_rx,
-        other: input_rx,
-        control: control_rx,
-        media: media_rx,
-    }));
+    tokio::spawn(driver.run(
+        driver::Inputs {
+            sip: sip_rx,
+            other: input_rx,
+            control: control_rx,
+            media: media_rx,
+        },
+        media,
+        finished,
+    ));
     tracing::info!(udp = %udp_addr, tcp = %tcp_addr, tls = ?tls_addr, "SIP edge listening");
     Ok(EdgeHandle {
         shared,
@@ -210,6 +326,43 @@ pub async fn start(settings: EdgeSettings, loaded: &Loaded) -> Result<EdgeHandle
         sip_tcp: tcp_addr,
         sip_tls: tls_addr,
     })
+}
+
+/// Media tasks again, on the sockets passed with each call's snapshot.
+fn restore_media(
+    streams: &[media::MediaSnapshot],
+    fds: &mut handover::Descriptors,
+    ports: &Arc<media::PortPool>,
+    prompts: &BTreeMap<String, Arc<acd_media::Prompt>>,
+    events: &mpsc::UnboundedSender<media::MediaEvent>,
+) -> Result<std::collections::HashMap<acd_b2bua::CallId, media::MediaHandle>, EdgeError> {
+    use handover::{FdKind, MediaLeg};
+    let now = std::time::Instant::now();
+    let mut out = std::collections::HashMap::new();
+    for snap in streams {
+        let mut leg = |leg: MediaLeg, port: u16| {
+            let mut take = |rtcp: bool| {
+                let call = snap.call.clone();
+                inherit(fds, FdKind::Rtp { call, leg, rtcp })
+            };
+            let (rtp, rtcp) = (take(false)?, take(true)?);
+            ports
+                .adopt(port, rtp, rtcp)
+                .map_err(|e| EdgeError::Handover(format!("RTP port {port}: {e}")))
+        };
+        let caller = leg(MediaLeg::Caller, snap.caller_port)?;
+        let agent = leg(MediaLeg::Agent, snap.agent_port)?;
+        let handle = media::restore(
+            snap,
+            caller,
+            agent,
+            |name| prompts.get(name).cloned(),
+            events.clone(),
+            now,
+        );
+        out.insert(acd_b2bua::CallId(snap.call.clone()), handle);
+    }
+    Ok(out)
 }
 
 fn core_config(
@@ -271,15 +424,32 @@ fn core_config(
     core
 }
 
-/// The bound TLS listener, its acceptor and its local address.
-type TlsListener = (TcpListener, tokio_rustls::TlsAcceptor, SocketAddr);
-
-/// The TLS listener (if `[sip.tls]` is configured) and the connector that
-/// dials agents over TLS (always available: system roots without `ca`).
-async fn tls_setup(
+/// Where the TLS listener listens: `--sip-tls` or `[sip.tls] listen`;
+/// `None` without a `[sip.tls]` table.
+fn tls_listen_addr(
     settings: &EdgeSettings,
     loaded: &Loaded,
-) -> Result<(Option<TlsListener>, tokio_rustls::TlsConnector), EdgeError> {
+) -> Result<Option<SocketAddr>, EdgeError> {
+    match (&loaded.config.sip.tls, settings.sip_tls) {
+        (None, Some(_)) => Err(EdgeError::Tls(
+            "a TLS listen address needs [sip.tls] cert and key in the config".into(),
+        )),
+        (None, None) => Ok(None),
+        (Some(t), addr) => Ok(Some(addr.unwrap_or(t.listen))),
+    }
+}
+
+/// The TLS acceptor (if `[sip.tls]` is configured) and the connector that
+/// dials agents over TLS (always available: system roots without `ca`).
+fn tls_setup(
+    loaded: &Loaded,
+) -> Result<
+    (
+        Option<tokio_rustls::TlsAcceptor>,
+        tokio_rustls::TlsConnector,
+    ),
+    EdgeError,
+> {
     let tls_cfg = loaded.config.sip.tls.as_ref();
     let ca = match tls_cfg.and_then(|t| t.ca.as_ref()) {
         Some(file) => Some(loaded.read_file(file).map_err(EdgeError::Tls)?),
@@ -288,26 +458,13 @@ async fn tls_setup(
     let connector =
         transport::tls::connector(ca.as_deref()).map_err(|e| EdgeError::Tls(e.to_string()))?;
     let Some(tls_cfg) = tls_cfg else {
-        if settings.sip_tls.is_some() {
-            return Err(EdgeError::Tls(
-                "a TLS listen address needs [sip.tls] cert and key in the config".into(),
-            ));
-        }
         return Ok((None, connector));
     };
     let cert = loaded.read_file(&tls_cfg.cert).map_err(EdgeError::Tls)?;
     let key = loaded.read_file(&tls_cfg.key).map_err(EdgeError::Tls)?;
     let acceptor =
         transport::tls::acceptor(&cert, &key).map_err(|e| EdgeError::Tls(e.to_string()))?;
-    let addr = settings.sip_tls.unwrap_or(tls_cfg.listen);
-    let bind_error = |source| EdgeError::Bind {
-        what: "TLS",
-        addr,
-        source,
-    };
-    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
-    let local = listener.local_addr().map_err(bind_error)?;
-    Ok((Some((listener, acceptor, local)), connector))
+    Ok((Some(acceptor), connector))
 }
 
 /// Hold music for the caller while the agent holds; media inactivity ends

@@ -135,6 +135,35 @@ impl PortPool {
         self.bind_pair(port).inspect_err(|_| self.release(port))
     }
 
+    /// Takes `port` out of the pool for sockets bound elsewhere (received
+    /// in a hand-over), so the pool never hands it out twice.
+    pub fn adopt(
+        self: &Arc<Self>,
+        port: u16,
+        rtp: std::os::fd::OwnedFd,
+        rtcp: std::os::fd::OwnedFd,
+    ) -> std::io::Result<RtpSocket> {
+        {
+            let mut free = self.lock();
+            if let Some(i) = free.iter().position(|&p| p == port) {
+                free.remove(i);
+            }
+        }
+        let tokio_udp = |fd: std::os::fd::OwnedFd| {
+            let sock = std::net::UdpSocket::from(fd);
+            sock.set_nonblocking(true)?;
+            UdpSocket::from_std(sock)
+        };
+        let sock = tokio_udp(rtp).inspect_err(|_| self.release(port))?;
+        let rtcp = tokio_udp(rtcp).inspect_err(|_| self.release(port))?;
+        Ok(RtpSocket {
+            sock,
+            rtcp,
+            port,
+            pool: self.clone(),
+        })
+    }
+
     pub fn free_ports(&self) -> usize {
         self.lock().len()
     }
@@ -181,9 +210,49 @@ pub enum MediaCmd {
     SetInactivity(Option<Duration>),
     /// Report the media state; the task carries on.
     Snapshot(oneshot::Sender<MediaSnapshot>),
-    /// Report the media state and end the task; the ports are free again before the
-    /// snapshot is sent, so [`restore`] may bind them at once.
-    HandOver(oneshot::Sender<MediaSnapshot>),
+    /// Stop reading, report the media state and give the sockets back (a live
+    /// hand-over passes them to the next process, or [`restore`] resumes on them).
+    HandOver(oneshot::Sender<HandedOver>),
+}
+
+/// A stopped media task: its state and its sockets.
+pub struct HandedOver {
+    pub snapshot: MediaSnapshot,
+    pub caller: RtpSocket,
+    pub agent: RtpSocket,
+}
+
+impl std::fmt::Debug for HandedOver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandedOver")
+            .field("snapshot", &self.snapshot)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HandedOver {
+    /// Copies of the four sockets, described for the hand-over's table.
+    pub fn descriptors(
+        &self,
+    ) -> std::io::Result<Vec<(crate::handover::FdKind, std::os::fd::OwnedFd)>> {
+        use crate::handover::{FdKind, MediaLeg};
+        use std::os::fd::AsFd;
+        let mut out = Vec::with_capacity(4);
+        for (leg, s) in [
+            (MediaLeg::Caller, &self.caller),
+            (MediaLeg::Agent, &self.agent),
+        ] {
+            for (rtcp, sock) in [(false, &s.sock), (true, &s.rtcp)] {
+                let kind = FdKind::Rtp {
+                    call: self.snapshot.call.clone(),
+                    leg,
+                    rtcp,
+                };
+                out.push((kind, sock.as_fd().try_clone_to_owned()?));
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// What the media task reports to the signalling engine.
@@ -242,8 +311,8 @@ impl MediaHandle {
         rx.await.ok()
     }
 
-    /// End the task and return its state, its ports already released.
-    pub async fn hand_over(self) -> Option<MediaSnapshot> {
+    /// End the task and return its state and sockets.
+    pub async fn hand_over(self) -> Option<HandedOver> {
         let (tx, rx) = oneshot::channel();
         self.send(MediaCmd::HandOver(tx));
         rx.await.ok()
@@ -300,8 +369,9 @@ pub fn start_with(
     Ok(spawn(call, core, caller_sock, agent_sock, events))
 }
 
-/// Resumes a call's media from `snapshot` on the given sockets (normally bound with
-/// [`PortPool::bind_port`] on the snapshot's ports once the old task released them).
+/// Resumes a call's media from `snapshot` on the given sockets (those a hand-over
+/// returned, copies of them adopted with [`PortPool::adopt`] in the next process, or
+/// bound with [`PortPool::bind_port`] on the snapshot's ports).
 /// `prompts` finds prompts by name. Timing restarts from `now`.
 pub fn restore(
     snapshot: &MediaSnapshot,
@@ -448,9 +518,11 @@ impl MediaTask {
         tracing::debug!(call_id = %self.call, played = self.stats.played, relayed = self.stats.relayed, "media ended");
         if let Some(tx) = hand_over {
             let snapshot = self.snapshot();
-            // Release the ports before the new owner tries to bind them.
-            drop(self);
-            let _ = tx.send(snapshot);
+            let _ = tx.send(HandedOver {
+                snapshot,
+                caller: self.caller_sock,
+                agent: self.agent_sock,
+            });
         }
     }
 
@@ -788,15 +860,17 @@ mod tests {
         for _ in 0..3 {
             last = Some(acd_media::rtp::parse(&recv(&caller.rtp).await).unwrap());
         }
-        let snap = h.hand_over().await.expect("snapshot");
+        let handed = h.hand_over().await.expect("snapshot");
+        let snap = handed.snapshot.clone();
         // Everything the old task sent is already in our socket buffer.
         let mut buf = [0u8; 2048];
         while let Ok((n, _)) = caller.rtp.try_recv_from(&mut buf) {
             last = Some(acd_media::rtp::parse(&buf[..n]).unwrap());
         }
         let json = json_round_trip(&snap);
-        let caller_sock = pool.bind_port(json.caller_port).unwrap();
-        let agent_sock = pool.bind_port(json.agent_port).unwrap();
+        // The sockets go on as they are (another process adopts copies).
+        assert!(pool.bind_port(json.caller_port).is_err(), "still held");
+        let (caller_sock, agent_sock) = (handed.caller, handed.agent);
         let prompts = |n: &str| (n == "welcome").then(|| prompt.clone());
         let h2 = restore(&json, caller_sock, agent_sock, prompts, ev_tx, now());
         assert_eq!(h2.caller_port, snap.caller_port);

@@ -16,6 +16,7 @@
 //! has started, and a maximum message size.
 
 use std::net::SocketAddr;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -25,6 +26,8 @@ use dashmap::DashMap;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, Notify};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+use crate::handover::FdKind;
 
 mod conn;
 pub mod limits;
@@ -61,6 +64,10 @@ pub struct Transports {
 
 struct Inner {
     udp: UdpSocket,
+    /// The listeners, kept here too so a hand-over can pass them on.
+    tcp: Arc<TcpListener>,
+    tls: Option<Arc<TcpListener>>,
+    gate: ReadGate,
     conns: DashMap<(Transport, SocketAddr), ConnHandle>,
     slots: ConnSlots,
     limits: TransportLimits,
@@ -139,6 +146,42 @@ impl RecentSet {
     }
 }
 
+/// Stops the UDP reader and the accept loops for a hand-over: `pause`
+/// returns once none of them is between a read and its hand-off to the
+/// engine, so everything read so far is in the inbound channel.
+struct ReadGate {
+    paused: tokio::sync::watch::Sender<bool>,
+    /// Held (shared) by each reader while it waits for and hands on input.
+    busy: tokio::sync::RwLock<()>,
+}
+
+impl ReadGate {
+    fn new() -> Self {
+        ReadGate {
+            paused: tokio::sync::watch::channel(false).0,
+            busy: tokio::sync::RwLock::new(()),
+        }
+    }
+
+    /// Waits until reading is allowed and returns the reader's share.
+    async fn open(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
+        let mut rx = self.paused.subscribe();
+        loop {
+            let _ = rx.wait_for(|p| !*p).await;
+            let guard = self.busy.read().await;
+            if !*rx.borrow() {
+                return guard;
+            }
+        }
+    }
+
+    /// Resolves when a pause is asked for.
+    async fn closing(&self) {
+        let mut rx = self.paused.subscribe();
+        let _ = rx.wait_for(|p| *p).await;
+    }
+}
+
 /// How many inbound connection sources are remembered (see `accepted_from`).
 const REMEMBERED_INBOUND: usize = 8192;
 
@@ -158,9 +201,17 @@ impl Transports {
         tls_client: TlsConnector,
         inbound: mpsc::Sender<Inbound>,
     ) -> Transports {
+        let tcp = Arc::new(sockets.tcp);
+        let (tls, acceptor) = match sockets.tls {
+            Some((l, a)) => (Some(Arc::new(l)), Some(a)),
+            None => (None, None),
+        };
         let t = Transports {
             inner: Arc::new(Inner {
                 udp: sockets.udp,
+                tcp: tcp.clone(),
+                tls: tls.clone(),
+                gate: ReadGate::new(),
                 conns: DashMap::new(),
                 slots: ConnSlots::new(limits.max_tcp_connections, limits.max_tcp_per_source),
                 limits,
@@ -172,11 +223,39 @@ impl Transports {
             }),
         };
         tokio::spawn(t.clone().udp_reader());
-        tokio::spawn(t.clone().accept_loop(sockets.tcp, None));
-        if let Some((listener, acceptor)) = sockets.tls {
+        tokio::spawn(t.clone().accept_loop(tcp, None));
+        if let (Some(listener), Some(acceptor)) = (tls, acceptor) {
             tokio::spawn(t.clone().accept_loop(listener, Some(acceptor)));
         }
         t
+    }
+
+    /// Stops reading UDP and accepting connections (a hand-over); returns
+    /// once every message read so far is in the inbound channel. Open
+    /// stream connections keep reading.
+    pub async fn pause(&self) {
+        self.inner.gate.paused.send_replace(true);
+        drop(self.inner.gate.busy.write().await);
+    }
+
+    /// Reads again after [`pause`](Self::pause) (a failed hand-over).
+    pub fn resume(&self) {
+        self.inner.gate.paused.send_replace(false);
+    }
+
+    /// Copies of the SIP UDP socket and listeners, for a hand-over.
+    pub fn descriptors(&self) -> std::io::Result<Vec<(FdKind, OwnedFd)>> {
+        let mut out = vec![
+            (FdKind::SipUdp, self.inner.udp.as_fd().try_clone_to_owned()?),
+            (
+                FdKind::SipTcpListener,
+                self.inner.tcp.as_fd().try_clone_to_owned()?,
+            ),
+        ];
+        if let Some(tls) = &self.inner.tls {
+            out.push((FdKind::SipTlsListener, tls.as_fd().try_clone_to_owned()?));
+        }
+        Ok(out)
     }
 
     /// Sends a response or a request, told apart by the start line: the
@@ -372,14 +451,18 @@ impl Transports {
     async fn udp_reader(self) {
         let mut buf = vec![0u8; 65536];
         loop {
-            match self.inner.udp.recv_from(&mut buf).await {
-                Ok((n, from)) => {
-                    if !self.datagram(&buf[..n], from) {
-                        return;
+            let _reading = self.inner.gate.open().await;
+            tokio::select! {
+                r = self.inner.udp.recv_from(&mut buf) => match r {
+                    Ok((n, from)) => {
+                        if !self.datagram(&buf[..n], from) {
+                            return;
+                        }
                     }
-                }
-                // ICMP port unreachable surfaces here on Linux; keep serving.
-                Err(e) => tracing::debug!(error = %e, "UDP receive error"),
+                    // ICMP port unreachable surfaces here on Linux; keep serving.
+                    Err(e) => tracing::debug!(error = %e, "UDP receive error"),
+                },
+                _ = self.inner.gate.closing() => {}
             }
         }
     }
@@ -422,10 +505,16 @@ impl Transports {
         }
     }
 
-    async fn accept_loop(self, listener: TcpListener, tls: Option<TlsAcceptor>) {
+    async fn accept_loop(self, listener: Arc<TcpListener>, tls: Option<TlsAcceptor>) {
         let mut backoff = AcceptBackoff::default();
         loop {
-            match listener.accept().await {
+            let reading = self.inner.gate.open().await;
+            let accepted = tokio::select! {
+                r = listener.accept() => r,
+                _ = self.inner.gate.closing() => continue,
+            };
+            drop(reading);
+            match accepted {
                 Ok((stream, addr)) => {
                     backoff.on_success();
                     self.accepted(stream, addr, tls.clone());

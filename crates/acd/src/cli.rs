@@ -98,6 +98,14 @@ pub struct SipArgs {
     /// Address written into Via, Contact and SDP [default: [sip] public_ip].
     #[arg(long, value_name = "IP")]
     pub public_ip: Option<IpAddr>,
+    /// Unix socket on which this process hands its sockets and calls to a
+    /// new process started with --take-over [default: [sip] handover_socket].
+    #[arg(long, value_name = "PATH")]
+    pub handover_socket: Option<PathBuf>,
+    /// Take the sockets and live calls of the process serving the hand-over
+    /// socket PATH instead of binding; it exits once this one serves.
+    #[arg(long, value_name = "PATH")]
+    pub take_over: Option<PathBuf>,
 }
 
 /// `MIN-MAX`, both non-zero, MIN ≤ MAX.

@@ -26,7 +26,6 @@ use clap::Parser;
 use metrics_exporter_prometheus::PrometheusBuilder;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::server::NamedService;
 use tonic::transport::{Endpoint, Server};
 
@@ -36,6 +35,8 @@ mod cli;
 mod health;
 mod http;
 mod notify;
+mod shutdown;
+mod takeover;
 
 use cli::{Cli, Cmd, CommonArgs, SipArgs};
 
@@ -219,18 +220,37 @@ async fn serve(cmd: Cmd) -> Result<()> {
     let loaded = Loaded::from_option(plan.common.config.as_deref())?;
     let cfg = &loaded.config;
     check_urls(&plan)?;
+    // Taken over before anything binds: the listeners come from the old
+    // process. Dropped before `done` (any error below), the old one resumes.
+    let mut taken = match plan
+        .edge
+        .as_ref()
+        .and_then(|(sip, _)| sip.take_over.as_deref())
+    {
+        Some(path) => Some(takeover::receive(path).await?),
+        None => None,
+    };
 
     let prometheus = PrometheusBuilder::new()
         .install_recorder()
         .context("installing the Prometheus recorder")?;
     metrics::gauge!("acd_build_info", "version" => env!("CARGO_PKG_VERSION"), "role" => role.as_str()).set(1.0);
 
-    let grpc_listener = bind("gRPC", plan.common.grpc.unwrap_or(cfg.grpc.listen)).await?;
+    let grpc_listener = match inherited(&mut taken, acd_edge::handover::FdKind::GrpcListener)? {
+        Some(l) => l,
+        None => bind("gRPC", plan.common.grpc.unwrap_or(cfg.grpc.listen)).await?,
+    };
     let grpc_addr = grpc_listener
         .local_addr()
         .context("local address of the gRPC listener")?;
-    let metrics_listener =
-        bind("metrics", plan.common.metrics.unwrap_or(cfg.metrics.listen)).await?;
+    let metrics_listener = match inherited(&mut taken, acd_edge::handover::FdKind::MetricsListener)?
+    {
+        Some(l) => l,
+        None => bind("metrics", plan.common.metrics.unwrap_or(cfg.metrics.listen)).await?,
+    };
+    let metrics_fd = std::os::fd::AsFd::as_fd(&metrics_listener)
+        .try_clone_to_owned()
+        .context("copying the metrics listener")?;
     let metrics_addr = metrics_listener
         .local_addr()
         .context("local address of the metrics listener")?;
@@ -253,6 +273,14 @@ async fn serve(cmd: Cmd) -> Result<()> {
         };
         Distributor::new(acd_distributor::routing_config(cfg), role)
     });
+    if let (Some(d), Some(snap)) = (
+        &distributor,
+        taken.as_mut().and_then(|t| t.payload.distributor.take()),
+    ) {
+        d.install_snapshot(snap)
+            .context("--take-over: installing the distributor's state")?;
+        tracing::info!(status = ?d.status(), "distributor state taken over");
+    }
 
     let admin =
         admin::AdminApi::new(role.roles(), distributor.clone(), readiness.clone()).into_service();
@@ -282,8 +310,9 @@ async fn serve(cmd: Cmd) -> Result<()> {
     readiness.set(false).await;
 
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let grpc_gate = takeover::GrpcGate::new(grpc_listener);
     let mut grpc_server = tokio::spawn(router.serve_with_incoming_shutdown(
-        TcpListenerStream::new(grpc_listener),
+        grpc_gate.incoming(),
         async move {
             let _ = stop_rx.wait_for(|stop| *stop).await;
         },
@@ -298,10 +327,38 @@ async fn serve(cmd: Cmd) -> Result<()> {
     }
 
     let edge = match &plan.edge {
-        Some((sip, peers)) => Some(start_edge(&loaded, sip, peers, grpc_addr, &edge_cell).await?),
+        Some((sip, peers)) => {
+            let inherit = taken.as_mut().map(|t| (t.payload.edge.clone(), &mut t.fds));
+            Some(start_edge(&loaded, sip, peers, grpc_addr, &edge_cell, inherit).await?)
+        }
         None => None,
     };
+    let mut handed_over = match (&edge, &plan.edge) {
+        (Some(edge), Some((sip, _))) => match sip
+            .handover_socket
+            .clone()
+            .or(cfg.sip.handover_socket.clone())
+        {
+            Some(path) => {
+                let server = takeover::Server {
+                    path,
+                    edge: edge.clone(),
+                    grpc: grpc_gate.clone(),
+                    metrics: metrics_fd,
+                    distributor: distributor.clone(),
+                };
+                Some(tokio::spawn(server.run()))
+            }
+            None => None,
+        },
+        _ => None,
+    };
 
+    if let Some(t) = taken.take() {
+        // Under systemd the new process becomes the unit's main process.
+        notify::send(&format!("MAINPID={}", std::process::id()));
+        t.done()?;
+    }
     readiness.set(true).await;
     let mut ready = format!("ACD READY role={} grpc={grpc_addr}", role.as_str());
     if let Some(edge) = &edge {
@@ -325,9 +382,13 @@ async fn serve(cmd: Cmd) -> Result<()> {
         "ready"
     );
 
+    let handed = shutdown::handed_over(&mut handed_over);
+    tokio::pin!(handed);
     let signal = tokio::select! {
         _ = sigint.recv() => "SIGINT",
         _ = sigterm.recv() => "SIGTERM",
+        _ = shutdown::drain_asked(edge.as_ref()) => "drain",
+        r = &mut handed => return r,
         stopped = &mut grpc_server => {
             return match stopped {
                 Ok(Ok(())) => Err(anyhow::anyhow!("the gRPC server on {grpc_addr} stopped unexpectedly")),
@@ -336,6 +397,13 @@ async fn serve(cmd: Cmd) -> Result<()> {
             };
         }
     };
+    if let (Some(edge), "SIGTERM" | "drain") = (&edge, signal) {
+        let deadline = Duration::from_secs(cfg.sip.drain_deadline_secs);
+        let signals = (&mut sigint, &mut sigterm);
+        if shutdown::drain(edge, &readiness, deadline, signals, &mut handed).await {
+            return Ok(()); // handed over while draining
+        }
+    }
     tracing::info!("{signal}: shutting down");
     notify::send("STOPPING=1");
     readiness.set(false).await;
@@ -377,6 +445,17 @@ fn check_urls(plan: &Plan) -> Result<()> {
     Ok(())
 }
 
+/// A listener passed by the process taken over, if any.
+fn inherited(
+    taken: &mut Option<takeover::Taken>,
+    kind: acd_edge::handover::FdKind,
+) -> Result<Option<TcpListener>> {
+    match taken {
+        Some(t) => t.listener(kind),
+        None => Ok(None),
+    }
+}
+
 async fn bind(what: &str, addr: SocketAddr) -> Result<TcpListener> {
     TcpListener::bind(addr)
         .await
@@ -403,6 +482,7 @@ async fn start_edge(
     peers: &EdgePeers,
     grpc_addr: SocketAddr,
     cell: &OnceLock<EdgeHandle>,
+    inherit: Option<(acd_edge::EdgeSnapshot, &mut acd_edge::handover::Descriptors)>,
 ) -> Result<EdgeHandle> {
     let cfg = &loaded.config;
     let public_ip = sip.public_ip.unwrap_or(cfg.sip.public_ip);
@@ -443,9 +523,14 @@ async fn start_edge(
         ivr_urls,
         edge_id: edge_id.clone(),
     };
-    let edge = acd_edge::start(settings, loaded)
-        .await
-        .context("starting the SIP edge")?;
+    let edge = match inherit {
+        Some((snapshot, fds)) => acd_edge::take_over(settings, loaded, snapshot, fds)
+            .await
+            .context("--take-over: starting the SIP edge on the passed sockets")?,
+        None => acd_edge::start(settings, loaded)
+            .await
+            .context("starting the SIP edge")?,
+    };
     let _ = cell.set(edge.clone());
     tracing::info!(%edge_id, distributor = %distributor_url, "edge started");
 
