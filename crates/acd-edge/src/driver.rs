@@ -81,7 +81,7 @@ impl Driver {
         let mut media: HashMap<CallId, MediaHandle> = HashMap::new();
         let mut steps: JoinSet<IvrResult> = JoinSet::new();
         loop {
-            let deadline = self.core.poll_timeout().map(tokio::time::Instant::from_std);
+            let deadline = Some(crate::wake_at(self.core.poll_timeout()));
             tokio::select! {
                 msg = sip.recv() => match msg {
                     Some(m) => self.sip(m),
@@ -315,6 +315,7 @@ impl Driver {
     /// them) only when one changed, or once a second for expiries.
     fn publish_status(&mut self, now: Instant) {
         let s = &self.shared;
+        s.loop_turns.fetch_add(1, Ordering::Relaxed);
         s.active_calls
             .store(self.core.active_calls() as u32, Ordering::Relaxed);
         s.sip_transactions

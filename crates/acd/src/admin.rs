@@ -49,6 +49,7 @@ impl AdminService for AdminApi {
             distributor: self.distributor.as_ref().map(Distributor::status),
             edge: edge.map(|e| e.status()),
             draining: edge.is_some_and(|e| e.is_draining()),
+            ready: self.readiness.is_ready(),
             ..Default::default()
         }))
     }

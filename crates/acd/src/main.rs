@@ -36,6 +36,7 @@ mod cli;
 mod health;
 mod http;
 mod notify;
+mod watchdog;
 
 use cli::{Cli, Cmd, CommonArgs, SipArgs};
 
@@ -323,6 +324,7 @@ async fn serve(cmd: Cmd) -> Result<()> {
         version = env!("CARGO_PKG_VERSION"),
         "ready"
     );
+    watchdog::spawn(edge.clone(), distributor.clone());
 
     let signal = tokio::select! {
         _ = sigint.recv() => "SIGINT",

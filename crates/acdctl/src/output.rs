@@ -212,7 +212,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out.join("\n")
 }
 
-fn or_dash(s: &str) -> String {
+pub fn or_dash(s: &str) -> String {
     if s.is_empty() {
         "-".into()
     } else {
