@@ -174,23 +174,31 @@ fn listen(port: u16) -> String {
 
 impl TestEnv {
     fn edge_args(&self, slot: u16, config: &std::path::Path) -> Vec<String> {
-        let p = &self.ports;
-        vec![
-            s("--config"),
-            s(config.display()),
-            s("--sip-udp"),
-            listen(p.sip()),
-            s("--sip-tcp"),
-            listen(p.sip()),
-            s("--grpc"),
-            listen(p.grpc(slot)),
-            s("--metrics"),
-            listen(p.metrics(slot)),
-            s("--rtp-ports"),
-            p.rtp_arg(),
-            s("--public-ip"),
-            s("127.0.0.1"),
-        ]
+        edge_args_in(&self.ports, slot, config)
+    }
+
+    /// `acd edge` on another port block's SIP, gRPC/metrics slot `slot` and
+    /// RTP ports (a second edge of the same test), with `extra` arguments
+    /// (e.g. `--edge-id`).
+    pub async fn start_edge_in(
+        &self,
+        name: &str,
+        ports: &crate::ports::PortBlock,
+        slot: u16,
+        distributor_url: &str,
+        ivr_urls: &[String],
+        extra: &[String],
+    ) -> Result<AcdProcess> {
+        let mut args = vec![s("edge")];
+        args.extend(edge_args_in(ports, slot, &config_path()));
+        args.extend([
+            s("--distributor"),
+            s(distributor_url),
+            s("--ivr"),
+            ivr_urls.join(","),
+        ]);
+        args.extend(extra.iter().cloned());
+        AcdProcess::spawn(self, name, &args).await
     }
 
     /// `acd run` (all roles) on this test's ports; gRPC/metrics slot 0.
@@ -268,4 +276,24 @@ impl TestEnv {
         ]);
         AcdProcess::spawn(self, name, &args).await
     }
+}
+
+/// Listen addresses of an edge on `p`'s ports, gRPC/metrics slot `slot`.
+fn edge_args_in(p: &crate::ports::PortBlock, slot: u16, config: &std::path::Path) -> Vec<String> {
+    vec![
+        s("--config"),
+        s(config.display()),
+        s("--sip-udp"),
+        listen(p.sip()),
+        s("--sip-tcp"),
+        listen(p.sip()),
+        s("--grpc"),
+        listen(p.grpc(slot)),
+        s("--metrics"),
+        listen(p.metrics(slot)),
+        s("--rtp-ports"),
+        p.rtp_arg(),
+        s("--public-ip"),
+        s("127.0.0.1"),
+    ]
 }

@@ -45,13 +45,6 @@ fn send_to(path: &std::ffi::OsStr, state: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-/// `MAINPID=<pid>` then `READY=1` in one datagram: a process started by
-/// `ExecReload` (live take-over) tells systemd it is the service now
-/// (needs `NotifyAccess=all` in the unit).
-pub fn main_pid_ready(pid: u32) -> String {
-    format!("MAINPID={pid}\nREADY=1")
-}
-
 /// Why the watchdog variables were not usable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WatchdogEnvError {
@@ -187,10 +180,5 @@ mod tests {
         assert_eq!(p.observe(6, t0 + s(5)), Ok(()));
         assert_eq!(p.observe(6, t0 + s(7)), Ok(()));
         assert_eq!(p.observe(6, t0 + s(9)), Err(s(4)));
-    }
-
-    #[test]
-    fn take_over_announces_its_pid() {
-        assert_eq!(main_pid_ready(1234), "MAINPID=1234\nREADY=1");
     }
 }
