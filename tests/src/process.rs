@@ -63,6 +63,17 @@ impl AcdProcess {
     /// Spawns `acd <args>` and waits (bounded) for its READY line. Fails with
     /// the tail of its log if it exits or stays silent.
     pub async fn spawn(env: &TestEnv, name: &str, args: &[String]) -> Result<Self> {
+        Self::spawn_with_env(env, name, args, &[]).await
+    }
+
+    /// [`AcdProcess::spawn`] with extra environment variables (e.g.
+    /// `NOTIFY_SOCKET`, `WATCHDOG_USEC`).
+    pub async fn spawn_with_env(
+        env: &TestEnv,
+        name: &str,
+        args: &[String],
+        vars: &[(&str, String)],
+    ) -> Result<Self> {
         let bin = acd_bin();
         let stderr_log = env.log_path(&format!("{name}.stderr.log"));
         let stdout_log = env.log_path(&format!("{name}.stdout.log"));
@@ -78,6 +89,7 @@ impl AcdProcess {
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "debug".into()),
             )
             .env("RUST_BACKTRACE", "1")
+            .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))
@@ -204,6 +216,13 @@ impl TestEnv {
     /// `acd run` (all roles) on this test's ports; gRPC/metrics slot 0.
     pub async fn start_run(&self) -> Result<AcdProcess> {
         self.start_run_with(&config_path(), &[]).await
+    }
+
+    /// The arguments of `acd run` on this test's ports (slot 0).
+    pub fn run_args(&self) -> Vec<String> {
+        let mut args = vec![s("run")];
+        args.extend(self.edge_args(0, &config_path()));
+        args
     }
 
     /// `acd run` with another config file (see [`TestEnv::write_config`] and

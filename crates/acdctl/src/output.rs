@@ -153,6 +153,9 @@ pub fn distributor_json(d: &DistributorStatus) -> Value {
         "following": d.following,
         "calls_waiting": d.calls_waiting,
         "agents_logged_in": d.agents_logged_in,
+        "replication_lag": d.replication_lag,
+        "followers": d.followers,
+        "leader": d.leader,
     })
 }
 
