@@ -53,13 +53,13 @@ async fn register_at(env: &TestEnv, slot: u16, edge: SocketAddr, phone_port: u16
 }
 
 /// Trunk calls to Kamailio: `calls` at `rate` per second, each hung up by
-/// the caller after `talk_ms` (queued or talking to the agent).
+/// the caller after `talk_ms` (queued or talking to the agent); their media
+/// goes to the callers' observer.
 fn trunk_load(
     env: &TestEnv,
     name: &str,
     slot: u16,
     proxy: SocketAddr,
-    rtp: u16,
     rate: u32,
     calls: u32,
     talk_ms: u64,
@@ -68,7 +68,7 @@ fn trunk_load(
         .remote(proxy.to_string())
         .service(DID)
         .key("caller", "0611223344")
-        .key("rtpport", rtp)
+        .key("rtpport", env.ports.observer(0))
         .pause_ms(talk_ms)
         .rate(rate, calls)
         .limit(SIPP_LIMIT)
@@ -127,7 +127,7 @@ async fn two_edges_behind_kamailio_spread_calls_and_drain_without_a_failed_call(
         .unwrap();
 
     // Alice's phone answers every offer, from either edge.
-    let caller_rtp = RtpObserver::bind("callers", env.ports.observer(0))
+    let _caller_rtp = RtpObserver::bind("callers", env.ports.observer(0))
         .await
         .unwrap();
     let agent_rtp = RtpObserver::bind("agent", env.ports.observer(1))
@@ -148,22 +148,13 @@ async fn two_edges_behind_kamailio_spread_calls_and_drain_without_a_failed_call(
 
     // (a) Round robin over both edges.
     let calls = 12;
-    trunk_load(
-        &env,
-        "spread",
-        3,
-        kamailio.addr,
-        caller_rtp.port(),
-        4,
-        calls,
-        4000,
-    )
-    .spawn(&env)
-    .await
-    .unwrap()
-    .wait()
-    .await
-    .assert_success(u64::from(calls));
+    trunk_load(&env, "spread", 3, kamailio.addr, 4, calls, 4000)
+        .spawn(&env)
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .assert_success(u64::from(calls));
     let (a1, b1) = (accepted(&edge_a).await, accepted(&edge_b).await);
     eprintln!("[e2e] spread: edge A accepted {a1}, edge B {b1}");
     assert_eq!(
@@ -179,19 +170,10 @@ async fn two_edges_behind_kamailio_spread_calls_and_drain_without_a_failed_call(
 
     // (b) Drain A while calls arrive at 5/s for 8 s, each 4 s long.
     let calls = 40;
-    let load = trunk_load(
-        &env,
-        "drain",
-        5,
-        kamailio.addr,
-        caller_rtp.port(),
-        5,
-        calls,
-        4000,
-    )
-    .spawn(&env)
-    .await
-    .unwrap();
+    let load = trunk_load(&env, "drain", 5, kamailio.addr, 5, calls, 4000)
+        .spawn(&env)
+        .await
+        .unwrap();
     // A few calls up on A first, so the drain has calls to let finish.
     await_accepted(&edge_a, "3 new calls", |n| n >= a1 + 3).await;
     let drain = acdctl(&edge_a.grpc_url(), &["drain"]).await.unwrap();
@@ -286,22 +268,13 @@ async fn two_edges_behind_kamailio_spread_calls_and_drain_without_a_failed_call(
     .unwrap();
     let shed_before = shed;
     let calls = 6;
-    trunk_load(
-        &env,
-        "retry",
-        6,
-        blind.addr,
-        caller_rtp.port(),
-        5,
-        calls,
-        500,
-    )
-    .spawn(&env)
-    .await
-    .unwrap()
-    .wait()
-    .await
-    .assert_success(u64::from(calls));
+    trunk_load(&env, "retry", 6, blind.addr, 5, calls, 500)
+        .spawn(&env)
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .assert_success(u64::from(calls));
     let m = scrape(&edge_a.metrics_addr()).await.unwrap();
     let shed = counter_with(&m, "acd_calls_shed_total", &[("reason", "draining")]).unwrap_or(0.0);
     let retried = blind.log_lines("edge failed").len();
