@@ -551,7 +551,8 @@ mod tests {
             json!({
                 "roles": ["edge", "distributor"], "version": "0.1.0", "draining": false,
                 "distributor": {"role": "primary", "term": 3, "last_seq": 42, "state_digest": 7,
-                                "following": "", "calls_waiting": 1, "agents_logged_in": 2},
+                                "following": "", "calls_waiting": 1, "agents_logged_in": 2,
+                                "replication_lag": 0, "followers": 0, "leader": ""},
                 "edge": null,
             })
         );
