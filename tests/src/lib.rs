@@ -13,6 +13,7 @@ pub mod cli;
 pub mod env;
 pub mod flows;
 pub mod grpc;
+pub mod kamailio;
 pub mod metrics;
 pub mod ports;
 pub mod process;

@@ -63,6 +63,17 @@ impl AcdProcess {
     /// Spawns `acd <args>` and waits (bounded) for its READY line. Fails with
     /// the tail of its log if it exits or stays silent.
     pub async fn spawn(env: &TestEnv, name: &str, args: &[String]) -> Result<Self> {
+        Self::spawn_with_env(env, name, args, &[]).await
+    }
+
+    /// [`AcdProcess::spawn`] with extra environment variables (e.g.
+    /// `NOTIFY_SOCKET`, `WATCHDOG_USEC`).
+    pub async fn spawn_with_env(
+        env: &TestEnv,
+        name: &str,
+        args: &[String],
+        vars: &[(&str, String)],
+    ) -> Result<Self> {
         let bin = acd_bin();
         let stderr_log = env.log_path(&format!("{name}.stderr.log"));
         let stdout_log = env.log_path(&format!("{name}.stdout.log"));
@@ -78,6 +89,7 @@ impl AcdProcess {
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "debug".into()),
             )
             .env("RUST_BACKTRACE", "1")
+            .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))
@@ -191,28 +203,43 @@ fn listen(port: u16) -> String {
 
 impl TestEnv {
     fn edge_args(&self, slot: u16, config: &std::path::Path) -> Vec<String> {
-        let p = &self.ports;
-        vec![
-            s("--config"),
-            s(config.display()),
-            s("--sip-udp"),
-            listen(p.sip()),
-            s("--sip-tcp"),
-            listen(p.sip()),
-            s("--grpc"),
-            listen(p.grpc(slot)),
-            s("--metrics"),
-            listen(p.metrics(slot)),
-            s("--rtp-ports"),
-            p.rtp_arg(),
-            s("--public-ip"),
-            s("127.0.0.1"),
-        ]
+        edge_args_in(&self.ports, slot, config)
+    }
+
+    /// `acd edge` on another port block's SIP, gRPC/metrics slot `slot` and
+    /// RTP ports (a second edge of the same test), with `extra` arguments
+    /// (e.g. `--edge-id`).
+    pub async fn start_edge_in(
+        &self,
+        name: &str,
+        ports: &crate::ports::PortBlock,
+        slot: u16,
+        distributor_url: &str,
+        ivr_urls: &[String],
+        extra: &[String],
+    ) -> Result<AcdProcess> {
+        let mut args = vec![s("edge")];
+        args.extend(edge_args_in(ports, slot, &config_path()));
+        args.extend([
+            s("--distributor"),
+            s(distributor_url),
+            s("--ivr"),
+            ivr_urls.join(","),
+        ]);
+        args.extend(extra.iter().cloned());
+        AcdProcess::spawn(self, name, &args).await
     }
 
     /// `acd run` (all roles) on this test's ports; gRPC/metrics slot 0.
     pub async fn start_run(&self) -> Result<AcdProcess> {
         self.start_run_with(&config_path(), &[]).await
+    }
+
+    /// The arguments of `acd run` on this test's ports (slot 0).
+    pub fn run_args(&self) -> Vec<String> {
+        let mut args = vec![s("run")];
+        args.extend(self.edge_args(0, &config_path()));
+        args
     }
 
     /// `acd run` with another config file (see [`TestEnv::write_config`] and
@@ -307,4 +334,24 @@ impl TestEnv {
         args.extend(extra.iter().cloned());
         AcdProcess::spawn(self, name, &args).await
     }
+}
+
+/// Listen addresses of an edge on `p`'s ports, gRPC/metrics slot `slot`.
+fn edge_args_in(p: &crate::ports::PortBlock, slot: u16, config: &std::path::Path) -> Vec<String> {
+    vec![
+        s("--config"),
+        s(config.display()),
+        s("--sip-udp"),
+        listen(p.sip()),
+        s("--sip-tcp"),
+        listen(p.sip()),
+        s("--grpc"),
+        listen(p.grpc(slot)),
+        s("--metrics"),
+        listen(p.metrics(slot)),
+        s("--rtp-ports"),
+        p.rtp_arg(),
+        s("--public-ip"),
+        s("127.0.0.1"),
+    ]
 }

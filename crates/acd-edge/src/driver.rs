@@ -133,7 +133,7 @@ impl Driver {
         // A restored core re-emits its pending IVR steps and stream routes.
         self.drain_outputs(&mut media, &mut steps);
         loop {
-            let deadline = self.core.poll_timeout().map(tokio::time::Instant::from_std);
+            let deadline = Some(crate::wake_at(self.core.poll_timeout()));
             tokio::select! {
                 msg = sip.recv() => match msg {
                     Some(m) => self.sip(m),
@@ -508,6 +508,7 @@ impl Driver {
     /// them) only when one changed, or once a second for expiries.
     fn publish_status(&mut self, now: Instant) {
         let s = &self.shared;
+        s.loop_turns.fetch_add(1, Ordering::Relaxed);
         s.active_calls
             .store(self.core.active_calls() as u32, Ordering::Relaxed);
         s.sip_transactions

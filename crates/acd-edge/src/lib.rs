@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,6 +64,20 @@ pub struct EdgeShared {
     pub queued_calls: dashmap::DashSet<String>,
     /// Turns true when the edge starts draining (the process waits on it).
     pub drain_signal: tokio::sync::watch::Sender<bool>,
+    /// Turns of the driver loop: the process watchdog pings systemd only
+    /// while this moves (the loop turns at least every [`LOOP_MAX_IDLE`]).
+    pub loop_turns: AtomicU64,
+}
+
+/// Longest the driver loop sleeps without a deadline of its own, so that a
+/// stuck loop can be told from an idle one.
+pub const LOOP_MAX_IDLE: Duration = Duration::from_secs(1);
+
+/// The loop's next wake-up: the core's deadline, or [`LOOP_MAX_IDLE`] from
+/// now if that is sooner (an early wake-up is a no-op for the core).
+pub(crate) fn wake_at(core_deadline: Option<std::time::Instant>) -> tokio::time::Instant {
+    let idle = std::time::Instant::now() + LOOP_MAX_IDLE;
+    tokio::time::Instant::from_std(core_deadline.map_or(idle, |d| d.min(idle)))
 }
 
 /// A running edge.
@@ -101,6 +115,11 @@ impl EdgeHandle {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.control.send(driver::Control::Snapshot(tx)).ok()?;
         rx.await.ok()
+    }
+
+    /// Turns of the driver loop so far (see [`EdgeShared::loop_turns`]).
+    pub fn loop_turns(&self) -> u64 {
+        self.shared.loop_turns.load(Ordering::Relaxed)
     }
 
     pub fn is_draining(&self) -> bool {

@@ -62,6 +62,7 @@ impl AdminService for AdminApi {
             draining: edge.is_some_and(|e| e.is_draining()),
             pid: std::process::id(),
             started_at_ms: started_at_ms(),
+            ready: self.readiness.is_ready(),
             ..Default::default()
         }))
     }

@@ -37,6 +37,7 @@ mod http;
 mod notify;
 mod shutdown;
 mod takeover;
+mod watchdog;
 
 use cli::{Cli, Cmd, CommonArgs, SipArgs};
 
@@ -381,6 +382,7 @@ async fn serve(cmd: Cmd) -> Result<()> {
         version = env!("CARGO_PKG_VERSION"),
         "ready"
     );
+    watchdog::spawn(edge.clone(), distributor.clone());
 
     let handed = shutdown::handed_over(&mut handed_over);
     tokio::pin!(handed);

@@ -2,6 +2,7 @@
 
 mod admin;
 mod agent;
+mod installation;
 mod output;
 mod queue;
 mod rolling;
@@ -42,8 +43,10 @@ enum Command {
     /// Queues.
     #[command(subcommand)]
     Queue(QueueCmd),
-    /// Roles, replication and edge status of the daemon.
-    Status,
+    /// Roles, replication and edge status of the daemon; with `--server
+    /// URL,URL...` or `--installation FILE`, one row per process of the
+    /// installation (exit 1 if any is down or not ready).
+    Status(StatusArgs),
     /// Stop taking new calls and report the calls still active.
     Drain,
     /// Print the edge's whole state (calls, dialogs, timers, media) as JSON.
@@ -60,6 +63,41 @@ enum Command {
         #[arg(long, default_value = "60", value_name = "SECS")]
         timeout_secs: u64,
     },
+}
+
+/// `acdctl status` over several processes.
+#[derive(clap::Args, Debug)]
+struct StatusArgs {
+    /// gRPC addresses of every process, comma separated (one row each).
+    #[arg(
+        long = "server",
+        value_name = "URL[,URL...]",
+        conflicts_with = "installation"
+    )]
+    servers: Option<String>,
+    /// A file listing the processes' gRPC addresses, one per line (`#` comments).
+    #[arg(long, value_name = "FILE")]
+    installation: Option<std::path::PathBuf>,
+}
+
+impl StatusArgs {
+    /// The processes to ask, if more than the one `--server` before the
+    /// subcommand names.
+    fn processes(&self) -> Result<Option<Vec<String>>> {
+        if let Some(list) = &self.servers {
+            return Ok(Some(
+                installation::parse_server_list(list).map_err(|e| anyhow!("--server: {e}"))?,
+            ));
+        }
+        let Some(file) = &self.installation else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| anyhow!("--installation {}: {e}", file.display()))?;
+        installation::parse_installation(&text)
+            .map(Some)
+            .map_err(|e| anyhow!("--installation {}: {e}", file.display()))
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -149,11 +187,17 @@ async fn run(cli: Cli) -> Result<()> {
     {
         return rolling::run(installation, Duration::from_secs(*timeout_secs)).await;
     }
+    // Over an installation, no single process needs to be up.
+    if let Command::Status(args) = &cli.command {
+        if let Some(servers) = args.processes()? {
+            return installation::status(&servers, cli.json).await;
+        }
+    }
     let channel = connect(&cli.server).await?;
     match cli.command {
         Command::Agent(cmd) => agent::run(channel, cmd, cli.json).await,
         Command::Queue(QueueCmd::List) => queue::list(channel, cli.json).await,
-        Command::Status => admin::status(channel, cli.json).await,
+        Command::Status(_) => admin::status(channel, cli.json).await,
         Command::Drain => admin::drain(channel, cli.json).await,
         Command::Snapshot => admin::snapshot(channel).await,
         Command::RollingRestart { .. } => unreachable!("handled above"),
@@ -237,6 +281,23 @@ mod tests {
         );
         assert!(Cli::try_parse_from(["acdctl", "queue", "list"]).is_ok());
         assert!(Cli::try_parse_from(["acdctl", "status"]).is_ok());
+        let cli = Cli::try_parse_from(["acdctl", "status", "--server", "a:1,b:2"]).unwrap();
+        match &cli.command {
+            Command::Status(args) => assert_eq!(
+                args.processes().unwrap(),
+                Some(vec!["http://a:1".to_string(), "http://b:2".to_string()])
+            ),
+            other => panic!("parsed as {other:?}"),
+        }
+        assert!(Cli::try_parse_from([
+            "acdctl",
+            "status",
+            "--server",
+            "a:1",
+            "--installation",
+            "f"
+        ])
+        .is_err());
         assert!(Cli::try_parse_from(["acdctl", "drain"]).is_ok());
         assert!(Cli::try_parse_from(["acdctl", "agent", "login", "alice"]).is_err());
     }

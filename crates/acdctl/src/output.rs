@@ -153,6 +153,9 @@ pub fn distributor_json(d: &DistributorStatus) -> Value {
         "following": d.following,
         "calls_waiting": d.calls_waiting,
         "agents_logged_in": d.agents_logged_in,
+        "replication_lag": d.replication_lag,
+        "followers": d.followers,
+        "leader": d.leader,
     })
 }
 
@@ -212,7 +215,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out.join("\n")
 }
 
-fn or_dash(s: &str) -> String {
+pub fn or_dash(s: &str) -> String {
     if s.is_empty() {
         "-".into()
     } else {
@@ -549,7 +552,8 @@ mod tests {
             json!({
                 "roles": ["edge", "distributor"], "version": "0.1.0", "draining": false,
                 "distributor": {"role": "primary", "term": 3, "last_seq": 42, "state_digest": 7,
-                                "following": "", "calls_waiting": 1, "agents_logged_in": 2},
+                                "following": "", "calls_waiting": 1, "agents_logged_in": 2,
+                                "replication_lag": 0, "followers": 0, "leader": ""},
                 "edge": null,
             })
         );

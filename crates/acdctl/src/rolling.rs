@@ -317,8 +317,8 @@ mod tests {
 
     #[test]
     fn the_shipped_example_loads() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../deploy/installation.example.toml");
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/installation.example.toml");
         let inst = load(&path).unwrap();
         assert_eq!(inst.processes.len(), 6);
     }
