@@ -25,6 +25,8 @@ use acd_tests::{
 use tokio::time::Instant;
 
 const DID: &str = "5550100";
+/// How long the call pinning edge A lasts: longer than cases (b) and (c).
+const PIN_MS: u64 = 45_000;
 
 /// Calls edge `edge` accepted so far (`acd_calls_total{outcome="accepted"}`).
 async fn accepted(edge: &AcdProcess) -> u64 {
@@ -168,6 +170,24 @@ async fn two_edges_behind_kamailio_spread_calls_and_drain_without_a_failed_call(
         .await
         .expect("alice was offered a call through the proxy");
 
+    // A draining edge exits at its last call: a caller waiting in the
+    // `support` queue (early media; no agent for it) directly on A keeps A
+    // up until the end of the test, then cancels, and A must exit by itself.
+    let pin = SippCmd::new("pin", "trunk_cancel.xml", env.ports.sipp(7))
+        .remote(a_sip.to_string())
+        .service("5550200")
+        .key("caller", "0611999999")
+        .key("rtpport", env.ports.observer(2))
+        .pause_ms(PIN_MS)
+        .rate(1, 1)
+        .limit(SIPP_LIMIT)
+        .spawn(&env)
+        .await
+        .unwrap();
+    let pinned_at = Instant::now();
+    await_accepted(&edge_a, "the pinning call", |n| n > a1).await;
+    let a1 = a1 + 1;
+
     // (b) Drain A while calls arrive at 5/s for 8 s, each 4 s long.
     let calls = 40;
     let load = trunk_load(&env, "drain", 5, kamailio.addr, 5, calls, 4000)
@@ -216,7 +236,8 @@ async fn two_edges_behind_kamailio_spread_calls_and_drain_without_a_failed_call(
         "A answered a probe 503 while draining: 503s {refused_503}, INVITEs {shed}"
     );
 
-    // The calls on A ended normally: none left, A still draining, B ready.
+    // The calls on A ended normally: only the pinning call left, A still
+    // draining, B ready.
     let servers = format!("{},{}", edge_a.grpc_url(), edge_b.grpc_url());
     let deadline = Instant::now() + SHORT;
     loop {
@@ -242,7 +263,7 @@ async fn two_edges_behind_kamailio_spread_calls_and_drain_without_a_failed_call(
             "{}",
             status.stdout
         );
-        if a.contains("calls=0 ") {
+        if a.contains("calls=1 ") {
             break;
         }
         assert!(
@@ -286,6 +307,15 @@ async fn two_edges_behind_kamailio_spread_calls_and_drain_without_a_failed_call(
         "A accepted a call while draining"
     );
 
+    // The pinning call ends: A, drained, exits 0 on its own.
+    assert!(
+        pinned_at.elapsed() < Duration::from_millis(PIN_MS),
+        "the test outlived the pinning call: raise PIN_MS"
+    );
+    pin.wait().await.assert_success(1);
+    let exit = edge_a.wait_exit(SHORT).await.unwrap();
+    assert!(exit.success(), "drained edge A exited with {exit}");
+
     let answered = phone.stop_and_wait().await;
     assert!(
         answered.successful.unwrap_or(0) >= 1,
@@ -293,6 +323,5 @@ async fn two_edges_behind_kamailio_spread_calls_and_drain_without_a_failed_call(
     );
     kamailio.assert_running();
     distributor.assert_running();
-    edge_a.assert_running();
     edge_b.assert_running();
 }
