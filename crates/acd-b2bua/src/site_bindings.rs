@@ -195,6 +195,9 @@ impl EdgeCore {
             }
         }
         self.remote.apply(full, bindings);
+        // As of the last update (an expiry in between is counted at the next).
+        let live = self.remote.count(self.unix_ms(now));
+        metrics::gauge!("acd_edge_remote_bindings").set(live as f64);
     }
 
     /// Where to ring `extension`: the contact (Request-URI), the peer to
