@@ -354,4 +354,30 @@ fn edge_args_in(p: &crate::ports::PortBlock, slot: u16, config: &std::path::Path
         s("--public-ip"),
         s("127.0.0.1"),
     ]
+
+}
+
+impl TestEnv {
+    /// [`TestEnv::start_edge`] with `--edge-id`, for tests with several edges
+    /// (or one restarted under the same name).
+    pub async fn start_edge_named(
+        &self,
+        name: &str,
+        slot: u16,
+        distributor_url: &str,
+        ivr_urls: &[String],
+        edge_id: &str,
+    ) -> Result<AcdProcess> {
+        let mut args = vec![s("edge")];
+        args.extend(self.edge_args(slot, &config_path()));
+        args.extend([
+            s("--distributor"),
+            s(distributor_url),
+            s("--ivr"),
+            ivr_urls.join(","),
+            s("--edge-id"),
+            s(edge_id),
+        ]);
+        AcdProcess::spawn(self, name, &args).await
+    }
 }

@@ -15,7 +15,7 @@ use crate::core::{ClientTx, EdgeCore, ALLOW, SUPPORTED};
 use crate::dialogs::next_hop;
 use crate::ids::{AgentId, CallId, Side};
 use crate::incoming::caller_info;
-use crate::io::{FromDistributor, MediaCommand, ToDistributor};
+use crate::io::{AgentContact, FromDistributor, MediaCommand, ToDistributor};
 use crate::registrar::contact_peer;
 use crate::session_timer;
 use crate::teardown::EndReason;
@@ -39,7 +39,9 @@ impl EdgeCore {
                 call,
                 agent,
                 extension,
-            } => self.connect_agent(call, agent, extension, now),
+                contact,
+            } => self.connect_agent(call, agent, extension, contact, now),
+            FromDistributor::Bindings { full, bindings } => self.site_bindings(full, bindings, now),
             FromDistributor::Queued {
                 call,
                 queue,
@@ -73,7 +75,14 @@ impl EdgeCore {
         self.report(ToDistributor::Enqueue(enqueue));
     }
 
-    fn connect_agent(&mut self, id: CallId, agent: AgentId, extension: String, now: Instant) {
+    fn connect_agent(
+        &mut self,
+        id: CallId,
+        agent: AgentId,
+        extension: String,
+        offered: Option<AgentContact>,
+        now: Instant,
+    ) {
         let span = tracing::info_span!("call", call_id = %id);
         let _e = span.enter();
         let Some(call) = self.calls.get(&id) else {
@@ -92,7 +101,8 @@ impl EdgeCore {
                 sip_status: 0,
             });
         }
-        let Some(binding) = self.registrar.lookup(&extension, now) else {
+        let Some((contact, peer, via)) = self.agent_target(&extension, offered.as_ref(), now)
+        else {
             tracing::warn!(%agent, %extension, "agent's extension is not registered");
             return self.report(ToDistributor::AgentFailed {
                 call: id,
@@ -101,7 +111,7 @@ impl EdgeCore {
                 sip_status: 0,
             });
         };
-        let peer = contact_peer(&binding.contact).unwrap_or(binding.peer);
+        metrics::counter!("acd_edge_agent_routes_total", "via" => via).increment(1);
         let ip = self.cfg.listen.public_ip;
         let (caller_codec, agent_port, caller) = {
             let c = &call.caller;
@@ -111,8 +121,8 @@ impl EdgeCore {
         let mut sdp = LegSdp::new(u64::from(self.rng.next_u32()), caller_codec);
         sdp.port = agent_port;
         let body = sdp.offer(ip);
-        let req = self.agent_invite(&id, &binding.contact, peer, &extension, &caller, body);
-        tracing::info!(%agent, %extension, contact = %binding.contact, "ringing agent");
+        let req = self.agent_invite(&id, &contact, peer, &extension, &caller, body);
+        tracing::info!(%agent, %extension, %contact, peer = %peer.addr, via, "ringing agent");
         let key = self.tx.send_request(req.clone(), peer, now);
         self.by_invite
             .insert(key.clone(), (id.clone(), Side::Agent));

@@ -41,6 +41,8 @@ impl Default for Admission {
 
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
+    /// This edge's name (`--edge-id`), carried in the bindings it reports.
+    pub edge_id: String,
     pub listen: Listen,
     pub realm: String,
     /// Ring-no-answer: how long an agent's phone rings.
@@ -75,6 +77,7 @@ impl CoreConfig {
     /// the shell fills in the rest from the configuration file.
     pub fn with_defaults(public_ip: IpAddr) -> CoreConfig {
         CoreConfig {
+            edge_id: "edge".into(),
             listen: Listen {
                 public_ip,
                 udp_port: 5060,

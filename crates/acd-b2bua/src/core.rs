@@ -56,6 +56,8 @@ pub struct EdgeCore {
     /// (one BYE per dialog, §13.2.2.4) until `TimerKey::HungUp` fires.
     pub(crate) hung_up_2xx: HashMap<(String, String), (Peer, Vec<u8>)>,
     pub(crate) registrar: Registrar,
+    /// Bindings of other edges (and ours before a restart), from the distributor.
+    pub(crate) remote: crate::site_bindings::RemoteBindings,
     pub(crate) trunks: crate::trunks::TrunkGuard,
     pub(crate) timers: Timers,
     pub(crate) rng: Rng,
@@ -86,6 +88,7 @@ impl EdgeCore {
             orphans: HashMap::new(),
             hung_up_2xx: HashMap::new(),
             registrar,
+            remote: Default::default(),
             timers: Timers::default(),
             rng,
             term: 0,
@@ -287,6 +290,7 @@ impl EdgeCore {
             TimerKey::HungUp(call_id, tag) => {
                 self.hung_up_2xx.remove(&(call_id, tag));
             }
+            TimerKey::Registration(user) => self.registration_expired(&user, now),
             TimerKey::Call(call, kind) => {
                 if !self.calls.contains_key(&call) {
                     return;

@@ -110,6 +110,7 @@ impl Harness {
                             call,
                             agent: AgentId("alice".into()),
                             extension: "1001".into(),
+                            contact: None,
                         },
                     });
                 }

@@ -30,8 +30,9 @@ impl EdgeCore {
         match req.method {
             Method::Register => {
                 let unix = self.unix_now(now);
-                let (resp, _outcome) = self.registrar.handle(&req, from, now, unix);
+                let (resp, outcome) = self.registrar.handle(&req, from, now, unix);
                 self.respond(&key, resp, now);
+                self.registration_changed(&req, &outcome, now);
             }
             Method::Options => self.options(&key, &req, now),
             Method::Invite => self.new_call(key, req, from, now),

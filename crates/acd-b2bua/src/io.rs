@@ -61,6 +61,9 @@ pub enum FromDistributor {
         call: CallId,
         agent: AgentId,
         extension: String,
+        /// The extension's binding as the distributor knew it at the offer
+        /// (another edge's registration, or ours from before a restart).
+        contact: Option<AgentContact>,
     },
     Queued {
         call: CallId,
@@ -75,6 +78,36 @@ pub enum FromDistributor {
     Unknown {
         call: CallId,
     },
+    /// The site's registration bindings: all of them (`full`, on attach) or
+    /// those that changed (an expiry of 0 removes).
+    Bindings {
+        full: bool,
+        bindings: Vec<SiteBinding>,
+    },
+}
+
+/// Where to ring an extension registered elsewhere, as `ConnectAgent` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentContact {
+    /// The Contact URI as registered.
+    pub contact: String,
+    /// Where its REGISTER came from, `udp:10.0.0.7:5062` (may be empty).
+    pub source: String,
+}
+
+/// A registration binding as the distributor replicates it: reported by the
+/// edge holding it, sent to every edge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteBinding {
+    /// The extension (AOR user part).
+    pub aor: String,
+    pub contact: String,
+    /// Where the REGISTER came from (`udp:10.0.0.7:5062`).
+    pub source: String,
+    /// Absolute expiry, Unix ms; 0 removes the binding.
+    pub expires_at_ms: u64,
+    /// The edge holding the registration.
+    pub edge_id: String,
 }
 
 /// Reports to the distributor.
@@ -99,6 +132,9 @@ pub enum ToDistributor {
         call: CallId,
         reason: String,
     },
+    /// A phone registered here, moved, refreshed materially, unregistered or
+    /// expired (`expires_at_ms` 0).
+    Binding(SiteBinding),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

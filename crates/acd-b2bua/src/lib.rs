@@ -34,6 +34,7 @@ pub mod io;
 mod ivr;
 pub mod registrar;
 mod session_timer;
+pub mod site_bindings;
 pub mod snapshot;
 mod teardown;
 pub mod timers;
@@ -43,8 +44,8 @@ pub use crate::core::{ClientTx, EdgeCore};
 pub use config::{Admission, CoreConfig, Listen};
 pub use ids::{AgentId, CallId, PlayToken, Side, StepNo};
 pub use io::{
-    CallerInfo, Enqueue, FromDistributor, Input, IvrAction, IvrEvent, IvrReply, IvrStep,
-    MediaCommand, MediaEvent, MediaPorts, Output, ToDistributor,
+    AgentContact, CallerInfo, Enqueue, FromDistributor, Input, IvrAction, IvrEvent, IvrReply,
+    IvrStep, MediaCommand, MediaEvent, MediaPorts, Output, SiteBinding, ToDistributor,
 };
 pub use snapshot::{Snapshot, SnapshotError, SNAPSHOT_VERSION};
 pub use teardown::EndReason;

@@ -39,6 +39,8 @@ pub struct Binding {
     /// The newest nonce that authenticated this binding, and when it was issued.
     pub nonce: String,
     pub nonce_issued: u64,
+    /// The expiry last reported to the distributor (`None`: not reported).
+    pub reported: Option<Instant>,
 }
 
 impl Binding {
@@ -311,6 +313,7 @@ impl Registrar {
                     expires_at,
                     nonce: v.nonce.clone(),
                     nonce_issued: v.nonce_issued,
+                    reported: None,
                 };
                 self.bindings.insert(user.to_string(), binding);
                 self.changes += 1;
@@ -326,6 +329,54 @@ impl Registrar {
                 moved,
             },
         )
+    }
+
+    /// The binding of `user` if the distributor should hear of it: new or
+    /// moved (never reported), or refreshed after more than a third of its
+    /// lifetime passed since the last report (a phone refreshing every
+    /// minute does not make an event a minute). Marks it reported.
+    pub(crate) fn take_report(&mut self, user: &str, now: Instant) -> Option<Binding> {
+        let b = self.bindings.get_mut(user).filter(|b| b.expires_at > now)?;
+        let due = match b.reported {
+            None => true,
+            Some(reported) => {
+                let lifetime = b.expires_at.saturating_duration_since(now);
+                b.expires_at.saturating_duration_since(reported) > lifetime / 3
+            }
+        };
+        if !due {
+            return None;
+        }
+        b.reported = Some(b.expires_at);
+        Some(b.clone())
+    }
+
+    /// Forgets that `user`'s binding was reported, so the next
+    /// [`Registrar::take_report`] returns it (the distributor lost it).
+    pub(crate) fn unreported(&mut self, user: &str) {
+        if let Some(b) = self.bindings.get_mut(user) {
+            b.reported = None;
+        }
+    }
+
+    /// Removes `user`'s binding if it has run out; true if it did.
+    pub(crate) fn expire(&mut self, user: &str, now: Instant) -> bool {
+        let expired = self.bindings.get(user).is_some_and(|b| b.expires_at <= now);
+        if expired {
+            self.bindings.remove(user);
+            self.changes += 1;
+            tracing::info!(extension = %user, "registration expired");
+        }
+        expired
+    }
+
+    /// Extensions with a live binding, in order.
+    pub(crate) fn live(&self, now: Instant) -> Vec<String> {
+        self.bindings
+            .iter()
+            .filter(|(_, b)| b.expires_at > now)
+            .map(|(ext, _)| ext.clone())
+            .collect()
     }
 
     /// The bindings, with deadlines relative to `now`, for a hand-over.
@@ -418,6 +469,8 @@ impl BindingSnapshot {
             expires_at: now.checked_add(self.expires_in).unwrap_or(now),
             nonce: self.nonce,
             nonce_issued: self.nonce_issued,
+            // The process that handed over reported it already.
+            reported: now.checked_add(self.expires_in),
         }
     }
 }

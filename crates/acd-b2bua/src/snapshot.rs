@@ -41,6 +41,10 @@ pub struct Snapshot {
     /// Late 2xx already ACKed and hung up: (Call-ID, tag) → where, ACK.
     #[serde(default)]
     pub hung_up: Vec<(HungUpDialog, HungUpAck)>,
+    /// Other edges' bindings (and ours from before a restart), as the
+    /// distributor sent them.
+    #[serde(default)]
+    pub remote_bindings: crate::site_bindings::RemoteBindings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +110,7 @@ impl EdgeCore {
                 v.sort_by(|a, b| a.0.cmp(&b.0));
                 v
             },
+            remote_bindings: self.remote.clone(),
         }
     }
 
@@ -134,6 +139,7 @@ impl EdgeCore {
             // gets one more ACK and BYE, which the phone answers 481.
             hung_up_2xx: snap.hung_up.into_iter().collect(),
             registrar,
+            remote: snap.remote_bindings,
             timers: Timers::restore(snap.timers, now),
             rng,
             term: snap.term,

@@ -38,6 +38,8 @@ pub enum TimerKey {
     /// A late 2xx we ACKed and BYEd (Call-ID, phone's tag): its
     /// retransmissions get the same ACK until this fires (64*T1).
     HungUp(String, String),
+    /// The registration of this extension runs out: removed and reported.
+    Registration(String),
 }
 
 #[derive(Default)]

@@ -76,6 +76,23 @@ impl EdgeConn {
         current
     }
 
+    /// The site's bindings, whole, so the edge reaches phones registered
+    /// elsewhere; changes follow as the events are released.
+    async fn send_all_bindings(&self) {
+        let update = crate::bindings::full_update(&self.d);
+        tracing::info!(edge = %self.edge_id, bindings = update.bindings.len(), "bindings sent");
+        self.send(ToEdge::Bindings(update)).await;
+    }
+
+    /// A phone registered, moved, unregistered or expired at this edge.
+    fn binding(&self, b: pb::Binding) {
+        let aor = b.aor.clone();
+        if let Err(e) = self.d.command(crate::bindings::command(b, &self.edge_id)) {
+            metrics::counter!("acd_edge_binding_refused_total", "reason" => "command").increment(1);
+            tracing::warn!(edge = %self.edge_id, %aor, error = %e, "binding report refused");
+        }
+    }
+
     async fn handle(&mut self, msg: pb::EdgeMessage) {
         let Some(kind) = msg.kind else {
             tracing::warn!(edge = %self.edge_id, "edge message of an unknown kind ignored");
@@ -104,6 +121,7 @@ impl EdgeConn {
                     self.send(ToEdge::Unknown(pb::CallUnknown { call_id: call.0 }))
                         .await;
                 }
+                self.send_all_bindings().await;
                 return;
             }
             FromEdge::Enqueue(e) => {
@@ -147,12 +165,7 @@ impl EdgeConn {
                     },
                 )
             }
-            FromEdge::Binding(b) => {
-                // Replicated bindings arrive with fail-over work; until then the
-                // edge's own registrar answers for its phones.
-                tracing::debug!(edge = %self.edge_id, aor = %b.aor, "binding report ignored");
-                return;
-            }
+            FromEdge::Binding(b) => return self.binding(b),
             FromEdge::CallEnded(c) => (
                 CallId(c.call_id.clone()),
                 Command::CallEnded {
@@ -213,12 +226,20 @@ async fn forward_events(
                 agent,
                 extension,
                 ..
-            } if owned.contains(call) => ToEdge::Connect(pb::ConnectAgent {
-                call_id: call.0.clone(),
-                agent_id: agent.0.clone(),
-                extension: extension.0.clone(),
-                ..Default::default()
-            }),
+            } if owned.contains(call) => {
+                let (contact, source) = crate::bindings::offered_contact(&d, extension);
+                ToEdge::Connect(pb::ConnectAgent {
+                    call_id: call.0.clone(),
+                    agent_id: agent.0.clone(),
+                    extension: extension.0.clone(),
+                    contact,
+                    source,
+                })
+            }
+            Event::BindingChanged { .. } => match crate::bindings::update_of(&rec.event) {
+                Some(update) => ToEdge::Bindings(update),
+                None => continue,
+            },
             Event::CallQueued { call, queue, .. } if owned.contains(call) => {
                 let position = d
                     .lock()

@@ -19,6 +19,7 @@ use acd_routing::{Command, CommandError, Core, EventRecord, RoutingConfig, Term,
 use tokio::sync::{broadcast, watch, Notify};
 
 pub mod agent_service;
+pub mod bindings;
 pub mod convert;
 pub mod edge_service;
 pub mod replication;

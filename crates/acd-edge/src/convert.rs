@@ -1,6 +1,9 @@
 //! Wire types (protobuf) ↔ the core's own types, at the edge of the process.
 
-use acd_b2bua::{CallId, FromDistributor, IvrAction, IvrEvent, IvrReply, IvrStep, ToDistributor};
+use acd_b2bua::{
+    AgentContact, CallId, FromDistributor, IvrAction, IvrEvent, IvrReply, IvrStep, SiteBinding,
+    ToDistributor,
+};
 use acd_proto::v1 as pb;
 use pb::edge_message::Kind as ToDist;
 
@@ -11,6 +14,10 @@ pub fn from_distributor(msg: pb::DistributorMessage) -> Option<(u64, FromDistrib
             call: CallId(c.call_id),
             agent: acd_b2bua::AgentId(c.agent_id),
             extension: c.extension,
+            contact: (!c.contact.is_empty()).then_some(AgentContact {
+                contact: c.contact,
+                source: c.source,
+            }),
         },
         Kind::Queued(q) => FromDistributor::Queued {
             call: CallId(q.call_id),
@@ -24,8 +31,12 @@ pub fn from_distributor(msg: pb::DistributorMessage) -> Option<(u64, FromDistrib
         Kind::Unknown(u) => FromDistributor::Unknown {
             call: CallId(u.call_id),
         },
-        // Handled by the distributor link (acks) or not yet used (bindings).
-        Kind::Ack(_) | Kind::Bindings(_) => return None,
+        Kind::Bindings(u) => FromDistributor::Bindings {
+            full: u.full,
+            bindings: u.bindings.into_iter().map(binding_from_wire).collect(),
+        },
+        // Handled by the distributor link.
+        Kind::Ack(_) => return None,
     };
     Some((msg.term, cmd))
 }
@@ -63,8 +74,29 @@ pub fn to_distributor(msg: ToDistributor) -> Option<ToDist> {
             call_id: call.0,
             reason,
         }),
+        ToDistributor::Binding(b) => ToDist::Binding(binding_to_wire(b)),
         _ => return None,
     })
+}
+
+fn binding_from_wire(b: pb::Binding) -> SiteBinding {
+    SiteBinding {
+        aor: b.aor,
+        contact: b.contact,
+        source: b.source,
+        expires_at_ms: b.expires_at_ms,
+        edge_id: b.edge_id,
+    }
+}
+
+fn binding_to_wire(b: SiteBinding) -> pb::Binding {
+    pb::Binding {
+        aor: b.aor,
+        contact: b.contact,
+        expires_at_ms: b.expires_at_ms,
+        source: b.source,
+        edge_id: b.edge_id,
+    }
 }
 
 pub fn step_request(step: &IvrStep) -> pb::StepRequest {

@@ -394,6 +394,7 @@ fn core_config(
 ) -> acd_b2bua::CoreConfig {
     let cfg = &loaded.config;
     let mut core = acd_b2bua::CoreConfig::with_defaults(settings.public_ip);
+    core.edge_id = settings.edge_id.clone();
     core.listen = acd_b2bua::Listen {
         public_ip: settings.public_ip,
         udp_port: udp.port(),

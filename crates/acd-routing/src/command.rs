@@ -1,6 +1,7 @@
 //! Inputs to the core: what agents and the edge ask for.
 
-use crate::ids::{AgentId, CallId, Extension, QueueId};
+use crate::bindings::BindingRecord;
+use crate::ids::{AgentId, CallId, EdgeId, Extension, QueueId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -53,4 +54,13 @@ pub enum Command {
     /// Either side hung up a connected call; the agent enters wrap-up. For a call that
     /// was never connected this is handled like [`Command::Abandon`].
     CallEnded { call: CallId },
+    /// An edge reports the phone at `extension` registered (or refreshed, or
+    /// moved) there. An expiry already past is handled like [`Command::Unbind`].
+    Bind {
+        extension: Extension,
+        binding: BindingRecord,
+    },
+    /// The phone at `extension` unregistered at `edge`, or its binding expired
+    /// there; ignored unless `edge` holds the binding.
+    Unbind { extension: Extension, edge: EdgeId },
 }

@@ -1,12 +1,13 @@
 //! [`Core`]: decides, records and applies.
 
+use crate::bindings::BindingRecord;
 use crate::command::Command;
 use crate::config::RoutingConfig;
 use crate::digest::Fnv1a;
 use crate::directory::Directory;
 use crate::error::{ApplyError, CommandError, SnapshotError};
 use crate::event::{AgentState, Event, EventRecord};
-use crate::ids::{AgentId, CallId, Seq, Term, Timestamp};
+use crate::ids::{AgentId, CallId, Extension, Seq, Term, Timestamp};
 use crate::matcher;
 use crate::state::{AgentRuntime, CallPhase, CallRecord, QueueCounters, State};
 use crate::strategy::Strategy;
@@ -292,6 +293,16 @@ impl Core {
             .collect()
     }
 
+    /// The registration binding of `extension`, if its phone is registered.
+    pub fn binding(&self, extension: &Extension) -> Option<&BindingRecord> {
+        self.state.bindings.get(extension)
+    }
+
+    /// Every registration binding, in extension order.
+    pub fn bindings(&self) -> impl Iterator<Item = (&Extension, &BindingRecord)> + '_ {
+        self.state.bindings.iter()
+    }
+
     /// One call, with its place in the queue while waiting.
     pub fn call(&self, id: &CallId) -> Option<CallView> {
         let c = self.state.calls.get(id)?;
@@ -414,6 +425,7 @@ impl Core {
                 }),
                 _ => None,
             },
+            Timer::BindingExpiry(ext) => crate::bindings::expiry_event(&self.state, ext, now),
             Timer::MaxWait(call) => {
                 let c = self.state.calls.get(call)?;
                 let max = self.dir.queues.get(&c.queue)?.max_wait_ms?;
@@ -534,6 +546,17 @@ impl Core {
                     p => Err(not_in_phase(call, "be answered", p)),
                 }
             }
+            Command::Bind { extension, binding } => Ok(crate::bindings::decide_bind(
+                &self.state,
+                extension,
+                binding,
+                now,
+            )),
+            Command::Unbind { extension, edge } => Ok(crate::bindings::decide_unbind(
+                &self.state,
+                extension,
+                &edge,
+            )),
             Command::AgentFailed { call, reason } => {
                 let c = self.call_rec(&call)?;
                 match &c.phase {

@@ -2,6 +2,7 @@
 //! effects list: the shell turns e.g. [`Event::CallOffered`] into "connect the agent"
 //! once the standby has acknowledged the record.
 
+use crate::bindings::BindingRecord;
 use crate::command::CallerInfo;
 use crate::ids::{AgentId, CallId, Extension, QueueId, Seq, Term, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -123,5 +124,11 @@ pub enum Event {
         call: CallId,
         agent: AgentId,
         wrap_up_until: Timestamp,
+    },
+    /// The phone at `extension` is now reachable as `binding` (`None`: no
+    /// longer registered). The shell tells every attached edge.
+    BindingChanged {
+        extension: Extension,
+        binding: Option<BindingRecord>,
     },
 }

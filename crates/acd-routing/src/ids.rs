@@ -78,6 +78,10 @@ string_id!(
     /// A SIP extension an agent sits at (hot desking: it changes per login).
     Extension
 );
+string_id!(
+    /// A SIP edge, as it names itself (`--edge-id`).
+    EdgeId
+);
 number_id!(
     /// Leadership epoch; records from a lower term are refused (fencing).
     Term

@@ -28,8 +28,10 @@
 //!
 //! Module map: [`Core`] (decide and drive), `state` (data and `apply_event`), `matcher`
 //! (pairs calls with agents, a pure function of state), [`strategy`] (ordering of
-//! candidate agents: longest idle), `timer` (deadlines derived from state).
+//! candidate agents: longest idle), `timer` (deadlines derived from state), `bindings`
+//! (registered phones, replicated so any edge reaches them).
 
+mod bindings;
 mod command;
 mod config;
 mod core;
@@ -44,12 +46,13 @@ pub mod strategy;
 mod timer;
 mod view;
 
+pub use crate::bindings::BindingRecord;
 pub use crate::command::{CallerInfo, Command};
 pub use crate::config::{AgentDef, ConfigError, QueueDef, RoutingConfig};
 pub use crate::core::{Core, Snapshot, OFFER_TIMEOUT_REASON, SNAPSHOT_FORMAT_VERSION};
 pub use crate::error::{ApplyError, CommandError, ErrorKind, SnapshotError};
 pub use crate::event::{AgentState, Event, EventRecord, RONA_REASON};
-pub use crate::ids::{AgentId, CallId, Extension, QueueId, Seq, SkillId, Term, Timestamp};
+pub use crate::ids::{AgentId, CallId, EdgeId, Extension, QueueId, Seq, SkillId, Term, Timestamp};
 pub use crate::state::{AgentRuntime, CallPhase, CallRecord, QueueCounters, State};
 pub use crate::view::{AgentView, CallView, QueueView};
 

@@ -5,6 +5,7 @@
 //! plain data in ordered maps: its serialisation is canonical, which the snapshot and
 //! [`crate::Core::state_digest`] rely on.
 
+use crate::bindings::BindingRecord;
 use crate::command::CallerInfo;
 use crate::directory::Directory;
 use crate::event::{AgentState, Event, RONA_REASON};
@@ -110,6 +111,10 @@ pub struct State {
     pub counters: BTreeMap<QueueId, QueueCounters>,
     /// Next value for [`CallRecord::arrival`].
     pub next_arrival: u64,
+    /// Registered phones by extension. Left out of the serialisation while empty,
+    /// so the digest of a site without them matches older builds.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub bindings: BTreeMap<Extension, BindingRecord>,
 }
 
 fn bad(reason: impl Into<String>) -> String {
@@ -131,6 +136,7 @@ impl State {
                 .map(|id| (id.clone(), QueueCounters::default()))
                 .collect(),
             next_arrival: 0,
+            bindings: BTreeMap::new(),
         }
     }
 
@@ -349,6 +355,9 @@ impl State {
                 a.reason = None;
                 a.since = at;
                 self.calls.remove(call);
+            }
+            Event::BindingChanged { extension, binding } => {
+                crate::bindings::apply(self, extension, binding)?;
             }
         }
         Ok(())

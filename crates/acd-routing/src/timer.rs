@@ -3,7 +3,7 @@
 
 use crate::directory::Directory;
 use crate::event::AgentState;
-use crate::ids::{AgentId, CallId, Timestamp};
+use crate::ids::{AgentId, CallId, Extension, Timestamp};
 use crate::state::{CallPhase, State};
 
 /// The closed set of things that happen by time alone.
@@ -15,6 +15,8 @@ pub enum Timer {
     OfferExpiry(CallId),
     /// Call waited longer than its queue allows → leaves the queue.
     MaxWait(CallId),
+    /// A phone's registration ran out → binding removed.
+    BindingExpiry(Extension),
 }
 
 /// Every pending timer with its deadline, ordered by deadline then timer, so firing order
@@ -38,6 +40,9 @@ pub(crate) fn pending(state: &State, dir: &Directory) -> Vec<(Timestamp, Timer)>
             }
             CallPhase::Connected { .. } => {}
         }
+    }
+    for (ext, b) in &state.bindings {
+        out.push((b.expires_at, Timer::BindingExpiry(ext.clone())));
     }
     out.sort();
     out

@@ -230,6 +230,7 @@ impl Sim {
                 call: call.clone(),
                 agent: AgentId("alice".into()),
                 extension: "1001".into(),
+                contact: None,
             },
         });
     }
