@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use acd_distributor::leadership::Leadership;
 use acd_distributor::Distributor;
 use acd_proto::v1 as pb;
 use pb::admin_service_server::{AdminService, AdminServiceServer};
@@ -13,6 +14,7 @@ pub struct AdminApi {
     roles: Vec<String>,
     distributor: Option<Distributor>,
     readiness: Arc<Readiness>,
+    leadership: Option<Leadership>,
 }
 
 impl AdminApi {
@@ -28,7 +30,14 @@ impl AdminApi {
             roles: roles.iter().map(|r| r.to_string()).collect(),
             distributor,
             readiness,
+            leadership: None,
         }
+    }
+
+    /// A distributor elected through etcd can hand over (Switchover).
+    pub fn with_leadership(mut self, leadership: Option<Leadership>) -> Self {
+        self.leadership = leadership;
+        self
     }
 
     pub fn into_service(self) -> AdminServiceServer<Self> {
@@ -49,7 +58,17 @@ impl AdminService for AdminApi {
             distributor: self.distributor.as_ref().map(Distributor::status),
             edge: edge.map(|e| e.status()),
             draining: edge.is_some_and(|e| e.is_draining()),
-            ..Default::default()
+            ready: self.readiness.is_ready(),
+            waiting_for: self
+                .distributor
+                .as_ref()
+                .map(|d| d.serving().borrow().waiting_for.clone())
+                .unwrap_or_default(),
+            address: self
+                .distributor
+                .as_ref()
+                .map(Distributor::address)
+                .unwrap_or_default(),
         }))
     }
 
@@ -96,8 +115,24 @@ impl AdminService for AdminApi {
         &self,
         _req: Request<pb::SwitchoverRequest>,
     ) -> Result<Response<pb::SwitchoverResponse>, Status> {
-        Err(Status::unimplemented(
-            "switchover arrives with hot standby fail-over",
-        ))
+        let Some(leadership) = &self.leadership else {
+            metrics::counter!("acd_switchover_refused_total", "reason" => "no_election")
+                .increment(1);
+            return Err(Status::failed_precondition(
+                "switchover needs leadership from etcd (acd distributor --etcd URL)",
+            ));
+        };
+        match leadership.switchover().await {
+            Ok(s) => Ok(Response::new(pb::SwitchoverResponse {
+                term: s.term,
+                pause_us: s.pause.as_micros() as u64,
+                new_primary: s.new_primary,
+            })),
+            Err(e) => {
+                metrics::counter!("acd_switchover_refused_total", "reason" => "failed")
+                    .increment(1);
+                Err(Status::failed_precondition(format!("switchover: {e}")))
+            }
+        }
     }
 }

@@ -47,6 +47,9 @@ enum Command {
     Drain,
     /// Print the edge's whole state (calls, dialogs, timers, media) as JSON.
     Snapshot,
+    /// Hand the distributor primary's role to its standby (run against the
+    /// primary): commands are held until the standby leads.
+    Switchover,
 }
 
 #[derive(Subcommand, Debug)]
@@ -136,6 +139,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Status => admin::status(channel, cli.json).await,
         Command::Drain => admin::drain(channel, cli.json).await,
         Command::Snapshot => admin::snapshot(channel).await,
+        Command::Switchover => admin::switchover(channel, cli.json).await,
     }
 }
 
