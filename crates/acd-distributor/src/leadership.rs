@@ -614,6 +614,8 @@ async fn lease_once(cfg: &LeadershipConfig, inputs: &mpsc::Sender<Input>) -> Res
     let every = (ttl / 4).max(Duration::from_millis(50));
     let mut etcd = etcd;
     loop {
+        // The first refresh goes out with the stream: date it from here.
+        let mut sent_at = Instant::now();
         let mut ka = match etcd.keep_alive(lease.id).await {
             Ok(ka) => ka,
             Err(e) => {
@@ -624,7 +626,6 @@ async fn lease_once(cfg: &LeadershipConfig, inputs: &mpsc::Sender<Input>) -> Res
             }
         };
         loop {
-            let sent_at = Instant::now();
             match ka.refresh().await {
                 Ok(ttl_secs) => {
                     let _ = inputs
@@ -649,6 +650,7 @@ async fn lease_once(cfg: &LeadershipConfig, inputs: &mpsc::Sender<Input>) -> Res
                 }
             }
             tokio::time::sleep(every).await;
+            sent_at = Instant::now();
         }
         etcd = reconnect(cfg, etcd).await;
     }

@@ -206,6 +206,9 @@ impl Etcd {
     pub async fn keep_alive(&self, lease: i64) -> Result<KeepAlive, Error> {
         let mut c = LeaseClient::new(self.channel.clone());
         let (tx, rx) = mpsc::channel(4);
+        // etcd answers the stream's headers only with the first response, so
+        // the first request goes out with the call; `refresh` then only reads.
+        let _ = tx.try_send(LeaseKeepAliveRequest { id: lease });
         let responses = self
             .timed("lease keep-alive", async {
                 c.lease_keep_alive(ReceiverStream::new(rx))
@@ -219,6 +222,7 @@ impl Etcd {
             lease,
             tx,
             responses,
+            primed: true,
         })
     }
 
@@ -309,6 +313,8 @@ pub struct KeepAlive {
     lease: i64,
     tx: mpsc::Sender<LeaseKeepAliveRequest>,
     responses: Streaming<pb::etcdserverpb::LeaseKeepAliveResponse>,
+    /// The first request was sent when the stream opened.
+    primed: bool,
 }
 
 impl KeepAlive {
@@ -320,10 +326,12 @@ impl KeepAlive {
             endpoint: self.endpoint.clone(),
             op: "lease keep-alive",
         };
-        self.tx
-            .send(LeaseKeepAliveRequest { id: self.lease })
-            .await
-            .map_err(|_| ended())?;
+        if !std::mem::take(&mut self.primed) {
+            self.tx
+                .send(LeaseKeepAliveRequest { id: self.lease })
+                .await
+                .map_err(|_| ended())?;
+        }
         let r = tokio::time::timeout(REQUEST_TIMEOUT, self.responses.message())
             .await
             .map_err(|_| Error::Timeout {
