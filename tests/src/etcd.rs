@@ -36,11 +36,8 @@ impl EtcdServer {
     pub async fn start(env: &TestEnv) -> Result<EtcdServer> {
         let client = format!("http://127.0.0.1:{}", env.ports.etcd_client());
         let peer = format!("http://127.0.0.1:{}", env.ports.etcd_peer());
-        let data_dir = std::env::temp_dir().join(format!(
-            "acd-etcd-{}-{}",
-            env.ports.n,
-            std::process::id()
-        ));
+        let data_dir =
+            std::env::temp_dir().join(format!("acd-etcd-{}-{}", env.ports.n, std::process::id()));
         let _ = std::fs::remove_dir_all(&data_dir);
         let log = env.log_path("etcd.stderr.log");
         let child = Command::new(etcd_bin())

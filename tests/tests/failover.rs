@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use acd_tests::proto::edge_service_client::EdgeServiceClient;
 use acd_tests::proto::{
-    distributor_message, edge_message, AgentAnswered, AgentState, Caller, CallEnded,
+    distributor_message, edge_message, AgentAnswered, AgentState, CallEnded, Caller,
     DistributorMessage, DistributorStatus, EdgeHello, EdgeMessage, EnqueueCall,
 };
 use acd_tests::{acdctl, AcdClient, AcdProcess, EtcdServer, TestEnv, LONG, SHORT};
@@ -71,7 +71,10 @@ impl TestEdge {
         loop {
             let m = match tokio::time::timeout_at(deadline, self.rx.message()).await {
                 Ok(Ok(Some(m))) => m,
-                other => panic!("no ConnectAgent for {call} within {within:?}: {other:?}; seen {:?}", self.seen),
+                other => panic!(
+                    "no ConnectAgent for {call} within {within:?}: {other:?}; seen {:?}",
+                    self.seen
+                ),
             };
             self.seen.push(m.clone());
             if let Some(distributor_message::Kind::Connect(c)) = &m.kind {
@@ -109,7 +112,10 @@ fn dist(s: &acd_tests::proto::StatusResponse) -> DistributorStatus {
 async fn await_converged(a: &mut AcdClient, b: &mut AcdClient) -> DistributorStatus {
     let deadline = Instant::now() + LONG;
     loop {
-        let (x, y) = (dist(&a.status().await.unwrap()), dist(&b.status().await.unwrap()));
+        let (x, y) = (
+            dist(&a.status().await.unwrap()),
+            dist(&b.status().await.unwrap()),
+        );
         if x.last_seq > 0 && x.last_seq == y.last_seq && x.state_digest == y.state_digest {
             return x;
         }
@@ -122,7 +128,11 @@ async fn await_converged(a: &mut AcdClient, b: &mut AcdClient) -> DistributorSta
 }
 
 /// Polls until `c` reports itself primary; how long that took from `since`.
-async fn await_primary(c: &mut AcdClient, since: Instant, within: Duration) -> (Duration, DistributorStatus) {
+async fn await_primary(
+    c: &mut AcdClient,
+    since: Instant,
+    within: Duration,
+) -> (Duration, DistributorStatus) {
     loop {
         if let Ok(s) = c.status().await {
             let d = dist(&s);
@@ -152,9 +162,8 @@ impl Pair {
         let etcd = EtcdServer::start(&env).await.unwrap();
         let config = match wrap_up_secs {
             1 => acd_tests::config_path(),
-            n => env.config_variant(|s| {
-                s.replace("wrap_up_secs = 1", &format!("wrap_up_secs = {n}"))
-            }),
+            n => env
+                .config_variant(|s| s.replace("wrap_up_secs = 1", &format!("wrap_up_secs = {n}"))),
         };
         Pair {
             env,
@@ -286,13 +295,54 @@ async fn switchover_both_ways() {
             .await_status("a standby attached", SHORT, |s| dist(s).followers == 1)
             .await
             .unwrap();
+        // Agent commands keep arriving at the old primary during the handover.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let hammer = {
+            let (mut c, stop) = (cfrom.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut refusals = Vec::new();
+                let mut n = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) && n < 2000 {
+                    n += 1;
+                    if let Err(e) = c
+                        .get_agent("alice")
+                        .await
+                        .and(c.not_ready("alice", "busy").await)
+                    {
+                        if let Some(st) = e.downcast_ref::<tonic::Status>() {
+                            if st.message().starts_with("not leader") {
+                                refusals.push(st.clone());
+                            }
+                        }
+                    }
+                    let _ = c.ready("alice").await;
+                }
+                refusals
+            })
+        };
         let out = acdctl(&from, &["--json", "switchover"]).await.unwrap();
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let refusals = hammer.await.unwrap();
         assert!(out.success(), "acdctl switchover: {out:?}");
         let v = &out.json_lines().unwrap()[0];
         let pause_us = v["pause_us"].as_u64().unwrap();
         eprintln!("[e2e] switchover {from} -> {to}: commands held {pause_us} us");
         assert_eq!(v["new_primary"], to.as_str(), "{v}");
         assert!(pause_us < 500_000, "pause {pause_us} us");
+        eprintln!(
+            "[e2e] {} commands refused during the handover",
+            refusals.len()
+        );
+        for st in &refusals {
+            assert_eq!(st.code(), tonic::Code::FailedPrecondition, "{st:?}");
+            assert_eq!(
+                st.metadata()
+                    .get("x-acd-leader")
+                    .and_then(|v| v.to_str().ok()),
+                Some(to.as_str()),
+                "{st:?}"
+            );
+        }
         let new = cto
             .await_status("primary", SHORT, |s| dist(s).role == "primary")
             .await
@@ -313,7 +363,9 @@ async fn switchover_both_ways() {
         let st = err.downcast_ref::<tonic::Status>().expect("a gRPC status");
         assert_eq!(st.code(), tonic::Code::FailedPrecondition, "{st:?}");
         assert_eq!(
-            st.metadata().get("x-acd-leader").and_then(|v| v.to_str().ok()),
+            st.metadata()
+                .get("x-acd-leader")
+                .and_then(|v| v.to_str().ok()),
             Some(to.as_str())
         );
         // New work lands on the new primary and reaches the old one.
@@ -408,7 +460,9 @@ async fn a_standby_without_its_primary_is_not_ready() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let mut standby = AcdProcess::spawn_unready(&env, "standby", &args).await.unwrap();
+    let mut standby = AcdProcess::spawn_unready(&env, "standby", &args)
+        .await
+        .unwrap();
     let mut c = AcdClient::connect(&format!("http://127.0.0.1:{}", p.grpc(1)))
         .await
         .unwrap();
@@ -439,12 +493,16 @@ async fn a_standby_without_its_primary_is_not_ready() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let mut elected = AcdProcess::spawn_unready(&env, "elected", &args).await.unwrap();
+    let mut elected = AcdProcess::spawn_unready(&env, "elected", &args)
+        .await
+        .unwrap();
     let mut ce = AcdClient::connect(&format!("http://127.0.0.1:{}", p.grpc(2)))
         .await
         .unwrap();
     let st = ce
-        .await_status("waiting for etcd", SHORT, |s| s.waiting_for.contains("etcd at"))
+        .await_status("waiting for etcd", SHORT, |s| {
+            s.waiting_for.contains("etcd at")
+        })
         .await
         .unwrap();
     assert!(!st.ready, "{st:?}");
@@ -457,7 +515,10 @@ async fn a_standby_without_its_primary_is_not_ready() {
     let st = c.status().await.unwrap();
     assert!(st.ready && st.waiting_for.is_empty(), "{st:?}");
     assert_eq!(dist(&st).leader, primary_url);
-    assert_eq!(http_status(&format!("127.0.0.1:{}", p.metrics(1)), "/ready").await, 200);
+    assert_eq!(
+        http_status(&format!("127.0.0.1:{}", p.metrics(1)), "/ready").await,
+        200
+    );
 }
 
 /// The HTTP status of `GET path` on `addr`.

@@ -80,18 +80,30 @@ pub enum Input {
 #[must_use]
 pub enum Action {
     /// Campaign (again) under `lease`.
-    Campaign { lease: i64 },
+    Campaign {
+        lease: i64,
+    },
     /// Act as primary under `term` until `until` (extended by keep-alives).
-    Promote { term: u64, until: Instant },
+    Promote {
+        term: u64,
+        until: Instant,
+    },
     ExtendLease(Instant),
     /// Stop acting at once; `leader`: where clients should go (may be empty).
-    Demote { leader: String },
+    Demote {
+        leader: String,
+    },
     /// Follow this primary (`None`: nobody).
     Follow(Option<String>),
     /// Revoke a lease (a dead primary's, or our own after fencing).
-    Revoke { lease: i64 },
+    Revoke {
+        lease: i64,
+    },
     /// Give up leadership held under `key`.
-    Resign { rev: i64, key: Vec<u8> },
+    Resign {
+        rev: i64,
+        key: Vec<u8>,
+    },
     /// Grant a fresh lease (the old one is gone).
     Regrant,
 }
@@ -106,7 +118,10 @@ struct LeaseState {
 enum Phase {
     /// Campaigning; following whoever leads.
     Candidate,
-    Leading { rev: i64, key: Vec<u8> },
+    Leading {
+        rev: i64,
+        key: Vec<u8>,
+    },
 }
 
 /// The leadership decisions of one distributor.
@@ -376,6 +391,9 @@ impl Leadership {
         .map_err(|_| "the leadership task has stopped".to_string())?
         .clone()
         .ok_or_else(|| "no new leader".to_string())?;
+        // The pause ends when the new primary takes commands, not when etcd
+        // names it.
+        await_acting(&seen, TAKE_OVER_WAIT).await?;
         let pause = started.elapsed();
         metrics::histogram!("acd_switchover_pause_seconds").record(pause.as_secs_f64());
         tracing::info!(new_primary = %seen.url, term = seen.rev, pause_us = pause.as_micros() as u64, "switchover done");
@@ -384,6 +402,37 @@ impl Leadership {
             pause,
             new_primary: seen.url,
         })
+    }
+}
+
+/// Polls the new leader's AdminService.Status until it acts as primary.
+async fn await_acting(leader: &LeaderSeen, within: Duration) -> Result<(), String> {
+    use acd_proto::v1::admin_service_client::AdminServiceClient;
+    let deadline = tokio::time::Instant::now() + within;
+    let channel = tonic::transport::Endpoint::from_shared(leader.url.clone())
+        .map_err(|e| format!("the new primary's URL {}: {e}", leader.url))?
+        .connect_timeout(within)
+        .connect()
+        .await
+        .map_err(|e| format!("the new primary at {}: {e}", leader.url))?;
+    let mut admin = AdminServiceClient::new(channel);
+    loop {
+        if let Ok(s) = admin.status(acd_proto::v1::StatusRequest {}).await {
+            let acting = s
+                .into_inner()
+                .distributor
+                .is_some_and(|d| d.role == "primary" && d.term >= leader.rev as u64);
+            if acting {
+                return Ok(());
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!(
+                "the new primary at {} did not take over within {within:?}",
+                leader.url
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
 
@@ -832,7 +881,9 @@ mod tests {
             ),
             vec![Action::ExtendLease(t1 + TTL - margin(TTL))]
         );
-        assert!(m.handle(Input::Tick, t1 + Duration::from_secs(1)).is_empty());
+        assert!(m
+            .handle(Input::Tick, t1 + Duration::from_secs(1))
+            .is_empty());
         let late = t1 + TTL;
         assert_eq!(
             m.handle(Input::Tick, late),

@@ -196,16 +196,12 @@ impl Distributor {
         let mut committed = self.committed.subscribe();
         // SYNC_TIMEOUT commits everything of a primary that keeps its lease;
         // one that loses it never commits, hence the bound.
-        let waited = tokio::time::timeout(
-            2 * SYNC_TIMEOUT,
-            committed.wait_for(|c| *c >= last),
-        )
-        .await;
+        let waited =
+            tokio::time::timeout(2 * SYNC_TIMEOUT, committed.wait_for(|c| *c >= last)).await;
         let inner = self.lock();
         // The seq alone is not enough: after a demotion the same seq may be
         // another leader's entry.
-        if matches!(waited, Ok(Ok(_))) && inner.role == Role::Primary && inner.core.term() == term
-        {
+        if matches!(waited, Ok(Ok(_))) && inner.role == Role::Primary && inner.core.term() == term {
             return Ok(records);
         }
         metrics::counter!("acd_distributor_refusals_total", "reason" => "lost_leadership")
@@ -426,7 +422,6 @@ impl Distributor {
                 .agents()
                 .filter(|a| a.state.is_logged_in())
                 .count() as u32,
-            ..Default::default()
         }
     }
 }
@@ -514,7 +509,8 @@ impl Distributor {
         if was_primary {
             let dropped = inner.pending.len();
             inner.pending.clear();
-            let followers: Vec<String> = inner.log.followers().map(|(f, _)| f.to_string()).collect();
+            let followers: Vec<String> =
+                inner.log.followers().map(|(f, _)| f.to_string()).collect();
             for f in followers {
                 inner.log.detach(&f);
             }
@@ -597,7 +593,11 @@ impl Distributor {
 
     /// The first attached standby's id (its URL when it advertises one).
     pub fn first_follower(&self) -> Option<String> {
-        self.lock().log.followers().next().map(|(f, _)| f.to_string())
+        self.lock()
+            .log
+            .followers()
+            .next()
+            .map(|(f, _)| f.to_string())
     }
 
     pub fn serving(&self) -> watch::Receiver<Serving> {

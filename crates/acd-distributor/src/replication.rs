@@ -390,3 +390,76 @@ pub fn apply_entry(d: &Distributor, e: &pb::EventEntry) -> Result<u64, String> {
     d.apply(rec).map_err(|err| err.to_string())?;
     Ok(seq)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{routing_config, Role};
+    use acd_routing::{AgentId, Command, Extension, Term};
+
+    fn distributor(role: Role) -> Distributor {
+        let loaded = acd_config::Loaded::embedded().expect("embedded config");
+        Distributor::new(routing_config(&loaded.config), role)
+    }
+
+    /// A primary one version newer writes fields this build does not know:
+    /// the standby applies its events all the same and, promoted, carries on.
+    #[tokio::test]
+    async fn a_standby_applies_events_with_unknown_fields_and_carries_on_when_promoted() {
+        let primary = distributor(Role::Primary);
+        let standby = distributor(Role::Standby {
+            primary_url: "http://primary".into(),
+        });
+        let records = primary
+            .command(Command::AgentLogin {
+                agent: AgentId("alice".into()),
+                extension: Extension("1001".into()),
+            })
+            .expect("login");
+        for rec in &records {
+            let mut v = serde_json::to_value(rec).expect("encode");
+            v["added_in_a_newer_version"] = serde_json::json!({"x": 1});
+            v["event"]["also_new"] = serde_json::json!(true);
+            let entry = pb::EventEntry {
+                format_version: EVENT_FORMAT_VERSION,
+                seq: rec.seq.0,
+                term: rec.term.0,
+                payload: serde_json::to_vec(&v).expect("encode"),
+            };
+            assert_eq!(apply_entry(&standby, &entry), Ok(rec.seq.0));
+        }
+        assert_eq!(standby.status().state_digest, primary.status().state_digest);
+
+        standby.promote(Term(7), None);
+        let next = standby
+            .command(Command::AgentReady {
+                agent: AgentId("alice".into()),
+            })
+            .expect("the promoted standby takes commands");
+        assert!(next.iter().all(|r| r.term == Term(7)));
+        assert_eq!(next[0].seq.0, records.last().map_or(0, |r| r.seq.0) + 1);
+        // The old primary, demoted, follows from where it is: the promoted
+        // log holds its last entry with the same term, so no snapshot.
+        primary.demote("http://standby");
+        let (seq, term) = primary.log_position();
+        let inner = standby.lock();
+        let entries = entries_for(&inner.log, seq, term).expect("entries, not a snapshot");
+        assert_eq!(entries.len(), next.len());
+        // A log that diverged (another term at that seq) gets a snapshot.
+        assert!(entries_for(&inner.log, seq, term + 100).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_newer_event_format_is_refused() {
+        let standby = distributor(Role::Standby {
+            primary_url: String::new(),
+        });
+        let entry = pb::EventEntry {
+            format_version: EVENT_FORMAT_VERSION + 1,
+            seq: 1,
+            term: 1,
+            payload: b"{}".to_vec(),
+        };
+        assert!(apply_entry(&standby, &entry).is_err());
+    }
+}

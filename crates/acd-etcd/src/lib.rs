@@ -71,17 +71,11 @@ pub enum Error {
         status: tonic::Status,
     },
     #[error("etcd at {endpoint}: {op} timed out")]
-    Timeout {
-        endpoint: String,
-        op: &'static str,
-    },
+    Timeout { endpoint: String, op: &'static str },
     #[error("etcd at {endpoint}: lease {lease:x} has expired or was revoked")]
     LeaseGone { endpoint: String, lease: i64 },
     #[error("etcd at {endpoint}: the {op} stream ended")]
-    StreamEnded {
-        endpoint: String,
-        op: &'static str,
-    },
+    StreamEnded { endpoint: String, op: &'static str },
 }
 
 /// A granted lease: its id and the TTL etcd chose (it may raise the asked one
