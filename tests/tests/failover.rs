@@ -180,6 +180,21 @@ impl Pair {
     }
 }
 
+impl Pair {
+    /// distributor-a (slot 0) elected primary, then distributor-b (slot 1)
+    /// following it; each with a client.
+    async fn start_both(&self) -> (AcdProcess, AcdClient, AcdProcess, AcdClient) {
+        let a = self.start("distributor-a", 0).await;
+        let mut ca = AcdClient::connect(&a.grpc_url()).await.unwrap();
+        ca.await_status("primary", SHORT, |s| dist(s).role == "primary")
+            .await
+            .unwrap();
+        let b = self.start("distributor-b", 1).await;
+        let cb = AcdClient::connect(&b.grpc_url()).await.unwrap();
+        (a, ca, b, cb)
+    }
+}
+
 /// alice takes `call` and ends it: she is in wrap-up afterwards.
 async fn through_wrap_up(edge: &mut TestEdge, call: &str) {
     edge.enqueue(call, "sales").await;
@@ -199,13 +214,7 @@ async fn through_wrap_up(edge: &mut TestEdge, call: &str) {
 #[tokio::test]
 async fn kill_9_of_the_primary_fails_over_with_state_and_timers() {
     let pair = Pair::new("failover_kill", 60, 4).await;
-    let mut primary = pair.start("distributor-a", 0).await;
-    let mut p = AcdClient::connect(&primary.grpc_url()).await.unwrap();
-    p.await_status("primary", SHORT, |s| dist(s).role == "primary")
-        .await
-        .unwrap();
-    let mut standby = pair.start("distributor-b", 1).await;
-    let mut s = AcdClient::connect(&standby.grpc_url()).await.unwrap();
+    let (mut primary, mut p, mut standby, mut s) = pair.start_both().await;
     let st = dist(&s.status().await.unwrap());
     assert_eq!(st.role, "standby", "{st:?}");
     assert_eq!(st.following, primary.grpc_url(), "{st:?}");
@@ -267,13 +276,7 @@ async fn kill_9_of_the_primary_fails_over_with_state_and_timers() {
 #[tokio::test]
 async fn switchover_both_ways() {
     let pair = Pair::new("failover_switchover", 61, 1).await;
-    let mut a = pair.start("distributor-a", 0).await;
-    let mut ca = AcdClient::connect(&a.grpc_url()).await.unwrap();
-    ca.await_status("primary", SHORT, |s| dist(s).role == "primary")
-        .await
-        .unwrap();
-    let mut b = pair.start("distributor-b", 1).await;
-    let mut cb = AcdClient::connect(&b.grpc_url()).await.unwrap();
+    let (mut a, mut ca, mut b, mut cb) = pair.start_both().await;
     ca.login("alice", "1001").await.unwrap();
     ca.ready("alice").await.unwrap();
     let edge = TestEdge::attach(&a.grpc_url(), &[]).await;
@@ -380,13 +383,7 @@ async fn switchover_both_ways() {
 #[tokio::test]
 async fn a_paused_primary_is_fenced_and_follows_after() {
     let pair = Pair::new("failover_fencing", 62, 2).await;
-    let mut a = pair.start("distributor-a", 0).await;
-    let mut ca = AcdClient::connect(&a.grpc_url()).await.unwrap();
-    ca.await_status("primary", SHORT, |s| dist(s).role == "primary")
-        .await
-        .unwrap();
-    let mut b = pair.start("distributor-b", 1).await;
-    let mut cb = AcdClient::connect(&b.grpc_url()).await.unwrap();
+    let (mut a, mut ca, mut b, mut cb) = pair.start_both().await;
     let old_term = dist(&ca.status().await.unwrap()).term;
 
     // alice in a 2 s wrap-up with a call waiting: when it ends, the call is
