@@ -225,8 +225,14 @@ impl Machine {
             // A campaign under a lease we no longer hold.
             return Vec::new();
         };
-        if self.is_leading() || now >= l.deadline {
+        if self.is_leading() {
             return Vec::new();
+        }
+        if now >= l.deadline {
+            // Elected under a lease we can no longer vouch for: holding the
+            // key without acting would block the other side. Give it up.
+            self.lease = None;
+            return vec![Action::Revoke { lease }, Action::Regrant];
         }
         self.phase = Phase::Leading { rev, key };
         self.following = None;
@@ -796,6 +802,23 @@ mod tests {
         assert_eq!(m.term(), Some(42));
         // Observe reporting our own key afterwards changes nothing.
         assert!(m.handle(seen("http://me", 42, 7), t0).is_empty());
+    }
+
+    #[test]
+    fn elected_under_a_lapsed_lease_gives_it_up() {
+        let t0 = Instant::now();
+        let mut m = Machine::new();
+        granted(&mut m, 7, t0);
+        let a = m.handle(
+            Input::Won {
+                lease: 7,
+                rev: 42,
+                key: b"k7".to_vec(),
+            },
+            t0 + TTL,
+        );
+        assert_eq!(a, vec![Action::Revoke { lease: 7 }, Action::Regrant]);
+        assert!(!m.is_leading());
     }
 
     #[test]
