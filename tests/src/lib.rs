@@ -11,6 +11,7 @@
 pub mod baresip;
 pub mod cli;
 pub mod env;
+pub mod etcd;
 pub mod flows;
 pub mod grpc;
 pub mod kamailio;
@@ -24,6 +25,7 @@ pub mod ua;
 
 pub use cli::{acdctl, json_field_u64, CliOutput};
 pub use env::{acd_bin, acdctl_bin, config_path, sipp_dir, TestEnv};
+pub use etcd::EtcdServer;
 pub use grpc::{AcdClient, AgentWatch};
 pub use ports::{PortBlock, SippPorts};
 pub use process::{AcdProcess, ReadyLine};

@@ -57,6 +57,8 @@ pub struct AcdProcess {
     pub ready: ReadyLine,
     child: Child,
     stderr_log: std::path::PathBuf,
+    /// The READY line, until [`AcdProcess::await_ready`] takes it.
+    ready_rx: Option<oneshot::Receiver<String>>,
 }
 
 impl AcdProcess {
@@ -69,6 +71,23 @@ impl AcdProcess {
     /// [`AcdProcess::spawn`] with extra environment variables (e.g.
     /// `NOTIFY_SOCKET`, `WATCHDOG_USEC`).
     pub async fn spawn_with_env(
+        env: &TestEnv,
+        name: &str,
+        args: &[String],
+        vars: &[(&str, String)],
+    ) -> Result<Self> {
+        let mut p = Self::spawn_unready_with_env(env, name, args, vars).await?;
+        p.await_ready(READY_TIMEOUT).await?;
+        Ok(p)
+    }
+
+    /// Spawns `acd <args>` without waiting for its READY line (see
+    /// [`AcdProcess::await_ready`]); `ready` stays empty until then.
+    pub async fn spawn_unready(env: &TestEnv, name: &str, args: &[String]) -> Result<Self> {
+        Self::spawn_unready_with_env(env, name, args, &[]).await
+    }
+
+    async fn spawn_unready_with_env(
         env: &TestEnv,
         name: &str,
         args: &[String],
@@ -118,29 +137,69 @@ impl AcdProcess {
             }
         });
 
-        let ready = match tokio::time::timeout(READY_TIMEOUT, rx).await {
+        Ok(AcdProcess {
+            name: name.to_string(),
+            ready: ReadyLine::default(),
+            child,
+            stderr_log,
+            ready_rx: Some(rx),
+        })
+    }
+
+    /// Waits (bounded) for the READY line; fails with the tail of the log if
+    /// the process exits or stays silent.
+    pub async fn await_ready(&mut self, within: Duration) -> Result<()> {
+        let name = &self.name;
+        let Some(rx) = self.ready_rx.take() else {
+            return Ok(());
+        };
+        let ready = match tokio::time::timeout(within, rx).await {
             Ok(Ok(line)) => line,
             Ok(Err(_)) => {
-                let status = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+                let status = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
                 bail!(
                     "{name}: stdout closed before the READY line (exit: {status:?}); stderr tail:\n{}",
-                    tail(&stderr_log, 30)
+                    tail(&self.stderr_log, 30)
                 )
             }
             Err(_) => bail!(
-                "{name}: no `ACD READY` line within {READY_TIMEOUT:?}; stderr tail:\n{}",
-                tail(&stderr_log, 30)
+                "{name}: no `ACD READY` line within {within:?}; stderr tail:\n{}",
+                tail(&self.stderr_log, 30)
             ),
         };
-        let ready =
+        self.ready =
             ReadyLine::parse(&ready).ok_or_else(|| anyhow!("{name}: bad READY line {ready:?}"))?;
-        eprintln!("[e2e] {name} ready: {:?}", ready.fields);
-        Ok(AcdProcess {
-            name: name.to_string(),
-            ready,
-            child,
-            stderr_log,
-        })
+        eprintln!("[e2e] {name} ready: {:?}", self.ready.fields);
+        Ok(())
+    }
+
+    /// Whether the READY line has been printed (without waiting).
+    pub fn has_printed_ready(&mut self) -> bool {
+        match self.ready_rx.as_mut().map(|rx| rx.try_recv()) {
+            None => true,
+            Some(Ok(line)) => {
+                self.ready_rx = None;
+                self.ready = ReadyLine::parse(&line).unwrap_or_default();
+                true
+            }
+            Some(Err(_)) => false,
+        }
+    }
+
+    /// Sends a signal by name (`STOP`, `CONT`, ...) with kill(1).
+    pub fn signal(&self, sig: &str) -> Result<()> {
+        let pid = self
+            .child
+            .id()
+            .ok_or_else(|| anyhow!("{}: already exited", self.name))?;
+        let st = std::process::Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status()?;
+        if !st.success() {
+            bail!("kill -{sig} {pid} failed: {st}");
+        }
+        Ok(())
     }
 
     pub fn grpc_url(&self) -> String {
@@ -279,6 +338,42 @@ impl TestEnv {
         AcdProcess::spawn(self, name, &args).await
     }
 
+    /// `acd distributor --etcd URL` on slot `slot`: one of a pair elected
+    /// through etcd (election `e2e`, 1 s lease). With `wait_ready` false the
+    /// process is returned before its READY line.
+    pub async fn start_elected_distributor(
+        &self,
+        name: &str,
+        slot: u16,
+        etcd_url: &str,
+        config: &std::path::Path,
+        wait_ready: bool,
+    ) -> Result<AcdProcess> {
+        let p = &self.ports;
+        let args = vec![
+            s("distributor"),
+            s("--config"),
+            s(config.display()),
+            s("--grpc"),
+            listen(p.grpc(slot)),
+            s("--metrics"),
+            listen(p.metrics(slot)),
+            s("--etcd"),
+            s(etcd_url),
+            s("--election"),
+            s("e2e"),
+            s("--lease-ttl-secs"),
+            s(1),
+            s("--advertise"),
+            format!("http://127.0.0.1:{}", p.grpc(slot)),
+        ];
+        if wait_ready {
+            AcdProcess::spawn(self, name, &args).await
+        } else {
+            AcdProcess::spawn_unready(self, name, &args).await
+        }
+    }
+
     /// `acd ivr` on slot `slot`.
     pub async fn start_ivr(&self, name: &str, slot: u16) -> Result<AcdProcess> {
         let p = &self.ports;
@@ -354,7 +449,6 @@ fn edge_args_in(p: &crate::ports::PortBlock, slot: u16, config: &std::path::Path
         s("--public-ip"),
         s("127.0.0.1"),
     ]
-
 }
 
 impl TestEnv {

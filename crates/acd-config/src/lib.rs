@@ -204,6 +204,28 @@ impl Default for MetricsConfig {
 pub struct DistributorConfig {
     pub wrap_up_secs: u64,
     pub offer_timeout_secs: u64,
+    /// etcd client URLs; when set, the pair elects its primary there.
+    #[serde(default)]
+    pub etcd: Vec<String>,
+    /// Name of the election (one per distributor pair).
+    #[serde(default = "default_election")]
+    pub election: String,
+    /// TTL of the leadership lease; etcd raises it to its minimum
+    /// (`ceil(1.5 × election timeout)`, 2 s with etcd's defaults).
+    #[serde(default = "default_lease_ttl")]
+    pub lease_ttl_secs: u64,
+    /// The gRPC URL the other distributor and clients reach this one at
+    /// [default: the gRPC listen address].
+    #[serde(default)]
+    pub advertise: Option<String>,
+}
+
+fn default_election() -> String {
+    "acd/distributor".to_string()
+}
+
+fn default_lease_ttl() -> u64 {
+    2
 }
 
 impl Default for DistributorConfig {
@@ -211,6 +233,10 @@ impl Default for DistributorConfig {
         DistributorConfig {
             wrap_up_secs: 5,
             offer_timeout_secs: 20,
+            etcd: Vec::new(),
+            election: default_election(),
+            lease_ttl_secs: default_lease_ttl(),
+            advertise: None,
         }
     }
 }
@@ -589,6 +615,39 @@ impl Validator<'_> {
             self.push(
                 &[Seg::Key("distributor"), Seg::Key("offer_timeout_secs")],
                 "must be at least 1",
+            );
+        }
+        self.leadership(&c.distributor);
+    }
+
+    fn leadership(&mut self, d: &DistributorConfig) {
+        let is_url = |u: &str| {
+            (u.starts_with("http://") || u.starts_with("https://")) && u.len() > "https://".len()
+        };
+        for (i, url) in d.etcd.iter().enumerate() {
+            if !is_url(url) {
+                self.push(
+                    &[Seg::Key("distributor"), Seg::Key("etcd"), Seg::Index(i)],
+                    &format!("`{url}` is not an http:// or https:// URL"),
+                );
+            }
+        }
+        if let Some(url) = d.advertise.as_deref().filter(|u| !is_url(u)) {
+            self.push(
+                &[Seg::Key("distributor"), Seg::Key("advertise")],
+                &format!("`{url}` is not an http:// or https:// URL"),
+            );
+        }
+        if d.election.trim().is_empty() {
+            self.push(
+                &[Seg::Key("distributor"), Seg::Key("election")],
+                "must not be empty",
+            );
+        }
+        if !(1..=60).contains(&d.lease_ttl_secs) {
+            self.push(
+                &[Seg::Key("distributor"), Seg::Key("lease_ttl_secs")],
+                "must be within 1-60",
             );
         }
     }

@@ -287,3 +287,38 @@ fn drain_deadline_and_handover_socket() {
         3600
     );
 }
+
+#[test]
+fn leadership_keys_are_read_and_checked() {
+    let text = GOOD.replace(
+        "offer_timeout_secs = 20",
+        "offer_timeout_secs = 20\netcd = [\"http://127.0.0.1:2379\", \"http://10.0.0.2:2379\"]\nelection = \"pair-a\"\nlease_ttl_secs = 1\nadvertise = \"http://10.0.0.5:50051\"",
+    );
+    let c = parse(&text, "test.toml").expect("valid");
+    assert_eq!(c.distributor.etcd.len(), 2);
+    assert_eq!(c.distributor.election, "pair-a");
+    assert_eq!(c.distributor.lease_ttl_secs, 1);
+    assert_eq!(
+        c.distributor.advertise.as_deref(),
+        Some("http://10.0.0.5:50051")
+    );
+
+    let text = GOOD.replace(
+        "offer_timeout_secs = 20",
+        "offer_timeout_secs = 20\netcd = [\"127.0.0.1:2379\"]\nlease_ttl_secs = 0",
+    );
+    let errs = errors_of(&text);
+    let e = errs
+        .iter()
+        .find(|e| e.key == "distributor.etcd[0]")
+        .expect("error about the etcd URL");
+    let line = text.lines().position(|l| l.starts_with("etcd =")).unwrap() + 1;
+    assert_eq!(e.line, Some(line), "{e}");
+    assert!(errs.iter().any(|e| e.key == "distributor.lease_ttl_secs"));
+
+    let text = GOOD.replace(
+        "offer_timeout_secs = 20",
+        "offer_timeout_secs = 20\netcd_typo = 1",
+    );
+    assert!(errors_of(&text)[0].message.contains("etcd_typo"));
+}

@@ -12,7 +12,8 @@ pub fn status_from(e: ShellError) -> Status {
     match e {
         ShellError::NotLeader(url) => {
             let mut s = Status::failed_precondition(format!("not leader; try {url}"));
-            if let Ok(v) = url.parse() {
+            // While the leader is unknown there is nowhere to point at.
+            if let (false, Ok(v)) = (url.is_empty(), url.parse()) {
                 s.metadata_mut().insert("x-acd-leader", v);
             }
             s

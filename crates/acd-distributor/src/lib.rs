@@ -22,6 +22,7 @@ pub mod agent_service;
 pub mod bindings;
 pub mod convert;
 pub mod edge_service;
+pub mod leadership;
 pub mod replication;
 
 /// Records kept for a standby to catch up without a snapshot.
@@ -49,6 +50,21 @@ pub struct Inner {
     pub role: Role,
     /// Published but not yet acknowledged by every attached standby.
     pending: VecDeque<(Arc<EventRecord>, Instant)>,
+    /// With leadership from etcd: the primary may act until this instant
+    /// (its lease, less a margin); keep-alive successes push it forward.
+    /// `None`: a static pair, no lease.
+    lease_deadline: Option<Instant>,
+    /// During a switchover: commands are held (refused, naming the standby).
+    handover: Option<String>,
+    /// The gRPC URL this process advertises.
+    address: String,
+}
+
+/// Whether a distributor can serve, and if not what it waits for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Serving {
+    pub ready: bool,
+    pub waiting_for: String,
 }
 
 /// Shared handle to the distributor state; cheap to clone.
@@ -60,6 +76,7 @@ pub struct Distributor {
     /// Events whose effects may be released (durable on every standby).
     effects: broadcast::Sender<Arc<EventRecord>>,
     committed: watch::Sender<u64>,
+    serving: watch::Sender<Serving>,
     timers: Arc<Notify>,
     config: Arc<RoutingConfig>,
 }
@@ -131,10 +148,14 @@ impl Distributor {
                 log: Leader::new(LOG_CAPACITY, 0),
                 role,
                 pending: VecDeque::new(),
+                lease_deadline: None,
+                handover: None,
+                address: String::new(),
             })),
             replication,
             effects,
             committed: watch::channel(0).0,
+            serving: watch::channel(Serving::default()).0,
             timers: Arc::new(Notify::new()),
             config: Arc::new(config),
         };
@@ -170,19 +191,31 @@ impl Distributor {
     /// attached standby, so what the caller is told survives a fail-over.
     pub async fn command_durable(&self, cmd: Command) -> Result<Vec<EventRecord>, ShellError> {
         let records = self.command(cmd)?;
-        if let Some(last) = records.last().map(|r| r.seq.0) {
-            let mut committed = self.committed.subscribe();
-            // SYNC_TIMEOUT releases everything eventually, so this ends.
-            let _ = committed.wait_for(|c| *c >= last).await;
+        let Some((last, term)) = records.last().map(|r| (r.seq.0, r.term)) else {
+            return Ok(records);
+        };
+        let mut committed = self.committed.subscribe();
+        // SYNC_TIMEOUT commits everything of a primary that keeps its lease;
+        // one that loses it never commits, hence the bound.
+        let waited =
+            tokio::time::timeout(2 * SYNC_TIMEOUT, committed.wait_for(|c| *c >= last)).await;
+        let inner = self.lock();
+        // The seq alone is not enough: after a demotion the same seq may be
+        // another leader's entry.
+        if matches!(waited, Ok(Ok(_))) && inner.role == Role::Primary && inner.core.term() == term {
+            return Ok(records);
         }
-        Ok(records)
+        metrics::counter!("acd_distributor_refusals_total", "reason" => "lost_leadership")
+            .increment(1);
+        Err(ShellError::NotLeader(leader_hint(&inner)))
     }
 
     /// Runs a command on the primary and publishes its events.
     pub fn command(&self, cmd: Command) -> Result<Vec<EventRecord>, ShellError> {
         let mut inner = self.lock();
-        if let Role::Standby { primary_url } = &inner.role {
-            return Err(ShellError::NotLeader(primary_url.clone()));
+        if let Some(reason) = refusal(&inner, Instant::now()) {
+            metrics::counter!("acd_distributor_refusals_total", "reason" => reason).increment(1);
+            return Err(ShellError::NotLeader(leader_hint(&inner)));
         }
         let records = inner.core.handle(cmd, now_ms())?;
         self.publish(&mut inner, &records);
@@ -210,6 +243,12 @@ impl Distributor {
 
     /// Sends the effects of every committed event.
     fn release(&self, inner: &mut Inner) {
+        // Fencing: a primary whose lease may have run out releases nothing,
+        // not even in the asynchronous fallback; a new primary may be acting.
+        if inner.role == Role::Primary && !lease_valid(inner, Instant::now()) {
+            metrics::counter!("acd_distributor_fenced_releases_total").increment(1);
+            return;
+        }
         let committed = inner.log.committed();
         while inner
             .pending
@@ -314,7 +353,11 @@ impl Distributor {
             let (core_deadline, sync_deadline) = {
                 let inner = self.lock();
                 let core = match inner.role {
-                    Role::Primary => inner.core.next_deadline(),
+                    Role::Primary if refusal(&inner, Instant::now()).is_none() => {
+                        inner.core.next_deadline()
+                    }
+                    // Fenced or handing over: the timers fire on the next primary.
+                    Role::Primary => None,
                     // A standby's timers fire on the primary and arrive as events.
                     Role::Standby { .. } => None,
                 };
@@ -339,7 +382,7 @@ impl Distributor {
             tokio::select! {
                 _ = sleep => {
                     let mut inner = self.lock();
-                    if inner.role == Role::Primary {
+                    if inner.role == Role::Primary && refusal(&inner, Instant::now()).is_none() {
                         let records = inner.core.handle_timeout(now_ms());
                         self.publish(&mut inner, &records);
                     }
@@ -357,7 +400,21 @@ impl Distributor {
             Role::Standby { primary_url } => ("standby".to_string(), primary_url.clone()),
         };
         let queues = inner.core.queues();
+        let last = inner.log.last_seq();
+        let replication_lag = inner
+            .log
+            .followers()
+            .map(|(_, acked)| last.saturating_sub(acked))
+            .max()
+            .unwrap_or(0);
+        let leader = match &inner.role {
+            Role::Primary => inner.address.clone(),
+            Role::Standby { primary_url } => primary_url.clone(),
+        };
         acd_proto::v1::DistributorStatus {
+            replication_lag,
+            followers: inner.log.followers().count() as u32,
+            leader,
             role,
             term: inner.core.term().0,
             last_seq: inner.core.last_seq().0,
@@ -369,7 +426,193 @@ impl Distributor {
                 .agents()
                 .filter(|a| a.state.is_logged_in())
                 .count() as u32,
-            ..Default::default()
+        }
+    }
+}
+
+/// Why a primary must not take a command now, if it must not.
+fn refusal(inner: &Inner, now: Instant) -> Option<&'static str> {
+    match inner.role {
+        Role::Standby { .. } => Some("standby"),
+        Role::Primary if !lease_valid(inner, now) => Some("lease_expired"),
+        Role::Primary if inner.handover.is_some() => Some("switchover"),
+        Role::Primary => None,
+    }
+}
+
+fn lease_valid(inner: &Inner, now: Instant) -> bool {
+    inner.lease_deadline.is_none_or(|d| now < d)
+}
+
+/// Where a refused client should go: the primary as far as this process knows.
+fn leader_hint(inner: &Inner) -> String {
+    match (&inner.role, &inner.handover) {
+        (Role::Standby { primary_url }, _) => primary_url.clone(),
+        (Role::Primary, Some(target)) => target.clone(),
+        (Role::Primary, None) => inner.address.clone(),
+    }
+}
+
+/// Term of the entry at the end of the log, when the ring still holds it;
+/// otherwise the core's term (a mismatch only costs a snapshot).
+fn last_entry_term(inner: &Inner) -> u64 {
+    let last = inner.log.last_seq();
+    match inner.log.entries_after(last.saturating_sub(1)) {
+        Ok(entries) => entries
+            .last()
+            .filter(|e| e.seq == last)
+            .map_or(inner.core.term().0, |e| e.term),
+        Err(_) => inner.core.term().0,
+    }
+}
+
+/// Leadership changes and readiness, used by the leadership shell, the
+/// follow loop and the admin service.
+impl Distributor {
+    /// The gRPC URL this process advertises (status, refusals, follower id).
+    pub fn set_address(&self, url: &str) {
+        self.lock().address = url.to_string();
+    }
+
+    pub fn address(&self) -> String {
+        self.lock().address.clone()
+    }
+
+    /// Whether this process is the primary and may act.
+    pub fn is_acting_primary(&self) -> bool {
+        refusal(&self.lock(), Instant::now()).is_none()
+    }
+
+    /// The standby won: act as primary under `term` from now on. Every call,
+    /// agent and timer is already here (the same events were applied); the
+    /// log continues from the last seq, so the old primary can follow.
+    pub fn promote(&self, term: Term, lease_deadline: Option<Instant>) {
+        let mut inner = self.lock();
+        inner.core.set_term(term);
+        inner.role = Role::Primary;
+        inner.lease_deadline = lease_deadline;
+        inner.handover = None;
+        let committed = inner.log.committed();
+        self.committed.send_replace(committed);
+        drop(inner);
+        metrics::counter!("acd_distributor_promotions_total").increment(1);
+        tracing::info!(term = term.0, "promoted: primary from now on");
+        self.timers.notify_one();
+    }
+
+    /// Leadership is elsewhere (lost lease, resigned, another leader): stop
+    /// acting at once and follow `leader_url` (empty while unknown). Effects
+    /// not yet released are dropped: their term is over.
+    pub fn demote(&self, leader_url: &str) {
+        let mut inner = self.lock();
+        let was_primary = inner.role == Role::Primary;
+        inner.role = Role::Standby {
+            primary_url: leader_url.to_string(),
+        };
+        inner.handover = None;
+        if was_primary {
+            let dropped = inner.pending.len();
+            inner.pending.clear();
+            let followers: Vec<String> =
+                inner.log.followers().map(|(f, _)| f.to_string()).collect();
+            for f in followers {
+                inner.log.detach(&f);
+            }
+            metrics::counter!("acd_distributor_demotions_total").increment(1);
+            tracing::warn!(leader = %leader_url, dropped, "demoted: standby from now on");
+        }
+        drop(inner);
+        self.timers.notify_one();
+    }
+
+    /// A keep-alive succeeded: the primary may act until `deadline`.
+    pub fn extend_lease(&self, deadline: Instant) {
+        let mut inner = self.lock();
+        inner.lease_deadline = Some(inner.lease_deadline.map_or(deadline, |d| d.max(deadline)));
+    }
+
+    /// Starts a switchover: new commands are refused naming `target`.
+    pub fn hold_commands(&self, target: &str) {
+        self.lock().handover = Some(target.to_string());
+        self.timers.notify_one();
+    }
+
+    /// Ends a switchover that did not happen.
+    pub fn resume_commands(&self) {
+        self.lock().handover = None;
+        self.timers.notify_one();
+    }
+
+    /// Waits (bounded) until every attached standby acknowledged the whole
+    /// log; the first attached standby's id, or why not.
+    pub async fn await_standby_caught_up(&self, within: Duration) -> Result<String, String> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut committed = self.committed.subscribe();
+        loop {
+            {
+                let inner = self.lock();
+                let Some((standby, _)) = inner.log.followers().next() else {
+                    return Err("no standby is attached".into());
+                };
+                if inner.log.committed() >= inner.log.last_seq() {
+                    return Ok(standby.to_string());
+                }
+            }
+            match tokio::time::timeout_at(deadline, committed.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err("the distributor is shutting down".into()),
+                Err(_) => return Err(format!("the standby did not catch up within {within:?}")),
+            }
+        }
+    }
+
+    /// Where the log ends: (seq, term of that entry), for a follow request.
+    pub fn log_position(&self) -> (u64, u64) {
+        let inner = self.lock();
+        (inner.core.last_seq().0, last_entry_term(&inner))
+    }
+
+    pub fn set_serving(&self, ready: bool, waiting_for: &str) {
+        self.serving.send_if_modified(|s| {
+            let new = Serving {
+                ready,
+                waiting_for: waiting_for.to_string(),
+            };
+            let changed = *s != new;
+            *s = new;
+            changed
+        });
+    }
+
+    /// Not ready for want of `what`, unless something already made it ready.
+    pub fn set_serving_if_idle(&self, what: &str) {
+        self.serving.send_if_modified(|s| {
+            if s.ready || s.waiting_for == what {
+                return false;
+            }
+            s.waiting_for = what.to_string();
+            true
+        });
+    }
+
+    /// The first attached standby's id (its URL when it advertises one).
+    pub fn first_follower(&self) -> Option<String> {
+        self.lock()
+            .log
+            .followers()
+            .next()
+            .map(|(f, _)| f.to_string())
+    }
+
+    pub fn serving(&self) -> watch::Receiver<Serving> {
+        self.serving.subscribe()
+    }
+
+    /// Points a standby's refusals at the primary it follows.
+    pub fn set_following(&self, url: &str) {
+        let mut inner = self.lock();
+        if let Role::Standby { primary_url } = &mut inner.role {
+            *primary_url = url.to_string();
         }
     }
 }

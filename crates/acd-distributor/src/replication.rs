@@ -4,8 +4,9 @@
 //!
 //! The standby acknowledges every record it has applied on the same stream;
 //! the primary releases effects only once they are acknowledged (see
-//! `Distributor::ack` and `SYNC_TIMEOUT`). Promotion of the standby arrives
-//! with fail-over.
+//! `Distributor::ack` and `SYNC_TIMEOUT`). Which primary to follow comes
+//! from a `watch` channel: fixed (`--standby-of`) or the current leader
+//! (see `leadership`), and the loop re-points whenever it changes.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use futures::Stream;
 use pb::follower_message::Kind as FollowerKind;
 use pb::replication_message::Kind;
 use tokio::sync::broadcast::{self, error::RecvError};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Endpoint;
 use tonic::{Request, Response, Status, Streaming};
@@ -101,12 +102,12 @@ impl pb::replication_service_server::ReplicationService for ReplicationApi {
                 )));
             }
             let upto = inner.core.last_seq().0;
-            let catch_up = match inner.log.entries_after(r.after_seq) {
-                Ok(entries) if r.after_seq > 0 => entries
+            let catch_up = match entries_for(&inner.log, r.after_seq, r.after_term) {
+                Some(entries) => entries
                     .iter()
                     .map(|e| event_entry(&e.payload))
                     .collect::<Result<Vec<_>, _>>()?,
-                _ => vec![snapshot_message(&inner.core.snapshot())?],
+                None => vec![snapshot_message(&inner.core.snapshot())?],
             };
             (catch_up, upto)
         };
@@ -172,47 +173,161 @@ async fn send_stream(
     }
 }
 
-/// How a standby names itself to the primary: stable for the process, so
-/// a re-attached stream counts as the same follower.
-fn follower_id() -> String {
-    format!("standby-{}", std::process::id())
+/// The log entries a follower at `after_seq` (whose entry there has
+/// `after_term`) needs, or `None` when it needs a snapshot: it has nothing,
+/// it is behind the ring, or its log diverged from this one.
+fn entries_for(
+    log: &acd_replication::Leader<EventRecord>,
+    after_seq: u64,
+    after_term: u64,
+) -> Option<Vec<acd_replication::Entry<EventRecord>>> {
+    if after_seq == 0 {
+        return None;
+    }
+    if after_term > 0 {
+        // Log matching: the same (seq, term) means the same history up to it.
+        let there = log.entries_after(after_seq - 1).ok()?;
+        if there.first().map(|e| (e.seq, e.term)) != Some((after_seq, after_term)) {
+            metrics::counter!("acd_replication_snapshots_total", "reason" => "diverged")
+                .increment(1);
+            return None;
+        }
+    }
+    log.entries_after(after_seq).ok()
 }
 
-/// Runs the standby's side: follow the primary, apply what it sends, and
-/// re-attach after any break from the last applied sequence.
+/// How a standby names itself to the primary: its advertised URL (so the
+/// primary can point clients at it during a switchover), else something
+/// stable for the process, so a re-attached stream counts as the same follower.
+fn follower_id(d: &Distributor) -> String {
+    let address = d.address();
+    if address.is_empty() {
+        format!("standby-{}", std::process::id())
+    } else {
+        address
+    }
+}
+
+/// Runs the standby's side for a fixed primary (`--standby-of`).
 pub fn follow(d: Distributor, primary_url: String) {
+    let (tx, rx) = watch::channel(Some(primary_url));
     tokio::spawn(async move {
-        let mut backoff = Duration::from_millis(50);
-        loop {
-            let after = d.lock().core.last_seq().0;
-            match follow_once(&d, &primary_url, after).await {
-                Ok(()) => {
-                    tracing::warn!(primary = %primary_url, "primary closed the replication stream")
-                }
-                Err(e) => {
-                    tracing::warn!(primary = %primary_url, error = %e, "replication stream broken")
-                }
-            }
-            metrics::counter!("acd_replication_reconnects_total").increment(1);
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(2));
-        }
+        // Kept alive with the loop: the target never changes.
+        let _fixed = tx;
+        follow_loop(d, rx, None).await
     });
 }
 
-async fn follow_once(d: &Distributor, url: &str, after_seq: u64) -> Result<(), String> {
+/// Why following a primary failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FollowFailure {
+    /// Nothing listens at the primary's address: the process is gone (a
+    /// partition or a hung process gives a timeout instead).
+    #[error("connection refused")]
+    Refused,
+    #[error("{0}")]
+    Broken(String),
+}
+
+/// Follows whichever primary `target` names (`None`: nobody to follow),
+/// applies what it sends, re-attaches after any break from the last applied
+/// sequence, and re-points at once when the target changes. A refused
+/// connection is reported on `refused` (the fast fail-over path).
+pub async fn follow_loop(
+    d: Distributor,
+    mut target: watch::Receiver<Option<String>>,
+    refused: Option<mpsc::Sender<String>>,
+) {
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let Some(url) = target.borrow_and_update().clone() else {
+            if target.changed().await.is_err() {
+                return;
+            }
+            continue;
+        };
+        let result = tokio::select! {
+            r = follow_once(&d, &url) => r,
+            changed = target.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                tracing::info!(old = %url, "the primary changed; re-pointing");
+                backoff = BACKOFF_MIN;
+                continue;
+            }
+        };
+        match &result {
+            Ok(()) => tracing::warn!(primary = %url, "primary closed the replication stream"),
+            Err(FollowFailure::Refused) => {
+                tracing::warn!(primary = %url, "primary refuses connections");
+                if let Some(tx) = &refused {
+                    let _ = tx.try_send(url.clone());
+                }
+            }
+            Err(e) => tracing::warn!(primary = %url, error = %e, "replication stream broken"),
+        }
+        if target.borrow().as_ref() == Some(&url) {
+            d.set_serving(false, &format!("the primary at {url}"));
+        }
+        metrics::counter!("acd_replication_reconnects_total").increment(1);
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = target.changed() => {}
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+fn is_refused(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return true;
+            }
+        }
+        cur = e.source();
+    }
+    false
+}
+
+async fn follow_once(d: &Distributor, url: &str) -> Result<(), FollowFailure> {
+    let broken = |e: &dyn std::fmt::Display| FollowFailure::Broken(e.to_string());
     let channel = Endpoint::from_shared(url.to_string())
-        .map_err(|e| e.to_string())?
+        .map_err(|e| broken(&e))?
         .connect_timeout(Duration::from_secs(1))
+        .tcp_nodelay(true)
         .connect()
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| {
+            if is_refused(&e) {
+                FollowFailure::Refused
+            } else {
+                broken(&e)
+            }
+        })?;
+    follow_stream(d, url, channel)
+        .await
+        .map_err(FollowFailure::Broken)
+}
+
+async fn follow_stream(
+    d: &Distributor,
+    url: &str,
+    channel: tonic::transport::Channel,
+) -> Result<(), String> {
+    let (after_seq, after_term) = d.log_position();
     let mut client = pb::replication_service_client::ReplicationServiceClient::new(channel);
     let (acks, acks_rx) = mpsc::channel::<pb::FollowerMessage>(1024);
     let start = pb::FollowRequest {
-        follower_id: follower_id(),
+        follower_id: follower_id(d),
         after_seq,
         format_version: EVENT_FORMAT_VERSION,
+        after_term,
     };
     acks.send(pb::FollowerMessage {
         kind: Some(FollowerKind::Start(start)),
@@ -227,7 +342,9 @@ async fn follow_once(d: &Distributor, url: &str, after_seq: u64) -> Result<(), S
     let ack = |seq: u64| pb::FollowerMessage {
         kind: Some(FollowerKind::Ack(pb::Ack { seq })),
     };
-    tracing::info!(primary = %url, after_seq, "following primary");
+    tracing::info!(primary = %url, after_seq, after_term, "following primary");
+    d.set_following(url);
+    d.set_serving(true, "");
     while let Some(msg) = stream
         .message()
         .await
@@ -248,20 +365,101 @@ async fn follow_once(d: &Distributor, url: &str, after_seq: u64) -> Result<(), S
                 acks.send(ack(s.seq)).await.map_err(|e| e.to_string())?;
             }
             Some(Kind::Event(e)) => {
-                if e.format_version > EVENT_FORMAT_VERSION {
-                    return Err(format!(
-                        "event format {} is newer than this build understands",
-                        e.format_version
-                    ));
-                }
-                let rec: EventRecord = serde_json::from_slice(&e.payload)
-                    .map_err(|err| format!("bad event {}: {err}", e.seq))?;
-                let seq = rec.seq.0;
-                d.apply(rec).map_err(|err| err.to_string())?;
+                let seq = apply_entry(d, &e)?;
                 acks.send(ack(seq)).await.map_err(|e| e.to_string())?;
             }
             None => tracing::warn!("replication message of an unknown kind ignored"),
         }
     }
     Ok(())
+}
+
+/// Decodes and applies one replicated event; its seq. Fields this build does
+/// not know are ignored (serde's default), so a standby follows a primary of
+/// the same format version that carries more.
+pub fn apply_entry(d: &Distributor, e: &pb::EventEntry) -> Result<u64, String> {
+    if e.format_version > EVENT_FORMAT_VERSION {
+        return Err(format!(
+            "event format {} is newer than this build understands",
+            e.format_version
+        ));
+    }
+    let rec: EventRecord =
+        serde_json::from_slice(&e.payload).map_err(|err| format!("bad event {}: {err}", e.seq))?;
+    let seq = rec.seq.0;
+    d.apply(rec).map_err(|err| err.to_string())?;
+    Ok(seq)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{routing_config, Role};
+    use acd_routing::{AgentId, Command, Extension, Term};
+
+    fn distributor(role: Role) -> Distributor {
+        let loaded = acd_config::Loaded::embedded().expect("embedded config");
+        Distributor::new(routing_config(&loaded.config), role)
+    }
+
+    /// A primary one version newer writes fields this build does not know:
+    /// the standby applies its events all the same and, promoted, carries on.
+    #[tokio::test]
+    async fn a_standby_applies_events_with_unknown_fields_and_carries_on_when_promoted() {
+        let primary = distributor(Role::Primary);
+        let standby = distributor(Role::Standby {
+            primary_url: "http://primary".into(),
+        });
+        let records = primary
+            .command(Command::AgentLogin {
+                agent: AgentId("alice".into()),
+                extension: Extension("1001".into()),
+            })
+            .expect("login");
+        for rec in &records {
+            let mut v = serde_json::to_value(rec).expect("encode");
+            v["added_in_a_newer_version"] = serde_json::json!({"x": 1});
+            v["event"]["also_new"] = serde_json::json!(true);
+            let entry = pb::EventEntry {
+                format_version: EVENT_FORMAT_VERSION,
+                seq: rec.seq.0,
+                term: rec.term.0,
+                payload: serde_json::to_vec(&v).expect("encode"),
+            };
+            assert_eq!(apply_entry(&standby, &entry), Ok(rec.seq.0));
+        }
+        assert_eq!(standby.status().state_digest, primary.status().state_digest);
+
+        standby.promote(Term(7), None);
+        let next = standby
+            .command(Command::AgentReady {
+                agent: AgentId("alice".into()),
+            })
+            .expect("the promoted standby takes commands");
+        assert!(next.iter().all(|r| r.term == Term(7)));
+        assert_eq!(next[0].seq.0, records.last().map_or(0, |r| r.seq.0) + 1);
+        // The old primary, demoted, follows from where it is: the promoted
+        // log holds its last entry with the same term, so no snapshot.
+        primary.demote("http://standby");
+        let (seq, term) = primary.log_position();
+        let inner = standby.lock();
+        let entries = entries_for(&inner.log, seq, term).expect("entries, not a snapshot");
+        assert_eq!(entries.len(), next.len());
+        // A log that diverged (another term at that seq) gets a snapshot.
+        assert!(entries_for(&inner.log, seq, term + 100).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_newer_event_format_is_refused() {
+        let standby = distributor(Role::Standby {
+            primary_url: String::new(),
+        });
+        let entry = pb::EventEntry {
+            format_version: EVENT_FORMAT_VERSION + 1,
+            seq: 1,
+            term: 1,
+            payload: b"{}".to_vec(),
+        };
+        assert!(apply_entry(&standby, &entry).is_err());
+    }
 }

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use acd_distributor::leadership::Leadership;
 use acd_distributor::Distributor;
 use acd_proto::v1 as pb;
 use pb::admin_service_server::{AdminService, AdminServiceServer};
@@ -24,6 +25,7 @@ pub struct AdminApi {
     roles: Vec<String>,
     distributor: Option<Distributor>,
     readiness: Arc<Readiness>,
+    leadership: Option<Leadership>,
 }
 
 impl AdminApi {
@@ -39,7 +41,14 @@ impl AdminApi {
             roles: roles.iter().map(|r| r.to_string()).collect(),
             distributor,
             readiness,
+            leadership: None,
         }
+    }
+
+    /// A distributor elected through etcd can hand over (Switchover).
+    pub fn with_leadership(mut self, leadership: Option<Leadership>) -> Self {
+        self.leadership = leadership;
+        self
     }
 
     pub fn into_service(self) -> AdminServiceServer<Self> {
@@ -63,6 +72,16 @@ impl AdminService for AdminApi {
             pid: std::process::id(),
             started_at_ms: started_at_ms(),
             ready: self.readiness.is_ready(),
+            waiting_for: self
+                .distributor
+                .as_ref()
+                .map(|d| d.serving().borrow().waiting_for.clone())
+                .unwrap_or_default(),
+            address: self
+                .distributor
+                .as_ref()
+                .map(Distributor::address)
+                .unwrap_or_default(),
             ..Default::default()
         }))
     }
@@ -110,8 +129,24 @@ impl AdminService for AdminApi {
         &self,
         _req: Request<pb::SwitchoverRequest>,
     ) -> Result<Response<pb::SwitchoverResponse>, Status> {
-        Err(Status::unimplemented(
-            "switchover arrives with hot standby fail-over",
-        ))
+        let Some(leadership) = &self.leadership else {
+            metrics::counter!("acd_switchover_refused_total", "reason" => "no_election")
+                .increment(1);
+            return Err(Status::failed_precondition(
+                "switchover needs leadership from etcd (acd distributor --etcd URL)",
+            ));
+        };
+        match leadership.switchover().await {
+            Ok(s) => Ok(Response::new(pb::SwitchoverResponse {
+                term: s.term,
+                pause_us: s.pause.as_micros() as u64,
+                new_primary: s.new_primary,
+            })),
+            Err(e) => {
+                metrics::counter!("acd_switchover_refused_total", "reason" => "failed")
+                    .increment(1);
+                Err(Status::failed_precondition(format!("switchover: {e}")))
+            }
+        }
     }
 }

@@ -53,9 +53,12 @@ pub enum Cmd {
     Distributor {
         #[command(flatten)]
         common: CommonArgs,
-        /// Run as hot standby following the primary at this gRPC URL.
-        #[arg(long, value_name = "URL")]
+        /// Run as hot standby following the primary at this gRPC URL (a
+        /// static pair: no automatic fail-over).
+        #[arg(long, value_name = "URL", conflicts_with = "etcd")]
         standby_of: Option<String>,
+        #[command(flatten)]
+        leadership: LeadershipArgs,
     },
     /// Validate a config file (and the prompts it names) without starting anything.
     CheckConfig {
@@ -77,6 +80,26 @@ pub struct CommonArgs {
     /// Prometheus /metrics and /ready listen address [default: [metrics] listen].
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
+}
+
+/// Leadership of a distributor pair from etcd (each overrides its
+/// `[distributor]` key).
+#[derive(Debug, Args)]
+pub struct LeadershipArgs {
+    /// etcd client URLs, comma separated: the pair elects its primary there
+    /// [default: [distributor] etcd].
+    #[arg(long, value_name = "URL[,URL...]", value_delimiter = ',')]
+    pub etcd: Vec<String>,
+    /// Election name, one per pair [default: [distributor] election].
+    #[arg(long, value_name = "NAME")]
+    pub election: Option<String>,
+    /// gRPC URL the other distributor and clients reach this one at
+    /// [default: [distributor] advertise, else the gRPC listen address].
+    #[arg(long, value_name = "URL")]
+    pub advertise: Option<String>,
+    /// Leadership lease TTL in seconds [default: [distributor] lease_ttl_secs].
+    #[arg(long, value_name = "SECS")]
+    pub lease_ttl_secs: Option<u64>,
 }
 
 /// Options of the roles that run a SIP edge.
@@ -166,6 +189,38 @@ mod tests {
             }
             other => panic!("parsed as {other:?}"),
         }
+    }
+
+    #[test]
+    fn distributor_leadership_flags() {
+        let cli = Cli::try_parse_from([
+            "acd",
+            "distributor",
+            "--etcd",
+            "http://a:2379,http://b:2379",
+            "--election",
+            "pair",
+            "--advertise",
+            "http://d:1",
+        ])
+        .unwrap();
+        match cli.command {
+            Cmd::Distributor { leadership, .. } => {
+                assert_eq!(leadership.etcd, ["http://a:2379", "http://b:2379"]);
+                assert_eq!(leadership.election.as_deref(), Some("pair"));
+                assert_eq!(leadership.advertise.as_deref(), Some("http://d:1"));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        assert!(Cli::try_parse_from([
+            "acd",
+            "distributor",
+            "--etcd",
+            "http://a:2379",
+            "--standby-of",
+            "http://p:1"
+        ])
+        .is_err());
     }
 
     #[test]

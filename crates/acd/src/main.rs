@@ -39,7 +39,7 @@ mod shutdown;
 mod takeover;
 mod watchdog;
 
-use cli::{Cli, Cmd, CommonArgs, SipArgs};
+use cli::{Cli, Cmd, CommonArgs, LeadershipArgs, SipArgs};
 
 /// How long an edge waits for its distributor before reporting ready anyway.
 const DISTRIBUTOR_WAIT: Duration = Duration::from_secs(5);
@@ -157,6 +157,8 @@ struct Plan {
     ivr: bool,
     /// With a distributor: `Some(None)` primary, `Some(Some(url))` standby.
     distributor: Option<Option<String>>,
+    /// With a distributor: leadership options (etcd) from the command line.
+    leadership: Option<LeadershipArgs>,
 }
 
 impl Plan {
@@ -168,6 +170,7 @@ impl Plan {
                 edge: Some((sip, EdgePeers::Loopback)),
                 ivr: true,
                 distributor: Some(None),
+                leadership: None,
             },
             Cmd::Edge {
                 common,
@@ -188,6 +191,7 @@ impl Plan {
                 )),
                 ivr: false,
                 distributor: None,
+                leadership: None,
             },
             Cmd::Ivr { common } => Plan {
                 role: RoleName::Ivr,
@@ -195,13 +199,19 @@ impl Plan {
                 edge: None,
                 ivr: true,
                 distributor: None,
+                leadership: None,
             },
-            Cmd::Distributor { common, standby_of } => Plan {
+            Cmd::Distributor {
+                common,
+                standby_of,
+                leadership,
+            } => Plan {
                 role: RoleName::Distributor,
                 common,
                 edge: None,
                 ivr: false,
                 distributor: Some(standby_of),
+                leadership: Some(leadership),
             },
             Cmd::CheckConfig { .. } => {
                 unreachable!("check-config is handled before the runtime starts")
@@ -265,14 +275,28 @@ async fn serve(cmd: Cmd) -> Result<()> {
         .build_v1()
         .context("building the gRPC reflection service")?;
 
+    let elected = leadership_config(&plan, cfg, grpc_addr);
     let distributor = plan.distributor.as_ref().map(|standby_of| {
-        let role = match standby_of {
-            Some(url) => Role::Standby {
+        let role = match (standby_of, &elected) {
+            (Some(url), _) => Role::Standby {
                 primary_url: url.clone(),
             },
-            None => Role::Primary,
+            // Standby until the election says otherwise.
+            (None, Some(_)) => Role::Standby {
+                primary_url: String::new(),
+            },
+            (None, None) => Role::Primary,
         };
-        Distributor::new(acd_distributor::routing_config(cfg), role)
+        let d = Distributor::new(acd_distributor::routing_config(cfg), role);
+        d.set_address(
+            &elected
+                .as_ref()
+                .map_or_else(|| advertised(cfg, grpc_addr), |e| e.advertise.clone()),
+        );
+        if standby_of.is_none() && elected.is_none() {
+            d.set_serving(true, "");
+        }
+        d
     });
     if let (Some(d), Some(snap)) = (
         &distributor,
@@ -282,9 +306,19 @@ async fn serve(cmd: Cmd) -> Result<()> {
             .context("--take-over: installing the distributor's state")?;
         tracing::info!(status = ?d.status(), "distributor state taken over");
     }
+    // The gRPC listener is bound already: a peer connecting before it serves
+    // waits in the backlog rather than being refused (refusal means "gone").
+    let leadership = match (&distributor, elected) {
+        (Some(d), Some(c)) => {
+            tracing::info!(etcd = %c.endpoints.join(","), election = %c.election, advertise = %c.advertise, "distributor: leadership from etcd");
+            Some(acd_distributor::leadership::start(d.clone(), c))
+        }
+        _ => None,
+    };
 
-    let admin =
-        admin::AdminApi::new(role.roles(), distributor.clone(), readiness.clone()).into_service();
+    let admin = admin::AdminApi::new(role.roles(), distributor.clone(), readiness.clone())
+        .with_leadership(leadership)
+        .into_service();
     readiness.register(service_name(&admin));
     let mut router = Server::builder()
         .add_service(health_service)
@@ -360,6 +394,22 @@ async fn serve(cmd: Cmd) -> Result<()> {
         notify::send(&format!("MAINPID={}", std::process::id()));
         t.done()?;
     }
+    // Honest readiness: a standby is ready once it follows its primary (or
+    // leads); until then no READY line, health NOT_SERVING, /ready 503.
+    if let Some(d) = &distributor {
+        let waited = tokio::select! {
+            _ = await_serving(d) => None,
+            _ = sigint.recv() => Some("SIGINT"),
+            _ = sigterm.recv() => Some("SIGTERM"),
+        };
+        if let Some(signal) = waited {
+            tracing::info!("{signal} before ready: shutting down");
+            let _ = stop_tx.send(true);
+            return Ok(());
+        }
+        tokio::spawn(mirror_serving(d.clone(), readiness.clone()));
+    }
+
     readiness.set(true).await;
     let mut ready = format!("ACD READY role={} grpc={grpc_addr}", role.as_str());
     if let Some(edge) = &edge {
@@ -444,6 +494,14 @@ fn check_urls(plan: &Plan) -> Result<()> {
     if let Some(Some(primary)) = &plan.distributor {
         check("--standby-of", primary)?;
     }
+    if let Some(l) = &plan.leadership {
+        for url in &l.etcd {
+            check("--etcd", url)?;
+        }
+        if let Some(url) = &l.advertise {
+            check("--advertise", url)?;
+        }
+    }
     Ok(())
 }
 
@@ -455,6 +513,79 @@ fn inherited(
     match taken {
         Some(t) => t.listener(kind),
         None => Ok(None),
+    }
+}
+
+/// The gRPC URL this process gives out: `[distributor] advertise`, else
+/// its listen address (unspecified replaced by loopback).
+fn advertised(cfg: &acd_config::Config, grpc_addr: SocketAddr) -> String {
+    cfg.distributor
+        .advertise
+        .clone()
+        .unwrap_or_else(|| loopback_url(grpc_addr))
+}
+
+/// Leadership from etcd when the command line or the config names etcd
+/// endpoints (and the pair is not a static one, `--standby-of`).
+fn leadership_config(
+    plan: &Plan,
+    cfg: &acd_config::Config,
+    grpc_addr: SocketAddr,
+) -> Option<acd_distributor::leadership::LeadershipConfig> {
+    let args = plan.leadership.as_ref()?;
+    if matches!(plan.distributor, Some(Some(_))) {
+        return None;
+    }
+    let d = &cfg.distributor;
+    let endpoints: Vec<String> = if args.etcd.is_empty() {
+        d.etcd.clone()
+    } else {
+        args.etcd.clone()
+    };
+    let endpoints: Vec<String> = endpoints
+        .into_iter()
+        .filter(|u| !u.trim().is_empty())
+        .collect();
+    if endpoints.is_empty() {
+        return None;
+    }
+    Some(acd_distributor::leadership::LeadershipConfig {
+        endpoints,
+        election: args.election.clone().unwrap_or_else(|| d.election.clone()),
+        ttl_secs: args.lease_ttl_secs.unwrap_or(d.lease_ttl_secs).max(1),
+        advertise: args
+            .advertise
+            .clone()
+            .unwrap_or_else(|| advertised(cfg, grpc_addr)),
+    })
+}
+
+/// Returns once the distributor can serve, logging what it waits for.
+async fn await_serving(d: &Distributor) {
+    let mut serving = d.serving();
+    loop {
+        let s = serving.borrow_and_update().clone();
+        if s.ready {
+            return;
+        }
+        if !s.waiting_for.is_empty() {
+            tracing::info!(waiting_for = %s.waiting_for, "not ready");
+        }
+        if serving.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Keeps health and /ready in step with the distributor's own readiness.
+async fn mirror_serving(d: Distributor, readiness: Arc<health::Readiness>) {
+    let mut serving = d.serving();
+    while serving.changed().await.is_ok() {
+        let s = serving.borrow_and_update().clone();
+        if !s.ready {
+            tracing::warn!(waiting_for = %s.waiting_for, "not ready");
+        }
+        readiness.set(s.ready).await;
     }
 }
 

@@ -1,7 +1,9 @@
-//! `acdctl status`, `acdctl drain` and `acdctl snapshot`: AdminService calls.
+//! `acdctl status`, `drain`, `snapshot` and `switchover`: AdminService calls.
 
 use acd_proto::v1::admin_service_client::AdminServiceClient;
-use acd_proto::v1::{DrainRequest, EdgeSnapshotRequest, StatusRequest};
+use acd_proto::v1::{
+    DrainRequest, EdgeSnapshotRequest, StatusRequest, SwitchoverRequest, SwitchoverResponse,
+};
 use anyhow::Result;
 use tonic::transport::Channel;
 
@@ -44,4 +46,54 @@ pub async fn snapshot(channel: Channel) -> Result<()> {
     out.write_all(&resp.snapshot)?;
     out.write_all(b"\n")?;
     Ok(())
+}
+
+/// `acdctl switchover`: the standby becomes primary; prints where and how
+/// long commands were held.
+pub async fn switchover(channel: Channel, json: bool) -> Result<()> {
+    let resp = AdminServiceClient::new(channel)
+        .switchover(request(SwitchoverRequest {}))
+        .await?
+        .into_inner();
+    Ok(emit(
+        json,
+        || switchover_text(&resp),
+        || switchover_json(&resp),
+    )?)
+}
+
+fn switchover_text(r: &SwitchoverResponse) -> String {
+    format!(
+        "switchover: new primary {} (term {}), commands held {:.1} ms",
+        r.new_primary,
+        r.term,
+        r.pause_us as f64 / 1000.0
+    )
+}
+
+fn switchover_json(r: &SwitchoverResponse) -> serde_json::Value {
+    serde_json::json!({
+        "new_primary": r.new_primary,
+        "term": r.term,
+        "pause_us": r.pause_us,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn switchover_output() {
+        let r = SwitchoverResponse {
+            term: 42,
+            pause_us: 12_345,
+            new_primary: "http://10.0.0.6:50051".into(),
+        };
+        assert_eq!(
+            switchover_text(&r),
+            "switchover: new primary http://10.0.0.6:50051 (term 42), commands held 12.3 ms"
+        );
+        assert_eq!(switchover_json(&r)["pause_us"], 12_345);
+    }
 }

@@ -51,6 +51,9 @@ enum Command {
     Drain,
     /// Print the edge's whole state (calls, dialogs, timers, media) as JSON.
     Snapshot,
+    /// Hand the distributor primary's role to its standby (run against the
+    /// primary): commands are held until the standby leads.
+    Switchover,
     /// Restart every process of an installation one at a time (IVR runners,
     /// distributor standby, switchover, old primary, edges), waiting for each
     /// to be ready again; stops at the first one that is not.
@@ -201,6 +204,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Drain => admin::drain(channel, cli.json).await,
         Command::Snapshot => admin::snapshot(channel).await,
         Command::RollingRestart { .. } => unreachable!("handled above"),
+        Command::Switchover => admin::switchover(channel, cli.json).await,
     }
 }
 
