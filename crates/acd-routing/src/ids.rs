@@ -109,3 +109,12 @@ impl Seq {
         Seq(self.0.saturating_add(1))
     }
 }
+
+string_id!(
+    /// A SIP edge, as it names itself in `EdgeHello`.
+    EdgeId
+);
+number_id!(
+    /// An edge's message number: per edge, increasing from 1 (see `origin`).
+    MsgId
+);
