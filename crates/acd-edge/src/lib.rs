@@ -27,9 +27,11 @@ use tokio::sync::mpsc;
 mod convert;
 mod distributor_link;
 mod driver;
+pub use distributor_link::DistributorLink;
 pub use driver::EdgeSnapshot;
 mod ivr_client;
 pub mod media;
+pub mod outbox;
 pub mod transport;
 
 /// Flow id → flow.
@@ -45,6 +47,7 @@ pub struct EdgeSettings {
     pub sip_tls: Option<SocketAddr>,
     pub public_ip: IpAddr,
     pub rtp_ports: (u16, u16),
+    /// The distributors, `URL[,URL...]`: the edge attaches to whichever leads.
     pub distributor_url: String,
     pub ivr_urls: Vec<String>,
     pub edge_id: String,
@@ -168,12 +171,8 @@ pub async fn start(settings: EdgeSettings, loaded: &Loaded) -> Result<EdgeHandle
     let ivr = ivr_client::IvrClients::new(&settings.ivr_urls)
         .map_err(|e| EdgeError::Url(e.to_string()))?;
     let shared = Arc::new(EdgeShared::default());
-    let dist = distributor_link::start(
-        settings.distributor_url.clone(),
-        settings.edge_id.clone(),
-        input_tx,
-        shared.clone(),
-    );
+    distributor_link::start(&settings.distributor_url, input_tx).map_err(EdgeError::Url)?;
+    let dist = DistributorLink::new(settings.edge_id.clone());
     let mut core_cfg = core_config(&settings, udp_addr, tcp_addr, tls_addr, loaded, &prompts);
     core_cfg.admission.max_calls =
         admitted_calls(core_cfg.admission.max_calls, ports.call_capacity());
