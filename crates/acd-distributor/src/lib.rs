@@ -72,6 +72,13 @@ pub enum ShellError {
     NotLeader(String),
 }
 
+fn not_leader(role: &Role) -> Option<ShellError> {
+    match role {
+        Role::Primary => None,
+        Role::Standby { primary_url } => Some(ShellError::NotLeader(primary_url.clone())),
+    }
+}
+
 pub fn now_ms() -> Timestamp {
     Timestamp(
         SystemTime::now()
@@ -189,6 +196,36 @@ impl Distributor {
         // New deadlines: the core's timers, or a pending acknowledgement.
         self.timers.notify_one();
         Ok(records)
+    }
+
+    /// [`Distributor::command`] for a numbered edge message: applied once even
+    /// when the edge sends it again after a fail-over (`acd_routing::Origin`).
+    pub fn command_from(
+        &self,
+        origin: acd_routing::Origin,
+        cmd: Command,
+    ) -> Result<Vec<EventRecord>, ShellError> {
+        let mut inner = self.lock();
+        if let Some(refusal) = not_leader(&inner.role) {
+            return Err(refusal);
+        }
+        let records = inner.core.handle_from(origin, cmd, now_ms())?;
+        self.publish(&mut inner, &records);
+        drop(inner);
+        self.timers.notify_one();
+        Ok(records)
+    }
+
+    /// `Some(NotLeader)` while this distributor is a standby: clients that
+    /// must talk to the leader (edges, agents) are sent there.
+    pub fn refuse_unless_leader(&self) -> Result<(), ShellError> {
+        not_leader(&self.lock().role).map_or(Ok(()), Err)
+    }
+
+    /// The highest seq whose effects are released (durable on every attached
+    /// standby), as it advances.
+    pub fn subscribe_committed(&self) -> watch::Receiver<u64> {
+        self.committed.subscribe()
     }
 
     /// Appends records to the log, sends them to standbys, and releases
