@@ -221,15 +221,6 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cli.server, "http://10.0.0.1:6000");
-        let cli = Cli::try_parse_from([
-            "acdctl",
-            "--server",
-            "10.0.0.1:6000, http://10.0.0.2:6000",
-            "status",
-        ])
-        .unwrap();
-        assert_eq!(cli.server, "http://10.0.0.1:6000,http://10.0.0.2:6000");
-        assert!(Cli::try_parse_from(["acdctl", "--server", " , ", "status"]).is_err());
         assert!(matches!(
             cli.command,
             Command::Agent(AgentCmd::Watch { count: Some(3), .. })
@@ -243,6 +234,15 @@ mod tests {
         assert!(Cli::try_parse_from(["acdctl", "status"]).is_ok());
         assert!(Cli::try_parse_from(["acdctl", "drain"]).is_ok());
         assert!(Cli::try_parse_from(["acdctl", "agent", "login", "alice"]).is_err());
+        let cli = Cli::try_parse_from([
+            "acdctl",
+            "--server",
+            "10.0.0.1:6000, http://10.0.0.2:6000",
+            "status",
+        ])
+        .unwrap();
+        assert_eq!(cli.server, "http://10.0.0.1:6000,http://10.0.0.2:6000");
+        assert!(Cli::try_parse_from(["acdctl", "--server", " , ", "status"]).is_err());
     }
 
     #[test]
