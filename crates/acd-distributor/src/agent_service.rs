@@ -310,6 +310,7 @@ impl pb::agent_service_server::AgentService for AgentApi {
         // what is already released is replayed or summed up by the status.
         let events = self.d.subscribe_effects();
         let start = self.watch_start(&agent, req.after_seq)?;
+        metrics::counter!("acd_agent_watches_total").increment(1);
         let (tx, rx) = mpsc::channel(256);
         tokio::spawn(watch_agent(self.d.clone(), agent, start, events, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))

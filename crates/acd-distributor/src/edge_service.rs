@@ -132,6 +132,7 @@ impl EdgeConn {
             tracing::warn!(edge = %self.edge_id, "edge message of an unknown kind ignored");
             return;
         };
+        metrics::counter!("acd_edge_messages_total", "kind" => kind_name(&kind)).increment(1);
         let (call, cmd) = match kind {
             FromEdge::Hello(h) => {
                 self.edge_id = h.edge_id;
@@ -250,6 +251,18 @@ impl EdgeConn {
                 }
             }
         }
+    }
+}
+
+fn kind_name(kind: &FromEdge) -> &'static str {
+    match kind {
+        FromEdge::Hello(_) => "hello",
+        FromEdge::Enqueue(_) => "enqueue",
+        FromEdge::Abandon(_) => "abandon",
+        FromEdge::AgentAnswered(_) => "agent_answered",
+        FromEdge::AgentFailed(_) => "agent_failed",
+        FromEdge::CallEnded(_) => "call_ended",
+        FromEdge::Binding(_) => "binding",
     }
 }
 
