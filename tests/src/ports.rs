@@ -27,7 +27,8 @@
 //! scenario checks on slots 7-8 and 4, 9), 45 `baresip.rs` (baresip itself on
 //! `+90..+99`, see `src/baresip.rs`), 46 `rfc4475.rs`, 48-50 `tcp_limits.rs`,
 //! 51 `auth_abuse.rs` (52 reserved for it), 53 `acd-edge` media unit tests
-//! (`crates/acd-edge/src/media.rs`, RTP range only), 55 `overload.rs`, 56 `sipp_scenarios.rs` (trunk_call_or_503), 57 `trunk_policy.rs`, 47 `edge_snapshot.rs`.
+//! (`crates/acd-edge/src/media.rs`, RTP range only), 55 `overload.rs`, 56 `sipp_scenarios.rs` (trunk_call_or_503), 57 `trunk_policy.rs`, 47 `edge_snapshot.rs`, 65-67 `follow_leader.rs`
+//! (68 reserved for it).
 
 pub const BASE: u16 = 21000;
 pub const BLOCK: u16 = 200;

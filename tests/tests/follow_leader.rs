@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use acd_tests::cli::json_field_u64;
 use acd_tests::flows::{agent_phone, register, trunk};
-use acd_tests::metrics::{counter_with, scrape, scrape_counter};
+use acd_tests::metrics::{counter, counter_with, scrape, scrape_counter};
 use acd_tests::proto::agent_event::Kind;
 use acd_tests::proto::AgentState;
 use acd_tests::{acdctl, AcdClient, AgentWatch, RtpObserver, TestEnv, LONG, SHORT};
@@ -30,7 +30,10 @@ async fn await_metric(
         let v = scrape(addr)
             .await
             .ok()
-            .and_then(|t| counter_with(&t, metric, labels))
+            .and_then(|t| match labels {
+                [] => counter(&t, metric),
+                _ => counter_with(&t, metric, labels),
+            })
             .unwrap_or(0.0);
         if ok(v) {
             return v;
