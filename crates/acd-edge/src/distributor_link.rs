@@ -42,10 +42,23 @@ pub struct DistributorLink {
 }
 
 impl DistributorLink {
+    /// The first id is the boot time in microseconds, not 1: an edge restarted
+    /// cold keeps its edge id (it is stable by design), and the distributor
+    /// ignores every id at or below the last one it applied from that edge.
+    /// Ids then only need to grow slower than a million a second on average.
+    /// A live hand-over continues the previous process's ids instead (`restore`).
     pub fn new(edge_id: String) -> Self {
+        let boot_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2))
+            .unwrap_or(1);
+        Self::with_first_id(edge_id, boot_us)
+    }
+
+    pub fn with_first_id(edge_id: String, first: u64) -> Self {
         DistributorLink {
             edge_id,
-            outbox: Outbox::new(OUTBOX_CAPACITY),
+            outbox: Outbox::starting_at(first, OUTBOX_CAPACITY),
             stream: None,
         }
     }
@@ -294,7 +307,7 @@ mod tests {
 
     #[test]
     fn messages_without_a_stream_wait_and_go_after_the_hello() {
-        let mut link = DistributorLink::new("edge-1".into());
+        let mut link = DistributorLink::with_first_id("edge-1".into(), 1);
         link.send(enqueue("c1"));
         link.send(abandon("c0"));
         let queued = dashmap::DashSet::new();
@@ -335,5 +348,22 @@ mod tests {
         link.send(abandon("c1"));
         assert!(!link.is_attached());
         assert_eq!(link.snapshot().pending.len(), 1);
+    }
+
+    #[test]
+    fn a_cold_restart_never_reuses_an_id() {
+        let mut before = DistributorLink::new("edge-1".into());
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        before.attached(tx, &dashmap::DashSet::new());
+        before.send(abandon("c1"));
+        let last = drain(&mut rx).last().map(|m| m.msg_id).unwrap_or(0);
+        // A real restart takes far longer than the clock's microsecond.
+        std::thread::sleep(Duration::from_millis(2));
+        let mut after = DistributorLink::new("edge-1".into());
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        after.attached(tx, &dashmap::DashSet::new());
+        after.send(abandon("c2"));
+        let first = drain(&mut rx).last().map(|m| m.msg_id).unwrap_or(0);
+        assert!(first > last, "{first} after {last}");
     }
 }

@@ -52,8 +52,13 @@ impl<M> Default for OutboxSnapshot<M> {
 
 impl<M: Clone> Outbox<M> {
     pub fn new(capacity: usize) -> Self {
+        Self::starting_at(1, capacity)
+    }
+
+    /// An outbox whose first id is `first` (at least 1).
+    pub fn starting_at(first: u64, capacity: usize) -> Self {
         Outbox {
-            next_id: 1,
+            next_id: first.max(1),
             pending: VecDeque::new(),
             capacity: capacity.max(1),
         }
@@ -108,10 +113,11 @@ impl<M: Clone> Outbox<M> {
 
     /// Continues from a previous process's outbox: its ids go on, and its
     /// unacknowledged messages are sent again on the next attach. Ids must
-    /// never repeat, so the next id stays past every restored message.
+    /// never repeat, so the next id stays past every restored message (and
+    /// never goes back).
     pub fn restore(&mut self, snap: OutboxSnapshot<M>) {
         let past_pending = snap.pending.last().map_or(1, |(id, _)| id + 1);
-        self.next_id = snap.next_id.max(past_pending).max(1);
+        self.next_id = self.next_id.max(snap.next_id).max(past_pending);
         self.pending = snap.pending.into();
         while self.pending.len() > self.capacity {
             self.pending.pop_front();
@@ -166,6 +172,12 @@ mod tests {
         assert_eq!(resend, vec![(2, "abandon"), (3, "ended")]);
         // Resending does not consume: a second broken stream resends again.
         assert_eq!(o.unacked().count(), 2);
+    }
+
+    #[test]
+    fn an_outbox_can_start_past_one() {
+        assert_eq!(Outbox::starting_at(1_000, 10).push("f").id, 1_000);
+        assert_eq!(Outbox::starting_at(0, 10).push("g").id, 1);
     }
 
     #[test]
