@@ -199,8 +199,10 @@ impl AcdClient {
             .into_inner();
         Ok(AgentWatch {
             agent: agent.to_string(),
-            stream,
+            stream: Some(stream),
             history: Vec::new(),
+            urls: Vec::new(),
+            last_seq: 0,
         })
     }
 }
@@ -209,22 +211,119 @@ impl AcdClient {
 /// received is kept in `history`.
 pub struct AgentWatch {
     pub agent: String,
-    stream: tonic::Streaming<AgentEvent>,
+    stream: Option<tonic::Streaming<AgentEvent>>,
     pub history: Vec<AgentEvent>,
+    /// With addresses, a broken stream is re-opened on the leader among
+    /// them, resuming after `last_seq` (as `acdctl agent watch` does).
+    urls: Vec<String>,
+    /// The highest seq received.
+    pub last_seq: u64,
 }
 
 impl AgentWatch {
-    /// Next event, or an error at the deadline / end of stream.
-    pub async fn next(&mut self, deadline: Instant) -> Result<AgentEvent> {
-        match tokio::time::timeout_at(deadline, self.stream.message()).await {
-            Ok(Ok(Some(ev))) => {
-                eprintln!("[e2e] watch {}: {:?}", self.agent, ev.kind);
-                self.history.push(ev.clone());
-                Ok(ev)
+    /// A watch that follows the leader among `urls` and resumes by itself
+    /// after `after_seq` (0: from the current status).
+    pub async fn following(
+        urls: &[String],
+        agent: &str,
+        after_seq: u64,
+        within: Duration,
+    ) -> Result<AgentWatch> {
+        let mut w = AgentWatch {
+            agent: agent.to_string(),
+            stream: None,
+            history: Vec::new(),
+            urls: urls.to_vec(),
+            last_seq: after_seq,
+        };
+        w.reopen(Instant::now() + within).await?;
+        Ok(w)
+    }
+
+    /// Opens the stream on the first address that is the leader (following
+    /// a standby's hint), retrying until `deadline`.
+    async fn reopen(&mut self, deadline: Instant) -> Result<()> {
+        let mut last_error = anyhow!("no address");
+        while Instant::now() < deadline {
+            let mut targets: Vec<String> = self.urls.iter().rev().cloned().collect();
+            let mut hops = 0;
+            while let Some(url) = targets.pop() {
+                let Ok(endpoint) = Endpoint::from_shared(url.clone()) else {
+                    continue;
+                };
+                let ch = match endpoint
+                    .connect_timeout(Duration::from_secs(1))
+                    .connect()
+                    .await
+                {
+                    Ok(ch) => ch,
+                    Err(e) => {
+                        last_error = anyhow!("{url}: {e}");
+                        continue;
+                    }
+                };
+                let req = WatchRequest {
+                    agent_id: self.agent.clone(),
+                    after_seq: self.last_seq,
+                };
+                match AgentServiceClient::new(ch).watch(req).await {
+                    Ok(r) => {
+                        eprintln!(
+                            "[e2e] watch {}: attached to {url} after seq {}",
+                            self.agent, self.last_seq
+                        );
+                        self.stream = Some(r.into_inner());
+                        return Ok(());
+                    }
+                    Err(st) => {
+                        if let Some(hint) = acd_proto::leader::leader_hint(&st) {
+                            if hops < 3 {
+                                hops += 1;
+                                targets.push(hint);
+                            }
+                        }
+                        last_error = anyhow!("{url}: {st}");
+                    }
+                }
             }
-            Ok(Ok(None)) => bail!("watch {}: stream ended", self.agent),
-            Ok(Err(e)) => bail!("watch {}: stream error {e}", self.agent),
-            Err(_) => bail!("watch {}: deadline", self.agent),
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("watch {}: no leader to watch on: {last_error}", self.agent)
+    }
+
+    /// Ends the stream as a broken connection would (a following watch
+    /// re-opens it on the next await).
+    pub fn break_stream(&mut self) {
+        self.stream = None;
+    }
+
+    /// Next event, or an error at the deadline / end of stream (a following
+    /// watch re-attaches instead).
+    pub async fn next(&mut self, deadline: Instant) -> Result<AgentEvent> {
+        loop {
+            if self.stream.is_none() {
+                if self.urls.is_empty() {
+                    bail!("watch {}: stream ended", self.agent);
+                }
+                self.reopen(deadline).await?;
+            }
+            let Some(stream) = self.stream.as_mut() else {
+                continue;
+            };
+            match tokio::time::timeout_at(deadline, stream.message()).await {
+                Ok(Ok(Some(ev))) => {
+                    eprintln!("[e2e] watch {}: seq {} {:?}", self.agent, ev.seq, ev.kind);
+                    self.last_seq = self.last_seq.max(ev.seq);
+                    self.history.push(ev.clone());
+                    return Ok(ev);
+                }
+                Ok(Ok(None)) if self.urls.is_empty() => bail!("watch {}: stream ended", self.agent),
+                Ok(Err(e)) if self.urls.is_empty() => {
+                    bail!("watch {}: stream error {e}", self.agent)
+                }
+                Ok(_) => self.stream = None,
+                Err(_) => bail!("watch {}: deadline", self.agent),
+            }
         }
     }
 

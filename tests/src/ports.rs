@@ -28,7 +28,8 @@
 //! `+90..+99`, see `src/baresip.rs`), 46 `rfc4475.rs`, 48-50 `tcp_limits.rs`,
 //! 51 `auth_abuse.rs` (52 reserved for it), 53 `acd-edge` media unit tests
 //! (`crates/acd-edge/src/media.rs`, RTP range only), 55 `overload.rs`, 56 `sipp_scenarios.rs` (trunk_call_or_503), 57 `trunk_policy.rs`, 47 `edge_snapshot.rs`,
-//! 60-63 `failover.rs` (each with its own etcd on the block's +98/+99), 69-70 `handover.rs`, 71 `drain.rs`
+//! 60-63 `failover.rs` (each with its own etcd on the block's +98/+99), 65-67 `follow_leader.rs`
+//! (68 reserved for it), 69-70 `handover.rs`, 71 `drain.rs`
 //! (SIGTERM), 72 reserved for hand-over load runs, 73-75 `bindings.rs` (73 edge A and
 //! the distributor, 74 edge B; 75 the restart test; 76 reserved for it), 77
 //! `watchdog.rs`, 78-79 `kamailio.rs` (Kamailio on each block's `+11`), 80

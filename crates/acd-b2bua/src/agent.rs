@@ -90,6 +90,13 @@ impl EdgeCore {
             self.report(ToDistributor::Abandon { call: id });
             return;
         };
+        if already_connecting(&call.phase, &agent) {
+            // The distributor sends an offer again after a fail-over or a
+            // re-attach; the agent's phone already rings (or talks).
+            tracing::info!(%agent, phase = call.phase.name(), "repeated connect for the same agent ignored");
+            metrics::counter!("acd_edge_connect_repeated_total").increment(1);
+            return;
+        }
         if !matches!(call.phase, Phase::Queued) {
             tracing::warn!(%agent, phase = call.phase.name(), "connect for a call not waiting in a queue; refused");
             metrics::counter!("acd_edge_connect_refused_total", "reason" => "not_queued")
@@ -455,5 +462,14 @@ impl EdgeCore {
         req.headers.push("To", resp.headers.get("To").unwrap_or(""));
         req.headers.push("CSeq", "1 INVITE");
         self.ack_and_bye(&req, resp, now);
+    }
+}
+
+/// The call already rings `agent` or is bridged to them.
+fn already_connecting(phase: &Phase, agent: &AgentId) -> bool {
+    match phase {
+        Phase::Ringing(r) => r.agent == *agent,
+        Phase::Bridged(leg) => leg.agent == *agent,
+        _ => false,
     }
 }

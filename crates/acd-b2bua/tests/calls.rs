@@ -943,3 +943,39 @@ fn a_session_refresh_with_the_same_sdp_leaves_the_media_alone() {
     assert!(sim.media.iter().any(|(c, m)| *c == call
         && matches!(m, MediaCommand::Update { remote: Some(r), .. } if r.port() == 6200)));
 }
+
+#[test]
+fn a_repeated_connect_for_the_same_agent_is_ignored_while_ringing_and_bridged() {
+    // After a fail-over the distributor sends the offers of offered calls again.
+    let mut sim = Sim::new();
+    sim.registered_agent();
+    let (call, _tag) = queued_call(&mut sim, "dup1");
+    sim.connect(&call, 1);
+    assert_eq!(sim.count_requests("INVITE"), 1);
+    let inv = sim.last_request("INVITE").expect("agent rung").clone();
+    let reports = sim.dist.len();
+    sim.connect(&call, 1);
+    assert_eq!(
+        sim.count_requests("INVITE"),
+        1,
+        "the phone is not rung twice"
+    );
+    assert_eq!(sim.dist.len(), reports, "nothing reported for the repeat");
+    assert_eq!(sim.core.call_phase(&call), Some("ringing"));
+
+    sim.sip(
+        &phone_response(&inv, 200, "OK", "ph1", Some(SDP_AGENT)),
+        udp(PHONE),
+    );
+    assert_eq!(sim.core.call_phase(&call), Some("bridged"));
+    let reports = sim.dist.len();
+    sim.sent.clear();
+    sim.connect(&call, 1);
+    assert_eq!(sim.core.call_phase(&call), Some("bridged"));
+    assert_eq!(sim.count_requests("INVITE"), 0);
+    assert_eq!(
+        sim.dist.len(),
+        reports,
+        "no AgentFailed for the bridged call"
+    );
+}

@@ -99,7 +99,9 @@ fn agent_events(rec: &EventRecord, d: &Distributor) -> Option<Vec<pb::agent_even
         })
     };
     let (agent, implied, call_event) = match &rec.event {
-        Event::AgentLoggedIn { agent, .. } | Event::AgentLoggedOut { agent } => (agent, None, None),
+        // Implied too: a replayed login must not show the agent's later state.
+        Event::AgentLoggedIn { agent, .. } => (agent, Some((AgentState::NotReady, None)), None),
+        Event::AgentLoggedOut { agent } => (agent, Some((AgentState::LoggedOut, None)), None),
         Event::AgentStateChanged {
             agent,
             state,
@@ -292,66 +294,122 @@ impl pb::agent_service_server::AgentService for AgentApi {
     type WatchStream = WatchStream;
 
     async fn watch(&self, req: Request<pb::WatchRequest>) -> Result<Response<WatchStream>, Status> {
-        let agent = agent_id(req.into_inner().agent_id)?;
-        // Subscribe before reading the current status so no change falls in
-        // between; start after what is already released as effects.
-        let mut events = self.d.subscribe_effects();
-        let (first, seq) = {
-            let inner = self.d.lock();
-            let v = inner
-                .core
-                .agent(&agent)
-                .ok_or_else(|| Status::not_found(format!("unknown agent `{agent}`")))?;
-            (agent_status(&v), inner.log.committed())
-        };
+        let req = req.into_inner();
+        let agent = agent_id(req.agent_id)?;
+        // A standby's view may stop at any moment (its primary gone, not yet
+        // promoted): watchers follow the leader like every other client.
+        self.d.refuse_unless_leader().map_err(|e| {
+            metrics::counter!("acd_agent_api_errors_total", "command" => "watch").increment(1);
+            status_from(e)
+        })?;
+        // Subscribe before reading the state so no change falls in between;
+        // what is already released is replayed or summed up by the status.
+        let events = self.d.subscribe_effects();
+        let start = self.watch_start(&agent, req.after_seq)?;
+        metrics::counter!("acd_agent_watches_total").increment(1);
         let (tx, rx) = mpsc::channel(256);
-        let d = self.d.clone();
-        tokio::spawn(async move {
-            let hello = pb::AgentEvent {
-                seq,
-                kind: Some(pb::agent_event::Kind::Status(first)),
+        tokio::spawn(watch_agent(self.d.clone(), agent, start, events, tx));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// Where a watch begins: the events it missed, or the agent's status now.
+struct WatchStart {
+    /// Sent first, in order.
+    backlog: Vec<pb::AgentEvent>,
+    /// Live events at or below this seq are covered by the backlog.
+    after: u64,
+}
+
+impl AgentApi {
+    /// With `after_seq` and the log still holding what followed it: the
+    /// missed events concerning `agent` (released ones only, as live). Else
+    /// (a first watch, or a gap too old): the status now, at the released seq.
+    fn watch_start(&self, agent: &AgentId, after_seq: u64) -> Result<WatchStart, Status> {
+        let inner = self.d.lock();
+        let view = inner
+            .core
+            .agent(agent)
+            .ok_or_else(|| Status::not_found(format!("unknown agent `{agent}`")))?;
+        let committed = inner.log.committed();
+        let missed = (after_seq > 0)
+            .then(|| inner.log.entries_after(after_seq).ok())
+            .flatten();
+        drop(inner);
+        let Some(missed) = missed else {
+            if after_seq > 0 {
+                metrics::counter!("acd_agent_watch_resyncs_total").increment(1);
+                tracing::info!(%agent, after_seq, committed, "watch resumes past the log: status re-sync");
+            }
+            let status = pb::AgentEvent {
+                seq: committed,
+                kind: Some(pb::agent_event::Kind::Status(agent_status(&view))),
             };
-            if tx.send(Ok(hello)).await.is_err() {
+            return Ok(WatchStart {
+                backlog: vec![status],
+                after: committed,
+            });
+        };
+        let backlog = missed
+            .iter()
+            .map(|e| &e.payload)
+            .filter(|rec| rec.seq.0 <= committed && concerned_agent(&rec.event) == Some(agent))
+            .flat_map(|rec| wire_events(rec, &self.d))
+            .collect();
+        metrics::counter!("acd_agent_watch_resumed_total").increment(1);
+        Ok(WatchStart {
+            backlog,
+            after: committed.max(after_seq),
+        })
+    }
+}
+
+/// One record as the events a watcher gets, each carrying the record's seq.
+fn wire_events(rec: &EventRecord, d: &Distributor) -> Vec<pb::AgentEvent> {
+    agent_events(rec, d)
+        .into_iter()
+        .flatten()
+        .map(|kind| pb::AgentEvent {
+            seq: rec.seq.0,
+            kind: Some(kind),
+        })
+        .collect()
+}
+
+/// Sends the backlog, then every released event about `agent` after it.
+async fn watch_agent(
+    d: Distributor,
+    agent: AgentId,
+    start: WatchStart,
+    mut events: tokio::sync::broadcast::Receiver<std::sync::Arc<EventRecord>>,
+    tx: mpsc::Sender<Result<pb::AgentEvent, Status>>,
+) {
+    for ev in start.backlog {
+        if tx.send(Ok(ev)).await.is_err() {
+            return;
+        }
+    }
+    loop {
+        let rec = match events.recv().await {
+            Ok(rec) => rec,
+            Err(RecvError::Lagged(n)) => {
+                metrics::counter!("acd_agent_watch_lagged_total").increment(1);
+                let _ = tx
+                    .send(Err(Status::data_loss(format!(
+                        "watch fell {n} events behind; watch again"
+                    ))))
+                    .await;
                 return;
             }
-            loop {
-                match events.recv().await {
-                    Ok(rec) => {
-                        if rec.seq.0 <= seq {
-                            continue;
-                        }
-                        if concerned_agent(&rec.event) != Some(&agent) {
-                            continue;
-                        }
-                        let Some(kinds) = agent_events(&rec, &d) else {
-                            continue;
-                        };
-                        for kind in kinds {
-                            if tx
-                                .send(Ok(pb::AgentEvent {
-                                    seq: rec.seq.0,
-                                    kind: Some(kind),
-                                }))
-                                .await
-                                .is_err()
-                            {
-                                return;
-                            }
-                        }
-                    }
-                    Err(RecvError::Lagged(n)) => {
-                        metrics::counter!("acd_agent_watch_lagged_total").increment(1);
-                        let _ = tx
-                            .send(Err(Status::data_loss(format!(
-                                "watch fell {n} events behind; watch again"
-                            ))))
-                            .await;
-                        return;
-                    }
-                    Err(RecvError::Closed) => return,
-                }
+            Err(RecvError::Closed) => return,
+        };
+        if rec.seq.0 <= start.after || concerned_agent(&rec.event) != Some(&agent) {
+            continue;
+        }
+        for ev in wire_events(&rec, &d) {
+            if tx.send(Ok(ev)).await.is_err() {
+                return;
             }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        }
     }
 }

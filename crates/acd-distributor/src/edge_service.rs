@@ -2,11 +2,12 @@
 //! become core commands; the events about the edge's own calls become
 //! commands back to the edge (connect an agent, queued, rejected).
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use acd_proto::v1 as pb;
-use acd_routing::{CallId, CallPhase, Command, Event, QueueId};
+use acd_routing::{CallId, CallPhase, Command, EdgeId, Event, MsgId, Origin, QueueId};
 use dashmap::DashSet;
 use futures::Stream;
 use pb::distributor_message::Kind as ToEdge;
@@ -16,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::convert::caller_from_wire;
+use crate::convert::{caller_from_wire, status_from};
 use crate::{Distributor, ShellError};
 
 #[derive(Clone)]
@@ -33,6 +34,9 @@ impl EdgeApi {
         pb::edge_service_server::EdgeServiceServer::new(self)
     }
 }
+
+/// How often an attached edge's stream checks this distributor still leads.
+const LEADER_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
 
 type ToEdgeStream = Pin<Box<dyn Stream<Item = Result<pb::DistributorMessage, Status>> + Send>>;
 
@@ -93,11 +97,67 @@ impl EdgeConn {
         }
     }
 
-    async fn handle(&mut self, msg: pb::EdgeMessage) {
-        let Some(kind) = msg.kind else {
-            tracing::warn!(edge = %self.edge_id, "edge message of an unknown kind ignored");
+    /// A call of this edge that the distributor holds (announced in the hello,
+    /// or enqueued by a message applied before the stream broke): its commands
+    /// come through this stream from now on. An offer released just before a
+    /// crash or a broken stream may never have arrived: it is sent again (the
+    /// edge ignores a connect for a call already ringing that agent).
+    async fn adopt(&self, call: CallId) {
+        // Owned first: an offer released meanwhile is then forwarded (at worst
+        // twice, which the edge ignores) rather than missed.
+        self.owned.insert(call.clone());
+        let phase = self.d.lock().core.call(&call).map(|c| c.phase);
+        let Some(phase) = phase else {
+            self.owned.remove(&call);
             return;
         };
+        if let CallPhase::Offered {
+            agent, extension, ..
+        } = phase
+        {
+            metrics::counter!("acd_edge_offers_resent_total").increment(1);
+            tracing::info!(edge = %self.edge_id, call_id = %call, %agent, "offer sent again after attach");
+            let (contact, source) = crate::bindings::offered_contact(&self.d, &extension);
+            self.send(ToEdge::Connect(pb::ConnectAgent {
+                call_id: call.0,
+                agent_id: agent.0,
+                extension: extension.0,
+                contact,
+                source,
+            }))
+            .await;
+        }
+    }
+
+    /// True for a message this distributor (or the leader before it) applied
+    /// already: the edge re-sends what was not acknowledged.
+    fn already_applied(&self, msg_id: u64) -> bool {
+        let applied = self
+            .d
+            .lock()
+            .core
+            .applied_msg_id(&EdgeId(self.edge_id.clone()));
+        msg_id > 0 && MsgId(msg_id) <= applied
+    }
+
+    /// Applies one edge message. `Err` only when this distributor no longer
+    /// leads: the message is then neither applied nor acknowledged, and the
+    /// stream must close so the edge re-sends it to the leader.
+    async fn handle(&mut self, msg: pb::EdgeMessage) -> Result<(), ShellError> {
+        let msg_id = msg.msg_id;
+        if self.already_applied(msg_id) {
+            metrics::counter!("acd_edge_duplicate_messages_total").increment(1);
+            tracing::debug!(edge = %self.edge_id, msg_id, "edge message applied before; ignored");
+            if let Some(FromEdge::Enqueue(e)) = msg.kind {
+                self.adopt(CallId(e.call_id)).await;
+            }
+            return Ok(());
+        }
+        let Some(kind) = msg.kind else {
+            tracing::warn!(edge = %self.edge_id, "edge message of an unknown kind ignored");
+            return Ok(());
+        };
+        metrics::counter!("acd_edge_messages_total", "kind" => kind_name(&kind)).increment(1);
         let (call, cmd) = match kind {
             FromEdge::Hello(h) => {
                 self.edge_id = h.edge_id;
@@ -111,9 +171,15 @@ impl EdgeConn {
                         .partition(|c| inner.core.call(c).is_some())
                 };
                 for call in known {
-                    self.owned.insert(call);
+                    self.adopt(call).await;
                 }
-                tracing::info!(edge = %self.edge_id, live_calls = self.owned.len(), unknown = unknown.len(), "edge attached");
+                let applied = self
+                    .d
+                    .lock()
+                    .core
+                    .applied_msg_id(&EdgeId(self.edge_id.clone()));
+                tracing::info!(edge = %self.edge_id, live_calls = self.owned.len(), unknown = unknown.len(), last_msg_id = h.last_msg_id, applied_msg_id = applied.0, "edge attached");
+
                 // Calls this distributor does not hold (its state was lost):
                 // the edge enqueues them again rather than leave them waiting.
                 for call in unknown {
@@ -122,7 +188,7 @@ impl EdgeConn {
                         .await;
                 }
                 self.send_all_bindings().await;
-                return;
+                return Ok(());
             }
             FromEdge::Enqueue(e) => {
                 let call = CallId(e.call_id);
@@ -144,7 +210,7 @@ impl EdgeConn {
             ),
             FromEdge::AgentAnswered(a) => {
                 if !self.offered_to(&a.call_id, &a.agent_id) {
-                    return;
+                    return Ok(());
                 }
                 (
                     CallId(a.call_id.clone()),
@@ -155,7 +221,7 @@ impl EdgeConn {
             }
             FromEdge::AgentFailed(f) => {
                 if !self.offered_to(&f.call_id, &f.agent_id) {
-                    return;
+                    return Ok(());
                 }
                 (
                     CallId(f.call_id.clone()),
@@ -165,7 +231,10 @@ impl EdgeConn {
                     },
                 )
             }
-            FromEdge::Binding(b) => return self.binding(b),
+            FromEdge::Binding(b) => {
+                self.binding(b);
+                return Ok(());
+            }
             FromEdge::CallEnded(c) => (
                 CallId(c.call_id.clone()),
                 Command::CallEnded {
@@ -176,8 +245,22 @@ impl EdgeConn {
         let is_enqueue = matches!(cmd, Command::Enqueue { .. });
         let span = tracing::info_span!("call", call_id = %call);
         let _e = span.enter();
-        match self.d.command(cmd) {
+        let result = match msg_id {
+            0 => self.d.command(cmd),
+            id => self.d.command_from(
+                Origin {
+                    edge: EdgeId(self.edge_id.clone()),
+                    msg_id: MsgId(id),
+                },
+                cmd,
+            ),
+        };
+        match result {
             Ok(_) => {}
+            Err(e @ ShellError::NotLeader(_)) => {
+                self.owned.remove(&call);
+                return Err(e);
+            }
             Err(e) => {
                 metrics::counter!("acd_edge_api_errors_total").increment(1);
                 tracing::warn!(edge = %self.edge_id, error = %e, "edge command refused");
@@ -195,6 +278,65 @@ impl EdgeConn {
                     .await;
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Closes the stream towards a distributor that no longer leads, with
+    /// the leader's address for the edge to follow.
+    async fn leave(&self, e: ShellError) {
+        metrics::counter!("acd_edge_streams_closed_total", "reason" => "not_leader").increment(1);
+        tracing::info!(edge = %self.edge_id, error = %e, "not the leader any more: edge sent on");
+        let _ = self.tx.send(Err(status_from(e))).await;
+    }
+}
+
+fn kind_name(kind: &FromEdge) -> &'static str {
+    match kind {
+        FromEdge::Hello(_) => "hello",
+        FromEdge::Enqueue(_) => "enqueue",
+        FromEdge::Abandon(_) => "abandon",
+        FromEdge::AgentAnswered(_) => "agent_answered",
+        FromEdge::AgentFailed(_) => "agent_failed",
+        FromEdge::CallEnded(_) => "call_ended",
+        FromEdge::Binding(_) => "binding",
+    }
+}
+
+/// Acknowledges each edge message once what it did is durable: `(msg_id,
+/// seq)` in arrival order, acked (cumulatively) as the committed seq passes
+/// `seq`, so the stream never waits on the standby message by message.
+async fn send_acks(
+    d: Distributor,
+    mut committed: tokio::sync::watch::Receiver<u64>,
+    mut queue: mpsc::UnboundedReceiver<(u64, u64)>,
+    tx: mpsc::Sender<Result<pb::DistributorMessage, Status>>,
+) {
+    let mut waiting: VecDeque<(u64, u64)> = VecDeque::new();
+    loop {
+        tokio::select! {
+            item = queue.recv() => match item {
+                Some(item) => waiting.push_back(item),
+                None => return,
+            },
+            changed = committed.changed() => if changed.is_err() {
+                return;
+            },
+        }
+        let durable = *committed.borrow_and_update();
+        let mut last = None;
+        while let Some(&(msg_id, _)) = waiting.front().filter(|(_, seq)| *seq <= durable) {
+            last = Some(msg_id);
+            waiting.pop_front();
+        }
+        let Some(msg_id) = last else { continue };
+        let term = d.lock().core.term().0;
+        let ack = pb::DistributorMessage {
+            term,
+            kind: Some(ToEdge::Ack(pb::EdgeAck { msg_id })),
+        };
+        if tx.send(Ok(ack)).await.is_err() {
+            return;
         }
     }
 }
@@ -279,6 +421,13 @@ impl pb::edge_service_server::EdgeService for EdgeApi {
         &self,
         req: Request<Streaming<pb::EdgeMessage>>,
     ) -> Result<Response<ToEdgeStream>, Status> {
+        // An edge attached to a standby would wait for offers that never come:
+        // send it to the leader.
+        if let Err(e) = self.d.refuse_unless_leader() {
+            metrics::counter!("acd_edge_attach_refused_total", "reason" => "not_leader")
+                .increment(1);
+            return Err(status_from(e));
+        }
         let mut inbound = req.into_inner();
         let (tx, rx) = mpsc::channel(1024);
         let owned = Arc::new(DashSet::new());
@@ -290,16 +439,48 @@ impl pb::edge_service_server::EdgeService for EdgeApi {
             owned.clone(),
             tx.clone(),
         ));
+        let (acks, to_ack) = mpsc::unbounded_channel();
+        let acker = tokio::spawn(send_acks(
+            self.d.clone(),
+            self.d.subscribe_committed(),
+            to_ack,
+            tx.clone(),
+        ));
         let mut conn = EdgeConn {
             d: self.d.clone(),
             owned,
             tx,
             edge_id: "unnamed".into(),
         };
+        metrics::gauge!("acd_edge_streams_attached").increment(1.0);
         tokio::spawn(async move {
+            // A primary that steps down (switchover, lost lease) sends its
+            // edges to the new leader, idle ones included.
+            let mut leader_check = tokio::time::interval(LEADER_CHECK);
             loop {
-                match inbound.message().await {
-                    Ok(Some(msg)) => conn.handle(msg).await,
+                let msg = tokio::select! {
+                    msg = inbound.message() => msg,
+                    _ = leader_check.tick() => match conn.d.refuse_unless_leader() {
+                        Ok(()) => continue,
+                        Err(e) => {
+                            conn.leave(e).await;
+                            break;
+                        }
+                    },
+                };
+                match msg {
+                    Ok(Some(msg)) => {
+                        let msg_id = msg.msg_id;
+                        if let Err(e) = conn.handle(msg).await {
+                            conn.leave(e).await;
+                            break;
+                        }
+                        if msg_id > 0 {
+                            // Whatever the message did is at or before the last seq.
+                            let seq = conn.d.lock().core.last_seq().0;
+                            let _ = acks.send((msg_id, seq));
+                        }
+                    }
                     Ok(None) => break,
                     Err(s) => {
                         tracing::warn!(edge = %conn.edge_id, error = %s.message(), "edge stream error");
@@ -308,7 +489,9 @@ impl pb::edge_service_server::EdgeService for EdgeApi {
                 }
             }
             tracing::info!(edge = %conn.edge_id, "edge detached");
+            metrics::gauge!("acd_edge_streams_attached").decrement(1.0);
             forwarder.abort();
+            acker.abort();
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }

@@ -225,6 +225,41 @@ impl Distributor {
         Ok(records)
     }
 
+    /// [`Distributor::command`] for a numbered edge message: applied once even
+    /// when the edge sends it again after a fail-over (`acd_routing::Origin`).
+    pub fn command_from(
+        &self,
+        origin: acd_routing::Origin,
+        cmd: Command,
+    ) -> Result<Vec<EventRecord>, ShellError> {
+        let mut inner = self.lock();
+        if let Some(reason) = refusal(&inner, Instant::now()) {
+            metrics::counter!("acd_distributor_refusals_total", "reason" => reason).increment(1);
+            return Err(ShellError::NotLeader(leader_hint(&inner)));
+        }
+        let records = inner.core.handle_from(origin, cmd, now_ms())?;
+        self.publish(&mut inner, &records);
+        drop(inner);
+        self.timers.notify_one();
+        Ok(records)
+    }
+
+    /// `Some(NotLeader)` while this distributor is a standby: clients that
+    /// must talk to the leader (edges, agents) are sent there.
+    pub fn refuse_unless_leader(&self) -> Result<(), ShellError> {
+        let inner = self.lock();
+        match refusal(&inner, Instant::now()) {
+            Some(_) => Err(ShellError::NotLeader(leader_hint(&inner))),
+            None => Ok(()),
+        }
+    }
+
+    /// The highest seq whose effects are released (durable on every attached
+    /// standby), as it advances.
+    pub fn subscribe_committed(&self) -> watch::Receiver<u64> {
+        self.committed.subscribe()
+    }
+
     /// Appends records to the log, sends them to standbys, and releases
     /// whatever is durable; in order, under the lock.
     fn publish(&self, inner: &mut Inner, records: &[EventRecord]) {

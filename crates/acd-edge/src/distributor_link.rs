@@ -1,117 +1,369 @@
-//! The edge's end of `EdgeService/Attach`: one bidirectional stream to the
-//! distributor, re-opened with back-off whenever it breaks.
+//! The edge's end of `EdgeService/Attach`.
+//!
+//! Two halves: [`DistributorLink`], owned by the driver loop, numbers every
+//! message, keeps it in the [`Outbox`] until the distributor acknowledges it
+//! and hands it to the current stream (if any); [`start`] spawns the task
+//! that finds the leader among the configured distributors (the last known
+//! leader first, following a standby's "not leader; try X"), opens the
+//! stream, gives the driver its sending half and feeds it what arrives.
+//! On every attach the driver sends `EdgeHello` and then the whole outbox
+//! again, so nothing sent while a stream was down or unacknowledged when it
+//! broke is lost; the distributor applies each id once.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
+use acd_b2bua::ToDistributor;
+use acd_proto::leader::{leader_hint, Endpoints};
 use acd_proto::v1 as pb;
 use pb::edge_service_client::EdgeServiceClient;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::transport::Endpoint;
 
-use std::sync::Arc;
-
+use crate::convert;
 use crate::driver::Input;
-use crate::EdgeShared;
+use crate::outbox::{Outbox, OutboxSnapshot, OUTBOX_CAPACITY};
 
-/// Sends edge messages to the distributor; cheap to clone.
-#[derive(Clone)]
+/// The sending half of one attached stream.
+pub type StreamTx = mpsc::UnboundedSender<pb::EdgeMessage>;
+
+/// A standby naming another standby (or a loop of stale hints) must not keep
+/// the link hopping: after this many hints in a row it backs off.
+const MAX_HINT_HOPS: usize = 3;
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// The driver's side: the outbox and the stream currently attached.
 pub struct DistributorLink {
-    tx: mpsc::UnboundedSender<pb::EdgeMessage>,
+    edge_id: String,
+    outbox: Outbox<ToDistributor>,
+    stream: Option<StreamTx>,
 }
 
 impl DistributorLink {
-    pub fn send(&self, kind: pb::edge_message::Kind) {
-        let _ = self.tx.send(pb::EdgeMessage {
-            kind: Some(kind),
-            msg_id: 0,
-        });
+    /// The first id is the boot time in microseconds, not 1: an edge restarted
+    /// cold keeps its edge id (it is stable by design), and the distributor
+    /// ignores every id at or below the last one it applied from that edge.
+    /// Ids then only need to grow slower than a million a second on average.
+    /// A live hand-over continues the previous process's ids instead (`restore`).
+    pub fn new(edge_id: String) -> Self {
+        let boot_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2))
+            .unwrap_or(1);
+        Self::with_first_id(edge_id, boot_us)
     }
-}
 
-pub fn start(
-    url: String,
-    edge_id: String,
-    input: mpsc::Sender<Input>,
-    shared: Arc<EdgeShared>,
-) -> DistributorLink {
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(run(url, edge_id, rx, input, shared));
-    DistributorLink { tx }
-}
-
-async fn run(
-    url: String,
-    edge_id: String,
-    mut outbound: mpsc::UnboundedReceiver<pb::EdgeMessage>,
-    input: mpsc::Sender<Input>,
-    shared: Arc<EdgeShared>,
-) {
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        match attach_once(&url, &edge_id, &mut outbound, &input, &shared).await {
-            Ok(()) => return, // the engine is gone
-            Err(e) => {
-                let _ = input.send(Input::DistributorUp(false)).await;
-                metrics::counter!("acd_edge_distributor_disconnects_total").increment(1);
-                tracing::warn!(distributor = %url, error = %e, "distributor stream down, retrying");
-            }
+    pub fn with_first_id(edge_id: String, first: u64) -> Self {
+        DistributorLink {
+            edge_id,
+            outbox: Outbox::starting_at(first, OUTBOX_CAPACITY),
+            stream: None,
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+
+    /// Numbers `msg`, keeps it until acknowledged and sends it if a stream is
+    /// up; with none it waits in the outbox for the next attach.
+    pub fn send(&mut self, msg: ToDistributor) {
+        if convert::to_distributor(msg.clone()).is_none() {
+            tracing::debug!(?msg, "edge message of a kind the wire does not carry");
+            return;
+        }
+        let pushed = self.outbox.push(msg.clone());
+        if let Some(lost) = pushed.dropped {
+            metrics::counter!("acd_edge_outbox_overflow_total").increment(1);
+            tracing::error!(
+                msg_id = lost,
+                capacity = OUTBOX_CAPACITY,
+                "edge outbox full: the oldest unacknowledged message to the distributor is LOST"
+            );
+        }
+        self.publish_depth();
+        self.forward(pushed.id, msg);
+    }
+
+    /// A stream is up (to a primary: standbys refuse `Attach`): say hello,
+    /// then send everything not yet acknowledged, in order.
+    pub fn attached(&mut self, tx: StreamTx, queued_calls: &dashmap::DashSet<String>) {
+        // A call whose Enqueue is still in the outbox is not "live" to the
+        // distributor yet: the re-sent Enqueue brings it, and announcing it
+        // would make the distributor answer CallUnknown and the edge enqueue it twice.
+        let pending = self.unacked_enqueues();
+        let live_calls = queued_calls
+            .iter()
+            .map(|c| c.key().clone())
+            .filter(|c| !pending.contains(c.as_str()))
+            .collect();
+        let hello = pb::EdgeMessage {
+            kind: Some(pb::edge_message::Kind::Hello(pb::EdgeHello {
+                edge_id: self.edge_id.clone(),
+                live_calls,
+                last_msg_id: self.outbox.last_id(),
+            })),
+            msg_id: 0,
+        };
+        if tx.send(hello).is_err() {
+            return;
+        }
+        self.stream = Some(tx);
+        let resend: Vec<_> = self.outbox.unacked().cloned().collect();
+        if !resend.is_empty() {
+            metrics::counter!("acd_edge_outbox_resent_total").increment(resend.len() as u64);
+            tracing::info!(
+                messages = resend.len(),
+                "re-sending unacknowledged messages to the distributor"
+            );
+        }
+        for (id, msg) in resend {
+            self.forward(id, msg);
+        }
+    }
+
+    pub fn detached(&mut self) {
+        self.stream = None;
+    }
+
+    pub fn is_attached(&self) -> bool {
+        self.stream.is_some()
+    }
+
+    /// The distributor holds every message up to `msg_id`.
+    pub fn ack(&mut self, msg_id: u64) {
+        let _ = self.outbox.ack(msg_id);
+        self.publish_depth();
+    }
+
+    /// The outbox as a live hand-over passes it on.
+    pub fn snapshot(&self) -> OutboxSnapshot<ToDistributor> {
+        self.outbox.snapshot()
+    }
+
+    /// Continues a previous process's outbox (live hand-over): call before
+    /// the driver runs; the restored messages go out on the first attach.
+    pub fn restore(&mut self, snap: OutboxSnapshot<ToDistributor>) {
+        self.outbox.restore(snap);
+        self.publish_depth();
+    }
+
+    fn forward(&mut self, msg_id: u64, msg: ToDistributor) {
+        let Some(tx) = &self.stream else { return };
+        let Some(kind) = convert::to_distributor(msg) else {
+            return;
+        };
+        let sent = tx.send(pb::EdgeMessage {
+            kind: Some(kind),
+            msg_id,
+        });
+        if sent.is_err() {
+            // The stream is gone; the message stays in the outbox for the next one.
+            self.stream = None;
+        }
+    }
+
+    fn unacked_enqueues(&self) -> HashSet<&str> {
+        self.outbox
+            .unacked()
+            .filter_map(|(_, m)| match m {
+                ToDistributor::Enqueue(e) => Some(e.call.0.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn publish_depth(&self) {
+        metrics::gauge!("acd_edge_outbox_messages").set(self.outbox.len() as f64);
     }
 }
 
-async fn attach_once(
-    url: &str,
-    edge_id: &str,
-    outbound: &mut mpsc::UnboundedReceiver<pb::EdgeMessage>,
-    input: &mpsc::Sender<Input>,
-    shared: &EdgeShared,
-) -> Result<(), String> {
-    let channel = Endpoint::from_shared(url.to_string())
-        .map_err(|e| e.to_string())?
-        .connect_timeout(Duration::from_secs(1))
-        .connect()
-        .await
-        .map_err(|e| e.to_string())?;
-    let (tx, rx) = mpsc::channel::<pb::EdgeMessage>(1024);
-    let live_calls = shared
-        .queued_calls
-        .iter()
-        .map(|c| c.key().clone())
-        .collect();
-    let hello = pb::EdgeMessage {
-        kind: Some(pb::edge_message::Kind::Hello(pb::EdgeHello {
-            edge_id: edge_id.to_string(),
-            live_calls,
-            last_msg_id: 0,
-        })),
-        msg_id: 0,
-    };
-    tx.send(hello).await.map_err(|e| e.to_string())?;
-    let mut inbound = EdgeServiceClient::new(channel)
-        .attach(ReceiverStream::new(rx))
-        .await
-        .map_err(|s| s.message().to_string())?
-        .into_inner();
-    let _ = input.send(Input::DistributorUp(true)).await;
-    tracing::info!(distributor = %url, "attached to distributor");
+/// Spawns the task that keeps one stream attached to the leader among
+/// `urls` (`URL[,URL...]`).
+pub fn start(urls: &str, input: mpsc::Sender<Input>) -> Result<(), String> {
+    let endpoints =
+        Endpoints::parse(urls).ok_or_else(|| format!("no distributor URL in `{urls}`"))?;
+    tokio::spawn(run(endpoints, input));
+    Ok(())
+}
+
+/// Why one attempt ended.
+enum Ended {
+    /// The driver is gone: stop.
+    EngineGone,
+    /// Was attached, then the stream broke: try again at once.
+    Broken(String),
+    /// Never attached: a standby's hint to follow, or none.
+    Refused { hint: Option<String>, error: String },
+}
+
+async fn run(mut endpoints: Endpoints, input: mpsc::Sender<Input>) {
+    let mut backoff = FIRST_BACKOFF;
     loop {
-        tokio::select! {
-            msg = outbound.recv() => match msg {
-                Some(m) => tx.send(m).await.map_err(|e| e.to_string())?,
-                None => return Ok(()),
-            },
-            msg = inbound.message() => match msg {
-                Ok(Some(m)) => {
-                    if input.send(Input::Distributor(m)).await.is_err() {
-                        return Ok(());
+        let mut targets: Vec<String> = endpoints.order();
+        targets.reverse(); // popped from the end: the leader first
+        let mut hops = 0;
+        let mut attached_once = false;
+        while let Some(url) = targets.pop() {
+            match attach_once(&url, &input).await {
+                Ended::EngineGone => return,
+                Ended::Broken(e) => {
+                    endpoints.set_leader(&url);
+                    attached_once = true;
+                    let _ = input.send(Input::DistributorDetached).await;
+                    metrics::counter!("acd_edge_distributor_disconnects_total").increment(1);
+                    tracing::warn!(distributor = %url, error = %e, "distributor stream down, re-attaching");
+                    break;
+                }
+                Ended::Refused { hint, error } => {
+                    tracing::info!(distributor = %url, error = %error, leader = ?hint, "distributor refused or unreachable");
+                    if let Some(h) = hint.filter(|h| *h != url && hops < MAX_HINT_HOPS) {
+                        hops += 1;
+                        metrics::counter!("acd_edge_leader_hints_followed_total").increment(1);
+                        endpoints.set_leader(&h);
+                        targets.push(h);
                     }
                 }
-                Ok(None) => return Err("stream closed by distributor".into()),
-                Err(s) => return Err(s.message().to_string()),
-            },
+            }
         }
+        if attached_once {
+            backoff = FIRST_BACKOFF;
+            continue;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+async fn attach_once(url: &str, input: &mpsc::Sender<Input>) -> Ended {
+    let refused = |error: String| Ended::Refused { hint: None, error };
+    let endpoint = match Endpoint::from_shared(url.to_string()) {
+        Ok(e) => e.connect_timeout(Duration::from_secs(1)),
+        Err(e) => return refused(e.to_string()),
+    };
+    let channel = match endpoint.connect().await {
+        Ok(c) => c,
+        Err(e) => return refused(e.to_string()),
+    };
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut inbound = match EdgeServiceClient::new(channel)
+        .attach(UnboundedReceiverStream::new(rx))
+        .await
+    {
+        Ok(r) => r.into_inner(),
+        Err(s) => {
+            if s.code() == tonic::Code::FailedPrecondition {
+                metrics::counter!("acd_edge_attach_refused_total", "reason" => "not_leader")
+                    .increment(1);
+            }
+            return Ended::Refused {
+                hint: leader_hint(&s),
+                error: s.message().to_string(),
+            };
+        }
+    };
+    if input.send(Input::DistributorAttached(tx)).await.is_err() {
+        return Ended::EngineGone;
+    }
+    tracing::info!(distributor = %url, "attached to distributor");
+    loop {
+        match inbound.message().await {
+            Ok(Some(m)) => {
+                if input.send(Input::Distributor(m)).await.is_err() {
+                    return Ended::EngineGone;
+                }
+            }
+            Ok(None) => return Ended::Broken("stream closed by distributor".into()),
+            Err(s) => return Ended::Broken(s.message().to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use acd_b2bua::CallId;
+
+    fn abandon(call: &str) -> ToDistributor {
+        ToDistributor::Abandon {
+            call: CallId(call.into()),
+        }
+    }
+
+    fn enqueue(call: &str) -> ToDistributor {
+        ToDistributor::Enqueue(acd_b2bua::Enqueue {
+            call: CallId(call.into()),
+            queue: "sales".into(),
+            priority: 0,
+            caller: Default::default(),
+        })
+    }
+
+    fn drain(rx: &mut mpsc::UnboundedReceiver<pb::EdgeMessage>) -> Vec<pb::EdgeMessage> {
+        let mut out = Vec::new();
+        while let Ok(m) = rx.try_recv() {
+            out.push(m);
+        }
+        out
+    }
+
+    #[test]
+    fn messages_without_a_stream_wait_and_go_after_the_hello() {
+        let mut link = DistributorLink::with_first_id("edge-1".into(), 1);
+        link.send(enqueue("c1"));
+        link.send(abandon("c0"));
+        let queued = dashmap::DashSet::new();
+        queued.insert("c1".to_string());
+        queued.insert("c9".to_string());
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        link.attached(tx, &queued);
+        link.send(abandon("c1"));
+        let sent = drain(&mut rx);
+        let ids: Vec<u64> = sent.iter().map(|m| m.msg_id).collect();
+        assert_eq!(ids, vec![0, 1, 2, 3]);
+        let Some(pb::edge_message::Kind::Hello(h)) = &sent[0].kind else {
+            panic!("hello first: {sent:?}");
+        };
+        assert_eq!(h.last_msg_id, 2);
+        assert_eq!(
+            h.live_calls,
+            vec!["c9".to_string()],
+            "c1's Enqueue is re-sent, not announced"
+        );
+
+        // The stream breaks before the ack of 3: a new stream gets 2 and 3 again.
+        link.ack(1);
+        link.detached();
+        link.send(abandon("c2"));
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        link.attached(tx, &queued);
+        let ids: Vec<u64> = drain(&mut rx).iter().map(|m| m.msg_id).collect();
+        assert_eq!(ids, vec![0, 2, 3, 4]);
+    }
+
+    #[test]
+    fn a_closed_stream_keeps_the_message() {
+        let mut link = DistributorLink::new("edge-1".into());
+        let (tx, rx) = mpsc::unbounded_channel();
+        link.attached(tx, &dashmap::DashSet::new());
+        drop(rx);
+        link.send(abandon("c1"));
+        assert!(!link.is_attached());
+        assert_eq!(link.snapshot().pending.len(), 1);
+    }
+
+    #[test]
+    fn a_cold_restart_never_reuses_an_id() {
+        let mut before = DistributorLink::new("edge-1".into());
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        before.attached(tx, &dashmap::DashSet::new());
+        before.send(abandon("c1"));
+        let last = drain(&mut rx).last().map(|m| m.msg_id).unwrap_or(0);
+        // A real restart takes far longer than the clock's microsecond.
+        std::thread::sleep(Duration::from_millis(2));
+        let mut after = DistributorLink::new("edge-1".into());
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        after.attached(tx, &dashmap::DashSet::new());
+        after.send(abandon("c2"));
+        let first = drain(&mut rx).last().map(|m| m.msg_id).unwrap_or(0);
+        assert!(first > last, "{first} after {last}");
     }
 }

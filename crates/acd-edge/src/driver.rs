@@ -28,7 +28,9 @@ use crate::EdgeShared;
 /// What the loop reacts to besides SIP, media and deadlines.
 pub enum Input {
     Distributor(pb::DistributorMessage),
-    DistributorUp(bool),
+    /// A stream to the leader is up: its sending half.
+    DistributorAttached(crate::distributor_link::StreamTx),
+    DistributorDetached,
 }
 
 /// Every channel the loop reads; each is bounded where a peer can fill it.
@@ -64,6 +66,10 @@ pub struct EdgeSnapshot {
     /// Calls handed to the distributor and not ended (`EdgeHello`).
     #[serde(default)]
     pub queued_calls: Vec<String>,
+    /// Messages to the distributor not yet acknowledged, and the next id:
+    /// the next process re-sends them and continues the ids.
+    #[serde(default)]
+    pub link: crate::outbox::OutboxSnapshot<acd_b2bua::ToDistributor>,
 }
 
 /// A stopped edge: its state and copies of its sockets. The driver waits
@@ -182,14 +188,27 @@ impl Driver {
     fn input(&mut self, input: Input) {
         let now = Instant::now();
         match input {
+            Input::Distributor(pb::DistributorMessage {
+                kind: Some(pb::distributor_message::Kind::Ack(ack)),
+                ..
+            }) => self.dist.ack(ack.msg_id),
             Input::Distributor(m) => match convert::from_distributor(m) {
                 Some((term, cmd)) => self.core.handle(CoreInput::Distributor { term, cmd }, now),
                 None => tracing::debug!("distributor message of an unknown kind ignored"),
             },
-            Input::DistributorUp(up) => self
-                .shared
-                .distributor_connected
-                .store(up, Ordering::Relaxed),
+            Input::DistributorAttached(tx) => {
+                self.dist.attached(tx, &self.shared.queued_calls);
+                let up = self.dist.is_attached();
+                self.shared
+                    .distributor_connected
+                    .store(up, Ordering::Relaxed);
+            }
+            Input::DistributorDetached => {
+                self.dist.detached();
+                self.shared
+                    .distributor_connected
+                    .store(false, Ordering::Relaxed);
+            }
         }
     }
 
@@ -243,6 +262,7 @@ impl Driver {
             media: streams,
             prompts_finished,
             queued_calls,
+            link: self.dist.snapshot(),
         }
     }
 
@@ -409,9 +429,7 @@ impl Driver {
             }
             _ => {}
         }
-        if let Some(kind) = convert::to_distributor(m) {
-            self.dist.send(kind);
-        }
+        self.dist.send(m);
     }
 
     /// Carries out a media command; allocation answers the core at once.

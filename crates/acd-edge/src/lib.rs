@@ -27,10 +27,12 @@ use tokio::sync::mpsc;
 mod convert;
 mod distributor_link;
 mod driver;
+pub use distributor_link::DistributorLink;
 pub use driver::{EdgeSnapshot, Frozen};
 pub mod handover;
 mod ivr_client;
 pub mod media;
+pub mod outbox;
 pub mod transport;
 
 /// Flow id → flow.
@@ -46,6 +48,7 @@ pub struct EdgeSettings {
     pub sip_tls: Option<SocketAddr>,
     pub public_ip: IpAddr,
     pub rtp_ports: (u16, u16),
+    /// The distributors, `URL[,URL...]`: the edge attaches to whichever leads.
     pub distributor_url: String,
     pub ivr_urls: Vec<String>,
     pub edge_id: String,
@@ -283,11 +286,13 @@ async fn start_on(
     core_cfg.admission.max_calls =
         admitted_calls(core_cfg.admission.max_calls, ports.call_capacity());
     let now = std::time::Instant::now();
+    let mut dist = DistributorLink::new(settings.edge_id.clone());
     let (core, media, finished) = match restore {
         Some((snap, fds)) => {
             for c in &snap.queued_calls {
                 shared.queued_calls.insert(c.clone());
             }
+            dist.restore(snap.link);
             let media = restore_media(&snap.media, fds, &ports, &prompts, &media_tx)?;
             let core = acd_b2bua::EdgeCore::restore(core_cfg, snap.core, now);
             tracing::info!(
@@ -306,14 +311,8 @@ async fn start_on(
             (core, Default::default(), Vec::new())
         }
     };
-    // Started once the state is in: the link's hello names the queued calls.
     let transports = transport::Transports::start(sockets, limits, tls_client, sip_tx);
-    let dist = distributor_link::start(
-        settings.distributor_url.clone(),
-        settings.edge_id.clone(),
-        input_tx,
-        shared.clone(),
-    );
+    distributor_link::start(&settings.distributor_url, input_tx).map_err(EdgeError::Url)?;
     let driver = driver::Driver {
         core,
         transports,

@@ -2,6 +2,8 @@
 //! `proto/`. Shells translate between these types and the cores' own types;
 //! cores never import this crate.
 
+pub mod leader;
+
 #[allow(clippy::all, missing_docs)]
 pub mod v1 {
     tonic::include_proto!("acd.v1");

@@ -9,6 +9,7 @@ use crate::error::{ApplyError, CommandError, SnapshotError};
 use crate::event::{AgentState, Event, EventRecord};
 use crate::ids::{AgentId, CallId, Extension, Seq, Term, Timestamp};
 use crate::matcher;
+use crate::origin::{AppliedOrigins, Origin};
 use crate::state::{AgentRuntime, CallPhase, CallRecord, QueueCounters, State};
 use crate::strategy::Strategy;
 use crate::timer::{self, Timer};
@@ -29,6 +30,9 @@ pub struct Snapshot {
     pub term: Term,
     pub last_seq: Seq,
     pub state: State,
+    /// Highest edge message applied per edge (exactly-once across fail-overs).
+    #[serde(default, skip_serializing_if = "AppliedOrigins::is_empty")]
+    pub origins: AppliedOrigins,
 }
 
 /// The distributor's deterministic routing state machine.
@@ -43,6 +47,7 @@ pub struct Core {
     term: Term,
     last_seq: Seq,
     strategy: Strategy,
+    origins: AppliedOrigins,
 }
 
 /// The passes [`Core::handle_timeout`] makes before giving up: each pass only fires
@@ -61,6 +66,7 @@ impl Core {
             term,
             last_seq: Seq(0),
             strategy: Strategy::default(),
+            origins: AppliedOrigins::default(),
         }
     }
 
@@ -79,6 +85,33 @@ impl Core {
         }
         self.run_matcher(&mut out, now)?;
         Ok(out)
+    }
+
+    /// [`Core::handle`] for a numbered edge message: a message applied before (here or
+    /// on the leader this core follows) is ignored with no records, so a message re-sent
+    /// after a fail-over acts once. The origin rides on the first record; a command that
+    /// fails or changes nothing leaves no trace, so re-sending it decides it afresh.
+    pub fn handle_from(
+        &mut self,
+        origin: Origin,
+        cmd: Command,
+        now: Timestamp,
+    ) -> Result<Vec<EventRecord>, CommandError> {
+        if self.origins.is_duplicate(&origin) {
+            return Ok(Vec::new());
+        }
+        let mut out = self.handle(cmd, now)?;
+        if let Some(first) = out.first_mut() {
+            first.origin = Some(origin.clone());
+            // `emit` applied the record before the origin was on it.
+            self.origins.record(&origin);
+        }
+        Ok(out)
+    }
+
+    /// The highest message id applied from `edge` (0: none).
+    pub fn applied_msg_id(&self, edge: &crate::ids::EdgeId) -> crate::ids::MsgId {
+        self.origins.last(edge)
     }
 
     /// Fires every timer due at `now` (wrap-up end, offer expiry, max wait), then matches.
@@ -123,6 +156,9 @@ impl Core {
             })?;
         self.last_seq = rec.seq;
         self.term = rec.term;
+        if let Some(origin) = &rec.origin {
+            self.origins.record(origin);
+        }
         Ok(())
     }
 
@@ -149,6 +185,7 @@ impl Core {
             term: self.term,
             last_seq: self.last_seq,
             state: self.state.clone(),
+            origins: self.origins.clone(),
         }
     }
 
@@ -196,6 +233,7 @@ impl Core {
             term: snapshot.term,
             last_seq: snapshot.last_seq,
             strategy: Strategy::default(),
+            origins: snapshot.origins,
         })
     }
 
@@ -206,11 +244,15 @@ impl Core {
         struct Canonical<'a> {
             last_seq: Seq,
             state: &'a State,
+            // Left out while empty, so digests from before origins existed still match.
+            #[serde(skip_serializing_if = "AppliedOrigins::is_empty")]
+            origins: &'a AppliedOrigins,
         }
         let mut h = Fnv1a::new();
         let canonical = Canonical {
             last_seq: self.last_seq,
             state: &self.state,
+            origins: &self.origins,
         };
         // Cannot fail: every map key is a string newtype. Should it ever, the error text
         // goes into the digest, which then differs rather than panicking.
@@ -344,6 +386,7 @@ impl Core {
             term: self.term,
             at: now,
             event,
+            origin: None,
         };
         self.apply(&rec)?;
         out.push(rec);

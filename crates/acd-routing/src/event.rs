@@ -5,6 +5,7 @@
 use crate::bindings::BindingRecord;
 use crate::command::CallerInfo;
 use crate::ids::{AgentId, CallId, Extension, QueueId, Seq, Term, Timestamp};
+use crate::origin::Origin;
 use serde::{Deserialize, Serialize};
 
 /// Reason recorded when an agent is made NotReady because an offer was not answered.
@@ -19,6 +20,10 @@ pub struct EventRecord {
     /// reproduces every decision.
     pub at: Timestamp,
     pub event: Event,
+    /// The edge message this record's command came from, on the command's first
+    /// record only, so a follower learns what was applied (see `origin`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
 }
 
 /// An agent's state. Each state carries the data that only exists in it.

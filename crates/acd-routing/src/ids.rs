@@ -113,3 +113,8 @@ impl Seq {
         Seq(self.0.saturating_add(1))
     }
 }
+
+number_id!(
+    /// An edge's message number: per edge, increasing from 1 (see `origin`).
+    MsgId
+);

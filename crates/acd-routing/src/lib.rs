@@ -41,6 +41,7 @@ mod error;
 mod event;
 mod ids;
 mod matcher;
+mod origin;
 mod state;
 pub mod strategy;
 mod timer;
@@ -52,7 +53,9 @@ pub use crate::config::{AgentDef, ConfigError, QueueDef, RoutingConfig};
 pub use crate::core::{Core, Snapshot, OFFER_TIMEOUT_REASON, SNAPSHOT_FORMAT_VERSION};
 pub use crate::error::{ApplyError, CommandError, ErrorKind, SnapshotError};
 pub use crate::event::{AgentState, Event, EventRecord, RONA_REASON};
-pub use crate::ids::{AgentId, CallId, EdgeId, Extension, QueueId, Seq, SkillId, Term, Timestamp};
+pub use crate::ids::{AgentId, CallId, Extension, QueueId, Seq, SkillId, Term, Timestamp};
+pub use crate::ids::{EdgeId, MsgId};
+pub use crate::origin::{AppliedOrigins, Origin};
 pub use crate::state::{AgentRuntime, CallPhase, CallRecord, QueueCounters, State};
 pub use crate::view::{AgentView, CallView, QueueView};
 

@@ -809,6 +809,7 @@ fn apply_refuses_gaps_stale_terms_and_inconsistent_records() {
             agent: "alice".into(),
             extension: "1".into(),
         },
+        origin: None,
     };
     assert_eq!(
         f.apply(&login_rec),
@@ -900,3 +901,5 @@ fn config_validation() {
         Err(ConfigError::DuplicateAgent("alice".into()))
     );
 }
+
+mod origin;

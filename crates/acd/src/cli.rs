@@ -28,8 +28,10 @@ pub enum Cmd {
         common: CommonArgs,
         #[command(flatten)]
         sip: SipArgs,
-        /// gRPC URL of the distributor, e.g. http://10.0.0.5:50051.
-        #[arg(long, value_name = "URL")]
+        /// gRPC URLs of the distributors (primary and standbys), comma
+        /// separated, e.g. http://10.0.0.5:50051,http://10.0.0.6:50051: the
+        /// edge attaches to whichever leads.
+        #[arg(long, value_name = "URL[,URL...]")]
         distributor: String,
         /// gRPC URLs of the IVR runners, comma separated.
         #[arg(

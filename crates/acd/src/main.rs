@@ -483,7 +483,14 @@ fn check_urls(plan: &Plan) -> Result<()> {
         },
     )) = &plan.edge
     {
-        check("--distributor", distributor)?;
+        // A list: the edge follows the leader among them.
+        for url in distributor
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+        {
+            check("--distributor", url)?;
+        }
         if ivr.iter().all(|u| u.trim().is_empty()) {
             bail!("--ivr: no IVR runner URL given");
         }

@@ -1,18 +1,23 @@
-//! `acdctl status`, `drain`, `snapshot` and `switchover`: AdminService calls.
+//! `acdctl status`, `drain`, `snapshot` and `switchover`: AdminService calls
+//! (through the leader-following server list).
 
 use acd_proto::v1::admin_service_client::AdminServiceClient;
 use acd_proto::v1::{
     DrainRequest, EdgeSnapshotRequest, StatusRequest, SwitchoverRequest, SwitchoverResponse,
 };
 use anyhow::Result;
-use tonic::transport::Channel;
 
 use crate::output::{self, emit};
 use crate::request;
+use crate::servers::Servers;
 
-pub async fn status(channel: Channel, json: bool) -> Result<()> {
-    let resp = AdminServiceClient::new(channel)
-        .status(request(StatusRequest {}))
+pub async fn status(servers: &mut Servers, json: bool) -> Result<()> {
+    let resp = servers
+        .call(|ch| async move {
+            AdminServiceClient::new(ch)
+                .status(request(StatusRequest {}))
+                .await
+        })
         .await?
         .into_inner();
     Ok(emit(
@@ -22,9 +27,13 @@ pub async fn status(channel: Channel, json: bool) -> Result<()> {
     )?)
 }
 
-pub async fn drain(channel: Channel, json: bool) -> Result<()> {
-    let resp = AdminServiceClient::new(channel)
-        .drain(request(DrainRequest {}))
+pub async fn drain(servers: &mut Servers, json: bool) -> Result<()> {
+    let resp = servers
+        .call(|ch| async move {
+            AdminServiceClient::new(ch)
+                .drain(request(DrainRequest {}))
+                .await
+        })
         .await?
         .into_inner();
     Ok(emit(
@@ -36,10 +45,14 @@ pub async fn drain(channel: Channel, json: bool) -> Result<()> {
 
 /// The edge's whole state as JSON on stdout (what a live hand-over passes
 /// on): for inspecting a running edge.
-pub async fn snapshot(channel: Channel) -> Result<()> {
+pub async fn snapshot(servers: &mut Servers) -> Result<()> {
     use std::io::Write;
-    let resp = AdminServiceClient::new(channel)
-        .edge_snapshot(request(EdgeSnapshotRequest {}))
+    let resp = servers
+        .call(|ch| async move {
+            AdminServiceClient::new(ch)
+                .edge_snapshot(request(EdgeSnapshotRequest {}))
+                .await
+        })
         .await?
         .into_inner();
     let mut out = std::io::stdout().lock();
@@ -50,9 +63,13 @@ pub async fn snapshot(channel: Channel) -> Result<()> {
 
 /// `acdctl switchover`: the standby becomes primary; prints where and how
 /// long commands were held.
-pub async fn switchover(channel: Channel, json: bool) -> Result<()> {
-    let resp = AdminServiceClient::new(channel)
-        .switchover(request(SwitchoverRequest {}))
+pub async fn switchover(servers: &mut Servers, json: bool) -> Result<()> {
+    let resp = servers
+        .call(|ch| async move {
+            AdminServiceClient::new(ch)
+                .switchover(request(SwitchoverRequest {}))
+                .await
+        })
         .await?
         .into_inner();
     Ok(emit(

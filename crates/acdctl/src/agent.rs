@@ -1,14 +1,16 @@
-//! `acdctl agent ...`: AgentService calls.
+//! `acdctl agent ...`: AgentService calls, on the leader.
 
 use acd_proto::v1::agent_service_client::AgentServiceClient;
 use acd_proto::v1::{
-    AgentStatus, GetAgentRequest, ListAgentsRequest, LoginRequest, LogoutRequest,
+    AgentEvent, AgentStatus, GetAgentRequest, ListAgentsRequest, LoginRequest, LogoutRequest,
     SetNotReadyRequest, SetReadyRequest, WatchRequest,
 };
 use anyhow::Result;
 use tonic::transport::Channel;
+use tonic::Streaming;
 
 use crate::output::{self, emit};
+use crate::servers::{backoff, Servers};
 use crate::{request, AgentCmd};
 
 fn print_agent(a: &AgentStatus, json: bool) -> Result<()> {
@@ -19,43 +21,68 @@ fn print_agent(a: &AgentStatus, json: bool) -> Result<()> {
     )?)
 }
 
-pub async fn run(channel: Channel, cmd: AgentCmd, json: bool) -> Result<()> {
-    let mut client = AgentServiceClient::new(channel);
+fn client(channel: Channel) -> AgentServiceClient<Channel> {
+    AgentServiceClient::new(channel)
+}
+
+pub async fn run(servers: &mut Servers, cmd: AgentCmd, json: bool) -> Result<()> {
     let status = match cmd {
         AgentCmd::Login { agent, extension } => {
-            client
-                .login(request(LoginRequest {
-                    agent_id: agent,
-                    extension,
-                }))
+            let req = LoginRequest {
+                agent_id: agent,
+                extension,
+            };
+            servers
+                .call(|ch| {
+                    let req = req.clone();
+                    async move { client(ch).login(request(req)).await }
+                })
                 .await?
         }
         AgentCmd::Ready { agent } => {
-            client
-                .set_ready(request(SetReadyRequest { agent_id: agent }))
+            let req = SetReadyRequest { agent_id: agent };
+            servers
+                .call(|ch| {
+                    let req = req.clone();
+                    async move { client(ch).set_ready(request(req)).await }
+                })
                 .await?
         }
         AgentCmd::NotReady { agent, reason } => {
-            client
-                .set_not_ready(request(SetNotReadyRequest {
-                    agent_id: agent,
-                    reason,
-                }))
+            let req = SetNotReadyRequest {
+                agent_id: agent,
+                reason,
+            };
+            servers
+                .call(|ch| {
+                    let req = req.clone();
+                    async move { client(ch).set_not_ready(request(req)).await }
+                })
                 .await?
         }
         AgentCmd::Logout { agent } => {
-            client
-                .logout(request(LogoutRequest { agent_id: agent }))
+            let req = LogoutRequest { agent_id: agent };
+            servers
+                .call(|ch| {
+                    let req = req.clone();
+                    async move { client(ch).logout(request(req)).await }
+                })
                 .await?
         }
         AgentCmd::Show { agent } => {
-            client
-                .get_agent(request(GetAgentRequest { agent_id: agent }))
+            let req = GetAgentRequest { agent_id: agent };
+            servers
+                .call(|ch| {
+                    let req = req.clone();
+                    async move { client(ch).get_agent(request(req)).await }
+                })
                 .await?
         }
         AgentCmd::List => {
-            let agents = client
-                .list_agents(request(ListAgentsRequest {}))
+            let agents = servers
+                .call(
+                    |ch| async move { client(ch).list_agents(request(ListAgentsRequest {})).await },
+                )
                 .await?
                 .into_inner()
                 .agents;
@@ -68,43 +95,72 @@ pub async fn run(channel: Channel, cmd: AgentCmd, json: bool) -> Result<()> {
             }
             return Ok(());
         }
-        AgentCmd::Watch { agent, count } => return watch(client, agent, count, json).await,
+        AgentCmd::Watch { agent, count } => return watch(servers, agent, count, json).await,
     };
     print_agent(&status.into_inner(), json)
 }
 
-/// Prints one line per event until `count` events, the end of the stream,
-/// or Ctrl-C.
-async fn watch(
-    mut client: AgentServiceClient<Channel>,
-    agent: String,
-    count: Option<u64>,
-    json: bool,
-) -> Result<()> {
-    let mut stream = client
-        .watch(WatchRequest {
-            agent_id: agent,
-            after_seq: 0,
-        })
-        .await?
-        .into_inner();
+/// Prints one line per event until `count` events or Ctrl-C. A broken
+/// stream (a distributor restarting, a fail-over) is re-attached on the
+/// leader, resuming after the last event seen, so each event prints once.
+async fn watch(servers: &mut Servers, agent: String, count: Option<u64>, json: bool) -> Result<()> {
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     let mut seen = 0u64;
+    let mut after_seq = 0u64;
+    let mut attempt = 0u32;
     while count.is_none_or(|n| seen < n) {
-        let event = tokio::select! {
-            _ = &mut ctrl_c => break,
-            msg = stream.message() => match msg? {
-                Some(event) => event,
-                None => break,
+        let attach = open_watch(servers, &agent, after_seq);
+        let mut stream = tokio::select! {
+            _ = &mut ctrl_c => return Ok(()),
+            s = attach => match s {
+                Ok(s) => s,
+                // Nothing seen yet: a plain error (unknown agent, no server).
+                Err(e) if after_seq == 0 => return Err(e),
+                Err(e) => {
+                    eprintln!("acdctl: watch: {e:#}; retrying");
+                    tokio::time::sleep(backoff(attempt)).await;
+                    attempt += 1;
+                    continue;
+                }
             },
         };
-        emit(
-            json,
-            || output::event_line(&event),
-            || output::event_json(&event),
-        )?;
-        seen += 1;
+        attempt = 0;
+        while count.is_none_or(|n| seen < n) {
+            let event = tokio::select! {
+                _ = &mut ctrl_c => return Ok(()),
+                msg = stream.message() => match msg {
+                    Ok(Some(event)) => event,
+                    // Ended or broken: attach again after what was printed.
+                    Ok(None) | Err(_) => break,
+                },
+            };
+            after_seq = after_seq.max(event.seq);
+            emit(
+                json,
+                || output::event_line(&event),
+                || output::event_json(&event),
+            )?;
+            seen += 1;
+        }
     }
     Ok(())
+}
+
+async fn open_watch(
+    servers: &mut Servers,
+    agent: &str,
+    after_seq: u64,
+) -> Result<Streaming<AgentEvent>> {
+    let req = WatchRequest {
+        agent_id: agent.to_string(),
+        after_seq,
+    };
+    let resp = servers
+        .call(|ch| {
+            let req = req.clone();
+            async move { client(ch).watch(req).await }
+        })
+        .await?;
+    Ok(resp.into_inner())
 }

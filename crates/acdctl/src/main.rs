@@ -6,6 +6,7 @@ mod installation;
 mod output;
 mod queue;
 mod rolling;
+mod servers;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -25,8 +26,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
     about = "Command-line client of the acd contact-centre daemon"
 )]
 struct Cli {
-    /// gRPC address of acd (a bare host:port means http://host:port).
-    #[arg(long, env = "ACD_SERVER", default_value = "http://127.0.0.1:50051", value_parser = parse_server)]
+    /// gRPC addresses of acd, comma separated (a bare host:port means
+    /// http://host:port): commands go to whichever distributor leads.
+    #[arg(long, value_name = "URL[,URL...]", env = "ACD_SERVER", default_value = "http://127.0.0.1:50051", value_parser = parse_servers)]
     server: String,
     /// One JSON object per line instead of tables.
     #[arg(long, global = true)]
@@ -140,6 +142,20 @@ pub enum QueueCmd {
     List,
 }
 
+/// Each address checked and normalised; kept as one comma-separated string.
+fn parse_servers(list: &str) -> Result<String, String> {
+    let urls = list
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(parse_server)
+        .collect::<Result<Vec<_>, _>>()?;
+    if urls.is_empty() {
+        return Err("no server address".into());
+    }
+    Ok(urls.join(","))
+}
+
 fn parse_server(s: &str) -> Result<String, String> {
     let url = if s.contains("://") {
         s.to_string()
@@ -196,15 +212,15 @@ async fn run(cli: Cli) -> Result<()> {
             return installation::status(&servers, cli.json).await;
         }
     }
-    let channel = connect(&cli.server).await?;
+    let mut servers = servers::Servers::new(&cli.server)?;
     match cli.command {
-        Command::Agent(cmd) => agent::run(channel, cmd, cli.json).await,
-        Command::Queue(QueueCmd::List) => queue::list(channel, cli.json).await,
-        Command::Status(_) => admin::status(channel, cli.json).await,
-        Command::Drain => admin::drain(channel, cli.json).await,
-        Command::Snapshot => admin::snapshot(channel).await,
+        Command::Agent(cmd) => agent::run(&mut servers, cmd, cli.json).await,
+        Command::Queue(QueueCmd::List) => queue::list(&mut servers, cli.json).await,
+        Command::Status(_) => admin::status(&mut servers, cli.json).await,
+        Command::Drain => admin::drain(&mut servers, cli.json).await,
+        Command::Snapshot => admin::snapshot(&mut servers).await,
         Command::RollingRestart { .. } => unreachable!("handled above"),
-        Command::Switchover => admin::switchover(channel, cli.json).await,
+        Command::Switchover => admin::switchover(&mut servers, cli.json).await,
     }
 }
 
@@ -304,6 +320,15 @@ mod tests {
         .is_err());
         assert!(Cli::try_parse_from(["acdctl", "drain"]).is_ok());
         assert!(Cli::try_parse_from(["acdctl", "agent", "login", "alice"]).is_err());
+        let cli = Cli::try_parse_from([
+            "acdctl",
+            "--server",
+            "10.0.0.1:6000, http://10.0.0.2:6000",
+            "status",
+        ])
+        .unwrap();
+        assert_eq!(cli.server, "http://10.0.0.1:6000,http://10.0.0.2:6000");
+        assert!(Cli::try_parse_from(["acdctl", "--server", " , ", "status"]).is_err());
     }
 
     #[test]

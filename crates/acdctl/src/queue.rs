@@ -3,16 +3,19 @@
 use acd_proto::v1::agent_service_client::AgentServiceClient;
 use acd_proto::v1::ListQueuesRequest;
 use anyhow::Result;
-use tonic::transport::Channel;
 
 use crate::output;
 use crate::request;
+use crate::servers::Servers;
 
 /// A table, or one JSON object per queue.
-pub async fn list(channel: Channel, json: bool) -> Result<()> {
-    let mut client = AgentServiceClient::new(channel);
-    let queues = client
-        .list_queues(request(ListQueuesRequest {}))
+pub async fn list(servers: &mut Servers, json: bool) -> Result<()> {
+    let queues = servers
+        .call(|ch| async move {
+            AgentServiceClient::new(ch)
+                .list_queues(request(ListQueuesRequest {}))
+                .await
+        })
         .await?
         .into_inner()
         .queues;

@@ -161,6 +161,7 @@ fn a_follower_replays_bindings_and_a_promoted_one_expires_them() {
             extension: "1001".into(),
             binding: None,
         },
+        origin: None,
     };
     assert!(matches!(
         follower.apply(&bad),
