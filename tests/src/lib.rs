@@ -10,6 +10,7 @@
 
 pub mod baresip;
 pub mod cli;
+pub mod cluster;
 pub mod env;
 pub mod etcd;
 pub mod flows;
