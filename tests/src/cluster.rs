@@ -69,7 +69,7 @@ fn write_config(env: &TestEnv) -> PathBuf {
 }
 
 /// `AdminService.Status` of `url`, with a single connection attempt.
-async fn status_once(url: &str) -> Result<StatusResponse> {
+pub async fn status_once(url: &str) -> Result<StatusResponse> {
     let channel = tonic::transport::Endpoint::from_shared(url.to_string())?
         .connect_timeout(Duration::from_millis(200))
         .connect()

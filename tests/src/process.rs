@@ -261,7 +261,7 @@ fn listen(port: u16) -> String {
 }
 
 impl TestEnv {
-    fn edge_args(&self, slot: u16, config: &std::path::Path) -> Vec<String> {
+    pub fn edge_args(&self, slot: u16, config: &std::path::Path) -> Vec<String> {
         edge_args_in(&self.ports, slot, config)
     }
 

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use acd_tests::metrics::http_status;
 use acd_tests::proto::edge_service_client::EdgeServiceClient;
 use acd_tests::proto::{
     distributor_message, edge_message, AgentAnswered, AgentState, CallEnded, Caller,
@@ -516,19 +517,4 @@ async fn a_standby_without_its_primary_is_not_ready() {
         http_status(&format!("127.0.0.1:{}", p.metrics(1)), "/ready").await,
         200
     );
-}
-
-/// The HTTP status of `GET path` on `addr`.
-async fn http_status(addr: &str, path: &str) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut buf = String::new();
-    let _ = s.read_to_string(&mut buf).await;
-    buf.split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
 }

@@ -72,11 +72,7 @@ impl AdminService for AdminApi {
             pid: std::process::id(),
             started_at_ms: started_at_ms(),
             ready: self.readiness.is_ready(),
-            waiting_for: self
-                .distributor
-                .as_ref()
-                .map(|d| d.serving().borrow().waiting_for.clone())
-                .unwrap_or_default(),
+            waiting_for: crate::health::waiting_for(self.distributor.as_ref(), edge),
             address: self
                 .distributor
                 .as_ref()

@@ -11,6 +11,20 @@ use acd_edge::EdgeHandle;
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
+/// What keeps this process from serving, empty when nothing does.
+pub fn waiting_for(d: Option<&acd_distributor::Distributor>, edge: Option<&EdgeHandle>) -> String {
+    if let Some(d) = d {
+        let s = d.serving().borrow().clone();
+        if !s.ready {
+            return s.waiting_for;
+        }
+    }
+    match edge {
+        Some(e) if !e.status().distributor_connected => "a distributor".to_string(),
+        _ => String::new(),
+    }
+}
+
 pub struct Readiness {
     reporter: HealthReporter,
     /// Names of the gRPC services this process serves (health reports each).

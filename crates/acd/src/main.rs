@@ -41,8 +41,9 @@ mod watchdog;
 
 use cli::{Cli, Cmd, CommonArgs, LeadershipArgs, SipArgs};
 
-/// How long an edge waits for its distributor before reporting ready anyway.
-const DISTRIBUTOR_WAIT: Duration = Duration::from_secs(5);
+/// How often readiness is re-evaluated (distributor attached, standby
+/// following) once the process is up.
+const READINESS_POLL: Duration = Duration::from_millis(100);
 /// Grace period for in-flight gRPC calls at shutdown; long-lived streams
 /// (an edge's Attach, an agent's Watch) are cut after it and re-attach to
 /// whichever process takes over.
@@ -407,8 +408,26 @@ async fn serve(cmd: Cmd) -> Result<()> {
             let _ = stop_tx.send(true);
             return Ok(());
         }
-        tokio::spawn(mirror_serving(d.clone(), readiness.clone()));
     }
+    // An edge is ready once it is attached to a leading distributor: calls it
+    // answers can then be queued (it serves meanwhile: flows have fallbacks).
+    if let Some(e) = &edge {
+        let waited = tokio::select! {
+            _ = await_distributor(e) => None,
+            _ = sigint.recv() => Some("SIGINT"),
+            _ = sigterm.recv() => Some("SIGTERM"),
+        };
+        if let Some(signal) = waited {
+            tracing::info!("{signal} before ready: shutting down");
+            let _ = stop_tx.send(true);
+            return Ok(());
+        }
+    }
+    tokio::spawn(mirror_readiness(
+        distributor.clone(),
+        edge.clone(),
+        readiness.clone(),
+    ));
 
     readiness.set(true).await;
     let mut ready = format!("ACD READY role={} grpc={grpc_addr}", role.as_str());
@@ -584,15 +603,44 @@ async fn await_serving(d: &Distributor) {
     }
 }
 
-/// Keeps health and /ready in step with the distributor's own readiness.
-async fn mirror_serving(d: Distributor, readiness: Arc<health::Readiness>) {
-    let mut serving = d.serving();
-    while serving.changed().await.is_ok() {
-        let s = serving.borrow_and_update().clone();
-        if !s.ready {
-            tracing::warn!(waiting_for = %s.waiting_for, "not ready");
+/// Returns once the edge is attached to a leading distributor.
+async fn await_distributor(edge: &EdgeHandle) {
+    let mut logged = false;
+    while !edge.status().distributor_connected {
+        if !logged {
+            tracing::info!(waiting_for = "a distributor", "not ready");
+            logged = true;
         }
-        readiness.set(s.ready).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Keeps health, /ready and sd_notify in step with what the process can do:
+/// a distributor that leads or follows, an edge attached to a distributor.
+/// A draining edge's readiness belongs to the drain from then on.
+async fn mirror_readiness(
+    d: Option<Distributor>,
+    edge: Option<EdgeHandle>,
+    readiness: Arc<health::Readiness>,
+) {
+    let mut shown = true;
+    let mut tick = tokio::time::interval(READINESS_POLL);
+    loop {
+        tick.tick().await;
+        if edge.as_ref().is_some_and(EdgeHandle::is_draining) {
+            return;
+        }
+        let waiting_for = health::waiting_for(d.as_ref(), edge.as_ref());
+        let ready = waiting_for.is_empty();
+        if ready != shown {
+            if ready {
+                tracing::info!("ready again");
+            } else {
+                tracing::warn!(%waiting_for, "not ready");
+            }
+            readiness.set(ready).await;
+            shown = ready;
+        }
     }
 }
 
@@ -674,17 +722,6 @@ async fn start_edge(
     let _ = cell.set(edge.clone());
     tracing::info!(%edge_id, distributor = %distributor_url, "edge started");
 
-    // Ready only once calls can be queued, within reason: a distributor that
-    // is down must not keep the edge from starting (flows have fallbacks).
-    let waited = tokio::time::timeout(DISTRIBUTOR_WAIT, async {
-        while !edge.status().distributor_connected {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    if waited.is_err() {
-        tracing::warn!(distributor = %distributor_url, "distributor not reachable after {DISTRIBUTOR_WAIT:?}; starting anyway, the edge keeps retrying");
-    }
     Ok(edge)
 }
 
