@@ -35,6 +35,12 @@ pub fn parse_server_list(s: &str) -> Result<Vec<String>, String> {
 /// An installation file: one gRPC address per line (or several, comma
 /// separated); `#` starts a comment.
 pub fn parse_installation(text: &str) -> Result<Vec<String>, String> {
+    // The rolling-restart file (`[[process]]` tables) lists the same processes.
+    if text.contains("[[process]]") {
+        let inst: crate::rolling::Installation =
+            toml_edit::de::from_str(text).map_err(|e| e.to_string())?;
+        return Ok(inst.processes.into_iter().map(|p| p.admin).collect());
+    }
     let body: Vec<&str> = text
         .lines()
         .map(|l| l.split('#').next().unwrap_or("").trim())
@@ -207,6 +213,18 @@ pub fn rows_json(rows: &[Row]) -> Vec<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_rolling_restart_file_is_an_installation_too() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/installation.example.toml"
+        ))
+        .unwrap();
+        let servers = parse_installation(&text).unwrap();
+        assert_eq!(servers.len(), 6);
+        assert_eq!(servers[0], "http://10.0.0.11:50061");
+    }
     use acd_proto::v1::{DistributorStatus, EdgeStatus};
 
     #[test]
