@@ -93,6 +93,26 @@ pub async fn scrape_counter(addr: &str, name: &str) -> Result<f64> {
     Ok(counter(&scrape(addr).await?, name).unwrap_or(0.0))
 }
 
+/// Status code of `GET path` on `addr` (e.g. `/ready`), 0 when unreadable.
+pub async fn http_status(addr: &str, path: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
+        return 0;
+    };
+    if s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .is_err()
+    {
+        return 0;
+    }
+    let mut buf = String::new();
+    let _ = s.read_to_string(&mut buf).await;
+    buf.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::{counter, counter_with};
@@ -114,24 +134,4 @@ mod tests {
             None
         );
     }
-}
-
-/// Status code of `GET path` on `addr` (e.g. `/ready`), 0 when unreadable.
-pub async fn http_status(addr: &str, path: &str) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
-        return 0;
-    };
-    if s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
-        .await
-        .is_err()
-    {
-        return 0;
-    }
-    let mut buf = String::new();
-    let _ = s.read_to_string(&mut buf).await;
-    buf.split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
 }
