@@ -22,7 +22,7 @@ use tokio::sync::watch;
 const VERDICT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What travels as the hand-over's payload.
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(serde::Deserialize)]
 pub struct Payload {
     pub edge: EdgeSnapshot,
     /// `acd run`: the distributor's state (the new process carries on as
@@ -36,6 +36,16 @@ pub struct Payload {
     pub paused_at_us: u64,
     #[serde(default)]
     pub stop_us: u64,
+}
+
+/// [`Payload`] as the old process writes it: the edge's state borrowed,
+/// not copied, while its calls wait.
+#[derive(serde::Serialize)]
+struct PayloadOut<'a> {
+    edge: &'a EdgeSnapshot,
+    distributor: Option<acd_routing::Snapshot>,
+    paused_at_us: u64,
+    stop_us: u64,
 }
 
 /// Microseconds since the epoch: comparable between the two processes.
@@ -169,8 +179,8 @@ impl Server {
         frozen: &acd_edge::Frozen,
         (paused_at_us, stop_us): (u64, u64),
     ) -> Result<(), HandoverError> {
-        let payload = Payload {
-            edge: frozen.snapshot.clone(),
+        let payload = PayloadOut {
+            edge: &frozen.snapshot,
             distributor: self.distributor.as_ref().map(|d| d.lock().core.snapshot()),
             paused_at_us,
             stop_us,
