@@ -59,7 +59,13 @@ async fn start(env: &TestEnv, mode: &Mode, extra: &[String]) -> Site {
             let ivr = env.start_ivr("ivr", 2).await.unwrap();
             let (dist_url, ivr_url) = (dist.grpc_url(), ivr.grpc_url());
             let edge = env
-                .start_edge_with("edge-old", 0, &dist_url, &[ivr_url.clone()], extra)
+                .start_edge_with(
+                    "edge-old",
+                    0,
+                    &dist_url,
+                    std::slice::from_ref(&ivr_url),
+                    extra,
+                )
                 .await
                 .unwrap();
             Site {
@@ -101,7 +107,7 @@ async fn take_over(env: &TestEnv, mode: &Mode, site: &Site, extra: &[String]) ->
                 new_name(mode),
                 0,
                 &site.dist_url,
-                &[site.ivr_url.clone()],
+                std::slice::from_ref(&site.ivr_url),
                 extra,
             )
             .await
@@ -387,7 +393,13 @@ fn log_field(env: &TestEnv, name: &str, needle: &str, key: &str) -> Option<Strin
 /// hearing music (no agent logs in), then a take-over: every caller's music
 /// goes on (the largest gap per call is reported) and every caller's BYE
 /// after it gets its 200. `rtp`: the edge's RTP range (4 ports a call).
-async fn hand_over_many(name: &str, block: u16, calls: u32, rate: u32, rtp: (u16, u16)) {
+async fn hand_over_many(
+    name: &str,
+    block: u16,
+    (calls, rate): (u32, u32),
+    rtp: (u16, u16),
+    max_gap: Duration,
+) {
     let env = TestEnv::new(name, block);
     let sock = env.log_path("handover.sock");
     // A loaded debug build runs its loop late with hundreds of streams; the
@@ -475,7 +487,7 @@ async fn hand_over_many(name: &str, block: u16, calls: u32, rate: u32, rtp: (u16
         pct(100)
     );
     assert_eq!(gaps.len(), n, "every call's music goes on");
-    assert!(pct(100) < MAX_GAP_MANY, "largest gap {:?}", pct(100));
+    assert!(pct(100) < max_gap, "largest gap {:?}", pct(100));
 
     // Every caller's BYE after the hand-over gets its 200.
     callers.wait().await.assert_success(u64::from(calls));
@@ -488,15 +500,14 @@ async fn hand_over_many(name: &str, block: u16, calls: u32, rate: u32, rtp: (u16
     new.assert_running();
 }
 
-/// Generous: the transfer grows with the calls, and the test's own reader
-/// shares the 2 loaded cores.
-const MAX_GAP_MANY: Duration = Duration::from_millis(300);
-
 /// 50 queued callers: RTP 15900-16199 (block 89's range and block 90's
 /// whole block, which this test also owns): 75 calls of room.
 #[tokio::test]
 async fn run_hands_over_fifty_queued_calls() {
-    hand_over_many("handover_many_50", 89, 50, 25, (15_900, 16_199)).await;
+    // Measured about 70 ms; generous for the 2 loaded cores the test's own
+    // reader shares.
+    let max_gap = Duration::from_millis(300);
+    hand_over_many("handover_many_50", 89, (50, 25), (15_900, 16_199), max_gap).await;
 }
 
 /// The load run (block 72, the RTP range outside every test block, in
@@ -517,5 +528,15 @@ async fn run_hands_over_many_queued_calls() {
     let rtp_min = var("ACD_HANDOVER_RTP_MIN", 36_000) as u16;
     // 4 ports a call and the 2 % the edge keeps free.
     let rtp_max = rtp_min + (calls * 4 * 102 / 100 + 8) as u16;
-    hand_over_many("handover_many", 72, calls, rate, (rtp_min, rtp_max)).await;
+    // The transfer grows with the calls (measured about 0.7 ms a call in a
+    // debug build); a bound that still fails if music stops for good.
+    let max_gap = Duration::from_millis(100 + 2 * u64::from(calls));
+    hand_over_many(
+        "handover_many",
+        72,
+        (calls, rate),
+        (rtp_min, rtp_max),
+        max_gap,
+    )
+    .await;
 }
