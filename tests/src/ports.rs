@@ -30,11 +30,12 @@
 //! (`crates/acd-edge/src/media.rs`, RTP range only), 55 `overload.rs`, 56 `sipp_scenarios.rs` (trunk_call_or_503), 57 `trunk_policy.rs`, 47 `edge_snapshot.rs`,
 //! 60-63 `failover.rs` (each with its own etcd on the block's +98/+99), 65-67 `follow_leader.rs`
 //! (68 reserved for it), 69-70 `handover.rs`, 71 `drain.rs`
-//! (SIGTERM), 72 reserved for hand-over load runs, 73-75 `bindings.rs` (73 edge A and
+//! (SIGTERM), 72 `handover.rs` (its ignored N-call load run; RTP from 36000 up), 73-75 `bindings.rs` (73 edge A and
 //! the distributor, 74 edge B; 75 the restart test; 76 reserved for it), 77
 //! `watchdog.rs`, 78-79 `kamailio.rs` (Kamailio on each block's `+11`), 80
 //! `installation_status.rs`, 81-85 `chaos.rs`, 86-88 partition tests, 89-90
-//! hand-over load runs, 91 `edge_readiness.rs`.
+//! `handover.rs` (50 calls: block 89, RTP over 89's `+100..` and all of 90),
+//! 91 `edge_readiness.rs`.
 
 pub const BASE: u16 = 21000;
 pub const BLOCK: u16 = 200;

@@ -204,14 +204,36 @@ pub async fn start(settings: EdgeSettings, loaded: &Loaded) -> Result<EdgeHandle
         }
         None => None,
     };
-    start_on(settings, loaded, (udp, tcp, tls), None).await
+    let prepared = prepare(loaded)?;
+    start_on(settings, loaded, prepared, (udp, tcp, tls), None).await
+}
+
+/// What an edge needs that no socket does (prompts decoded, TLS set up).
+/// A taking-over process builds it before it asks for the hand-over: from
+/// the ask on, the old edge is stopped and the calls' media waits for us.
+pub struct Prepared {
+    prompts: BTreeMap<String, Arc<acd_media::Prompt>>,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    tls_client: tokio_rustls::TlsConnector,
+}
+
+/// Loads the prompts and the TLS material (see [`Prepared`]).
+pub fn prepare(loaded: &Loaded) -> Result<Prepared, EdgeError> {
+    let (acceptor, tls_client) = tls_setup(loaded)?;
+    Ok(Prepared {
+        prompts: load_prompts(loaded)?,
+        acceptor,
+        tls_client,
+    })
 }
 
 /// Starts the edge on the sockets and calls a running edge handed over
-/// (`handover::recv_transfer`): no bind, the calls carry on.
+/// (`handover::recv_transfer`): no bind, the calls carry on. The calls'
+/// media tasks run before anything else starts.
 pub async fn take_over(
     settings: EdgeSettings,
     loaded: &Loaded,
+    prepared: Prepared,
     snapshot: EdgeSnapshot,
     fds: &mut handover::Descriptors,
 ) -> Result<EdgeHandle, EdgeError> {
@@ -221,7 +243,14 @@ pub async fn take_over(
         Some(_) => Some(tcp_from(inherit(fds, handover::FdKind::SipTlsListener)?)?),
         None => None,
     };
-    start_on(settings, loaded, (udp, tcp, tls), Some((snapshot, fds))).await
+    start_on(
+        settings,
+        loaded,
+        prepared,
+        (udp, tcp, tls),
+        Some((snapshot, fds)),
+    )
+    .await
 }
 
 fn inherit(
@@ -251,6 +280,7 @@ type Bound = (UdpSocket, TcpListener, Option<TcpListener>);
 async fn start_on(
     settings: EdgeSettings,
     loaded: &Loaded,
+    prepared: Prepared,
     (udp, tcp, tls): Bound,
     restore: Option<(EdgeSnapshot, &mut handover::Descriptors)>,
 ) -> Result<EdgeHandle, EdgeError> {
@@ -258,8 +288,23 @@ async fn start_on(
         r.map_err(|source| EdgeError::Bind { what, addr, source })
     };
     let udp_addr = local("UDP", settings.sip_udp, udp.local_addr())?;
+    let Prepared {
+        prompts,
+        acceptor,
+        tls_client,
+    } = prepared;
+    let (media_tx, media_rx) = mpsc::unbounded_channel();
+    // RTP listens where SIP does (all interfaces if SIP does).
+    let ports = media::PortPool::new(udp_addr.ip(), settings.rtp_ports.0, settings.rtp_ports.1);
+    // Taken-over calls' media first: it is silent until these tasks run.
+    let (restore, media) = match restore {
+        Some((snap, fds)) => {
+            let media = restore_media(&snap.media, fds, &ports, &prompts, &media_tx)?;
+            (Some(snap), media)
+        }
+        None => (None, Default::default()),
+    };
     let tcp_addr = local("TCP", settings.sip_tcp, tcp.local_addr())?;
-    let (acceptor, tls_client) = tls_setup(loaded)?;
     let tls = match (tls, acceptor) {
         (Some(l), Some(a)) => {
             let addr = local("TLS", settings.sip_tcp, l.local_addr())?;
@@ -270,15 +315,11 @@ async fn start_on(
     let tls_addr = tls.as_ref().map(|(_, _, addr)| *addr);
     let tls = tls.map(|(listener, acceptor, _)| (listener, acceptor));
 
-    let prompts = load_prompts(loaded)?;
     let (input_tx, input_rx) = mpsc::channel(INBOUND_QUEUE);
     let (control_tx, control_rx) = mpsc::unbounded_channel();
-    let (media_tx, media_rx) = mpsc::unbounded_channel();
     let (sip_tx, sip_rx) = mpsc::channel(INBOUND_QUEUE);
     let sockets = transport::Sockets { udp, tcp, tls };
     let limits = transport::TransportLimits::from(&loaded.config.sip.limits);
-    // RTP listens where SIP does (all interfaces if SIP does).
-    let ports = media::PortPool::new(udp_addr.ip(), settings.rtp_ports.0, settings.rtp_ports.1);
     let ivr = ivr_client::IvrClients::new(&settings.ivr_urls)
         .map_err(|e| EdgeError::Url(e.to_string()))?;
     let shared = Arc::new(EdgeShared::default());
@@ -287,20 +328,19 @@ async fn start_on(
         admitted_calls(core_cfg.admission.max_calls, ports.call_capacity());
     let now = std::time::Instant::now();
     let mut dist = DistributorLink::new(settings.edge_id.clone());
-    let (core, media, finished) = match restore {
-        Some((snap, fds)) => {
+    let (core, finished) = match restore {
+        Some(snap) => {
             for c in &snap.queued_calls {
                 shared.queued_calls.insert(c.clone());
             }
             dist.restore(snap.link);
-            let media = restore_media(&snap.media, fds, &ports, &prompts, &media_tx)?;
             let core = acd_b2bua::EdgeCore::restore(core_cfg, snap.core, now);
             tracing::info!(
                 calls = core.active_calls(),
                 media = media.len(),
                 "edge state taken over"
             );
-            (core, media, snap.prompts_finished)
+            (core, snap.prompts_finished)
         }
         None => {
             let unix_now = std::time::SystemTime::now()
@@ -308,7 +348,7 @@ async fn start_on(
                 .map(|d| d.as_secs())
                 .unwrap_or(0);
             let core = acd_b2bua::EdgeCore::new(core_cfg, rand::random(), now, unix_now);
-            (core, Default::default(), Vec::new())
+            (core, Vec::new())
         }
     };
     let transports = transport::Transports::start(sockets, limits, tls_client, sip_tx);

@@ -41,6 +41,9 @@ mod watchdog;
 
 use cli::{Cli, Cmd, CommonArgs, LeadershipArgs, SipArgs};
 
+/// Longest a taking-over edge waits to attach to its distributor before it
+/// tells the old process it is done.
+const TAKE_OVER_ATTACH_WAIT: Duration = Duration::from_secs(2);
 /// How often readiness is re-evaluated (distributor attached, standby
 /// following) once the process is up.
 const READINESS_POLL: Duration = Duration::from_millis(100);
@@ -232,21 +235,31 @@ async fn serve(cmd: Cmd) -> Result<()> {
     let loaded = Loaded::from_option(plan.common.config.as_deref())?;
     let cfg = &loaded.config;
     check_urls(&plan)?;
-    // Taken over before anything binds: the listeners come from the old
-    // process. Dropped before `done` (any error below), the old one resumes.
-    let mut taken = match plan
-        .edge
-        .as_ref()
-        .and_then(|(sip, _)| sip.take_over.as_deref())
-    {
-        Some(path) => Some(takeover::receive(path).await?),
-        None => None,
-    };
-
     let prometheus = PrometheusBuilder::new()
         .install_recorder()
         .context("installing the Prometheus recorder")?;
     metrics::gauge!("acd_build_info", "version" => env!("CARGO_PKG_VERSION"), "role" => role.as_str()).set(1.0);
+    let take_over_from = plan
+        .edge
+        .as_ref()
+        .and_then(|(sip, _)| sip.take_over.as_deref());
+    // Built before asking for the hand-over: from the ask on, the old edge
+    // is stopped and its calls' media waits for us.
+    let mut prepared = match take_over_from {
+        Some(_) => Some(acd_edge::prepare(&loaded).context("--take-over: preparing the SIP edge")?),
+        None => None,
+    };
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(acd_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("building the gRPC reflection service")?;
+    // Taken over before anything binds: the listeners come from the old
+    // process. Dropped before `done` (any error below), the old one resumes.
+    let mut taken = match take_over_from {
+        Some(path) => Some(takeover::receive(path).await?),
+        None => None,
+    };
 
     let grpc_listener = match inherited(&mut taken, acd_edge::handover::FdKind::GrpcListener)? {
         Some(l) => l,
@@ -268,13 +281,20 @@ async fn serve(cmd: Cmd) -> Result<()> {
         .context("local address of the metrics listener")?;
 
     let edge_cell: Arc<OnceLock<EdgeHandle>> = Arc::new(OnceLock::new());
+    // A taken-over edge starts first: its calls' media is silent until it
+    // runs. Its distributor (`acd run`: this process) is reached later.
+    let mut edge = match (&mut taken, &plan.edge, prepared.take()) {
+        (Some(t), Some((sip, peers)), Some(prepared)) => {
+            let snapshot = t.edge.take().context("--take-over: no edge state")?;
+            let inherit = Some((prepared, snapshot, &mut t.fds));
+            let e = start_edge(&loaded, sip, peers, grpc_addr, &edge_cell, inherit).await?;
+            t.phase("media_running");
+            Some(e)
+        }
+        _ => None,
+    };
     let (reporter, health_service) = tonic_health::server::health_reporter();
     let readiness = health::Readiness::new(reporter, edge_cell.clone());
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(acd_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .context("building the gRPC reflection service")?;
 
     let elected = leadership_config(&plan, cfg, grpc_addr);
     let distributor = plan.distributor.as_ref().map(|standby_of| {
@@ -301,11 +321,14 @@ async fn serve(cmd: Cmd) -> Result<()> {
     });
     if let (Some(d), Some(snap)) = (
         &distributor,
-        taken.as_mut().and_then(|t| t.payload.distributor.take()),
+        taken.as_mut().and_then(|t| t.distributor.take()),
     ) {
         d.install_snapshot(snap)
             .context("--take-over: installing the distributor's state")?;
         tracing::info!(status = ?d.status(), "distributor state taken over");
+        if let Some(t) = &mut taken {
+            t.phase("distributor_restored");
+        }
     }
     // The gRPC listener is bound already: a peer connecting before it serves
     // waits in the backlog rather than being refused (refusal means "gone").
@@ -362,13 +385,17 @@ async fn serve(cmd: Cmd) -> Result<()> {
         tracing::info!(%primary, "standby: following the primary");
     }
 
-    let edge = match &plan.edge {
-        Some((sip, peers)) => {
-            let inherit = taken.as_mut().map(|t| (t.payload.edge.clone(), &mut t.fds));
-            Some(start_edge(&loaded, sip, peers, grpc_addr, &edge_cell, inherit).await?)
-        }
-        None => None,
-    };
+    if let Some(t) = &mut taken {
+        t.phase("grpc_serving");
+    }
+    if let (None, Some((sip, peers))) = (&edge, &plan.edge) {
+        edge = Some(start_edge(&loaded, sip, peers, grpc_addr, &edge_cell, None).await?);
+    }
+    if let (Some(edge), true) = (&edge, taken.is_some()) {
+        // Attached before the old process goes, within reason: the edge
+        // serves meanwhile and keeps retrying.
+        let _ = tokio::time::timeout(TAKE_OVER_ATTACH_WAIT, await_distributor(edge)).await;
+    }
     let mut handed_over = match (&edge, &plan.edge) {
         (Some(edge), Some((sip, _))) => match sip
             .handover_socket
@@ -611,7 +638,7 @@ async fn await_distributor(edge: &EdgeHandle) {
             tracing::info!(waiting_for = "a distributor", "not ready");
             logged = true;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
@@ -670,7 +697,11 @@ async fn start_edge(
     peers: &EdgePeers,
     grpc_addr: SocketAddr,
     cell: &OnceLock<EdgeHandle>,
-    inherit: Option<(acd_edge::EdgeSnapshot, &mut acd_edge::handover::Descriptors)>,
+    inherit: Option<(
+        acd_edge::Prepared,
+        acd_edge::EdgeSnapshot,
+        &mut acd_edge::handover::Descriptors,
+    )>,
 ) -> Result<EdgeHandle> {
     let cfg = &loaded.config;
     let public_ip = sip.public_ip.unwrap_or(cfg.sip.public_ip);
@@ -712,16 +743,17 @@ async fn start_edge(
         edge_id: edge_id.clone(),
     };
     let edge = match inherit {
-        Some((snapshot, fds)) => acd_edge::take_over(settings, loaded, snapshot, fds)
-            .await
-            .context("--take-over: starting the SIP edge on the passed sockets")?,
+        Some((prepared, snapshot, fds)) => {
+            acd_edge::take_over(settings, loaded, prepared, snapshot, fds)
+                .await
+                .context("--take-over: starting the SIP edge on the passed sockets")?
+        }
         None => acd_edge::start(settings, loaded)
             .await
             .context("starting the SIP edge")?,
     };
     let _ = cell.set(edge.clone());
     tracing::info!(%edge_id, distributor = %distributor_url, "edge started");
-
     Ok(edge)
 }
 

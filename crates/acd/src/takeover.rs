@@ -22,13 +22,37 @@ use tokio::sync::watch;
 const VERDICT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What travels as the hand-over's payload.
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(serde::Deserialize)]
 pub struct Payload {
     pub edge: EdgeSnapshot,
     /// `acd run`: the distributor's state (the new process carries on as
     /// primary with the same term and log sequence).
     #[serde(default)]
     pub distributor: Option<acd_routing::Snapshot>,
+    /// When the old process began to stop (µs since the epoch; both
+    /// processes share the host's clock) and how long stopping took: the
+    /// new one logs the phases of the whole hand-over.
+    #[serde(default)]
+    pub paused_at_us: u64,
+    #[serde(default)]
+    pub stop_us: u64,
+}
+
+/// [`Payload`] as the old process writes it: the edge's state borrowed,
+/// not copied, while its calls wait.
+#[derive(serde::Serialize)]
+struct PayloadOut<'a> {
+    edge: &'a EdgeSnapshot,
+    distributor: Option<acd_routing::Snapshot>,
+    paused_at_us: u64,
+    stop_us: u64,
+}
+
+/// Microseconds since the epoch: comparable between the two processes.
+fn unix_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }
 
 /// The gRPC listener behind a gate: closed during a hand-over so no
@@ -58,7 +82,10 @@ impl GrpcGate {
                 let mut closing = paused.clone();
                 tokio::select! {
                     r = listener.accept() => {
-                        return Some((r.map(|(s, _)| s), (listener, paused)));
+                        // As tonic's own listener does: without it, Nagle and
+                        // delayed ACKs hold small responses back ~40 ms.
+                        let r = r.and_then(|(s, _)| s.set_nodelay(true).map(|()| s));
+                        return Some((r, (listener, paused)));
                     }
                     _ = closing.wait_for(|p| *p) => {}
                 }
@@ -123,6 +150,7 @@ impl Server {
         })
         .await?;
         let started = Instant::now();
+        let paused_at_us = unix_us();
         self.grpc.set_paused(true);
         let Some(frozen) = self.edge.hand_over().await else {
             self.grpc.set_paused(false);
@@ -130,7 +158,8 @@ impl Server {
                 "the edge's loop has stopped".into(),
             ));
         };
-        let result = self.send(&mut sock, &frozen).await;
+        let stop_us = started.elapsed().as_micros() as u64;
+        let result = self.send(&mut sock, &frozen, (paused_at_us, stop_us)).await;
         match result {
             Ok(()) => {
                 frozen.finish();
@@ -148,12 +177,21 @@ impl Server {
         &self,
         sock: &mut UnixStream,
         frozen: &acd_edge::Frozen,
+        (paused_at_us, stop_us): (u64, u64),
     ) -> Result<(), HandoverError> {
-        let payload = Payload {
-            edge: frozen.snapshot.clone(),
+        let payload = PayloadOut {
+            edge: &frozen.snapshot,
             distributor: self.distributor.as_ref().map(|d| d.lock().core.snapshot()),
+            paused_at_us,
+            stop_us,
         };
         let payload = serde_json::to_vec(&payload)?;
+        tracing::info!(
+            bytes = payload.len(),
+            descriptors = frozen.fds.len() + 2,
+            took_us = unix_us().saturating_sub(paused_at_us),
+            "hand-over payload ready"
+        );
         let mut kinds = Vec::with_capacity(frozen.fds.len() + 2);
         let mut fds = Vec::with_capacity(frozen.fds.len() + 2);
         for (kind, fd) in &frozen.fds {
@@ -197,15 +235,23 @@ async fn blocking<T: Send + 'static>(
 
 /// The new process's side: what it received, and the socket to answer on.
 pub struct Taken {
-    pub payload: Payload,
+    /// Taken by the edge as it starts.
+    pub edge: Option<EdgeSnapshot>,
+    /// `acd run`: the distributor's state.
+    pub distributor: Option<acd_routing::Snapshot>,
+    calls: usize,
     pub fds: Descriptors,
     sock: UnixStream,
     pub started: Instant,
+    /// The hand-over's phases so far: (name, µs since the epoch).
+    phases: Vec<(&'static str, u64)>,
+    payload_bytes: usize,
 }
 
 /// Connects to `path` and receives everything.
 pub async fn receive(path: &Path) -> Result<Taken> {
     let started = Instant::now();
+    let asked_at = unix_us();
     let mut sock = UnixStream::connect(path)
         .with_context(|| format!("--take-over: cannot connect to {}", path.display()))?;
     sock.set_read_timeout(Some(VERDICT_TIMEOUT))?;
@@ -226,14 +272,25 @@ pub async fn receive(path: &Path) -> Result<Taken> {
     tracing::info!(
         calls = payload.edge.core.calls.len(),
         descriptors = transfer.fds.len(),
+        bytes = transfer.payload.len(),
         took_ms = started.elapsed().as_millis() as u64,
         "hand-over received"
     );
+    let phases = vec![
+        ("asked", asked_at),
+        ("old_paused", payload.paused_at_us),
+        ("old_stopped", payload.paused_at_us + payload.stop_us),
+        ("received", unix_us()),
+    ];
     Ok(Taken {
-        payload,
+        calls: payload.edge.core.calls.len(),
+        edge: Some(payload.edge),
+        distributor: payload.distributor,
         fds: Descriptors::new(transfer.header.descriptors, transfer.fds),
         sock,
         started,
+        phases,
+        payload_bytes: transfer.payload.len(),
     })
 }
 
@@ -248,13 +305,40 @@ impl Taken {
         Ok(Some(TcpListener::from_std(l)?))
     }
 
+    /// Notes that the phase `name` has been reached (see [`Taken::done`]).
+    pub fn phase(&mut self, name: &'static str) {
+        self.phases.push((name, unix_us()));
+    }
+
     /// Serving: the old process may go.
     pub fn done(mut self) -> Result<()> {
         handover::send_reply(&mut self.sock, &Reply::Done).context("telling the old process")?;
+        self.phase("done");
         tracing::info!(
             took_ms = self.started.elapsed().as_millis() as u64,
             "took over: serving"
         );
+        tracing::info!(
+            calls = self.calls,
+            bytes = self.payload_bytes,
+            "hand-over phases: {}",
+            phase_table(&self.phases)
+        );
         Ok(())
     }
+}
+
+/// `name=+ms` per phase, relative to the old process pausing (the media
+/// gap runs from there to `media_running`).
+fn phase_table(phases: &[(&'static str, u64)]) -> String {
+    let origin = phases
+        .iter()
+        .find(|(name, _)| *name == "old_paused")
+        .map_or(0, |(_, at)| *at);
+    let ms = |at: u64| (at as i64 - origin as i64) as f64 / 1000.0;
+    phases
+        .iter()
+        .map(|(name, at)| format!("{name}={:+.1}ms", ms(*at)))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
