@@ -33,6 +33,13 @@ pub type StreamTx = mpsc::UnboundedSender<pb::EdgeMessage>;
 const MAX_HINT_HOPS: usize = 3;
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// HTTP/2 pings on the stream: a primary cut off by a partition neither
+/// closes nor resets the connection (its packets just vanish), and without
+/// them the edge would stay attached to it, its messages unacknowledged,
+/// until TCP gives up minutes later. A missed ping breaks the stream, and
+/// the edge re-attaches to whoever leads.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_millis(500);
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The driver's side: the outbox and the stream currently attached.
 pub struct DistributorLink {
@@ -236,7 +243,11 @@ async fn run(mut endpoints: Endpoints, input: mpsc::Sender<Input>) {
 async fn attach_once(url: &str, input: &mpsc::Sender<Input>) -> Ended {
     let refused = |error: String| Ended::Refused { hint: None, error };
     let endpoint = match Endpoint::from_shared(url.to_string()) {
-        Ok(e) => e.connect_timeout(Duration::from_secs(1)),
+        Ok(e) => e
+            .connect_timeout(Duration::from_secs(1))
+            .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+            .keep_alive_while_idle(true),
         Err(e) => return refused(e.to_string()),
     };
     let channel = match endpoint.connect().await {
