@@ -16,6 +16,8 @@ TOOLS=(
     "/bin/kill:procps"      # SIGUSR1 makes SIPp print its final statistics
     "etcd:etcd-server"      # leadership of the distributor pair (tests/src/etcd.rs)
     "kamailio:kamailio"     # SIP load balancer in front of two edges (deploy/kamailio)
+    "ip:iproute2"           # network namespaces of the partition test (tests/src/netns.rs)
+    "bridge:iproute2"       # its bridge ports (isolated on/off)
 )
 missing=()
 for entry in "${TOOLS[@]}"; do

@@ -17,7 +17,7 @@ use crate::env::TestEnv;
 use crate::etcd::EtcdServer;
 use crate::flows::{register, trunk, SIPP_LIMIT};
 use crate::grpc::AcdClient;
-use crate::process::AcdProcess;
+use crate::process::{AcdProcess, DistributorAt};
 use crate::proto::admin_service_client::AdminServiceClient;
 use crate::proto::{AgentState, QueueStatus, StatusRequest, StatusResponse};
 use crate::rtp::RtpObserver;
@@ -80,20 +80,54 @@ pub async fn status_once(url: &str) -> Result<StatusResponse> {
         .into_inner())
 }
 
+/// Where the distributor pair runs (the default: loopback, directly).
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// One per distributor: listen address and command prefix.
+    pub distributors: [DistributorAt; 2],
+    /// A host address etcd also listens on, which the distributors use
+    /// (`None`: loopback only).
+    pub etcd_host: Option<String>,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        let local = DistributorAt {
+            host: s("127.0.0.1"),
+            prefix: Vec::new(),
+        };
+        ClusterOptions {
+            distributors: [local.clone(), local],
+            etcd_host: None,
+        }
+    }
+}
+
 impl Cluster {
     /// Starts everything and brings the eight agents to Ready.
     pub async fn start(env: &TestEnv) -> Result<Cluster> {
+        Self::start_with(env, &ClusterOptions::default()).await
+    }
+
+    /// [`Cluster::start`] with the distributors where `opts` puts them.
+    pub async fn start_with(env: &TestEnv, opts: &ClusterOptions) -> Result<Cluster> {
         let config = write_config(env);
-        let etcd = EtcdServer::start(env).await?;
+        let extra: Vec<String> = opts.etcd_host.iter().cloned().collect();
+        let etcd = EtcdServer::start_with(env, &extra).await?;
+        let etcd_url = match &opts.etcd_host {
+            Some(h) => format!("http://{h}:{}", env.ports.etcd_client()),
+            None => etcd.url.clone(),
+        };
         let mut distributors = Vec::new();
-        for slot in 0..2 {
+        for (slot, at) in (0..2).zip(&opts.distributors) {
             distributors.push(
-                env.start_elected_distributor(
+                env.start_elected_distributor_at(
                     &format!("distributor-{slot}"),
                     slot,
-                    &etcd.url,
+                    &etcd_url,
                     &config,
                     slot == 0,
+                    at,
                 )
                 .await?,
             );

@@ -34,7 +34,22 @@ pub struct EtcdServer {
 impl EtcdServer {
     /// Starts etcd and waits (bounded) until `/health` answers.
     pub async fn start(env: &TestEnv) -> Result<EtcdServer> {
+        Self::start_with(env, &[]).await
+    }
+
+    /// [`EtcdServer::start`] also listening on `extra_hosts` (e.g. the host's
+    /// end of a test's veth link, for processes in network namespaces);
+    /// `url` stays the loopback one.
+    pub async fn start_with(env: &TestEnv, extra_hosts: &[String]) -> Result<EtcdServer> {
         let client = format!("http://127.0.0.1:{}", env.ports.etcd_client());
+        let listen_client = std::iter::once(client.clone())
+            .chain(
+                extra_hosts
+                    .iter()
+                    .map(|h| format!("http://{h}:{}", env.ports.etcd_client())),
+            )
+            .collect::<Vec<_>>()
+            .join(",");
         let peer = format!("http://127.0.0.1:{}", env.ports.etcd_peer());
         let data_dir =
             std::env::temp_dir().join(format!("acd-etcd-{}-{}", env.ports.n, std::process::id()));
@@ -45,7 +60,7 @@ impl EtcdServer {
             .arg(&data_dir)
             .args([
                 "--listen-client-urls",
-                &client,
+                &listen_client,
                 "--advertise-client-urls",
                 &client,
                 "--listen-peer-urls",

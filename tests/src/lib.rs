@@ -17,6 +17,7 @@ pub mod flows;
 pub mod grpc;
 pub mod kamailio;
 pub mod metrics;
+pub mod netns;
 pub mod ports;
 pub mod process;
 pub mod rtp;
@@ -29,7 +30,7 @@ pub use env::{acd_bin, acdctl_bin, config_path, sipp_dir, TestEnv};
 pub use etcd::EtcdServer;
 pub use grpc::{AcdClient, AgentWatch};
 pub use ports::{PortBlock, SippPorts};
-pub use process::{AcdProcess, ReadyLine};
+pub use process::{AcdProcess, DistributorAt, ReadyLine};
 pub use rtp::{ObsStats, RtpObserver};
 pub use sipp::{SippCmd, SippOutcome, SippRun};
 

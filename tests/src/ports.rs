@@ -33,9 +33,10 @@
 //! (SIGTERM), 72 `handover.rs` (its ignored N-call load run; RTP from 36000 up), 73-75 `bindings.rs` (73 edge A and
 //! the distributor, 74 edge B; 75 the restart test; 76 reserved for it), 77
 //! `watchdog.rs`, 78-79 `kamailio.rs` (Kamailio on each block's `+11`), 80
-//! `installation_status.rs`, 81-85 `chaos.rs`, 86-88 partition tests, 89-90
-//! `handover.rs` (50 calls: block 89, RTP over 89's `+100..` and all of 90),
-//! 91 `edge_readiness.rs`.
+//! `installation_status.rs`, 81-85 `chaos.rs`, 86 `partition.rs` (also its
+//! address range `10.86.0.0/24` in its network namespaces; 87-88 reserved for
+//! it), 89-90 `handover.rs` (50 calls: block 89, RTP over 89's `+100..` and all
+//! of 90), 91 `edge_readiness.rs`.
 
 pub const BASE: u16 = 21000;
 pub const BLOCK: u16 = 200;

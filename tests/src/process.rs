@@ -93,16 +93,45 @@ impl AcdProcess {
         args: &[String],
         vars: &[(&str, String)],
     ) -> Result<Self> {
+        Self::spawn_unready_prefixed(env, name, &[], args, vars).await
+    }
+
+    /// `<prefix...> acd <args>` (e.g. `ip netns exec NS`, which execs `acd`
+    /// in place: the child's pid is acd's), waiting for READY if `wait_ready`.
+    pub async fn spawn_prefixed(
+        env: &TestEnv,
+        name: &str,
+        prefix: &[String],
+        args: &[String],
+        wait_ready: bool,
+    ) -> Result<Self> {
+        let mut p = Self::spawn_unready_prefixed(env, name, prefix, args, &[]).await?;
+        if wait_ready {
+            p.await_ready(READY_TIMEOUT).await?;
+        }
+        Ok(p)
+    }
+
+    async fn spawn_unready_prefixed(
+        env: &TestEnv,
+        name: &str,
+        prefix: &[String],
+        args: &[String],
+        vars: &[(&str, String)],
+    ) -> Result<Self> {
         let bin = acd_bin();
         let stderr_log = env.log_path(&format!("{name}.stderr.log"));
         let stdout_log = env.log_path(&format!("{name}.stdout.log"));
         let stderr = std::fs::File::create(&stderr_log)?;
+        let mut argv: Vec<String> = prefix.to_vec();
+        argv.push(bin.display().to_string());
+        argv.extend(args.iter().cloned());
         std::fs::write(
             env.log_path(&format!("{name}.cmdline")),
-            format!("{} {}\n", bin.display(), args.join(" ")),
+            format!("{}\n", argv.join(" ")),
         )?;
-        let mut child = Command::new(&bin)
-            .args(args)
+        let mut child = Command::new(&argv[0])
+            .args(&argv[1..])
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "debug".into()),
@@ -114,7 +143,7 @@ impl AcdProcess {
             .stderr(Stdio::from(stderr))
             .kill_on_drop(true)
             .spawn()
-            .with_context(|| format!("spawning {} {}", bin.display(), args.join(" ")))?;
+            .with_context(|| format!("spawning {}", argv.join(" ")))?;
 
         // Read stdout for the whole life of the child (so it never blocks on a
         // full pipe), copy it to a log, and hand over the READY line.
@@ -256,6 +285,15 @@ fn s(v: impl ToString) -> String {
     v.to_string()
 }
 
+/// Where an elected distributor listens and how it is run.
+#[derive(Debug, Clone)]
+pub struct DistributorAt {
+    /// Listen and advertised address (`127.0.0.1` by default).
+    pub host: String,
+    /// Command prefix, e.g. `ip netns exec NS` (empty: run directly).
+    pub prefix: Vec<String>,
+}
+
 fn listen(port: u16) -> String {
     format!("127.0.0.1:{port}")
 }
@@ -349,7 +387,27 @@ impl TestEnv {
         config: &std::path::Path,
         wait_ready: bool,
     ) -> Result<AcdProcess> {
+        let at = DistributorAt {
+            host: s("127.0.0.1"),
+            prefix: Vec::new(),
+        };
+        self.start_elected_distributor_at(name, slot, etcd_url, config, wait_ready, &at)
+            .await
+    }
+
+    /// [`TestEnv::start_elected_distributor`] listening (and advertising)
+    /// on `at.host`, run through `at.prefix` (e.g. in a network namespace).
+    pub async fn start_elected_distributor_at(
+        &self,
+        name: &str,
+        slot: u16,
+        etcd_url: &str,
+        config: &std::path::Path,
+        wait_ready: bool,
+        at: &DistributorAt,
+    ) -> Result<AcdProcess> {
         let p = &self.ports;
+        let listen = |port: u16| format!("{}:{port}", at.host);
         let args = vec![
             s("distributor"),
             s("--config"),
@@ -365,13 +423,9 @@ impl TestEnv {
             s("--lease-ttl-secs"),
             s(1),
             s("--advertise"),
-            format!("http://127.0.0.1:{}", p.grpc(slot)),
+            format!("http://{}:{}", at.host, p.grpc(slot)),
         ];
-        if wait_ready {
-            AcdProcess::spawn(self, name, &args).await
-        } else {
-            AcdProcess::spawn_unready(self, name, &args).await
-        }
+        AcdProcess::spawn_prefixed(self, name, &at.prefix, &args, wait_ready).await
     }
 
     /// `acd ivr` on slot `slot`.

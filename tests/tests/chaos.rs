@@ -8,7 +8,8 @@
 //!
 //! Draining an edge under load is the Kamailio test (`kamailio.rs`: two
 //! edges behind the dispatcher, 40 calls, none failed); the SIGSTOP'd
-//! primary is `failover.rs`.
+//! primary is `failover.rs`; network partitions of the distributor pair
+//! (in network namespaces) are `partition.rs`.
 
 use std::time::Duration;
 

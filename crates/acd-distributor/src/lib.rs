@@ -285,6 +285,7 @@ impl Distributor {
             return;
         }
         let committed = inner.log.committed();
+        let mut released = 0u64;
         while inner
             .pending
             .front()
@@ -292,7 +293,11 @@ impl Distributor {
         {
             if let Some((rec, _)) = inner.pending.pop_front() {
                 let _ = self.effects.send(rec);
+                released += 1;
             }
+        }
+        if released > 0 && inner.role == Role::Primary {
+            record_acting(released);
         }
         self.committed.send_replace(committed);
     }
@@ -475,6 +480,14 @@ fn refusal(inner: &Inner, now: Instant) -> Option<&'static str> {
     }
 }
 
+/// Evidence of acting as primary, for checks across processes (partition
+/// tests: the old primary's last release must precede the new one's
+/// promotion): how many effects, and when the last ones went out.
+fn record_acting(released: u64) {
+    metrics::counter!("acd_distributor_effects_released_total").increment(released);
+    metrics::gauge!("acd_distributor_last_release_unix_ms").set(now_ms().0 as f64);
+}
+
 fn lease_valid(inner: &Inner, now: Instant) -> bool {
     inner.lease_deadline.is_none_or(|d| now < d)
 }
@@ -531,6 +544,7 @@ impl Distributor {
         self.committed.send_replace(committed);
         drop(inner);
         metrics::counter!("acd_distributor_promotions_total").increment(1);
+        metrics::gauge!("acd_distributor_promoted_unix_ms").set(now_ms().0 as f64);
         tracing::info!(term = term.0, "promoted: primary from now on");
         self.timers.notify_one();
     }

@@ -279,6 +279,9 @@ pub async fn follow_loop(
     }
 }
 
+/// HTTP/2 pings on the follow stream (see `follow_once`).
+const KEEPALIVE_INTERVAL: Duration = Duration::from_millis(500);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(1);
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
@@ -301,6 +304,10 @@ async fn follow_once(d: &Distributor, url: &str) -> Result<(), FollowFailure> {
         .map_err(|e| broken(&e))?
         .connect_timeout(Duration::from_secs(1))
         .tcp_nodelay(true)
+        // A partitioned primary never closes the stream: pings notice.
+        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+        .keep_alive_while_idle(true)
         .connect()
         .await
         .map_err(|e| {

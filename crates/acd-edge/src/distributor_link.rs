@@ -33,6 +33,13 @@ pub type StreamTx = mpsc::UnboundedSender<pb::EdgeMessage>;
 const MAX_HINT_HOPS: usize = 3;
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// HTTP/2 pings on the stream: a primary cut off by a partition neither
+/// closes nor resets the connection (its packets just vanish), and without
+/// them the edge would stay attached to it, its messages unacknowledged,
+/// until TCP gives up minutes later. A missed ping breaks the stream, and
+/// the edge re-attaches to whoever leads.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_millis(500);
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The driver's side: the outbox and the stream currently attached.
 pub struct DistributorLink {
@@ -236,7 +243,11 @@ async fn run(mut endpoints: Endpoints, input: mpsc::Sender<Input>) {
 async fn attach_once(url: &str, input: &mpsc::Sender<Input>) -> Ended {
     let refused = |error: String| Ended::Refused { hint: None, error };
     let endpoint = match Endpoint::from_shared(url.to_string()) {
-        Ok(e) => e.connect_timeout(Duration::from_secs(1)),
+        Ok(e) => e
+            .connect_timeout(Duration::from_secs(1))
+            .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+            .keep_alive_while_idle(true),
         Err(e) => return refused(e.to_string()),
     };
     let channel = match endpoint.connect().await {
@@ -365,5 +376,86 @@ mod tests {
         after.send(abandon("c2"));
         let first = drain(&mut rx).last().map(|m| m.msg_id).unwrap_or(0);
         assert!(first > last, "{first} after {last}");
+    }
+
+    /// A distributor that accepts the stream and then says nothing, ever.
+    struct Silent;
+
+    #[tonic::async_trait]
+    impl pb::edge_service_server::EdgeService for Silent {
+        type AttachStream = std::pin::Pin<
+            Box<
+                dyn tokio_stream::Stream<Item = Result<pb::DistributorMessage, tonic::Status>>
+                    + Send,
+            >,
+        >;
+        async fn attach(
+            &self,
+            _req: tonic::Request<tonic::Streaming<pb::EdgeMessage>>,
+        ) -> Result<tonic::Response<Self::AttachStream>, tonic::Status> {
+            Ok(tonic::Response::new(Box::pin(tokio_stream::pending())))
+        }
+    }
+
+    /// Copies bytes one way until `frozen`, then holds the socket open and
+    /// silent: what a partition looks like from the edge (no FIN, no RST).
+    async fn pipe(
+        mut from: tokio::io::ReadHalf<tokio::net::TcpStream>,
+        mut to: tokio::io::WriteHalf<tokio::net::TcpStream>,
+        frozen: tokio::sync::watch::Receiver<bool>,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let Ok(n) = from.read(&mut buf).await else {
+                return;
+            };
+            if n == 0 || *frozen.borrow() {
+                break;
+            }
+            if to.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+        std::future::pending::<()>().await;
+    }
+
+    #[tokio::test]
+    async fn a_stream_to_a_partitioned_distributor_breaks_on_missed_pings() {
+        let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server_addr = server.local_addr().unwrap();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(pb::edge_service_server::EdgeServiceServer::new(Silent))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(server)),
+        );
+        let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", proxy.local_addr().unwrap());
+        let (freeze, frozen) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok((edge, _)) = proxy.accept().await {
+                let Ok(dist) = tokio::net::TcpStream::connect(server_addr).await else {
+                    return;
+                };
+                let (er, ew) = tokio::io::split(edge);
+                let (dr, dw) = tokio::io::split(dist);
+                tokio::spawn(pipe(er, dw, frozen.clone()));
+                tokio::spawn(pipe(dr, ew, frozen.clone()));
+            }
+        });
+
+        let (input, mut inputs) = mpsc::channel(16);
+        let attach = tokio::spawn(async move { attach_once(&url, &input).await });
+        let attached = tokio::time::timeout(Duration::from_secs(5), inputs.recv())
+            .await
+            .expect("attached in time");
+        assert!(matches!(attached, Some(Input::DistributorAttached(_))));
+        freeze.send_replace(true);
+        let bound = KEEPALIVE_INTERVAL + KEEPALIVE_TIMEOUT + Duration::from_secs(2);
+        let ended = tokio::time::timeout(bound, attach)
+            .await
+            .expect("the stream breaks once pings go unanswered")
+            .unwrap();
+        assert!(matches!(ended, Ended::Broken(_)));
     }
 }
