@@ -204,8 +204,13 @@ enum Ended {
 
 async fn run(mut endpoints: Endpoints, input: mpsc::Sender<Input>) {
     let mut backoff = FIRST_BACKOFF;
+    let mut broke = false;
     loop {
-        let mut targets: Vec<String> = endpoints.order();
+        let mut targets: Vec<String> = if broke {
+            endpoints.order_leader_last()
+        } else {
+            endpoints.order()
+        };
         targets.reverse(); // popped from the end: the leader first
         let mut hops = 0;
         let mut attached_once = false;
@@ -231,6 +236,7 @@ async fn run(mut endpoints: Endpoints, input: mpsc::Sender<Input>) {
                 }
             }
         }
+        broke = attached_once;
         if attached_once {
             backoff = FIRST_BACKOFF;
             continue;

@@ -61,6 +61,15 @@ impl Endpoints {
         out
     }
 
+    /// Every endpoint, the last known leader last: after its stream broke,
+    /// another one probably leads now (and an unreachable old leader would
+    /// cost a connect timeout first).
+    pub fn order_leader_last(&self) -> Vec<String> {
+        let mut out = self.order();
+        out.rotate_left(1);
+        out
+    }
+
     /// The last known leader.
     pub fn leader(&self) -> &str {
         &self.urls[self.leader]
@@ -124,6 +133,11 @@ mod tests {
         assert_eq!(e.order(), vec!["http://s:1", "http://p:2", "http://t:3"]);
         e.set_leader("http://p:2");
         assert_eq!(e.order(), vec!["http://p:2", "http://s:1", "http://t:3"]);
+        assert_eq!(
+            e.order_leader_last(),
+            vec!["http://s:1", "http://t:3", "http://p:2"],
+            "after its stream broke the old leader is tried last"
+        );
         e.set_leader("http://new:4/");
         assert_eq!(e.leader(), "http://new:4");
         assert_eq!(e.len(), 4);
