@@ -3,7 +3,7 @@
 #
 # Usage:
 #   tests/load/calls.sh [-r RATE] [-c CALLS] [-t TALK_SECS] [-w SECS] [-o LOG_DIR]
-#                       [-x] [-a KEY=VALUE ...]
+#                       [-x] [-s] [-a KEY=VALUE ...]
 #
 #   -r RATE       trunk call attempts per second (SIPp -r)          [default 5]
 #   -c CALLS      total trunk calls (SIPp -m, trunk and agent side) [default 300]
@@ -15,6 +15,10 @@
 #   -x            overload run: calls refused with 503 + Retry-After (acd's
 #                 admission control) count as "refused", not failed; without
 #                 -x any refusal fails the run
+#   -s            with a hot standby: an `acd distributor --standby-of` follows
+#                 the run's distributor, so every agent command and offer waits
+#                 for its acknowledgement (synchronous replication); its CPU is
+#                 reported too
 #   -a KEY=VALUE  an [admission] setting of the generated load.toml (repeat):
 #                 max_calls, max_calls_per_second, max_lateness_ms,
 #                 retry_after_secs [default: acd's defaults, see config/acd.toml]
@@ -74,9 +78,10 @@ TALK=3
 SETTLE=40
 LOG_DIR=""
 EXPECT_SHED=0
+STANDBY=0
 ADMISSION=()
 usage() { sed -n '2,66p' "$0" | sed 's/^# \{0,1\}//'; }
-while getopts "r:c:t:w:o:xa:h" opt; do
+while getopts "r:c:t:w:o:xsa:h" opt; do
     case "$opt" in
         r) RATE="$OPTARG" ;;
         c) CALLS="$OPTARG" ;;
@@ -84,6 +89,7 @@ while getopts "r:c:t:w:o:xa:h" opt; do
         w) SETTLE="$OPTARG" ;;
         o) LOG_DIR="$OPTARG" ;;
         x) EXPECT_SHED=1 ;;
+        s) STANDBY=1 ;;
         a) ADMISSION+=("$OPTARG") ;;
         h) usage; exit 0 ;;
         *) usage >&2; exit 2 ;;
@@ -127,6 +133,8 @@ IP=127.0.0.1
 ACD_SIP=33000
 ACD_GRPC=33001
 ACD_METRICS=33002
+STANDBY_GRPC=33003
+STANDBY_METRICS=33004
 ACD_RTP="34000-35799"
 UAS_SIP=33010;   UAS_CP=33011;   UAS_MP=35900
 TRUNK_SIP=33020; TRUNK_CP=33021; TRUNK_MP=35910
@@ -357,6 +365,25 @@ fi
 log "$(grep '^ACD READY' "$LOG_DIR/acd.stdout.log") pid=$ACD_PID"
 CTL=("$ACDCTL" --server "http://$IP:$ACD_GRPC")
 
+# ---- 2b. the hot standby (-s) ------------------------------------------------
+STANDBY_PID=""
+if [ "$STANDBY" = 1 ]; then
+    timeout -k 5 $((RUN_SECS + 120)) "$ACD" distributor --config "$CONFIG" \
+        --grpc "$IP:$STANDBY_GRPC" --metrics "$IP:$STANDBY_METRICS" \
+        --standby-of "http://$IP:$ACD_GRPC" \
+        > "$LOG_DIR/standby.stdout.log" 2> "$LOG_DIR/standby.stderr.log" < /dev/null &
+    STANDBY_WRAP=$!
+    PIDS+=("$STANDBY_WRAP")
+    STANDBY_PID="$(child_of "$STANDBY_WRAP")" || { echo "calls.sh: the standby did not start" >&2; exit 2; }
+    for _ in $(seq 1 300); do
+        grep -q '^ACD READY' "$LOG_DIR/standby.stdout.log" 2>/dev/null && break
+        sleep 0.1
+    done
+    grep -q '^ACD READY' "$LOG_DIR/standby.stdout.log" 2>/dev/null \
+        || { echo "calls.sh: the standby is not following; stderr tail:" >&2; tail -20 "$LOG_DIR/standby.stderr.log" >&2; exit 2; }
+    log "standby following: $(grep '^ACD READY' "$LOG_DIR/standby.stdout.log") pid=$STANDBY_PID"
+fi
+
 # ---- 3. the agents' softphone: one SIPp UAS for all 50 ---------------------
 mapfile -t UAS_ARGS < <(sipp_common agent "$UAS_SIP" "$UAS_CP" "$UAS_MP")
 timeout -s USR1 -k 10 "$RUN_SECS" sipp -sf "$HERE/agent_uas.xml" "${UAS_ARGS[@]}" \
@@ -390,6 +417,7 @@ log "logged in and readied $N_AGENTS agents"
 
 # ---- 5. the trunk --------------------------------------------------------------
 CPU0="$(cpu_secs "$ACD_PID")"
+SCPU0="$( [ -n "$STANDBY_PID" ] && cpu_secs "$STANDBY_PID" || echo 0)"
 RSS0="$(status_kb "$ACD_PID" VmRSS)"
 LOAD0="$(cut -d' ' -f1-3 /proc/loadavg)"
 mapfile -t TRUNK_ARGS < <(sipp_common trunk "$TRUNK_SIP" "$TRUNK_CP" "$TRUNK_MP")
@@ -411,6 +439,7 @@ TRUNK_RC=$?
 T1=$(date +%s.%N)
 set -e
 CPU1="$(cpu_secs "$ACD_PID")"
+SCPU1="$( [ -n "$STANDBY_PID" ] && cpu_secs "$STANDBY_PID" || echo 0)"
 LOAD1="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # The agent UAS ends by itself after CALLS calls; if some never reached it
@@ -496,6 +525,9 @@ WARNS="$(grep -c ' WARN ' "$LOG_DIR/acd.stderr.log" || true)"
     echo "               max concurrent $A_MAX, avg call length $A_LEN"
     echo "trunk phase:   ${ELAPSED}s wall, load avg before [$LOAD0] after [$LOAD1]"
     echo "acd CPU:       ${PHASE_CPU}s in the trunk phase (${PER_1000}s per 1000 calls), $CPU2 s total since start"
+    if [ -n "$STANDBY_PID" ]; then
+        echo "standby CPU:   $(awk -v a="$SCPU0" -v b="$SCPU1" 'BEGIN {printf "%.2f", b - a}')s in the trunk phase; sync timeouts $(awk '/^acd_replication_sync_timeouts_total/ {n+=$NF} END {print n+0}' "$LOG_DIR/metrics.txt" 2>/dev/null)"
+    fi
     echo "acd memory:    VmHWM ${HWM} kB, VmRSS ${RSS0} kB before / ${RSS2} kB after; threads $THREADS, fds $FDS"
     echo "acd log:       $ERRS ERROR, $WARNS WARN lines ($LOG_DIR/acd.stderr.log)"
     echo "after the run: edge.active_calls ${ACTIVE:-?}, edge.sip_transactions ${TXS:-?} (${TXS_SETTLED:-?} after up to ${SETTLE}s), calls_waiting ${WAITING:-?}, agents not READY ${N_NOT_READY:-?}"
