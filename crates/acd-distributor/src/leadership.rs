@@ -133,6 +133,9 @@ pub struct Machine {
     following: Option<String>,
     /// The last lease revoked on a refusal, so a burst revokes once.
     revoked: Option<i64>,
+    /// The key we resigned (switchover): a late observation of it, or a
+    /// campaign that found it still in place, must not make us lead again.
+    resigned: Option<(i64, Vec<u8>)>,
 }
 
 /// How long before the lease's TTL a primary stops acting: room for the
@@ -155,6 +158,7 @@ impl Machine {
             leader: None,
             following: None,
             revoked: None,
+            resigned: None,
         }
     }
 
@@ -225,6 +229,11 @@ impl Machine {
             // A campaign under a lease we no longer hold.
             return Vec::new();
         };
+        if self.resigned.as_ref().is_some_and(|(r, _)| *r == rev) {
+            // The key we gave up is still there (a campaign reused it, or the
+            // resign failed): remove it and stand again, never lead on it.
+            return vec![Action::Resign { rev, key }, Action::Campaign { lease }];
+        }
         if self.is_leading() {
             return Vec::new();
         }
@@ -246,6 +255,12 @@ impl Machine {
     }
 
     fn leader_seen(&mut self, l: LeaderSeen, now: Instant) -> Vec<Action> {
+        if self.lease.is_some_and(|ours| ours.id == l.lease)
+            && self.resigned.as_ref().is_some_and(|(r, _)| *r == l.rev)
+        {
+            // A late report of the key we resigned: it no longer leads.
+            return Vec::new();
+        }
         self.leader = Some(l.clone());
         if self.lease.is_some_and(|ours| ours.id == l.lease) {
             // Our own key leads (observe may report it before the campaign returns).
@@ -288,6 +303,7 @@ impl Machine {
         else {
             return Vec::new();
         };
+        self.resigned = Some((rev, key.clone()));
         let mut out = vec![Action::Demote { leader: to }, Action::Resign { rev, key }];
         if let Some(lease) = self.lease {
             out.push(Action::Campaign { lease: lease.id });
@@ -382,7 +398,9 @@ impl Leadership {
             self.d.resume_commands();
             return Err(e);
         }
-        let old = self.leader.borrow().as_ref().map(|l| l.rev).unwrap_or(0);
+        // The term we give up: the new leader's election revision is higher.
+        let old = self.d.status().term as i64;
+        let own = self.d.address();
         self.inputs
             .send(Input::Resign { to: standby })
             .await
@@ -390,7 +408,7 @@ impl Leadership {
         let mut leader = self.leader.clone();
         let seen = tokio::time::timeout(
             TAKE_OVER_WAIT,
-            leader.wait_for(|l| l.as_ref().is_some_and(|l| l.rev > old)),
+            leader.wait_for(|l| l.as_ref().is_some_and(|l| l.rev > old && l.url != own)),
         )
         .await
         .map_err(|_| format!("no new leader within {TAKE_OVER_WAIT:?}"))?
@@ -1002,5 +1020,55 @@ mod tests {
                 t0
             )
             .is_empty());
+    }
+
+    #[test]
+    fn the_resigned_key_never_makes_us_lead_again() {
+        let t0 = Instant::now();
+        let mut m = Machine::new();
+        granted(&mut m, 7, t0);
+        let _ = m.handle(seen("http://me", 5, 7), t0);
+        let _ = m.handle(
+            Input::Resign {
+                to: "http://b".into(),
+            },
+            t0,
+        );
+        // A late observation of our old key: no promotion, nothing followed.
+        assert!(m.handle(seen("http://me", 5, 7), t0).is_empty());
+        assert!(!m.is_leading());
+        // A campaign that found the old key still in place: remove it and
+        // stand again, without promoting.
+        assert_eq!(
+            m.handle(
+                Input::Won {
+                    lease: 7,
+                    rev: 5,
+                    key: b"k7".to_vec()
+                },
+                t0
+            ),
+            vec![
+                Action::Resign {
+                    rev: 5,
+                    key: b"k7".to_vec()
+                },
+                Action::Campaign { lease: 7 }
+            ]
+        );
+        assert!(!m.is_leading());
+        // A later, genuine win under a new key leads again.
+        let a = m.handle(
+            Input::Won {
+                lease: 7,
+                rev: 9,
+                key: b"k7".to_vec(),
+            },
+            t0,
+        );
+        assert!(a.contains(&Action::Promote {
+            term: 9,
+            until: t0 + TTL - margin(TTL)
+        }));
     }
 }
