@@ -92,15 +92,16 @@ impl DistributorLink {
 
     /// A stream is up (to a primary: standbys refuse `Attach`): say hello,
     /// then send everything not yet acknowledged, in order.
-    pub fn attached(&mut self, tx: StreamTx, queued_calls: &dashmap::DashSet<String>) {
+    /// `queued_calls`: the calls the core has handed to the distributor.
+    pub fn attached(&mut self, tx: StreamTx, queued_calls: &[acd_b2bua::CallId]) {
         // A call whose Enqueue is still in the outbox is not "live" to the
         // distributor yet: the re-sent Enqueue brings it, and announcing it
         // would make the distributor answer CallUnknown and the edge enqueue it twice.
         let pending = self.unacked_enqueues();
         let live_calls = queued_calls
             .iter()
-            .map(|c| c.key().clone())
-            .filter(|c| !pending.contains(c.as_str()))
+            .filter(|c| !pending.contains(c.0.as_str()))
+            .map(|c| c.0.clone())
             .collect();
         let hello = pb::EdgeMessage {
             kind: Some(pb::edge_message::Kind::Hello(pb::EdgeHello {
@@ -327,9 +328,10 @@ mod tests {
         let mut link = DistributorLink::with_first_id("edge-1".into(), 1);
         link.send(enqueue("c1"));
         link.send(abandon("c0"));
-        let queued = dashmap::DashSet::new();
-        queued.insert("c1".to_string());
-        queued.insert("c9".to_string());
+        let queued = [
+            acd_b2bua::CallId("c1".into()),
+            acd_b2bua::CallId("c9".into()),
+        ];
         let (tx, mut rx) = mpsc::unbounded_channel();
         link.attached(tx, &queued);
         link.send(abandon("c1"));
@@ -360,7 +362,7 @@ mod tests {
     fn a_closed_stream_keeps_the_message() {
         let mut link = DistributorLink::new("edge-1".into());
         let (tx, rx) = mpsc::unbounded_channel();
-        link.attached(tx, &dashmap::DashSet::new());
+        link.attached(tx, &[]);
         drop(rx);
         link.send(abandon("c1"));
         assert!(!link.is_attached());
@@ -371,14 +373,14 @@ mod tests {
     fn a_cold_restart_never_reuses_an_id() {
         let mut before = DistributorLink::new("edge-1".into());
         let (tx, mut rx) = mpsc::unbounded_channel();
-        before.attached(tx, &dashmap::DashSet::new());
+        before.attached(tx, &[]);
         before.send(abandon("c1"));
         let last = drain(&mut rx).last().map(|m| m.msg_id).unwrap_or(0);
         // A real restart takes far longer than the clock's microsecond.
         std::thread::sleep(Duration::from_millis(2));
         let mut after = DistributorLink::new("edge-1".into());
         let (tx, mut rx) = mpsc::unbounded_channel();
-        after.attached(tx, &dashmap::DashSet::new());
+        after.attached(tx, &[]);
         after.send(abandon("c2"));
         let first = drain(&mut rx).last().map(|m| m.msg_id).unwrap_or(0);
         assert!(first > last, "{first} after {last}");

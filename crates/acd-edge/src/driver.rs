@@ -63,9 +63,6 @@ pub struct EdgeSnapshot {
     /// core: (call, token). The next process feeds them in.
     #[serde(default)]
     pub prompts_finished: Vec<(String, u64)>,
-    /// Calls handed to the distributor and not ended (`EdgeHello`).
-    #[serde(default)]
-    pub queued_calls: Vec<String>,
     /// Messages to the distributor not yet acknowledged, and the next id:
     /// the next process re-sends them and continues the ids.
     #[serde(default)]
@@ -197,7 +194,7 @@ impl Driver {
                 None => tracing::debug!("distributor message of an unknown kind ignored"),
             },
             Input::DistributorAttached(tx) => {
-                self.dist.attached(tx, &self.shared.queued_calls);
+                self.dist.attached(tx, &self.core.queued_calls());
                 let up = self.dist.is_attached();
                 self.shared
                     .distributor_connected
@@ -254,14 +251,10 @@ impl Driver {
         prompts_finished: Vec<(String, u64)>,
     ) -> EdgeSnapshot {
         streams.sort_by(|a, b| a.call.cmp(&b.call));
-        let mut queued_calls: Vec<String> =
-            self.shared.queued_calls.iter().map(|c| c.clone()).collect();
-        queued_calls.sort();
         EdgeSnapshot {
             core: self.core.snapshot(Instant::now()),
             media: streams,
             prompts_finished,
-            queued_calls,
             link: self.dist.snapshot(),
         }
     }
@@ -394,7 +387,7 @@ impl Driver {
                 Output::StreamRoute { connection, target } => {
                     self.transports.route(connection, target)
                 }
-                Output::Distributor(m) => self.send_to_distributor(m),
+                Output::Distributor(m) => self.dist.send(m),
                 Output::Ivr(step) => {
                     let ivr = self.ivr.clone();
                     let req = convert::step_request(&step);
@@ -416,20 +409,6 @@ impl Driver {
                 _ => tracing::debug!("core output of an unknown kind ignored"),
             }
         }
-    }
-
-    fn send_to_distributor(&mut self, m: acd_b2bua::ToDistributor) {
-        match &m {
-            acd_b2bua::ToDistributor::Enqueue(e) => {
-                self.shared.queued_calls.insert(e.call.0.clone());
-            }
-            acd_b2bua::ToDistributor::Abandon { call }
-            | acd_b2bua::ToDistributor::CallEnded { call, .. } => {
-                self.shared.queued_calls.remove(&call.0);
-            }
-            _ => {}
-        }
-        self.dist.send(m);
     }
 
     /// Carries out a media command; allocation answers the core at once.
@@ -468,7 +447,6 @@ impl Driver {
                 }
             }
             MediaCommand::Release => {
-                self.shared.queued_calls.remove(&call.0);
                 media.remove(&call); // dropping the handle ends the task
                 None
             }

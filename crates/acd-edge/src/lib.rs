@@ -62,9 +62,6 @@ pub struct EdgeShared {
     pub sip_transactions: AtomicU32,
     pub distributor_connected: AtomicBool,
     pub draining: AtomicBool,
-    /// Calls handed to the distributor and not yet ended, sent again in
-    /// `EdgeHello` when the stream re-attaches so their offers find us.
-    pub queued_calls: dashmap::DashSet<String>,
     /// Turns true when the edge starts draining (the process waits on it).
     pub drain_signal: tokio::sync::watch::Sender<bool>,
     /// Turns of the driver loop: the process watchdog pings systemd only
@@ -330,9 +327,6 @@ async fn start_on(
     let mut dist = DistributorLink::new(settings.edge_id.clone());
     let (core, finished) = match restore {
         Some(snap) => {
-            for c in &snap.queued_calls {
-                shared.queued_calls.insert(c.clone());
-            }
             dist.restore(snap.link);
             let core = acd_b2bua::EdgeCore::restore(core_cfg, snap.core, now);
             tracing::info!(
