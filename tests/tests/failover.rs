@@ -62,6 +62,7 @@ impl TestEdge {
                 from_uri: format!("sip:{call}@test"),
                 ..Default::default()
             }),
+            ..Default::default()
         }))
         .await;
     }

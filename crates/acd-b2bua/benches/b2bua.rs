@@ -34,6 +34,8 @@ fn whole_call(sim: &mut Sim, n: u64) {
     sim.ivr_reply(vec![IvrAction::Enqueue {
         queue: "sales".into(),
         priority: 0,
+        skills: Default::default(),
+        data: Default::default(),
     }]);
     sim.connect(&call, 1);
     let inv = sim.last_request("INVITE").expect("agent rung").clone();
@@ -97,6 +99,8 @@ fn calls(c: &mut Criterion) {
         busy.ivr_reply(vec![IvrAction::Enqueue {
             queue: "sales".into(),
             priority: 0,
+            skills: Default::default(),
+            data: Default::default(),
         }]);
     }
     busy.sent.clear();

@@ -119,15 +119,21 @@ impl Harness {
                 if let Some(step) = self.steps.last().cloned() {
                     let action = match arg.first().copied().unwrap_or(0) % 4 {
                         0 => IvrAction::Play {
-                            prompt: "welcome".into(),
+                            prompts: vec!["welcome".into()],
+                            barge_in: true,
                         },
-                        1 => IvrAction::Collect {
+                        1 => IvrAction::Collect(crate::io::CollectSpec {
+                            min_digits: 1,
                             max_digits: 1,
-                            timeout_ms: 500,
-                        },
+                            terminator: Some('#'),
+                            first_digit_timeout_ms: 500,
+                            inter_digit_timeout_ms: 500,
+                        }),
                         2 => IvrAction::Enqueue {
                             queue: "sales".into(),
                             priority: 0,
+                            skills: Default::default(),
+                            data: Default::default(),
                         },
                         _ => IvrAction::Hangup {
                             reason: "fuzz".into(),

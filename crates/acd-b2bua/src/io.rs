@@ -164,27 +164,13 @@ pub struct IvrStep {
     pub event: IvrEvent,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum IvrEvent {
-    Started { did: String, caller: String },
-    PromptFinished,
-    Digits(String),
-    Timeout,
-}
+/// The interpreter's events and actions are the core's too.
+pub use acd_ivr::{Action as IvrAction, CollectSpec, Event as IvrEvent};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IvrReply {
     pub session: Option<acd_ivr::Session>,
     pub actions: Vec<IvrAction>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum IvrAction {
-    Play { prompt: String },
-    Collect { max_digits: u32, timeout_ms: u32 },
-    Enqueue { queue: String, priority: i32 },
-    Hangup { reason: String },
 }
 
 /// The two RTP ports of a call (caller leg, agent leg).

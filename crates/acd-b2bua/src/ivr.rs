@@ -25,7 +25,15 @@ impl EdgeCore {
             step: StepNo(0),
             wait: IvrWait::Digits,
         };
-        self.ivr_step(id, IvrEvent::Started { did, caller }, now);
+        self.ivr_step(
+            id,
+            IvrEvent::Started {
+                did,
+                caller,
+                caller_name: String::new(),
+            },
+            now,
+        );
     }
 
     fn ivr_step(&mut self, id: &CallId, event: IvrEvent, _now: Instant) {
@@ -101,7 +109,12 @@ impl EdgeCore {
                     .map(|f| f.fallback_queue.clone())
                     .unwrap_or_default();
                 tracing::warn!(error = %e, %queue, "IVR unavailable, using the flow's fallback queue");
-                vec![IvrAction::Enqueue { queue, priority: 0 }]
+                vec![IvrAction::Enqueue {
+                    queue,
+                    priority: 0,
+                    skills: Default::default(),
+                    data: Default::default(),
+                }]
             }
         };
         for action in actions {
@@ -114,7 +127,8 @@ impl EdgeCore {
         self.next_token += 1;
         let known_prompt = |p: &str| self.cfg.prompts.contains(p);
         match action {
-            IvrAction::Play { prompt } if known_prompt(&prompt) => {
+            IvrAction::Play { prompts, .. } if prompts.first().is_some_and(|p| known_prompt(p)) => {
+                let prompt = prompts.into_iter().next().unwrap_or_default();
                 self.set_wait(id, IvrWait::Prompt(token));
                 self.media(
                     id,
@@ -125,11 +139,12 @@ impl EdgeCore {
                     },
                 );
             }
-            IvrAction::Play { prompt } => {
-                tracing::warn!(%prompt, "unknown prompt, skipping");
+            IvrAction::Play { prompts, .. } => {
+                tracing::warn!(?prompts, "unknown prompt, skipping");
                 self.ivr_step(id, IvrEvent::PromptFinished, now);
             }
-            IvrAction::Collect { timeout_ms, .. } => {
+            IvrAction::Collect(spec) => {
+                let timeout_ms = spec.first_digit_timeout_ms;
                 // Digits (RFC 4733 / INFO) arrive in a later issue; until then the menu times out.
                 self.set_wait(id, IvrWait::Digits);
                 if let Some(Phase::Ivr { step, .. }) = self.phase_of(id) {
@@ -138,10 +153,30 @@ impl EdgeCore {
                     self.set_timer(id, TimerKind::Digits(step), after, now);
                 }
             }
-            IvrAction::Enqueue { queue, priority } => self.enqueue(id, queue, priority, token),
+            IvrAction::Enqueue {
+                queue, priority, ..
+            } => self.enqueue(id, queue, priority, token),
             IvrAction::Hangup { reason } => {
                 tracing::info!(%reason, "flow hangs up");
                 self.end_call(id, EndReason::Flow, now);
+            }
+            IvrAction::Record { .. } => self.ivr_step(
+                id,
+                IvrEvent::RecordFailed {
+                    reason: "recording is not supported".into(),
+                },
+                now,
+            ),
+            IvrAction::Transfer { .. } => self.ivr_step(
+                id,
+                IvrEvent::TransferFailed {
+                    sip_status: 0,
+                    reason: "transfer is not supported".into(),
+                },
+                now,
+            ),
+            IvrAction::Callback { .. } | IvrAction::Lookup { .. } => {
+                tracing::warn!(?action, "IVR action not supported by this edge");
             }
         }
     }
@@ -214,7 +249,7 @@ impl EdgeCore {
             Some(Phase::Ivr { step, wait: IvrWait::Digits, .. }) if *step == fired
         );
         if due {
-            self.ivr_step(id, IvrEvent::Timeout, now);
+            self.ivr_step(id, IvrEvent::NoInput, now);
         }
     }
 

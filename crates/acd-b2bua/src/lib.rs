@@ -44,8 +44,8 @@ pub use crate::core::{ClientTx, EdgeCore};
 pub use config::{Admission, CoreConfig, Listen};
 pub use ids::{AgentId, CallId, PlayToken, Side, StepNo};
 pub use io::{
-    AgentContact, CallerInfo, Enqueue, FromDistributor, Input, IvrAction, IvrEvent, IvrReply,
-    IvrStep, MediaCommand, MediaEvent, MediaPorts, Output, SiteBinding, ToDistributor,
+    AgentContact, CallerInfo, CollectSpec, Enqueue, FromDistributor, Input, IvrAction, IvrEvent,
+    IvrReply, IvrStep, MediaCommand, MediaEvent, MediaPorts, Output, SiteBinding, ToDistributor,
 };
 pub use snapshot::{Snapshot, SnapshotError, SNAPSHOT_VERSION};
 pub use teardown::EndReason;

@@ -22,7 +22,7 @@ pub type HungUpAck = (acd_sip::Peer, Vec<u8>);
 
 /// Bumped on every incompatible change; a reader refuses versions it does
 /// not know rather than guessing.
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Snapshot {

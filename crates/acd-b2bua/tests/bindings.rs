@@ -144,6 +144,8 @@ fn queued_call(sim: &mut Sim) -> CallId {
     sim.ivr_reply(vec![IvrAction::Enqueue {
         queue: "sales".into(),
         priority: 0,
+        skills: Default::default(),
+        data: Default::default(),
     }]);
     assert_eq!(sim.core.call_phase(&call), Some("queued"));
     sim.sent.clear();

@@ -26,6 +26,8 @@ fn queued_call(sim: &mut Sim, sip_call_id: &str) -> (CallId, String) {
     sim.ivr_reply(vec![IvrAction::Enqueue {
         queue: "sales".into(),
         priority: 0,
+        skills: Default::default(),
+        data: Default::default(),
     }]);
     assert!(matches!(sim.dist.last(), Some(ToDistributor::Enqueue(e)) if e.call == call));
     assert_eq!(sim.core.call_phase(&call), Some("queued"));
@@ -128,6 +130,8 @@ fn an_invite_answered_over_tcp_and_never_acked_is_ended_and_never_offered() {
     sim.ivr_reply(vec![IvrAction::Enqueue {
         queue: "sales".into(),
         priority: 0,
+        skills: Default::default(),
+        data: Default::default(),
     }]);
     sim.sent.clear();
     // No retransmission on a reliable transport...
@@ -218,6 +222,8 @@ fn caller_cancel_while_the_agent_rings_then_the_agent_answers_gets_ack_and_bye()
     sim.ivr_reply(vec![IvrAction::Enqueue {
         queue: "sales".into(),
         priority: 0,
+        skills: Default::default(),
+        data: Default::default(),
     }]);
     sim.connect(&call, 1);
     let inv = sim.last_request("INVITE").unwrap().clone();
@@ -442,7 +448,8 @@ fn a_late_or_duplicated_ivr_reply_is_ignored() {
     );
     let first = sim.ivr.last().unwrap().clone();
     sim.ivr_reply(vec![IvrAction::Play {
-        prompt: "welcome".into(),
+        prompts: vec!["welcome".into()],
+        barge_in: false,
     }]);
     let token = sim.media.iter().rev().find_map(|(_, m)| match m {
         MediaCommand::Play { token, .. } => Some(*token),

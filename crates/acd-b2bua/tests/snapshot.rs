@@ -32,6 +32,8 @@ fn a_busy_edge_round_trips_through_its_snapshot() {
     sim.ivr_reply(vec![IvrAction::Enqueue {
         queue: "sales".into(),
         priority: 0,
+        skills: Default::default(),
+        data: Default::default(),
     }]);
     sim.connect(&call_a, 3);
     let inv_a = sim.last_request("INVITE").unwrap().clone();
@@ -56,15 +58,20 @@ fn a_busy_edge_round_trips_through_its_snapshot() {
     sim.ivr_reply(vec![IvrAction::Enqueue {
         queue: "sales".into(),
         priority: 0,
+        skills: Default::default(),
+        data: Default::default(),
     }]);
     sim.connect(&call_b, 3);
     // Call C: in the IVR, waiting for digits; its 200 not yet ACKed.
     sim.sip(&invite("c", "c", Some(SDP_CALLER), "", "UDP"), udp(TRUNK));
     let call_c = sim.ivr.last().unwrap().call.clone();
-    sim.ivr_reply(vec![IvrAction::Collect {
+    sim.ivr_reply(vec![IvrAction::Collect(acd_b2bua::CollectSpec {
+        min_digits: 1,
         max_digits: 1,
-        timeout_ms: 5000,
-    }]);
+        terminator: None,
+        first_digit_timeout_ms: 5000,
+        inter_digit_timeout_ms: 5000,
+    })]);
     // Call D: media still being set up.
     sim.auto_media = false;
     sim.sip(&invite("d", "d", None, "", "TCP"), tcp(TRUNK));
@@ -112,7 +119,7 @@ fn a_busy_edge_round_trips_through_its_snapshot() {
     assert!(sim
         .ivr
         .iter()
-        .any(|s| s.call == call_c && s.event == acd_b2bua::IvrEvent::Timeout));
+        .any(|s| s.call == call_c && s.event == acd_b2bua::IvrEvent::NoInput));
     assert!(
         sim.responses()
             .iter()

@@ -202,6 +202,10 @@ impl EdgeConn {
                 };
                 (call, cmd)
             }
+            FromEdge::Callback(c) => {
+                tracing::warn!(edge = %self.edge_id, call_id = %c.call_id, "callback requests are not kept yet");
+                return Ok(());
+            }
             FromEdge::Abandon(a) => (
                 CallId(a.call_id.clone()),
                 Command::Abandon {
@@ -300,6 +304,7 @@ fn kind_name(kind: &FromEdge) -> &'static str {
         FromEdge::AgentFailed(_) => "agent_failed",
         FromEdge::CallEnded(_) => "call_ended",
         FromEdge::Binding(_) => "binding",
+        FromEdge::Callback(_) => "callback",
     }
 }
 

@@ -1,9 +1,9 @@
 //! Wire types (protobuf) ↔ the core's own types, at the edge of the process.
 
 use acd_b2bua::{
-    AgentContact, CallId, FromDistributor, IvrAction, IvrEvent, IvrReply, IvrStep, SiteBinding,
-    ToDistributor,
+    AgentContact, CallId, FromDistributor, IvrReply, IvrStep, SiteBinding, ToDistributor,
 };
+use acd_proto::ivr_wire;
 use acd_proto::v1 as pb;
 use pb::edge_message::Kind as ToDist;
 
@@ -53,6 +53,7 @@ pub fn to_distributor(msg: ToDistributor) -> Option<ToDist> {
                 did: e.caller.did,
                 variables: e.caller.variables.into_iter().collect(),
             }),
+            skills: Default::default(),
         }),
         ToDistributor::Abandon { call } => ToDist::Abandon(pb::AbandonCall { call_id: call.0 }),
         ToDistributor::AgentAnswered { call, agent } => ToDist::AgentAnswered(pb::AgentAnswered {
@@ -100,52 +101,21 @@ fn binding_to_wire(b: SiteBinding) -> pb::Binding {
 }
 
 pub fn step_request(step: &IvrStep) -> pb::StepRequest {
-    use pb::ivr_event::Kind;
-    let kind = match &step.event {
-        IvrEvent::Started { did, caller } => Kind::Started(pb::Started {
-            did: did.clone(),
-            caller: caller.clone(),
-        }),
-        IvrEvent::PromptFinished => Kind::PromptFinished(pb::PromptFinished::default()),
-        IvrEvent::Digits(d) => Kind::Digits(pb::DigitsCollected { digits: d.clone() }),
-        IvrEvent::Timeout => Kind::Timeout(pb::InputTimeout {}),
-    };
     pb::StepRequest {
         call_id: step.call.0.clone(),
-        session: Some(pb::IvrSession {
-            flow_id: step.flow.clone(),
-            node: step.session.node.clone(),
-            variables: step.session.variables.clone().into_iter().collect(),
-        }),
-        event: Some(pb::IvrEvent { kind: Some(kind) }),
+        session: Some(ivr_wire::session_to_wire(&step.flow, &step.session)),
+        event: ivr_wire::event_to_wire(&step.event),
+        step: step.step.0,
     }
 }
 
 pub fn step_reply(resp: pb::StepResponse) -> IvrReply {
-    use pb::ivr_action::Kind;
-    let actions = resp
-        .actions
-        .into_iter()
-        .filter_map(|a| {
-            Some(match a.kind? {
-                Kind::Play(p) => IvrAction::Play { prompt: p.prompt },
-                Kind::Enqueue(q) => IvrAction::Enqueue {
-                    queue: q.queue_id,
-                    priority: q.priority,
-                },
-                Kind::Hangup(h) => IvrAction::Hangup { reason: h.reason },
-                Kind::Collect(c) => IvrAction::Collect {
-                    max_digits: c.max_digits,
-                    timeout_ms: c.timeout_ms,
-                },
-            })
-        })
-        .collect();
     IvrReply {
-        session: resp.session.map(|s| acd_ivr::Session {
-            node: s.node,
-            variables: s.variables.into_iter().collect(),
-        }),
-        actions,
+        session: resp.session.map(ivr_wire::session_from_wire),
+        actions: resp
+            .actions
+            .into_iter()
+            .filter_map(ivr_wire::action_from_wire)
+            .collect(),
     }
 }

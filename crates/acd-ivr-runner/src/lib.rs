@@ -5,10 +5,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use acd_ivr::{Action, Event, Flow, Session};
+use acd_ivr::Flow;
+use acd_proto::ivr_wire;
 use acd_proto::v1 as pb;
-use pb::ivr_action::Kind as ActionKind;
-use pb::ivr_event::Kind as EventKind;
 use tonic::{Request, Response, Status};
 
 /// The Step service over a fixed set of flows.
@@ -32,58 +31,26 @@ impl IvrRunner {
         let wire = req
             .session
             .ok_or_else(|| Status::invalid_argument("StepRequest.session is missing"))?;
+        let flow_id = wire.flow_id.clone();
         let flow = self
             .flows
-            .get(&wire.flow_id)
-            .ok_or_else(|| Status::not_found(format!("no IVR flow `{}`", wire.flow_id)))?;
-        let event = event_from_wire(req.event)?;
-        let session = Session {
-            node: wire.node,
-            variables: wire.variables.into_iter().collect(),
-        };
+            .get(&flow_id)
+            .ok_or_else(|| Status::not_found(format!("no IVR flow `{flow_id}`")))?;
+        let event = ivr_wire::event_from_wire(req.event).ok_or_else(|| {
+            Status::invalid_argument("StepRequest.event is missing or of an unknown kind")
+        })?;
+        let session = ivr_wire::session_from_wire(wire);
         let (session, actions) = acd_ivr::step(flow, session, event)
-            .map_err(|e| Status::failed_precondition(format!("flow `{}`: {e}", wire.flow_id)))?;
+            .map_err(|e| Status::failed_precondition(format!("flow `{flow_id}`: {e}")))?;
         Ok(pb::StepResponse {
-            session: Some(pb::IvrSession {
-                flow_id: wire.flow_id,
-                node: session.node,
-                variables: session.variables.into_iter().collect(),
-            }),
-            actions: actions.into_iter().map(action_to_wire).collect(),
+            session: Some(ivr_wire::session_to_wire(&flow_id, &session)),
+            actions: actions
+                .into_iter()
+                .filter_map(ivr_wire::action_to_wire)
+                .collect(),
+            step: req.step,
         })
     }
-}
-
-fn event_from_wire(event: Option<pb::IvrEvent>) -> Result<Event, Status> {
-    match event.and_then(|e| e.kind) {
-        Some(EventKind::Started(_)) => Ok(Event::Started),
-        Some(EventKind::PromptFinished(_)) => Ok(Event::PromptFinished),
-        Some(EventKind::Digits(d)) => Ok(Event::Digits(d.digits)),
-        Some(EventKind::Timeout(_)) => Ok(Event::Timeout),
-        None => Err(Status::invalid_argument(
-            "StepRequest.event is missing or of an unknown kind",
-        )),
-    }
-}
-
-fn action_to_wire(action: Action) -> pb::IvrAction {
-    let kind = match action {
-        Action::Play { prompt } => ActionKind::Play(pb::PlayPrompt { prompt }),
-        Action::CollectDigits {
-            max_digits,
-            timeout_ms,
-        } => ActionKind::Collect(pb::CollectDigits {
-            max_digits,
-            timeout_ms,
-            terminator: "#".into(),
-        }),
-        Action::Enqueue { queue, priority } => ActionKind::Enqueue(pb::Enqueue {
-            queue_id: queue,
-            priority,
-        }),
-        Action::Hangup { reason } => ActionKind::Hangup(pb::Hangup { reason }),
-    };
-    pb::IvrAction { kind: Some(kind) }
 }
 
 #[tonic::async_trait]
@@ -114,6 +81,8 @@ impl pb::ivr_service_server::IvrService for IvrRunner {
 mod tests {
     use super::*;
     use acd_ivr::{AnswerMode, Node};
+    use pb::ivr_action::Kind as ActionKind;
+    use pb::ivr_event::Kind as EventKind;
 
     fn runner() -> IvrRunner {
         let flow = Flow {
@@ -147,8 +116,10 @@ mod tests {
                 flow_id: "main".into(),
                 node: node.into(),
                 variables: Default::default(),
+                flow_version: String::new(),
             }),
             event: Some(pb::IvrEvent { kind: Some(kind) }),
+            step: 1,
         }
     }
 
@@ -170,7 +141,9 @@ mod tests {
             vec![pb::IvrAction {
                 kind: Some(ActionKind::Enqueue(pb::Enqueue {
                     queue_id: "q".into(),
-                    priority: 2
+                    priority: 2,
+                    skills: Default::default(),
+                    data: Default::default(),
                 }))
             }]
         );

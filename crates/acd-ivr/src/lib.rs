@@ -12,6 +12,9 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+mod io;
+pub use io::{Action, CollectSpec, Event, Session};
+
 /// A flow: a graph of nodes, entered at `start`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -98,32 +101,6 @@ impl Node {
     }
 }
 
-/// The caller's place in a flow, carried by the edge.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Session {
-    /// Current node; empty before the flow starts.
-    pub node: String,
-    pub variables: BTreeMap<String, String>,
-}
-
-/// What happened to the caller since the last step.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Event {
-    Started,
-    PromptFinished,
-    Digits(String),
-    Timeout,
-}
-
-/// What the edge must do next.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Action {
-    Play { prompt: String },
-    CollectDigits { max_digits: u32, timeout_ms: u32 },
-    Enqueue { queue: String, priority: i32 },
-    Hangup { reason: String },
-}
-
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum StepError {
     #[error("flow has no node `{0}`")]
@@ -143,7 +120,7 @@ pub fn step(
 ) -> Result<(Session, Vec<Action>), StepError> {
     let current = std::mem::take(&mut session.node);
     let next = match (&event, current.as_str()) {
-        (Event::Started, _) => flow.start.clone(),
+        (Event::Started { .. }, _) => flow.start.clone(),
         (_, "") => {
             return Err(StepError::UnexpectedEvent {
                 node: current,
@@ -175,9 +152,9 @@ fn transition(
                 retries,
                 ..
             },
-            event @ (Event::Digits(_) | Event::Timeout),
+            event @ (Event::Digits { .. } | Event::NoInput),
         ) => {
-            if let Event::Digits(d) = &event {
+            if let Event::Digits { digits: d } = &event {
                 if let Some(next) = options.get(d) {
                     session.variables.remove(&retry_key(current));
                     return Ok(next.clone());
@@ -222,7 +199,8 @@ fn enter(flow: &Flow, session: &mut Session, mut name: String) -> Result<Vec<Act
             }
             Node::Play { prompt, .. } => {
                 return Ok(vec![Action::Play {
-                    prompt: prompt.clone(),
+                    prompts: vec![prompt.clone()],
+                    barge_in: false,
                 }])
             }
             Node::Menu {
@@ -234,12 +212,16 @@ fn enter(flow: &Flow, session: &mut Session, mut name: String) -> Result<Vec<Act
                 let max_digits = options.keys().map(|k| k.len()).max().unwrap_or(1) as u32;
                 return Ok(vec![
                     Action::Play {
-                        prompt: prompt.clone(),
+                        prompts: vec![prompt.clone()],
+                        barge_in: true,
                     },
-                    Action::CollectDigits {
+                    Action::Collect(CollectSpec {
+                        min_digits: 1,
                         max_digits,
-                        timeout_ms: *timeout_ms,
-                    },
+                        terminator: Some('#'),
+                        first_digit_timeout_ms: *timeout_ms,
+                        inter_digit_timeout_ms: *timeout_ms,
+                    }),
                 ]);
             }
             Node::Enqueue { queue, priority } => {
@@ -251,6 +233,8 @@ fn enter(flow: &Flow, session: &mut Session, mut name: String) -> Result<Vec<Act
                 return Ok(vec![Action::Enqueue {
                     queue: queue.clone(),
                     priority,
+                    skills: BTreeMap::new(),
+                    data: BTreeMap::new(),
                 }]);
             }
             Node::Hangup { reason } => {

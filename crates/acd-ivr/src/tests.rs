@@ -1,5 +1,13 @@
 use super::*;
 
+fn started() -> Event {
+    Event::Started {
+        did: "5550100".into(),
+        caller: "1001".into(),
+        caller_name: String::new(),
+    }
+}
+
 fn play(prompt: &str, next: &str) -> Node {
     Node::Play {
         prompt: prompt.into(),
@@ -28,11 +36,12 @@ fn welcome_then_queue() -> Flow {
 #[test]
 fn welcome_then_enqueue() {
     let flow = welcome_then_queue();
-    let (s, a) = step(&flow, Session::default(), Event::Started).unwrap();
+    let (s, a) = step(&flow, Session::default(), started()).unwrap();
     assert_eq!(
         a,
         vec![Action::Play {
-            prompt: "welcome".into()
+            prompts: vec!["welcome".into()],
+            barge_in: false
         }]
     );
     assert_eq!(s.node, "welcome");
@@ -41,7 +50,9 @@ fn welcome_then_enqueue() {
         a,
         vec![Action::Enqueue {
             queue: "sales".into(),
-            priority: 0
+            priority: 0,
+            skills: BTreeMap::new(),
+            data: BTreeMap::new()
         }]
     );
     assert_eq!(s.node, "queue");
@@ -50,8 +61,8 @@ fn welcome_then_enqueue() {
 #[test]
 fn step_is_pure_so_any_runner_can_serve_it() {
     let flow = welcome_then_queue();
-    let (s1, a1) = step(&flow, Session::default(), Event::Started).unwrap();
-    let (s2, a2) = step(&flow.clone(), Session::default(), Event::Started).unwrap();
+    let (s1, a1) = step(&flow, Session::default(), started()).unwrap();
+    let (s2, a2) = step(&flow.clone(), Session::default(), started()).unwrap();
     assert_eq!((s1.clone(), a1), (s2, a2));
     let r1 = step(&flow, s1.clone(), Event::PromptFinished).unwrap();
     let r2 = step(&flow, s1, Event::PromptFinished).unwrap();
@@ -70,7 +81,7 @@ fn unknown_node_in_session_is_an_error() {
     let flow = welcome_then_queue();
     let s = Session {
         node: "gone".into(),
-        variables: BTreeMap::new(),
+        ..Session::default()
     };
     assert_eq!(
         step(&flow, s, Event::PromptFinished).unwrap_err(),
@@ -119,20 +130,25 @@ fn menu_flow() -> Flow {
 #[test]
 fn menu_choice_sets_priority() {
     let flow = menu_flow();
-    let (s, a) = step(&flow, Session::default(), Event::Started).unwrap();
+    let (s, a) = step(&flow, Session::default(), started()).unwrap();
     assert_eq!(
         a[1],
-        Action::CollectDigits {
+        Action::Collect(CollectSpec {
+            min_digits: 1,
             max_digits: 1,
-            timeout_ms: 3000
-        }
+            terminator: Some('#'),
+            first_digit_timeout_ms: 3000,
+            inter_digit_timeout_ms: 3000,
+        })
     );
-    let (s, a) = step(&flow, s, Event::Digits("1".into())).unwrap();
+    let (s, a) = step(&flow, s, Event::Digits { digits: "1".into() }).unwrap();
     assert_eq!(
         a,
         vec![Action::Enqueue {
             queue: "sales".into(),
-            priority: 5
+            priority: 5,
+            skills: BTreeMap::new(),
+            data: BTreeMap::new()
         }]
     );
     assert_eq!(s.variables.get("priority").map(String::as_str), Some("5"));
@@ -141,21 +157,24 @@ fn menu_choice_sets_priority() {
 #[test]
 fn menu_retries_then_default() {
     let flow = menu_flow();
-    let (s, _) = step(&flow, Session::default(), Event::Started).unwrap();
-    let (s, a) = step(&flow, s, Event::Timeout).unwrap();
+    let (s, _) = step(&flow, Session::default(), started()).unwrap();
+    let (s, a) = step(&flow, s, Event::NoInput).unwrap();
     assert_eq!(s.node, "menu", "first timeout replays the menu");
     assert_eq!(
         a[0],
         Action::Play {
-            prompt: "menu".into()
+            prompts: vec!["menu".into()],
+            barge_in: true
         }
     );
-    let (s, a) = step(&flow, s, Event::Digits("9".into())).unwrap();
+    let (s, a) = step(&flow, s, Event::Digits { digits: "9".into() }).unwrap();
     assert_eq!(
         a,
         vec![Action::Enqueue {
             queue: "sales".into(),
-            priority: 0
+            priority: 0,
+            skills: BTreeMap::new(),
+            data: BTreeMap::new()
         }]
     );
     assert!(!s.variables.contains_key("_retries.menu"));
@@ -186,6 +205,6 @@ fn set_cycle_hangs_up_instead_of_spinning() {
             ),
         ]),
     };
-    let (_, a) = step(&flow, Session::default(), Event::Started).unwrap();
+    let (_, a) = step(&flow, Session::default(), started()).unwrap();
     assert!(matches!(a.as_slice(), [Action::Hangup { .. }]));
 }
