@@ -40,8 +40,15 @@ impl IvrRunner {
             Status::invalid_argument("StepRequest.event is missing or of an unknown kind")
         })?;
         let session = ivr_wire::session_from_wire(wire);
-        let (session, actions) = acd_ivr::step(flow, session, event)
-            .map_err(|e| Status::failed_precondition(format!("flow `{flow_id}`: {e}")))?;
+        let (session, actions) = acd_ivr::step(
+            flow,
+            session,
+            event,
+            &acd_ivr::StepEnv {
+                now_unix_ms: now_unix_ms(),
+            },
+        )
+        .map_err(|e| Status::failed_precondition(format!("flow `{flow_id}`: {e}")))?;
         Ok(pb::StepResponse {
             session: Some(ivr_wire::session_to_wire(&flow_id, &session)),
             actions: actions
@@ -170,4 +177,11 @@ mod tests {
             tonic::Code::FailedPrecondition
         );
     }
+}
+
+fn now_unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }

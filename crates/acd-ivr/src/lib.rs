@@ -10,13 +10,15 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 mod io;
+mod validate;
 pub use io::{Action, CollectSpec, Event, Session};
+pub use validate::{validate, version, FlowIssue, Known};
 
 /// A flow: a graph of nodes, entered at `start`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Flow {
     /// How the edge answers the call before the flow's prompts play.
@@ -30,7 +32,7 @@ pub struct Flow {
 }
 
 /// When the caller's leg is answered.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum AnswerMode {
     /// 200 OK at once, prompts and music after it.
@@ -41,7 +43,7 @@ pub enum AnswerMode {
 }
 
 /// One step of a flow.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Node {
     /// Play a prompt, then go to `next`.
@@ -112,11 +114,20 @@ pub enum StepError {
 /// Bounds `Set` chains so a flow with a cycle of `set` nodes cannot spin.
 const MAX_TRANSITIONS_PER_STEP: usize = 64;
 
+/// What a step may read besides the flow, the session and the event; passed
+/// in by the runner so the step stays pure (and tests can set the clock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepEnv {
+    /// Wall-clock time, Unix milliseconds (UTC).
+    pub now_unix_ms: i64,
+}
+
 /// Advances `session` by one event. Pure: the same inputs give the same outputs.
 pub fn step(
     flow: &Flow,
     mut session: Session,
     event: Event,
+    _env: &StepEnv,
 ) -> Result<(Session, Vec<Action>), StepError> {
     let current = std::mem::take(&mut session.node);
     let next = match (&event, current.as_str()) {

@@ -1,5 +1,7 @@
 use super::*;
 
+const ENV: StepEnv = StepEnv { now_unix_ms: 0 };
+
 fn started() -> Event {
     Event::Started {
         did: "5550100".into(),
@@ -36,7 +38,7 @@ fn welcome_then_queue() -> Flow {
 #[test]
 fn welcome_then_enqueue() {
     let flow = welcome_then_queue();
-    let (s, a) = step(&flow, Session::default(), started()).unwrap();
+    let (s, a) = step(&flow, Session::default(), started(), &ENV).unwrap();
     assert_eq!(
         a,
         vec![Action::Play {
@@ -45,7 +47,7 @@ fn welcome_then_enqueue() {
         }]
     );
     assert_eq!(s.node, "welcome");
-    let (s, a) = step(&flow, s, Event::PromptFinished).unwrap();
+    let (s, a) = step(&flow, s, Event::PromptFinished, &ENV).unwrap();
     assert_eq!(
         a,
         vec![Action::Enqueue {
@@ -61,18 +63,18 @@ fn welcome_then_enqueue() {
 #[test]
 fn step_is_pure_so_any_runner_can_serve_it() {
     let flow = welcome_then_queue();
-    let (s1, a1) = step(&flow, Session::default(), started()).unwrap();
-    let (s2, a2) = step(&flow.clone(), Session::default(), started()).unwrap();
+    let (s1, a1) = step(&flow, Session::default(), started(), &ENV).unwrap();
+    let (s2, a2) = step(&flow.clone(), Session::default(), started(), &ENV).unwrap();
     assert_eq!((s1.clone(), a1), (s2, a2));
-    let r1 = step(&flow, s1.clone(), Event::PromptFinished).unwrap();
-    let r2 = step(&flow, s1, Event::PromptFinished).unwrap();
+    let r1 = step(&flow, s1.clone(), Event::PromptFinished, &ENV).unwrap();
+    let r2 = step(&flow, s1, Event::PromptFinished, &ENV).unwrap();
     assert_eq!(r1, r2);
 }
 
 #[test]
 fn event_before_start_is_refused() {
     let flow = welcome_then_queue();
-    let err = step(&flow, Session::default(), Event::PromptFinished).unwrap_err();
+    let err = step(&flow, Session::default(), Event::PromptFinished, &ENV).unwrap_err();
     assert!(matches!(err, StepError::UnexpectedEvent { .. }));
 }
 
@@ -84,7 +86,7 @@ fn unknown_node_in_session_is_an_error() {
         ..Session::default()
     };
     assert_eq!(
-        step(&flow, s, Event::PromptFinished).unwrap_err(),
+        step(&flow, s, Event::PromptFinished, &ENV).unwrap_err(),
         StepError::UnknownNode("gone".into())
     );
 }
@@ -130,7 +132,7 @@ fn menu_flow() -> Flow {
 #[test]
 fn menu_choice_sets_priority() {
     let flow = menu_flow();
-    let (s, a) = step(&flow, Session::default(), started()).unwrap();
+    let (s, a) = step(&flow, Session::default(), started(), &ENV).unwrap();
     assert_eq!(
         a[1],
         Action::Collect(CollectSpec {
@@ -141,7 +143,7 @@ fn menu_choice_sets_priority() {
             inter_digit_timeout_ms: 3000,
         })
     );
-    let (s, a) = step(&flow, s, Event::Digits { digits: "1".into() }).unwrap();
+    let (s, a) = step(&flow, s, Event::Digits { digits: "1".into() }, &ENV).unwrap();
     assert_eq!(
         a,
         vec![Action::Enqueue {
@@ -157,8 +159,8 @@ fn menu_choice_sets_priority() {
 #[test]
 fn menu_retries_then_default() {
     let flow = menu_flow();
-    let (s, _) = step(&flow, Session::default(), started()).unwrap();
-    let (s, a) = step(&flow, s, Event::NoInput).unwrap();
+    let (s, _) = step(&flow, Session::default(), started(), &ENV).unwrap();
+    let (s, a) = step(&flow, s, Event::NoInput, &ENV).unwrap();
     assert_eq!(s.node, "menu", "first timeout replays the menu");
     assert_eq!(
         a[0],
@@ -167,7 +169,7 @@ fn menu_retries_then_default() {
             barge_in: true
         }
     );
-    let (s, a) = step(&flow, s, Event::Digits { digits: "9".into() }).unwrap();
+    let (s, a) = step(&flow, s, Event::Digits { digits: "9".into() }, &ENV).unwrap();
     assert_eq!(
         a,
         vec![Action::Enqueue {
@@ -205,6 +207,6 @@ fn set_cycle_hangs_up_instead_of_spinning() {
             ),
         ]),
     };
-    let (_, a) = step(&flow, Session::default(), started()).unwrap();
+    let (_, a) = step(&flow, Session::default(), started(), &ENV).unwrap();
     assert!(matches!(a.as_slice(), [Action::Hangup { .. }]));
 }

@@ -120,6 +120,20 @@ impl AdminService for AdminApi {
         }))
     }
 
+    async fn reload(
+        &self,
+        _req: Request<pb::ReloadRequest>,
+    ) -> Result<Response<pb::ReloadResponse>, Status> {
+        Err(Status::unimplemented("reload is not implemented yet"))
+    }
+
+    async fn list_callbacks(
+        &self,
+        _req: Request<pb::ListCallbacksRequest>,
+    ) -> Result<Response<pb::ListCallbacksResponse>, Status> {
+        Err(Status::unimplemented("callbacks are not kept yet"))
+    }
+
     async fn switchover(
         &self,
         _req: Request<pb::SwitchoverRequest>,
