@@ -159,6 +159,20 @@ impl AdminService for Mock {
     ) -> Result<Response<acd_proto::v1::EdgeSnapshotResponse>, Status> {
         Err(Status::failed_precondition("this process has no edge"))
     }
+
+    async fn reload(
+        &self,
+        _: Request<acd_proto::v1::ReloadRequest>,
+    ) -> Result<Response<acd_proto::v1::ReloadResponse>, Status> {
+        Err(Status::unimplemented("mock"))
+    }
+
+    async fn list_callbacks(
+        &self,
+        _: Request<acd_proto::v1::ListCallbacksRequest>,
+    ) -> Result<Response<acd_proto::v1::ListCallbacksResponse>, Status> {
+        Err(Status::unimplemented("mock"))
+    }
 }
 
 async fn serve() -> String {
