@@ -68,6 +68,9 @@ pub struct Config {
     /// Absent: INVITEs are admitted from any source (see `trunks` module).
     #[serde(default)]
     pub trunks: Vec<TrunkDef>,
+    /// Absent: no demo services run.
+    #[serde(default)]
+    pub demo: DemoConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -183,6 +186,16 @@ impl Default for GrpcConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
         }
     }
+}
+
+/// `[demo]`: stand-ins for back-office systems, so the shipped sample flow
+/// works without one. Every key optional; an absent key starts nothing.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoConfig {
+    /// Where `acd run` serves the demo order-status API (`GET /orders/<n>`).
+    #[serde(default)]
+    pub orders_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

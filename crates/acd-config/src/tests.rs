@@ -322,3 +322,20 @@ fn leadership_keys_are_read_and_checked() {
     );
     assert!(errors_of(&text)[0].message.contains("etcd_typo"));
 }
+
+#[test]
+fn demo_table_is_optional() {
+    // GOOD without any [demo] table, then with one appended.
+    let without = GOOD
+        .lines()
+        .filter(|l| !l.starts_with("[demo]") && !l.starts_with("orders_listen"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let cfg = parse(&without, "test.toml").unwrap();
+    assert_eq!(cfg.demo.orders_listen, None);
+    let with = format!("{without}\n[demo]\norders_listen = \"127.0.0.1:8089\"\n");
+    let cfg = parse(&with, "test.toml").unwrap();
+    assert_eq!(cfg.demo.orders_listen, Some(([127, 0, 0, 1], 8089).into()));
+    let errs = errors_of(&format!("{without}\n[demo]\norders = \"x\"\n"));
+    assert!(errs.iter().any(|e| e.message.contains("orders")), "{errs:?}");
+}
