@@ -62,6 +62,17 @@ pub enum Cmd {
         #[command(flatten)]
         leadership: LeadershipArgs,
     },
+    /// A made-up order-status HTTP API (`GET /orders/<digits>`) for trying
+    /// the sample flow without a back office (`acd run` serves it too when
+    /// the config has `[demo] orders_listen`).
+    DemoOrders {
+        /// Listen address of the API, e.g. 127.0.0.1:8089.
+        #[arg(long, value_name = "ADDR")]
+        listen: SocketAddr,
+        /// Prometheus /metrics listen address [default: none].
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<SocketAddr>,
+    },
     /// Validate a config file (and the prompts it names) without starting anything.
     CheckConfig {
         /// The config file to check.

@@ -32,6 +32,7 @@ use tonic::transport::{Endpoint, Server};
 mod admin;
 mod check;
 mod cli;
+mod demo_orders;
 mod health;
 mod http;
 mod notify;
@@ -68,7 +69,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(serve(cli.command));
+    let result = match cli.command {
+        Cmd::DemoOrders { listen, metrics } => {
+            runtime.block_on(demo_orders::standalone(listen, metrics))
+        }
+        cmd => runtime.block_on(serve(cmd)),
+    };
     // Tasks still running (edge, distributor timers, streams) are dropped here.
     runtime.shutdown_timeout(Duration::from_secs(1));
     match result {
@@ -220,6 +226,7 @@ impl Plan {
             Cmd::CheckConfig { .. } => {
                 unreachable!("check-config is handled before the runtime starts")
             }
+            Cmd::DemoOrders { .. } => unreachable!("demo-orders does not serve a role"),
         }
     }
 }
@@ -379,6 +386,7 @@ async fn serve(cmd: Cmd) -> Result<()> {
     tracing::info!(addr = %grpc_addr, "gRPC listening");
     http::spawn(metrics_listener, prometheus, readiness.clone());
     tracing::info!(addr = %metrics_addr, "metrics listening (/metrics, /ready)");
+    let demo_orders_addr = start_demo_orders(role, cfg).await?;
 
     if let (Some(d), Some(Some(primary))) = (&distributor, &plan.distributor) {
         acd_distributor::replication::follow(d.clone(), primary.clone());
@@ -468,6 +476,9 @@ async fn serve(cmd: Cmd) -> Result<()> {
         }
     }
     ready.push_str(&format!(" metrics={metrics_addr}"));
+    if let Some(addr) = demo_orders_addr {
+        ready.push_str(&format!(" demo_orders={addr}"));
+    }
     {
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "{ready}").context("writing the READY line to stdout")?;
@@ -669,6 +680,20 @@ async fn mirror_readiness(
             shown = ready;
         }
     }
+}
+
+/// `acd run` with `[demo] orders_listen`: the demo order-status API.
+async fn start_demo_orders(role: RoleName, cfg: &acd_config::Config) -> Result<Option<SocketAddr>> {
+    let (RoleName::Run, Some(addr)) = (role, cfg.demo.orders_listen) else {
+        return Ok(None);
+    };
+    let listener = demo_orders::bind(addr).await?;
+    let bound = listener
+        .local_addr()
+        .context("local address of the demo orders listener")?;
+    demo_orders::spawn(listener);
+    tracing::info!(addr = %bound, "demo orders API listening (GET /orders/<digits>)");
+    Ok(Some(bound))
 }
 
 async fn bind(what: &str, addr: SocketAddr) -> Result<TcpListener> {
