@@ -33,12 +33,24 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// Copies the files of `from` into `to`, and its subdirectories (the
+/// language prompt sets) likewise.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, target).unwrap();
+        }
+    }
+}
+
 /// config/acd.toml and its prompts copied to `dir`, with `edit` applied to the text.
 fn copy_config(dir: &Path, edit: impl FnOnce(String) -> String) -> PathBuf {
-    for entry in std::fs::read_dir(config_dir().join("prompts")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dir.join("prompts").join(entry.file_name())).unwrap();
-    }
+    copy_dir(&config_dir().join("prompts"), &dir.join("prompts"));
     let text = std::fs::read_to_string(config_dir().join("acd.toml")).unwrap();
     let path = dir.join("acd.toml");
     std::fs::write(&path, edit(text)).unwrap();
