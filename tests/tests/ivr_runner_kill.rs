@@ -53,7 +53,7 @@ async fn caller_reaches_an_agent_when_a_runner_dies_mid_prompt() {
     let env = TestEnv::new("ivr_runner_kill", 101);
     let config = env.write_config(FLOW);
     let dist = env.start_distributor("distributor", 0, None).await.unwrap();
-    let mut runners = vec![
+    let mut runners = [
         start_ivr(&env, "ivr-0", 1, &config).await,
         start_ivr(&env, "ivr-1", 2, &config).await,
     ];
