@@ -36,7 +36,8 @@
 //! `installation_status.rs`, 81-85 `chaos.rs`, 86 `partition.rs` (also its
 //! address range `10.86.0.0/24` in its network namespaces; 87-88 reserved for
 //! it), 89-90 `handover.rs` (50 calls: block 89, RTP over 89's `+100..` and all
-//! of 90), 91 `edge_readiness.rs`, 107 `demo_orders.rs` (the standalone API
+//! of 90), 91 `edge_readiness.rs`, 100 `ivr_reload.rs`, 101 `ivr_runner_kill.rs`
+//! (102-103 reserved for them), 107 `demo_orders.rs` (the standalone API
 //! on slot 4's gRPC and metrics ports; `acd run` on slot 0, its demo API on
 //! slot 3's gRPC port).
 

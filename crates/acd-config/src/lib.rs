@@ -11,11 +11,14 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use acd_ivr::{Flow, Node};
+use acd_ivr::Flow;
 use serde::Deserialize;
 
+mod flows;
 mod locate;
 mod trunks;
+use flows::FlowDir;
+pub use flows::{known, FlowFile};
 pub use locate::Seg;
 pub use trunks::{AuthConfig, Cidr, DigestAlgorithm, TrunkDef};
 
@@ -26,13 +29,28 @@ pub mod defaults {
     /// Name reported in errors about the embedded file.
     pub const ORIGIN: &str = "<embedded config/acd.toml>";
 
+    // `FILES`: every file under `config/` but acd.toml (see build.rs).
+    include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
+
     /// Bytes of a file under `config/` that the defaults refer to.
     pub fn file(relative: &str) -> Option<&'static [u8]> {
-        match relative {
-            "prompts/welcome.wav" => Some(include_bytes!("../../../config/prompts/welcome.wav")),
-            "prompts/moh.wav" => Some(include_bytes!("../../../config/prompts/moh.wav")),
-            _ => None,
-        }
+        let relative = relative.trim_start_matches("./");
+        FILES
+            .binary_search_by(|(path, _)| (*path).cmp(relative))
+            .ok()
+            .map(|i| FILES[i].1)
+    }
+
+    /// Embedded files whose path starts with `prefix` (`flows/`), directly
+    /// in that directory.
+    pub fn files_under(prefix: &str) -> impl Iterator<Item = (&'static str, &'static [u8])> + '_ {
+        FILES
+            .iter()
+            .filter(move |(path, _)| {
+                path.strip_prefix(prefix)
+                    .is_some_and(|rest| !rest.contains('/'))
+            })
+            .copied()
     }
 }
 
@@ -53,6 +71,12 @@ pub struct Config {
     /// Prompt name → WAV file, relative to the config file.
     #[serde(default)]
     pub prompts: BTreeMap<String, String>,
+    /// Language → prompt name → WAV file; known to flows and the edge as
+    /// `<language>/<name>` (`en/welcome`).
+    #[serde(default)]
+    pub prompt_sets: BTreeMap<String, BTreeMap<String, String>>,
+    #[serde(default)]
+    pub ivr: IvrConfig,
     #[serde(default)]
     pub extensions: Vec<ExtensionDef>,
     #[serde(default)]
@@ -61,8 +85,12 @@ pub struct Config {
     pub queues: Vec<QueueDef>,
     #[serde(default)]
     pub dids: Vec<DidDef>,
+    /// Inline flows and, after loading, those of `[ivr] flows_dir` too.
     #[serde(default)]
     pub flows: BTreeMap<String, Flow>,
+    /// The flows that came from their own file, by flow id.
+    #[serde(skip)]
+    pub flow_files: BTreeMap<String, FlowFile>,
     #[serde(default)]
     pub auth: AuthConfig,
     /// Absent: INVITEs are admitted from any source (see `trunks` module).
@@ -71,6 +99,32 @@ pub struct Config {
     /// Absent: no demo services run.
     #[serde(default)]
     pub demo: DemoConfig,
+}
+
+/// `[ivr]`: where flows live besides inline `[flows.X]` tables.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IvrConfig {
+    /// Directory (relative to the config file) whose every `*.toml` is one
+    /// flow, its id the file stem.
+    pub flows_dir: Option<String>,
+    /// Language of a caller before any choice (first of `Known.languages`);
+    /// default: the first prompt set by name.
+    pub default_language: Option<String>,
+}
+
+impl Config {
+    /// Every prompt name the edge knows, mapped to its file: `[prompts]` as
+    /// they are, `[prompt_sets.<lang>]` as `<lang>/<name>`.
+    pub fn prompt_names(&self) -> BTreeMap<String, String> {
+        let mut out = self.prompts.clone();
+        for (lang, set) in &self.prompt_sets {
+            for (name, file) in set {
+                out.insert(format!("{lang}/{name}"), file.clone());
+            }
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -388,7 +442,8 @@ impl Loaded {
                 message: e.to_string(),
             }])
         })?;
-        let config = parse(&text, &name)?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let config = parse_in(&text, &name, FlowDir::Path(dir))?;
         let loaded = Loaded {
             config,
             origin: Origin::File(path.to_path_buf()),
@@ -399,7 +454,7 @@ impl Loaded {
 
     /// The embedded defaults.
     pub fn embedded() -> Result<Loaded, ConfigErrors> {
-        let config = parse(defaults::TEXT, defaults::ORIGIN)?;
+        let config = parse_in(defaults::TEXT, defaults::ORIGIN, FlowDir::Embedded)?;
         let loaded = Loaded {
             config,
             origin: Origin::Embedded,
@@ -430,27 +485,46 @@ impl Loaded {
         }
     }
 
-    /// Every prompt name mapped to its file's bytes.
+    /// Every prompt name (prompt sets flattened to `<lang>/<name>`) mapped
+    /// to its file's bytes.
     pub fn prompt_files(&self) -> Result<BTreeMap<String, Vec<u8>>, String> {
         self.config
-            .prompts
-            .iter()
-            .map(|(name, file)| Ok((name.clone(), self.read_file(file)?)))
+            .prompt_names()
+            .into_iter()
+            .map(|(name, file)| Ok((name, self.read_file(&file)?)))
             .collect()
     }
 
+    /// Files whose change should reload the flows: the config file, the
+    /// flows directory (a file added or removed) and every flow file.
+    /// Empty for the embedded config.
+    pub fn watched_files(&self) -> Vec<PathBuf> {
+        let Origin::File(path) = &self.origin else {
+            return Vec::new();
+        };
+        let mut files = vec![path.clone()];
+        if let Some(dir) = &self.config.ivr.flows_dir {
+            files.push(path.parent().unwrap_or(Path::new(".")).join(dir));
+        }
+        files.extend(
+            self.config
+                .flow_files
+                .values()
+                .filter_map(|f| f.path.clone()),
+        );
+        files
+    }
+
     fn check_files(&self, text: &str, name: &str) -> Result<(), ConfigErrors> {
-        let errors: Vec<ConfigError> = self
-            .config
-            .prompts
-            .iter()
-            .filter_map(|(prompt, file)| {
-                let err = self.read_file(file).err()?;
-                let path = [Seg::Key("prompts"), Seg::Key(prompt)];
+        let mut errors: Vec<ConfigError> = prompt_keys(&self.config)
+            .into_iter()
+            .filter_map(|(table, prompt, file)| {
+                let err = self.read_file(&file).err()?;
+                let mut path: Vec<Seg> = table.iter().map(|t| Seg::Key(t)).collect();
+                path.push(Seg::Key(&prompt));
                 Some(locate::error(text, name, &path, err))
             })
             .collect();
-        let mut errors = errors;
         if let Some(tls) = &self.config.sip.tls {
             let files = [
                 ("cert", Some(&tls.cert)),
@@ -473,27 +547,53 @@ impl Loaded {
     }
 }
 
+/// Every prompt as (table path, name, file): `[prompts]` and each
+/// `[prompt_sets.<lang>]`.
+pub fn prompt_keys(c: &Config) -> Vec<(Vec<String>, String, String)> {
+    let plain = c
+        .prompts
+        .iter()
+        .map(|(n, f)| (vec!["prompts".to_string()], n.clone(), f.clone()));
+    let sets = c.prompt_sets.iter().flat_map(|(lang, set)| {
+        set.iter().map(move |(n, f)| {
+            let table = vec!["prompt_sets".to_string(), lang.clone()];
+            (table, n.clone(), f.clone())
+        })
+    });
+    plain.chain(sets).collect()
+}
+
 /// Parses and validates config text; `name` is used in error messages.
+/// `[ivr] flows_dir` needs a file: see [`Loaded::from_file`].
 pub fn parse(text: &str, name: &str) -> Result<Config, ConfigErrors> {
-    let config: Config = toml_edit::de::from_str(text).map_err(|e| {
-        let line = e.span().map(|s| locate::line_of(text, s.start));
-        let key = e
-            .span()
-            .and_then(|s| locate::key_at(text, s.start))
-            .unwrap_or_default();
-        let first_line = e.message().lines().next().unwrap_or_default().to_string();
-        ConfigErrors(vec![ConfigError {
-            file: name.to_string(),
-            line,
-            key,
-            message: clean(&first_line, &e),
-        }])
-    })?;
-    let errors = validate(&config, text, name);
+    parse_in(text, name, FlowDir::None)
+}
+
+fn parse_in(text: &str, name: &str, dir: FlowDir) -> Result<Config, ConfigErrors> {
+    let mut config: Config =
+        toml_edit::de::from_str(text).map_err(|e| ConfigErrors(vec![de_error(text, name, &e)]))?;
+    let mut errors = flows::load_dir(&mut config, text, name, dir);
+    errors.extend(validate(&config, text, name));
     if errors.is_empty() {
         Ok(config)
     } else {
         Err(ConfigErrors(errors))
+    }
+}
+
+/// A serde error located at its line and key.
+fn de_error(text: &str, name: &str, e: &toml_edit::de::Error) -> ConfigError {
+    let line = e.span().map(|s| locate::line_of(text, s.start));
+    let key = e
+        .span()
+        .and_then(|s| locate::key_at(text, s.start))
+        .unwrap_or_default();
+    let first_line = e.message().lines().next().unwrap_or_default().to_string();
+    ConfigError {
+        file: name.to_string(),
+        line,
+        key,
+        message: clean(&first_line, e),
     }
 }
 
@@ -538,18 +638,15 @@ fn validate(c: &Config, text: &str, name: &str) -> Vec<ConfigError> {
     for (i, q) in c.queues.iter().enumerate() {
         v.skill_levels(&q.skills, "queues", i);
     }
-    let queues: BTreeSet<&str> = c.queues.iter().map(|q| q.id.as_str()).collect();
     for (i, d) in c.dids.iter().enumerate() {
         if !c.flows.contains_key(&d.flow) {
             v.push(
                 &[Seg::Key("dids"), Seg::Index(i), Seg::Key("flow")],
-                &format!("no flow `{}` in [flows]", d.flow),
+                &format!("no flow `{}` in [flows] or [ivr] flows_dir", d.flow),
             );
         }
     }
-    for (flow_id, flow) in &c.flows {
-        v.flow(flow_id, flow, &queues, &c.prompts);
-    }
+    v.errors.extend(flows::check(c, text, name));
     v.auth(&c.auth);
     v.trunks(&c.trunks);
     v.errors
@@ -692,58 +789,6 @@ impl Validator<'_> {
                     Seg::Key(skill),
                 ];
                 self.push(&path, &format!("proficiency {level} is outside 1-10"));
-            }
-        }
-    }
-
-    fn flow(
-        &mut self,
-        id: &str,
-        flow: &Flow,
-        queues: &BTreeSet<&str>,
-        prompts: &BTreeMap<String, String>,
-    ) {
-        let at = |key: &'static str| [Seg::Key("flows"), Seg::Key(id), Seg::Key(key)];
-        if !flow.nodes.contains_key(&flow.start) {
-            self.push(
-                &at("start"),
-                &format!("no node `{}` in flow `{id}`", flow.start),
-            );
-        }
-        if !queues.contains(flow.fallback_queue.as_str()) {
-            self.push(
-                &at("fallback_queue"),
-                &format!("no queue `{}`", flow.fallback_queue),
-            );
-        }
-        for (node_id, node) in &flow.nodes {
-            let path = |key: &'static str| {
-                [
-                    Seg::Key("flows"),
-                    Seg::Key(id),
-                    Seg::Key("nodes"),
-                    Seg::Key(node_id),
-                    Seg::Key(key),
-                ]
-            };
-            for next in node.successors() {
-                if !flow.nodes.contains_key(next) {
-                    self.push(&path("next"), &format!("no node `{next}` in flow `{id}`"));
-                }
-            }
-            match node {
-                Node::Enqueue { queue, .. } if !queues.contains(queue.as_str()) => {
-                    self.push(&path("queue"), &format!("no queue `{queue}`"));
-                }
-                Node::Play { prompt, .. } | Node::Menu { prompt, .. }
-                    if !prompts.contains_key(prompt) =>
-                {
-                    self.push(
-                        &path("prompt"),
-                        &format!("no prompt `{prompt}` in [prompts]"),
-                    );
-                }
-                _ => {}
             }
         }
     }

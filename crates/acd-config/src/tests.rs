@@ -339,3 +339,163 @@ fn demo_table_is_optional() {
     let errs = errors_of(&format!("{without}\n[demo]\norders = \"x\"\n"));
     assert!(errs.iter().any(|e| e.message.contains("orders")), "{errs:?}");
 }
+
+/// A config dir with the embedded prompts, `acd.toml` = `text` and the
+/// given flow files under `flows/`.
+fn config_dir(tag: &str, text: &str, flows: &[(&str, &str)]) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("acd-config-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("prompts")).unwrap();
+    std::fs::create_dir_all(dir.join("flows")).unwrap();
+    for prompt in ["prompts/welcome.wav", "prompts/moh.wav"] {
+        std::fs::write(dir.join(prompt), defaults::file(prompt).unwrap()).unwrap();
+    }
+    for (name, body) in flows {
+        std::fs::write(dir.join("flows").join(name), body).unwrap();
+    }
+    std::fs::write(dir.join("acd.toml"), text).unwrap();
+    dir
+}
+
+const NIGHT_FLOW: &str = "start = \"hello\"\nfallback_queue = \"support\"\n\n\
+[nodes.hello]\ntype = \"play\"\nprompt = \"en/welcome\"\nnext = \"q\"\n\n\
+[nodes.q]\ntype = \"enqueue\"\nqueue = \"support\"\n";
+
+fn with_flows_dir(text: &str) -> String {
+    let text = text.replace(
+        "[prompts]\n",
+        "[ivr]\nflows_dir = \"flows\"\n\n[prompt_sets.en]\nwelcome = \"prompts/welcome.wav\"\n\n[prompt_sets.ru]\nwelcome = \"prompts/welcome.wav\"\n\n[prompts]\n",
+    );
+    text.replace("flow = \"support\"", "flow = \"night\"")
+}
+
+#[test]
+fn flows_come_from_files_and_prompt_sets_are_flattened() {
+    let text = with_flows_dir(GOOD);
+    let dir = config_dir(
+        "flows-ok",
+        &text,
+        &[("night.toml", NIGHT_FLOW), ("notes.txt", "x")],
+    );
+    let loaded = Loaded::from_file(&dir.join("acd.toml")).expect("valid");
+    let c = &loaded.config;
+    assert_eq!(c.flows["night"].start, "hello");
+    assert!(c.flows.contains_key("sales"), "inline flows stay");
+    assert_eq!(c.flows.len(), 3);
+    let prompts = loaded.prompt_files().unwrap();
+    assert!(prompts["en/welcome"].starts_with(b"RIFF"));
+    assert!(prompts.contains_key("ru/welcome") && prompts.contains_key("moh"));
+    let k = known(c);
+    assert_eq!(k.languages, ["en", "ru"]);
+    assert!(k.prompts.contains("ru/welcome") && k.queues.contains("sales"));
+    let watched = loaded.watched_files();
+    assert!(
+        watched.contains(&dir.join("flows").join("night.toml")),
+        "{watched:?}"
+    );
+    assert!(watched.contains(&dir.join("acd.toml")));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn flow_file_issues_name_file_line_and_node() {
+    let text = with_flows_dir(GOOD);
+    let broken = NIGHT_FLOW
+        .replace("next = \"q\"", "next = \"nowhere\"")
+        .replace("\nqueue = \"support\"\n", "\nqueue = \"nosuch\"\n");
+    let dir = config_dir("flows-bad", &text, &[("night.toml", &broken)]);
+    let errs = Loaded::from_file(&dir.join("acd.toml"))
+        .expect_err("refused")
+        .0;
+    let file = dir.join("flows").join("night.toml").display().to_string();
+    let line_of = |needle: &str| broken.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let nowhere = errs
+        .iter()
+        .find(|e| e.message.contains("nowhere"))
+        .unwrap_or_else(|| panic!("{errs:?}"));
+    assert_eq!(nowhere.file, file);
+    assert!(nowhere.key.starts_with("nodes.hello"), "{nowhere}");
+    assert!(nowhere.message.contains("node `hello`"), "{nowhere}");
+    assert!(
+        [Some(line_of("[nodes.hello]")), Some(line_of("nowhere"))].contains(&nowhere.line),
+        "{nowhere}"
+    );
+    let queue = errs
+        .iter()
+        .find(|e| e.message.contains("nosuch"))
+        .unwrap_or_else(|| panic!("{errs:?}"));
+    assert_eq!(queue.key, "nodes.q.queue");
+    assert_eq!(queue.line, Some(line_of("nosuch")));
+    assert!(queue.to_string().starts_with(&format!(
+        "{file}:{}: key `nodes.q.queue`",
+        line_of("nosuch")
+    )));
+
+    // A syntax error in a flow file is located in that file.
+    std::fs::write(dir.join("flows/night.toml"), "start = \"a\"\nnodes = 3\n").unwrap();
+    let errs = Loaded::from_file(&dir.join("acd.toml"))
+        .expect_err("refused")
+        .0;
+    assert!(
+        errs.iter().any(|e| e.file == file && e.line.is_some()),
+        "{errs:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_flow_in_both_places_is_refused() {
+    let text = with_flows_dir(GOOD);
+    let dir = config_dir(
+        "flows-dup",
+        &text,
+        &[("night.toml", NIGHT_FLOW), ("sales.toml", NIGHT_FLOW)],
+    );
+    let errs = Loaded::from_file(&dir.join("acd.toml"))
+        .expect_err("refused")
+        .0;
+    let e = errs
+        .iter()
+        .find(|e| e.key == "flows.sales")
+        .unwrap_or_else(|| panic!("{errs:?}"));
+    assert!(e.message.contains("sales.toml"), "{e}");
+    assert_eq!(
+        e.line,
+        Some(text.lines().position(|l| l == "[flows.sales]").unwrap() + 1)
+    );
+    // Text alone cannot have a flows_dir.
+    assert!(parse(&text, "t.toml").is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn missing_prompt_of_a_set_is_located() {
+    let text = GOOD.replace(
+        "[prompts]\n",
+        "[prompt_sets.ru]\nwelcome = \"prompts/nope.wav\"\n\n[prompts]\n",
+    );
+    let dir = config_dir("sets", &text, &[]);
+    let errs = Loaded::from_file(&dir.join("acd.toml"))
+        .expect_err("refused")
+        .0;
+    assert_eq!(errs[0].key, "prompt_sets.ru.welcome", "{errs:?}");
+    assert_eq!(
+        errs[0].line,
+        Some(text.lines().position(|l| l.contains("nope.wav")).unwrap() + 1)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn every_file_under_config_is_embedded() {
+    assert!(defaults::file("prompts/moh.wav").is_some());
+    assert!(defaults::file("./prompts/welcome.wav").is_some());
+    assert!(defaults::file("acd.toml").is_none());
+    assert!(defaults::file("prompts/none.wav").is_none());
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/prompts");
+    let on_disk = std::fs::read_dir(root)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_type().unwrap().is_file())
+        .count();
+    assert_eq!(defaults::files_under("prompts/").count(), on_disk);
+}

@@ -9,6 +9,7 @@ use pb::admin_service_server::{AdminService, AdminServiceServer};
 use tonic::{Request, Response, Status};
 
 use crate::health::Readiness;
+use crate::reload::FlowReloader;
 
 /// When this process started (Unix ms); `serve` fixes it at start-up.
 pub fn started_at_ms() -> u64 {
@@ -26,6 +27,7 @@ pub struct AdminApi {
     distributor: Option<Distributor>,
     readiness: Arc<Readiness>,
     leadership: Option<Leadership>,
+    reloader: Option<Arc<FlowReloader>>,
 }
 
 impl AdminApi {
@@ -42,12 +44,19 @@ impl AdminApi {
             distributor,
             readiness,
             leadership: None,
+            reloader: None,
         }
     }
 
     /// A distributor elected through etcd can hand over (Switchover).
     pub fn with_leadership(mut self, leadership: Option<Leadership>) -> Self {
         self.leadership = leadership;
+        self
+    }
+
+    /// A process with the IVR role reloads its flows (Reload).
+    pub fn with_reloader(mut self, reloader: Option<Arc<FlowReloader>>) -> Self {
+        self.reloader = reloader;
         self
     }
 
@@ -124,7 +133,20 @@ impl AdminService for AdminApi {
         &self,
         _req: Request<pb::ReloadRequest>,
     ) -> Result<Response<pb::ReloadResponse>, Status> {
-        Err(Status::unimplemented("reload is not implemented yet"))
+        let Some(reloader) = &self.reloader else {
+            metrics::counter!("acd_ivr_reload_refused_total", "reason" => "no_ivr").increment(1);
+            return Err(Status::failed_precondition(
+                "this process has no IVR runner: reload the processes with the ivr role",
+            ));
+        };
+        match reloader.reload("AdminService.Reload").await {
+            Ok(report) => Ok(Response::new(pb::ReloadResponse {
+                flows: report.flows,
+                changed: report.changed,
+            })),
+            // Every problem, one per line: file:line: key: message.
+            Err(errors) => Err(Status::invalid_argument(errors.to_string())),
+        }
     }
 
     async fn list_callbacks(

@@ -13,8 +13,8 @@ pub fn check(path: &Path) -> Result<Loaded, ConfigErrors> {
     // Only read again to locate prompt lines; the file was just read fine.
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let mut errors = Vec::new();
-    for (name, relative) in &loaded.config.prompts {
-        let problem = match loaded.read_file(relative) {
+    for (table, name, relative) in acd_config::prompt_keys(&loaded.config) {
+        let problem = match loaded.read_file(&relative) {
             Ok(bytes) => match acd_media::load_wav(&bytes) {
                 Ok(_) => continue,
                 Err(e) => format!("{relative}: {e}"),
@@ -23,8 +23,8 @@ pub fn check(path: &Path) -> Result<Loaded, ConfigErrors> {
         };
         errors.push(ConfigError {
             file: file.clone(),
-            line: prompt_line(&text, name),
-            key: format!("prompts.{name}"),
+            line: prompt_line(&text, &table.join("."), &name),
+            key: format!("{}.{name}", table.join(".")),
             message: problem,
         });
     }
@@ -35,14 +35,15 @@ pub fn check(path: &Path) -> Result<Loaded, ConfigErrors> {
     }
 }
 
-/// Line (1-based) of `name = ...` in the `[prompts]` table, if written that
-/// way (an inline table or dotted keys are simply not located).
-fn prompt_line(text: &str, name: &str) -> Option<usize> {
+/// Line (1-based) of `name = ...` in the `[table]` table (`prompts`,
+/// `prompt_sets.en`), if written that way (an inline table or dotted keys
+/// are simply not located).
+fn prompt_line(text: &str, table: &str, name: &str) -> Option<usize> {
     let mut in_prompts = false;
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.starts_with('[') {
-            in_prompts = line.trim_start_matches('[').trim_end_matches(']').trim() == "prompts";
+            in_prompts = line.trim_start_matches('[').trim_end_matches(']').trim() == table;
             continue;
         }
         if !in_prompts {
@@ -64,9 +65,10 @@ mod tests {
 
     #[test]
     fn locates_prompt_lines() {
-        let text = "[sip]\nwelcome = 1\n\n[prompts]\nwelcome = \"a.wav\"\n\"moh\" = \"b.wav\"\n[media]\nx = 1\n";
-        assert_eq!(prompt_line(text, "welcome"), Some(5));
-        assert_eq!(prompt_line(text, "moh"), Some(6));
-        assert_eq!(prompt_line(text, "x"), None);
+        let text = "[sip]\nwelcome = 1\n\n[prompts]\nwelcome = \"a.wav\"\n\"moh\" = \"b.wav\"\n[media]\nx = 1\n[prompt_sets.ru]\nwelcome = \"c.wav\"\n";
+        assert_eq!(prompt_line(text, "prompts", "welcome"), Some(5));
+        assert_eq!(prompt_line(text, "prompts", "moh"), Some(6));
+        assert_eq!(prompt_line(text, "prompts", "x"), None);
+        assert_eq!(prompt_line(text, "prompt_sets.ru", "welcome"), Some(10));
     }
 }

@@ -21,6 +21,8 @@ pub enum Cmd {
         common: CommonArgs,
         #[command(flatten)]
         sip: SipArgs,
+        #[command(flatten)]
+        ivr: IvrArgs,
     },
     /// The SIP edge alone, talking to a distributor and IVR runners over gRPC.
     Edge {
@@ -50,6 +52,8 @@ pub enum Cmd {
     Ivr {
         #[command(flatten)]
         common: CommonArgs,
+        #[command(flatten)]
+        ivr: IvrArgs,
     },
     /// The distributor (queues, agents, routing), primary or hot standby.
     Distributor {
@@ -93,6 +97,15 @@ pub struct CommonArgs {
     /// Prometheus /metrics and /ready listen address [default: [metrics] listen].
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
+}
+
+/// Options of the roles that run the IVR.
+#[derive(Debug, Args, Default)]
+pub struct IvrArgs {
+    /// Tests: the IVR's clock starts at this RFC 3339 time
+    /// (2026-12-01T03:00:00+03:00) and advances in real time.
+    #[arg(long, hide = true, value_name = "TIME", value_parser = acd_ivr_runner::parse_rfc3339)]
+    pub ivr_clock: Option<i64>,
 }
 
 /// Leadership of a distributor pair from etcd (each overrides its
@@ -234,6 +247,21 @@ mod tests {
             "http://p:1"
         ])
         .is_err());
+    }
+
+    #[test]
+    fn ivr_clock_is_parsed_for_the_ivr_roles() {
+        let cli = Cli::try_parse_from(["acd", "ivr", "--ivr-clock", "1970-01-01T03:00:01+03:00"])
+            .unwrap();
+        match cli.command {
+            Cmd::Ivr { ivr, .. } => assert_eq!(ivr.ivr_clock, Some(1000)),
+            other => panic!("parsed as {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["acd", "run", "--ivr-clock", "tomorrow"]).is_err());
+        assert!(
+            Cli::try_parse_from(["acd", "distributor", "--ivr-clock", "1970-01-01T00:00:00Z"])
+                .is_err()
+        );
     }
 
     #[test]

@@ -36,11 +36,12 @@ mod demo_orders;
 mod health;
 mod http;
 mod notify;
+mod reload;
 mod shutdown;
 mod takeover;
 mod watchdog;
 
-use cli::{Cli, Cmd, CommonArgs, LeadershipArgs, SipArgs};
+use cli::{Cli, Cmd, CommonArgs, IvrArgs, LeadershipArgs, SipArgs};
 
 /// Longest a taking-over edge waits to attach to its distributor before it
 /// tells the old process it is done.
@@ -164,7 +165,8 @@ struct Plan {
     common: CommonArgs,
     /// With an edge: its SIP options and peers.
     edge: Option<(SipArgs, EdgePeers)>,
-    ivr: bool,
+    /// With an IVR runner: its options.
+    ivr: Option<IvrArgs>,
     /// With a distributor: `Some(None)` primary, `Some(Some(url))` standby.
     distributor: Option<Option<String>>,
     /// With a distributor: leadership options (etcd) from the command line.
@@ -174,11 +176,11 @@ struct Plan {
 impl Plan {
     fn from_cmd(cmd: Cmd) -> Plan {
         match cmd {
-            Cmd::Run { common, sip } => Plan {
+            Cmd::Run { common, sip, ivr } => Plan {
                 role: RoleName::Run,
                 common,
                 edge: Some((sip, EdgePeers::Loopback)),
-                ivr: true,
+                ivr: Some(ivr),
                 distributor: Some(None),
                 leadership: None,
             },
@@ -199,15 +201,15 @@ impl Plan {
                         edge_id,
                     },
                 )),
-                ivr: false,
+                ivr: None,
                 distributor: None,
                 leadership: None,
             },
-            Cmd::Ivr { common } => Plan {
+            Cmd::Ivr { common, ivr } => Plan {
                 role: RoleName::Ivr,
                 common,
                 edge: None,
-                ivr: true,
+                ivr: Some(ivr),
                 distributor: None,
                 leadership: None,
             },
@@ -219,7 +221,7 @@ impl Plan {
                 role: RoleName::Distributor,
                 common,
                 edge: None,
-                ivr: false,
+                ivr: None,
                 distributor: Some(standby_of),
                 leadership: Some(leadership),
             },
@@ -347,8 +349,21 @@ async fn serve(cmd: Cmd) -> Result<()> {
         _ => None,
     };
 
+    let ivr_runner = plan.ivr.as_ref().map(|args| {
+        let clock = args.ivr_clock.map_or_else(
+            acd_ivr_runner::Clock::system,
+            acd_ivr_runner::Clock::starting_at,
+        );
+        acd_ivr_runner::IvrRunner::new(cfg.flows.clone()).with_clock(clock)
+    });
+    let reloader = ivr_runner.as_ref().map(|runner| {
+        let r = reload::FlowReloader::new(plan.common.config.clone(), runner.clone(), &loaded);
+        r.spawn_watch();
+        r
+    });
     let admin = admin::AdminApi::new(role.roles(), distributor.clone(), readiness.clone())
         .with_leadership(leadership)
+        .with_reloader(reloader)
         .into_service();
     readiness.register(service_name(&admin));
     let mut router = Server::builder()
@@ -368,8 +383,8 @@ async fn serve(cmd: Cmd) -> Result<()> {
             .add_service(edges)
             .add_service(replication);
     }
-    if plan.ivr {
-        let ivr = acd_ivr_runner::IvrRunner::new(cfg.flows.clone()).into_service();
+    if let Some(runner) = ivr_runner {
+        let ivr = runner.into_service();
         readiness.register(service_name(&ivr));
         router = router.add_service(ivr);
     }

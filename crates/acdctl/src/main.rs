@@ -53,6 +53,11 @@ enum Command {
     Drain,
     /// Print the edge's whole state (calls, dialogs, timers, media) as JSON.
     Snapshot,
+    /// Re-read the config and flow files on every IVR runner named by
+    /// `--server` (each one, not just the leader): prints each runner's
+    /// flows and which changed; an invalid config is refused with its file
+    /// and line, and the flows in service stay.
+    Reload,
     /// Hand the distributor primary's role to its standby (run against the
     /// primary): commands are held until the standby leads.
     Switchover,
@@ -212,6 +217,9 @@ async fn run(cli: Cli) -> Result<()> {
             return installation::status(&servers, cli.json).await;
         }
     }
+    if let Command::Reload = &cli.command {
+        return admin::reload(&cli.server, cli.json).await;
+    }
     let mut servers = servers::Servers::new(&cli.server)?;
     match cli.command {
         Command::Agent(cmd) => agent::run(&mut servers, cmd, cli.json).await,
@@ -219,7 +227,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Status(_) => admin::status(&mut servers, cli.json).await,
         Command::Drain => admin::drain(&mut servers, cli.json).await,
         Command::Snapshot => admin::snapshot(&mut servers).await,
-        Command::RollingRestart { .. } => unreachable!("handled above"),
+        Command::RollingRestart { .. } | Command::Reload => unreachable!("handled above"),
         Command::Switchover => admin::switchover(&mut servers, cli.json).await,
     }
 }

@@ -1,0 +1,109 @@
+//! The IVR runner's flows follow the config: re-read (with the same loader
+//! as at start-up) when the config file or a flow file changes, and on
+//! `AdminService.Reload`. An invalid config is refused and the flows in
+//! service stay; callers already in a flow keep their version either way.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use acd_config::{ConfigErrors, Loaded};
+use acd_ivr_runner::{IvrRunner, ReloadReport};
+
+/// How often the watched files' modification times are compared.
+const POLL: Duration = Duration::from_secs(1);
+
+pub struct FlowReloader {
+    /// `None`: the embedded config (nothing to watch; Reload re-reads it).
+    config: Option<PathBuf>,
+    runner: IvrRunner,
+    watched: Mutex<Vec<PathBuf>>,
+    /// One reload at a time (the watcher and an operator may race).
+    busy: tokio::sync::Mutex<()>,
+}
+
+/// Modification time and length of each watched file (`None`: missing).
+type Signature = Vec<(PathBuf, Option<(SystemTime, u64)>)>;
+
+impl FlowReloader {
+    pub fn new(config: Option<PathBuf>, runner: IvrRunner, loaded: &Loaded) -> Arc<FlowReloader> {
+        Arc::new(FlowReloader {
+            config,
+            runner,
+            watched: Mutex::new(loaded.watched_files()),
+            busy: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Re-reads the config and makes its flows current, or refuses it.
+    pub async fn reload(&self, why: &'static str) -> Result<ReloadReport, ConfigErrors> {
+        let _one = self.busy.lock().await;
+        let path = self.config.clone();
+        let loaded = tokio::task::spawn_blocking(move || Loaded::from_option(path.as_deref()))
+            .await
+            .unwrap_or_else(|e| Err(internal_error(&e.to_string())));
+        match loaded {
+            Ok(loaded) => {
+                *lock(&self.watched) = loaded.watched_files();
+                let report = self.runner.reload(loaded.config.flows);
+                tracing::info!(why, changed = ?report.changed, "flows reloaded");
+                Ok(report)
+            }
+            Err(errors) => {
+                metrics::counter!("acd_ivr_reload_refused_total", "reason" => "invalid_config")
+                    .increment(1);
+                tracing::warn!(why, %errors, "reload refused: the flows in service stay");
+                Err(errors)
+            }
+        }
+    }
+
+    /// Polls the watched files and reloads when any changed.
+    pub fn spawn_watch(self: &Arc<Self>) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut seen = this.signature().await;
+            let mut tick = tokio::time::interval(POLL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let now = this.signature().await;
+                if now == seen {
+                    continue;
+                }
+                // A refused config is not retried until the files change again.
+                let _ = this.reload("file changed").await;
+                seen = this.signature().await;
+            }
+        });
+    }
+
+    async fn signature(&self) -> Signature {
+        let files = lock(&self.watched).clone();
+        tokio::task::spawn_blocking(move || {
+            files
+                .into_iter()
+                .map(|f| {
+                    let meta = std::fs::metadata(&f).ok();
+                    let stamp = meta.and_then(|m| Some((m.modified().ok()?, m.len())));
+                    (f, stamp)
+                })
+                .collect()
+        })
+        .await
+        .unwrap_or_default()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn internal_error(message: &str) -> ConfigErrors {
+    ConfigErrors(vec![acd_config::ConfigError {
+        file: String::new(),
+        line: None,
+        key: String::new(),
+        message: format!("reload task failed: {message}"),
+    }])
+}
