@@ -10,8 +10,10 @@ use acd_proto::v1 as pb;
 use pb::ivr_service_client::IvrServiceClient;
 use tonic::transport::{Channel, Endpoint};
 
-/// A step that takes longer is treated as a failed runner.
-const STEP_TIMEOUT: Duration = Duration::from_secs(2);
+/// A step that takes longer is treated as a failed runner. A step may wait
+/// on HTTP lookups (at most 8 s in all, bounded by the runner); a runner that
+/// died refuses the connection at once and is skipped without this wait.
+const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct IvrClients {

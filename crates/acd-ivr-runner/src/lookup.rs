@@ -23,7 +23,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 /// A flow's timeout is capped: the edge waits for the whole Step.
-pub const MAX_TIMEOUT: Duration = Duration::from_secs(10);
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(5);
+/// All the lookups of one Step together: the edge gives a Step 10 s before
+/// it tries another runner, so the answer must be back well before that.
+pub const STEP_BUDGET: Duration = Duration::from_secs(8);
 /// Largest response body read; a bigger one fails the lookup.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Lookups per Step: a flow chaining lookups without input cannot spin.
@@ -45,6 +48,7 @@ pub async fn run_lookups<E>(
     mut step: impl FnMut(Event) -> Result<Vec<Action>, E>,
 ) -> Result<Vec<Action>, E> {
     let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + STEP_BUDGET;
     for round in 0..=MAX_ROUNDS {
         let Some(Action::Lookup { url, timeout_ms }) = actions.last().cloned() else {
             break;
@@ -58,7 +62,8 @@ pub async fn run_lookups<E>(
                 reason: format!("more than {MAX_ROUNDS} lookups in one step"),
             }
         } else {
-            lookup(call_id, &url, timeout_ms).await
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            lookup_within(call_id, &url, timeout_ms, left).await
         };
         actions = step(event)?;
     }
@@ -70,10 +75,16 @@ pub async fn run_lookups<E>(
 
 /// One lookup as the event the flow gets, counted and logged by outcome.
 pub async fn lookup(call_id: &str, url: &str, timeout_ms: u32) -> Event {
+    lookup_within(call_id, url, timeout_ms, STEP_BUDGET).await
+}
+
+/// A lookup given at most `left` of the Step's budget.
+async fn lookup_within(call_id: &str, url: &str, timeout_ms: u32, left: Duration) -> Event {
     let limit = match timeout_ms {
         0 => MAX_TIMEOUT,
         ms => Duration::from_millis(u64::from(ms)).min(MAX_TIMEOUT),
-    };
+    }
+    .min(left);
     let started = std::time::Instant::now();
     let result = match tokio::time::timeout(limit, get(url)).await {
         Ok(r) => r,
