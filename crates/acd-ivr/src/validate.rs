@@ -249,14 +249,12 @@ impl Check<'_> {
             }
             Node::Set {
                 var, value, vars, ..
-            } => {
-                if var.is_empty() && (vars.is_empty() || !value.is_empty()) {
-                    self.push(
-                        at,
-                        Some("var"),
-                        "set needs `var` (with `value`) or `vars`".into(),
-                    );
-                }
+            } if var.is_empty() && (vars.is_empty() || !value.is_empty()) => {
+                self.push(
+                    at,
+                    Some("var"),
+                    "set needs `var` (with `value`) or `vars`".into(),
+                );
             }
             Node::Lookup { url, on_status, .. } => {
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
