@@ -30,6 +30,21 @@ pub struct Flow {
     pub nodes: BTreeMap<String, Node>,
 }
 
+/// An empty flow (no nodes) in the default language; handy with `..Default::default()`.
+impl Default for Flow {
+    fn default() -> Flow {
+        Flow {
+            answer: AnswerMode::default(),
+            start: String::new(),
+            fallback_queue: String::new(),
+            default_language: default_language(),
+            neutral_prompts: Vec::new(),
+            lists: BTreeMap::new(),
+            nodes: BTreeMap::new(),
+        }
+    }
+}
+
 /// When the caller's leg is answered.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
