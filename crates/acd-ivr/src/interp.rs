@@ -233,6 +233,19 @@ impl<'a> Ask<'a> {
                 inter_digit_timeout_ms: timeout_ms,
             }
         };
+        let ask = |prompt: &'a String,
+                   no_input: &'a Option<String>,
+                   invalid: &'a Option<String>,
+                   retries: &u32,
+                   barge_in: &bool,
+                   spec| Ask {
+            prompt,
+            no_input_prompt: no_input.as_deref(),
+            invalid_prompt: invalid.as_deref(),
+            retries: *retries,
+            barge_in: *barge_in,
+            spec,
+        };
         let ask = match node {
             Node::Menu {
                 prompt,
@@ -253,14 +266,14 @@ impl<'a> Ask<'a> {
                 invalid_prompt,
                 barge_in,
                 ..
-            } => Ask {
+            } => ask(
                 prompt,
-                no_input_prompt: no_input_prompt.as_deref(),
-                invalid_prompt: invalid_prompt.as_deref(),
-                retries: *retries,
-                barge_in: *barge_in,
-                spec: choice(options, *timeout_ms),
-            },
+                no_input_prompt,
+                invalid_prompt,
+                retries,
+                barge_in,
+                choice(options, *timeout_ms),
+            ),
             Node::Collect {
                 prompt,
                 min_length,
@@ -273,20 +286,20 @@ impl<'a> Ask<'a> {
                 invalid_prompt,
                 barge_in,
                 ..
-            } => Ask {
+            } => ask(
                 prompt,
-                no_input_prompt: no_input_prompt.as_deref(),
-                invalid_prompt: invalid_prompt.as_deref(),
-                retries: *retries,
-                barge_in: *barge_in,
-                spec: CollectSpec {
+                no_input_prompt,
+                invalid_prompt,
+                retries,
+                barge_in,
+                CollectSpec {
                     min_digits: *min_length,
                     max_digits: *max_length,
                     terminator: terminator.chars().next(),
                     first_digit_timeout_ms: *timeout_ms,
                     inter_digit_timeout_ms: *inter_digit_timeout_ms,
                 },
-            },
+            ),
             _ => return None,
         };
         Some(ask)

@@ -94,6 +94,50 @@ pub fn date(lang: &str, value: &str) -> Vec<String> {
     }
 }
 
+/// `digit_0`…`digit_9` (what a digit string needs; `star`/`pound` only if it has them).
+pub fn digit_fragments() -> Vec<String> {
+    (0..=9).map(|d| format!("digit_{d}")).collect()
+}
+
+/// What numbers in words need in `lang`.
+pub fn number_fragments(lang: &str) -> Vec<String> {
+    let mut v: Vec<String> = (0..=19).map(|n| format!("num_{n}")).collect();
+    v.extend((2..=9).map(|t| format!("num_{}", t * 10)));
+    v.extend((1..=9).map(|h| format!("num_{}", h * 100)));
+    if lang == "ru" {
+        v.extend(
+            [
+                "num_1_f",
+                "num_2_f",
+                "thousand_1",
+                "thousand_2",
+                "thousand_5",
+            ]
+            .map(String::from),
+        );
+    } else {
+        v.push("thousand".into());
+    }
+    v
+}
+
+/// What dates need: `month_1`…`month_12`, `day_1`…`day_31`.
+pub fn date_fragments() -> Vec<String> {
+    let mut v: Vec<String> = (1..=12).map(|m| format!("month_{m}")).collect();
+    v.extend((1..=31).map(|d| format!("day_{d}")));
+    v
+}
+
+/// Every say fragment a prompt set for `lang` should have (names without
+/// the `<lang>/` prefix), for prompt loaders and tests.
+pub fn all_fragments(lang: &str) -> Vec<String> {
+    let mut v = digit_fragments();
+    v.extend(["star", "pound"].map(String::from));
+    v.extend(number_fragments(lang));
+    v.extend(date_fragments());
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,36 +37,14 @@ const PROMPTS: [&str; 25] = [
     "queue_wait",
 ];
 
-/// The say fragments of the project's naming convention.
-fn fragments(lang: &str) -> Vec<String> {
-    let mut f: Vec<String> = (0..=9).map(|d| format!("digit_{d}")).collect();
-    f.extend(["star", "pound"].map(String::from));
-    f.extend((0..=19).map(|n| format!("num_{n}")));
-    f.extend((2..=9).map(|n| format!("num_{}", n * 10)));
-    f.extend((1..=9).map(|n| format!("num_{}", n * 100)));
-    f.extend((1..=12).map(|m| format!("month_{m}")));
-    f.extend((1..=31).map(|d| format!("day_{d}")));
-    if lang == "ru" {
-        f.extend(
-            [
-                "num_1_f",
-                "num_2_f",
-                "thousand_1",
-                "thousand_2",
-                "thousand_5",
-            ]
-            .map(String::from),
-        );
-    } else {
-        f.push("thousand".into());
-    }
-    f
-}
-
 fn known() -> Known {
     let mut prompts: BTreeSet<String> = ["choose_language", "moh", "beep"].map(String::from).into();
     for lang in ["en", "ru"] {
-        for p in PROMPTS.iter().map(|p| p.to_string()).chain(fragments(lang)) {
+        for p in PROMPTS
+            .iter()
+            .map(|p| p.to_string())
+            .chain(say_fragments(lang))
+        {
             prompts.insert(format!("{lang}/{p}"));
         }
     }

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 
 use crate::calendar::{self, DAY_KEYS};
 use crate::flow::{Flow, Node, SayItem};
-use crate::template;
+use crate::{say, template};
 
 /// What a flow may refer to outside itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -481,38 +481,12 @@ fn quoted(names: &[String]) -> String {
         .join(", ")
 }
 
-/// The fragments a say item may need in `lang` (see `say.rs`).
+/// The fragments a say item may need in `lang`.
 fn fragments_for(item: &SayItem, lang: &str) -> Vec<String> {
-    let range = |prefix: &str, r: std::ops::RangeInclusive<u32>| -> Vec<String> {
-        r.map(|i| format!("{prefix}_{i}")).collect()
-    };
     match item {
         SayItem::Prompt(_) => vec![],
-        SayItem::Digits(_) => range("digit", 0..=9),
-        SayItem::Date(_) => {
-            let mut v = range("month", 1..=12);
-            v.extend(range("day", 1..=31));
-            v
-        }
-        SayItem::Number(_) => {
-            let mut v = range("num", 0..=19);
-            v.extend((2..=9).map(|t| format!("num_{}", t * 10)));
-            v.extend((1..=9).map(|h| format!("num_{}", h * 100)));
-            if lang == "ru" {
-                v.extend(
-                    [
-                        "num_1_f",
-                        "num_2_f",
-                        "thousand_1",
-                        "thousand_2",
-                        "thousand_5",
-                    ]
-                    .map(String::from),
-                );
-            } else {
-                v.push("thousand".into());
-            }
-            v
-        }
+        SayItem::Digits(_) => say::digit_fragments(),
+        SayItem::Date(_) => say::date_fragments(),
+        SayItem::Number(_) => say::number_fragments(lang),
     }
 }
