@@ -36,6 +36,27 @@ pub fn day_key(day: Weekday) -> &'static str {
 
 pub const DAY_KEYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
+/// The days a key names: one day (`sat`) or a range (`mon-fri`, `fri-mon`
+/// wraps over the weekend).
+pub fn parse_days(key: &str) -> Result<Vec<&'static str>, String> {
+    let index = |d: &str| {
+        DAY_KEYS.iter().position(|k| *k == d.trim()).ok_or_else(|| {
+            format!("`{key}` is not a day or a range of days (mon, tue, … sun, mon-fri)")
+        })
+    };
+    let (from, to) = match key.split_once('-') {
+        Some((a, b)) => (index(a)?, index(b)?),
+        None => (index(key)?, index(key)?),
+    };
+    let len = (to + 7 - from) % 7 + 1;
+    Ok((0..len).map(|i| DAY_KEYS[(from + i) % 7]).collect())
+}
+
+/// Whether the day key (or range) `key` covers `day`.
+pub fn covers(key: &str, day: &str) -> bool {
+    parse_days(key).is_ok_and(|days| days.contains(&day))
+}
+
 /// `HH:MM-HH:MM` as minutes of the day, end exclusive (`24:00` allowed).
 pub fn parse_range(range: &str) -> Result<(u32, u32), String> {
     let bad = || format!("bad time range `{range}` (want HH:MM-HH:MM)");
@@ -103,10 +124,11 @@ pub fn hours(
     }
     let minute =
         u32::try_from(now.hour()).unwrap_or(0) * 60 + u32::try_from(now.minute()).unwrap_or(0);
+    let today_key = day_key(now.weekday());
     let open = weekly
-        .get(day_key(now.weekday()))
-        .into_iter()
-        .flatten()
+        .iter()
+        .filter(|(days, _)| covers(days, today_key))
+        .flat_map(|(_, ranges)| ranges)
         .filter_map(|r| parse_range(r).ok())
         .any(|(from, to)| from <= minute && minute < to);
     if open {
@@ -134,6 +156,20 @@ mod tests {
         assert!(parse_range("08:00-25:00").is_err());
         assert!(parse_range("08:60-09:00").is_err());
         assert!(parse_range("0800").is_err());
+    }
+
+    #[test]
+    fn day_ranges() {
+        assert_eq!(parse_days("sat"), Ok(vec!["sat"]));
+        assert_eq!(
+            parse_days("mon-fri"),
+            Ok(vec!["mon", "tue", "wed", "thu", "fri"])
+        );
+        assert_eq!(parse_days("fri-mon"), Ok(vec!["fri", "sat", "sun", "mon"]));
+        assert!(parse_days("monday").is_err());
+        assert!(parse_days("mon-xyz").is_err());
+        assert!(covers("sat-sun", "sun"));
+        assert!(!covers("sat-sun", "mon"));
     }
 
     #[test]

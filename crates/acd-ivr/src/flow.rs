@@ -144,7 +144,8 @@ pub enum Node {
     Hours {
         /// IANA zone, e.g. `Europe/Moscow`.
         timezone: String,
-        /// Day (`mon`…`sun`) → opening ranges `HH:MM-HH:MM` (end exclusive, `24:00` allowed).
+        /// Day (`mon`…`sun`) or days (`mon-fri`) → opening ranges `HH:MM-HH:MM`
+        /// (end exclusive, `24:00` allowed); keys may overlap (ranges add up).
         #[serde(default)]
         weekly: BTreeMap<String, Vec<String>>,
         /// `YYYY-MM-DD` or `YYYY-MM-DD..YYYY-MM-DD` (inclusive).
@@ -159,7 +160,7 @@ pub enum Node {
     /// Branch on the day of the week in a time zone.
     Weekday {
         timezone: String,
-        /// Day (`mon`…`sun`) → node.
+        /// Day (`mon`…`sun`) or days (`sat-sun`) → node; a day in one key only.
         days: BTreeMap<String, String>,
         default: String,
     },

@@ -485,7 +485,12 @@ fn arrive(
             default,
         } => {
             let today = calendar::weekday(timezone, env.now_unix_ms).ok();
-            Some(today.and_then(|d| days.get(d)).unwrap_or(default).clone())
+            let to = today.and_then(|d| {
+                days.iter()
+                    .find(|(key, _)| calendar::covers(key, d))
+                    .map(|(_, to)| to)
+            });
+            Some(to.unwrap_or(default).clone())
         }
         Node::Branch {
             var,

@@ -406,14 +406,15 @@ fn weekday_branches_per_day_in_the_zone() {
 [nodes.n]
 type = "weekday"
 timezone = "Asia/Tokyo"
-days = { sat = "weekend", sun = "weekend" }
+days = { sat-sun = "weekend", fri = "friday" }
 default = "weekday"
 "#,
-        &["weekend", "weekday"],
+        &["weekend", "weekday", "friday"],
     );
     // Friday 23:30 UTC is already Saturday in Tokyo (UTC+9).
     assert_eq!(hours_at(&f, "2026-12-11T23:30:00Z"), "weekend");
-    assert_eq!(hours_at(&f, "2026-12-11T12:00:00Z"), "weekday");
+    assert_eq!(hours_at(&f, "2026-12-11T12:00:00Z"), "friday");
+    assert_eq!(hours_at(&f, "2026-12-10T12:00:00Z"), "weekday", "Thursday");
     assert_eq!(hours_at(&f, "2026-12-13T14:59:00Z"), "weekend", "Sun 23:59");
     assert_eq!(hours_at(&f, "2026-12-13T15:00:00Z"), "weekday", "Mon 00:00");
 }

@@ -332,6 +332,13 @@ fn weekday_checks() {
     assert_eq!(got.len(), 2, "{got:#?}");
     assert_eq!(got[0].key.as_deref(), Some("timezone"));
     assert_eq!(got[1].key.as_deref(), Some("days"));
+    let body = "[nodes.n]\ntype = \"weekday\"\ntimezone = \"UTC\"\ndays = { mon-fri = \"end\", fri-sun = \"end\" }\ndefault = \"end\"";
+    one(
+        &issues(body),
+        Some("n"),
+        Some("days"),
+        "`fri` is in both `fri-sun` and `mon-fri`",
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use sha2::{Digest, Sha256};
 
-use crate::calendar::{self, DAY_KEYS};
+use crate::calendar;
 use crate::flow::{Flow, Node, SayItem};
 use crate::{say, template};
 
@@ -217,7 +217,7 @@ impl Check<'_> {
                 ..
             } => {
                 self.timezone(name, timezone);
-                self.days(name, "weekly", weekly.keys());
+                self.days(name, "weekly", weekly.keys(), false);
                 for range in weekly.values().flatten() {
                     if let Err(e) = calendar::parse_range(range) {
                         self.push(at, Some("weekly"), e);
@@ -231,7 +231,7 @@ impl Check<'_> {
             }
             Node::Weekday { timezone, days, .. } => {
                 self.timezone(name, timezone);
-                self.days(name, "days", days.keys());
+                self.days(name, "days", days.keys(), true);
             }
             Node::Branch { var, lists, .. } => {
                 if var.is_empty() {
@@ -347,14 +347,32 @@ impl Check<'_> {
         }
     }
 
-    fn days<'k>(&mut self, node: &str, key: &str, days: impl Iterator<Item = &'k String>) {
-        for day in days {
-            if !DAY_KEYS.contains(&day.as_str()) {
-                self.push(
-                    Some(node),
-                    Some(key),
-                    format!("`{day}` is not a day (mon, tue, … sun)"),
-                );
+    /// Day keys must parse; for branches (`exclusive`) no day may be in two keys.
+    fn days<'k>(
+        &mut self,
+        node: &str,
+        key: &str,
+        days: impl Iterator<Item = &'k String>,
+        exclusive: bool,
+    ) {
+        let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+        for spec in days {
+            let parsed = match calendar::parse_days(spec) {
+                Ok(d) => d,
+                Err(e) => {
+                    self.push(Some(node), Some(key), e);
+                    continue;
+                }
+            };
+            for day in parsed {
+                match seen.insert(day, spec) {
+                    Some(other) if exclusive => self.push(
+                        Some(node),
+                        Some(key),
+                        format!("`{day}` is in both `{other}` and `{spec}`"),
+                    ),
+                    _ => {}
+                }
             }
         }
     }
