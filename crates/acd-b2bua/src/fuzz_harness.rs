@@ -29,6 +29,7 @@ fn config() -> CoreConfig {
             start: "hello".into(),
             fallback_queue: "sales".into(),
             nodes: BTreeMap::new(),
+            ..Default::default()
         },
     );
     cfg.dids.insert("5550100".into(), "main".into());

@@ -162,6 +162,8 @@ mod tests {
                     "w".into(),
                     Node::Play {
                         prompt: "welcome".into(),
+                        prompts: vec![],
+                        barge_in: false,
                         next: "e".into(),
                     },
                 ),
@@ -170,9 +172,13 @@ mod tests {
                     Node::Enqueue {
                         queue: "q".into(),
                         priority: 2,
+                        skills: BTreeMap::new(),
+                        language_skills: BTreeMap::new(),
+                        data: BTreeMap::new(),
                     },
                 ),
             ]),
+            ..Flow::default()
         };
         IvrRunner::new(BTreeMap::from([("main".into(), flow)]))
     }
@@ -213,7 +219,8 @@ mod tests {
                     queue_id: "q".into(),
                     priority: 2,
                     skills: Default::default(),
-                    data: Default::default(),
+                    // The caller's language always goes into the call-pop data.
+                    data: [("language".to_string(), "en".to_string())].into(),
                 }))
             }]
         );

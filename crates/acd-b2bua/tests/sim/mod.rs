@@ -48,6 +48,7 @@ fn toml_flow() -> acd_ivr::Flow {
         start: "hello".into(),
         fallback_queue: "sales".into(),
         nodes: BTreeMap::new(),
+        ..Default::default()
     }
 }
 
