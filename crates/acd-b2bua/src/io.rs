@@ -195,6 +195,9 @@ pub enum MediaCommand {
         token: PlayToken,
     },
     StopPlayback,
+    /// The payload type of the caller's RFC 4733 telephone-events (its SDP's
+    /// `telephone-event/8000`), for digit detection; `None`: none negotiated.
+    TelephoneEvent { pt: Option<u8> },
     /// The agent answered: relay both ways.
     Bridge {
         agent_remote: SocketAddr,
@@ -226,6 +229,9 @@ pub enum MediaEvent {
         call: CallId,
         side: Side,
     },
+    /// The caller pressed a key, as an RFC 4733 telephone-event (once per
+    /// press; SIP INFO digits come in as SIP).
+    Digit { call: CallId, digit: char },
 }
 
 /// Everything the core asks the shell to do.
