@@ -84,8 +84,7 @@ impl EdgeCore {
         req: &Request,
         now: Instant,
     ) {
-        let in_flow = side == Side::Caller
-            && matches!(self.phase_of(id), Some(Phase::Ivr { .. }));
+        let in_flow = side == Side::Caller && matches!(self.phase_of(id), Some(Phase::Ivr { .. }));
         if !in_flow {
             return self.respond(&key, Response::for_request(req, 200, "OK"), now);
         }
@@ -131,7 +130,10 @@ mod tests {
             Ok(Some('#'))
         );
         assert_eq!(parse_info_digit(relay, b"Signal=10\r\n"), Ok(Some('*')));
-        assert_eq!(parse_info_digit("Application/DTMF", b"9\r\n"), Ok(Some('9')));
+        assert_eq!(
+            parse_info_digit("Application/DTMF", b"9\r\n"),
+            Ok(Some('9'))
+        );
         assert_eq!(parse_info_digit("application/dtmf", b"d"), Ok(Some('D')));
         assert_eq!(parse_info_digit("", b""), Ok(None), "empty INFO");
         assert_eq!(parse_info_digit(relay, b"\r\n"), Ok(None));

@@ -197,7 +197,9 @@ pub enum MediaCommand {
     StopPlayback,
     /// The payload type of the caller's RFC 4733 telephone-events (its SDP's
     /// `telephone-event/8000`), for digit detection; `None`: none negotiated.
-    TelephoneEvent { pt: Option<u8> },
+    TelephoneEvent {
+        pt: Option<u8>,
+    },
     /// The agent answered: relay both ways.
     Bridge {
         agent_remote: SocketAddr,
@@ -231,7 +233,10 @@ pub enum MediaEvent {
     },
     /// The caller pressed a key, as an RFC 4733 telephone-event (once per
     /// press; SIP INFO digits come in as SIP).
-    Digit { call: CallId, digit: char },
+    Digit {
+        call: CallId,
+        digit: char,
+    },
 }
 
 /// Everything the core asks the shell to do.
