@@ -244,3 +244,69 @@ async fn invalid_digit_then_no_input_take_the_menu_default() {
     assert!(steps >= 3.0, "started, digits, no input: {steps} steps");
     site.acd.assert_running();
 }
+
+/// A real softphone as the caller: baresip 1.0 dials the long menu and
+/// presses 2 through its control interface (`ctrl_tcp`, command `sndcode`).
+/// baresip 1.0 sends DTMF only as RFC 4733 telephone-events (it reads INFO
+/// digits but cannot send them: no `dtmfmode` setting in 1.0), so the digit
+/// must arrive as RFC 4733 and none as INFO; it barges in and Bob is offered
+/// the call.
+#[tokio::test]
+async fn baresip_caller_presses_a_key_through_its_control_interface() {
+    use acd_tests::baresip::{ctrl_command, ctrl_tcp_config, Baresip, BaresipSpec};
+    let env = TestEnv::new("dtmf_baresip", 95);
+    let mut site = site(&env).await;
+    let wav = env.log_path("baresip-source.wav");
+    write_level_wav(&wav, 1000, 60).unwrap();
+    let ctrl = env.ports.observer(7);
+    let mut spec = BaresipSpec::new(&env, "caller", "1003", "secret1003", &wav);
+    spec.extra_config = ctrl_tcp_config(ctrl);
+    let phone = Baresip::spawn(&env, spec).await.unwrap();
+    let started = Instant::now();
+    let target = format!("sip:5550300@{}", env.sip_addr());
+    let resp = ctrl_command(ctrl, "dial", &target, Duration::from_secs(10))
+        .await
+        .unwrap();
+    eprintln!("[e2e] baresip dial: {resp}");
+    let deadline = Instant::now() + LONG;
+    while !phone.output().to_ascii_lowercase().contains("established") {
+        assert!(
+            Instant::now() < deadline,
+            "baresip's call was not established"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let resp = ctrl_command(ctrl, "sndcode", "2", Duration::from_secs(5))
+        .await
+        .unwrap();
+    eprintln!("[e2e] baresip sndcode: {resp}");
+    let offer = site.bob.await_offer(LONG).await.unwrap();
+    let took = started.elapsed();
+    eprintln!("[e2e] offer to bob {took:?} after baresip dialled");
+    assert_eq!(offer.queue_id, "support");
+    assert!(
+        took < Duration::from_secs(8),
+        "the key did not barge in: {took:?}"
+    );
+    site.bob
+        .await_state(AgentState::OnCall, LONG)
+        .await
+        .unwrap();
+    let rtp = edge_counter(
+        &site.acd,
+        "acd_edge_dtmf_digits_total",
+        &[("source", "rfc4733")],
+    )
+    .await;
+    let info = edge_counter(
+        &site.acd,
+        "acd_edge_dtmf_digits_total",
+        &[("source", "info")],
+    )
+    .await;
+    eprintln!("[e2e] baresip sent {rtp} RFC 4733 digit(s), {info} INFO digit(s)");
+    assert_eq!((rtp, info), (1.0, 0.0), "baresip 1.0 sends RFC 4733 only");
+    site.alice.drain(Duration::from_millis(200)).await;
+    assert!(site.alice.offers().is_empty(), "alice was offered the call");
+    site.acd.assert_running();
+}
