@@ -72,6 +72,8 @@ pub struct BaresipSpec {
     pub source_wav: PathBuf,
     /// `-t`: baresip quits by itself after this long.
     pub lifetime: Duration,
+    /// More config lines (e.g. `module_app ctrl_tcp.so`), appended.
+    pub extra_config: String,
 }
 
 impl BaresipSpec {
@@ -87,6 +89,7 @@ impl BaresipSpec {
             rtp_ports: (base + 92, base + 99),
             source_wav: wav.to_path_buf(),
             lifetime: Duration::from_secs(120),
+            extra_config: String::new(),
         }
     }
 
@@ -110,12 +113,14 @@ impl BaresipSpec {
              module\t\t\taubridge.so\n\
              module\t\t\tsndfile.so\n\
              module_tmp\t\taccount.so\n\
-             snd_path\t\t{dir}\n",
+             snd_path\t\t{dir}\n\
+             {extra}",
             sip = self.sip_port,
             r0 = self.rtp_ports.0,
             r1 = self.rtp_ports.1,
             wav = self.source_wav.display(),
             dir = dir.display(),
+            extra = self.extra_config,
         )
     }
 
@@ -471,6 +476,45 @@ impl MediaProbe {
         }
         Ok(())
     }
+}
+
+/// baresip's TCP control interface (`ctrl_tcp` module): netstring-framed
+/// JSON commands, the long names of the `menu` module's commands.
+pub fn ctrl_tcp_config(port: u16) -> String {
+    format!(
+        "module_app\t\tmenu.so\nmodule_app\t\tctrl_tcp.so\nctrl_tcp_listen\t\t127.0.0.1:{port}\n"
+    )
+}
+
+/// Sends `command` with `params` to baresip's `ctrl_tcp` on `port`,
+/// retrying the connection until `within` passes; returns its response.
+pub async fn ctrl_command(
+    port: u16,
+    command: &str,
+    params: &str,
+    within: Duration,
+) -> Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let deadline = Instant::now() + within;
+    let mut stream = loop {
+        match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            Ok(s) => break s,
+            Err(e) if Instant::now() >= deadline => bail!("baresip ctrl_tcp on {port}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    let json = format!("{{\"command\":\"{command}\",\"params\":\"{params}\",\"token\":\"acd\"}}");
+    stream
+        .write_all(format!("{}:{json},", json.len()).as_bytes())
+        .await?;
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout_at(
+        deadline.max(Instant::now() + Duration::from_secs(2)),
+        stream.read(&mut buf),
+    )
+    .await
+    .context("baresip ctrl_tcp: no response")??;
+    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 pub mod baresip;
 pub mod cli;
 pub mod cluster;
+pub mod dtmf;
 pub mod env;
 pub mod etcd;
 pub mod flows;

@@ -36,10 +36,12 @@
 //! `installation_status.rs`, 81-85 `chaos.rs`, 86 `partition.rs` (also its
 //! address range `10.86.0.0/24` in its network namespaces; 87-88 reserved for
 //! it), 89-90 `handover.rs` (50 calls: block 89, RTP over 89's `+100..` and all
-//! of 90), 91 `edge_readiness.rs`, 100 `ivr_reload.rs`, 101 `ivr_runner_kill.rs`
-//! (102-103 reserved for them), 107 `demo_orders.rs` (the standalone API
-//! on slot 4's gRPC and metrics ports; `acd run` on slot 0, its demo API on
-//! slot 3's gRPC port).
+//! of 90), 91 `edge_readiness.rs`, 92-94 `dtmf.rs` (SIPp RFC 4733 and INFO
+//! digits), 95 `dtmf.rs` (baresip pressing a key; baresip on `+90..+99`),
+//! 96-99 `ivr_actions.rs` (99: the acd-edge voicemail media test),
+//! 100 `ivr_reload.rs`, 101 `ivr_runner_kill.rs` (102-103 reserved for them),
+//! 107 `demo_orders.rs` (the standalone API on slot 4's gRPC and metrics
+//! ports; `acd run` on slot 0, its demo API on slot 3's gRPC port).
 
 pub const BASE: u16 = 21000;
 pub const BLOCK: u16 = 200;

@@ -11,7 +11,7 @@ use acd_sip::dialog::Dialog;
 use acd_sip::{Peer, Request, TxKey};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{AgentId, CallId, PlayToken, StepNo};
+use crate::ids::{AgentId, CallId, StepNo};
 use crate::io::{Enqueue, MediaPorts};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -41,6 +41,10 @@ pub enum Phase {
         session: acd_ivr::Session,
         step: StepNo,
         wait: IvrWait,
+        /// Digits pressed while no collection ran (type-ahead), oldest
+        /// first, for the next `Collect`.
+        #[serde(default)]
+        typeahead: String,
     },
     /// Waiting for an agent.
     Queued,
@@ -68,10 +72,8 @@ pub enum IvrWait {
     /// A step with this event is out at a runner (sent again after a
     /// restore: runners are stateless, so a repeat is harmless).
     Reply(crate::io::IvrEvent),
-    /// The end of this prompt.
-    Prompt(PlayToken),
-    /// Digits (or the digit timeout).
-    Digits,
+    /// The prompts and digit collection of the last reply.
+    Input(Box<crate::digits::Input>),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

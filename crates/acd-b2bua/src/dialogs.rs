@@ -97,7 +97,8 @@ impl EdgeCore {
             }
             Method::Invite => self.reinvite(&id, side, key, &req, from, now),
             Method::Update => self.update(&id, side, key, &req, now),
-            Method::Info | Method::Options | Method::Notify => {
+            Method::Info => self.info(&id, side, key, &req, now),
+            Method::Options | Method::Notify => {
                 let mut resp = Response::for_request(&req, 200, "OK");
                 if req.method == Method::Options {
                     resp.headers.push("Allow", ALLOW);
@@ -247,6 +248,7 @@ impl EdgeCore {
     ) -> Option<Direction> {
         let sdp = self.leg_sdp_mut(id, side)?;
         let before = (sdp.remote, sdp.codec, sdp.direction);
+        let te_before = sdp.telephone_event;
         if let Some(codec) = acd_media::negotiate(o, &CODECS) {
             sdp.codec = codec;
             sdp.pt = o.pt_for(codec).unwrap_or(sdp.pt);
@@ -260,6 +262,9 @@ impl EdgeCore {
             sdp.remote = Some(SocketAddr::new(o.conn_ip, o.audio_port));
         }
         let (remote, codec, direction) = (sdp.remote, sdp.codec, sdp.direction);
+        if side == Side::Caller && sdp.telephone_event != te_before {
+            self.sync_telephone_event(id);
+        }
         let changed = (before.2 != direction).then_some(o.direction);
         if (remote, codec, direction) == before {
             // A session refresh or a repeated answer: the media stays as it

@@ -282,6 +282,7 @@ impl EdgeCore {
             AnswerMode::Early if !late_offer => self.early_media(id, now),
             _ => self.answer_caller(id, now),
         }
+        self.sync_telephone_event(id);
         self.start_ivr(id, did, caller, now);
     }
 

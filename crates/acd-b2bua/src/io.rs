@@ -195,6 +195,11 @@ pub enum MediaCommand {
         token: PlayToken,
     },
     StopPlayback,
+    /// The payload type of the caller's RFC 4733 telephone-events (its SDP's
+    /// `telephone-event/8000`), for digit detection; `None`: none negotiated.
+    TelephoneEvent {
+        pt: Option<u8>,
+    },
     /// The agent answered: relay both ways.
     Bridge {
         agent_remote: SocketAddr,
@@ -225,6 +230,12 @@ pub enum MediaEvent {
     Inactive {
         call: CallId,
         side: Side,
+    },
+    /// The caller pressed a key, as an RFC 4733 telephone-event (once per
+    /// press; SIP INFO digits come in as SIP).
+    Digit {
+        call: CallId,
+        digit: char,
     },
 }
 

@@ -2,10 +2,11 @@
 //! runners (each with a number, so a late or duplicated reply is ignored)
 //! and the actions they return.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::call::{IvrWait, Phase};
 use crate::core::EdgeCore;
+use crate::digits::DigitSource;
 use crate::ids::{CallId, PlayToken, StepNo};
 use crate::incoming::caller_info;
 use crate::io::{
@@ -13,7 +14,6 @@ use crate::io::{
     ToDistributor,
 };
 use crate::teardown::EndReason;
-use crate::timers::TimerKind;
 
 impl EdgeCore {
     pub(crate) fn start_ivr(&mut self, id: &CallId, did: String, caller: String, now: Instant) {
@@ -23,7 +23,8 @@ impl EdgeCore {
         call.phase = Phase::Ivr {
             session: acd_ivr::Session::default(),
             step: StepNo(0),
-            wait: IvrWait::Digits,
+            wait: IvrWait::Input(Box::default()),
+            typeahead: String::new(),
         };
         self.ivr_step(
             id,
@@ -36,7 +37,7 @@ impl EdgeCore {
         );
     }
 
-    fn ivr_step(&mut self, id: &CallId, event: IvrEvent, _now: Instant) {
+    pub(crate) fn ivr_step(&mut self, id: &CallId, event: IvrEvent, _now: Instant) {
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
@@ -44,6 +45,7 @@ impl EdgeCore {
             session,
             step,
             wait,
+            ..
         } = &mut call.phase
         else {
             return;
@@ -76,6 +78,7 @@ impl EdgeCore {
             session,
             step,
             wait,
+            ..
         } = &mut call.phase
         else {
             metrics::counter!("acd_edge_ivr_replies_ignored_total", "reason" => "not_in_ivr")
@@ -120,39 +123,15 @@ impl EdgeCore {
         for action in actions {
             self.ivr_action(id, action, now);
         }
+        self.start_input(id, now);
     }
 
     fn ivr_action(&mut self, id: &CallId, action: IvrAction, now: Instant) {
         let token = PlayToken(self.next_token);
         self.next_token += 1;
-        let known_prompt = |p: &str| self.cfg.prompts.contains(p);
         match action {
-            IvrAction::Play { prompts, .. } if prompts.first().is_some_and(|p| known_prompt(p)) => {
-                let prompt = prompts.into_iter().next().unwrap_or_default();
-                self.set_wait(id, IvrWait::Prompt(token));
-                self.media(
-                    id,
-                    MediaCommand::Play {
-                        prompt,
-                        looping: false,
-                        token,
-                    },
-                );
-            }
-            IvrAction::Play { prompts, .. } => {
-                tracing::warn!(?prompts, "unknown prompt, skipping");
-                self.ivr_step(id, IvrEvent::PromptFinished, now);
-            }
-            IvrAction::Collect(spec) => {
-                let timeout_ms = spec.first_digit_timeout_ms;
-                // Digits (RFC 4733 / INFO) arrive in a later issue; until then the menu times out.
-                self.set_wait(id, IvrWait::Digits);
-                if let Some(Phase::Ivr { step, .. }) = self.phase_of(id) {
-                    let step = *step;
-                    let after = Duration::from_millis(u64::from(timeout_ms.max(1)));
-                    self.set_timer(id, TimerKind::Digits(step), after, now);
-                }
-            }
+            IvrAction::Play { prompts, barge_in } => self.ivr_play(id, prompts, barge_in),
+            IvrAction::Collect(spec) => self.ivr_collect(id, spec),
             IvrAction::Enqueue {
                 queue, priority, ..
             } => self.enqueue(id, queue, priority, token),
@@ -192,6 +171,7 @@ impl EdgeCore {
                     session,
                     step,
                     wait: IvrWait::Reply(event),
+                    ..
                 } => Some(IvrStep {
                     call: c.id.clone(),
                     step: *step,
@@ -205,14 +185,6 @@ impl EdgeCore {
         pending.sort_by(|a, b| a.call.cmp(&b.call));
         for step in pending {
             self.emit(Output::Ivr(step));
-        }
-    }
-
-    fn set_wait(&mut self, id: &CallId, to: IvrWait) {
-        if let Some(call) = self.calls.get_mut(id) {
-            if let Phase::Ivr { wait, .. } = &mut call.phase {
-                *wait = to;
-            }
         }
     }
 
@@ -243,26 +215,11 @@ impl EdgeCore {
         self.report(ToDistributor::Enqueue(enqueue));
     }
 
-    pub(crate) fn digits_timeout(&mut self, id: &CallId, fired: StepNo, now: Instant) {
-        let due = matches!(
-            self.phase_of(id),
-            Some(Phase::Ivr { step, wait: IvrWait::Digits, .. }) if *step == fired
-        );
-        if due {
-            self.ivr_step(id, IvrEvent::NoInput, now);
-        }
-    }
-
     pub(crate) fn media_event(&mut self, ev: MediaEvent, now: Instant) {
         match ev {
-            MediaEvent::PromptFinished { call, token } => {
-                let current = matches!(
-                    self.phase_of(&call),
-                    Some(Phase::Ivr { wait: IvrWait::Prompt(t), .. }) if *t == token
-                );
-                if current {
-                    self.ivr_step(&call, IvrEvent::PromptFinished, now);
-                }
+            MediaEvent::PromptFinished { call, token } => self.prompt_finished(&call, token, now),
+            MediaEvent::Digit { call, digit } => {
+                self.digit(&call, digit, DigitSource::Rfc4733, now)
             }
             MediaEvent::Inactive { call, side } => {
                 if self.established(&call, side).is_some() {

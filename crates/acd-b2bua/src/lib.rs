@@ -26,6 +26,8 @@ pub mod call;
 pub mod config;
 mod core;
 mod dialogs;
+pub mod digits;
+mod dtmf_info;
 #[doc(hidden)]
 pub mod fuzz_harness;
 pub mod ids;

@@ -219,6 +219,10 @@ impl Driver {
                 call: CallId(call),
                 side: side_of(leg),
             },
+            MediaEvent::Digit { call, digit } => acd_b2bua::MediaEvent::Digit {
+                call: CallId(call),
+                digit,
+            },
         };
         self.core.handle(CoreInput::Media(ev), Instant::now());
     }
@@ -467,6 +471,7 @@ impl Driver {
                         None => tracing::warn!(call_id = %call, %prompt, "prompt not loaded"),
                     },
                     MediaCommand::StopPlayback => h.send(MediaCmd::StopPlayback),
+                    MediaCommand::TelephoneEvent { pt } => h.send(MediaCmd::SetTelephoneEvent(pt)),
                     MediaCommand::Bridge {
                         agent_remote,
                         agent_codec,

@@ -206,6 +206,8 @@ pub enum MediaCmd {
     },
     /// Music for the caller while the agent holds (`None`: relay the agent's phone).
     SetHoldMusic(Option<NamedPrompt>),
+    /// The caller's RFC 4733 telephone-event payload type (`None`: no digits).
+    SetTelephoneEvent(Option<u8>),
     /// Change the media-inactivity timeout (`None`: never report).
     SetInactivity(Option<Duration>),
     /// Report the media state; the task carries on.
@@ -269,6 +271,11 @@ pub enum MediaEvent {
         call: String,
         leg: Leg,
         since: std::time::Instant,
+    },
+    /// The caller pressed a key (RFC 4733), once per press.
+    Digit {
+        call: String,
+        digit: char,
     },
 }
 
@@ -564,6 +571,7 @@ impl MediaTask {
                 }
             }
             MediaCmd::SetHoldMusic(music) => self.core.set_hold_music(music),
+            MediaCmd::SetTelephoneEvent(pt) => self.core.set_telephone_event(pt),
             MediaCmd::SetInactivity(t) => self.core.set_inactivity(t),
             MediaCmd::Snapshot(tx) => {
                 let _ = tx.send(self.snapshot());
@@ -628,6 +636,10 @@ impl MediaTask {
                         since,
                     }
                 }
+                MediaOutput::Digit { digit } => MediaEvent::Digit {
+                    call: self.call.clone(),
+                    digit,
+                },
             };
             let _ = self.events.send(event);
         }

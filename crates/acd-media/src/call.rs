@@ -22,7 +22,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::codec::Codec;
-use crate::ids::Ssrc;
+use crate::dtmf::DtmfDetector;
+use crate::ids::{PayloadType, Ssrc};
 use crate::latch::{Latch, LatchConfig, LatchSnapshot, Verdict};
 use crate::player::{Player, PlayerPosition, PACKET_LEN};
 use crate::relay::{Leg, Relay};
@@ -103,6 +104,9 @@ pub enum MediaOutput {
     /// `leg` should be sending but no RTP arrived since `since`. Reported once; again
     /// only after media resumed and stopped again.
     Inactive { leg: Leg, since: Instant },
+    /// The caller pressed a key (RFC 4733 telephone-event), reported once per
+    /// press at its first packet (see [`crate::dtmf`]).
+    Digit { digit: char },
 }
 
 /// The RTCP peer when SDP has no `a=rtcp` (RFC 3550 §11: the next port up).
@@ -180,6 +184,9 @@ pub struct CallMedia {
     relay: Relay,
     playing: Option<Playing>,
     hold_music: Option<NamedPrompt>,
+    /// The caller's telephone-event payload type, from its SDP.
+    telephone_event: Option<PayloadType>,
+    dtmf: DtmfDetector,
     events: VecDeque<MediaOutput>,
 }
 
@@ -200,8 +207,16 @@ impl CallMedia {
             relay: Relay::new(),
             playing: None,
             hold_music: None,
+            telephone_event: None,
+            dtmf: DtmfDetector::default(),
             events: VecDeque::with_capacity(4),
         }
+    }
+
+    /// The payload type the caller sends RFC 4733 telephone-events with (its
+    /// SDP's `telephone-event/8000`); `None` turns digit detection off.
+    pub fn set_telephone_event(&mut self, pt: Option<u8>) {
+        self.telephone_event = pt.and_then(PayloadType::new);
     }
 
     /// Music played to the caller while the agent holds; `None` relays whatever the
@@ -379,6 +394,11 @@ impl CallMedia {
         }
         src.rearm(now);
         src.in_ssrc = Some(info.ssrc);
+        if from_leg == Leg::A && Some(info.pt) == self.telephone_event {
+            if let Some(digit) = self.dtmf.on_packet(&info, packet) {
+                self.events.push_back(MediaOutput::Digit { digit });
+            }
+        }
         let Some(dst) = dst else {
             return RxOutcome::Absorbed;
         };
@@ -509,6 +529,8 @@ impl CallMedia {
                 moh: p.moh,
             }),
             hold_music: self.hold_music.as_ref().map(|m| m.name.clone()),
+            telephone_event: self.telephone_event.map(PayloadType::get),
+            dtmf: self.dtmf.clone(),
         }
     }
 
@@ -549,6 +571,8 @@ impl CallMedia {
             relay: s.relay.clone(),
             playing,
             hold_music,
+            telephone_event: s.telephone_event.and_then(PayloadType::new),
+            dtmf: s.dtmf.clone(),
             events,
         }
     }
@@ -588,6 +612,13 @@ pub struct CallMediaSnapshot {
     pub playing: Option<PlayingSnapshot>,
     /// Name of the hold music prompt.
     pub hold_music: Option<String>,
+    /// The caller's telephone-event payload type.
+    #[serde(default)]
+    pub telephone_event: Option<u8>,
+    /// Key presses already reported, so their late packets stay silent
+    /// in the next process too.
+    #[serde(default)]
+    pub dtmf: DtmfDetector,
 }
 
 /// One leg's media state.
@@ -849,6 +880,42 @@ mod tests {
         assert_eq!(i.seq, SeqNo(101), "continues after the music");
         assert!(i.marker);
         assert_eq!(m.poll_timeout(), Some(t1 + Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn caller_telephone_events_become_one_digit_per_press() {
+        let t0 = Instant::now();
+        let mut m = CallMedia::new(cfg(), addr(CALLER_SDP), stream(0xa, Codec::Pcmu), t0);
+        let event = |seq: u16, ts: u32, flags: u8| {
+            let mut p = rtp(101, seq, ts, 0x11, 0);
+            p.truncate(HEADER_LEN);
+            p.extend_from_slice(&[5, flags, 0, 160]);
+            p
+        };
+        // Not negotiated yet: no digit.
+        let _ = m.handle_rtp(Leg::A, addr(CALLER_SDP), &mut event(1, 800, 0), t0);
+        assert_eq!(m.poll_event(), None);
+        m.set_telephone_event(Some(101));
+        for (seq, flags) in [(2, 0), (3, 0), (4, 0x80), (5, 0x80), (6, 0x80)] {
+            assert_eq!(
+                m.handle_rtp(Leg::A, addr(CALLER_SDP), &mut event(seq, 1600, flags), t0),
+                RxOutcome::Absorbed
+            );
+        }
+        assert_eq!(m.poll_event(), Some(MediaOutput::Digit { digit: '5' }));
+        assert_eq!(m.poll_event(), None, "one press, one digit");
+        // A hand-over keeps what was reported: late ends stay silent.
+        let snap = m.snapshot(t0);
+        let mut r = CallMedia::restore(&snap, |_| None, t0);
+        let _ = r.handle_rtp(Leg::A, addr(CALLER_SDP), &mut event(7, 1600, 0x80), t0);
+        let _ = r.handle_rtp(Leg::A, addr(CALLER_SDP), &mut event(8, 3200, 0), t0);
+        assert_eq!(r.poll_event(), Some(MediaOutput::Digit { digit: '5' }));
+        assert_eq!(r.poll_event(), None);
+        // The agent's telephone-events are not the caller's digits.
+        let mut b = bridged(t0);
+        b.set_telephone_event(Some(101));
+        let _ = b.handle_rtp(Leg::B, addr(AGENT_SDP), &mut event(1, 1600, 0), t0);
+        assert_eq!(b.poll_event(), None);
     }
 
     #[test]

@@ -21,7 +21,8 @@
 //!     socket.recv(buf) from leg A ─▶ Relay::forward(A, &mut buf, &mut stream_B)
 //!        └─▶ header rewritten in place (SSRC/seq/ts of B's stream) ─▶ send to leg B
 //!
-//!  DTMF:  rtp::parse(buf) ─▶ pt == telephone_event ─▶ rtp::parse_dtmf(payload)
+//!  DTMF:  caller RTP with pt == telephone_event ─▶ DtmfDetector (once per press)
+//!         ─▶ MediaOutput::Digit
 //! ```
 //!
 //! A leg's [`OutboundStream`] outlives each source writing through it (prompt → MOH →
@@ -30,6 +31,7 @@
 
 pub mod call;
 pub mod codec;
+pub mod dtmf;
 pub mod g711;
 pub mod ids;
 pub mod latch;
@@ -46,6 +48,7 @@ pub use call::{
     PlayingSnapshot, RxOutcome, DEFAULT_INACTIVITY,
 };
 pub use codec::{Codec, SAMPLE_RATE};
+pub use dtmf::DtmfDetector;
 pub use ids::{PayloadType, SeqNo, Ssrc};
 pub use latch::{Latch, LatchConfig, LatchSnapshot, Verdict};
 pub use player::{Frame, Player, PlayerPosition, FRAME_DURATION, FRAME_SAMPLES, PACKET_LEN};
