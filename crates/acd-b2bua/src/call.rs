@@ -72,6 +72,8 @@ pub enum IvrWait {
     Prompt(PlayToken),
     /// Digits (or the digit timeout).
     Digits,
+    /// The recording with this token (voicemail).
+    Record(PlayToken),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -140,6 +142,10 @@ pub struct RingingAgent {
     /// We sent CANCEL (ring-no-answer).
     pub cancelled: bool,
     pub sdp: LegSdp,
+    /// Not an agent: the flow's transfer to an external URI, with the IVR
+    /// phase to go back to if it fails.
+    #[serde(default)]
+    pub transfer: Option<Box<Phase>>,
 }
 
 /// The agent answered.
@@ -153,6 +159,10 @@ pub struct AgentLeg {
     pub ack_to: Peer,
     pub est: Established,
     pub sdp: LegSdp,
+    /// Not an agent: the external URI the flow transferred the call to
+    /// (the distributor never knew this call).
+    #[serde(default)]
+    pub transfer: Option<String>,
 }
 
 /// Our side of one leg's session description and what the far end said.

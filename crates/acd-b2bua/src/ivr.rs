@@ -2,6 +2,7 @@
 //! runners (each with a number, so a late or duplicated reply is ignored)
 //! and the actions they return.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::call::{IvrWait, Phase};
@@ -36,7 +37,7 @@ impl EdgeCore {
         );
     }
 
-    fn ivr_step(&mut self, id: &CallId, event: IvrEvent, _now: Instant) {
+    pub(crate) fn ivr_step(&mut self, id: &CallId, event: IvrEvent, _now: Instant) {
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
@@ -154,28 +155,31 @@ impl EdgeCore {
                 }
             }
             IvrAction::Enqueue {
-                queue, priority, ..
-            } => self.enqueue(id, queue, priority, token),
+                queue,
+                priority,
+                skills,
+                data,
+            } => self.enqueue(id, queue, priority, token, (skills, data)),
             IvrAction::Hangup { reason } => {
                 tracing::info!(%reason, "flow hangs up");
                 self.end_call(id, EndReason::Flow, now);
             }
-            IvrAction::Record { .. } => self.ivr_step(
-                id,
-                IvrEvent::RecordFailed {
-                    reason: "recording is not supported".into(),
-                },
-                now,
-            ),
-            IvrAction::Transfer { .. } => self.ivr_step(
-                id,
-                IvrEvent::TransferFailed {
-                    sip_status: 0,
-                    reason: "transfer is not supported".into(),
-                },
-                now,
-            ),
-            IvrAction::Callback { .. } | IvrAction::Lookup { .. } => {
+            IvrAction::Record {
+                max_ms,
+                silence_ms,
+                beep,
+            } => self.record(id, max_ms, silence_ms, beep, token, now),
+            IvrAction::Transfer { uri, timeout_ms } => {
+                self.transfer(id, uri, timeout_ms, token, now)
+            }
+            IvrAction::Callback {
+                queue,
+                number,
+                priority,
+                voicemail,
+                data,
+            } => self.callback(id, queue, number, priority, voicemail, data),
+            IvrAction::Lookup { .. } => {
                 tracing::warn!(?action, "IVR action not supported by this edge");
             }
         }
@@ -208,7 +212,7 @@ impl EdgeCore {
         }
     }
 
-    fn set_wait(&mut self, id: &CallId, to: IvrWait) {
+    pub(crate) fn set_wait(&mut self, id: &CallId, to: IvrWait) {
         if let Some(call) = self.calls.get_mut(id) {
             if let Phase::Ivr { wait, .. } = &mut call.phase {
                 *wait = to;
@@ -216,16 +220,29 @@ impl EdgeCore {
         }
     }
 
-    fn enqueue(&mut self, id: &CallId, queue: String, priority: i32, token: PlayToken) {
+    /// `extra`: skills the call needs beyond the queue's, and caller data
+    /// for the call pop.
+    fn enqueue(
+        &mut self,
+        id: &CallId,
+        queue: String,
+        priority: i32,
+        token: PlayToken,
+        extra: (BTreeMap<String, u8>, BTreeMap<String, String>),
+    ) {
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
         call.phase = Phase::Queued;
+        let (skills, data) = extra;
+        let mut caller = caller_info(&call.caller.invite, &call.did);
+        caller.variables.extend(data);
         let enqueue = Enqueue {
             call: id.clone(),
             queue,
             priority,
-            caller: caller_info(&call.caller.invite, &call.did),
+            caller,
+            skills,
         };
         call.enqueued = Some(enqueue.clone());
         tracing::info!(queue = %enqueue.queue, priority, "enqueue");
@@ -272,6 +289,17 @@ impl EdgeCore {
                     self.end_call(&call, EndReason::MediaTimeout(side), now);
                 }
             }
+            MediaEvent::Recorded {
+                call,
+                token,
+                file,
+                duration_ms,
+            } => self.recording_done(&call, token, Ok((file, duration_ms)), now),
+            MediaEvent::RecordFailed {
+                call,
+                token,
+                reason,
+            } => self.recording_done(&call, token, Err(reason), now),
         }
     }
 }

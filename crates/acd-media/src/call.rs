@@ -510,7 +510,10 @@ impl CallMedia {
         let timeout = self.cfg.inactivity;
         let a = self.caller.inactive_at(timeout);
         let b = self.agent.as_ref().and_then(|l| l.inactive_at(timeout));
-        let rec = self.recording.as_ref().and_then(CallRecording::poll_timeout);
+        let rec = self
+            .recording
+            .as_ref()
+            .and_then(CallRecording::poll_timeout);
         [player, a, b, rec].into_iter().flatten().min()
     }
 

@@ -124,8 +124,7 @@ impl Recorder {
         }
         let room = self.max_samples - self.samples.len();
         let start = self.samples.len();
-        self.samples
-            .extend_from_slice(&pcm[..pcm.len().min(room)]);
+        self.samples.extend_from_slice(&pcm[..pcm.len().min(room)]);
         self.after_push(start, now);
     }
 
@@ -222,7 +221,10 @@ pub struct CallRecording {
 #[derive(Debug, Clone)]
 enum RecState {
     /// The beep plays; recording starts when it ends.
-    Beep { max_ms: u32, silence_ms: u32 },
+    Beep {
+        max_ms: u32,
+        silence_ms: u32,
+    },
     Recording(Recorder),
     /// Stopped before the beep ended: nothing recorded.
     Cancelled,
