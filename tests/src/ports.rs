@@ -36,7 +36,8 @@
 //! `installation_status.rs`, 81-85 `chaos.rs`, 86 `partition.rs` (also its
 //! address range `10.86.0.0/24` in its network namespaces; 87-88 reserved for
 //! it), 89-90 `handover.rs` (50 calls: block 89, RTP over 89's `+100..` and all
-//! of 90), 91 `edge_readiness.rs`.
+//! of 90), 91 `edge_readiness.rs`, 96-98 `ivr_actions.rs`, 99 `acd-edge` voicemail
+//! media unit test (`crates/acd-edge/src/media.rs`: RTP at `+100..`, the caller at `+12`).
 
 pub const BASE: u16 = 21000;
 pub const BLOCK: u16 = 200;

@@ -151,6 +151,8 @@ pub struct CallbackRequest {
     pub voicemail: Option<String>,
     /// Caller data with the flow's `data` merged into its variables.
     pub caller: CallerInfo,
+    /// When the caller asked (Unix ms, the edge's clock).
+    pub requested_at_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -178,7 +178,7 @@ impl EdgeCore {
                 priority,
                 voicemail,
                 data,
-            } => self.callback(id, queue, number, priority, voicemail, data),
+            } => self.callback(id, queue, number, priority, voicemail, data, now),
             IvrAction::Lookup { .. } => {
                 tracing::warn!(?action, "IVR action not supported by this edge");
             }

@@ -97,6 +97,7 @@ impl EdgeCore {
         priority: i32,
         voicemail: Option<String>,
         data: BTreeMap<String, String>,
+        now: Instant,
     ) {
         let Some(call) = self.calls.get(id) else {
             return;
@@ -112,6 +113,7 @@ impl EdgeCore {
             priority,
             voicemail,
             caller,
+            requested_at_ms: self.unix_ms(now),
         }));
     }
 }

@@ -353,6 +353,7 @@ fn a_callback_request_reaches_the_distributor_and_the_flow_goes_on() {
         Some("ru")
     );
     assert_eq!(req.caller.did, "5550100");
+    assert_eq!(req.requested_at_ms, 1_800_000_000_000);
     assert_eq!(sim.core.active_calls(), 0, "the flow went on to its hangup");
 }
 

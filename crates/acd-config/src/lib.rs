@@ -68,6 +68,18 @@ pub struct Config {
     /// Absent: INVITEs are admitted from any source (see `trunks` module).
     #[serde(default)]
     pub trunks: Vec<TrunkDef>,
+    #[serde(default)]
+    pub ivr: IvrConfig,
+}
+
+/// `[ivr]`: what the edge keeps for the flows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IvrConfig {
+    /// Directory of voicemail recordings (created if missing), relative to
+    /// the config file; absent: `voicemail` next to it (`./voicemail` with
+    /// the embedded defaults).
+    pub voicemail_dir: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -405,6 +417,15 @@ impl Loaded {
 
     /// Bytes of a file the config names (a prompt), resolved against the
     /// config's directory.
+    /// Where the edge writes voicemail recordings (`[ivr] voicemail_dir`).
+    pub fn voicemail_dir(&self) -> PathBuf {
+        let dir = self.config.ivr.voicemail_dir.as_deref().unwrap_or("voicemail");
+        match &self.origin {
+            Origin::Embedded => PathBuf::from(dir),
+            Origin::File(path) => path.parent().unwrap_or(Path::new(".")).join(dir),
+        }
+    }
+
     pub fn read_file(&self, relative: &str) -> Result<Vec<u8>, String> {
         match &self.origin {
             Origin::Embedded => defaults::file(relative)
