@@ -199,6 +199,7 @@ impl EdgeConn {
                     queue: QueueId(e.queue_id),
                     priority: e.priority,
                     caller: caller_from_wire(e.caller),
+                    skills: Default::default(),
                 };
                 (call, cmd)
             }
