@@ -2,6 +2,7 @@
 
 mod admin;
 mod agent;
+mod callbacks;
 mod installation;
 mod output;
 mod queue;
@@ -53,6 +54,13 @@ enum Command {
     Drain,
     /// Print the edge's whole state (calls, dialogs, timers, media) as JSON.
     Snapshot,
+    /// Callback requests the distributor keeps (queue, number, priority,
+    /// voicemail, requested at, caller data).
+    Callbacks {
+        /// Ask these servers instead of the global `--server`.
+        #[arg(long = "server", value_name = "URL[,URL...]", value_parser = parse_servers)]
+        server: Option<String>,
+    },
     /// Hand the distributor primary's role to its standby (run against the
     /// primary): commands are held until the standby leads.
     Switchover,
@@ -212,6 +220,10 @@ async fn run(cli: Cli) -> Result<()> {
             return installation::status(&servers, cli.json).await;
         }
     }
+    if let Command::Callbacks { server: Some(list) } = &cli.command {
+        let mut servers = servers::Servers::new(list)?;
+        return callbacks::list(&mut servers, cli.json).await;
+    }
     let mut servers = servers::Servers::new(&cli.server)?;
     match cli.command {
         Command::Agent(cmd) => agent::run(&mut servers, cmd, cli.json).await,
@@ -219,6 +231,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Status(_) => admin::status(&mut servers, cli.json).await,
         Command::Drain => admin::drain(&mut servers, cli.json).await,
         Command::Snapshot => admin::snapshot(&mut servers).await,
+        Command::Callbacks { .. } => callbacks::list(&mut servers, cli.json).await,
         Command::RollingRestart { .. } => unreachable!("handled above"),
         Command::Switchover => admin::switchover(&mut servers, cli.json).await,
     }
