@@ -172,13 +172,7 @@ impl EdgeCore {
             IvrAction::Transfer { uri, timeout_ms } => {
                 self.transfer(id, uri, timeout_ms, token, now)
             }
-            IvrAction::Callback {
-                queue,
-                number,
-                priority,
-                voicemail,
-                data,
-            } => self.callback(id, queue, number, priority, voicemail, data, now),
+            action @ IvrAction::Callback { .. } => self.callback(id, action, now),
             IvrAction::Lookup { .. } => {
                 tracing::warn!(?action, "IVR action not supported by this edge");
             }

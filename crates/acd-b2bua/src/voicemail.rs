@@ -3,14 +3,13 @@
 //! `RecordFailed`) and `Callback` (a request to the distributor; the flow
 //! goes on at once).
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 use crate::call::{IvrWait, Phase};
 use crate::core::EdgeCore;
 use crate::ids::{CallId, PlayToken};
 use crate::incoming::caller_info;
-use crate::io::{CallbackRequest, IvrEvent, MediaCommand, ToDistributor};
+use crate::io::{CallbackRequest, IvrAction, IvrEvent, MediaCommand, ToDistributor};
 
 impl EdgeCore {
     /// `IvrAction::Record`: the media records the caller.
@@ -88,17 +87,40 @@ impl EdgeCore {
         self.ivr_step(id, event, now);
     }
 
+    /// After a restore: recordings are not part of the media's snapshot, so
+    /// one that was running is lost; the flow hears `RecordFailed` rather
+    /// than wait for it forever.
+    pub(crate) fn fail_interrupted_recordings(&mut self, now: Instant) {
+        let mut waiting: Vec<(CallId, PlayToken)> = self
+            .calls
+            .values()
+            .filter_map(|c| match &c.phase {
+                Phase::Ivr {
+                    wait: IvrWait::Record(t),
+                    ..
+                } => Some((c.id.clone(), *t)),
+                _ => None,
+            })
+            .collect();
+        waiting.sort_by(|a, b| a.0.cmp(&b.0));
+        for (id, token) in waiting {
+            let reason = "interrupted by a hand-over".to_string();
+            self.recording_done(&id, token, Err(reason), now);
+        }
+    }
+
     /// `IvrAction::Callback`: ask the distributor to call back later.
-    pub(crate) fn callback(
-        &mut self,
-        id: &CallId,
-        queue: String,
-        number: String,
-        priority: i32,
-        voicemail: Option<String>,
-        data: BTreeMap<String, String>,
-        now: Instant,
-    ) {
+    pub(crate) fn callback(&mut self, id: &CallId, action: IvrAction, now: Instant) {
+        let IvrAction::Callback {
+            queue,
+            number,
+            priority,
+            voicemail,
+            data,
+        } = action
+        else {
+            return;
+        };
         let Some(call) = self.calls.get(id) else {
             return;
         };

@@ -377,3 +377,46 @@ fn enqueue_carries_extra_skills_and_call_pop_data() {
         Some("42")
     );
 }
+
+#[test]
+fn a_ringing_transfer_survives_a_restore_and_still_returns_to_the_flow() {
+    let mut sim = Sim::new();
+    let (call, _tag, inv) = transferring(&mut sim, "h1");
+    let json = sim.core.snapshot(sim.now).to_json();
+    let back = acd_b2bua::Snapshot::from_json(&json).expect("decodes");
+    sim.core = acd_b2bua::EdgeCore::restore(config(), back, sim.now);
+    sim.drain();
+    assert_eq!(sim.core.call_phase(&call), Some("ringing"));
+    sim.sip(
+        &phone_response(&inv, 486, "Busy Here", "far7", None),
+        udp(FAR),
+    );
+    assert_eq!(sim.core.call_phase(&call), Some("ivr"));
+    assert!(matches!(
+        last_event(&sim),
+        IvrEvent::TransferFailed {
+            sip_status: 486,
+            ..
+        }
+    ));
+    only_enqueues_or_nothing(&sim);
+}
+
+#[test]
+fn a_recording_cut_by_a_restore_fails_instead_of_hanging() {
+    let mut sim = Sim::new();
+    let (call, _tag) = call_in_ivr(&mut sim, "h2");
+    sim.ivr_reply(vec![IvrAction::Record {
+        max_ms: 60_000,
+        silence_ms: 3000,
+        beep: false,
+    }]);
+    let snap = sim.core.snapshot(sim.now);
+    sim.core = acd_b2bua::EdgeCore::restore(config(), snap, sim.now);
+    sim.drain();
+    assert_eq!(sim.core.call_phase(&call), Some("ivr"));
+    assert!(matches!(
+        last_event(&sim),
+        IvrEvent::RecordFailed { reason } if reason.contains("hand-over")
+    ));
+}

@@ -419,7 +419,12 @@ impl Loaded {
     /// config's directory.
     /// Where the edge writes voicemail recordings (`[ivr] voicemail_dir`).
     pub fn voicemail_dir(&self) -> PathBuf {
-        let dir = self.config.ivr.voicemail_dir.as_deref().unwrap_or("voicemail");
+        let dir = self
+            .config
+            .ivr
+            .voicemail_dir
+            .as_deref()
+            .unwrap_or("voicemail");
         match &self.origin {
             Origin::Embedded => PathBuf::from(dir),
             Origin::File(path) => path.parent().unwrap_or(Path::new(".")).join(dir),
