@@ -240,17 +240,7 @@ impl EdgeCore {
         };
         call.enqueued = Some(enqueue.clone());
         tracing::info!(queue = %enqueue.queue, priority, "enqueue");
-        if self.cfg.prompts.contains(&self.cfg.hold_music) {
-            let prompt = self.cfg.hold_music.clone();
-            self.media(
-                id,
-                MediaCommand::Play {
-                    prompt,
-                    looping: true,
-                    token,
-                },
-            );
-        }
+        self.play_hold_music(id, token);
         self.report(ToDistributor::Enqueue(enqueue));
     }
 

@@ -75,6 +75,11 @@ impl EdgeCore {
             ms => Duration::from_millis(u64::from(ms)),
         };
         self.set_timer(id, TimerKind::Ring, ring, now);
+        self.play_hold_music(id, token);
+    }
+
+    /// The configured hold music to the caller, looping (if it is loaded).
+    pub(crate) fn play_hold_music(&mut self, id: &CallId, token: PlayToken) {
         if self.cfg.prompts.contains(&self.cfg.hold_music) {
             let prompt = self.cfg.hold_music.clone();
             self.media(
