@@ -128,7 +128,8 @@ impl EdgeCore {
         let mut sdp = LegSdp::new(u64::from(self.rng.next_u32()), caller_codec);
         sdp.port = agent_port;
         let body = sdp.offer(ip);
-        let req = self.agent_invite(&id, &contact, peer, &extension, &caller, body);
+        let to = format!("sip:{extension}@{}", self.cfg.realm);
+        let req = self.outbound_invite(&id, &contact, &to, peer, &caller, body);
         tracing::info!(%agent, %extension, %contact, peer = %peer.addr, via, "ringing agent");
         let key = self.tx.send_request(req.clone(), peer, now);
         self.by_invite
@@ -142,21 +143,22 @@ impl EdgeCore {
                 peer,
                 cancelled: false,
                 sdp,
+                transfer: None,
             }));
         }
         let ring = self.cfg.ring_timeout;
         self.set_timer(&id, TimerKind::Ring, ring, now);
     }
 
-    /// The INVITE that rings an agent's phone: the caller shown as From
-    /// (the call pop on the phone), our offer, our session timer and the
-    /// call's id for the phone's logs.
-    fn agent_invite(
+    /// The INVITE that rings an agent's phone (or a transfer target): the
+    /// caller shown as From (the call pop on the phone), `to` as To, our
+    /// offer, our session timer and the call's id for the phone's logs.
+    pub(crate) fn outbound_invite(
         &mut self,
         id: &CallId,
         contact: &str,
+        to: &str,
         peer: acd_sip::Peer,
-        extension: &str,
         caller: &crate::io::CallerInfo,
         offer: String,
     ) -> Request {
@@ -181,7 +183,7 @@ impl EdgeCore {
             "From",
             format!("{display}<sip:{caller_user}@{realm}>;tag={from_tag}"),
         );
-        h.push("To", format!("<sip:{extension}@{realm}>"));
+        h.push("To", format!("<{to}>"));
         h.push("Call-ID", sip_call_id);
         h.push("CSeq", "1 INVITE");
         h.push(
@@ -269,7 +271,7 @@ impl EdgeCore {
                 } else {
                     format!("{} {}", resp.status, resp.reason)
                 };
-                self.agent_failed(id, agent, &reason, resp.status);
+                self.agent_failed(id, agent, &reason, resp.status, now);
             }
             Phase::Bridged(a) if a.key == *key && resp.is_success() => {
                 // The agent retransmits its 2xx: our ACK was lost.
@@ -299,7 +301,7 @@ impl EdgeCore {
                 tracing::warn!(error = %e, "agent's 200 OK cannot form a dialog");
                 metrics::counter!("acd_agent_leg_failures_total", "reason" => "bad_2xx")
                     .increment(1);
-                return self.agent_failed(id, r.agent, "unusable 200 OK", 500);
+                return self.agent_failed(id, r.agent, "unusable 200 OK", 500, now);
             }
         };
         let via = self.via(r.peer.transport);
@@ -348,6 +350,7 @@ impl EdgeCore {
                 reoffer_pending: false,
             },
             sdp,
+            transfer: r.transfer.as_ref().map(|_| r.extension.clone()),
         }));
         match media {
             Some((agent_remote, agent_codec, _)) => self.media(
@@ -362,12 +365,16 @@ impl EdgeCore {
         if let Some(st) = timer {
             self.arm_session_timer(id, Side::Agent, st, now);
         }
-        tracing::info!(agent = %r.agent, "agent answered, bridged");
-        metrics::counter!("acd_calls_bridged_total").increment(1);
-        self.report(ToDistributor::AgentAnswered {
-            call: id.clone(),
-            agent: r.agent,
-        });
+        if r.transfer.is_some() {
+            crate::transfer::answered(&r.extension);
+        } else {
+            tracing::info!(agent = %r.agent, "agent answered, bridged");
+            metrics::counter!("acd_calls_bridged_total").increment(1);
+            self.report(ToDistributor::AgentAnswered {
+                call: id.clone(),
+                agent: r.agent,
+            });
+        }
         let caller_answered = self
             .calls
             .get(id)
@@ -377,7 +384,17 @@ impl EdgeCore {
         }
     }
 
-    pub(crate) fn agent_failed(&mut self, id: &CallId, agent: AgentId, reason: &str, status: u16) {
+    pub(crate) fn agent_failed(
+        &mut self,
+        id: &CallId,
+        agent: AgentId,
+        reason: &str,
+        status: u16,
+        now: Instant,
+    ) {
+        if self.transfer_failed(id, reason, status, now) {
+            return;
+        }
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
@@ -403,7 +420,13 @@ impl EdgeCore {
             if let Some(Phase::Ringing(r)) = self.phase_of(&id) {
                 if r.key == *key {
                     let agent = r.agent.clone();
-                    return self.agent_failed(&id, agent, "agent did not respond (timer B)", 408);
+                    return self.agent_failed(
+                        &id,
+                        agent,
+                        "agent did not respond (timer B)",
+                        408,
+                        now,
+                    );
                 }
             }
             return;

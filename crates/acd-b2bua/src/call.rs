@@ -74,6 +74,8 @@ pub enum IvrWait {
     Reply(crate::io::IvrEvent),
     /// The prompts and digit collection of the last reply.
     Input(Box<crate::digits::Input>),
+    /// The recording with this token (voicemail).
+    Record(crate::ids::PlayToken),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -142,6 +144,10 @@ pub struct RingingAgent {
     /// We sent CANCEL (ring-no-answer).
     pub cancelled: bool,
     pub sdp: LegSdp,
+    /// Not an agent: the flow's transfer to an external URI, with the IVR
+    /// phase to go back to if it fails.
+    #[serde(default)]
+    pub transfer: Option<Box<Phase>>,
 }
 
 /// The agent answered.
@@ -155,6 +161,10 @@ pub struct AgentLeg {
     pub ack_to: Peer,
     pub est: Established,
     pub sdp: LegSdp,
+    /// Not an agent: the external URI the flow transferred the call to
+    /// (the distributor never knew this call).
+    #[serde(default)]
+    pub transfer: Option<String>,
 }
 
 /// Our side of one leg's session description and what the far end said.

@@ -130,7 +130,7 @@ impl EdgeCore {
         }
         match wait {
             IvrWait::Input(input) => Some(input),
-            IvrWait::Reply(_) => None,
+            IvrWait::Reply(_) | IvrWait::Record(_) => None,
         }
     }
 
@@ -138,6 +138,7 @@ impl EdgeCore {
     pub(crate) fn ivr_play(&mut self, id: &CallId, prompts: Vec<String>, barge_in: bool) {
         let (known, unknown): (Vec<String>, Vec<String>) = prompts
             .into_iter()
+            .map(|p| self.prompt_or_neutral(p))
             .partition(|p| self.cfg.prompts.contains(p));
         if !unknown.is_empty() {
             metrics::counter!("acd_edge_ivr_prompts_missing_total").increment(unknown.len() as u64);
@@ -147,6 +148,18 @@ impl EdgeCore {
             input.prompts.extend(known);
             input.barge_in = barge_in;
             input.played = true;
+        }
+    }
+
+    /// `en/welcome` when the edge has it, else the language-neutral
+    /// `welcome` if it has that (configs without prompt sets).
+    fn prompt_or_neutral(&self, name: String) -> String {
+        if self.cfg.prompts.contains(&name) {
+            return name;
+        }
+        match name.split_once('/') {
+            Some((_, neutral)) if self.cfg.prompts.contains(neutral) => neutral.to_string(),
+            _ => name,
         }
     }
 
@@ -276,9 +289,17 @@ impl EdgeCore {
         else {
             return discard("not_in_ivr");
         };
-        let IvrWait::Input(input) = wait else {
+        let input = match wait {
+            IvrWait::Input(input) => input,
+            // `#` ends a voicemail; other keys are part of the message.
+            IvrWait::Record(_) => {
+                if digit == '#' {
+                    self.stop_recording(id);
+                }
+                return;
+            }
             // A step is out at a runner: keep it for the next collection.
-            return type_ahead(typeahead, digit);
+            IvrWait::Reply(_) => return type_ahead(typeahead, digit),
         };
         if input.playing.is_some() {
             if !input.barge_in {

@@ -135,6 +135,24 @@ pub enum ToDistributor {
     /// A phone registered here, moved, refreshed materially, unregistered or
     /// expired (`expires_at_ms` 0).
     Binding(SiteBinding),
+    /// The flow asked to call the caller back later (virtual hold).
+    Callback(CallbackRequest),
+}
+
+/// A callback the flow asked for; the distributor keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallbackRequest {
+    /// The inbound call that asked (the distributor's dedupe key).
+    pub call: CallId,
+    pub queue: String,
+    pub number: String,
+    pub priority: i32,
+    /// The voicemail file (`Recorded.file`), if one was left.
+    pub voicemail: Option<String>,
+    /// Caller data with the flow's `data` merged into its variables.
+    pub caller: CallerInfo,
+    /// When the caller asked (Unix ms, the edge's clock).
+    pub requested_at_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,6 +161,9 @@ pub struct Enqueue {
     pub queue: String,
     pub priority: i32,
     pub caller: CallerInfo,
+    /// Skills the call needs beyond the queue's own (skill → minimum level).
+    #[serde(default)]
+    pub skills: BTreeMap<String, u8>,
 }
 
 /// Caller data for the distributor and the agent's call pop.
@@ -200,6 +221,17 @@ pub enum MediaCommand {
     TelephoneEvent {
         pt: Option<u8>,
     },
+    /// Record the caller (voicemail): after a beep if `beep`, at most
+    /// `max_ms`, ended by `silence_ms` of silence or `StopRecording`; the
+    /// shell writes the file and answers `Recorded` / `RecordFailed`.
+    Record {
+        max_ms: u32,
+        silence_ms: u32,
+        beep: bool,
+        token: PlayToken,
+    },
+    /// End the recording now (`#` pressed).
+    StopRecording,
     /// The agent answered: relay both ways.
     Bridge {
         agent_remote: SocketAddr,
@@ -236,6 +268,20 @@ pub enum MediaEvent {
     Digit {
         call: CallId,
         digit: char,
+    },
+    /// The recording `token` is written: `file` is its name under the
+    /// voicemail directory.
+    Recorded {
+        call: CallId,
+        token: PlayToken,
+        file: String,
+        duration_ms: u32,
+    },
+    /// The recording `token` could not be made (nothing said, disk error).
+    RecordFailed {
+        call: CallId,
+        token: PlayToken,
+        reason: String,
     },
 }
 

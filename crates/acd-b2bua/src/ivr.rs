@@ -2,6 +2,7 @@
 //! runners (each with a number, so a late or duplicated reply is ignored)
 //! and the actions they return.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use crate::call::{IvrWait, Phase};
@@ -10,8 +11,7 @@ use crate::digits::DigitSource;
 use crate::ids::{CallId, PlayToken, StepNo};
 use crate::incoming::caller_info;
 use crate::io::{
-    Enqueue, IvrAction, IvrEvent, IvrReply, IvrStep, MediaCommand, MediaEvent, Output,
-    ToDistributor,
+    Enqueue, IvrAction, IvrEvent, IvrReply, IvrStep, MediaEvent, Output, ToDistributor,
 };
 use crate::teardown::EndReason;
 
@@ -133,28 +133,25 @@ impl EdgeCore {
             IvrAction::Play { prompts, barge_in } => self.ivr_play(id, prompts, barge_in),
             IvrAction::Collect(spec) => self.ivr_collect(id, spec),
             IvrAction::Enqueue {
-                queue, priority, ..
-            } => self.enqueue(id, queue, priority, token),
+                queue,
+                priority,
+                skills,
+                data,
+            } => self.enqueue(id, queue, priority, token, (skills, data)),
             IvrAction::Hangup { reason } => {
                 tracing::info!(%reason, "flow hangs up");
                 self.end_call(id, EndReason::Flow, now);
             }
-            IvrAction::Record { .. } => self.ivr_step(
-                id,
-                IvrEvent::RecordFailed {
-                    reason: "recording is not supported".into(),
-                },
-                now,
-            ),
-            IvrAction::Transfer { .. } => self.ivr_step(
-                id,
-                IvrEvent::TransferFailed {
-                    sip_status: 0,
-                    reason: "transfer is not supported".into(),
-                },
-                now,
-            ),
-            IvrAction::Callback { .. } | IvrAction::Lookup { .. } => {
+            IvrAction::Record {
+                max_ms,
+                silence_ms,
+                beep,
+            } => self.record(id, max_ms, silence_ms, beep, token, now),
+            IvrAction::Transfer { uri, timeout_ms } => {
+                self.transfer(id, uri, timeout_ms, token, now)
+            }
+            action @ IvrAction::Callback { .. } => self.callback(id, action, now),
+            IvrAction::Lookup { .. } => {
                 tracing::warn!(?action, "IVR action not supported by this edge");
             }
         }
@@ -188,30 +185,41 @@ impl EdgeCore {
         }
     }
 
-    fn enqueue(&mut self, id: &CallId, queue: String, priority: i32, token: PlayToken) {
+    pub(crate) fn set_wait(&mut self, id: &CallId, to: IvrWait) {
+        if let Some(call) = self.calls.get_mut(id) {
+            if let Phase::Ivr { wait, .. } = &mut call.phase {
+                *wait = to;
+            }
+        }
+    }
+
+    /// `extra`: skills the call needs beyond the queue's, and caller data
+    /// for the call pop.
+    fn enqueue(
+        &mut self,
+        id: &CallId,
+        queue: String,
+        priority: i32,
+        token: PlayToken,
+        extra: (BTreeMap<String, u8>, BTreeMap<String, String>),
+    ) {
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
         call.phase = Phase::Queued;
+        let (skills, data) = extra;
+        let mut caller = caller_info(&call.caller.invite, &call.did);
+        caller.variables.extend(data);
         let enqueue = Enqueue {
             call: id.clone(),
             queue,
             priority,
-            caller: caller_info(&call.caller.invite, &call.did),
+            caller,
+            skills,
         };
         call.enqueued = Some(enqueue.clone());
         tracing::info!(queue = %enqueue.queue, priority, "enqueue");
-        if self.cfg.prompts.contains(&self.cfg.hold_music) {
-            let prompt = self.cfg.hold_music.clone();
-            self.media(
-                id,
-                MediaCommand::Play {
-                    prompt,
-                    looping: true,
-                    token,
-                },
-            );
-        }
+        self.play_hold_music(id, token);
         self.report(ToDistributor::Enqueue(enqueue));
     }
 
@@ -229,6 +237,17 @@ impl EdgeCore {
                     self.end_call(&call, EndReason::MediaTimeout(side), now);
                 }
             }
+            MediaEvent::Recorded {
+                call,
+                token,
+                file,
+                duration_ms,
+            } => self.recording_done(&call, token, Ok((file, duration_ms)), now),
+            MediaEvent::RecordFailed {
+                call,
+                token,
+                reason,
+            } => self.recording_done(&call, token, Err(reason), now),
         }
     }
 }

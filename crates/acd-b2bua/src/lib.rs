@@ -40,7 +40,9 @@ pub mod site_bindings;
 pub mod snapshot;
 mod teardown;
 pub mod timers;
+mod transfer;
 pub mod trunks;
+mod voicemail;
 
 pub use crate::core::{ClientTx, EdgeCore};
 pub use config::{Admission, CoreConfig, Listen};

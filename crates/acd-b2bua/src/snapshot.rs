@@ -156,6 +156,7 @@ impl EdgeCore {
             core.calls.insert(call.id.clone(), call);
         }
         core.resend_pending_steps();
+        core.fail_interrupted_recordings(now);
         core.announce_routes();
         core
     }

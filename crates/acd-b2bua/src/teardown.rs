@@ -89,6 +89,9 @@ impl EdgeCore {
         self.end_caller_leg(&mut call, reason, now);
         self.end_agent_leg(&mut call, reason, now);
         let outcome = match &call.phase {
+            // The distributor never knew a call the flow transferred out.
+            Phase::Bridged(a) if a.transfer.is_some() => "transferred",
+            Phase::Ringing(r) if r.transfer.is_some() => "ended_in_ivr",
             Phase::Bridged(_) => {
                 self.report(ToDistributor::CallEnded {
                     call: id.clone(),

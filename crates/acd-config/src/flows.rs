@@ -3,10 +3,9 @@
 //! table), checked by the interpreter's own `acd_ivr::validate` with every
 //! issue located at the node's key in the file it came from.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use acd_ivr::{Flow, FlowIssue, Known, Node};
+use acd_ivr::{Flow, Known};
 
 use crate::locate::{self, Seg};
 use crate::{defaults, Config, ConfigError};
@@ -153,9 +152,7 @@ pub(crate) fn check(c: &Config, text: &str, name: &str) -> Vec<ConfigError> {
     let known = known(c);
     let mut errors = Vec::new();
     for (id, flow) in &c.flows {
-        let mut issues = acd_ivr::validate(flow, &known);
-        add_reference_issues(flow, &known, &mut issues);
-        for issue in issues {
+        for issue in acd_ivr::validate(flow, &known) {
             let (file_text, file_name, mut path) = match c.flow_files.get(id) {
                 Some(f) => (f.text.as_str(), f.name.as_str(), Vec::new()),
                 None => (text, name, vec![Seg::Key("flows"), Seg::Key(id)]),
@@ -174,54 +171,4 @@ pub(crate) fn check(c: &Config, text: &str, name: &str) -> Vec<ConfigError> {
         }
     }
     errors
-}
-
-/// Queue and prompt references the interpreter's `validate` may not check
-/// yet, read off each node's `queue` and `prompt` keys whatever its type
-/// (so this compiles against any node set); an issue `validate` already
-/// reported for the same node and key is not repeated. A prompt name is
-/// known as it is or in any language's set (`welcome` for `en/welcome`).
-fn add_reference_issues(flow: &Flow, known: &Known, issues: &mut Vec<FlowIssue>) {
-    let reported: BTreeSet<(Option<String>, Option<String>)> = issues
-        .iter()
-        .map(|i| (i.node.clone(), i.key.clone()))
-        .collect();
-    let prompt_known = |p: &str| {
-        known.prompts.contains(p)
-            || known
-                .languages
-                .iter()
-                .any(|l| known.prompts.contains(&format!("{l}/{p}")))
-    };
-    for (node_id, node) in &flow.nodes {
-        let keys = string_keys(node);
-        let mut push = |key: &str, message: String| {
-            if !reported.contains(&(Some(node_id.clone()), Some(key.to_string()))) {
-                issues.push(FlowIssue {
-                    node: Some(node_id.clone()),
-                    key: Some(key.to_string()),
-                    message,
-                });
-            }
-        };
-        if let Some(queue) = keys.get("queue").filter(|q| !known.queues.contains(*q)) {
-            push("queue", format!("no queue `{queue}`"));
-        }
-        if let Some(prompt) = keys.get("prompt").filter(|p| !prompt_known(p)) {
-            push(
-                "prompt",
-                format!("no prompt `{prompt}` in [prompts] or [prompt_sets]"),
-            );
-        }
-    }
-}
-
-/// A node's top-level string keys, as its TOML form has them.
-fn string_keys(node: &Node) -> BTreeMap<String, String> {
-    let Ok(doc) = toml_edit::ser::to_document(node) else {
-        return BTreeMap::new();
-    };
-    doc.iter()
-        .filter_map(|(k, v)| Some((k.to_string(), v.as_str()?.to_string())))
-        .collect()
 }

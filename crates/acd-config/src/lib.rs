@@ -111,6 +111,10 @@ pub struct IvrConfig {
     /// Language of a caller before any choice (first of `Known.languages`);
     /// default: the first prompt set by name.
     pub default_language: Option<String>,
+    /// Directory of voicemail recordings (created if missing), relative to
+    /// the config file; absent: `voicemail` next to it (`./voicemail` with
+    /// the embedded defaults).
+    pub voicemail_dir: Option<String>,
 }
 
 impl Config {
@@ -473,6 +477,20 @@ impl Loaded {
 
     /// Bytes of a file the config names (a prompt), resolved against the
     /// config's directory.
+    /// Where the edge writes voicemail recordings (`[ivr] voicemail_dir`).
+    pub fn voicemail_dir(&self) -> PathBuf {
+        let dir = self
+            .config
+            .ivr
+            .voicemail_dir
+            .as_deref()
+            .unwrap_or("voicemail");
+        match &self.origin {
+            Origin::Embedded => PathBuf::from(dir),
+            Origin::File(path) => path.parent().unwrap_or(Path::new(".")).join(dir),
+        }
+    }
+
     pub fn read_file(&self, relative: &str) -> Result<Vec<u8>, String> {
         match &self.origin {
             Origin::Embedded => defaults::file(relative)

@@ -337,7 +337,10 @@ fn demo_table_is_optional() {
     let cfg = parse(&with, "test.toml").unwrap();
     assert_eq!(cfg.demo.orders_listen, Some(([127, 0, 0, 1], 8089).into()));
     let errs = errors_of(&format!("{without}\n[demo]\norders = \"x\"\n"));
-    assert!(errs.iter().any(|e| e.message.contains("orders")), "{errs:?}");
+    assert!(
+        errs.iter().any(|e| e.message.contains("orders")),
+        "{errs:?}"
+    );
 }
 
 /// A config dir with the embedded prompts, `acd.toml` = `text` and the
@@ -472,7 +475,7 @@ fn a_flow_in_both_places_is_refused() {
 fn missing_prompt_of_a_set_is_located() {
     let text = GOOD.replace(
         "[prompts]\n",
-        "[prompt_sets.ru]\nwelcome = \"prompts/nope.wav\"\n\n[prompts]\n",
+        "[prompt_sets.en]\nwelcome = \"prompts/welcome.wav\"\n\n[prompt_sets.ru]\nwelcome = \"prompts/nope.wav\"\n\n[prompts]\n",
     );
     let dir = config_dir("sets", &text, &[]);
     let errs = Loaded::from_file(&dir.join("acd.toml"))

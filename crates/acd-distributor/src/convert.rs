@@ -113,3 +113,44 @@ pub fn caller_to_wire(c: &CallerInfo) -> pb::Caller {
         variables: c.variables.clone().into_iter().collect(),
     }
 }
+
+/// Extra skills of an enqueue: a level beyond 255 is the highest level.
+pub fn skills_from_wire(
+    skills: std::collections::HashMap<String, u32>,
+) -> std::collections::BTreeMap<acd_routing::SkillId, u8> {
+    skills
+        .into_iter()
+        .map(|(s, l)| (acd_routing::SkillId(s), u8::try_from(l).unwrap_or(u8::MAX)))
+        .collect()
+}
+
+/// An edge's callback request as the core's command (the core stamps the time).
+pub fn callback_from_wire(c: pb::CallbackRequest) -> acd_routing::Command {
+    acd_routing::Command::RequestCallback {
+        call: acd_routing::CallId(c.call_id),
+        record: acd_routing::CallbackRecord {
+            queue: acd_routing::QueueId(c.queue_id),
+            number: c.number,
+            priority: c.priority,
+            voicemail: (!c.voicemail.is_empty()).then_some(c.voicemail),
+            caller: caller_from_wire(c.caller),
+            requested_at: acd_routing::Timestamp(c.requested_at_ms),
+        },
+    }
+}
+
+/// A pending callback for `ListCallbacks`.
+pub fn callback_to_wire(
+    call: &acd_routing::CallId,
+    r: &acd_routing::CallbackRecord,
+) -> pb::CallbackRequest {
+    pb::CallbackRequest {
+        call_id: call.0.clone(),
+        queue_id: r.queue.0.clone(),
+        number: r.number.clone(),
+        priority: r.priority,
+        caller: Some(caller_to_wire(&r.caller)),
+        voicemail: r.voicemail.clone().unwrap_or_default(),
+        requested_at_ms: r.requested_at.0,
+    }
+}

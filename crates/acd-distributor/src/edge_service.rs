@@ -199,12 +199,16 @@ impl EdgeConn {
                     queue: QueueId(e.queue_id),
                     priority: e.priority,
                     caller: caller_from_wire(e.caller),
+                    skills: crate::convert::skills_from_wire(e.skills),
                 };
                 (call, cmd)
             }
             FromEdge::Callback(c) => {
-                tracing::warn!(edge = %self.edge_id, call_id = %c.call_id, "callback requests are not kept yet");
-                return Ok(());
+                metrics::counter!("acd_callbacks_requested_total").increment(1);
+                (
+                    CallId(c.call_id.clone()),
+                    crate::convert::callback_from_wire(c),
+                )
             }
             FromEdge::Abandon(a) => (
                 CallId(a.call_id.clone()),

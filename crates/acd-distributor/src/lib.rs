@@ -163,6 +163,16 @@ impl Distributor {
         d
     }
 
+    /// Pending callback requests, in inbound-call order (`ListCallbacks`).
+    pub fn callbacks(&self) -> Vec<acd_proto::v1::CallbackRequest> {
+        let inner = self.lock();
+        inner
+            .core
+            .callbacks()
+            .map(|(call, r)| convert::callback_to_wire(call, r))
+            .collect()
+    }
+
     pub fn config(&self) -> &RoutingConfig {
         &self.config
     }

@@ -41,19 +41,36 @@ pub fn from_distributor(msg: pb::DistributorMessage) -> Option<(u64, FromDistrib
     Some((msg.term, cmd))
 }
 
+fn caller_to_wire(c: acd_b2bua::CallerInfo) -> pb::Caller {
+    pb::Caller {
+        from_uri: c.from_uri,
+        display_name: c.display_name,
+        did: c.did,
+        variables: c.variables.into_iter().collect(),
+    }
+}
+
 pub fn to_distributor(msg: ToDistributor) -> Option<ToDist> {
     Some(match msg {
         ToDistributor::Enqueue(e) => ToDist::Enqueue(pb::EnqueueCall {
             call_id: e.call.0,
             queue_id: e.queue,
             priority: e.priority,
-            caller: Some(pb::Caller {
-                from_uri: e.caller.from_uri,
-                display_name: e.caller.display_name,
-                did: e.caller.did,
-                variables: e.caller.variables.into_iter().collect(),
-            }),
-            skills: Default::default(),
+            caller: Some(caller_to_wire(e.caller)),
+            skills: e
+                .skills
+                .into_iter()
+                .map(|(k, v)| (k, u32::from(v)))
+                .collect(),
+        }),
+        ToDistributor::Callback(c) => ToDist::Callback(pb::CallbackRequest {
+            call_id: c.call.0,
+            queue_id: c.queue,
+            number: c.number,
+            priority: c.priority,
+            caller: Some(caller_to_wire(c.caller)),
+            voicemail: c.voicemail.unwrap_or_default(),
+            requested_at_ms: c.requested_at_ms,
         }),
         ToDistributor::Abandon { call } => ToDist::Abandon(pb::AbandonCall { call_id: call.0 }),
         ToDistributor::AgentAnswered { call, agent } => ToDist::AgentAnswered(pb::AgentAnswered {

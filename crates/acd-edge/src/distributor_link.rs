@@ -312,6 +312,7 @@ mod tests {
             queue: "sales".into(),
             priority: 0,
             caller: Default::default(),
+            skills: Default::default(),
         })
     }
 

@@ -223,6 +223,26 @@ impl Driver {
                 call: CallId(call),
                 digit,
             },
+            MediaEvent::Recorded {
+                call,
+                token,
+                file,
+                duration_ms,
+            } => acd_b2bua::MediaEvent::Recorded {
+                call: CallId(call),
+                token: acd_b2bua::PlayToken(token),
+                file,
+                duration_ms,
+            },
+            MediaEvent::RecordFailed {
+                call,
+                token,
+                reason,
+            } => acd_b2bua::MediaEvent::RecordFailed {
+                call: CallId(call),
+                token: acd_b2bua::PlayToken(token),
+                reason,
+            },
         };
         self.core.handle(CoreInput::Media(ev), Instant::now());
     }
@@ -398,10 +418,13 @@ impl Driver {
                     steps.spawn(async move {
                         // A panic in the client must still answer the step
                         // (as a failed runner), or the caller would wait forever.
-                        let result = std::panic::AssertUnwindSafe(ivr.step(req))
+                        let mut result = std::panic::AssertUnwindSafe(ivr.step(req))
                             .catch_unwind()
                             .await
                             .unwrap_or_else(|_| Err("IVR client panicked".into()));
+                        if let Ok(resp) = &mut result {
+                            crate::transfer_target::resolve(resp).await;
+                        }
                         (step, result)
                     });
                 }
@@ -472,6 +495,28 @@ impl Driver {
                     },
                     MediaCommand::StopPlayback => h.send(MediaCmd::StopPlayback),
                     MediaCommand::TelephoneEvent { pt } => h.send(MediaCmd::SetTelephoneEvent(pt)),
+                    MediaCommand::Record {
+                        max_ms,
+                        silence_ms,
+                        beep,
+                        token,
+                    } => match &self.media_options.voicemail_dir {
+                        Some(dir) => h.send(MediaCmd::Record {
+                            max_ms,
+                            silence_ms,
+                            beep,
+                            token: token.0,
+                            dir: dir.clone(),
+                        }),
+                        None => {
+                            return Some(CoreInput::Media(acd_b2bua::MediaEvent::RecordFailed {
+                                call,
+                                token,
+                                reason: "no voicemail directory".into(),
+                            }))
+                        }
+                    },
+                    MediaCommand::StopRecording => h.send(MediaCmd::StopRecording),
                     MediaCommand::Bridge {
                         agent_remote,
                         agent_codec,

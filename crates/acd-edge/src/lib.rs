@@ -33,7 +33,9 @@ pub mod handover;
 mod ivr_client;
 pub mod media;
 pub mod outbox;
+mod transfer_target;
 pub mod transport;
+mod voicemail;
 
 /// Flow id → flow.
 pub type Flows = BTreeMap<String, acd_ivr::Flow>;
@@ -354,7 +356,7 @@ async fn start_on(
         ivr,
         dist,
         shared: shared.clone(),
-        media_options: media_options(&prompts),
+        media_options: media_options(&prompts, loaded.voicemail_dir()),
         registrations_counted: (u64::MAX, now),
         lateness_gauge: metrics::gauge!("acd_edge_loop_lateness_seconds"),
         prompts,
@@ -522,8 +524,12 @@ fn tls_setup(
 
 /// Hold music for the caller while the agent holds; media inactivity ends
 /// dead calls after the media core's default period.
-fn media_options(prompts: &BTreeMap<String, Arc<acd_media::Prompt>>) -> media::MediaOptions {
+fn media_options(
+    prompts: &BTreeMap<String, Arc<acd_media::Prompt>>,
+    voicemail_dir: std::path::PathBuf,
+) -> media::MediaOptions {
     media::MediaOptions {
+        voicemail_dir: Some(voicemail_dir.into()),
         config: acd_media::call::MediaConfig::default(),
         hold_music: prompts.get("moh").map(|p| acd_media::call::NamedPrompt {
             name: "moh".into(),

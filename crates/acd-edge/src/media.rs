@@ -188,6 +188,17 @@ pub enum MediaCmd {
         token: u64,
     },
     StopPlayback,
+    /// Record the caller (voicemail) into a WAV file under `dir`; answered by
+    /// `Recorded` or `RecordFailed` with `token`.
+    Record {
+        max_ms: u32,
+        silence_ms: u32,
+        beep: bool,
+        token: u64,
+        dir: Arc<std::path::Path>,
+    },
+    /// End the recording now (`#`).
+    StopRecording,
     /// The agent leg answered: relay both ways from now on.
     Bridge {
         agent_remote: SocketAddr,
@@ -277,6 +288,19 @@ pub enum MediaEvent {
         call: String,
         digit: char,
     },
+    /// The recording `token` is written: `file` is its name under the
+    /// voicemail directory.
+    Recorded {
+        call: String,
+        token: u64,
+        file: String,
+        duration_ms: u32,
+    },
+    RecordFailed {
+        call: String,
+        token: u64,
+        reason: String,
+    },
 }
 
 /// Everything to resume a call's media in another process (serde).
@@ -295,6 +319,8 @@ pub struct MediaOptions {
     pub config: MediaConfig,
     /// Played to the caller while the agent holds.
     pub hold_music: Option<NamedPrompt>,
+    /// Where voicemail recordings are written.
+    pub voicemail_dir: Option<Arc<std::path::Path>>,
 }
 
 /// Handle kept by the call; dropping it ends the media task.
@@ -412,6 +438,7 @@ fn spawn(
         core,
         events,
         stats: Stats::default(),
+        record_dir: None,
     };
     tokio::spawn(task.run(rx));
     handle
@@ -457,6 +484,8 @@ struct MediaTask {
     core: CallMedia,
     events: mpsc::UnboundedSender<MediaEvent>,
     stats: Stats,
+    /// Directory of the recording in progress.
+    record_dir: Option<Arc<std::path::Path>>,
 }
 
 /// Receive buffers of the task, allocated once per call.
@@ -554,6 +583,18 @@ impl MediaTask {
                 .core
                 .play(NamedPrompt { name, prompt }, looping, token, now),
             MediaCmd::StopPlayback => self.core.stop_playback(),
+            MediaCmd::Record {
+                max_ms,
+                silence_ms,
+                beep,
+                token,
+                dir,
+            } => {
+                self.record_dir = Some(dir);
+                self.core
+                    .start_recording(token, max_ms, silence_ms, beep, now);
+            }
+            MediaCmd::StopRecording => self.core.stop_recording(),
             MediaCmd::Bridge {
                 agent_remote,
                 agent_codec,
@@ -640,9 +681,76 @@ impl MediaTask {
                     call: self.call.clone(),
                     digit,
                 },
+                MediaOutput::RecordingFinished { token } => {
+                    self.recording_finished(token);
+                    continue;
+                }
             };
             let _ = self.events.send(event);
         }
+    }
+}
+
+impl MediaTask {
+    /// Writes the finished recording off the task (a blocking file write),
+    /// then reports it.
+    fn recording_finished(&mut self, token: u64) {
+        let Some((_, rec)) = self.core.take_recording() else {
+            return;
+        };
+        let call = self.call.clone();
+        let fail = |reason: &str| record_failed(&self.call, token, reason);
+        let dir = match self.record_dir.take() {
+            Some(d) => d,
+            None => {
+                let _ = self.events.send(fail("no voicemail directory"));
+                return;
+            }
+        };
+        if !rec.heard_voice {
+            metrics::counter!("acd_edge_voicemail_failures_total", "reason" => "silence")
+                .increment(1);
+            let _ = self.events.send(fail("nothing said"));
+            return;
+        }
+        let file = crate::voicemail::file_name(&call, token);
+        let events = self.events.clone();
+        let duration_ms = rec.duration_ms();
+        tracing::info!(call_id = %call, %file, duration_ms, end = rec.end.as_str(), "recording finished");
+        tokio::spawn(async move {
+            let path = dir.join(&file);
+            let samples = rec.samples;
+            let written =
+                tokio::task::spawn_blocking(move || crate::voicemail::write(&path, &samples)).await;
+            let event = match written {
+                Ok(Ok(())) => MediaEvent::Recorded {
+                    call,
+                    token,
+                    file,
+                    duration_ms,
+                },
+                Ok(Err(e)) => {
+                    metrics::counter!("acd_edge_voicemail_failures_total", "reason" => "disk")
+                        .increment(1);
+                    tracing::warn!(call_id = %call, error = %e, "voicemail not written");
+                    record_failed(&call, token, &format!("disk error: {e}"))
+                }
+                Err(_) => {
+                    metrics::counter!("acd_edge_voicemail_failures_total", "reason" => "panic")
+                        .increment(1);
+                    record_failed(&call, token, "writer panicked")
+                }
+            };
+            let _ = events.send(event);
+        });
+    }
+}
+
+fn record_failed(call: &str, token: u64, reason: &str) -> MediaEvent {
+    MediaEvent::RecordFailed {
+        call: call.to_string(),
+        token,
+        reason: reason.into(),
     }
 }
 
@@ -778,6 +886,7 @@ mod tests {
                 ..MediaConfig::default()
             },
             hold_music: None,
+            voicemail_dir: None,
         };
         let h = start_with(&pool, "c1".into(), caller.addr(), Codec::Pcmu, ev_tx, opts).unwrap();
         h.send(MediaCmd::Bridge {
@@ -904,5 +1013,60 @@ mod tests {
     fn json_round_trip(s: &MediaSnapshot) -> MediaSnapshot {
         let text = serde_json::to_string(s).unwrap();
         serde_json::from_str(&text).unwrap()
+    }
+
+    /// Port block 99 (tests/src/ports.rs): the edge's RTP at 17900.., the caller at 17812.
+    #[tokio::test]
+    async fn a_recording_ends_on_silence_and_is_written_as_wav() {
+        let pool = PortPool::new(LOOPBACK, 17900, 17903);
+        let caller = Phone::bind(17812).await;
+        let (ev_tx, mut events) = mpsc::unbounded_channel();
+        let h = start_with(
+            &pool,
+            "vm/1".into(),
+            caller.addr(),
+            Codec::Pcmu,
+            ev_tx,
+            MediaOptions::default(),
+        )
+        .unwrap();
+        let dir = std::env::temp_dir().join(format!("acd-vm-media-{}", std::process::id()));
+        h.send(MediaCmd::Record {
+            max_ms: 10_000,
+            silence_ms: 400,
+            beep: false,
+            token: 7,
+            dir: dir.clone().into(),
+        });
+        let edge_a = SocketAddr::new(LOOPBACK, h.caller_port);
+        // 0.4 s of loud µ-law (0x00 is near full scale), then nothing.
+        for seq in 0..20u16 {
+            caller
+                .rtp
+                .send_to(&pcmu(seq, 0x22, 0x00), edge_a)
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let ev = tokio::time::timeout(Duration::from_secs(5), events.recv())
+            .await
+            .expect("a report within 5 s")
+            .expect("media task alive");
+        let MediaEvent::Recorded {
+            call,
+            token,
+            file,
+            duration_ms,
+        } = ev
+        else {
+            panic!("not recorded: {ev:?}");
+        };
+        assert_eq!((call.as_str(), token), ("vm/1", 7));
+        assert_eq!(file, "vm_1-7.wav");
+        assert_eq!(duration_ms, 400, "every packet, no silence padding");
+        let bytes = std::fs::read(dir.join(&file)).expect("file written");
+        let info = acd_media::wav::wav_info(&bytes).expect("a WAV file");
+        assert_eq!(info.samples, 3200);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -114,8 +114,12 @@ mod tests {
                 Node::Enqueue {
                     queue: queue.into(),
                     priority: 0,
+                    skills: Default::default(),
+                    language_skills: Default::default(),
+                    data: Default::default(),
                 },
             )]),
+            ..Default::default()
         }
     }
 

@@ -258,6 +258,8 @@ mod tests {
                     "w".into(),
                     Node::Play {
                         prompt: "welcome".into(),
+                        prompts: vec![],
+                        barge_in: false,
                         next: "e".into(),
                     },
                 ),
@@ -266,9 +268,13 @@ mod tests {
                     Node::Enqueue {
                         queue: queue.into(),
                         priority: 0,
+                        skills: Default::default(),
+                        language_skills: Default::default(),
+                        data: Default::default(),
                     },
                 ),
             ]),
+            ..Default::default()
         }
     }
 

@@ -145,6 +145,10 @@ impl Check<'_> {
             return;
         }
         let neutral = prompt.contains('/') || self.flow.neutral_prompts.iter().any(|n| n == prompt);
+        // The edge plays the plain name when a language's set lacks it.
+        if !neutral && self.known.prompts.contains(prompt) {
+            return;
+        }
         if neutral {
             if !self.known.prompts.contains(prompt) {
                 self.push(Some(node), Some(key), format!("no prompt `{prompt}`"));
@@ -162,7 +166,7 @@ impl Check<'_> {
                 Some(node),
                 Some(key),
                 format!(
-                    "no prompt {} (nor a neutral `{prompt}` in neutral_prompts)",
+                    "no prompt {} (nor a language-neutral `{prompt}`)",
                     quoted(&missing)
                 ),
             );

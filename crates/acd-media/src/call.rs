@@ -26,6 +26,7 @@ use crate::dtmf::DtmfDetector;
 use crate::ids::{PayloadType, Ssrc};
 use crate::latch::{Latch, LatchConfig, LatchSnapshot, Verdict};
 use crate::player::{Player, PlayerPosition, PACKET_LEN};
+use crate::recorder::{CallRecording, Recording};
 use crate::relay::{Leg, Relay};
 use crate::sdp::Direction;
 use crate::stream::OutboundStream;
@@ -107,6 +108,9 @@ pub enum MediaOutput {
     /// The caller pressed a key (RFC 4733 telephone-event), reported once per
     /// press at its first packet (see [`crate::dtmf`]).
     Digit { digit: char },
+    /// The recording started with this token ended; the shell takes it with
+    /// [`CallMedia::take_recording`].
+    RecordingFinished { token: u64 },
 }
 
 /// The RTCP peer when SDP has no `a=rtcp` (RFC 3550 §11: the next port up).
@@ -188,6 +192,9 @@ pub struct CallMedia {
     telephone_event: Option<PayloadType>,
     dtmf: DtmfDetector,
     events: VecDeque<MediaOutput>,
+    /// A voicemail being recorded (not in snapshots: a hand-over ends it).
+    recording: Option<CallRecording>,
+    finished_recording: Option<(u64, Recording)>,
 }
 
 impl CallMedia {
@@ -210,6 +217,8 @@ impl CallMedia {
             telephone_event: None,
             dtmf: DtmfDetector::default(),
             events: VecDeque::with_capacity(4),
+            recording: None,
+            finished_recording: None,
         }
     }
 
@@ -399,6 +408,11 @@ impl CallMedia {
                 self.events.push_back(MediaOutput::Digit { digit });
             }
         }
+        if from_leg == Leg::A {
+            if let Some(r) = self.recording.as_mut() {
+                r.on_rtp(u8::from(info.pt), info.payload(packet), now);
+            }
+        }
         let Some(dst) = dst else {
             return RxOutcome::Absorbed;
         };
@@ -473,7 +487,11 @@ impl CallMedia {
         if p.player.is_finished() {
             let token = p.token;
             self.playing = None;
-            self.events.push_back(MediaOutput::PromptFinished { token });
+            match self.recording.as_mut() {
+                // The beep before a recording: the caller speaks now.
+                Some(r) if r.is_beeping() && r.token() == token => r.beep_finished(now),
+                _ => self.events.push_back(MediaOutput::PromptFinished { token }),
+            }
         }
         None
     }
@@ -494,10 +512,14 @@ impl CallMedia {
                 });
             }
         }
+        if let Some(r) = self.recording.as_mut() {
+            r.handle_timeout(now);
+        }
     }
 
     /// The next report for the signalling side.
     pub fn poll_event(&mut self) -> Option<MediaOutput> {
+        self.check_recording();
         self.events.pop_front()
     }
 
@@ -508,7 +530,11 @@ impl CallMedia {
         let timeout = self.cfg.inactivity;
         let a = self.caller.inactive_at(timeout);
         let b = self.agent.as_ref().and_then(|l| l.inactive_at(timeout));
-        [player, a, b].into_iter().flatten().min()
+        let rec = self
+            .recording
+            .as_ref()
+            .and_then(CallRecording::poll_timeout);
+        [player, a, b, rec].into_iter().flatten().min()
     }
 
     /// The whole state, deadlines as durations from `now`. Pending events are not
@@ -574,6 +600,60 @@ impl CallMedia {
             telephone_event: s.telephone_event.and_then(PayloadType::new),
             dtmf: s.dtmf.clone(),
             events,
+            recording: None,
+            finished_recording: None,
+        }
+    }
+}
+
+/// Voicemail: the caller's audio into a [`Recording`] (see [`crate::recorder`]).
+impl CallMedia {
+    /// Records the caller from `now` (after a beep if `beep`), for at most `max_ms`,
+    /// ended by `silence_ms` of silence or [`stop_recording`](Self::stop_recording);
+    /// then `RecordingFinished { token }`. Stops any prompt.
+    pub fn start_recording(
+        &mut self,
+        token: u64,
+        max_ms: u32,
+        silence_ms: u32,
+        beep: bool,
+        now: Instant,
+    ) {
+        self.playing = None;
+        if beep {
+            let prompt = NamedPrompt {
+                name: "beep".into(),
+                prompt: Arc::new(crate::recorder::beep()),
+            };
+            self.start_player(prompt, false, token, false, now);
+        }
+        self.recording = Some(CallRecording::new(token, max_ms, silence_ms, beep, now));
+    }
+
+    /// Ends the recording now (`#` pressed); `RecordingFinished` follows.
+    pub fn stop_recording(&mut self) {
+        if let Some(r) = self.recording.as_mut() {
+            if r.is_beeping() {
+                self.playing = None;
+            }
+            r.stop();
+        }
+    }
+
+    /// The finished recording and its token, once `RecordingFinished` was reported.
+    pub fn take_recording(&mut self) -> Option<(u64, Recording)> {
+        self.finished_recording.take()
+    }
+
+    fn check_recording(&mut self) {
+        if !self.recording.as_ref().is_some_and(CallRecording::is_done) {
+            return;
+        }
+        if let Some(r) = self.recording.take() {
+            let token = r.token();
+            self.finished_recording = Some((token, r.finish()));
+            self.events
+                .push_back(MediaOutput::RecordingFinished { token });
         }
     }
 }

@@ -91,6 +91,7 @@ fn enqueue(call: &CallId, n: usize) -> Command {
         queue: queue_id(n % QUEUES),
         priority: (n % 3) as i32,
         caller: caller(n),
+        skills: Default::default(),
     }
 }
 
@@ -204,6 +205,7 @@ fn bench_enqueue(c: &mut Criterion) {
                             queue: queue_id(9),
                             priority: 0,
                             caller: caller(n),
+                            skills: Default::default(),
                         };
                         assert!(!offered_agent(&core.handle(cmd, Timestamp(t)).unwrap()));
                     }

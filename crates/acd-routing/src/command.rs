@@ -1,7 +1,7 @@
 //! Inputs to the core: what agents and the edge ask for.
 
 use crate::bindings::BindingRecord;
-use crate::ids::{AgentId, CallId, EdgeId, Extension, QueueId};
+use crate::ids::{AgentId, CallId, EdgeId, Extension, QueueId, SkillId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -42,6 +42,9 @@ pub enum Command {
         queue: QueueId,
         priority: i32,
         caller: CallerInfo,
+        /// Skills the call needs beyond the queue's (skill → minimum level).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        skills: BTreeMap<SkillId, u8>,
     },
     /// The caller hung up. Before connection this is an abandon (an agent reserved for
     /// the call is released); after connection it is handled like [`Command::CallEnded`].
@@ -63,4 +66,10 @@ pub enum Command {
     /// The phone at `extension` unregistered at `edge`, or its binding expired
     /// there; ignored unless `edge` holds the binding.
     Unbind { extension: Extension, edge: EdgeId },
+    /// The IVR booked a callback for the inbound `call` (at most one per call;
+    /// a repeat is a no-op). `requested_at` is ignored: the core stamps `now`.
+    RequestCallback {
+        call: CallId,
+        record: crate::callbacks::CallbackRecord,
+    },
 }

@@ -81,10 +81,18 @@ impl RoutingConfig {
 impl QueueDef {
     /// Whether an agent with `skills` may take calls from this queue.
     pub fn accepts(&self, skills: &[(SkillId, u8)]) -> bool {
-        self.required.iter().all(|(need, min)| {
-            skills
-                .iter()
-                .any(|(have, level)| have == need && level >= min)
-        })
+        meets(self.required.iter().map(|(s, l)| (s, l)), skills)
     }
+}
+
+/// Whether `skills` has every skill of `required` at least at its level.
+pub(crate) fn meets<'a>(
+    mut required: impl Iterator<Item = (&'a SkillId, &'a u8)>,
+    skills: &[(SkillId, u8)],
+) -> bool {
+    required.all(|(need, min)| {
+        skills
+            .iter()
+            .any(|(have, level)| have == need && level >= min)
+    })
 }

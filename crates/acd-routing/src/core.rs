@@ -345,6 +345,11 @@ impl Core {
         self.state.bindings.iter()
     }
 
+    /// Pending callbacks by inbound call, in call-id order.
+    pub fn callbacks(&self) -> impl Iterator<Item = (&CallId, &crate::CallbackRecord)> + '_ {
+        self.state.callbacks.iter()
+    }
+
     /// One call, with its place in the queue while waiting.
     pub fn call(&self, id: &CallId) -> Option<CallView> {
         let c = self.state.calls.get(id)?;
@@ -549,6 +554,7 @@ impl Core {
                 queue,
                 priority,
                 caller,
+                skills,
             } => {
                 if !self.dir.queues.contains_key(&queue) {
                     return Err(CommandError::UnknownQueue(queue));
@@ -562,6 +568,7 @@ impl Core {
                     priority,
                     caller,
                     enqueued_at: now,
+                    skills,
                 }])
             }
             Command::Abandon { call } => {
@@ -589,6 +596,15 @@ impl Core {
                     p => Err(not_in_phase(call, "be answered", p)),
                 }
             }
+            Command::RequestCallback { call, record } => crate::callbacks::decide(
+                &self.dir,
+                &self.state,
+                call,
+                crate::callbacks::CallbackRecord {
+                    requested_at: now,
+                    ..record
+                },
+            ),
             Command::Bind { extension, binding } => Ok(crate::bindings::decide_bind(
                 &self.state,
                 extension,

@@ -4,9 +4,10 @@
 
 use crate::bindings::BindingRecord;
 use crate::command::CallerInfo;
-use crate::ids::{AgentId, CallId, Extension, QueueId, Seq, Term, Timestamp};
+use crate::ids::{AgentId, CallId, Extension, QueueId, Seq, SkillId, Term, Timestamp};
 use crate::origin::Origin;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Reason recorded when an agent is made NotReady because an offer was not answered.
 pub const RONA_REASON: &str = "RONA";
@@ -87,6 +88,9 @@ pub enum Event {
         priority: i32,
         caller: CallerInfo,
         enqueued_at: Timestamp,
+        /// Skills the call needs beyond the queue's.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        skills: BTreeMap<SkillId, u8>,
     },
     /// The call is offered to `agent` at `extension`: agent → Reserved. The shell tells
     /// the edge to connect and pushes the offer (with caller data) to the agent.
@@ -135,5 +139,10 @@ pub enum Event {
     BindingChanged {
         extension: Extension,
         binding: Option<BindingRecord>,
+    },
+    /// A callback was booked for the inbound `call`.
+    CallbackRequested {
+        call: CallId,
+        record: crate::callbacks::CallbackRecord,
     },
 }

@@ -32,6 +32,7 @@
 //! (registered phones, replicated so any edge reaches them).
 
 mod bindings;
+mod callbacks;
 mod command;
 mod config;
 mod core;
@@ -48,6 +49,7 @@ mod timer;
 mod view;
 
 pub use crate::bindings::BindingRecord;
+pub use crate::callbacks::CallbackRecord;
 pub use crate::command::{CallerInfo, Command};
 pub use crate::config::{AgentDef, ConfigError, QueueDef, RoutingConfig};
 pub use crate::core::{Core, Snapshot, OFFER_TIMEOUT_REASON, SNAPSHOT_FORMAT_VERSION};

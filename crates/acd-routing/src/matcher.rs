@@ -7,7 +7,7 @@
 
 use crate::directory::Directory;
 use crate::event::AgentState;
-use crate::ids::{AgentId, CallId, QueueId};
+use crate::ids::{AgentId, CallId, QueueId, SkillId};
 use crate::state::{CallPhase, State};
 use crate::strategy::{Candidate, Strategy};
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,6 +17,13 @@ use std::collections::{BTreeMap, BTreeSet};
 pub struct Match {
     pub call: CallId,
     pub agent: AgentId,
+}
+
+/// Whether `agent` has every skill in `needed` at least at its level.
+fn has_skills(dir: &Directory, agent: &AgentId, needed: &BTreeMap<SkillId, u8>) -> bool {
+    dir.agents
+        .get(agent)
+        .is_some_and(|def| crate::config::meets(needed.iter(), &def.skills))
 }
 
 /// All offers to make now, in the order to make them.
@@ -67,13 +74,24 @@ pub(crate) fn plan(state: &State, dir: &Directory, strategy: Strategy) -> Vec<Ma
         while *cursor < cands.len() && taken.contains(cands[*cursor].agent) {
             *cursor += 1;
         }
-        if let Some(c) = cands.get(*cursor) {
+        let pick = if call.skills.is_empty() {
+            cands.get(*cursor)
+        } else {
+            // The best free candidate with the call's extra skills; the cursor
+            // stays, as those passed over are still free for the next calls.
+            cands[*cursor..]
+                .iter()
+                .find(|c| !taken.contains(c.agent) && has_skills(dir, c.agent, &call.skills))
+        };
+        if let Some(c) = pick {
             taken.insert(c.agent);
             out.push(Match {
                 call: call_id.clone(),
                 agent: c.agent.clone(),
             });
-            *cursor += 1;
+            if call.skills.is_empty() {
+                *cursor += 1;
+            }
         }
     }
     out

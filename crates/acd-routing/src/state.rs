@@ -9,7 +9,7 @@ use crate::bindings::BindingRecord;
 use crate::command::CallerInfo;
 use crate::directory::Directory;
 use crate::event::{AgentState, Event, RONA_REASON};
-use crate::ids::{AgentId, CallId, Extension, QueueId, Timestamp};
+use crate::ids::{AgentId, CallId, Extension, QueueId, SkillId, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -77,6 +77,9 @@ pub struct CallRecord {
     /// millisecond. Kept across a requeue so the call keeps its place.
     pub arrival: u64,
     pub phase: CallPhase,
+    /// Skills the call needs beyond the queue's (the matcher checks them per agent).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub skills: BTreeMap<SkillId, u8>,
 }
 
 impl CallRecord {
@@ -115,6 +118,9 @@ pub struct State {
     /// so the digest of a site without them matches older builds.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub bindings: BTreeMap<Extension, BindingRecord>,
+    /// Pending callbacks by inbound call (left out while empty, as `bindings`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub callbacks: BTreeMap<CallId, crate::callbacks::CallbackRecord>,
 }
 
 fn bad(reason: impl Into<String>) -> String {
@@ -137,6 +143,7 @@ impl State {
                 .collect(),
             next_arrival: 0,
             bindings: BTreeMap::new(),
+            callbacks: BTreeMap::new(),
         }
     }
 
@@ -216,6 +223,7 @@ impl State {
                 priority,
                 caller,
                 enqueued_at,
+                skills,
             } => {
                 if self.calls.contains_key(call) {
                     return Err(bad(format!("call {call} already exists")));
@@ -234,6 +242,7 @@ impl State {
                         enqueued_at: *enqueued_at,
                         arrival: self.next_arrival,
                         phase: CallPhase::Waiting,
+                        skills: skills.clone(),
                     },
                 );
                 self.next_arrival += 1;
@@ -358,6 +367,9 @@ impl State {
             }
             Event::BindingChanged { extension, binding } => {
                 crate::bindings::apply(self, extension, binding)?;
+            }
+            Event::CallbackRequested { call, record } => {
+                crate::callbacks::apply(self, call, record)?;
             }
         }
         Ok(())

@@ -94,6 +94,7 @@ fn enqueue(c: &mut Core, call: &str, queue: &str, priority: i32, now: u64) -> Ve
                 from: format!("sip:{call}@example.org"),
                 ..CallerInfo::default()
             },
+            skills: Default::default(),
         },
         t(now),
     )
@@ -318,6 +319,7 @@ fn enqueue_errors() {
                 queue: "nope".into(),
                 priority: 0,
                 caller: CallerInfo::default(),
+                skills: Default::default(),
             },
             t(0),
         )
@@ -331,6 +333,7 @@ fn enqueue_errors() {
                 queue: "sales".into(),
                 priority: 0,
                 caller: CallerInfo::default(),
+                skills: Default::default(),
             },
             t(1),
         )
@@ -902,4 +905,5 @@ fn config_validation() {
     );
 }
 
+mod actions;
 mod origin;

@@ -128,6 +128,7 @@ fn workload(seed: u64, steps: usize) -> Vec<Step> {
                             .into_iter()
                             .collect(),
                     },
+                    skills: Default::default(),
                 }
             }
             48..=53 => Command::Abandon {
@@ -357,6 +358,7 @@ fn digest_is_stable_across_builds() {
             queue: "vip".into(),
             priority: 1,
             caller: CallerInfo::default(),
+            skills: Default::default(),
         },
         Timestamp(3),
     )

@@ -153,7 +153,14 @@ impl AdminService for AdminApi {
         &self,
         _req: Request<pb::ListCallbacksRequest>,
     ) -> Result<Response<pb::ListCallbacksResponse>, Status> {
-        Err(Status::unimplemented("callbacks are not kept yet"))
+        let Some(d) = &self.distributor else {
+            return Err(Status::failed_precondition(
+                "this process has no distributor",
+            ));
+        };
+        Ok(Response::new(pb::ListCallbacksResponse {
+            callbacks: d.callbacks(),
+        }))
     }
 
     async fn switchover(

@@ -2,6 +2,7 @@
 
 mod admin;
 mod agent;
+mod callbacks;
 mod installation;
 mod output;
 mod queue;
@@ -58,6 +59,13 @@ enum Command {
     /// flows and which changed; an invalid config is refused with its file
     /// and line, and the flows in service stay.
     Reload,
+    /// Callback requests the distributor keeps (queue, number, priority,
+    /// voicemail, requested at, caller data).
+    Callbacks {
+        /// Ask these servers instead of the global `--server`.
+        #[arg(long = "server", value_name = "URL[,URL...]", value_parser = parse_servers)]
+        server: Option<String>,
+    },
     /// Hand the distributor primary's role to its standby (run against the
     /// primary): commands are held until the standby leads.
     Switchover,
@@ -220,6 +228,10 @@ async fn run(cli: Cli) -> Result<()> {
     if let Command::Reload = &cli.command {
         return admin::reload(&cli.server, cli.json).await;
     }
+    if let Command::Callbacks { server: Some(list) } = &cli.command {
+        let mut servers = servers::Servers::new(list)?;
+        return callbacks::list(&mut servers, cli.json).await;
+    }
     let mut servers = servers::Servers::new(&cli.server)?;
     match cli.command {
         Command::Agent(cmd) => agent::run(&mut servers, cmd, cli.json).await,
@@ -227,6 +239,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Status(_) => admin::status(&mut servers, cli.json).await,
         Command::Drain => admin::drain(&mut servers, cli.json).await,
         Command::Snapshot => admin::snapshot(&mut servers).await,
+        Command::Callbacks { .. } => callbacks::list(&mut servers, cli.json).await,
         Command::RollingRestart { .. } | Command::Reload => unreachable!("handled above"),
         Command::Switchover => admin::switchover(&mut servers, cli.json).await,
     }

@@ -15,6 +15,7 @@ fn enqueue_cmd(call: &str, queue: &str) -> Command {
         queue: queue.into(),
         priority: 0,
         caller: CallerInfo::default(),
+        skills: Default::default(),
     }
 }
 
