@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 mod flows;
 mod locate;
+mod prompt_dirs;
 mod trunks;
 use flows::FlowDir;
 pub use flows::{known, FlowFile};
@@ -111,6 +112,10 @@ pub struct IvrConfig {
     /// Language of a caller before any choice (first of `Known.languages`);
     /// default: the first prompt set by name.
     pub default_language: Option<String>,
+    /// Prompt sets as directories: language → directory (relative to the
+    /// config file) whose every `*.wav` is a prompt named by its stem.
+    #[serde(default)]
+    pub prompt_dirs: BTreeMap<String, String>,
     /// Directory of voicemail recordings (created if missing), relative to
     /// the config file; absent: `voicemail` next to it (`./voicemail` with
     /// the embedded defaults).
@@ -591,6 +596,7 @@ fn parse_in(text: &str, name: &str, dir: FlowDir) -> Result<Config, ConfigErrors
     let mut config: Config =
         toml_edit::de::from_str(text).map_err(|e| ConfigErrors(vec![de_error(text, name, &e)]))?;
     let mut errors = flows::load_dir(&mut config, text, name, dir);
+    errors.extend(prompt_dirs::load(&mut config, text, name, dir));
     errors.extend(validate(&config, text, name));
     if errors.is_empty() {
         Ok(config)
