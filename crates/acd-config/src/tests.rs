@@ -2,6 +2,12 @@ use super::*;
 
 const GOOD: &str = include_str!("../../../config/acd.toml");
 
+/// Config text with its directories (flows, prompt sets) read from the
+/// embedded `config/`, as the shipped file refers to them.
+fn parse(text: &str, name: &str) -> Result<Config, ConfigErrors> {
+    parse_in(text, name, FlowDir::Embedded)
+}
+
 #[test]
 fn embedded_defaults_are_valid() {
     let loaded = Loaded::embedded().expect("embedded config must be valid");
@@ -157,19 +163,13 @@ fn bad_sip_limits_name_key_and_line() {
 
 #[test]
 fn tls_files_are_checked_at_load() {
-    let dir = std::env::temp_dir().join(format!("acd-config-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("cert.pem"), "x").unwrap();
-    std::fs::create_dir_all(dir.join("prompts")).unwrap();
-    for prompt in ["prompts/welcome.wav", "prompts/moh.wav"] {
-        std::fs::write(dir.join(prompt), defaults::file(prompt).unwrap()).unwrap();
-    }
     let text = GOOD.replace(
         "# [sip.tls]\n# listen = \"0.0.0.0:5061\"",
         "[sip.tls]\nlisten = \"0.0.0.0:5061\"\ncert = \"cert.pem\"\nkey = \"missing.key\"",
     );
+    let dir = config_dir("tls", &text, &[]);
+    std::fs::write(dir.join("cert.pem"), "x").unwrap();
     let file = dir.join("acd.toml");
-    std::fs::write(&file, &text).unwrap();
     let errs = Loaded::from_file(&file).expect_err("missing key file").0;
     let e = errs
         .iter()
@@ -343,16 +343,17 @@ fn demo_table_is_optional() {
     );
 }
 
-/// A config dir with the embedded prompts, `acd.toml` = `text` and the
-/// given flow files under `flows/`.
+/// A config dir with every embedded file (flows, prompts), `acd.toml` =
+/// `text` and the given flow files under `flows/`.
 fn config_dir(tag: &str, text: &str, flows: &[(&str, &str)]) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("acd-config-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("prompts")).unwrap();
-    std::fs::create_dir_all(dir.join("flows")).unwrap();
-    for prompt in ["prompts/welcome.wav", "prompts/moh.wav"] {
-        std::fs::write(dir.join(prompt), defaults::file(prompt).unwrap()).unwrap();
+    for (path, bytes) in defaults::FILES {
+        let full = dir.join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(full, bytes).unwrap();
     }
+    std::fs::create_dir_all(dir.join("flows")).unwrap();
     for (name, body) in flows {
         std::fs::write(dir.join("flows").join(name), body).unwrap();
     }
@@ -367,7 +368,7 @@ const NIGHT_FLOW: &str = "start = \"hello\"\nfallback_queue = \"support\"\n\n\
 fn with_flows_dir(text: &str) -> String {
     let text = text.replace(
         "[prompts]\n",
-        "[ivr]\nflows_dir = \"flows\"\n\n[prompt_sets.en]\nwelcome = \"prompts/welcome.wav\"\n\n[prompt_sets.ru]\nwelcome = \"prompts/welcome.wav\"\n\n[prompts]\n",
+        "[prompt_sets.en]\nwelcome = \"prompts/welcome.wav\"\n\n[prompt_sets.ru]\nwelcome = \"prompts/welcome.wav\"\n\n[prompts]\n",
     );
     text.replace("flow = \"support\"", "flow = \"night\"")
 }
@@ -384,7 +385,11 @@ fn flows_come_from_files_and_prompt_sets_are_flattened() {
     let c = &loaded.config;
     assert_eq!(c.flows["night"].start, "hello");
     assert!(c.flows.contains_key("sales"), "inline flows stay");
-    assert_eq!(c.flows.len(), 3);
+    assert_eq!(
+        c.flows.len(),
+        4,
+        "sales, support, night and the shipped support247"
+    );
     let prompts = loaded.prompt_files().unwrap();
     assert!(prompts["en/welcome"].starts_with(b"RIFF"));
     assert!(prompts.contains_key("ru/welcome") && prompts.contains_key("moh"));
@@ -467,7 +472,7 @@ fn a_flow_in_both_places_is_refused() {
         Some(text.lines().position(|l| l == "[flows.sales]").unwrap() + 1)
     );
     // Text alone cannot have a flows_dir.
-    assert!(parse(&text, "t.toml").is_err());
+    assert!(crate::parse(&text, "t.toml").is_err());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
