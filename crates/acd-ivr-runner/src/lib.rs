@@ -133,6 +133,11 @@ impl pb::ivr_service_server::IvrService for IvrRunner {
         match result {
             Ok(resp) => {
                 metrics::counter!("acd_ivr_steps_total").increment(1);
+                if let Some(s) = &resp.session {
+                    // Where callers wait, per flow and node: how a flow is used
+                    // (labels are bounded by the configured flows).
+                    metrics::counter!("acd_ivr_node_steps_total", "flow" => s.flow_id.clone(), "node" => s.node.clone()).increment(1);
+                }
                 tracing::debug!(%call_id, node = %resp.session.as_ref().map(|s| s.node.as_str()).unwrap_or(""), "step");
                 Ok(Response::new(resp))
             }
