@@ -117,6 +117,7 @@ impl EdgeCore {
             Input::Media(ev) => self.media_event(ev, now),
             Input::Drain => self.draining = true,
             Input::EndAll => self.end_all(now),
+            Input::Reconfigure(r) => self.reconfigure(*r),
         }
         self.flush_tx(now);
     }
@@ -377,5 +378,19 @@ pub(crate) fn host_port(ip: std::net::IpAddr, port: u16) -> String {
     match ip {
         std::net::IpAddr::V4(v4) => format!("{v4}:{port}"),
         std::net::IpAddr::V6(v6) => format!("[{v6}]:{port}"),
+    }
+}
+
+impl EdgeCore {
+    fn reconfigure(&mut self, r: crate::io::Reconfigure) {
+        tracing::info!(
+            dids = r.dids.len(),
+            flows = r.flows.len(),
+            prompts = r.prompts.len(),
+            "edge reconfigured"
+        );
+        self.cfg.dids = r.dids;
+        self.cfg.flows = r.flows;
+        self.cfg.prompts = r.prompts;
     }
 }

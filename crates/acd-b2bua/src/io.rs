@@ -2,7 +2,7 @@
 //! variant of [`Output`]; the shell drains them with `poll_output()` and
 //! sleeps until `poll_timeout()`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -50,6 +50,19 @@ pub enum Input {
     Drain,
     /// The drain deadline passed: end every call left (BYE on both legs).
     EndAll,
+    /// The config was reloaded: new calls see these numbers, flows and
+    /// prompts; calls in progress keep their flow (its id and its session).
+    Reconfigure(Box<Reconfigure>),
+}
+
+/// What a config reload changes at the edge.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reconfigure {
+    /// DID → flow id.
+    pub dids: BTreeMap<String, String>,
+    pub flows: BTreeMap<String, acd_ivr::Flow>,
+    /// Names of the prompts the media can play.
+    pub prompts: BTreeSet<String>,
 }
 
 /// Commands from the distributor.

@@ -49,7 +49,8 @@ pub use config::{Admission, CoreConfig, Listen};
 pub use ids::{AgentId, CallId, PlayToken, Side, StepNo};
 pub use io::{
     AgentContact, CallerInfo, CollectSpec, Enqueue, FromDistributor, Input, IvrAction, IvrEvent,
-    IvrReply, IvrStep, MediaCommand, MediaEvent, MediaPorts, Output, SiteBinding, ToDistributor,
+    IvrReply, IvrStep, MediaCommand, MediaEvent, MediaPorts, Output, Reconfigure, SiteBinding,
+    ToDistributor,
 };
 pub use snapshot::{Snapshot, SnapshotError, SNAPSHOT_VERSION};
 pub use teardown::EndReason;

@@ -50,6 +50,14 @@ pub enum Control {
     Snapshot(oneshot::Sender<EdgeSnapshot>),
     /// Stop reading and hand everything over (see [`Frozen`]).
     HandOver(oneshot::Sender<Frozen>),
+    /// The config was reloaded: numbers, flows and prompts for new calls.
+    Reload(Box<Reloaded>),
+}
+
+/// What a reload gives the edge: the core's part and the decoded prompts.
+pub struct Reloaded {
+    pub core: acd_b2bua::Reconfigure,
+    pub prompts: std::collections::BTreeMap<String, Arc<acd_media::Prompt>>,
 }
 
 /// The edge's whole state: the core's calls, dialogs, transactions and
@@ -261,6 +269,19 @@ impl Driver {
                         .flatten()
                         .collect();
                 let _ = reply.send(self.edge_snapshot(streams, Vec::new()));
+            }
+            Control::Reload(r) => {
+                // Calls already playing hold their prompts (`Arc`); new
+                // plays find the new ones by name.
+                self.media_options.hold_music =
+                    r.prompts.get("moh").map(|p| acd_media::call::NamedPrompt {
+                        name: "moh".into(),
+                        prompt: p.clone(),
+                    });
+                self.prompts = r.prompts;
+                let core = Box::new(r.core);
+                self.core
+                    .handle(CoreInput::Reconfigure(core), Instant::now());
             }
             // Handled by the loop, which owns the receivers.
             Control::HandOver(_) => {}

@@ -113,6 +113,24 @@ impl EdgeHandle {
     }
 
     /// The edge's whole call state, as a live hand-over passes it on.
+    /// Takes the numbers, flows and prompts of a reloaded config for new
+    /// calls (calls in progress carry on as they are). The prompts are
+    /// decoded here, off the edge's loop; a prompt that does not decode
+    /// refuses the whole reload.
+    pub fn reload(&self, loaded: &Loaded) -> Result<(), EdgeError> {
+        let prompts = load_prompts(loaded)?;
+        let cfg = &loaded.config;
+        let core = acd_b2bua::Reconfigure {
+            dids: dids(cfg),
+            flows: cfg.flows.clone(),
+            prompts: prompts.keys().cloned().collect(),
+        };
+        let reloaded = driver::Reloaded { core, prompts };
+        self.control
+            .send(driver::Control::Reload(Box::new(reloaded)))
+            .map_err(|_| EdgeError::Stopped)
+    }
+
     pub async fn snapshot(&self) -> Option<driver::EdgeSnapshot> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.control.send(driver::Control::Snapshot(tx)).ok()?;
@@ -170,6 +188,8 @@ pub enum EdgeError {
     Tls(String),
     #[error("hand-over: {0}")]
     Handover(String),
+    #[error("the edge's loop has stopped")]
+    Stopped,
 }
 
 /// SIP messages from the transports waiting for the driver loop. Beyond
@@ -438,11 +458,7 @@ fn core_config(
     };
     core.realm = cfg.sip.realm.clone();
     core.ring_timeout = Duration::from_secs(cfg.distributor.offer_timeout_secs);
-    core.dids = cfg
-        .dids
-        .iter()
-        .map(|d| (d.number.clone(), d.flow.clone()))
-        .collect();
+    core.dids = dids(cfg);
     core.flows = cfg.flows.clone();
     core.prompts = prompts.keys().cloned().collect();
     core.extensions = cfg
@@ -555,6 +571,13 @@ fn admitted_calls(configured: usize, rtp_calls: usize) -> usize {
         );
     }
     configured.min(usable)
+}
+
+fn dids(cfg: &acd_config::Config) -> BTreeMap<String, String> {
+    cfg.dids
+        .iter()
+        .map(|d| (d.number.clone(), d.flow.clone()))
+        .collect()
 }
 
 fn load_prompts(loaded: &Loaded) -> Result<BTreeMap<String, Arc<acd_media::Prompt>>, EdgeError> {

@@ -134,9 +134,9 @@ impl AdminService for AdminApi {
         _req: Request<pb::ReloadRequest>,
     ) -> Result<Response<pb::ReloadResponse>, Status> {
         let Some(reloader) = &self.reloader else {
-            metrics::counter!("acd_ivr_reload_refused_total", "reason" => "no_ivr").increment(1);
+            metrics::counter!("acd_ivr_reload_refused_total", "reason" => "no_flows").increment(1);
             return Err(Status::failed_precondition(
-                "this process has no IVR runner: reload the processes with the ivr role",
+                "this process has neither an IVR runner nor an edge: reload the processes with the ivr or edge role",
             ));
         };
         match reloader.reload("AdminService.Reload").await {

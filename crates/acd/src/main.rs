@@ -356,8 +356,13 @@ async fn serve(cmd: Cmd) -> Result<()> {
         );
         acd_ivr_runner::IvrRunner::new(cfg.flows.clone()).with_clock(clock)
     });
-    let reloader = ivr_runner.as_ref().map(|runner| {
-        let r = reload::FlowReloader::new(plan.common.config.clone(), runner.clone(), &loaded);
+    let reloader = (ivr_runner.is_some() || plan.edge.is_some()).then(|| {
+        let r = reload::FlowReloader::new(
+            plan.common.config.clone(),
+            ivr_runner.clone(),
+            readiness.clone(),
+            &loaded,
+        );
         r.spawn_watch();
         r
     });

@@ -1,7 +1,9 @@
-//! The IVR runner's flows follow the config: re-read (with the same loader
-//! as at start-up) when the config file or a flow file changes, and on
-//! `AdminService.Reload`. An invalid config is refused and the flows in
-//! service stay; callers already in a flow keep their version either way.
+//! The flows follow the config: re-read (with the same loader as at
+//! start-up) when the config file or a flow file changes, and on
+//! `AdminService.Reload`. The IVR runner takes the new flows; the edge takes
+//! the numbers, flows and prompts for its new calls. An invalid config (or a
+//! prompt that does not decode) is refused and what is in service stays;
+//! callers already in a flow keep their version either way.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -10,13 +12,17 @@ use std::time::{Duration, SystemTime};
 use acd_config::{ConfigErrors, Loaded};
 use acd_ivr_runner::{IvrRunner, ReloadReport};
 
+use crate::health::Readiness;
+
 /// How often the watched files' modification times are compared.
 const POLL: Duration = Duration::from_secs(1);
 
 pub struct FlowReloader {
     /// `None`: the embedded config (nothing to watch; Reload re-reads it).
     config: Option<PathBuf>,
-    runner: IvrRunner,
+    runner: Option<IvrRunner>,
+    /// Where this process's edge is found once it runs.
+    readiness: Arc<Readiness>,
     watched: Mutex<Vec<PathBuf>>,
     /// One reload at a time (the watcher and an operator may race).
     busy: tokio::sync::Mutex<()>,
@@ -26,10 +32,16 @@ pub struct FlowReloader {
 type Signature = Vec<(PathBuf, Option<(SystemTime, u64)>)>;
 
 impl FlowReloader {
-    pub fn new(config: Option<PathBuf>, runner: IvrRunner, loaded: &Loaded) -> Arc<FlowReloader> {
+    pub fn new(
+        config: Option<PathBuf>,
+        runner: Option<IvrRunner>,
+        readiness: Arc<Readiness>,
+        loaded: &Loaded,
+    ) -> Arc<FlowReloader> {
         Arc::new(FlowReloader {
             config,
             runner,
+            readiness,
             watched: Mutex::new(loaded.watched_files()),
             busy: tokio::sync::Mutex::new(()),
         })
@@ -44,9 +56,21 @@ impl FlowReloader {
             .unwrap_or_else(|e| Err(internal_error(&e.to_string())));
         match loaded {
             Ok(loaded) => {
+                // The edge first: a prompt it cannot decode refuses it all.
+                if let Some(edge) = self.readiness.edge() {
+                    if let Err(e) = edge.reload(&loaded) {
+                        metrics::counter!("acd_ivr_reload_refused_total", "reason" => "edge")
+                            .increment(1);
+                        tracing::warn!(why, error = %e, "reload refused by the edge");
+                        return Err(internal_error(&e.to_string()));
+                    }
+                }
                 *lock(&self.watched) = loaded.watched_files();
-                let report = self.runner.reload(loaded.config.flows);
-                tracing::info!(why, changed = ?report.changed, "flows reloaded");
+                let report = match &self.runner {
+                    Some(runner) => runner.reload(loaded.config.flows),
+                    None => versions_only(&loaded),
+                };
+                tracing::info!(why, changed = ?report.changed, "config reloaded");
                 Ok(report)
             }
             Err(errors) => {
@@ -99,11 +123,25 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// An edge without a runner reports the flows it now knows, unversioned
+/// changes aside (the runners tell which changed).
+fn versions_only(loaded: &Loaded) -> ReloadReport {
+    ReloadReport {
+        flows: loaded
+            .config
+            .flows
+            .iter()
+            .map(|(id, f)| format!("{id}@{}", acd_ivr::version(f)))
+            .collect(),
+        changed: Vec::new(),
+    }
+}
+
 fn internal_error(message: &str) -> ConfigErrors {
     ConfigErrors(vec![acd_config::ConfigError {
         file: String::new(),
         line: None,
         key: String::new(),
-        message: format!("reload task failed: {message}"),
+        message: format!("reload refused: {message}"),
     }])
 }
