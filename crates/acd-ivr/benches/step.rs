@@ -8,7 +8,9 @@
 use std::collections::BTreeMap;
 
 use acd_ivr::{step, validate, Event, Flow, Known, Session, StepEnv};
-use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion};
 
 const SUPPORT247: &str = include_str!("../../../config/flows/support247.toml");
 /// Monday 2026-11-30 12:00 Moscow: open.
