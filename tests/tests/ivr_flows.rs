@@ -25,7 +25,7 @@ use acd_tests::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const SECS_TOLERANCE: Duration = Duration::from_millis(1500);
+const TOLERANCE: Duration = Duration::from_millis(1500);
 
 /// Length of the shipped prompt `config/prompts/<name>.wav`.
 fn prompt_len(name: &str) -> Duration {
@@ -296,7 +296,7 @@ async fn collect_lengths_terminator_timeouts_pattern_and_fallback() {
         "the input ended before the inter-digit timeout: {p:?}"
     );
     assert!(
-        p.after < Duration::from_millis(300) + inter + SECS_TOLERANCE,
+        p.after < Duration::from_millis(300) + inter + TOLERANCE,
         "{p:?}"
     );
 
@@ -334,7 +334,7 @@ async fn collect_lengths_terminator_timeouts_pattern_and_fallback() {
         "{p:?}"
     );
     assert!(
-        p.after + Duration::from_millis(300) >= expected && p.after < expected + SECS_TOLERANCE,
+        p.after + Duration::from_millis(300) >= expected && p.after < expected + TOLERANCE,
         "fallback after {:?}, expected {expected:?}",
         p.after
     );
@@ -418,7 +418,7 @@ default = "to_support"
 [flows.vip.nodes.to_sales]
 type = "enqueue"
 queue = "sales"
-data = {{ tier = "${{tier}}", number = "${{caller}}", prio = "${{priority}}" }}
+data = {{ tier = "${{tier}}", number = "${{caller}}", prio = "${{priority}}", name = "${{caller_name}}" }}
 
 [flows.vip.nodes.to_support]
 type = "enqueue"
@@ -485,7 +485,7 @@ async fn menu_retries_default_and_branches_on_variables_and_vip_list() {
         "{p_silent:?}"
     );
     assert!(
-        p_silent.after + Duration::from_millis(300) >= expected && p_silent.after < expected + SECS_TOLERANCE,
+        p_silent.after + Duration::from_millis(300) >= expected && p_silent.after < expected + TOLERANCE,
         "the default must come after 3 x (prompt + timeout) + 2 no_input prompts ({expected:?}): {:?}",
         p_silent.after
     );
@@ -673,7 +673,7 @@ async fn hours_branches_on_a_dst_night_then_callback_and_hangup() {
     let silent_expected = ask + Duration::from_millis(2000) + goodbye;
     assert!(
         silent_took + Duration::from_millis(300) >= silent_expected
-            && silent_took < silent_expected + SECS_TOLERANCE,
+            && silent_took < silent_expected + TOLERANCE,
         "no number: BYE after {silent_took:?}, expected {silent_expected:?}"
     );
 
