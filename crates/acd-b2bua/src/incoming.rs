@@ -269,7 +269,8 @@ impl EdgeCore {
         call.caller.sdp.port = ports.caller;
         let flow = call.flow.clone();
         let did = call.did.clone();
-        let caller = caller_info(&call.caller.invite, &did).from_uri;
+        let from = caller_info(&call.caller.invite, &did);
+        let caller = caller_number(&from.from_uri);
         let late_offer = call.caller.offer.is_none();
         let mode = self
             .cfg
@@ -283,7 +284,7 @@ impl EdgeCore {
             _ => self.answer_caller(id, now),
         }
         self.sync_telephone_event(id);
-        self.start_ivr(id, did, caller, now);
+        self.start_ivr(id, did, caller, from.display_name, now);
     }
 
     pub(crate) fn media_failed(&mut self, id: &CallId, reason: &str, now: Instant) {
@@ -476,6 +477,17 @@ pub(crate) fn contact_of(req: &Request) -> String {
 }
 
 /// Caller data for the distributor and the agent's call pop.
+/// The caller's number as flows see it (VIP lists, callbacks): the user part
+/// of the From URI without its parameters or password
+/// (`sip:+4930123;npdi@host` -> `+4930123`), else the whole URI.
+pub(crate) fn caller_number(from_uri: &str) -> String {
+    uri_user(from_uri)
+        .and_then(|u| u.split([';', ':']).next())
+        .filter(|u| !u.is_empty())
+        .unwrap_or(from_uri)
+        .to_string()
+}
+
 pub(crate) fn caller_info(invite: &Request, did: &str) -> CallerInfo {
     let from = invite.headers.get("From").and_then(NameAddr::parse);
     CallerInfo {
@@ -486,5 +498,19 @@ pub(crate) fn caller_info(invite: &Request, did: &str) -> CallerInfo {
             .unwrap_or_default(),
         did: did.to_string(),
         variables: Default::default(),
+    }
+}
+
+#[cfg(test)]
+mod caller_number_tests {
+    use super::caller_number;
+
+    #[test]
+    fn the_user_part_without_parameters_else_the_uri() {
+        assert_eq!(caller_number("sip:0611223344@10.0.0.1:5060"), "0611223344");
+        assert_eq!(caller_number("sip:+4930123;npdi@host"), "+4930123");
+        assert_eq!(caller_number("sips:alice:secret@host"), "alice");
+        assert_eq!(caller_number("sip:host.example"), "sip:host.example");
+        assert_eq!(caller_number(""), "");
     }
 }

@@ -16,7 +16,14 @@ use crate::io::{
 use crate::teardown::EndReason;
 
 impl EdgeCore {
-    pub(crate) fn start_ivr(&mut self, id: &CallId, did: String, caller: String, now: Instant) {
+    pub(crate) fn start_ivr(
+        &mut self,
+        id: &CallId,
+        did: String,
+        caller: String,
+        caller_name: String,
+        now: Instant,
+    ) {
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
@@ -31,7 +38,7 @@ impl EdgeCore {
             IvrEvent::Started {
                 did,
                 caller,
-                caller_name: String::new(),
+                caller_name,
             },
             now,
         );
