@@ -269,7 +269,7 @@ impl EdgeCore {
         call.caller.sdp.port = ports.caller;
         let flow = call.flow.clone();
         let did = call.did.clone();
-        let caller = caller_info(&call.caller.invite, &did).from_uri;
+        let caller = caller_number(&caller_info(&call.caller.invite, &did).from_uri);
         let late_offer = call.caller.offer.is_none();
         let mode = self
             .cfg
@@ -476,6 +476,15 @@ pub(crate) fn contact_of(req: &Request) -> String {
 }
 
 /// Caller data for the distributor and the agent's call pop.
+/// The flow's `caller`: the number in From (`sip:0611@host` -> `0611`), as
+/// VIP lists and callback numbers are written; the whole URI without one.
+fn caller_number(from_uri: &str) -> String {
+    uri_user(from_uri)
+        .map(|u| u.split(';').next().unwrap_or(u))
+        .unwrap_or(from_uri)
+        .to_string()
+}
+
 pub(crate) fn caller_info(invite: &Request, did: &str) -> CallerInfo {
     let from = invite.headers.get("From").and_then(NameAddr::parse);
     CallerInfo {
@@ -486,5 +495,17 @@ pub(crate) fn caller_info(invite: &Request, did: &str) -> CallerInfo {
             .unwrap_or_default(),
         did: did.to_string(),
         variables: Default::default(),
+    }
+}
+
+#[cfg(test)]
+mod caller_number_tests {
+    use super::caller_number;
+
+    #[test]
+    fn the_flow_sees_the_number_in_from() {
+        assert_eq!(caller_number("sip:79990000001@10.0.0.1:5060"), "79990000001");
+        assert_eq!(caller_number("sip:+7999;phone-context=x@host"), "+7999");
+        assert_eq!(caller_number("sip:host.example"), "sip:host.example");
     }
 }
