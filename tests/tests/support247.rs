@@ -18,8 +18,8 @@ use acd_tests::dtmf::{trunk_scenario, Press, SPEECH_PCAP};
 use acd_tests::metrics::{counter_with, scrape};
 use acd_tests::proto::{AgentState, CallOffer};
 use acd_tests::{
-    acdctl, AcdClient, AcdProcess, AgentWatch, PortBlock, RtpObserver, SippCmd, SippPorts,
-    SippRun, TestEnv, LONG,
+    acdctl, AcdClient, AcdProcess, AgentWatch, PortBlock, RtpObserver, SippCmd, SippPorts, SippRun,
+    TestEnv, LONG,
 };
 use serde_json::Value;
 
@@ -226,11 +226,19 @@ fn choose_language(s: &mut Script, key: char, vip: bool, before_menu: &[&str]) -
 /// The night menu's callback path from the moment `callback_confirm`
 /// starts: it says the number (no barge-in), then 1 books the callback.
 fn confirm_callback(s: &mut Script, lang: &str, confirm_at: u64, number: &str) {
-    let keys_at = confirm_at + prompt_ms(&format!("{lang}/callback_confirm")) + digits_ms(lang, number);
+    let keys_at =
+        confirm_at + prompt_ms(&format!("{lang}/callback_confirm")) + digits_ms(lang, number);
     s.keys(keys_at + INTO_PROMPT_MS, "1");
 }
 
-async fn caller(env: &TestEnv, site: Site, name: &str, slot: u16, number: &str, s: Script) -> SippRun {
+async fn caller(
+    env: &TestEnv,
+    site: Site,
+    name: &str,
+    slot: u16,
+    number: &str,
+    s: Script,
+) -> SippRun {
     let scenario = trunk_scenario(env, name, &s.presses);
     SippCmd::new(name, &scenario.display().to_string(), site.sipp(slot))
         .remote(site.sip())
@@ -279,13 +287,17 @@ async fn agent(
     obs: u16,
 ) -> Agent {
     let rtp = RtpObserver::bind(agent, site.observer(obs)).await.unwrap();
-    let phone = SippCmd::new(&format!("phone-{agent}"), "agent_answer_hangup.xml", site.sipp(slot))
-        .key("rtpport", rtp.port())
-        .pause_ms(1500)
-        .limit(Duration::from_secs(80))
-        .spawn(env)
-        .await
-        .unwrap();
+    let phone = SippCmd::new(
+        &format!("phone-{agent}"),
+        "agent_answer_hangup.xml",
+        site.sipp(slot),
+    )
+    .key("rtpport", rtp.port())
+    .pause_ms(1500)
+    .limit(Duration::from_secs(80))
+    .spawn(env)
+    .await
+    .unwrap();
     register(env, site, 4, ext, site.sipp(slot).sip).await;
     client.login(agent, ext).await.unwrap();
     let watch = client.watch(agent).await.unwrap();
@@ -316,7 +328,9 @@ async fn answered(a: &mut Agent) -> CallOffer {
 }
 
 async fn callbacks(acd: &AcdProcess) -> Vec<Value> {
-    let out = acdctl(&acd.grpc_url(), &["callbacks", "--json"]).await.unwrap();
+    let out = acdctl(&acd.grpc_url(), &["callbacks", "--json"])
+        .await
+        .unwrap();
     assert!(out.success(), "acdctl callbacks: {out:?}");
     out.json_lines().unwrap()
 }
@@ -326,7 +340,13 @@ async fn lookups(acd: &AcdProcess, outcome: &str) -> f64 {
     counter_with(&text, "acd_ivr_lookups_total", &[("outcome", outcome)]).unwrap_or(0.0)
 }
 
-fn done(env: &TestEnv, started: Instant) {
+/// The process is still up and every key the caller pressed was taken by
+/// the step asking for it (none fell into a prompt without barge-in).
+async fn finish(env: &TestEnv, acd: &mut AcdProcess, started: Instant) {
+    acd.assert_running();
+    let text = scrape(&acd.metrics_addr()).await.unwrap();
+    let lost = acd_tests::metrics::counter(&text, "acd_edge_dtmf_discarded_total").unwrap_or(0.0);
+    assert_eq!(lost, 0.0, "keys were discarded: the script's timing is off");
     eprintln!("[e2e] {}: {:?}", env.name, started.elapsed());
 }
 
@@ -369,8 +389,7 @@ async fn daytime_russian_order_status_then_carol() {
     assert_eq!(lookups(&acd, "ok").await, 1.0, "one lookup, answered");
     bob.watch.drain(Duration::from_millis(200)).await;
     assert!(bob.watch.offers().is_empty(), "bob speaks no Russian");
-    acd.assert_running();
-    done(&env, started);
+    finish(&env, &mut acd, started).await;
 }
 
 /// (b) Daytime, English, 2 for an operator, with no agent ready: a
@@ -396,7 +415,9 @@ async fn daytime_english_operator_serves_the_vip_first() {
     };
     let regular = caller(&env, site, "caller", 2, CALLER, script(false)).await;
     client
-        .await_queue("support", "holding the regular caller", LONG, |q| q.waiting == 1)
+        .await_queue("support", "holding the regular caller", LONG, |q| {
+            q.waiting == 1
+        })
         .await
         .unwrap();
     let vip = caller(&env, site, "vip", 3, VIP, script(true)).await;
@@ -428,8 +449,7 @@ async fn daytime_english_operator_serves_the_vip_first() {
         assert_eq!(o.queue_id, "support", "{o:?}");
         assert_eq!(var(o, "language"), Some("en"), "{o:?}");
     }
-    acd.assert_running();
-    done(&env, started);
+    finish(&env, &mut acd, started).await;
 }
 
 /// (f) Daytime, the order API down (nothing listens on the lookup's
@@ -461,8 +481,7 @@ async fn order_lookup_down_sends_the_caller_to_an_operator() {
     assert_eq!(var(&offer, "order_status"), None, "{offer:?}");
     assert_eq!(var(&offer, "language"), Some("en"), "{offer:?}");
     assert_eq!(lookups(&acd, "ok").await, 0.0);
-    acd.assert_running();
-    done(&env, started);
+    finish(&env, &mut acd, started).await;
 }
 
 /// The night menu's key `key` after language 1 (English): returns the
@@ -485,7 +504,9 @@ async fn night_transfer_is_answered_and_bridged() {
     let night = site.sipp(0);
     let config = copy_config(&env, site, true, night.sip);
     let mut acd = start(&env, site, &config, NIGHT).await;
-    let far = RtpObserver::bind("night-team", site.observer(0)).await.unwrap();
+    let far = RtpObserver::bind("night-team", site.observer(0))
+        .await
+        .unwrap();
     let team = SippCmd::new("night-team", "agent_answer_hangup.xml", night)
         .key("rtpport", far.port())
         .pause_ms(4000)
@@ -510,8 +531,7 @@ async fn night_transfer_is_answered_and_bridged() {
         .await
         .unwrap();
     assert_eq!(q.offered + u64::from(q.waiting), 0, "nothing queued: {q:?}");
-    acd.assert_running();
-    done(&env, started);
+    finish(&env, &mut acd, started).await;
 }
 
 /// (c) Night, 1 with the night team busy (486): the flow falls to the
@@ -547,8 +567,7 @@ async fn night_transfer_busy_falls_to_the_callback_offer() {
     assert_eq!(cb["priority"], 0, "{cb}");
     assert_eq!(cb["voicemail"], "", "{cb}");
     assert_eq!(cb["caller"]["did"], DID, "{cb}");
-    acd.assert_running();
-    done(&env, started);
+    finish(&env, &mut acd, started).await;
 }
 
 /// (d) Night, a VIP caller presses 2 for a callback and 1 to confirm
@@ -575,8 +594,7 @@ async fn night_callback_is_booked_with_the_vip_priority() {
     assert_eq!(cb["caller"]["variables"]["language"], "en", "{cb}");
     let table = acdctl(&acd.grpc_url(), &["callbacks"]).await.unwrap();
     assert!(table.stdout.contains(VIP2), "{}", table.stdout);
-    acd.assert_running();
-    done(&env, started);
+    finish(&env, &mut acd, started).await;
 }
 
 /// (d) Night, 3: a voicemail. The caller speaks (SIPp's g711a.pcap) after
@@ -611,7 +629,10 @@ async fn night_voicemail_is_recorded_and_attached_to_a_callback() {
     assert_eq!((info.sample_rate, info.channels), (8000, 1));
     let secs = info.samples as f64 / 8000.0;
     eprintln!("[e2e] voicemail {file}: {secs:.1} s");
-    assert!((4.0..=10.0).contains(&secs), "implausible length {secs:.1} s");
+    assert!(
+        (4.0..=10.0).contains(&secs),
+        "implausible length {secs:.1} s"
+    );
     let loud = acd_media::wav::load_wav(&bytes)
         .unwrap()
         .samples()
@@ -619,8 +640,7 @@ async fn night_voicemail_is_recorded_and_attached_to_a_callback() {
         .filter(|s| s.unsigned_abs() > 1000)
         .count();
     assert!(loud > 1000, "the recording is silent ({loud} loud samples)");
-    acd.assert_running();
-    done(&env, started);
+    finish(&env, &mut acd, started).await;
 }
 
 /// (e) A holiday (2027-01-03): the holiday prompt, much shorter than the
@@ -649,10 +669,12 @@ async fn a_holiday_takes_the_holiday_branch() {
     assert_eq!(cbs[0]["number"], CALLER, "{}", cbs[0]);
     // The runner logs every node it steps into.
     let log = std::fs::read_to_string(env.log_path("acd-run.stderr.log")).unwrap();
-    assert!(log.contains("node=holiday"), "the holiday node was never entered");
+    assert!(
+        log.contains("node=holiday"),
+        "the holiday node was never entered"
+    );
     assert!(!log.contains("node=closed"), "the closed node was entered");
-    acd.assert_running();
-    done(&env, started);
+    finish(&env, &mut acd, started).await;
 }
 
 #[test]

@@ -504,7 +504,10 @@ mod caller_number_tests {
 
     #[test]
     fn the_flow_sees_the_number_in_from() {
-        assert_eq!(caller_number("sip:79990000001@10.0.0.1:5060"), "79990000001");
+        assert_eq!(
+            caller_number("sip:79990000001@10.0.0.1:5060"),
+            "79990000001"
+        );
         assert_eq!(caller_number("sip:+7999;phone-context=x@host"), "+7999");
         assert_eq!(caller_number("sip:host.example"), "sip:host.example");
     }
