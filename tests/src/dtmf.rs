@@ -28,7 +28,14 @@ pub enum Press {
     InfoRelay(char),
     /// A key in an INFO with `application/dtmf` (the key alone).
     InfoDtmf(char),
+    /// A capture of PCMA speech (e.g. [`SPEECH_PCAP`]) started from the
+    /// caller's media port; it plays on while the script goes on. A script
+    /// with audio offers PCMA first, so the edge takes it as PCMA.
+    Audio(&'static str),
 }
+
+/// About 7 s of PCMA speech shipped with SIPp.
+pub const SPEECH_PCAP: &str = "/usr/share/sip-tester/g711a.pcap";
 
 /// The capture of `key`.
 pub fn pcap_of(key: char) -> PathBuf {
@@ -41,7 +48,8 @@ pub fn pcap_of(key: char) -> PathBuf {
 }
 
 /// Writes a trunk scenario (UAC) into the test's log directory: INVITE with
-/// SDP offering PCMU, PCMA and telephone-event 101 on SIPp's media port,
+/// SDP offering PCMU, PCMA (PCMA first with [`Press::Audio`]) and
+/// telephone-event 101 on SIPp's media port,
 /// ACK, the script, then it waits for the edge's BYE (the agent hangs up).
 /// Every INFO must get 200. Returns the file's path.
 pub fn trunk_scenario(env: &TestEnv, name: &str, script: &[Press]) -> PathBuf {
@@ -69,9 +77,22 @@ pub fn trunk_scenario(env: &TestEnv, name: &str, script: &[Press]) -> PathBuf {
                 cseq += 1;
                 steps.push_str(&info(cseq, "application/dtmf", &key.to_string()));
             }
+            Press::Audio(pcap) => {
+                let _ = writeln!(
+                    steps,
+                    "  <nop><action><exec play_pcap_audio=\"{pcap}\"/></action></nop>"
+                );
+            }
         }
     }
-    let xml = SCENARIO.replace("@STEPS@", &steps);
+    let codecs = if script.iter().any(|p| matches!(p, Press::Audio(_))) {
+        "8 0 101"
+    } else {
+        "0 8 101"
+    };
+    let xml = SCENARIO
+        .replace("@STEPS@", &steps)
+        .replace("@CODECS@", codecs);
     let path = env.log_path(&format!("{name}.xml"));
     std::fs::write(&path, xml).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
     path
@@ -122,7 +143,7 @@ const SCENARIO: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
       s=-
       c=IN IP[media_ip_type] [media_ip]
       t=0 0
-      m=audio [media_port] RTP/AVP 0 8 101
+      m=audio [media_port] RTP/AVP @CODECS@
       a=rtpmap:0 PCMU/8000
       a=rtpmap:8 PCMA/8000
       a=rtpmap:101 telephone-event/8000

@@ -40,8 +40,10 @@
 //! digits), 95 `dtmf.rs` (baresip pressing a key; baresip on `+90..+99`),
 //! 96-99 `ivr_actions.rs` (99: the acd-edge voicemail media test),
 //! 100 `ivr_reload.rs`, 101 `ivr_runner_kill.rs` (102-103 reserved for them),
-//! 54 `edge_reload.rs`, 107 `demo_orders.rs` (the standalone API on slot 4's gRPC and metrics
-//! ports; `acd run` on slot 0, its demo API on slot 3's gRPC port), 108-111
+//! 54 `edge_reload.rs`, 104-106 `support247.rs` (each block split into three
+//! 66-port sites with their own layout, see `Site` there), 107
+//! `demo_orders.rs` (the standalone API on slot 4's gRPC and metrics ports;
+//! `acd run` on slot 0, its demo API on slot 3's gRPC port), 108-111
 //! `ivr_flows.rs` (111: its test order API on slot 3's gRPC port).
 
 pub const BASE: u16 = 21000;

@@ -48,7 +48,7 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// config/acd.toml and its prompts copied to `dir`, with `edit` applied to the text.
+/// config/acd.toml, its prompts and flows copied to `dir`, with `edit` applied to the text.
 fn copy_config(dir: &Path, edit: impl FnOnce(String) -> String) -> PathBuf {
     copy_dir(&config_dir().join("prompts"), &dir.join("prompts"));
     copy_dir(&config_dir().join("flows"), &dir.join("flows"));
