@@ -27,7 +27,7 @@ pub mod config;
 mod core;
 mod dialogs;
 pub mod digits;
-mod dtmf_info;
+pub mod dtmf_info;
 #[doc(hidden)]
 pub mod fuzz_harness;
 pub mod ids;

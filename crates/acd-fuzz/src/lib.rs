@@ -21,6 +21,7 @@
 //! (`acd_b2bua::fuzz_harness`), as its script format is the core's inputs.
 
 pub mod corpus;
+pub mod ivr;
 pub mod media;
 pub mod mutate;
 pub mod sip;
@@ -38,6 +39,8 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("sdp_parse", media::sdp_parse),
     ("rtp_parse", media::rtp_parse),
     ("b2bua", acd_b2bua::fuzz_harness::run),
+    ("dtmf", ivr::dtmf),
+    ("ivr_step", ivr::ivr_step),
 ];
 
 /// `bytes` as printable ASCII with escapes, for panic messages that name an input.

@@ -104,10 +104,20 @@ fn b2bua() {
 }
 
 #[test]
+fn dtmf() {
+    run("dtmf", 20_000);
+}
+
+#[test]
+fn ivr_step() {
+    run("ivr_step", 5_000);
+}
+
+#[test]
 fn every_target_has_a_corpus_and_a_smoke_test() {
     // Each target's #[test] above, by name: a target added to TARGETS
     // without one fails here.
-    const SMOKED: [&str; 7] = [
+    const SMOKED: [&str; 9] = [
         "sip_parse",
         "sip_stream",
         "sip_transaction",
@@ -115,6 +125,8 @@ fn every_target_has_a_corpus_and_a_smoke_test() {
         "sdp_parse",
         "rtp_parse",
         "b2bua",
+        "dtmf",
+        "ivr_step",
     ];
     for (name, _) in TARGETS {
         assert!(SMOKED.contains(name), "target {name} has no smoke test");
