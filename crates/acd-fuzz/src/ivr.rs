@@ -55,11 +55,13 @@ pub fn dtmf(data: &[u8]) {
 /// Flows the `ivr_step` target drives: the shipped 24/7 line.
 const SUPPORT247: &str = include_str!("../../../config/flows/support247.toml");
 
-fn support247() -> Flow {
-    match toml_edit::de::from_str(SUPPORT247) {
+/// Parsed once: parsing the TOML would cost more than the steps.
+fn support247() -> &'static Flow {
+    static FLOW: std::sync::OnceLock<Flow> = std::sync::OnceLock::new();
+    FLOW.get_or_init(|| match toml_edit::de::from_str(SUPPORT247) {
         Ok(f) => f,
         Err(e) => panic!("support247.toml: {e}"),
-    }
+    })
 }
 
 /// Each step is `[kind, length, bytes…]`: the caller's number (first), digit
@@ -97,9 +99,9 @@ pub fn ivr_step(data: &[u8]) {
                 None => continue,
             }
         };
-        match step(&flow, session.clone(), event, &env) {
+        match step(flow, session.clone(), event, &env) {
             Ok((s, actions)) => {
-                check(&flow, &s, &actions);
+                check(flow, &s, &actions);
                 session = s;
             }
             Err(_) => continue,
