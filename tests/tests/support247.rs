@@ -437,6 +437,13 @@ async fn daytime_english_operator_serves_the_vip_first() {
     vip.wait().await.assert_success(1);
     assert!(from_uri(&first).contains(VIP), "the VIP first: {first:?}");
     assert_eq!(var(&first, "vip"), Some("yes"), "{first:?}");
+    assert_eq!(first.priority, 10, "the offer shows the VIP's priority");
+    assert_eq!(second.priority, 0, "{second:?}");
+    assert_eq!(
+        second.skills.get("english"),
+        Some(&1),
+        "the language's skill: {second:?}"
+    );
     assert!(from_uri(&second).contains(CALLER), "{second:?}");
     assert_eq!(var(&second, "vip"), None, "{second:?}");
     assert!(

@@ -114,13 +114,21 @@ fn agent_events(rec: &EventRecord, d: &Distributor) -> Option<Vec<pb::agent_even
             caller,
             ..
         } => {
-            let enqueued_at = d.lock().core.call(call).map(|c| c.enqueued_at);
+            let (enqueued_at, priority, skills) = match d.lock().core.call(call) {
+                Some(c) => (Some(c.enqueued_at), c.priority, c.skills.clone()),
+                None => (None, 0, Default::default()),
+            };
             let offer = pb::CallOffer {
                 call_id: call.0.clone(),
                 queue_id: queue.0.clone(),
                 caller: Some(caller_to_wire(caller)),
                 waited_ms: enqueued_at.map_or(0, |at| rec.at.ms_since(at)),
                 enqueued_at_ms: enqueued_at.map_or(0, |at| at.0),
+                priority,
+                skills: skills
+                    .into_iter()
+                    .map(|(k, v)| (k.0, u32::from(v)))
+                    .collect(),
             };
             (
                 agent,

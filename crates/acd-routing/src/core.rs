@@ -369,6 +369,7 @@ impl Core {
             id: id.clone(),
             queue: c.queue.clone(),
             priority: c.priority,
+            skills: c.skills.clone(),
             caller: c.caller.clone(),
             enqueued_at: c.enqueued_at,
             phase: c.phase.clone(),

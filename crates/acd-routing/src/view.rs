@@ -48,6 +48,8 @@ pub struct CallView {
     pub id: CallId,
     pub queue: QueueId,
     pub priority: i32,
+    /// Skills the call needs beyond its queue's (from the IVR).
+    pub skills: std::collections::BTreeMap<SkillId, u8>,
     pub caller: CallerInfo,
     pub enqueued_at: Timestamp,
     pub phase: CallPhase,

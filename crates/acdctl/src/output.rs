@@ -123,6 +123,8 @@ pub fn offer_json(o: &CallOffer) -> Value {
         "queue_id": o.queue_id,
         "caller": o.caller.as_ref().map(caller_json).unwrap_or(Value::Null),
         "waited_ms": o.waited_ms,
+        "priority": o.priority,
+        "skills": o.skills,
     })
 }
 
@@ -334,6 +336,9 @@ pub fn event_line(e: &AgentEvent) -> String {
                 or_dash(&c.did),
                 o.waited_ms
             ));
+            if o.priority != 0 {
+                s.push_str(&format!(" priority={}", o.priority));
+            }
             s
         }
         Some(Kind::Connected(c)) => format!("CONNECTED call={}", c.call_id),
@@ -425,6 +430,7 @@ mod tests {
             }),
             waited_ms: 1200,
             enqueued_at_ms: 0,
+            ..Default::default()
         }
     }
 
@@ -491,6 +497,7 @@ mod tests {
                 "seq": 1, "kind": "offer",
                 "offer": {
                     "call_id": "acd-1", "queue_id": "sales", "waited_ms": 1200,
+                    "priority": 0, "skills": {},
                     "caller": {"from_uri": "sip:bob@example.com", "display_name": "Bob",
                                "did": "5550100", "variables": {"lang": "en"}},
                 },

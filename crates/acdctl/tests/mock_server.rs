@@ -111,6 +111,7 @@ impl AgentService for Mock {
                     }),
                     waited_ms: 1200,
                     enqueued_at_ms: 0,
+                    ..Default::default()
                 })),
             }),
             Ok(AgentEvent {
