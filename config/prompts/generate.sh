@@ -3,7 +3,7 @@
 # `apt-get install espeak-ng sox`). Builds and tests do not run this: the
 # WAVs are committed.
 #
-#   ./generate.sh             every prompt in texts.tsv, choose_language and beep
+#   ./generate.sh             every prompt in texts.tsv, choose_language, beep and ringback
 #   ./generate.sh NAME...     only these names (both languages)
 #
 # Output: en/<name>.wav and ru/<name>.wav, 8 kHz mono 8-bit µ-law (what
@@ -79,6 +79,13 @@ fi
 
 if wanted beep; then
     sox -D -n -r 8000 -c 1 -e mu-law -b 8 beep.wav synth 0.4 sine 1000 vol -6dB fade t 0.01 0.4 0.01
+    count=$((count + 1))
+fi
+
+if wanted ringback; then
+    # What a transferred caller hears while the far end rings: the European
+    # ring-back tone (425 Hz, 1 s on, 4 s off), played in a loop.
+    sox -D -n -r 8000 -c 1 -e mu-law -b 8 ringback.wav synth 1 sine 425 vol -8dB fade t 0.02 1 0.02 pad 0 4
     count=$((count + 1))
 fi
 

@@ -23,6 +23,9 @@ pub(crate) fn answered(uri: &str) {
     metrics::counter!("acd_edge_transfers_total", "outcome" => "answered").increment(1);
 }
 
+/// Language-neutral prompt played while a transfer rings.
+const RINGBACK: &str = "ringback";
+
 impl EdgeCore {
     /// `IvrAction::Transfer`: rings `uri`, the caller on hold music meanwhile.
     /// `timeout_ms` 0 uses the agent ring timeout.
@@ -75,10 +78,28 @@ impl EdgeCore {
             ms => Duration::from_millis(u64::from(ms)),
         };
         self.set_timer(id, TimerKind::Ring, ring, now);
-        self.play_hold_music(id, token);
+        self.play_ringback(id, token);
+    }
+
+    /// The `ringback` prompt while the far end rings (as a caller expects
+    /// of a transfer), else the hold music.
+    fn play_ringback(&mut self, id: &CallId, token: PlayToken) {
+        if !self.cfg.prompts.contains(RINGBACK) {
+            return self.play_hold_music(id, token);
+        }
+        let prompt = RINGBACK.to_string();
+        self.media(
+            id,
+            MediaCommand::Play {
+                prompt,
+                looping: true,
+                token,
+            },
+        );
     }
 
     /// The configured hold music to the caller, looping (if it is loaded).
+    /// (Also what a returning transfer's caller hears until the flow plays.)
     pub(crate) fn play_hold_music(&mut self, id: &CallId, token: PlayToken) {
         if self.cfg.prompts.contains(&self.cfg.hold_music) {
             let prompt = self.cfg.hold_music.clone();

@@ -113,6 +113,31 @@ fn a_transfer_answered_bridges_and_bye_propagates() {
 }
 
 #[test]
+fn a_ringing_transfer_plays_the_ringback_tone_when_configured() {
+    let mut cfg = sim::config();
+    cfg.prompts.insert("ringback".to_string());
+    let mut sim = Sim::with_config(cfg);
+    let (call, _tag) = call_in_ivr(&mut sim, "rb-1");
+    sim.media.clear();
+    sim.ivr_reply(vec![IvrAction::Transfer {
+        uri: FAR_URI.into(),
+        timeout_ms: 20_000,
+    }]);
+    assert!(
+        sim.media.iter().any(|(c, m)| *c == call
+            && matches!(m, MediaCommand::Play { prompt, looping: true, .. } if prompt == "ringback")),
+        "the caller hears ring-back while the far end rings: {:?}",
+        sim.media
+    );
+    assert!(
+        !sim.media
+            .iter()
+            .any(|(_, m)| matches!(m, MediaCommand::Play { prompt, .. } if prompt == "moh")),
+        "not the hold music"
+    );
+}
+
+#[test]
 fn the_caller_hanging_up_a_transferred_call_hangs_up_the_far_end() {
     let mut sim = Sim::new();
     let (_call, tag, inv) = transferring(&mut sim, "t2");

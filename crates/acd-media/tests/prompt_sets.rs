@@ -50,7 +50,7 @@ const FLOW_PROMPTS: [&str; 25] = [
     "queue_wait",
 ];
 /// Language-neutral prompts generated next to the sets.
-const NEUTRAL: [&str; 2] = ["choose_language", "beep"];
+const NEUTRAL: [&str; 3] = ["choose_language", "beep", "ringback"];
 /// Everything shipped in the sets together stays small (µ-law is 8 KB/s).
 const MAX_TOTAL_BYTES: u64 = 3_000_000;
 
