@@ -14,9 +14,10 @@
 //! however late it comes, as long as the event is one of the last
 //! [`REMEMBERED`] ones.
 //!
-//! Not handled: an event longer than the 16-bit duration (about 8 s, §2.5.2.1)
-//! is continued by the sender under a new timestamp and reads as a second
-//! press of the same key.
+//! An event longer than the 16-bit duration (about 8 s, §2.5.1.3) is
+//! continued by the sender under a new timestamp, the old one plus 0xFFFF,
+//! without an end bit on the segment before: that segment is the same press,
+//! not a second one.
 
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +32,33 @@ pub struct DtmfDetector {
     /// (SSRC, RTP timestamp) of the last events reported, a ring.
     seen: [Option<(u32, u32)>; REMEMBERED],
     next: usize,
+    /// The latest segment seen, for long events continued under a new timestamp.
+    #[serde(default)]
+    last: Option<Segment>,
+}
+
+/// A telephone-event segment as far as it was seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Segment {
+    ssrc: u32,
+    ts: u32,
+    digit: char,
+    /// Longest duration seen in its packets.
+    duration: u16,
+    ended: bool,
+}
+
+impl Segment {
+    /// Whether `next` continues this press (§2.5.1.3): same stream and key,
+    /// this one ran to the longest duration without ending, and `next`
+    /// starts where it stopped.
+    fn continued_by(&self, next: &Segment) -> bool {
+        self.ssrc == next.ssrc
+            && self.digit == next.digit
+            && !self.ended
+            && self.duration == u16::MAX
+            && next.ts == self.ts.wrapping_add(u32::from(u16::MAX))
+    }
 }
 
 impl DtmfDetector {
@@ -39,13 +67,26 @@ impl DtmfDetector {
     #[must_use]
     pub fn on_packet(&mut self, info: &RtpInfo, packet: &[u8]) -> Option<char> {
         let event = parse_dtmf(info.payload(packet))?;
+        let seg = Segment {
+            ssrc: info.ssrc.0,
+            ts: info.ts,
+            digit: event.digit,
+            duration: event.duration,
+            ended: event.end,
+        };
         let id = (info.ssrc.0, info.ts);
         if self.seen.contains(&Some(id)) {
+            if let Some(last) = self.last.as_mut().filter(|l| (l.ssrc, l.ts) == id) {
+                last.duration = last.duration.max(seg.duration);
+                last.ended |= seg.ended;
+            }
             return None;
         }
+        let continued = self.last.is_some_and(|l| l.continued_by(&seg));
         self.seen[self.next] = Some(id);
         self.next = (self.next + 1) % REMEMBERED;
-        Some(event.digit)
+        self.last = Some(seg);
+        (!continued).then_some(event.digit)
     }
 }
 
@@ -110,6 +151,36 @@ mod tests {
         let p = press(&mut seq, 8000, '5');
         assert_eq!(d.on_packet(&parse(&p[0]).unwrap(), &p[0]), Some('5'));
         assert_eq!(run(&mut d, &p[1..]), "");
+    }
+
+    #[test]
+    fn a_key_held_past_the_longest_duration_is_one_press() {
+        // §2.5.1.3: the first segment runs to 0xFFFF without an end bit; the
+        // press goes on under the timestamp 0xFFFF later.
+        let mut d = DtmfDetector::default();
+        let first = [
+            te(1, 1000, '7', false, 160),
+            te(2, 1000, '7', false, 40_000),
+            te(3, 1000, '7', false, u16::MAX),
+        ];
+        let next_ts = 1000 + u32::from(u16::MAX);
+        let second = [
+            te(4, next_ts, '7', false, 160),
+            te(5, next_ts, '7', true, 2000),
+            te(6, next_ts, '7', true, 2000),
+        ];
+        assert_eq!(run(&mut d, &first), "7");
+        assert_eq!(run(&mut d, &second), "", "the same press continued");
+        // A real second press afterwards still counts.
+        assert_eq!(run(&mut d, &[te(7, next_ts + 8000, '7', false, 160)]), "7");
+        // A segment that ended, or another key at that timestamp, is new.
+        let mut d = DtmfDetector::default();
+        let ended = [te(1, 1000, '7', true, u16::MAX)];
+        assert_eq!(run(&mut d, &ended), "7");
+        assert_eq!(run(&mut d, &[te(2, next_ts, '7', false, 160)]), "7");
+        let mut d = DtmfDetector::default();
+        assert_eq!(run(&mut d, &first), "7");
+        assert_eq!(run(&mut d, &[te(4, next_ts, '8', false, 160)]), "8");
     }
 
     #[test]
