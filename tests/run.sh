@@ -51,6 +51,13 @@ if ! grep -q 'SIPp v' <<<"$sipp_version"; then
 fi
 echo "run.sh: $(grep -m1 -o 'SIPp v[^ ]*' <<<"$sipp_version")" >&2
 
+# The IVR tests replay SIPp's own captures (speech, RFC 4733 key presses),
+# which the sip-tester package ships.
+for pcap in g711a dtmf_2833_1 dtmf_2833_2 dtmf_2833_pound; do
+    [ -f "/usr/share/sip-tester/$pcap.pcap" ] \
+        || { echo "run.sh: /usr/share/sip-tester/$pcap.pcap (package sip-tester) is missing" >&2; exit 1; }
+done
+
 # `baresip -h` prints its version and usage and exits non-zero.
 baresip_version=$(baresip -h 2>&1 || true)
 if ! grep -q 'baresip v' <<<"$baresip_version"; then

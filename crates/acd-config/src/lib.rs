@@ -508,6 +508,24 @@ impl Loaded {
         }
     }
 
+    /// Whether a file the config names can be read, without reading it
+    /// (hundreds of prompts are read once, by whoever decodes them).
+    fn check_file(&self, relative: &str) -> Result<(), String> {
+        match &self.origin {
+            Origin::Embedded => defaults::file(relative)
+                .map(|_| ())
+                .ok_or_else(|| format!("`{relative}` is not embedded in the binary")),
+            Origin::File(path) => {
+                let full = path.parent().unwrap_or(Path::new(".")).join(relative);
+                match std::fs::File::open(&full).and_then(|f| f.metadata()) {
+                    Ok(m) if m.is_file() => Ok(()),
+                    Ok(_) => Err(format!("{} is not a file", full.display())),
+                    Err(e) => Err(format!("cannot read {}: {e}", full.display())),
+                }
+            }
+        }
+    }
+
     /// Every prompt name (prompt sets flattened to `<lang>/<name>`) mapped
     /// to its file's bytes.
     pub fn prompt_files(&self) -> Result<BTreeMap<String, Vec<u8>>, String> {
@@ -542,7 +560,7 @@ impl Loaded {
         let mut errors: Vec<ConfigError> = prompt_keys(&self.config)
             .into_iter()
             .filter_map(|(table, prompt, file)| {
-                let err = self.read_file(&file).err()?;
+                let err = self.check_file(&file).err()?;
                 let mut path: Vec<Seg> = table.iter().map(|t| Seg::Key(t)).collect();
                 path.push(Seg::Key(&prompt));
                 Some(locate::error(text, name, &path, err))
@@ -555,7 +573,7 @@ impl Loaded {
                 ("ca", tls.ca.as_ref()),
             ];
             for (key, file) in files {
-                let Some(Err(err)) = file.map(|f| self.read_file(f)) else {
+                let Some(Err(err)) = file.map(|f| self.check_file(f)) else {
                     continue;
                 };
                 let path = [Seg::Key("sip"), Seg::Key("tls"), Seg::Key(key)];

@@ -28,7 +28,7 @@ mod convert;
 mod distributor_link;
 mod driver;
 pub use distributor_link::DistributorLink;
-pub use driver::{EdgeSnapshot, Frozen};
+pub use driver::{EdgeSnapshot, Frozen, Reloaded};
 pub mod handover;
 mod ivr_client;
 pub mod media;
@@ -112,25 +112,16 @@ impl EdgeHandle {
         self.shared.active_calls.load(Ordering::Relaxed)
     }
 
-    /// The edge's whole call state, as a live hand-over passes it on.
-    /// Takes the numbers, flows and prompts of a reloaded config for new
-    /// calls (calls in progress carry on as they are). The prompts are
-    /// decoded here, off the edge's loop; a prompt that does not decode
-    /// refuses the whole reload.
-    pub fn reload(&self, loaded: &Loaded) -> Result<(), EdgeError> {
-        let prompts = load_prompts(loaded)?;
-        let cfg = &loaded.config;
-        let core = acd_b2bua::Reconfigure {
-            dids: dids(cfg),
-            flows: cfg.flows.clone(),
-            prompts: prompts.keys().cloned().collect(),
-        };
-        let reloaded = driver::Reloaded { core, prompts };
+    /// Takes the numbers, flows and prompts of a reloaded config (see
+    /// [`prepare_reload`]) for new calls; calls in progress carry on as
+    /// they are.
+    pub fn reload(&self, reloaded: Reloaded) -> Result<(), EdgeError> {
         self.control
             .send(driver::Control::Reload(Box::new(reloaded)))
             .map_err(|_| EdgeError::Stopped)
     }
 
+    /// The edge's whole call state, as a live hand-over passes it on.
     pub async fn snapshot(&self) -> Option<driver::EdgeSnapshot> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.control.send(driver::Control::Snapshot(tx)).ok()?;
@@ -571,6 +562,20 @@ fn admitted_calls(configured: usize, rtp_calls: usize) -> usize {
         );
     }
     configured.min(usable)
+}
+
+/// What a reloaded config gives the edge, its prompts read and decoded
+/// (blocking: call it off the runtime); a prompt that does not decode
+/// refuses the whole reload.
+pub fn prepare_reload(loaded: &Loaded) -> Result<Reloaded, EdgeError> {
+    let prompts = load_prompts(loaded)?;
+    let cfg = &loaded.config;
+    let core = acd_b2bua::Reconfigure {
+        dids: dids(cfg),
+        flows: cfg.flows.clone(),
+        prompts: prompts.keys().cloned().collect(),
+    };
+    Ok(Reloaded { core, prompts })
 }
 
 fn dids(cfg: &acd_config::Config) -> BTreeMap<String, String> {

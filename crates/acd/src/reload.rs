@@ -51,35 +51,31 @@ impl FlowReloader {
     pub async fn reload(&self, why: &'static str) -> Result<ReloadReport, ConfigErrors> {
         let _one = self.busy.lock().await;
         let path = self.config.clone();
-        let loaded = tokio::task::spawn_blocking(move || Loaded::from_option(path.as_deref()))
+        let with_edge = self.readiness.edge().is_some();
+        // Reading the files and decoding the edge's prompts block: off the runtime.
+        let prepared = tokio::task::spawn_blocking(move || prepare(path, with_edge))
             .await
             .unwrap_or_else(|e| Err(internal_error(&e.to_string())));
-        match loaded {
-            Ok(loaded) => {
-                // The edge first: a prompt it cannot decode refuses it all.
-                if let Some(edge) = self.readiness.edge() {
-                    if let Err(e) = edge.reload(&loaded) {
-                        metrics::counter!("acd_ivr_reload_refused_total", "reason" => "edge")
-                            .increment(1);
-                        tracing::warn!(why, error = %e, "reload refused by the edge");
-                        return Err(internal_error(&e.to_string()));
-                    }
-                }
-                *lock(&self.watched) = loaded.watched_files();
-                let report = match &self.runner {
-                    Some(runner) => runner.reload(loaded.config.flows),
-                    None => versions_only(&loaded),
-                };
-                tracing::info!(why, changed = ?report.changed, "config reloaded");
-                Ok(report)
-            }
+        let (loaded, edge_part) = match prepared {
+            Ok(p) => p,
             Err(errors) => {
                 metrics::counter!("acd_ivr_reload_refused_total", "reason" => "invalid_config")
                     .increment(1);
-                tracing::warn!(why, %errors, "reload refused: the flows in service stay");
-                Err(errors)
+                tracing::warn!(why, %errors, "reload refused: what is in service stays");
+                return Err(errors);
             }
+        };
+        if let (Some(edge), Some(part)) = (self.readiness.edge(), edge_part) {
+            edge.reload(part)
+                .map_err(|e| internal_error(&e.to_string()))?;
         }
+        *lock(&self.watched) = loaded.watched_files();
+        let report = match &self.runner {
+            Some(runner) => runner.reload(loaded.config.flows),
+            None => versions_only(&loaded),
+        };
+        tracing::info!(why, changed = ?report.changed, "config reloaded");
+        Ok(report)
     }
 
     /// Polls the watched files and reloads when any changed.
@@ -121,6 +117,20 @@ impl FlowReloader {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The config, and the edge's part of it with its prompts decoded (a
+/// prompt that does not decode refuses the whole reload).
+fn prepare(
+    path: Option<PathBuf>,
+    with_edge: bool,
+) -> Result<(Loaded, Option<acd_edge::Reloaded>), ConfigErrors> {
+    let loaded = Loaded::from_option(path.as_deref())?;
+    let edge = with_edge
+        .then(|| acd_edge::prepare_reload(&loaded))
+        .transpose()
+        .map_err(|e| internal_error(&e.to_string()))?;
+    Ok((loaded, edge))
 }
 
 /// An edge without a runner reports the flows it now knows, unversioned
