@@ -6,8 +6,16 @@ use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let files = ["admin", "agent", "common", "edge", "ivr", "replication"]
-        .map(|name| root.join(format!("acd/v1/{name}.proto")));
+    let files = [
+        "admin",
+        "agent",
+        "common",
+        "edge",
+        "ivr",
+        "replication",
+        "supervisor",
+    ]
+    .map(|name| root.join(format!("acd/v1/{name}.proto")));
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());
     }

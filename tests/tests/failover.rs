@@ -209,6 +209,7 @@ async fn through_wrap_up(edge: &mut TestEdge, call: &str) {
     edge.send(edge_message::Kind::CallEnded(CallEnded {
         call_id: call.into(),
         reason: "hangup".into(),
+        ..Default::default()
     }))
     .await;
 }

@@ -96,6 +96,7 @@ fn agent_events(rec: &EventRecord, d: &Distributor) -> Option<Vec<pb::agent_even
         Kind::Finished(pb::CallFinished {
             call_id: call.0.clone(),
             reason: reason.into(),
+            ..Default::default()
         })
     };
     let (agent, implied, call_event) = match &rec.event {
@@ -129,6 +130,7 @@ fn agent_events(rec: &EventRecord, d: &Distributor) -> Option<Vec<pb::agent_even
                     .into_iter()
                     .map(|(k, v)| (k.0, u32::from(v)))
                     .collect(),
+                ..Default::default()
             };
             (
                 agent,
@@ -147,6 +149,7 @@ fn agent_events(rec: &EventRecord, d: &Distributor) -> Option<Vec<pb::agent_even
             call,
             agent,
             wrap_up_until,
+            ..
         } => (
             agent,
             Some((
@@ -243,6 +246,41 @@ impl pb::agent_service_server::AgentService for AgentApi {
         .await
     }
 
+    async fn accept_offer(
+        &self,
+        _req: Request<pb::OfferRequest>,
+    ) -> Result<Response<pb::AgentStatus>, Status> {
+        Err(Status::unimplemented("AcceptOffer is not implemented yet"))
+    }
+
+    async fn reject_offer(
+        &self,
+        _req: Request<pb::OfferRequest>,
+    ) -> Result<Response<pb::AgentStatus>, Status> {
+        Err(Status::unimplemented("RejectOffer is not implemented yet"))
+    }
+
+    async fn end_wrap_up(
+        &self,
+        _req: Request<pb::EndWrapUpRequest>,
+    ) -> Result<Response<pb::AgentStatus>, Status> {
+        Err(Status::unimplemented("EndWrapUp is not implemented yet"))
+    }
+
+    async fn transfer(
+        &self,
+        _req: Request<pb::TransferRequest>,
+    ) -> Result<Response<pb::AgentStatus>, Status> {
+        Err(Status::unimplemented("Transfer is not implemented yet"))
+    }
+
+    async fn list_reasons(
+        &self,
+        _req: Request<pb::ListReasonsRequest>,
+    ) -> Result<Response<pb::ListReasonsResponse>, Status> {
+        Err(Status::unimplemented("ListReasons is not implemented yet"))
+    }
+
     async fn logout(
         &self,
         req: Request<pb::LogoutRequest>,
@@ -291,9 +329,9 @@ impl pb::agent_service_server::AgentService for AgentApi {
                     .queues
                     .iter()
                     .find(|d| d.id == q.id)
-                    .map(|d| d.required.as_slice())
-                    .unwrap_or(&[]);
-                queue_status(q, required, now)
+                    .map(|d| crate::convert::expr_terms(&d.skills))
+                    .unwrap_or_default();
+                queue_status(q, &required, now)
             })
             .collect();
         Ok(Response::new(pb::ListQueuesResponse { queues }))

@@ -29,6 +29,8 @@ pub fn command_status(e: &CommandError) -> Status {
         ErrorKind::AlreadyExists => Status::already_exists(msg),
         ErrorKind::FailedPrecondition => Status::failed_precondition(msg),
         ErrorKind::Internal => Status::internal(msg),
+        ErrorKind::Unimplemented => Status::unimplemented(msg),
+        ErrorKind::InvalidArgument => Status::invalid_argument(msg),
     }
 }
 
@@ -92,6 +94,7 @@ pub fn queue_status(
                 level: u32::from(*l),
             })
             .collect(),
+        ..Default::default()
     }
 }
 
@@ -102,6 +105,29 @@ pub fn caller_from_wire(c: Option<pb::Caller>) -> CallerInfo {
         display: c.display_name,
         did: c.did,
         variables: c.variables.into_iter().collect(),
+        number: c.number,
+    }
+}
+
+/// Who ended a call, from the edge's report.
+pub fn ended_by(by: i32) -> acd_routing::EndReason {
+    use acd_routing::EndReason;
+    match pb::EndedBy::try_from(by) {
+        Ok(pb::EndedBy::Caller) => EndReason::CallerHungUp,
+        Ok(pb::EndedBy::Agent) => EndReason::AgentHungUp,
+        Ok(pb::EndedBy::Failure) => EndReason::Failed,
+        _ => EndReason::Unknown,
+    }
+}
+
+/// The plain `skill >= level` terms an expression requires in every case (the
+/// `required_skills` list of a queue's status); the full text is in `skills`.
+pub fn expr_terms(e: &acd_routing::SkillExpr) -> Vec<(acd_routing::SkillId, u8)> {
+    use acd_routing::SkillExpr;
+    match e {
+        SkillExpr::AtLeast { skill, min } => vec![(skill.clone(), *min)],
+        SkillExpr::All(xs) => xs.iter().flat_map(expr_terms).collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -111,6 +137,7 @@ pub fn caller_to_wire(c: &CallerInfo) -> pb::Caller {
         display_name: c.display.clone(),
         did: c.did.clone(),
         variables: c.variables.clone().into_iter().collect(),
+        number: c.number.clone(),
     }
 }
 

@@ -124,6 +124,7 @@ impl EdgeConn {
                 extension: extension.0,
                 contact,
                 source,
+                ..Default::default()
             }))
             .await;
         }
@@ -159,6 +160,10 @@ impl EdgeConn {
         };
         metrics::counter!("acd_edge_messages_total", "kind" => kind_name(&kind)).increment(1);
         let (call, cmd) = match kind {
+            FromEdge::CallbackResult(r) => {
+                tracing::warn!(edge = %self.edge_id, call_id = %r.call_id, "callback result ignored (not implemented yet)");
+                return Ok(());
+            }
             FromEdge::Hello(h) => {
                 self.edge_id = h.edge_id;
                 // After a broken stream the edge still holds these calls:
@@ -247,6 +252,7 @@ impl EdgeConn {
                 CallId(c.call_id.clone()),
                 Command::CallEnded {
                     call: CallId(c.call_id),
+                    by: crate::convert::ended_by(c.by),
                 },
             ),
         };
@@ -309,6 +315,7 @@ fn kind_name(kind: &FromEdge) -> &'static str {
         FromEdge::CallEnded(_) => "call_ended",
         FromEdge::Binding(_) => "binding",
         FromEdge::Callback(_) => "callback",
+        FromEdge::CallbackResult(_) => "callback_result",
     }
 }
 
@@ -385,6 +392,7 @@ async fn forward_events(
                     extension: extension.0.clone(),
                     contact,
                     source,
+                    ..Default::default()
                 })
             }
             Event::BindingChanged { .. } => match crate::bindings::update_of(&rec.event) {

@@ -102,7 +102,7 @@ pub fn now_ms() -> Timestamp {
 /// Builds the routing core's configuration from the config file.
 pub fn routing_config(cfg: &acd_config::Config) -> RoutingConfig {
     use acd_routing::{AgentDef, AgentId, QueueDef, QueueId, SkillId};
-    let skills = |m: &std::collections::BTreeMap<String, u8>| {
+    let skills = |m: &std::collections::BTreeMap<String, u8>| -> Vec<(SkillId, u8)> {
         m.iter().map(|(k, v)| (SkillId(k.clone()), *v)).collect()
     };
     RoutingConfig {
@@ -111,9 +111,15 @@ pub fn routing_config(cfg: &acd_config::Config) -> RoutingConfig {
             .iter()
             .map(|q| QueueDef {
                 id: QueueId(q.id.clone()),
-                required: skills(&q.skills),
                 wrap_up_ms: q.wrap_up_secs.map(|s| s * 1000),
-                max_wait_ms: None,
+                ..QueueDef::new(
+                    q.id.as_str(),
+                    acd_routing::SkillExpr::all_of(
+                        skills(&q.skills)
+                            .iter()
+                            .map(|(k, v): &(SkillId, u8)| (k, *v)),
+                    ),
+                )
             })
             .collect(),
         agents: cfg
@@ -123,12 +129,15 @@ pub fn routing_config(cfg: &acd_config::Config) -> RoutingConfig {
                 id: AgentId(a.id.clone()),
                 name: a.name.clone(),
                 skills: skills(&a.skills),
+                auto_answer: false,
             })
             .collect(),
         default_wrap_up_ms: cfg.distributor.wrap_up_secs * 1000,
         // The edge rings for offer_timeout_secs and then reports the failure
         // itself; the core's own timeout is the backstop for a lost edge.
         offer_timeout_ms: (cfg.distributor.offer_timeout_secs + OFFER_GRACE_SECS) * 1000,
+        extensions: Default::default(),
+        not_ready_reasons: Vec::new(),
     }
 }
 
@@ -476,6 +485,7 @@ impl Distributor {
                 .agents()
                 .filter(|a| a.state.is_logged_in())
                 .count() as u32,
+            ..Default::default()
         }
     }
 }

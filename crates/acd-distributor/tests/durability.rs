@@ -16,9 +16,12 @@ fn config() -> RoutingConfig {
             id: AgentId("alice".into()),
             name: "Alice".into(),
             skills: vec![],
+            auto_answer: false,
         }],
         default_wrap_up_ms: 1000,
         offer_timeout_ms: 10_000,
+        extensions: Default::default(),
+        not_ready_reasons: Vec::new(),
     }
 }
 

@@ -37,6 +37,8 @@ pub fn from_distributor(msg: pb::DistributorMessage) -> Option<(u64, FromDistrib
         },
         // Handled by the distributor link.
         Kind::Ack(_) => return None,
+        // Routing-engine messages this edge does not act on yet.
+        Kind::Redirect(_) | Kind::Announce(_) | Kind::Dial(_) | Kind::Release(_) => return None,
     };
     Some((msg.term, cmd))
 }
@@ -47,6 +49,7 @@ fn caller_to_wire(c: acd_b2bua::CallerInfo) -> pb::Caller {
         display_name: c.display_name,
         did: c.did,
         variables: c.variables.into_iter().collect(),
+        ..Default::default()
     }
 }
 
@@ -91,6 +94,7 @@ pub fn to_distributor(msg: ToDistributor) -> Option<ToDist> {
         ToDistributor::CallEnded { call, reason } => ToDist::CallEnded(pb::CallEnded {
             call_id: call.0,
             reason,
+            ..Default::default()
         }),
         ToDistributor::Binding(b) => ToDist::Binding(binding_to_wire(b)),
         _ => return None,

@@ -285,7 +285,7 @@ async fn attach_once(url: &str, input: &mpsc::Sender<Input>) -> Ended {
     loop {
         match inbound.message().await {
             Ok(Some(m)) => {
-                if input.send(Input::Distributor(m)).await.is_err() {
+                if input.send(Input::Distributor(Box::new(m))).await.is_err() {
                     return Ended::EngineGone;
                 }
             }

@@ -27,7 +27,7 @@ use crate::EdgeShared;
 
 /// What the loop reacts to besides SIP, media and deadlines.
 pub enum Input {
-    Distributor(pb::DistributorMessage),
+    Distributor(Box<pb::DistributorMessage>),
     /// A stream to the leader is up: its sending half.
     DistributorAttached(crate::distributor_link::StreamTx),
     DistributorDetached,
@@ -193,11 +193,10 @@ impl Driver {
     fn input(&mut self, input: Input) {
         let now = Instant::now();
         match input {
-            Input::Distributor(pb::DistributorMessage {
-                kind: Some(pb::distributor_message::Kind::Ack(ack)),
-                ..
-            }) => self.dist.ack(ack.msg_id),
-            Input::Distributor(m) => match convert::from_distributor(m) {
+            Input::Distributor(m) if is_ack(&m).is_some() => {
+                self.dist.ack(is_ack(&m).unwrap_or_default())
+            }
+            Input::Distributor(m) => match convert::from_distributor(*m) {
                 Some((term, cmd)) => self.core.handle(CoreInput::Distributor { term, cmd }, now),
                 None => tracing::debug!("distributor message of an unknown kind ignored"),
             },
@@ -609,5 +608,13 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+/// The acknowledged message id, for an `EdgeAck`.
+fn is_ack(m: &pb::DistributorMessage) -> Option<u64> {
+    match &m.kind {
+        Some(pb::distributor_message::Kind::Ack(ack)) => Some(ack.msg_id),
+        _ => None,
     }
 }

@@ -39,9 +39,10 @@ fn config(n_agents: usize) -> RoutingConfig {
             }
             QueueDef {
                 id: queue_id(q),
-                required,
+                skills: acd_routing::SkillExpr::all_of(required.iter().map(|(s, l)| (s, *l))),
                 wrap_up_ms: None,
                 max_wait_ms: Some(600_000),
+                ..QueueDef::new("", acd_routing::SkillExpr::Any)
             }
         })
         .collect();
@@ -59,6 +60,7 @@ fn config(n_agents: usize) -> RoutingConfig {
                 id: format!("agent{j:03}").into(),
                 name: format!("Agent {j}"),
                 skills,
+                auto_answer: false,
             }
         })
         .collect();
@@ -67,6 +69,8 @@ fn config(n_agents: usize) -> RoutingConfig {
         agents,
         default_wrap_up_ms: WRAP_UP_MS,
         offer_timeout_ms: 20_000,
+        extensions: Default::default(),
+        not_ready_reasons: Vec::new(),
     }
 }
 
@@ -82,6 +86,7 @@ fn caller(n: usize) -> CallerInfo {
             ),
             ("lang".to_string(), "en".to_string()),
         ]),
+        number: String::new(),
     }
 }
 
@@ -143,7 +148,13 @@ fn call_cycle(core: &mut Core, n: usize, t: u64) -> (u64, usize) {
         .unwrap()
         .len();
     records += core
-        .handle(Command::CallEnded { call }, Timestamp(t + 184_000))
+        .handle(
+            Command::CallEnded {
+                call,
+                by: Default::default(),
+            },
+            Timestamp(t + 184_000),
+        )
         .unwrap()
         .len();
     let end = t + 184_000 + WRAP_UP_MS;
@@ -277,8 +288,14 @@ fn recorded_stream() -> Vec<EventRecord> {
         }
         for call in &calls {
             recs.extend(
-                core.handle(Command::CallEnded { call: call.clone() }, Timestamp(t))
-                    .unwrap(),
+                core.handle(
+                    Command::CallEnded {
+                        call: call.clone(),
+                        by: Default::default(),
+                    },
+                    Timestamp(t),
+                )
+                .unwrap(),
             );
             t += 50;
         }

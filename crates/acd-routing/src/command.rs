@@ -12,6 +12,10 @@ pub struct CallerInfo {
     pub from: String,
     /// Caller's display name.
     pub display: String,
+    /// Caller's number alone (the From URI's user part), for the call pop and for
+    /// calling back; empty when unknown.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub number: String,
     /// The dialled number the call arrived on.
     pub did: String,
     /// Whatever the IVR collected (account number, language, …).
@@ -56,7 +60,12 @@ pub enum Command {
     AgentFailed { call: CallId, reason: String },
     /// Either side hung up a connected call; the agent enters wrap-up. For a call that
     /// was never connected this is handled like [`Command::Abandon`].
-    CallEnded { call: CallId },
+    CallEnded {
+        call: CallId,
+        /// Who ended it, as the edge saw it.
+        #[serde(default)]
+        by: crate::event::EndReason,
+    },
     /// An edge reports the phone at `extension` registered (or refreshed, or
     /// moved) there. An expiry already past is handled like [`Command::Unbind`].
     Bind {
@@ -72,4 +81,47 @@ pub enum Command {
         call: CallId,
         record: crate::callbacks::CallbackRecord,
     },
+    /// The agent on `call` hands it on: back to waiting (keeping priority, data and
+    /// its wait so far) in a queue or for one agent; the agent enters wrap-up.
+    Transfer {
+        call: CallId,
+        by: AgentId,
+        target: TransferTarget,
+    },
+    /// The agent declines the offer: the call returns to its place and is not offered
+    /// to this agent again; the agent stays Ready.
+    RejectOffer { call: CallId, agent: AgentId },
+    /// The edge reports how dialling the customer of a callback went.
+    CallbackResult {
+        call: CallId,
+        outcome: CallbackOutcome,
+    },
+    /// Replaces the configuration as one event. Calls waiting in queues that no longer
+    /// exist move to `orphans_to` (refused when needed and missing); waiting calls are
+    /// re-evaluated under the new queues, steps and priorities.
+    ApplyConfig {
+        config: crate::config::RoutingConfig,
+        #[serde(default)]
+        orphans_to: Option<QueueId>,
+    },
+}
+
+/// Where a transferred call goes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferTarget {
+    Queue(QueueId),
+    Agent(AgentId),
+}
+
+/// How one attempt to call a customer back went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallbackOutcome {
+    /// The customer answered; the edge now rings the reserved agent as for any offer.
+    Answered,
+    Busy,
+    NoAnswer,
+    /// Any other failure (trunk refused, unreachable).
+    Failed,
 }

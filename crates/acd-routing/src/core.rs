@@ -416,6 +416,7 @@ impl Core {
             else {
                 continue;
             };
+            let auto_answer = self.dir.agents.get(&m.agent).is_some_and(|a| a.auto_answer);
             let event = Event::CallOffered {
                 call: m.call,
                 agent: m.agent,
@@ -423,6 +424,10 @@ impl Core {
                 queue: call.queue.clone(),
                 caller: call.caller.clone(),
                 expires_at: now.plus_ms(self.dir.offer_timeout_ms),
+                explanation: Default::default(),
+                auto_answer,
+                ring_also: Vec::new(),
+                dial: None,
             };
             self.emit(out, now, event)?;
         }
@@ -579,10 +584,10 @@ impl Core {
                     _ => vec![self.abandon(call, c, now)],
                 })
             }
-            Command::CallEnded { call } => {
+            Command::CallEnded { call, by } => {
                 let c = self.call_rec(&call)?;
                 Ok(match &c.phase {
-                    CallPhase::Connected { .. } => self.end_connected(call, c, now),
+                    CallPhase::Connected { .. } => self.end_connected_by(call, c, now, by),
                     _ => vec![self.abandon(call, c, now)],
                 })
             }
@@ -617,6 +622,12 @@ impl Core {
                 extension,
                 &edge,
             )),
+            Command::Transfer { .. }
+            | Command::RejectOffer { .. }
+            | Command::CallbackResult { .. }
+            | Command::ApplyConfig { .. } => Err(CommandError::Unsupported(
+                "not implemented yet (issue 8 routing engine)",
+            )),
             Command::AgentFailed { call, reason } => {
                 let c = self.call_rec(&call)?;
                 match &c.phase {
@@ -644,8 +655,18 @@ impl Core {
         }
     }
 
-    /// A connected call ended: wrap-up, or straight back to Ready when it is zero.
     fn end_connected(&self, call: CallId, c: &CallRecord, now: Timestamp) -> Vec<Event> {
+        self.end_connected_by(call, c, now, crate::event::EndReason::CallerHungUp)
+    }
+
+    /// A connected call ended: wrap-up, or straight back to Ready when it is zero.
+    fn end_connected_by(
+        &self,
+        call: CallId,
+        c: &CallRecord,
+        now: Timestamp,
+        by: crate::event::EndReason,
+    ) -> Vec<Event> {
         let CallPhase::Connected { agent, .. } = &c.phase else {
             return Vec::new();
         };
@@ -654,6 +675,7 @@ impl Core {
             call,
             agent: agent.clone(),
             wrap_up_until: now.plus_ms(wrap),
+            by,
         }];
         if wrap == 0 {
             events.push(Event::AgentStateChanged {

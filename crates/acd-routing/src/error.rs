@@ -14,6 +14,10 @@ pub enum ErrorKind {
     FailedPrecondition,
     /// `Internal`: a bug in the core.
     Internal,
+    /// `Unimplemented`.
+    Unimplemented,
+    /// `InvalidArgument`.
+    InvalidArgument,
 }
 
 /// Why a command was refused. Nothing changed when this is returned.
@@ -51,6 +55,13 @@ pub enum CommandError {
         action: &'static str,
         phase: &'static str,
     },
+    /// The command is known but this build cannot carry it out yet.
+    #[error("unsupported: {0}")]
+    Unsupported(&'static str),
+    /// The request names something invalid (a reason code not configured, a bad
+    /// configuration); nothing changed.
+    #[error("invalid: {0}")]
+    Invalid(String),
     /// A decided event could not be applied: a bug, the state may be ahead of the
     /// records returned so far; the shell should resynchronise from a snapshot.
     #[error("internal error: {0}")]
@@ -72,6 +83,8 @@ impl CommandError {
             | CommandError::AgentBusy { .. }
             | CommandError::CallNotInPhase { .. } => ErrorKind::FailedPrecondition,
             CommandError::Internal(_) => ErrorKind::Internal,
+            CommandError::Unsupported(_) => ErrorKind::Unimplemented,
+            CommandError::Invalid(_) => ErrorKind::InvalidArgument,
         }
     }
 }

@@ -27,6 +27,29 @@ pub struct EventRecord {
     pub origin: Option<Origin>,
 }
 
+/// Who or what ended a call, for the agent's `CallFinished` and for reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    #[default]
+    Unknown,
+    CallerHungUp,
+    AgentHungUp,
+    /// The edge lost the call (media timeout, edge shut down).
+    Failed,
+}
+
+/// The number to dial for a callback offer (the agent is reserved first).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallbackDial {
+    pub number: String,
+    /// The edge trunk to dial through (empty: the number as a SIP URI).
+    pub trunk: String,
+    pub ring_ms: u64,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+}
+
 /// An agent's state. Each state carries the data that only exists in it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -103,6 +126,19 @@ pub enum Event {
         /// Carried rather than derived from configuration, so a follower with a
         /// different offer timeout still reaches the same state.
         expires_at: Timestamp,
+        /// Why this agent and this call (`acdctl explain`).
+        #[serde(default)]
+        explanation: crate::explain::Explanation,
+        /// The agent's phone answers by itself.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        auto_answer: bool,
+        /// Ring-all: further agents reserved for the same call; the edge rings them
+        /// all and the first to answer takes it (the others return to Ready).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ring_also: Vec<(AgentId, Extension)>,
+        /// A callback: the edge dials the customer first, then rings the agent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dial: Option<CallbackDial>,
     },
     /// The edge bridged the call: agent → OnCall.
     CallConnected { call: CallId, agent: AgentId },
@@ -133,6 +169,43 @@ pub enum Event {
         call: CallId,
         agent: AgentId,
         wrap_up_until: Timestamp,
+        #[serde(default)]
+        by: EndReason,
+    },
+    /// A waiting call has waited into relaxation step `step` (1-based) of its queue.
+    CallRelaxed { call: CallId, step: u32 },
+    /// The queue could not serve the call and its action ran. `Queue` moves the call
+    /// (keeping priority, data and wait); any other action removes it and the shell
+    /// tells the edge what to do with the caller.
+    CallOverflowed {
+        call: CallId,
+        from: QueueId,
+        reason: crate::config::OverflowReason,
+        action: crate::config::OverflowAction,
+        waited_ms: u64,
+    },
+    /// The agent handed the connected call on: the call waits again (in `target`'s
+    /// queue, or for that agent), the agent → WrapUp until `wrap_up_until`.
+    CallTransferred {
+        call: CallId,
+        from_agent: AgentId,
+        target: crate::command::TransferTarget,
+        wrap_up_until: Timestamp,
+    },
+    /// The agent declined the offer: the call returns to its place, the agent → Ready.
+    OfferRejected { call: CallId, agent: AgentId },
+    /// Dialling a callback's customer failed: the reserved agent → Ready; the call
+    /// waits again from `retry_at` keeping its place, or is given up (`None`).
+    CallbackAttemptFailed {
+        call: CallId,
+        agent: AgentId,
+        outcome: crate::command::CallbackOutcome,
+        retry_at: Option<Timestamp>,
+    },
+    /// The configuration was replaced (whole), numbered from 1 per core.
+    ConfigChanged {
+        version: u64,
+        config: crate::config::RoutingConfig,
     },
     /// The phone at `extension` is now reachable as `binding` (`None`: no
     /// longer registered). The shell tells every attached edge.

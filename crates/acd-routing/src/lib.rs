@@ -40,6 +40,8 @@ mod digest;
 mod directory;
 mod error;
 mod event;
+pub mod explain;
+pub mod expr;
 mod ids;
 mod matcher;
 mod origin;
@@ -50,15 +52,21 @@ mod view;
 
 pub use crate::bindings::BindingRecord;
 pub use crate::callbacks::CallbackRecord;
-pub use crate::command::{CallerInfo, Command};
-pub use crate::config::{AgentDef, ConfigError, QueueDef, RoutingConfig};
+pub use crate::command::{CallbackOutcome, CallerInfo, Command, TransferTarget};
+pub use crate::config::{
+    AgentDef, Announce, BusinessHours, CallbackPolicy, ConfigError, Overflow, OverflowAction,
+    OverflowReason, QueueDef, RelaxStep, RoutingConfig, ServiceLevel,
+};
 pub use crate::core::{Core, Snapshot, OFFER_TIMEOUT_REASON, SNAPSHOT_FORMAT_VERSION};
 pub use crate::error::{ApplyError, CommandError, ErrorKind, SnapshotError};
-pub use crate::event::{AgentState, Event, EventRecord, RONA_REASON};
+pub use crate::event::{AgentState, EndReason, Event, EventRecord, RONA_REASON};
+pub use crate::explain::Explanation;
+pub use crate::expr::{ExprError, SkillExpr};
 pub use crate::ids::{AgentId, CallId, Extension, QueueId, Seq, SkillId, Term, Timestamp};
 pub use crate::ids::{EdgeId, MsgId};
 pub use crate::origin::{AppliedOrigins, Origin};
 pub use crate::state::{AgentRuntime, CallPhase, CallRecord, QueueCounters, State};
+pub use crate::strategy::Strategy;
 pub use crate::view::{AgentView, CallView, QueueView};
 
 #[cfg(test)]

@@ -343,6 +343,7 @@ impl State {
                 call,
                 agent,
                 wrap_up_until,
+                ..
             } => {
                 let c = self.call_ref(call)?;
                 match &c.phase {
@@ -370,6 +371,14 @@ impl State {
             }
             Event::CallbackRequested { call, record } => {
                 crate::callbacks::apply(self, call, record)?;
+            }
+            Event::CallRelaxed { .. }
+            | Event::CallOverflowed { .. }
+            | Event::CallTransferred { .. }
+            | Event::OfferRejected { .. }
+            | Event::CallbackAttemptFailed { .. }
+            | Event::ConfigChanged { .. } => {
+                return Err(bad("not implemented yet (issue 8 routing engine)"));
             }
         }
         Ok(())

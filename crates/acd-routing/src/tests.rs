@@ -11,21 +11,24 @@ fn config() -> RoutingConfig {
         queues: vec![
             QueueDef {
                 id: "sales".into(),
-                required: skills(&[("en", 1)]),
+                skills: SkillExpr::all_of(skills(&[("en", 1)]).iter().map(|(s, l)| (s, *l))),
                 wrap_up_ms: None,
                 max_wait_ms: None,
+                ..QueueDef::new("", SkillExpr::Any)
             },
             QueueDef {
                 id: "ru".into(),
-                required: skills(&[("ru", 3)]),
+                skills: SkillExpr::all_of(skills(&[("ru", 3)]).iter().map(|(s, l)| (s, *l))),
                 wrap_up_ms: Some(5_000),
                 max_wait_ms: Some(60_000),
+                ..QueueDef::new("", SkillExpr::Any)
             },
             QueueDef {
                 id: "quick".into(),
-                required: vec![],
+                skills: SkillExpr::Any,
                 wrap_up_ms: Some(0),
                 max_wait_ms: None,
+                ..QueueDef::new("", SkillExpr::Any)
             },
         ],
         agents: vec![
@@ -33,20 +36,25 @@ fn config() -> RoutingConfig {
                 id: "alice".into(),
                 name: "Alice".into(),
                 skills: skills(&[("en", 5)]),
+                auto_answer: false,
             },
             AgentDef {
                 id: "bob".into(),
                 name: "Bob".into(),
                 skills: skills(&[("en", 3), ("ru", 2)]),
+                auto_answer: false,
             },
             AgentDef {
                 id: "carol".into(),
                 name: "Carol".into(),
                 skills: skills(&[("ru", 5)]),
+                auto_answer: false,
             },
         ],
         default_wrap_up_ms: 10_000,
         offer_timeout_ms: 20_000,
+        extensions: Default::default(),
+        not_ready_reasons: Vec::new(),
     }
 }
 
@@ -359,6 +367,7 @@ fn full_call_lifecycle() {
             queue,
             caller,
             expires_at,
+            ..
         } => {
             assert_eq!((call.as_str(), agent.as_str()), ("c1", "alice"));
             assert_eq!(extension.as_str(), "ext-alice");
@@ -394,14 +403,21 @@ fn full_call_lifecycle() {
     assert_eq!(c.next_deadline(), None);
 
     let recs = c
-        .handle(Command::CallEnded { call: "c1".into() }, t(1_000))
+        .handle(
+            Command::CallEnded {
+                call: "c1".into(),
+                by: Default::default(),
+            },
+            t(1_000),
+        )
         .expect("end");
     assert_eq!(
         recs[0].event,
         Event::CallEnded {
             call: "c1".into(),
             agent: "alice".into(),
-            wrap_up_until: t(11_000)
+            wrap_up_until: t(11_000),
+            by: EndReason::Unknown,
         }
     );
     assert_eq!(state(&c, "alice"), AgentState::WrapUp { until: t(11_000) });
@@ -443,7 +459,13 @@ fn zero_wrap_up_goes_straight_to_ready_and_matches() {
     c.handle(Command::AgentAnswered { call: "c1".into() }, t(3))
         .expect("answer");
     let recs = c
-        .handle(Command::CallEnded { call: "c1".into() }, t(4))
+        .handle(
+            Command::CallEnded {
+                call: "c1".into(),
+                by: Default::default(),
+            },
+            t(4),
+        )
         .expect("end");
     assert_eq!(offers(&recs), vec![offer("c2", "alice")]);
 }
@@ -512,6 +534,7 @@ fn priority_then_age_then_arrival() {
     c.handle(
         Command::CallEnded {
             call: "high".into(),
+            by: Default::default(),
         },
         t(41),
     )
@@ -542,8 +565,14 @@ fn longest_idle_agent_gets_the_call() {
     for (call, at) in [("c1", 300), ("c2", 310)] {
         c.handle(Command::AgentAnswered { call: call.into() }, t(at))
             .expect("answer");
-        c.handle(Command::CallEnded { call: call.into() }, t(at + 1))
-            .expect("end");
+        c.handle(
+            Command::CallEnded {
+                call: call.into(),
+                by: Default::default(),
+            },
+            t(at + 1),
+        )
+        .expect("end");
     }
     ready(&mut c, "bob", 400);
     ready(&mut c, "alice", 500);
@@ -686,7 +715,13 @@ fn abandon_after_connect_is_an_end_and_end_before_connect_is_an_abandon() {
     assert!(matches!(recs[0].event, Event::CallEnded { .. }));
     enqueue(&mut c, "c2", "sales", 0, 4);
     let recs = c
-        .handle(Command::CallEnded { call: "c2".into() }, t(5))
+        .handle(
+            Command::CallEnded {
+                call: "c2".into(),
+                by: Default::default(),
+            },
+            t(5),
+        )
         .expect("gone");
     assert!(matches!(
         recs[0].event,
@@ -701,8 +736,14 @@ fn wrap_up_ends_exactly_at_deadline() {
     enqueue(&mut c, "c1", "ru", 0, 10);
     c.handle(Command::AgentAnswered { call: "c1".into() }, t(20))
         .expect("answer");
-    c.handle(Command::CallEnded { call: "c1".into() }, t(1_000))
-        .expect("end");
+    c.handle(
+        Command::CallEnded {
+            call: "c1".into(),
+            by: Default::default(),
+        },
+        t(1_000),
+    )
+    .expect("end");
     assert_eq!(state(&c, "carol"), AgentState::WrapUp { until: t(6_000) });
     enqueue(&mut c, "c2", "ru", 0, 2_000);
     assert_eq!(c.next_deadline(), Some(t(6_000)));
@@ -731,8 +772,14 @@ fn ready_ends_wrap_up_early() {
     enqueue(&mut c, "c1", "sales", 0, 1);
     c.handle(Command::AgentAnswered { call: "c1".into() }, t(2))
         .expect("answer");
-    c.handle(Command::CallEnded { call: "c1".into() }, t(3))
-        .expect("end");
+    c.handle(
+        Command::CallEnded {
+            call: "c1".into(),
+            by: Default::default(),
+        },
+        t(3),
+    )
+    .expect("end");
     ready(&mut c, "alice", 4);
     assert_eq!(state(&c, "alice"), AgentState::Ready);
     assert_eq!(c.next_deadline(), None);

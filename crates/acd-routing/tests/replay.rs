@@ -29,31 +29,41 @@ const QUEUES: &[&str] = &["en", "ru", "vip", "nowhere"];
 const EXTS: &[&str] = &["100", "101", "102", "103", "104", "105"];
 
 fn config() -> RoutingConfig {
-    let sk = |l: &[(&str, u8)]| l.iter().map(|(s, v)| (SkillId::from(*s), *v)).collect();
+    let sk = |l: &[(&str, u8)]| -> Vec<(SkillId, u8)> {
+        l.iter().map(|(s, v)| (SkillId::from(*s), *v)).collect()
+    };
     let agent = |id: &str, skills| AgentDef {
         id: id.into(),
         name: id.to_uppercase(),
         skills,
+        auto_answer: false,
     };
     RoutingConfig {
         queues: vec![
             QueueDef {
                 id: "en".into(),
-                required: sk(&[("en", 1)]),
+                skills: SkillExpr::all_of(sk(&[("en", 1)]).iter().map(|(s, l)| (s, *l))),
                 wrap_up_ms: None,
                 max_wait_ms: Some(120_000),
+                ..QueueDef::new("", SkillExpr::Any)
             },
             QueueDef {
                 id: "ru".into(),
-                required: sk(&[("ru", 3)]),
+                skills: SkillExpr::all_of(sk(&[("ru", 3)]).iter().map(|(s, l)| (s, *l))),
                 wrap_up_ms: Some(2_000),
                 max_wait_ms: None,
+                ..QueueDef::new("", SkillExpr::Any)
             },
             QueueDef {
                 id: "vip".into(),
-                required: sk(&[("en", 4), ("billing", 2)]),
+                skills: SkillExpr::all_of(
+                    sk(&[("en", 4), ("billing", 2)])
+                        .iter()
+                        .map(|(s, l)| (s, *l)),
+                ),
                 wrap_up_ms: Some(0),
                 max_wait_ms: Some(30_000),
+                ..QueueDef::new("", SkillExpr::Any)
             },
         ],
         agents: vec![
@@ -66,11 +76,14 @@ fn config() -> RoutingConfig {
         ],
         default_wrap_up_ms: 5_000,
         offer_timeout_ms: 15_000,
+        extensions: Default::default(),
+        not_ready_reasons: Vec::new(),
     }
 }
 
 /// One step of the workload: a command or a clock tick.
 #[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)]
 enum Step {
     Cmd(Command, Timestamp),
     Tick(Timestamp),
@@ -127,6 +140,7 @@ fn workload(seed: u64, steps: usize) -> Vec<Step> {
                         variables: [("lang".to_owned(), rng.pick(&["en", "ru"]).to_owned())]
                             .into_iter()
                             .collect(),
+                        number: String::new(),
                     },
                     skills: Default::default(),
                 }
@@ -143,6 +157,7 @@ fn workload(seed: u64, steps: usize) -> Vec<Step> {
             },
             74..=84 => Command::CallEnded {
                 call: recent(&mut rng),
+                by: Default::default(),
             },
             85..=94 => {
                 let (offered, make): (bool, fn(CallId) -> Command) = match rng.below(5) {
@@ -151,7 +166,10 @@ fn workload(seed: u64, steps: usize) -> Vec<Step> {
                         call,
                         reason: "486".into(),
                     }),
-                    3 => (false, |call| Command::CallEnded { call }),
+                    3 => (false, |call| Command::CallEnded {
+                        call,
+                        by: Default::default(),
+                    }),
                     _ => (rng.below(2) == 0, |call| Command::Abandon { call }),
                 };
                 out.push(Step::OnLive {

@@ -37,6 +37,8 @@ fn kind_name(k: ErrorKind) -> &'static str {
         ErrorKind::AlreadyExists => "already_exists",
         ErrorKind::FailedPrecondition => "failed_precondition",
         ErrorKind::Internal => "internal",
+        ErrorKind::Unimplemented => "unimplemented",
+        ErrorKind::InvalidArgument => "invalid_argument",
     }
 }
 

@@ -87,6 +87,7 @@ impl AdminService for AdminApi {
                 .as_ref()
                 .map(Distributor::address)
                 .unwrap_or_default(),
+            ..Default::default()
         }))
     }
 

@@ -423,6 +423,7 @@ mod tests {
             call_id: "acd-1".into(),
             queue_id: "sales".into(),
             caller: Some(Caller {
+                number: String::new(),
                 from_uri: "sip:bob@example.com".into(),
                 display_name: "Bob".into(),
                 did: "5550100".into(),
@@ -463,6 +464,15 @@ mod tests {
     fn queue_json_shape() {
         let q = QueueStatus {
             queue_id: "sales".into(),
+            skills: String::new(),
+            strategy: String::new(),
+            offering: 0,
+            overflowed: 0,
+            timed_out: 0,
+            service_level_permille: 0,
+            target_percent: 0,
+            target_secs: 0,
+            open: false,
             waiting: 2,
             longest_wait_ms: 3400,
             agents_ready: 1,
@@ -520,7 +530,8 @@ mod tests {
                 4,
                 Kind::Finished(CallFinished {
                     call_id: "acd-1".into(),
-                    reason: "bye".into()
+                    reason: "bye".into(),
+                    ..Default::default()
                 })
             )),
             json!({"seq": 4, "kind": "finished", "finished": {"call_id": "acd-1", "reason": "bye"}})

@@ -51,6 +51,36 @@ impl AgentService for Mock {
             ..agent(&r.agent_id, AgentState::NotReady)
         }))
     }
+    async fn accept_offer(
+        &self,
+        _r: Request<acd_proto::v1::OfferRequest>,
+    ) -> Result<Response<AgentStatus>, Status> {
+        Err(Status::unimplemented("mock"))
+    }
+    async fn reject_offer(
+        &self,
+        _r: Request<acd_proto::v1::OfferRequest>,
+    ) -> Result<Response<AgentStatus>, Status> {
+        Err(Status::unimplemented("mock"))
+    }
+    async fn end_wrap_up(
+        &self,
+        _r: Request<acd_proto::v1::EndWrapUpRequest>,
+    ) -> Result<Response<AgentStatus>, Status> {
+        Err(Status::unimplemented("mock"))
+    }
+    async fn transfer(
+        &self,
+        _r: Request<acd_proto::v1::TransferRequest>,
+    ) -> Result<Response<AgentStatus>, Status> {
+        Err(Status::unimplemented("mock"))
+    }
+    async fn list_reasons(
+        &self,
+        _r: Request<acd_proto::v1::ListReasonsRequest>,
+    ) -> Result<Response<acd_proto::v1::ListReasonsResponse>, Status> {
+        Err(Status::unimplemented("mock"))
+    }
     async fn logout(&self, r: Request<LogoutRequest>) -> Result<Response<AgentStatus>, Status> {
         Ok(Response::new(agent(
             &r.into_inner().agent_id,

@@ -6,17 +6,21 @@ fn config() -> RoutingConfig {
     RoutingConfig {
         queues: vec![QueueDef {
             id: "sales".into(),
-            required: vec![],
+            skills: SkillExpr::Any,
             wrap_up_ms: None,
             max_wait_ms: None,
+            ..QueueDef::new("", SkillExpr::Any)
         }],
         agents: vec![AgentDef {
             id: "alice".into(),
             name: "Alice".into(),
             skills: vec![],
+            auto_answer: false,
         }],
         default_wrap_up_ms: 0,
         offer_timeout_ms: 20_000,
+        extensions: Default::default(),
+        not_ready_reasons: Vec::new(),
     }
 }
 
