@@ -1,5 +1,6 @@
 //! Per-test port blocks: test `n` (0..=57) owns `21000 + 200 n .. 21000 + 200 n + 199`;
-//! blocks 60..=114 lie below that: `10000 + 200 (n - 60) ..` (up to 20999).
+//! blocks 60..=114 lie below that: `10000 + 200 (n - 60) ..` (up to 20999), and
+//! blocks 115..=134 below those: `6000 + 200 (n - 115) ..` (up to 9999).
 //!
 //! Layout of a block (offsets from its base):
 //! - `+0`            SIP UDP and TCP of the edge (`acd run` / `acd edge`)
@@ -45,11 +46,16 @@
 //! `demo_orders.rs` (the standalone API on slot 4's gRPC and metrics ports;
 //! `acd run` on slot 0, its demo API on slot 3's gRPC port), 108-111
 //! `ivr_flows.rs` (111: its test order API on slot 3's gRPC port).
+//! Issue 8 (routing engine): 112-114 and 130-134 the lead, 115-119 access
+//! control and the agent/supervisor API, 120-126 the edge's routing actions,
+//! 127-129 replay and the operator's terminal client.
 
 pub const BASE: u16 = 21000;
 pub const BLOCK: u16 = 200;
 /// Base of blocks 60..=114.
 pub const LOW_BASE: u16 = 10000;
+/// Base of blocks 115..=134.
+pub const LOWER_BASE: u16 = 6000;
 
 #[derive(Debug, Clone, Copy)]
 pub struct PortBlock {
@@ -70,7 +76,8 @@ impl PortBlock {
         let base = match n {
             0..=57 => BASE + n * BLOCK,
             60..=114 => LOW_BASE + (n - 60) * BLOCK,
-            _ => panic!("port block {n} is outside 0..=57 and 60..=114"),
+            115..=134 => LOWER_BASE + (n - 115) * BLOCK,
+            _ => panic!("port block {n} is outside 0..=57, 60..=114 and 115..=134"),
         };
         PortBlock { n, base }
     }

@@ -65,7 +65,7 @@ pub use crate::expr::{ExprError, SkillExpr};
 pub use crate::ids::{AgentId, CallId, Extension, QueueId, Seq, SkillId, Term, Timestamp};
 pub use crate::ids::{EdgeId, MsgId};
 pub use crate::origin::{AppliedOrigins, Origin};
-pub use crate::state::{AgentRuntime, CallPhase, CallRecord, QueueCounters, State};
+pub use crate::state::{AgentRuntime, CallPhase, CallRecord, CallbackCall, QueueCounters, State};
 pub use crate::strategy::Strategy;
 pub use crate::view::{AgentView, CallView, QueueView};
 

@@ -80,9 +80,63 @@ pub struct CallRecord {
     /// Skills the call needs beyond the queue's (the matcher checks them per agent).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub skills: BTreeMap<SkillId, u8>,
+    /// The queue's relaxation step in force (0: none yet; see [`CallRecord::requirement`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub relax_step: u32,
+    /// Agents who rejected the call; it is not offered to them again.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub declined: std::collections::BTreeSet<AgentId>,
+    /// Transferred to one agent: only they may be offered the call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_agent: Option<AgentId>,
+    /// A callback (virtual hold): dial this customer when the call's turn comes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback: Option<CallbackCall>,
+    /// Not offered before this instant (a callback between attempts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<Timestamp>,
+}
+
+/// The callback part of a waiting call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallbackCall {
+    pub number: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// The voicemail the caller left, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voicemail: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl CallRecord {
+    /// What an agent must have for this call now: the expression of the relaxation
+    /// step in force if it sets one (the IVR's extra skills are dropped then), else
+    /// the queue's expression plus the call's extra skills; and the priority boost
+    /// of the steps reached so far.
+    pub fn requirement<'a>(
+        &'a self,
+        queue: &'a crate::config::QueueDef,
+    ) -> (
+        &'a crate::expr::SkillExpr,
+        Option<&'a BTreeMap<SkillId, u8>>,
+        i32,
+    ) {
+        let reached = queue.relax.iter().take(self.relax_step as usize);
+        let boost = reached.clone().map(|s| s.priority_boost).sum();
+        match reached.filter_map(|s| s.skills.as_ref()).next_back() {
+            Some(expr) => (expr, None, boost),
+            None => (
+                &queue.skills,
+                (!self.skills.is_empty()).then_some(&self.skills),
+                boost,
+            ),
+        }
+    }
+
     /// Sort key of a waiting call: priority desc, then oldest, then first to arrive.
     pub(crate) fn rank(&self) -> (std::cmp::Reverse<i32>, Timestamp, u64) {
         (
@@ -243,6 +297,11 @@ impl State {
                         arrival: self.next_arrival,
                         phase: CallPhase::Waiting,
                         skills: skills.clone(),
+                        relax_step: 0,
+                        declined: Default::default(),
+                        for_agent: None,
+                        callback: None,
+                        not_before: None,
                     },
                 );
                 self.next_arrival += 1;
