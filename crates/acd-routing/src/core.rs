@@ -17,13 +17,15 @@ use crate::view::{AgentView, CallView, QueueView};
 use serde::{Deserialize, Serialize};
 
 /// Snapshot layout version written by this build; readers accept this and older.
-pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
+/// 2: the configuration rides along once changed at run time.
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 2;
 
 /// Requeue reason used when the edge reports nothing within the offer timeout.
 pub const OFFER_TIMEOUT_REASON: &str = "no answer";
 
 /// A full copy of the core's run-time state at `last_seq`, for a joining standby or a
-/// restart. Configuration is not included: it comes from the config file.
+/// restart. The configuration is included once changed at run time (version > 0);
+/// before that it comes from the config file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub format_version: u32,
@@ -33,6 +35,16 @@ pub struct Snapshot {
     /// Highest edge message applied per edge (exactly-once across fail-overs).
     #[serde(default, skip_serializing_if = "AppliedOrigins::is_empty")]
     pub origins: AppliedOrigins,
+    /// The configuration in force, when it differs from the file's (version > 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<RoutingConfig>,
+    /// Its version: 0 for the file's, then one more per `ConfigChanged`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub config_version: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The distributor's deterministic routing state machine.
@@ -48,6 +60,9 @@ pub struct Core {
     last_seq: Seq,
     strategy: Strategy,
     origins: AppliedOrigins,
+    /// The configuration `dir` was built from, and its version (see `reconfig`).
+    config: RoutingConfig,
+    config_version: u64,
 }
 
 /// The passes [`Core::handle_timeout`] makes before giving up: each pass only fires
@@ -58,7 +73,7 @@ const MAX_TIMER_PASSES: usize = 16;
 impl Core {
     /// A core with every configured agent logged out and no calls, at `term`.
     pub fn new(config: RoutingConfig, term: Term) -> Self {
-        let dir = Directory::new(config);
+        let dir = Directory::new(config.clone());
         let state = State::new(&dir);
         Core {
             dir,
@@ -67,7 +82,19 @@ impl Core {
             last_seq: Seq(0),
             strategy: Strategy::default(),
             origins: AppliedOrigins::default(),
+            config,
+            config_version: 0,
         }
+    }
+
+    /// The configuration in force (the file's, or the last applied `ConfigChanged`).
+    pub fn config(&self) -> &RoutingConfig {
+        &self.config
+    }
+
+    /// Version of [`Core::config`]: 0 for the file's, +1 per `ConfigChanged`.
+    pub fn config_version(&self) -> u64 {
+        self.config_version
     }
 
     /// Decides what `cmd` changes, applies it, then offers calls to Ready agents where
@@ -83,6 +110,7 @@ impl Core {
         for event in events {
             self.emit(&mut out, now, event)?;
         }
+        self.settle(&mut out, now)?;
         self.run_matcher(&mut out, now)?;
         Ok(out)
     }
@@ -120,7 +148,9 @@ impl Core {
         let mut out = Vec::new();
         // Apply failures here would be bugs (every event is decided from the current
         // state); stop firing rather than panic, and keep what was recorded.
-        let _ = self.fire_timers(&mut out, now);
+        let _ = self
+            .fire_timers(&mut out, now)
+            .and_then(|()| self.settle(&mut out, now));
         let _ = self.run_matcher(&mut out, now);
         out
     }
@@ -148,12 +178,24 @@ impl Core {
                 got: rec.term,
             });
         }
+        if let Event::ConfigChanged { version, .. } = &rec.event {
+            if *version <= self.config_version {
+                return Err(ApplyError::Inconsistent {
+                    seq: rec.seq,
+                    reason: format!(
+                        "configuration version {version} is not after {}",
+                        self.config_version
+                    ),
+                });
+            }
+        }
         self.state
             .apply_event(rec.at, &rec.event)
             .map_err(|reason| ApplyError::Inconsistent {
                 seq: rec.seq,
                 reason,
             })?;
+        self.after_apply(&rec.event);
         self.last_seq = rec.seq;
         self.term = rec.term;
         if let Some(origin) = &rec.origin {
@@ -186,12 +228,15 @@ impl Core {
             last_seq: self.last_seq,
             state: self.state.clone(),
             origins: self.origins.clone(),
+            config: (self.config_version > 0).then(|| self.config.clone()),
+            config_version: self.config_version,
         }
     }
 
-    /// Restores from a snapshot under `config`. Agents added to the configuration since
-    /// start logged out; an agent removed from it must have been logged out; every call
-    /// must belong to a configured queue.
+    /// Restores from a snapshot under `config`, or under the snapshot's own
+    /// configuration when it carries one (changed at run time: it wins over the file).
+    /// Agents added to the configuration since start logged out; an agent removed from
+    /// it must have been logged out; every call must belong to a configured queue.
     pub fn from_snapshot(config: RoutingConfig, snapshot: Snapshot) -> Result<Self, SnapshotError> {
         if snapshot.format_version > SNAPSHOT_FORMAT_VERSION {
             return Err(SnapshotError::UnsupportedVersion {
@@ -199,7 +244,8 @@ impl Core {
                 supported: SNAPSHOT_FORMAT_VERSION,
             });
         }
-        let dir = Directory::new(config);
+        let config = snapshot.config.unwrap_or(config);
+        let dir = Directory::new(config.clone());
         let mut state = snapshot.state;
         for (id, a) in &state.agents {
             if !dir.agents.contains_key(id) && a.state.is_logged_in() {
@@ -234,6 +280,8 @@ impl Core {
             last_seq: snapshot.last_seq,
             strategy: Strategy::default(),
             origins: snapshot.origins,
+            config,
+            config_version: snapshot.config_version,
         })
     }
 
@@ -247,12 +295,16 @@ impl Core {
             // Left out while empty, so digests from before origins existed still match.
             #[serde(skip_serializing_if = "AppliedOrigins::is_empty")]
             origins: &'a AppliedOrigins,
+            // Left out at 0 (the file's configuration), as origins.
+            #[serde(skip_serializing_if = "is_zero")]
+            config_version: u64,
         }
         let mut h = Fnv1a::new();
         let canonical = Canonical {
             last_seq: self.last_seq,
             state: &self.state,
             origins: &self.origins,
+            config_version: self.config_version,
         };
         // Cannot fail: every map key is a string newtype. Should it ever, the error text
         // goes into the digest, which then differs rather than panicking.
@@ -303,15 +355,15 @@ impl Core {
                     answered: 0,
                     abandoned: 0,
                     timed_out: 0,
+                    overflowed: 0,
+                    answered_in_sl: 0,
+                    callbacks_failed: 0,
                 };
-                let QueueCounters {
-                    offered,
-                    answered,
-                    abandoned,
-                    timed_out,
-                } = self.state.counters.get(qid).copied().unwrap_or_default();
+                let n: QueueCounters = self.state.counters.get(qid).copied().unwrap_or_default();
                 (v.offered, v.answered, v.abandoned, v.timed_out) =
-                    (offered, answered, abandoned, timed_out);
+                    (n.offered, n.answered, n.abandoned, n.timed_out);
+                (v.overflowed, v.answered_in_sl, v.callbacks_failed) =
+                    (n.overflowed, n.answered_in_sl, n.callbacks_failed);
                 for c in self.state.calls.values().filter(|c| &c.queue == qid) {
                     match c.phase {
                         CallPhase::Connected { .. } => continue,
@@ -399,6 +451,40 @@ impl Core {
         Ok(())
     }
 
+    /// What a record changes beyond the state: a new configuration replaces the
+    /// directory; a connect may count towards the service level.
+    fn after_apply(&mut self, event: &Event) {
+        match event {
+            Event::ConfigChanged { version, config } => {
+                self.dir = Directory::new(config.clone());
+                self.config = config.clone();
+                self.config_version = *version;
+            }
+            Event::CallConnected { call, .. } => {
+                crate::reconfig::count_service_level(&mut self.state, &self.dir, call);
+            }
+            _ => {}
+        }
+    }
+
+    /// Brings waiting calls to the relaxation step their wait has reached (after a
+    /// move into another queue, a configuration change, or a step that came due), so
+    /// the matcher sees every call under the rules in force.
+    fn settle(&mut self, out: &mut Vec<EventRecord>, now: Timestamp) -> Result<(), ApplyError> {
+        for _ in 0..MAX_TIMER_PASSES {
+            let calls = crate::relax::out_of_step(&self.dir, &self.state, now);
+            if calls.is_empty() {
+                return Ok(());
+            }
+            for call in calls {
+                for event in crate::relax::events(&self.dir, &self.state, &call, now) {
+                    self.emit(out, now, event)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn run_matcher(
         &mut self,
         out: &mut Vec<EventRecord>,
@@ -408,6 +494,11 @@ impl Core {
             let Some(call) = self.state.calls.get(&m.call) else {
                 continue;
             };
+            // A planner that missed a rule (declined, transfer target, retry time,
+            // relaxed requirement) must not break it; the call waits for the next round.
+            if !crate::relax::may_offer(&self.dir, call, &m.agent, now) {
+                continue;
+            }
             let Some(extension) = self
                 .state
                 .agents
@@ -417,17 +508,20 @@ impl Core {
                 continue;
             };
             let auto_answer = self.dir.agents.get(&m.agent).is_some_and(|a| a.auto_answer);
+            let dial = crate::callbacks::dial_for(&self.dir, call);
+            // A callback's offer also covers ringing the customer first.
+            let ring_ms = dial.as_ref().map_or(0, |d| d.ring_ms);
             let event = Event::CallOffered {
                 call: m.call,
                 agent: m.agent,
                 extension,
                 queue: call.queue.clone(),
                 caller: call.caller.clone(),
-                expires_at: now.plus_ms(self.dir.offer_timeout_ms),
+                expires_at: now.plus_ms(self.dir.offer_timeout_ms.saturating_add(ring_ms)),
                 explanation: Default::default(),
                 auto_answer,
                 ring_also: Vec::new(),
-                dial: None,
+                dial,
             };
             self.emit(out, now, event)?;
         }
@@ -451,7 +545,7 @@ impl Core {
             for t in due {
                 // Re-check against the current state: an earlier timer of this pass may
                 // have changed it.
-                if let Some(event) = self.timer_event(&t, now) {
+                for event in self.timer_event(&t, now) {
                     self.emit(out, now, event)?;
                 }
             }
@@ -459,7 +553,52 @@ impl Core {
         Ok(())
     }
 
-    fn timer_event(&self, t: &Timer, now: Timestamp) -> Option<Event> {
+    fn timer_event(&self, t: &Timer, now: Timestamp) -> Vec<Event> {
+        match t {
+            Timer::MaxWait(call) => self.max_wait_events(call, now),
+            Timer::Relax(call) => crate::relax::events(&self.dir, &self.state, call, now),
+            Timer::CallbackRetry(call) => crate::callbacks::retry_event(&self.state, call, now)
+                .into_iter()
+                .collect(),
+            _ => self.timer_event_one(t, now).into_iter().collect(),
+        }
+    }
+
+    /// A call waited its queue's `max_wait_ms`: its `max_wait` overflow, else it times out.
+    fn max_wait_events(&self, call: &CallId, now: Timestamp) -> Vec<Event> {
+        let Some(c) = self.state.calls.get(call) else {
+            return Vec::new();
+        };
+        let Some(q) = self.dir.queues.get(&c.queue) else {
+            return Vec::new();
+        };
+        let due = q
+            .max_wait_ms
+            .is_some_and(|max| c.enqueued_at.plus_ms(max) <= now);
+        if c.phase != CallPhase::Waiting || !due {
+            return Vec::new();
+        }
+        match &q.overflow.max_wait {
+            Some(action) => crate::overflow::leave(
+                &self.dir,
+                &self.state,
+                crate::overflow::Leave::of(
+                    call,
+                    c,
+                    crate::config::OverflowReason::MaxWait,
+                    action.clone(),
+                ),
+                now,
+            ),
+            None => vec![Event::CallTimedOut {
+                call: call.clone(),
+                queue: c.queue.clone(),
+                waited_ms: now.ms_since(c.enqueued_at),
+            }],
+        }
+    }
+
+    fn timer_event_one(&self, t: &Timer, now: Timestamp) -> Option<Event> {
         match t {
             Timer::WrapUpEnd(agent) => match self.state.agents.get(agent)?.state {
                 AgentState::WrapUp { until } if until <= now => Some(Event::AgentStateChanged {
@@ -480,17 +619,7 @@ impl Core {
                 _ => None,
             },
             Timer::BindingExpiry(ext) => crate::bindings::expiry_event(&self.state, ext, now),
-            Timer::MaxWait(call) => {
-                let c = self.state.calls.get(call)?;
-                let max = self.dir.queues.get(&c.queue)?.max_wait_ms?;
-                (c.phase == CallPhase::Waiting && c.enqueued_at.plus_ms(max) <= now).then(|| {
-                    Event::CallTimedOut {
-                        call: call.clone(),
-                        queue: c.queue.clone(),
-                        waited_ms: now.ms_since(c.enqueued_at),
-                    }
-                })
-            }
+            Timer::MaxWait(_) | Timer::Relax(_) | Timer::CallbackRetry(_) => None,
         }
     }
 
@@ -499,6 +628,13 @@ impl Core {
         match cmd {
             Command::AgentLogin { agent, extension } => {
                 let a = self.agent_rt(&agent)?;
+                if !self.config.extensions.is_empty()
+                    && !self.config.extensions.contains(&extension)
+                {
+                    return Err(CommandError::Invalid(format!(
+                        "extension {extension} is not configured"
+                    )));
+                }
                 if let Some(current) = &a.extension {
                     if *current == extension {
                         return Ok(Vec::new()); // a retried login
@@ -532,6 +668,15 @@ impl Core {
             }
             Command::AgentNotReady { agent, reason } => {
                 let a = self.logged_in(&agent)?;
+                let reasons = &self.config.not_ready_reasons;
+                if !reasons.is_empty()
+                    && reason != crate::event::RONA_REASON
+                    && !reasons.contains(&reason)
+                {
+                    return Err(CommandError::Invalid(format!(
+                        "not-ready reason `{reason}` is not configured"
+                    )));
+                }
                 match a.state {
                     AgentState::NotReady if a.reason.as_deref() == Some(reason.as_str()) => {
                         Ok(Vec::new())
@@ -552,7 +697,13 @@ impl Core {
                     AgentState::Reserved { .. } | AgentState::OnCall { .. } => {
                         Err(busy(&agent, "log out", &a.state))
                     }
-                    _ => Ok(vec![Event::AgentLoggedOut { agent }]),
+                    _ => {
+                        let overflows =
+                            crate::overflow::on_logout(&self.dir, &self.state, &agent, now);
+                        let mut events = vec![Event::AgentLoggedOut { agent }];
+                        events.extend(overflows);
+                        Ok(events)
+                    }
                 }
             }
             Command::Enqueue {
@@ -568,15 +719,33 @@ impl Core {
                 if self.state.calls.contains_key(&call) {
                     return Err(CommandError::DuplicateCall(call));
                 }
-                Ok(vec![Event::CallQueued {
-                    call,
-                    queue,
+                let overflow =
+                    crate::overflow::admission(&self.dir, &self.state, &queue, now, None);
+                let mut events = vec![Event::CallQueued {
+                    call: call.clone(),
+                    queue: queue.clone(),
                     priority,
                     caller,
                     enqueued_at: now,
                     skills,
-                }])
+                }];
+                if let Some((reason, action)) = overflow {
+                    let leave = crate::overflow::Leave {
+                        call: &call,
+                        queue: &queue,
+                        enqueued_at: now,
+                        hops: 0,
+                        is_callback: false,
+                        reason,
+                        action,
+                        leaving_agent: None,
+                    };
+                    events.extend(crate::overflow::leave(&self.dir, &self.state, leave, now));
+                }
+                Ok(events)
             }
+            Command::Abandon { call } if self.converted(&call) => Ok(Vec::new()),
+            Command::CallEnded { call, .. } if self.converted(&call) => Ok(Vec::new()),
             Command::Abandon { call } => {
                 let c = self.call_rec(&call)?;
                 Ok(match &c.phase {
@@ -622,12 +791,18 @@ impl Core {
                 extension,
                 &edge,
             )),
-            Command::Transfer { .. }
-            | Command::RejectOffer { .. }
-            | Command::CallbackResult { .. }
-            | Command::ApplyConfig { .. } => Err(CommandError::Unsupported(
-                "not implemented yet (issue 8 routing engine)",
-            )),
+            Command::Transfer { call, by, target } => {
+                crate::transfer::decide_transfer(&self.dir, &self.state, call, by, target, now)
+            }
+            Command::RejectOffer { call, agent } => {
+                crate::transfer::decide_reject(&self.state, call, agent)
+            }
+            Command::CallbackResult { call, outcome } => {
+                crate::callbacks::decide_result(&self.dir, &self.state, call, outcome, now)
+            }
+            Command::ApplyConfig { config, orphans_to } => {
+                crate::reconfig::decide(&self.state, self.config_version, config, orphans_to, now)
+            }
             Command::AgentFailed { call, reason } => {
                 let c = self.call_rec(&call)?;
                 match &c.phase {
@@ -685,6 +860,16 @@ impl Core {
             });
         }
         events
+    }
+
+    /// `call` was turned into its callback call: the edge's later hang-up of the
+    /// inbound leg is expected and changes nothing.
+    fn converted(&self, call: &CallId) -> bool {
+        !self.state.calls.contains_key(call)
+            && self
+                .state
+                .calls
+                .contains_key(&crate::callbacks::callback_id(call))
     }
 
     fn agent_rt(&self, agent: &AgentId) -> Result<&AgentRuntime, CommandError> {

@@ -213,9 +213,15 @@ pub enum Event {
         extension: Extension,
         binding: Option<BindingRecord>,
     },
-    /// A callback was booked for the inbound `call`.
+    /// A callback was booked for the inbound `call`. It also puts the callback call
+    /// `<call>:cb` in the record's queue: the inbound call itself, converted in place
+    /// (same wait and arrival), when it was waiting; else a new call waiting from now.
     CallbackRequested {
         call: CallId,
         record: crate::callbacks::CallbackRecord,
     },
+    /// A callback's wait between attempts is over: it may be offered again
+    /// (clears [`crate::CallRecord::not_before`]). Added to the contract by the core
+    /// (the retry timer needs an event to clear its deadline).
+    CallbackRetryDue { call: CallId },
 }

@@ -45,13 +45,19 @@ pub mod expr;
 mod ids;
 mod matcher;
 mod origin;
+mod overflow;
+mod reconfig;
+mod relax;
 mod state;
 pub mod strategy;
 mod timer;
+mod transfer;
 mod view;
 
 pub use crate::bindings::BindingRecord;
-pub use crate::callbacks::CallbackRecord;
+pub use crate::callbacks::{
+    callback_id, CallbackRecord, DEFAULT_POLICY as DEFAULT_CALLBACK_POLICY,
+};
 pub use crate::command::{CallbackOutcome, CallerInfo, Command, TransferTarget};
 pub use crate::config::{
     AgentDef, Announce, BusinessHours, CallbackPolicy, ConfigError, Overflow, OverflowAction,
@@ -65,6 +71,7 @@ pub use crate::expr::{ExprError, SkillExpr};
 pub use crate::ids::{AgentId, CallId, Extension, QueueId, Seq, SkillId, Term, Timestamp};
 pub use crate::ids::{EdgeId, MsgId};
 pub use crate::origin::{AppliedOrigins, Origin};
+pub use crate::overflow::MAX_HOPS as MAX_OVERFLOW_HOPS;
 pub use crate::state::{AgentRuntime, CallPhase, CallRecord, CallbackCall, QueueCounters, State};
 pub use crate::strategy::Strategy;
 pub use crate::view::{AgentView, CallView, QueueView};

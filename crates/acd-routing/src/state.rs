@@ -95,6 +95,10 @@ pub struct CallRecord {
     /// Not offered before this instant (a callback between attempts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_before: Option<Timestamp>,
+    /// Overflow moves so far; past [`crate::overflow::MAX_HOPS`] the call times out
+    /// instead, so queues overflowing into each other cannot loop.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub overflow_hops: u32,
 }
 
 /// The callback part of a waiting call.
@@ -109,6 +113,10 @@ pub struct CallbackCall {
 }
 
 fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_zero_u64(n: &u64) -> bool {
     *n == 0
 }
 
@@ -158,6 +166,17 @@ pub struct QueueCounters {
     pub abandoned: u64,
     /// Calls removed after waiting longer than the queue's `max_wait_ms`.
     pub timed_out: u64,
+    /// Calls that left by an overflow action (any reason). The new fields are left
+    /// out while zero, so snapshots and digests of older builds still match.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub overflowed: u64,
+    /// Of `answered`, those connected within the queue's `service_level.within_ms`
+    /// of `enqueued_at` (kept across overflow and transfer).
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub answered_in_sl: u64,
+    /// Callbacks given up after their last failed attempt.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub callbacks_failed: u64,
 }
 
 /// Everything that changes at run time.
@@ -302,6 +321,7 @@ impl State {
                         for_agent: None,
                         callback: None,
                         not_before: None,
+                        overflow_hops: 0,
                     },
                 );
                 self.next_arrival += 1;
@@ -429,21 +449,40 @@ impl State {
                 crate::bindings::apply(self, extension, binding)?;
             }
             Event::CallbackRequested { call, record } => {
-                crate::callbacks::apply(self, call, record)?;
+                crate::callbacks::apply(self, at, call, record)?;
             }
-            Event::CallRelaxed { .. }
-            | Event::CallOverflowed { .. }
-            | Event::CallTransferred { .. }
-            | Event::OfferRejected { .. }
-            | Event::CallbackAttemptFailed { .. }
-            | Event::ConfigChanged { .. } => {
-                return Err(bad("not implemented yet (issue 8 routing engine)"));
+            Event::CallRelaxed { call, step } => crate::relax::apply(self, call, *step)?,
+            Event::CallOverflowed {
+                call, from, action, ..
+            } => crate::overflow::apply(self, at, call, from, action)?,
+            Event::CallTransferred {
+                call,
+                from_agent,
+                target,
+                wrap_up_until,
+            } => {
+                crate::transfer::apply_transfer(self, at, call, from_agent, target, *wrap_up_until)?
             }
+            Event::OfferRejected { call, agent } => {
+                crate::transfer::apply_reject(self, at, call, agent)?;
+            }
+            Event::CallbackAttemptFailed {
+                call,
+                agent,
+                retry_at,
+                ..
+            } => crate::callbacks::apply_attempt_failed(self, at, call, agent, *retry_at)?,
+            Event::CallbackRetryDue { call } => crate::callbacks::apply_retry_due(self, at, call)?,
+            Event::ConfigChanged { config, .. } => crate::reconfig::apply(self, config)?,
+        }
+        // A callback call that connected or left takes its pending entry with it.
+        if let Some(call) = crate::callbacks::call_of(event) {
+            crate::callbacks::settle_entry(self, call);
         }
         Ok(())
     }
 
-    fn check_offered_to(&self, call: &CallId, agent: &AgentId) -> Result<(), String> {
+    pub(crate) fn check_offered_to(&self, call: &CallId, agent: &AgentId) -> Result<(), String> {
         match &self.call_ref(call)?.phase {
             CallPhase::Offered { agent: a, .. } if a == agent => {}
             other => {
@@ -465,7 +504,7 @@ impl State {
 
     /// Counters exist for the call's queue (checked before mutating, so that updating
     /// them last cannot fail half-way).
-    fn check_counted(&self, call: &CallId) -> Result<(), String> {
+    pub(crate) fn check_counted(&self, call: &CallId) -> Result<(), String> {
         let queue = &self.call_ref(call)?.queue;
         if self.counters.contains_key(queue) {
             Ok(())
@@ -474,25 +513,25 @@ impl State {
         }
     }
 
-    fn call_ref(&self, call: &CallId) -> Result<&CallRecord, String> {
+    pub(crate) fn call_ref(&self, call: &CallId) -> Result<&CallRecord, String> {
         self.calls
             .get(call)
             .ok_or_else(|| bad(format!("unknown call {call}")))
     }
 
-    fn call_mut(&mut self, call: &CallId) -> Result<&mut CallRecord, String> {
+    pub(crate) fn call_mut(&mut self, call: &CallId) -> Result<&mut CallRecord, String> {
         self.calls
             .get_mut(call)
             .ok_or_else(|| bad(format!("unknown call {call}")))
     }
 
-    fn agent_mut(&mut self, agent: &AgentId) -> Result<&mut AgentRuntime, String> {
+    pub(crate) fn agent_mut(&mut self, agent: &AgentId) -> Result<&mut AgentRuntime, String> {
         self.agents
             .get_mut(agent)
             .ok_or_else(|| bad(format!("unknown agent {agent}")))
     }
 
-    fn counter_mut(&mut self, queue: &QueueId) -> Result<&mut QueueCounters, String> {
+    pub(crate) fn counter_mut(&mut self, queue: &QueueId) -> Result<&mut QueueCounters, String> {
         self.counters
             .get_mut(queue)
             .ok_or_else(|| bad(format!("unknown queue {queue}")))

@@ -17,6 +17,11 @@ pub enum Timer {
     MaxWait(CallId),
     /// A phone's registration ran out → binding removed.
     BindingExpiry(Extension),
+    /// A waiting call reached its queue's next relaxation step → `CallRelaxed` (or
+    /// the step's overflow).
+    Relax(CallId),
+    /// A callback's wait between attempts is over → `CallbackRetryDue`.
+    CallbackRetry(CallId),
 }
 
 /// Every pending timer with its deadline, ordered by deadline then timer, so firing order
@@ -34,8 +39,15 @@ pub(crate) fn pending(state: &State, dir: &Directory) -> Vec<(Timestamp, Timer)>
                 out.push((*expires_at, Timer::OfferExpiry(id.clone())));
             }
             CallPhase::Waiting => {
-                if let Some(max) = dir.queues.get(&c.queue).and_then(|q| q.max_wait_ms) {
+                let q = dir.queues.get(&c.queue);
+                if let Some(max) = q.and_then(|q| q.max_wait_ms) {
                     out.push((c.enqueued_at.plus_ms(max), Timer::MaxWait(id.clone())));
+                }
+                if let Some(at) = q.and_then(|q| crate::relax::deadline(q, c)) {
+                    out.push((at, Timer::Relax(id.clone())));
+                }
+                if let Some(at) = c.not_before {
+                    out.push((at, Timer::CallbackRetry(id.clone())));
                 }
             }
             CallPhase::Connected { .. } => {}

@@ -40,6 +40,12 @@ pub struct QueueView {
     pub answered: u64,
     pub abandoned: u64,
     pub timed_out: u64,
+    /// Calls that left by an overflow action.
+    pub overflowed: u64,
+    /// Of `answered`, those answered within the queue's service-level time.
+    pub answered_in_sl: u64,
+    /// Callbacks given up after their last attempt.
+    pub callbacks_failed: u64,
 }
 
 /// One call as the distributor knows it.
