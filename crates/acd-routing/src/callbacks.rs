@@ -14,6 +14,11 @@
 //! while attempts ≤ the queue's `retries`, else it is removed and counted in
 //! `callbacks_failed`. A queue without a `callback` policy uses [`DEFAULT_POLICY`].
 //!
+//! A callback call is not held to its queue's `max_wait_ms` (nobody is on the line;
+//! it keeps the inbound call's `enqueued_at`, so it would be past it at once); it
+//! leaves when served, given up, abandoned by the edge, or by a relaxation step's
+//! overflow.
+//!
 //! One request per inbound call: an edge re-sending it after a fail-over, or a
 //! flow asking twice, does not book two callbacks (while the first is pending).
 

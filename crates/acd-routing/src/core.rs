@@ -575,7 +575,7 @@ impl Core {
         let due = q
             .max_wait_ms
             .is_some_and(|max| c.enqueued_at.plus_ms(max) <= now);
-        if c.phase != CallPhase::Waiting || !due {
+        if c.phase != CallPhase::Waiting || !due || c.callback.is_some() {
             return Vec::new();
         }
         match &q.overflow.max_wait {

@@ -65,7 +65,7 @@ pub use crate::config::{
 };
 pub use crate::core::{Core, Snapshot, OFFER_TIMEOUT_REASON, SNAPSHOT_FORMAT_VERSION};
 pub use crate::error::{ApplyError, CommandError, ErrorKind, SnapshotError};
-pub use crate::event::{AgentState, EndReason, Event, EventRecord, RONA_REASON};
+pub use crate::event::{AgentState, CallbackDial, EndReason, Event, EventRecord, RONA_REASON};
 pub use crate::explain::Explanation;
 pub use crate::expr::{ExprError, SkillExpr};
 pub use crate::ids::{AgentId, CallId, Extension, QueueId, Seq, SkillId, Term, Timestamp};

@@ -953,4 +953,10 @@ fn config_validation() {
 }
 
 mod actions;
+mod callback_calls;
+mod config_changes;
 mod origin;
+mod overflows;
+mod relaxation;
+mod support;
+mod transfers;

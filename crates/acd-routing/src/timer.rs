@@ -40,7 +40,11 @@ pub(crate) fn pending(state: &State, dir: &Directory) -> Vec<(Timestamp, Timer)>
             }
             CallPhase::Waiting => {
                 let q = dir.queues.get(&c.queue);
-                if let Some(max) = q.and_then(|q| q.max_wait_ms) {
+                // A callback call has no caller on the line to keep waiting.
+                let max_wait = q
+                    .and_then(|q| q.max_wait_ms)
+                    .filter(|_| c.callback.is_none());
+                if let Some(max) = max_wait {
                     out.push((c.enqueued_at.plus_ms(max), Timer::MaxWait(id.clone())));
                 }
                 if let Some(at) = q.and_then(|q| crate::relax::deadline(q, c)) {
