@@ -955,6 +955,7 @@ fn config_validation() {
 mod actions;
 mod callback_calls;
 mod config_changes;
+mod invariants;
 mod origin;
 mod overflows;
 mod relaxation;
