@@ -126,7 +126,8 @@ pub struct RelaxStep {
 }
 
 /// Actions per reason a queue cannot serve a call. A missing action: the call is
-/// refused at enqueue (closed, full, no agents) or times out (max wait).
+/// queued and waits (closed, full, no agents: nothing is refused silently) or times
+/// out (max wait). See the `overflow` module for the order of checks.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Overflow {
     #[serde(default)]

@@ -29,7 +29,11 @@
 //! Module map: [`Core`] (decide and drive), `state` (data and `apply_event`), `matcher`
 //! (pairs calls with agents, a pure function of state), [`strategy`] (ordering of
 //! candidate agents: longest idle), `timer` (deadlines derived from state), `bindings`
-//! (registered phones, replicated so any edge reaches them).
+//! (registered phones, replicated so any edge reaches them). A call's life over time:
+//! `relax` (relaxation steps as the wait grows; the offer rules), `overflow` (closed,
+//! full, no agents, max wait; hop limit), `transfer` (transfer and reject),
+//! `callbacks` (virtual hold: callback calls, dialling, retries), `reconfig`
+//! (configuration changes as one replicated event).
 
 mod bindings;
 mod callbacks;

@@ -23,7 +23,23 @@ use crate::directory::Directory;
 use crate::error::CommandError;
 use crate::event::{AgentState, Event};
 use crate::ids::{AgentId, CallId, Timestamp};
-use crate::state::{CallPhase, State};
+use crate::state::{CallPhase, CallRecord, State};
+
+/// The record of `call`, when both it and `agent` are known.
+fn known<'a>(
+    state: &'a State,
+    call: &CallId,
+    agent: &AgentId,
+) -> Result<&'a CallRecord, CommandError> {
+    let c = state
+        .calls
+        .get(call)
+        .ok_or_else(|| CommandError::UnknownCall(call.clone()))?;
+    if !state.agents.contains_key(agent) {
+        return Err(CommandError::UnknownAgent(agent.clone()));
+    }
+    Ok(c)
+}
 
 /// The events of a `Transfer` command.
 pub(crate) fn decide_transfer(
@@ -34,13 +50,7 @@ pub(crate) fn decide_transfer(
     target: TransferTarget,
     now: Timestamp,
 ) -> Result<Vec<Event>, CommandError> {
-    let c = state
-        .calls
-        .get(&call)
-        .ok_or_else(|| CommandError::UnknownCall(call.clone()))?;
-    if !state.agents.contains_key(&by) {
-        return Err(CommandError::UnknownAgent(by));
-    }
+    let c = known(state, &call, &by)?;
     match &c.phase {
         CallPhase::Connected { agent, .. } if *agent == by => {}
         p => {
@@ -153,13 +163,7 @@ pub(crate) fn decide_reject(
     call: CallId,
     agent: AgentId,
 ) -> Result<Vec<Event>, CommandError> {
-    let c = state
-        .calls
-        .get(&call)
-        .ok_or_else(|| CommandError::UnknownCall(call.clone()))?;
-    if !state.agents.contains_key(&agent) {
-        return Err(CommandError::UnknownAgent(agent));
-    }
+    let c = known(state, &call, &agent)?;
     match &c.phase {
         CallPhase::Offered { agent: a, .. } if *a == agent => {
             Ok(vec![Event::OfferRejected { call, agent }])

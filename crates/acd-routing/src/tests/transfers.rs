@@ -92,51 +92,37 @@ fn transfer_is_refused_unless_by_the_connected_agent_to_a_known_target() {
     online(&mut c, "bob", 0);
     let digest = c.state_digest();
     let kind = |r: Result<Vec<EventRecord>, CommandError>| r.expect_err("refused").kind();
-    assert_eq!(
-        kind(transfer(
-            &mut c,
+    let cases = [
+        (
             "bob",
             TransferTarget::Queue("ru".into()),
-            2_000
-        )),
-        ErrorKind::FailedPrecondition
-    );
-    assert_eq!(
-        kind(transfer(
-            &mut c,
+            ErrorKind::FailedPrecondition,
+        ),
+        (
             "alice",
             TransferTarget::Queue("nope".into()),
-            2_000
-        )),
-        ErrorKind::NotFound
-    );
-    assert_eq!(
-        kind(transfer(
-            &mut c,
+            ErrorKind::NotFound,
+        ),
+        (
             "alice",
             TransferTarget::Agent("carol".into()),
-            2_000
-        )),
-        ErrorKind::FailedPrecondition
-    );
-    assert_eq!(
-        kind(transfer(
-            &mut c,
+            ErrorKind::FailedPrecondition,
+        ),
+        (
             "alice",
             TransferTarget::Agent("zed".into()),
-            2_000
-        )),
-        ErrorKind::NotFound
-    );
-    assert_eq!(
-        kind(transfer(
-            &mut c,
+            ErrorKind::NotFound,
+        ),
+        (
             "alice",
             TransferTarget::Agent("alice".into()),
-            2_000
-        )),
-        ErrorKind::InvalidArgument
-    );
+            ErrorKind::InvalidArgument,
+        ),
+    ];
+    for (by, target, want) in cases {
+        let what = format!("{by} → {target:?}");
+        assert_eq!(kind(transfer(&mut c, by, target, 2_000)), want, "{what}");
+    }
     let unknown = c.handle(
         Command::Transfer {
             call: "nope".into(),
