@@ -526,6 +526,16 @@ impl Loaded {
         }
     }
 
+    /// Where the distributor writes its event journal (`[distributor]
+    /// journal`, relative to the config file); `None`: no journal.
+    pub fn journal_dir(&self) -> Option<PathBuf> {
+        let dir = self.config.distributor.journal.as_deref()?;
+        Some(match &self.origin {
+            Origin::Embedded => PathBuf::from(dir),
+            Origin::File(path) => path.parent().unwrap_or(Path::new(".")).join(dir),
+        })
+    }
+
     pub fn read_file(&self, relative: &str) -> Result<Vec<u8>, String> {
         match &self.origin {
             Origin::Embedded => defaults::file(relative)

@@ -22,6 +22,7 @@ pub mod agent_service;
 pub mod bindings;
 pub mod convert;
 pub mod edge_service;
+pub mod journal;
 pub mod leadership;
 pub mod replication;
 
