@@ -49,6 +49,7 @@ mod state;
 pub mod strategy;
 mod timer;
 mod view;
+pub mod whatif;
 
 pub use crate::bindings::BindingRecord;
 pub use crate::callbacks::CallbackRecord;
