@@ -3,6 +3,7 @@
 mod admin;
 mod agent;
 mod callbacks;
+mod console;
 mod explain;
 mod installation;
 mod output;
@@ -149,6 +150,15 @@ pub enum AgentCmd {
     Show { agent: String },
     /// List every agent.
     List,
+    /// Interactive operator console (terminal UI): logs the agent in and
+    /// shows state, wrap-up countdown and the call pop; keys: r ready,
+    /// n not ready, w end wrap-up, a accept, x reject, t transfer, l logout,
+    /// q quit.
+    Console {
+        agent: String,
+        #[arg(long)]
+        extension: String,
+    },
     /// Stream an agent's status changes and offers, one line per event.
     Watch {
         agent: String,
