@@ -171,6 +171,16 @@ async fn replay_reproduces_the_day_and_one_more_agent_cuts_the_wait() {
         u64_at(&result, &["baseline", "agents", "alice", "calls"]),
         u64::from(CALLS)
     );
+    // The replayed waits are the recorded ones (ring and talk times are the
+    // recorded ones, and the 1 s wrap-up is the config's), to within timer slack.
+    let recorded = recorded_waits(&journal);
+    assert_eq!(recorded.len(), CALLS as usize, "{recorded:?}");
+    let recorded_max = recorded.iter().copied().max().unwrap_or_default();
+    let replayed_max = u64_at(&result, &["baseline", "queues", "sales", "max_wait_ms"]);
+    assert!(
+        replayed_max.abs_diff(recorded_max) <= 250,
+        "replayed max wait {replayed_max} ms, recorded {recorded_max} ms ({recorded:?})"
+    );
     let base_wait = u64_at(&result, &["baseline", "queues", "sales", "avg_wait_ms"]);
     let new_wait = u64_at(&result, &["new", "queues", "sales", "avg_wait_ms"]);
     // Three calls at once, one agent: the later ones wait for 2.5 s talk + wrap-up each.
