@@ -48,7 +48,7 @@
 //! `ivr_flows.rs` (111: its test order API on slot 3's gRPC port).
 //! Issue 8 (routing engine): 112-114 and 130-134 the lead, 115-119 access
 //! control and the agent/supervisor API, 120-126 the edge's routing actions,
-//! 127-129 replay and the operator's terminal client.
+//! 127-129 replay and the operator's terminal client (127-128 `replay.rs`).
 
 pub const BASE: u16 = 21000;
 pub const BLOCK: u16 = 200;

@@ -17,6 +17,7 @@ use serde::Deserialize;
 mod flows;
 mod locate;
 mod prompt_dirs;
+pub mod routing;
 mod trunks;
 use flows::FlowDir;
 pub use flows::{known, FlowFile};
@@ -294,6 +295,13 @@ pub struct DistributorConfig {
     /// [default: the gRPC listen address].
     #[serde(default)]
     pub advertise: Option<String>,
+    /// Reason codes agents may give for NotReady; empty: any text.
+    #[serde(default)]
+    pub not_ready_reasons: Vec<String>,
+    /// Directory (relative to the config file) where every committed event is
+    /// appended as a JSON line, one file per UTC day; absent: no journal.
+    #[serde(default)]
+    pub journal: Option<String>,
 }
 
 fn default_election() -> String {
@@ -313,6 +321,8 @@ impl Default for DistributorConfig {
             election: default_election(),
             lease_ttl_secs: default_lease_ttl(),
             advertise: None,
+            not_ready_reasons: Vec::new(),
+            journal: None,
         }
     }
 }
@@ -361,17 +371,37 @@ pub struct AgentDef {
     /// Skill → proficiency 1–10.
     #[serde(default)]
     pub skills: BTreeMap<String, u8>,
+    /// The agent's phone answers offers by itself.
+    #[serde(default)]
+    pub auto_answer: bool,
 }
 
+/// One queue; see `config/acd.toml` for every key and `routing` for the types.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QueueDef {
     pub id: String,
-    /// Skill → minimum proficiency an agent needs.
+    /// Skill → minimum proficiency an agent needs, or a skill expression.
     #[serde(default)]
-    pub skills: BTreeMap<String, u8>,
+    pub skills: routing::SkillsSpec,
     /// Overrides `distributor.wrap_up_secs` for calls from this queue.
     pub wrap_up_secs: Option<u64>,
+    #[serde(default)]
+    pub priority: i32,
+    #[serde(default)]
+    pub strategy: acd_routing::Strategy,
+    pub service_level: Option<routing::ServiceLevelDef>,
+    pub max_wait_secs: Option<u64>,
+    pub max_size: Option<u32>,
+    #[serde(default)]
+    pub aging_per_sec: u32,
+    pub hours: Option<routing::HoursDef>,
+    #[serde(default)]
+    pub relax: Vec<routing::RelaxDef>,
+    #[serde(default)]
+    pub overflow: routing::OverflowDef,
+    pub announce: Option<routing::AnnounceDef>,
+    pub callback: Option<routing::CallbackDef>,
 }
 
 /// A dialled number and the flow its calls run.
@@ -494,6 +524,16 @@ impl Loaded {
             Origin::Embedded => PathBuf::from(dir),
             Origin::File(path) => path.parent().unwrap_or(Path::new(".")).join(dir),
         }
+    }
+
+    /// Where the distributor writes its event journal (`[distributor]
+    /// journal`, relative to the config file); `None`: no journal.
+    pub fn journal_dir(&self) -> Option<PathBuf> {
+        let dir = self.config.distributor.journal.as_deref()?;
+        Some(match &self.origin {
+            Origin::Embedded => PathBuf::from(dir),
+            Origin::File(path) => path.parent().unwrap_or(Path::new(".")).join(dir),
+        })
     }
 
     pub fn read_file(&self, relative: &str) -> Result<Vec<u8>, String> {
@@ -677,9 +717,7 @@ fn validate(c: &Config, text: &str, name: &str) -> Vec<ConfigError> {
     for (i, a) in c.agents.iter().enumerate() {
         v.skill_levels(&a.skills, "agents", i);
     }
-    for (i, q) in c.queues.iter().enumerate() {
-        v.skill_levels(&q.skills, "queues", i);
-    }
+    v.errors.extend(routing::build(c, text, name).1);
     for (i, d) in c.dids.iter().enumerate() {
         if !c.flows.contains_key(&d.flow) {
             v.push(

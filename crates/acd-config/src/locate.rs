@@ -66,11 +66,27 @@ pub fn find_line(text: &str, path: &[Seg]) -> Option<usize> {
     best
 }
 
+/// Byte range of the value at the end of `path`, when the whole path is present.
+pub fn value_span(text: &str, path: &[Seg]) -> Option<std::ops::Range<usize>> {
+    let doc = Document::parse(text).ok()?;
+    let mut at = Place::Item(doc.as_item());
+    for seg in path {
+        at = step(at, seg)?.0;
+    }
+    match at {
+        Place::Item(item) => item.span(),
+        Place::Value(v) => v.span(),
+        Place::Table(t) => t.span(),
+    }
+}
+
 /// A position in the document while walking a path.
 #[derive(Clone, Copy)]
 enum Place<'d> {
     Item(&'d Item),
     Table(&'d Table),
+    /// An element of an inline array (`relax = [{ … }, { … }]`).
+    Value(&'d Value),
 }
 
 type Span = Option<std::ops::Range<usize>>;
@@ -81,9 +97,15 @@ fn step<'d>(at: Place<'d>, seg: &Seg) -> Option<(Place<'d>, Span)> {
             let (key, next) = t.get_key_value(k)?;
             Some((Place::Item(next), key.span().or_else(|| next.span())))
         }
-        (Seg::Key(k), Place::Item(Item::Value(Value::InlineTable(t)))) => {
+        (Seg::Key(k), Place::Item(Item::Value(Value::InlineTable(t))))
+        | (Seg::Key(k), Place::Value(Value::InlineTable(t))) => {
             let (key, next) = t.get_key_value(k)?;
             Some((Place::Item(next), key.span().or_else(|| next.span())))
+        }
+        (Seg::Index(i), Place::Item(Item::Value(Value::Array(a))))
+        | (Seg::Index(i), Place::Value(Value::Array(a))) => {
+            let v = a.get(*i)?;
+            Some((Place::Value(v), v.span()))
         }
         (Seg::Index(i), Place::Item(Item::ArrayOfTables(a))) => {
             let t = a.get(*i)?;

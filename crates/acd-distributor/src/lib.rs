@@ -22,6 +22,7 @@ pub mod agent_service;
 pub mod bindings;
 pub mod convert;
 pub mod edge_service;
+pub mod journal;
 pub mod leadership;
 pub mod replication;
 
@@ -99,46 +100,21 @@ pub fn now_ms() -> Timestamp {
     )
 }
 
-/// Builds the routing core's configuration from the config file.
+/// Builds the routing core's configuration from the config file (see
+/// `acd_config::routing`). A loaded config was checked already, so errors can
+/// only come from a hand-built one: they are logged and the parts in error left
+/// at their defaults rather than refusing to start.
 pub fn routing_config(cfg: &acd_config::Config) -> RoutingConfig {
-    use acd_routing::{AgentDef, AgentId, QueueDef, QueueId, SkillId};
-    let skills = |m: &std::collections::BTreeMap<String, u8>| -> Vec<(SkillId, u8)> {
-        m.iter().map(|(k, v)| (SkillId(k.clone()), *v)).collect()
-    };
-    RoutingConfig {
-        queues: cfg
-            .queues
-            .iter()
-            .map(|q| QueueDef {
-                id: QueueId(q.id.clone()),
-                wrap_up_ms: q.wrap_up_secs.map(|s| s * 1000),
-                ..QueueDef::new(
-                    q.id.as_str(),
-                    acd_routing::SkillExpr::all_of(
-                        skills(&q.skills)
-                            .iter()
-                            .map(|(k, v): &(SkillId, u8)| (k, *v)),
-                    ),
-                )
-            })
-            .collect(),
-        agents: cfg
-            .agents
-            .iter()
-            .map(|a| AgentDef {
-                id: AgentId(a.id.clone()),
-                name: a.name.clone(),
-                skills: skills(&a.skills),
-                auto_answer: false,
-            })
-            .collect(),
-        default_wrap_up_ms: cfg.distributor.wrap_up_secs * 1000,
-        // The edge rings for offer_timeout_secs and then reports the failure
-        // itself; the core's own timeout is the backstop for a lost edge.
-        offer_timeout_ms: (cfg.distributor.offer_timeout_secs + OFFER_GRACE_SECS) * 1000,
-        extensions: Default::default(),
-        not_ready_reasons: Vec::new(),
+    let (mut rc, errors) = acd_config::routing::routing_config_lossy(cfg);
+    for e in &errors {
+        metrics::counter!("acd_distributor_config_errors_total", "reason" => "routing")
+            .increment(1);
+        tracing::error!(error = %e, "routing configuration");
     }
+    // The edge rings for offer_timeout_secs and then reports the failure
+    // itself; the core's own timeout is the backstop for a lost edge.
+    rc.offer_timeout_ms = (cfg.distributor.offer_timeout_secs + OFFER_GRACE_SECS) * 1000;
+    rc
 }
 
 impl Distributor {

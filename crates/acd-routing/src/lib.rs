@@ -57,6 +57,7 @@ pub mod strategy;
 mod timer;
 mod transfer;
 mod view;
+pub mod whatif;
 
 pub use crate::bindings::BindingRecord;
 pub use crate::callbacks::{

@@ -328,6 +328,10 @@ async fn serve(cmd: Cmd) -> Result<()> {
         }
         d
     });
+    if let (Some(d), Some(dir)) = (&distributor, loaded.journal_dir()) {
+        acd_distributor::journal::spawn(d, dir.clone())
+            .with_context(|| format!("event journal in {}", dir.display()))?;
+    }
     if let (Some(d), Some(snap)) = (
         &distributor,
         taken.as_mut().and_then(|t| t.distributor.take()),

@@ -96,6 +96,9 @@ pub async fn run(servers: &mut Servers, cmd: AgentCmd, json: bool) -> Result<()>
             return Ok(());
         }
         AgentCmd::Watch { agent, count } => return watch(servers, agent, count, json).await,
+        AgentCmd::Console { agent, extension } => {
+            return crate::console::run(servers, &agent, &extension).await
+        }
     };
     print_agent(&status.into_inner(), json)
 }
@@ -147,7 +150,7 @@ async fn watch(servers: &mut Servers, agent: String, count: Option<u64>, json: b
     Ok(())
 }
 
-async fn open_watch(
+pub(crate) async fn open_watch(
     servers: &mut Servers,
     agent: &str,
     after_seq: u64,

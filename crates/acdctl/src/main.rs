@@ -3,9 +3,12 @@
 mod admin;
 mod agent;
 mod callbacks;
+mod console;
+mod explain;
 mod installation;
 mod output;
 mod queue;
+mod replay;
 mod rolling;
 mod servers;
 
@@ -81,6 +84,13 @@ enum Command {
         #[arg(long, default_value = "60", value_name = "SECS")]
         timeout_secs: u64,
     },
+    /// What-if: replay a recorded event journal (a day of traffic) against
+    /// a changed configuration, offline, and compare service level, waits and
+    /// agent load with the baseline's.
+    Replay(replay::ReplayArgs),
+    /// Why a call went where it went: every routing decision recorded for it
+    /// (candidates with scores, calls that lost).
+    Explain { call_id: String },
 }
 
 /// `acdctl status` over several processes.
@@ -140,6 +150,15 @@ pub enum AgentCmd {
     Show { agent: String },
     /// List every agent.
     List,
+    /// Interactive operator console (terminal UI): logs the agent in and
+    /// shows state, wrap-up countdown and the call pop; keys: r ready,
+    /// n not ready, w end wrap-up, a accept, x reject, t transfer, l logout,
+    /// q quit.
+    Console {
+        agent: String,
+        #[arg(long)]
+        extension: String,
+    },
     /// Stream an agent's status changes and offers, one line per event.
     Watch {
         agent: String,
@@ -225,6 +244,9 @@ async fn run(cli: Cli) -> Result<()> {
             return installation::status(&servers, cli.json).await;
         }
     }
+    if let Command::Replay(args) = &cli.command {
+        return replay::run(args, cli.json);
+    }
     if let Command::Reload = &cli.command {
         return admin::reload(&cli.server, cli.json).await;
     }
@@ -240,7 +262,10 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Drain => admin::drain(&mut servers, cli.json).await,
         Command::Snapshot => admin::snapshot(&mut servers).await,
         Command::Callbacks { .. } => callbacks::list(&mut servers, cli.json).await,
-        Command::RollingRestart { .. } | Command::Reload => unreachable!("handled above"),
+        Command::Explain { call_id } => explain::run(&mut servers, &call_id, cli.json).await,
+        Command::RollingRestart { .. } | Command::Reload | Command::Replay(_) => {
+            unreachable!("handled above")
+        }
         Command::Switchover => admin::switchover(&mut servers, cli.json).await,
     }
 }
@@ -340,6 +365,24 @@ mod tests {
         ])
         .is_err());
         assert!(Cli::try_parse_from(["acdctl", "drain"]).is_ok());
+        let cli = Cli::try_parse_from([
+            "acdctl",
+            "replay",
+            "--journal",
+            "j",
+            "--config",
+            "new.toml",
+            "--from",
+            "2026-11-28T09:00:00Z",
+            "--json",
+        ])
+        .unwrap();
+        assert!(cli.json);
+        assert!(
+            matches!(cli.command, Command::Replay(ref a) if a.from.is_some() && a.baseline.is_none())
+        );
+        assert!(Cli::try_parse_from(["acdctl", "replay", "--config", "x"]).is_err());
+        assert!(Cli::try_parse_from(["acdctl", "explain", "c1"]).is_ok());
         assert!(Cli::try_parse_from(["acdctl", "agent", "login", "alice"]).is_err());
         let cli = Cli::try_parse_from([
             "acdctl",
