@@ -11,7 +11,7 @@ use acd_sip::transaction::build_cancel;
 use acd_sip::{Method, Request, Response, TxKey};
 
 use crate::call::{AgentLeg, CallerState, Established, LegSdp, Phase, RingingAgent};
-use crate::core::{ClientTx, EdgeCore, ALLOW, SUPPORTED};
+use crate::core::{host_port, ClientTx, EdgeCore, ALLOW, SUPPORTED};
 use crate::dialogs::next_hop;
 use crate::ids::{AgentId, CallId, Side};
 use crate::incoming::caller_info;
@@ -40,7 +40,16 @@ impl EdgeCore {
                 agent,
                 extension,
                 contact,
-            } => self.connect_agent(call, agent, extension, contact, now),
+                auto_answer,
+            } => {
+                let target = AgentTarget {
+                    agent,
+                    extension,
+                    contact,
+                    auto_answer,
+                };
+                self.connect_agent(call, target, now)
+            }
             FromDistributor::Bindings { full, bindings } => self.site_bindings(full, bindings, now),
             FromDistributor::Queued {
                 call,
@@ -58,6 +67,22 @@ impl EdgeCore {
                     self.end_call(&call, EndReason::Rejected, now);
                 }
             }
+            FromDistributor::Redirect {
+                call,
+                target,
+                reason,
+            } => self.redirect(&call, target, &reason, now),
+            FromDistributor::Announce {
+                call,
+                position,
+                estimated_wait_secs,
+            } => self.announce(&call, position, estimated_wait_secs),
+            FromDistributor::Dial(dial) => self.dial_callback(*dial, now),
+            FromDistributor::Release {
+                call,
+                agent,
+                reason,
+            } => self.release_agent(&call, &agent, &reason, now),
         }
     }
 
@@ -75,14 +100,13 @@ impl EdgeCore {
         self.report(ToDistributor::Enqueue(enqueue));
     }
 
-    fn connect_agent(
-        &mut self,
-        id: CallId,
-        agent: AgentId,
-        extension: String,
-        offered: Option<AgentContact>,
-        now: Instant,
-    ) {
+    pub(crate) fn connect_agent(&mut self, id: CallId, target: AgentTarget, now: Instant) {
+        let AgentTarget {
+            agent,
+            extension,
+            contact: offered,
+            auto_answer,
+        } = target;
         let span = tracing::info_span!("call", call_id = %id);
         let _e = span.enter();
         let Some(call) = self.calls.get(&id) else {
@@ -119,6 +143,11 @@ impl EdgeCore {
             });
         };
         metrics::counter!("acd_edge_agent_routes_total", "via" => via).increment(1);
+        // The caller hears the hold music again, never half an announcement.
+        self.stop_announcement(&id);
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
         let ip = self.cfg.listen.public_ip;
         let (caller_codec, agent_port, caller) = {
             let c = &call.caller;
@@ -129,8 +158,11 @@ impl EdgeCore {
         sdp.port = agent_port;
         let body = sdp.offer(ip);
         let to = format!("sip:{extension}@{}", self.cfg.realm);
-        let req = self.outbound_invite(&id, &contact, &to, peer, &caller, body);
-        tracing::info!(%agent, %extension, %contact, peer = %peer.addr, via, "ringing agent");
+        let mut req = self.outbound_invite(&id, &contact, &to, peer, &caller, body);
+        if auto_answer {
+            self.ask_auto_answer(&mut req);
+        }
+        tracing::info!(%agent, %extension, %contact, peer = %peer.addr, via, auto_answer, "ringing agent");
         let key = self.tx.send_request(req.clone(), peer, now);
         self.by_invite
             .insert(key.clone(), (id.clone(), Side::Agent));
@@ -202,6 +234,17 @@ impl EdgeCore {
         req
     }
 
+    /// Headers common softphones honour to answer by themselves: Call-Info
+    /// answer-after=0 (Polycom, Yealink, Linphone) and Alert-Info
+    /// info=alert-autoanswer (Grandstream, Snom).
+    fn ask_auto_answer(&self, req: &mut Request) {
+        let edge = host_port(self.cfg.listen.public_ip, self.cfg.listen.udp_port);
+        req.headers
+            .push("Call-Info", format!("<sip:{edge}>;answer-after=0"));
+        req.headers
+            .push("Alert-Info", "<http://127.0.0.1>;info=alert-autoanswer");
+    }
+
     /// Ring-no-answer: CANCEL the agent's INVITE; its 487 reports the failure.
     pub(crate) fn ring_timeout(&mut self, id: &CallId, now: Instant) {
         let Some(call) = self.calls.get_mut(id) else {
@@ -221,6 +264,9 @@ impl EdgeCore {
 
     /// Responses to our client transactions.
     pub(crate) fn response(&mut self, key: &TxKey, resp: Response, now: Instant) {
+        if key.method == Method::Invite && self.dial_response(key, resp.clone(), now) {
+            return;
+        }
         if let Some((id, Side::Agent)) = self.by_invite.get(key).cloned() {
             let span = tracing::info_span!("call", call_id = %id);
             let _e = span.enter();
@@ -416,6 +462,9 @@ impl EdgeCore {
 
     /// Timer B or F of one of our client transactions.
     pub(crate) fn client_timeout(&mut self, key: &TxKey, now: Instant) {
+        if self.dial_tx_timeout(key) {
+            return;
+        }
         if let Some((id, Side::Agent)) = self.by_invite.get(key).cloned() {
             if let Some(Phase::Ringing(r)) = self.phase_of(&id) {
                 if r.key == *key {
@@ -486,6 +535,15 @@ impl EdgeCore {
         req.headers.push("CSeq", "1 INVITE");
         self.ack_and_bye(&req, resp, now);
     }
+}
+
+/// Whom a `Connect` rings.
+#[derive(Debug, Clone)]
+pub(crate) struct AgentTarget {
+    pub agent: AgentId,
+    pub extension: String,
+    pub contact: Option<AgentContact>,
+    pub auto_answer: bool,
 }
 
 /// The call already rings `agent` or is bridged to them.

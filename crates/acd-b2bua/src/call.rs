@@ -52,6 +52,14 @@ pub enum Phase {
     Ringing(Box<RingingAgent>),
     /// Caller and agent talk.
     Bridged(Box<AgentLeg>),
+    /// The distributor let the call go: a last prompt plays (`token`), then
+    /// BYE. Also where a redirect's failed transfer returns (`language` for
+    /// its message).
+    Closing {
+        token: crate::ids::PlayToken,
+        #[serde(default)]
+        language: String,
+    },
 }
 
 impl Phase {
@@ -62,6 +70,7 @@ impl Phase {
             Phase::Queued => "queued",
             Phase::Ringing(_) => "ringing",
             Phase::Bridged(_) => "bridged",
+            Phase::Closing { .. } => "closing",
         }
     }
 }

@@ -147,6 +147,8 @@ impl EdgeCore {
             draining: snap.draining,
             unix_base: (snap.unix_now, now),
             out: VecDeque::new(),
+            announcing: HashMap::new(),
+            dials: Default::default(),
         };
         for call in snap.calls {
             core.index(&call);

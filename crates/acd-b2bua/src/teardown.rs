@@ -10,7 +10,7 @@ use crate::call::{Call, CallerState, Phase};
 use crate::core::{ClientTx, EdgeCore};
 use crate::dialogs::next_hop;
 use crate::ids::{CallId, Side};
-use crate::io::{MediaCommand, ToDistributor};
+use crate::io::{EndedBy, MediaCommand, ToDistributor};
 use crate::timers::{TimerKey, TimerKind};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -25,6 +25,9 @@ pub enum EndReason {
     DialogGone(Side),
     /// The process's drain deadline passed.
     DrainDeadline,
+    /// The distributor redirected the call away (message, callback booked):
+    /// it no longer holds it, so nothing is reported.
+    Redirected,
 }
 
 impl EndReason {
@@ -40,6 +43,21 @@ impl EndReason {
             EndReason::MediaTimeout(_) => "no media",
             EndReason::DialogGone(_) => "dialog gone",
             EndReason::DrainDeadline => "drain deadline",
+            EndReason::Redirected => "redirected",
+        }
+    }
+
+    /// Who ended the call, for the distributor's `CallEnded.by`.
+    pub fn ended_by(self) -> EndedBy {
+        match self {
+            EndReason::Hangup(Side::Caller) | EndReason::CallerCancel => EndedBy::Caller,
+            EndReason::Hangup(Side::Agent) => EndedBy::Agent,
+            EndReason::NoAck(_)
+            | EndReason::SessionExpired(_)
+            | EndReason::MediaTimeout(_)
+            | EndReason::DialogGone(_)
+            | EndReason::DrainDeadline => EndedBy::Failure,
+            EndReason::Flow | EndReason::Rejected | EndReason::Redirected => EndedBy::Unspecified,
         }
     }
 
@@ -96,11 +114,14 @@ impl EdgeCore {
                 self.report(ToDistributor::CallEnded {
                     call: id.clone(),
                     reason: reason.as_str().into(),
+                    by: reason.ended_by(),
                 });
                 "completed"
             }
+            // The distributor let go of it (redirected away).
+            Phase::Closing { .. } => "redirected",
             Phase::Queued | Phase::Ringing(_) => {
-                if reason != EndReason::Rejected {
+                if reason != EndReason::Rejected && reason != EndReason::Redirected {
                     self.report(ToDistributor::Abandon { call: id.clone() });
                 }
                 "abandoned"
@@ -118,6 +139,8 @@ impl EdgeCore {
             self.trunks.call_ended(t);
         }
         self.by_invite.remove(&call.caller.invite_key);
+        self.dials.call_ended(&call.caller.invite_key);
+        self.drop_announcement(id);
         if let (Some(cid), Some(from_tag)) = (
             call.caller.invite.headers.call_id(),
             call.caller.invite.headers.from_tag(),
@@ -127,6 +150,12 @@ impl EdgeCore {
                 call.caller.local_tag.clone(),
                 from_tag.to_string(),
             ));
+        }
+        if let CallerState::Answered(est) = &call.caller.state {
+            // An outbound (callback) leg's INVITE carries our tag as From.
+            let d = &est.dialog;
+            self.by_dialog
+                .remove(&(d.call_id.clone(), d.local_tag.clone(), d.remote_tag.clone()));
         }
         match &call.phase {
             Phase::Ringing(r) => {

@@ -732,6 +732,7 @@ fn trunk(
         password: credentials.map(|c| c.1.to_string()),
         max_concurrent_calls: max_calls,
         max_calls_per_second: None,
+        dial: None,
     }
 }
 

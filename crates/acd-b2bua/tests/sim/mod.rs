@@ -232,6 +232,7 @@ impl Sim {
                 agent: AgentId("alice".into()),
                 extension: "1001".into(),
                 contact: None,
+                auto_answer: false,
             },
         });
     }
