@@ -84,8 +84,10 @@ impl EdgeCore {
         }
     }
 
-    /// Runs `flow` from its start for the caller, keeping the caller's
-    /// variables (language, account…): the flow may enqueue again.
+    /// Runs `flow` from its start for the caller: the flow may enqueue
+    /// again. The session starts with the caller's variables, but the
+    /// interpreter's `Started` begins every call clean, so only what the
+    /// new flow sets counts (keeping them needs an IVR event for it).
     fn redirect_to_flow(
         &mut self,
         id: &CallId,
@@ -104,6 +106,8 @@ impl EdgeCore {
         };
         let from = caller_info(&call.caller.invite, &call.did);
         call.flow = flow;
+        // Kept in the session for a runner that merges them; today's
+        // interpreter starts clean at `Started`.
         call.phase = Phase::Ivr {
             session: acd_ivr::Session {
                 variables,

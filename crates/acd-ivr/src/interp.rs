@@ -49,17 +49,12 @@ pub fn step(
             caller,
             caller_name,
         } => {
-            // A fresh session has no variables; a caller the distributor
-            // redirected into this flow keeps theirs (language, account…).
-            session.variables.extend([
+            session.variables = BTreeMap::from([
                 (vars::CALLER.to_string(), caller),
                 (vars::DID.to_string(), did),
                 (vars::CALLER_NAME.to_string(), caller_name),
+                (vars::LANGUAGE.to_string(), flow.default_language.clone()),
             ]);
-            session
-                .variables
-                .entry(vars::LANGUAGE.to_string())
-                .or_insert_with(|| flow.default_language.clone());
             flow.start.clone()
         }
         event if session.node.is_empty() => {
