@@ -292,7 +292,10 @@ mod tests {
         assert!(s.due(&waiting, t0).is_empty());
         assert!(s.due(&waiting, t0 + Duration::from_secs(4)).is_empty());
         waiting.insert(b.clone(), every);
-        assert_eq!(s.due(&waiting, t0 + Duration::from_secs(5)), [a.clone()]);
+        assert_eq!(
+            s.due(&waiting, t0 + Duration::from_secs(5)),
+            std::slice::from_ref(&a)
+        );
         assert!(s.due(&waiting, t0 + Duration::from_secs(6)).is_empty());
         // b was first seen at 5 s.
         assert!(s.due(&waiting, t0 + Duration::from_secs(9)).is_empty());
