@@ -361,6 +361,10 @@ pub struct AgentDef {
     /// Skill → proficiency 1–10.
     #[serde(default)]
     pub skills: BTreeMap<String, u8>,
+    /// The edge asks the agent's phone to answer by itself (Call-Info
+    /// answer-after=0).
+    #[serde(default)]
+    pub auto_answer: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -132,7 +132,7 @@ pub fn routing_config(cfg: &acd_config::Config) -> RoutingConfig {
                 id: AgentId(a.id.clone()),
                 name: a.name.clone(),
                 skills: skills(&a.skills),
-                auto_answer: false,
+                auto_answer: a.auto_answer,
             })
             .collect(),
         default_wrap_up_ms: cfg.distributor.wrap_up_secs * 1000,

@@ -111,6 +111,7 @@ pub fn caller_json(c: &Caller) -> Value {
     let variables: BTreeMap<&String, &String> = c.variables.iter().collect();
     json!({
         "from_uri": c.from_uri,
+        "number": c.number,
         "display_name": c.display_name,
         "did": c.did,
         "variables": variables,
