@@ -51,6 +51,61 @@ fn sales_queue_config(env: &TestEnv, queue_keys: &str, extra: &str) -> PathBuf {
     })
 }
 
+async fn observer(env: &TestEnv, name: &str, slot: u16) -> RtpObserver {
+    RtpObserver::bind(name, env.ports.observer(slot))
+        .await
+        .unwrap()
+}
+
+/// `acd run` with `config`, an API client, and the caller's RTP observer.
+async fn started(env: &TestEnv, config: &std::path::Path) -> (AcdProcess, AcdClient, RtpObserver) {
+    let acd = env.start_run_with(config, &[]).await.unwrap();
+    let client = AcdClient::connect(&acd.grpc_url()).await.unwrap();
+    let caller = observer(env, "caller", 0).await;
+    (acd, client, caller)
+}
+
+/// `agent` logs in at `extension`, whose phone (SIPp slot `phone_slot`) is
+/// registered from slot `phone_slot + 1`, and is made ready.
+async fn ready_agent(
+    env: &TestEnv,
+    client: &mut AcdClient,
+    agent: &str,
+    extension: &str,
+    phone_slot: u16,
+) -> acd_tests::AgentWatch {
+    let password = format!("secret{extension}");
+    register(
+        env,
+        phone_slot + 1,
+        extension,
+        &password,
+        env.ports.sipp(phone_slot).sip,
+    )
+    .await
+    .assert_success(1);
+    client.login(agent, extension).await.unwrap();
+    let mut watch = client.watch(agent).await.unwrap();
+    client.ready(agent).await.unwrap();
+    watch.await_state(AgentState::Ready, SHORT).await.unwrap();
+    watch
+}
+
+/// A trunk call (SIPp slot 3) to the sales DID, media to `caller`; the
+/// caller hangs up after `hangup_after_ms` with trunk_call_hangup.xml.
+async fn call_sales(
+    env: &TestEnv,
+    scenario: &str,
+    caller: &RtpObserver,
+    hangup_after_ms: Option<u64>,
+) -> acd_tests::SippRun {
+    let mut cmd = trunk(env, "trunk", scenario, 3, "5550100", caller.port());
+    if let Some(ms) = hangup_after_ms {
+        cmd = cmd.pause_ms(ms);
+    }
+    cmd.spawn(env).await.unwrap()
+}
+
 /// Polls the edge's metric `name{labels}` until it reaches `at_least`.
 async fn await_metric(acd: &AcdProcess, name: &str, labels: &[(&str, &str)], at_least: f64) -> f64 {
     let addr = acd.metrics_addr();
@@ -81,14 +136,8 @@ async fn an_auto_answer_agent_is_asked_to_answer_and_the_offer_names_the_caller(
             "id = \"alice\"\nname = \"Alice\"\nauto_answer = true\n",
         )
     });
-    let mut acd = env.start_run_with(&config, &[]).await.unwrap();
-    let mut client = AcdClient::connect(&acd.grpc_url()).await.unwrap();
-    let caller = RtpObserver::bind("caller", env.ports.observer(0))
-        .await
-        .unwrap();
-    let alice_rtp = RtpObserver::bind("alice", env.ports.observer(1))
-        .await
-        .unwrap();
+    let (mut acd, mut client, caller) = started(&env, &config).await;
+    let alice_rtp = observer(&env, "alice", 1).await;
     let phone = agent_phone_scenario(
         &env,
         "alice-auto",
@@ -97,26 +146,9 @@ async fn an_auto_answer_agent_is_asked_to_answer_and_the_offer_names_the_caller(
         alice_rtp.port(),
     )
     .await;
-    register(&env, 2, "1001", "secret1001", env.ports.sipp(1).sip)
-        .await
-        .assert_success(1);
-    client.login("alice", "1001").await.unwrap();
-    let mut alice = client.watch("alice").await.unwrap();
-    client.ready("alice").await.unwrap();
-    alice.await_state(AgentState::Ready, SHORT).await.unwrap();
+    let mut alice = ready_agent(&env, &mut client, "alice", "1001", 1).await;
 
-    let call = trunk(
-        &env,
-        "trunk",
-        "trunk_call_hangup.xml",
-        3,
-        "5550100",
-        caller.port(),
-    )
-    .pause_ms(3000)
-    .spawn(&env)
-    .await
-    .unwrap();
+    let call = call_sales(&env, "trunk_call_hangup.xml", &caller, Some(3000)).await;
     let offer = alice.await_offer(LONG).await.unwrap();
     let number = offer.caller.as_ref().map(|c| c.number.as_str());
     assert_eq!(number, Some(CALLER_NUMBER), "{offer:?}");
@@ -139,26 +171,10 @@ async fn a_queue_without_agents_overflows_to_the_night_team() {
         &format!("overflow = {{ no_agents = {{ uri = \"sip:night@127.0.0.1:{night_port}\" }} }}"),
         "",
     );
-    let mut acd = env.start_run_with(&config, &[]).await.unwrap();
-    let caller = RtpObserver::bind("caller", env.ports.observer(0))
-        .await
-        .unwrap();
-    let night_rtp = RtpObserver::bind("night", env.ports.observer(1))
-        .await
-        .unwrap();
+    let (mut acd, _client, caller) = started(&env, &config).await;
+    let night_rtp = observer(&env, "night", 1).await;
     let night = agent_phone(&env, "night", 1, night_rtp.port(), None).await;
-    let call = trunk(
-        &env,
-        "trunk",
-        "trunk_call_hangup.xml",
-        3,
-        "5550100",
-        caller.port(),
-    )
-    .pause_ms(4000)
-    .spawn(&env)
-    .await
-    .unwrap();
+    let call = call_sales(&env, "trunk_call_hangup.xml", &caller, Some(4000)).await;
     await_metric(
         &acd,
         "acd_edge_transfers_total",
@@ -186,15 +202,9 @@ async fn after_hours_the_caller_hears_the_message_and_is_hung_up() {
          overflow = { closed = { message = \"night_closed\" } }",
         "",
     );
-    let mut acd = env.start_run_with(&config, &[]).await.unwrap();
-    let caller = RtpObserver::bind("caller", env.ports.observer(0))
-        .await
-        .unwrap();
+    let (mut acd, _client, caller) = started(&env, &config).await;
     // trunk_call.xml waits for the edge's BYE.
-    let call = trunk(&env, "trunk", "trunk_call.xml", 3, "5550100", caller.port())
-        .spawn(&env)
-        .await
-        .unwrap();
+    let call = call_sales(&env, "trunk_call.xml", &caller, None).await;
     call.wait().await.assert_success(1);
     // The message is several seconds of speech at 50 packets a second.
     assert!(
@@ -222,21 +232,8 @@ async fn a_waiting_caller_hears_announcements() {
     let mut client = AcdClient::connect(&acd.grpc_url()).await.unwrap();
     // Logged in, not ready: the call waits (and the wait is estimated).
     client.login("alice", "1001").await.unwrap();
-    let caller = RtpObserver::bind("caller", env.ports.observer(0))
-        .await
-        .unwrap();
-    let call = trunk(
-        &env,
-        "trunk",
-        "trunk_call_hangup.xml",
-        3,
-        "5550100",
-        caller.port(),
-    )
-    .pause_ms(7000)
-    .spawn(&env)
-    .await
-    .unwrap();
+    let caller = observer(&env, "caller", 0).await;
+    let call = call_sales(&env, "trunk_call_hangup.xml", &caller, Some(7000)).await;
     await_metric(&acd, "acd_edge_announcements_total", &[], 2.0).await;
     call.wait().await.assert_success(1);
     assert!(caller.stats().g711() >= 200, "{:?}", caller.stats());
@@ -249,35 +246,19 @@ async fn a_waiting_caller_hears_announcements() {
 #[ignore = "needs h8-core (transfer) and h8-api (Transfer RPC)"]
 async fn an_agent_transfers_the_call_to_another_queue() {
     let env = TestEnv::new("routing_transfer", 124);
-    let mut acd = env.start_run().await.unwrap();
-    let mut client = AcdClient::connect(&acd.grpc_url()).await.unwrap();
-    let caller = RtpObserver::bind("caller", env.ports.observer(0))
-        .await
-        .unwrap();
-    let alice_rtp = RtpObserver::bind("alice", env.ports.observer(1))
-        .await
-        .unwrap();
-    let bob_rtp = RtpObserver::bind("bob", env.ports.observer(2))
-        .await
-        .unwrap();
+    let (mut acd, mut client, caller) = started(&env, &acd_tests::config_path()).await;
+    let alice_rtp = observer(&env, "alice", 1).await;
+    let bob_rtp = observer(&env, "bob", 2).await;
     let alice_phone = agent_phone(&env, "alice-1001", 1, alice_rtp.port(), None).await;
     let bob_phone = agent_phone(&env, "bob-1002", 4, bob_rtp.port(), Some(2000)).await;
-    register(&env, 2, "1001", "secret1001", env.ports.sipp(1).sip)
-        .await
-        .assert_success(1);
+    let mut alice = ready_agent(&env, &mut client, "alice", "1001", 1).await;
+    // Bob is made ready once alice talks, so the call goes to alice first.
     register(&env, 5, "1002", "secret1002", env.ports.sipp(4).sip)
         .await
         .assert_success(1);
-    client.login("alice", "1001").await.unwrap();
     client.login("bob", "1002").await.unwrap();
-    let mut alice = client.watch("alice").await.unwrap();
     let mut bob = client.watch("bob").await.unwrap();
-    client.ready("alice").await.unwrap();
-    alice.await_state(AgentState::Ready, SHORT).await.unwrap();
-    let call = trunk(&env, "trunk", "trunk_call.xml", 3, "5550100", caller.port())
-        .spawn(&env)
-        .await
-        .unwrap();
+    let call = call_sales(&env, "trunk_call.xml", &caller, None).await;
     let offer = alice.await_offer(LONG).await.unwrap();
     alice.await_state(AgentState::OnCall, LONG).await.unwrap();
     client.ready("bob").await.unwrap();
@@ -322,22 +303,11 @@ async fn a_callback_dials_the_customer_and_connects_an_agent() {
              dial = \"sip:{{number}}@127.0.0.1:{customer_port}\"\n"
         ),
     );
-    let mut acd = env.start_run_with(&config, &[]).await.unwrap();
-    let mut client = AcdClient::connect(&acd.grpc_url()).await.unwrap();
-    let caller = RtpObserver::bind("caller", env.ports.observer(0))
-        .await
-        .unwrap();
-    let customer_rtp = RtpObserver::bind("customer", env.ports.observer(1))
-        .await
-        .unwrap();
-    let alice_rtp = RtpObserver::bind("alice", env.ports.observer(2))
-        .await
-        .unwrap();
+    let (mut acd, mut client, caller) = started(&env, &config).await;
+    let customer_rtp = observer(&env, "customer", 1).await;
+    let alice_rtp = observer(&env, "alice", 2).await;
     // The inbound call: confirmation, then the edge's BYE.
-    let call = trunk(&env, "trunk", "trunk_call.xml", 3, "5550100", caller.port())
-        .spawn(&env)
-        .await
-        .unwrap();
+    let call = call_sales(&env, "trunk_call.xml", &caller, None).await;
     call.wait().await.assert_success(1);
     await_metric(
         &acd,
@@ -349,12 +319,7 @@ async fn a_callback_dials_the_customer_and_connects_an_agent() {
 
     let customer = agent_phone(&env, "customer", 6, customer_rtp.port(), None).await;
     let alice_phone = agent_phone(&env, "alice-1001", 1, alice_rtp.port(), Some(3000)).await;
-    register(&env, 2, "1001", "secret1001", env.ports.sipp(1).sip)
-        .await
-        .assert_success(1);
-    client.login("alice", "1001").await.unwrap();
-    let mut alice = client.watch("alice").await.unwrap();
-    client.ready("alice").await.unwrap();
+    let mut alice = ready_agent(&env, &mut client, "alice", "1001", 1).await;
     let offer = alice.await_offer(LONG).await.unwrap();
     assert!(offer.call_id.ends_with(":cb"), "{offer:?}");
     alice.await_state(AgentState::OnCall, LONG).await.unwrap();

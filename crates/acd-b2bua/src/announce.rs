@@ -69,14 +69,7 @@ impl EdgeCore {
         match a.rest.pop_front() {
             Some(prompt) => {
                 a.playing = token;
-                self.media(
-                    id,
-                    MediaCommand::Play {
-                        prompt,
-                        looping: false,
-                        token,
-                    },
-                );
+                self.play_once(id, prompt, token);
             }
             None => {
                 self.announcing.remove(id);
@@ -104,6 +97,16 @@ impl EdgeCore {
             let token = self.take_token();
             self.play_hold_music(id, token);
         }
+    }
+
+    /// `prompt` to the caller once; `token` comes back when it ends.
+    pub(crate) fn play_once(&mut self, id: &CallId, prompt: String, token: PlayToken) {
+        let cmd = MediaCommand::Play {
+            prompt,
+            looping: false,
+            token,
+        };
+        self.media(id, cmd);
     }
 
     /// Forgets an announcement without playing anything else.

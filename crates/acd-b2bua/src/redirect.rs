@@ -144,14 +144,7 @@ impl EdgeCore {
                     token,
                     language: language.to_string(),
                 };
-                self.media(
-                    id,
-                    MediaCommand::Play {
-                        prompt,
-                        looping: false,
-                        token,
-                    },
-                );
+                self.play_once(id, prompt, token);
             }
             None => {
                 if !prompt.is_empty() {

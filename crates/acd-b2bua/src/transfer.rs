@@ -37,10 +37,7 @@ impl EdgeCore {
         token: PlayToken,
         now: Instant,
     ) {
-        let Some(call) = self.calls.get(id) else {
-            return;
-        };
-        if !matches!(call.phase, Phase::Ivr { .. }) {
+        if !matches!(self.phase_of(id), Some(Phase::Ivr { .. })) {
             return;
         }
         if let Err((reason, label)) = self.ring_out(id, uri.clone(), timeout_ms, token, now) {
