@@ -110,6 +110,12 @@ impl EdgeCore {
         let span = tracing::info_span!("call", call_id = %id);
         let _e = span.enter();
         let Some(call) = self.calls.get(&id) else {
+            if self.is_dialling(&id) {
+                // A callback's customer is being dialled: the agent is rung
+                // once they answer.
+                tracing::info!(%agent, "connect for a callback still dialling; ignored");
+                return;
+            }
             // The caller left while the offer was on its way.
             self.report(ToDistributor::Abandon { call: id });
             return;

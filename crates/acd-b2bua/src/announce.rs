@@ -80,10 +80,19 @@ impl EdgeCore {
 
     /// A fragment ended. `false` if `token` is not the announcement's.
     pub(crate) fn announcement_prompt_finished(&mut self, id: &CallId, token: PlayToken) -> bool {
+        let queued = matches!(self.phase_of(id), Some(Phase::Queued));
         if !self.announcing.get(id).is_some_and(|a| a.playing == token) {
+            if queued && !self.announcing.contains_key(id) {
+                // Only announcements end while a call waits (the music
+                // loops): one cut by a hand-over, whose rest is not in the
+                // snapshot. The music again rather than silence.
+                let token = self.take_token();
+                self.play_hold_music(id, token);
+                return true;
+            }
             return false;
         }
-        if matches!(self.phase_of(id), Some(Phase::Queued)) {
+        if queued {
             self.next_fragment(id);
         } else {
             self.announcing.remove(id);

@@ -104,6 +104,11 @@ impl EdgeCore {
         let _ = now;
     }
 
+    /// Whether the customer of callback `id` is being dialled.
+    pub(crate) fn is_dialling(&self, id: &CallId) -> bool {
+        self.dials.by_call.contains_key(id)
+    }
+
     /// The request URI for `number`: the trunk's `dial` template, or the
     /// number itself as a SIP URI.
     fn dial_uri(&self, trunk: &str, number: &str) -> Result<String, &'static str> {

@@ -678,3 +678,25 @@ fn a_callback_that_cannot_be_dialled_fails_at_once() {
         Some("sip:cust@10.0.0.20:5060")
     );
 }
+
+#[test]
+fn an_announcement_cut_by_a_hand_over_gives_way_to_the_music() {
+    let mut sim = Sim::with_config(prompts_config());
+    let (call, _tag) = queued_call(&mut sim, "ho1");
+    let mark = sim.media.len();
+    announce(&mut sim, &call, 3, 0);
+    let first = played(&sim, &call, mark)[0].clone();
+    let snap = sim.core.snapshot(sim.now).to_json();
+    let back = acd_b2bua::Snapshot::from_json(&snap).expect("snapshot parses");
+    sim.core = acd_b2bua::EdgeCore::restore(prompts_config(), back, sim.now);
+    let mark = sim.media.len();
+    finish(&mut sim, &call, first.2);
+    assert_eq!(
+        played(&sim, &call, mark)
+            .last()
+            .map(|p| (p.0.as_str(), p.1)),
+        Some(("moh", true)),
+        "not silence"
+    );
+    assert_eq!(sim.core.call_phase(&call), Some("queued"));
+}
