@@ -10,12 +10,12 @@ use acd_sip::message::uri_user;
 use acd_sip::transaction::build_cancel;
 use acd_sip::{Method, Request, Response, TxKey};
 
-use crate::call::{AgentLeg, CallerState, Established, LegSdp, Phase, RingingAgent};
+use crate::call::{AgentLeg, CallerState, Established, Fork, LegSdp, Phase, RingingAgent};
 use crate::core::{host_port, ClientTx, EdgeCore, ALLOW, SUPPORTED};
 use crate::dialogs::next_hop;
 use crate::ids::{AgentId, CallId, Side};
 use crate::incoming::caller_info;
-use crate::io::{AgentContact, FromDistributor, MediaCommand, ToDistributor};
+use crate::io::{FromDistributor, MediaCommand, RingTarget, ToDistributor};
 use crate::registrar::contact_peer;
 use crate::session_timer;
 use crate::teardown::EndReason;
@@ -41,14 +41,15 @@ impl EdgeCore {
                 extension,
                 contact,
                 auto_answer,
+                ring_also,
             } => {
-                let target = AgentTarget {
+                let target = RingTarget {
                     agent,
                     extension,
                     contact,
                     auto_answer,
                 };
-                self.connect_agent(call, target, now)
+                self.connect_agent(call, target, ring_also, now)
             }
             FromDistributor::Bindings { full, bindings } => self.site_bindings(full, bindings, now),
             FromDistributor::Queued {
@@ -100,8 +101,14 @@ impl EdgeCore {
         self.report(ToDistributor::Enqueue(enqueue));
     }
 
-    pub(crate) fn connect_agent(&mut self, id: CallId, target: AgentTarget, now: Instant) {
-        let AgentTarget {
+    pub(crate) fn connect_agent(
+        &mut self,
+        id: CallId,
+        target: RingTarget,
+        ring_also: Vec<RingTarget>,
+        now: Instant,
+    ) {
+        let RingTarget {
             agent,
             extension,
             contact: offered,
@@ -138,8 +145,16 @@ impl EdgeCore {
                 sip_status: 0,
             });
         }
-        let Some((contact, peer, via)) = self.agent_target(&extension, offered.as_ref(), now)
-        else {
+        let target = RingTarget {
+            agent,
+            extension,
+            contact: offered,
+            auto_answer,
+        };
+        let Some(leg) = self.ring_leg(&id, &target, now) else {
+            let RingTarget {
+                agent, extension, ..
+            } = target;
             tracing::warn!(%agent, %extension, "agent's extension is not registered");
             return self.report(ToDistributor::AgentFailed {
                 call: id,
@@ -148,12 +163,43 @@ impl EdgeCore {
                 sip_status: 0,
             });
         };
-        metrics::counter!("acd_edge_agent_routes_total", "via" => via).increment(1);
         // The caller hears the hold music again, never half an announcement.
         self.stop_announcement(&id);
-        let Some(call) = self.calls.get(&id) else {
-            return;
-        };
+        let forks = ring_also
+            .iter()
+            .filter_map(|t| self.ring_leg(&id, t, now))
+            .collect();
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.phase = Phase::Ringing(Box::new(RingingAgent {
+                agent: leg.agent,
+                extension: leg.extension,
+                invite: leg.invite,
+                key: leg.key,
+                peer: leg.peer,
+                cancelled: false,
+                sdp: leg.sdp,
+                transfer: None,
+                forks,
+                main_gone: false,
+            }));
+        }
+        let ring = self.cfg.ring_timeout;
+        self.set_timer(&id, TimerKind::Ring, ring, now);
+    }
+
+    /// Sends the INVITE that rings `target`'s phone for call `id` (our offer
+    /// on the call's agent port); `None` when the extension is nowhere
+    /// registered.
+    fn ring_leg(&mut self, id: &CallId, target: &RingTarget, now: Instant) -> Option<Fork> {
+        let RingTarget {
+            agent,
+            extension,
+            contact: offered,
+            auto_answer,
+        } = target;
+        let (contact, peer, via) = self.agent_target(extension, offered.as_ref(), now)?;
+        metrics::counter!("acd_edge_agent_routes_total", "via" => via).increment(1);
+        let call = self.calls.get(id)?;
         let ip = self.cfg.listen.public_ip;
         let (caller_codec, agent_port, caller) = {
             let c = &call.caller;
@@ -164,28 +210,22 @@ impl EdgeCore {
         sdp.port = agent_port;
         let body = sdp.offer(ip);
         let to = format!("sip:{extension}@{}", self.cfg.realm);
-        let mut req = self.outbound_invite(&id, &contact, &to, peer, &caller, body);
-        if auto_answer {
+        let mut req = self.outbound_invite(id, &contact, &to, peer, &caller, body);
+        if *auto_answer {
             self.ask_auto_answer(&mut req);
         }
         tracing::info!(%agent, %extension, %contact, peer = %peer.addr, via, auto_answer, "ringing agent");
         let key = self.tx.send_request(req.clone(), peer, now);
         self.by_invite
             .insert(key.clone(), (id.clone(), Side::Agent));
-        if let Some(call) = self.calls.get_mut(&id) {
-            call.phase = Phase::Ringing(Box::new(RingingAgent {
-                agent,
-                extension,
-                invite: req,
-                key,
-                peer,
-                cancelled: false,
-                sdp,
-                transfer: None,
-            }));
-        }
-        let ring = self.cfg.ring_timeout;
-        self.set_timer(&id, TimerKind::Ring, ring, now);
+        Some(Fork {
+            agent: agent.clone(),
+            extension: extension.clone(),
+            invite: req,
+            key,
+            peer,
+            sdp,
+        })
     }
 
     /// The INVITE that rings an agent's phone (or a transfer target): the
@@ -264,8 +304,14 @@ impl EdgeCore {
         }
         r.cancelled = true;
         tracing::info!(agent = %r.agent, "agent did not answer in time");
-        let (cancel, peer) = (build_cancel(&r.invite), r.peer);
-        self.tx.send_request(cancel, peer, now);
+        let (invite, peer, main_gone) = (r.invite.clone(), r.peer, r.main_gone);
+        let agent = r.agent.clone();
+        self.cancel_forks(id, now);
+        if main_gone {
+            // Only other phones rang, now cancelled: nothing else will report.
+            return self.agent_failed(id, agent, "no answer", 487, now);
+        }
+        self.tx.send_request(build_cancel(&invite), peer, now);
     }
 
     /// Responses to our client transactions.
@@ -302,6 +348,9 @@ impl EdgeCore {
     }
 
     fn agent_invite_response(&mut self, id: &CallId, key: &TxKey, resp: Response, now: Instant) {
+        if self.fork_response(id, key, &resp, now) {
+            return;
+        }
         let Some(call) = self.calls.get(id) else {
             return;
         };
@@ -317,6 +366,9 @@ impl EdgeCore {
                 if resp.is_success() {
                     // Our CANCEL crossed the answer: hang the phone up.
                     self.ack_and_bye(&invite, &resp, now);
+                }
+                if self.main_leg_failed(id) {
+                    return;
                 }
                 let reason = if cancelled {
                     "no answer".to_string()
@@ -338,7 +390,8 @@ impl EdgeCore {
         }
     }
 
-    fn agent_answered(&mut self, id: &CallId, resp: Response, now: Instant) {
+    pub(crate) fn agent_answered(&mut self, id: &CallId, resp: Response, now: Instant) {
+        self.cancel_forks(id, now);
         let branch = self.rng.branch();
         let Some(call) = self.calls.get_mut(id) else {
             return;
@@ -541,15 +594,6 @@ impl EdgeCore {
         req.headers.push("CSeq", "1 INVITE");
         self.ack_and_bye(&req, resp, now);
     }
-}
-
-/// Whom a `Connect` rings.
-#[derive(Debug, Clone)]
-pub(crate) struct AgentTarget {
-    pub agent: AgentId,
-    pub extension: String,
-    pub contact: Option<AgentContact>,
-    pub auto_answer: bool,
 }
 
 /// The call already rings `agent` or is bridged to them.

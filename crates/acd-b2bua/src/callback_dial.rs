@@ -18,13 +18,13 @@ use acd_sip::dialog::Dialog;
 use acd_sip::transaction::build_cancel;
 use acd_sip::{Peer, Request, Response, TxKey};
 
-use crate::agent::AgentTarget;
 use crate::call::{Call, CallerLeg, CallerState, Established, LegSdp, Phase};
 use crate::core::EdgeCore;
 use crate::dialogs::next_hop;
 use crate::ids::{CallId, Side};
 use crate::io::{
-    CallbackOutcome, CallerInfo, DialCallback, Enqueue, MediaCommand, MediaPorts, ToDistributor,
+    CallbackOutcome, CallerInfo, DialCallback, Enqueue, MediaCommand, MediaPorts, RingTarget,
+    ToDistributor,
 };
 use crate::registrar::contact_peer;
 use crate::session_timer;
@@ -385,13 +385,13 @@ impl EdgeCore {
         });
         let token = self.take_token();
         self.play_hold_music(id, token);
-        let target = AgentTarget {
+        let target = RingTarget {
             agent: spec.agent,
             extension: spec.extension,
             contact: spec.contact,
             auto_answer: spec.auto_answer,
         };
-        self.connect_agent(id.clone(), target, now);
+        self.connect_agent(id.clone(), target, Vec::new(), now);
     }
 }
 

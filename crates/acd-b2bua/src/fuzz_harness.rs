@@ -113,6 +113,7 @@ impl Harness {
                             extension: "1001".into(),
                             contact: None,
                             auto_answer: false,
+                            ring_also: Vec::new(),
                         },
                     });
                 }

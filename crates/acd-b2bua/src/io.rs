@@ -79,6 +79,9 @@ pub enum FromDistributor {
         contact: Option<AgentContact>,
         /// Ask the phone to answer by itself (Call-Info answer-after=0).
         auto_answer: bool,
+        /// Ring-all: ring these agents too; the first to answer takes the
+        /// call (`AgentAnswered` names them).
+        ring_also: Vec<RingTarget>,
     },
     Queued {
         call: CallId,
@@ -174,6 +177,15 @@ pub enum CallbackOutcome {
     Busy,
     NoAnswer,
     Failed,
+}
+
+/// An agent to ring: whom, where, and whether the phone should answer by itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RingTarget {
+    pub agent: AgentId,
+    pub extension: String,
+    pub contact: Option<AgentContact>,
+    pub auto_answer: bool,
 }
 
 /// Where to ring an extension registered elsewhere, as `ConnectAgent` says.

@@ -39,6 +39,7 @@ mod ivr;
 mod redirect;
 pub mod registrar;
 mod release;
+mod ring_all;
 mod session_timer;
 pub mod site_bindings;
 pub mod snapshot;
@@ -54,7 +55,7 @@ pub use ids::{AgentId, CallId, PlayToken, Side, StepNo};
 pub use io::{
     AgentContact, CallbackOutcome, CallerInfo, CollectSpec, DialCallback, EndedBy, Enqueue,
     FromDistributor, Input, IvrAction, IvrEvent, IvrReply, IvrStep, MediaCommand, MediaEvent,
-    MediaPorts, Output, Reconfigure, RedirectTarget, SiteBinding, ToDistributor,
+    MediaPorts, Output, Reconfigure, RedirectTarget, RingTarget, SiteBinding, ToDistributor,
 };
 pub use snapshot::{Snapshot, SnapshotError, SNAPSHOT_VERSION};
 pub use teardown::EndReason;

@@ -6,7 +6,6 @@
 
 use std::time::Instant;
 
-use acd_sip::transaction::build_cancel;
 use acd_sip::Method;
 
 use crate::call::Phase;
@@ -14,7 +13,7 @@ use crate::core::{ClientTx, EdgeCore};
 use crate::dialogs::next_hop;
 use crate::ids::{AgentId, CallId, Side};
 use crate::io::MediaCommand;
-use crate::timers::{TimerKey, TimerKind};
+use crate::timers::TimerKind;
 
 /// The agent leg's timers, cancelled with the leg.
 const AGENT_TIMERS: [TimerKind; 6] = [
@@ -59,12 +58,12 @@ impl EdgeCore {
         let phase = std::mem::replace(&mut call.phase, Phase::Queued);
         match phase {
             Phase::Ringing(r) => {
-                // A 2xx crossing our CANCEL still gets ACK + BYE (§9.1).
-                self.by_invite.remove(&r.key);
-                self.tx.send_request(build_cancel(&r.invite), r.peer, now);
-                self.orphans.insert(r.key.clone(), r.invite.clone());
-                let linger = self.cfg.sip.t1x64();
-                self.timers.set(TimerKey::Orphan(r.key), now + linger);
+                if !r.main_gone {
+                    self.cancel_and_orphan(&r.invite, r.key, r.peer, now);
+                }
+                for f in r.forks {
+                    self.cancel_and_orphan(&f.invite, f.key, f.peer, now);
+                }
             }
             Phase::Bridged(mut a) => {
                 self.by_invite.remove(&a.key);

@@ -3,7 +3,6 @@
 
 use std::time::Instant;
 
-use acd_sip::transaction::build_cancel;
 use acd_sip::{Method, Response};
 
 use crate::call::{Call, CallerState, Phase};
@@ -160,6 +159,9 @@ impl EdgeCore {
         match &call.phase {
             Phase::Ringing(r) => {
                 self.by_invite.remove(&r.key);
+                for f in &r.forks {
+                    self.by_invite.remove(&f.key);
+                }
             }
             Phase::Bridged(a) => {
                 self.by_invite.remove(&a.key);
@@ -219,12 +221,12 @@ impl EdgeCore {
         match &mut call.phase {
             Phase::Ringing(r) => {
                 // A 2xx crossing our CANCEL still gets ACK + BYE (§9.1).
-                let cancel = build_cancel(&r.invite);
-                self.tx.send_request(cancel, r.peer, now);
-                self.orphans.insert(r.key.clone(), r.invite.clone());
-                let linger = self.cfg.sip.t1x64();
-                self.timers
-                    .set(TimerKey::Orphan(r.key.clone()), now + linger);
+                if !r.main_gone {
+                    self.cancel_and_orphan(&r.invite, r.key.clone(), r.peer, now);
+                }
+                for f in std::mem::take(&mut r.forks) {
+                    self.cancel_and_orphan(&f.invite, f.key, f.peer, now);
+                }
             }
             Phase::Bridged(a) => {
                 let via = self.via(a.est.peer.transport);

@@ -88,6 +88,8 @@ impl EdgeCore {
             cancelled: false,
             sdp,
             transfer: Some(Box::new(back)),
+            forks: Vec::new(),
+            main_gone: false,
         }));
         let ring = match timeout_ms {
             0 => self.cfg.ring_timeout,

@@ -161,6 +161,7 @@ fn connect(sim: &mut Sim, call: &CallId, contact: Option<AgentContact>) {
             extension: "1001".into(),
             contact,
             auto_answer: false,
+            ring_also: Vec::new(),
         },
     });
 }

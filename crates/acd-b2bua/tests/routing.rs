@@ -420,6 +420,7 @@ fn auto_answer_is_asked_in_the_agents_invite() {
             extension: "1001".into(),
             contact: None,
             auto_answer: true,
+            ring_also: Vec::new(),
         },
     );
     let inv = sim.last_request("INVITE").expect("rung");
@@ -699,4 +700,142 @@ fn an_announcement_cut_by_a_hand_over_gives_way_to_the_music() {
         "not silence"
     );
     assert_eq!(sim.core.call_phase(&call), Some("queued"));
+}
+
+const PHONE2: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 4)), 5062);
+
+/// A queued call rung at alice (registered) and bob (ring-all, a contact
+/// from the offer); returns the call and the INVITEs to alice and bob.
+fn ringing_all(sim: &mut Sim, sip_call_id: &str) -> (CallId, Request, Request) {
+    sim.registered_agent();
+    let (call, _tag) = queued_call(sim, sip_call_id);
+    sim.sent.clear();
+    let bob = acd_b2bua::RingTarget {
+        agent: AgentId("bob".into()),
+        extension: "1002".into(),
+        contact: Some(acd_b2bua::AgentContact {
+            contact: "sip:1002@10.0.0.4:5062".into(),
+            source: String::new(),
+        }),
+        auto_answer: false,
+    };
+    dist(
+        sim,
+        FromDistributor::Connect {
+            call: call.clone(),
+            agent: AgentId("alice".into()),
+            extension: "1001".into(),
+            contact: None,
+            auto_answer: false,
+            ring_also: vec![bob],
+        },
+    );
+    let invite_to = |sim: &Sim, to: SocketAddr| {
+        sim.sent
+            .iter()
+            .find_map(|(p, m)| match m {
+                acd_sip::Message::Request(r) if r.method.as_str() == "INVITE" && p.addr == to => {
+                    Some(r.clone())
+                }
+                _ => None,
+            })
+            .expect("INVITE sent")
+    };
+    let (alice, bob) = (invite_to(sim, PHONE), invite_to(sim, PHONE2));
+    assert_eq!(sim.core.call_phase(&call), Some("ringing"));
+    (call, alice, bob)
+}
+
+fn cancels_to(sim: &Sim, to: SocketAddr) -> usize {
+    sim.sent
+        .iter()
+        .filter(|(p, m)| {
+            p.addr == to
+                && matches!(m, acd_sip::Message::Request(r) if r.method.as_str() == "CANCEL")
+        })
+        .count()
+}
+
+#[test]
+fn ring_all_the_first_phone_to_answer_takes_the_call() {
+    let mut sim = Sim::new();
+    let (call, alice, bob) = ringing_all(&mut sim, "ra1");
+    let reported = sim.dist.len();
+    sim.sip(
+        &phone_response(&alice, 180, "Ringing", "al1", None),
+        udp(PHONE),
+    );
+    sim.sip(
+        &phone_response(&bob, 200, "OK", "bob1", Some(SDP_AGENT)),
+        udp(PHONE2),
+    );
+    assert_eq!(sim.core.call_phase(&call), Some("bridged"));
+    assert!(cancels_to(&sim, PHONE) >= 1, "alice's phone cancelled");
+    assert_eq!(cancels_to(&sim, PHONE2), 0);
+    assert!(matches!(
+        &sim.dist[reported..],
+        [ToDistributor::AgentAnswered { agent, .. }] if agent.0 == "bob"
+    ));
+    // Alice's phone confirms the CANCEL: nothing more is reported.
+    sim.sip(
+        &phone_response(&alice, 487, "Request Terminated", "al1", None),
+        udp(PHONE),
+    );
+    assert_eq!(sim.dist.len(), reported + 1);
+    assert_eq!(sim.core.call_phase(&call), Some("bridged"));
+}
+
+#[test]
+fn ring_all_reports_a_failure_only_when_every_phone_failed() {
+    let mut sim = Sim::new();
+    let (call, alice, bob) = ringing_all(&mut sim, "ra2");
+    let reported = sim.dist.len();
+    sim.sip(
+        &phone_response(&alice, 486, "Busy Here", "al1", None),
+        udp(PHONE),
+    );
+    assert_eq!(sim.dist.len(), reported, "bob still rings");
+    assert_eq!(sim.core.call_phase(&call), Some("ringing"));
+    sim.sip(
+        &phone_response(&bob, 486, "Busy Here", "bob1", None),
+        udp(PHONE2),
+    );
+    assert!(matches!(
+        &sim.dist[reported..],
+        [ToDistributor::AgentFailed { agent, sip_status: 486, .. }] if agent.0 == "alice"
+    ));
+    assert_eq!(sim.core.call_phase(&call), Some("queued"));
+}
+
+#[test]
+fn ring_all_no_answer_cancels_every_phone() {
+    let mut sim = Sim::new();
+    let (call, alice, bob) = ringing_all(&mut sim, "ra3");
+    let reported = sim.dist.len();
+    sim.advance(Duration::from_secs(16));
+    assert!(cancels_to(&sim, PHONE) >= 1 && cancels_to(&sim, PHONE2) >= 1);
+    sim.sip(
+        &phone_response(&bob, 487, "Request Terminated", "bob1", None),
+        udp(PHONE2),
+    );
+    assert_eq!(sim.dist.len(), reported);
+    sim.sip(
+        &phone_response(&alice, 487, "Request Terminated", "al1", None),
+        udp(PHONE),
+    );
+    assert!(matches!(
+        &sim.dist[reported..],
+        [ToDistributor::AgentFailed { agent, .. }] if agent.0 == "alice"
+    ));
+    assert_eq!(sim.core.call_phase(&call), Some("queued"));
+}
+
+#[test]
+fn ring_all_ending_the_call_cancels_every_phone() {
+    let mut sim = Sim::new();
+    let (_call, _alice, _bob) = ringing_all(&mut sim, "ra4");
+    // The drain deadline ends it (as a caller's CANCEL or BYE would).
+    sim.input(Input::EndAll);
+    assert!(cancels_to(&sim, PHONE) >= 1 && cancels_to(&sim, PHONE2) >= 1);
+    assert_eq!(sim.core.active_calls(), 0);
 }

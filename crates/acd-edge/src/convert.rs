@@ -17,6 +17,16 @@ pub fn from_distributor(msg: pb::DistributorMessage) -> Option<(u64, FromDistrib
             extension: c.extension,
             contact: contact_from_wire(c.contact, c.source),
             auto_answer: c.auto_answer,
+            ring_also: c
+                .ring_also
+                .into_iter()
+                .map(|t| acd_b2bua::RingTarget {
+                    agent: acd_b2bua::AgentId(t.agent_id),
+                    extension: t.extension,
+                    contact: contact_from_wire(t.contact, t.source),
+                    auto_answer: t.auto_answer,
+                })
+                .collect(),
         },
         Kind::Queued(q) => FromDistributor::Queued {
             call: CallId(q.call_id),

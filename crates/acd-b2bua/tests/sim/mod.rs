@@ -233,6 +233,7 @@ impl Sim {
                 extension: "1001".into(),
                 contact: None,
                 auto_answer: false,
+                ring_also: Vec::new(),
             },
         });
     }
