@@ -108,12 +108,7 @@ impl EdgeCore {
         ring_also: Vec<RingTarget>,
         now: Instant,
     ) {
-        let RingTarget {
-            agent,
-            extension,
-            contact: offered,
-            auto_answer,
-        } = target;
+        let agent = target.agent.clone();
         let span = tracing::info_span!("call", call_id = %id);
         let _e = span.enter();
         let Some(call) = self.calls.get(&id) else {
@@ -145,16 +140,8 @@ impl EdgeCore {
                 sip_status: 0,
             });
         }
-        let target = RingTarget {
-            agent,
-            extension,
-            contact: offered,
-            auto_answer,
-        };
         let Some(leg) = self.ring_leg(&id, &target, now) else {
-            let RingTarget {
-                agent, extension, ..
-            } = target;
+            let extension = target.extension;
             tracing::warn!(%agent, %extension, "agent's extension is not registered");
             return self.report(ToDistributor::AgentFailed {
                 call: id,
