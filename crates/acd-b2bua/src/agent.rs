@@ -10,12 +10,12 @@ use acd_sip::message::uri_user;
 use acd_sip::transaction::build_cancel;
 use acd_sip::{Method, Request, Response, TxKey};
 
-use crate::call::{AgentLeg, CallerState, Established, LegSdp, Phase, RingingAgent};
-use crate::core::{ClientTx, EdgeCore, ALLOW, SUPPORTED};
+use crate::call::{AgentLeg, CallerState, Established, Fork, LegSdp, Phase, RingingAgent};
+use crate::core::{host_port, ClientTx, EdgeCore, ALLOW, SUPPORTED};
 use crate::dialogs::next_hop;
 use crate::ids::{AgentId, CallId, Side};
 use crate::incoming::caller_info;
-use crate::io::{AgentContact, FromDistributor, MediaCommand, ToDistributor};
+use crate::io::{FromDistributor, MediaCommand, RingTarget, ToDistributor};
 use crate::registrar::contact_peer;
 use crate::session_timer;
 use crate::teardown::EndReason;
@@ -40,7 +40,17 @@ impl EdgeCore {
                 agent,
                 extension,
                 contact,
-            } => self.connect_agent(call, agent, extension, contact, now),
+                auto_answer,
+                ring_also,
+            } => {
+                let target = RingTarget {
+                    agent,
+                    extension,
+                    contact,
+                    auto_answer,
+                };
+                self.connect_agent(call, target, ring_also, now)
+            }
             FromDistributor::Bindings { full, bindings } => self.site_bindings(full, bindings, now),
             FromDistributor::Queued {
                 call,
@@ -58,6 +68,22 @@ impl EdgeCore {
                     self.end_call(&call, EndReason::Rejected, now);
                 }
             }
+            FromDistributor::Redirect {
+                call,
+                target,
+                reason,
+            } => self.redirect(&call, target, &reason, now),
+            FromDistributor::Announce {
+                call,
+                position,
+                estimated_wait_secs,
+            } => self.announce(&call, position, estimated_wait_secs),
+            FromDistributor::Dial(dial) => self.dial_callback(*dial, now),
+            FromDistributor::Release {
+                call,
+                agent,
+                reason,
+            } => self.release_agent(&call, &agent, &reason, now),
         }
     }
 
@@ -75,17 +101,23 @@ impl EdgeCore {
         self.report(ToDistributor::Enqueue(enqueue));
     }
 
-    fn connect_agent(
+    pub(crate) fn connect_agent(
         &mut self,
         id: CallId,
-        agent: AgentId,
-        extension: String,
-        offered: Option<AgentContact>,
+        target: RingTarget,
+        ring_also: Vec<RingTarget>,
         now: Instant,
     ) {
+        let agent = target.agent.clone();
         let span = tracing::info_span!("call", call_id = %id);
         let _e = span.enter();
         let Some(call) = self.calls.get(&id) else {
+            if self.is_dialling(&id) {
+                // A callback's customer is being dialled: the agent is rung
+                // once they answer.
+                tracing::info!(%agent, "connect for a callback still dialling; ignored");
+                return;
+            }
             // The caller left while the offer was on its way.
             self.report(ToDistributor::Abandon { call: id });
             return;
@@ -108,8 +140,8 @@ impl EdgeCore {
                 sip_status: 0,
             });
         }
-        let Some((contact, peer, via)) = self.agent_target(&extension, offered.as_ref(), now)
-        else {
+        let Some(leg) = self.ring_leg(&id, &target, now) else {
+            let extension = target.extension;
             tracing::warn!(%agent, %extension, "agent's extension is not registered");
             return self.report(ToDistributor::AgentFailed {
                 call: id,
@@ -118,7 +150,43 @@ impl EdgeCore {
                 sip_status: 0,
             });
         };
+        // The caller hears the hold music again, never half an announcement.
+        self.stop_announcement(&id);
+        let forks = ring_also
+            .iter()
+            .filter_map(|t| self.ring_leg(&id, t, now))
+            .collect();
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.phase = Phase::Ringing(Box::new(RingingAgent {
+                agent: leg.agent,
+                extension: leg.extension,
+                invite: leg.invite,
+                key: leg.key,
+                peer: leg.peer,
+                cancelled: false,
+                sdp: leg.sdp,
+                transfer: None,
+                forks,
+                main_gone: false,
+            }));
+        }
+        let ring = self.cfg.ring_timeout;
+        self.set_timer(&id, TimerKind::Ring, ring, now);
+    }
+
+    /// Sends the INVITE that rings `target`'s phone for call `id` (our offer
+    /// on the call's agent port); `None` when the extension is nowhere
+    /// registered.
+    fn ring_leg(&mut self, id: &CallId, target: &RingTarget, now: Instant) -> Option<Fork> {
+        let RingTarget {
+            agent,
+            extension,
+            contact: offered,
+            auto_answer,
+        } = target;
+        let (contact, peer, via) = self.agent_target(extension, offered.as_ref(), now)?;
         metrics::counter!("acd_edge_agent_routes_total", "via" => via).increment(1);
+        let call = self.calls.get(id)?;
         let ip = self.cfg.listen.public_ip;
         let (caller_codec, agent_port, caller) = {
             let c = &call.caller;
@@ -129,25 +197,22 @@ impl EdgeCore {
         sdp.port = agent_port;
         let body = sdp.offer(ip);
         let to = format!("sip:{extension}@{}", self.cfg.realm);
-        let req = self.outbound_invite(&id, &contact, &to, peer, &caller, body);
-        tracing::info!(%agent, %extension, %contact, peer = %peer.addr, via, "ringing agent");
+        let mut req = self.outbound_invite(id, &contact, &to, peer, &caller, body);
+        if *auto_answer {
+            self.ask_auto_answer(&mut req);
+        }
+        tracing::info!(%agent, %extension, %contact, peer = %peer.addr, via, auto_answer, "ringing agent");
         let key = self.tx.send_request(req.clone(), peer, now);
         self.by_invite
             .insert(key.clone(), (id.clone(), Side::Agent));
-        if let Some(call) = self.calls.get_mut(&id) {
-            call.phase = Phase::Ringing(Box::new(RingingAgent {
-                agent,
-                extension,
-                invite: req,
-                key,
-                peer,
-                cancelled: false,
-                sdp,
-                transfer: None,
-            }));
-        }
-        let ring = self.cfg.ring_timeout;
-        self.set_timer(&id, TimerKind::Ring, ring, now);
+        Some(Fork {
+            agent: agent.clone(),
+            extension: extension.clone(),
+            invite: req,
+            key,
+            peer,
+            sdp,
+        })
     }
 
     /// The INVITE that rings an agent's phone (or a transfer target): the
@@ -202,6 +267,17 @@ impl EdgeCore {
         req
     }
 
+    /// Headers common softphones honour to answer by themselves: Call-Info
+    /// answer-after=0 (Polycom, Yealink, Linphone) and Alert-Info
+    /// info=alert-autoanswer (Grandstream, Snom).
+    fn ask_auto_answer(&self, req: &mut Request) {
+        let edge = host_port(self.cfg.listen.public_ip, self.cfg.listen.udp_port);
+        req.headers
+            .push("Call-Info", format!("<sip:{edge}>;answer-after=0"));
+        req.headers
+            .push("Alert-Info", "<http://127.0.0.1>;info=alert-autoanswer");
+    }
+
     /// Ring-no-answer: CANCEL the agent's INVITE; its 487 reports the failure.
     pub(crate) fn ring_timeout(&mut self, id: &CallId, now: Instant) {
         let Some(call) = self.calls.get_mut(id) else {
@@ -215,12 +291,21 @@ impl EdgeCore {
         }
         r.cancelled = true;
         tracing::info!(agent = %r.agent, "agent did not answer in time");
-        let (cancel, peer) = (build_cancel(&r.invite), r.peer);
-        self.tx.send_request(cancel, peer, now);
+        let (invite, peer, main_gone) = (r.invite.clone(), r.peer, r.main_gone);
+        let agent = r.agent.clone();
+        self.cancel_forks(id, now);
+        if main_gone {
+            // Only other phones rang, now cancelled: nothing else will report.
+            return self.agent_failed(id, agent, "no answer", 487, now);
+        }
+        self.tx.send_request(build_cancel(&invite), peer, now);
     }
 
     /// Responses to our client transactions.
     pub(crate) fn response(&mut self, key: &TxKey, resp: Response, now: Instant) {
+        if key.method == Method::Invite && self.dial_response(key, resp.clone(), now) {
+            return;
+        }
         if let Some((id, Side::Agent)) = self.by_invite.get(key).cloned() {
             let span = tracing::info_span!("call", call_id = %id);
             let _e = span.enter();
@@ -250,6 +335,9 @@ impl EdgeCore {
     }
 
     fn agent_invite_response(&mut self, id: &CallId, key: &TxKey, resp: Response, now: Instant) {
+        if self.fork_response(id, key, &resp, now) {
+            return;
+        }
         let Some(call) = self.calls.get(id) else {
             return;
         };
@@ -265,6 +353,9 @@ impl EdgeCore {
                 if resp.is_success() {
                     // Our CANCEL crossed the answer: hang the phone up.
                     self.ack_and_bye(&invite, &resp, now);
+                }
+                if self.main_leg_failed(id) {
+                    return;
                 }
                 let reason = if cancelled {
                     "no answer".to_string()
@@ -286,7 +377,8 @@ impl EdgeCore {
         }
     }
 
-    fn agent_answered(&mut self, id: &CallId, resp: Response, now: Instant) {
+    pub(crate) fn agent_answered(&mut self, id: &CallId, resp: Response, now: Instant) {
+        self.cancel_forks(id, now);
         let branch = self.rng.branch();
         let Some(call) = self.calls.get_mut(id) else {
             return;
@@ -416,6 +508,9 @@ impl EdgeCore {
 
     /// Timer B or F of one of our client transactions.
     pub(crate) fn client_timeout(&mut self, key: &TxKey, now: Instant) {
+        if self.dial_tx_timeout(key) {
+            return;
+        }
         if let Some((id, Side::Agent)) = self.by_invite.get(key).cloned() {
             if let Some(Phase::Ringing(r)) = self.phase_of(&id) {
                 if r.key == *key {

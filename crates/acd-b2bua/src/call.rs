@@ -52,6 +52,14 @@ pub enum Phase {
     Ringing(Box<RingingAgent>),
     /// Caller and agent talk.
     Bridged(Box<AgentLeg>),
+    /// The distributor let the call go: a last prompt plays (`token`), then
+    /// BYE. Also where a redirect's failed transfer returns (`language` for
+    /// its message).
+    Closing {
+        token: crate::ids::PlayToken,
+        #[serde(default)]
+        language: String,
+    },
 }
 
 impl Phase {
@@ -62,6 +70,7 @@ impl Phase {
             Phase::Queued => "queued",
             Phase::Ringing(_) => "ringing",
             Phase::Bridged(_) => "bridged",
+            Phase::Closing { .. } => "closing",
         }
     }
 }
@@ -148,6 +157,25 @@ pub struct RingingAgent {
     /// phase to go back to if it fails.
     #[serde(default)]
     pub transfer: Option<Box<Phase>>,
+    /// Ring-all: the other agents' phones rung for the same call; the
+    /// first to answer takes it.
+    #[serde(default)]
+    pub forks: Vec<Fork>,
+    /// The offered agent's own leg failed while forks still ring (`agent`
+    /// stays the offered agent, for the failure report).
+    #[serde(default)]
+    pub main_gone: bool,
+}
+
+/// One more phone rung for a call (ring-all).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Fork {
+    pub agent: AgentId,
+    pub extension: String,
+    pub invite: Request,
+    pub key: TxKey,
+    pub peer: Peer,
+    pub sdp: LegSdp,
 }
 
 /// The agent answered.

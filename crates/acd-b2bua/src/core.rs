@@ -68,6 +68,10 @@ pub struct EdgeCore {
     /// Unix seconds at `clock_base` (digest nonces carry wall-clock time).
     pub(crate) unix_base: (u64, Instant),
     pub(crate) out: VecDeque<Output>,
+    /// Queue announcements playing (not state: not in snapshots).
+    pub(crate) announcing: HashMap<CallId, crate::announce::Announcing>,
+    /// Callbacks being dialled (not in snapshots).
+    pub(crate) dials: crate::callback_dial::Dials,
 }
 
 impl EdgeCore {
@@ -97,6 +101,8 @@ impl EdgeCore {
             load,
             unix_base: (unix_now, now),
             out: VecDeque::new(),
+            announcing: HashMap::new(),
+            dials: Default::default(),
         }
     }
 
@@ -292,6 +298,7 @@ impl EdgeCore {
                 self.hung_up_2xx.remove(&(call_id, tag));
             }
             TimerKey::Registration(user) => self.registration_expired(&user, now),
+            TimerKey::Dial(call) => self.dial_timeout(&call, now),
             TimerKey::Call(call, kind) => {
                 if !self.calls.contains_key(&call) {
                     return;

@@ -112,6 +112,8 @@ impl Harness {
                             agent: AgentId("alice".into()),
                             extension: "1001".into(),
                             contact: None,
+                            auto_answer: false,
+                            ring_also: Vec::new(),
                         },
                     });
                 }

@@ -257,6 +257,9 @@ impl EdgeCore {
     }
 
     pub(crate) fn media_ready(&mut self, id: &CallId, ports: MediaPorts, now: Instant) {
+        if self.dial_media_ready(id, ports, now) {
+            return;
+        }
         let Some(call) = self.calls.get_mut(id) else {
             // The caller left while the sockets were bound.
             self.media(id, MediaCommand::Release);
@@ -288,6 +291,9 @@ impl EdgeCore {
     }
 
     pub(crate) fn media_failed(&mut self, id: &CallId, reason: &str, now: Instant) {
+        if self.dial_media_failed(id) {
+            return;
+        }
         let Some(call) = self.calls.get(id) else {
             return;
         };
@@ -490,8 +496,10 @@ pub(crate) fn caller_number(from_uri: &str) -> String {
 
 pub(crate) fn caller_info(invite: &Request, did: &str) -> CallerInfo {
     let from = invite.headers.get("From").and_then(NameAddr::parse);
+    let from_uri = from.map(|f| f.uri.to_string()).unwrap_or_default();
     CallerInfo {
-        from_uri: from.map(|f| f.uri.to_string()).unwrap_or_default(),
+        number: caller_number(&from_uri),
+        from_uri,
         display_name: from
             .and_then(|f| f.display)
             .map(|d| d.trim_matches('"').to_string())

@@ -77,6 +77,11 @@ pub enum FromDistributor {
         /// The extension's binding as the distributor knew it at the offer
         /// (another edge's registration, or ours from before a restart).
         contact: Option<AgentContact>,
+        /// Ask the phone to answer by itself (Call-Info answer-after=0).
+        auto_answer: bool,
+        /// Ring-all: ring these agents too; the first to answer takes the
+        /// call (`AgentAnswered` names them).
+        ring_also: Vec<RingTarget>,
     },
     Queued {
         call: CallId,
@@ -97,6 +102,90 @@ pub enum FromDistributor {
         full: bool,
         bindings: Vec<SiteBinding>,
     },
+    /// The queue cannot serve the call (overflow, after hours): the
+    /// distributor no longer holds it; do `target` with the caller.
+    Redirect {
+        call: CallId,
+        target: RedirectTarget,
+        /// Why (`closed`, `full`, `max_wait`…), for logs.
+        reason: String,
+    },
+    /// Tell the waiting caller their place and/or estimated wait (0: not said).
+    Announce {
+        call: CallId,
+        position: u32,
+        estimated_wait_secs: u32,
+    },
+    /// A callback's turn: dial the customer, then ring the reserved agent.
+    Dial(Box<DialCallback>),
+    /// The agent handed the call on: drop the agent leg, the caller waits
+    /// on hold for the next `Connect`.
+    Release {
+        call: CallId,
+        agent: AgentId,
+        reason: String,
+    },
+}
+
+/// What a redirect does with the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedirectTarget {
+    /// Transfer to this SIP URI (ring-back meanwhile; on failure a message and BYE).
+    Uri(String),
+    /// Play this prompt, then hang up.
+    Message(String),
+    /// Run this IVR flow from its start.
+    Flow(String),
+    /// The caller's place is kept as a callback: play this prompt (empty:
+    /// none), then hang up without an abandon.
+    Callback(String),
+}
+
+/// `DialCallback`: call the customer back for the virtual call `call`
+/// (`<inbound>:cb`), then ring `agent`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DialCallback {
+    pub call: CallId,
+    pub number: String,
+    /// The `[[trunks]]` name whose `dial` template makes the request URI;
+    /// empty: `number` is a SIP URI.
+    pub trunk: String,
+    pub ring_secs: u32,
+    pub attempt: u32,
+    pub agent: AgentId,
+    pub extension: String,
+    pub contact: Option<AgentContact>,
+    pub auto_answer: bool,
+    pub caller: CallerInfo,
+}
+
+/// Who ended a connected call (the agent API's `CallFinished`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EndedBy {
+    #[default]
+    Unspecified,
+    Caller,
+    Agent,
+    /// The edge lost the call (media timeout, shutdown).
+    Failure,
+}
+
+/// How dialling a callback's customer went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CallbackOutcome {
+    Answered,
+    Busy,
+    NoAnswer,
+    Failed,
+}
+
+/// An agent to ring: whom, where, and whether the phone should answer by itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RingTarget {
+    pub agent: AgentId,
+    pub extension: String,
+    pub contact: Option<AgentContact>,
+    pub auto_answer: bool,
 }
 
 /// Where to ring an extension registered elsewhere, as `ConnectAgent` says.
@@ -144,12 +233,20 @@ pub enum ToDistributor {
     CallEnded {
         call: CallId,
         reason: String,
+        #[serde(default)]
+        by: EndedBy,
     },
     /// A phone registered here, moved, refreshed materially, unregistered or
     /// expired (`expires_at_ms` 0).
     Binding(SiteBinding),
     /// The flow asked to call the caller back later (virtual hold).
     Callback(CallbackRequest),
+    /// How dialling a callback's customer (`DialCallback`) went; 0: no SIP status.
+    CallbackResult {
+        call: CallId,
+        outcome: CallbackOutcome,
+        sip_status: u16,
+    },
 }
 
 /// A callback the flow asked for; the distributor keeps it.
@@ -183,6 +280,9 @@ pub struct Enqueue {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallerInfo {
     pub from_uri: String,
+    /// The From URI's user part alone (`79161234567`).
+    #[serde(default)]
+    pub number: String,
     pub display_name: String,
     pub did: String,
     pub variables: BTreeMap<String, String>,
@@ -250,6 +350,9 @@ pub enum MediaCommand {
         agent_remote: SocketAddr,
         agent_codec: Codec,
     },
+    /// The agent leg is gone but the caller stays (released for a transfer):
+    /// stop relaying, forget the agent side.
+    Unbridge,
     /// A (re-)negotiation changed a leg: `remote` is set when its address or
     /// codec moved (the media reopens its latch then), else only the
     /// direction changed.

@@ -232,7 +232,11 @@ impl EdgeCore {
 
     pub(crate) fn media_event(&mut self, ev: MediaEvent, now: Instant) {
         match ev {
-            MediaEvent::PromptFinished { call, token } => self.prompt_finished(&call, token, now),
+            MediaEvent::PromptFinished { call, token } => {
+                if !self.own_prompt_finished(&call, token, now) {
+                    self.prompt_finished(&call, token, now)
+                }
+            }
             MediaEvent::Digit { call, digit } => {
                 self.digit(&call, digit, DigitSource::Rfc4733, now)
             }

@@ -22,7 +22,9 @@
 
 mod admission;
 mod agent;
+mod announce;
 pub mod call;
+mod callback_dial;
 pub mod config;
 mod core;
 mod dialogs;
@@ -34,7 +36,10 @@ pub mod ids;
 mod incoming;
 pub mod io;
 mod ivr;
+mod redirect;
 pub mod registrar;
+mod release;
+mod ring_all;
 mod session_timer;
 pub mod site_bindings;
 pub mod snapshot;
@@ -48,9 +53,9 @@ pub use crate::core::{ClientTx, EdgeCore};
 pub use config::{Admission, CoreConfig, Listen};
 pub use ids::{AgentId, CallId, PlayToken, Side, StepNo};
 pub use io::{
-    AgentContact, CallerInfo, CollectSpec, Enqueue, FromDistributor, Input, IvrAction, IvrEvent,
-    IvrReply, IvrStep, MediaCommand, MediaEvent, MediaPorts, Output, Reconfigure, SiteBinding,
-    ToDistributor,
+    AgentContact, CallbackOutcome, CallerInfo, CollectSpec, DialCallback, EndedBy, Enqueue,
+    FromDistributor, Input, IvrAction, IvrEvent, IvrReply, IvrStep, MediaCommand, MediaEvent,
+    MediaPorts, Output, Reconfigure, RedirectTarget, RingTarget, SiteBinding, ToDistributor,
 };
 pub use snapshot::{Snapshot, SnapshotError, SNAPSHOT_VERSION};
 pub use teardown::EndReason;

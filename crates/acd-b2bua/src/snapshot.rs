@@ -147,6 +147,8 @@ impl EdgeCore {
             draining: snap.draining,
             unix_base: (snap.unix_now, now),
             out: VecDeque::new(),
+            announcing: HashMap::new(),
+            dials: Default::default(),
         };
         for call in snap.calls {
             core.index(&call);
@@ -178,7 +180,14 @@ impl EdgeCore {
         let id = call.id.clone();
         self.by_invite
             .insert(call.caller.invite_key.clone(), (id.clone(), Side::Caller));
-        if let (Some(cid), Some(from_tag)) = (
+        if let crate::call::CallerState::Answered(est) = &call.caller.state {
+            // Inbound or a callback's outbound leg alike.
+            let d = &est.dialog;
+            self.by_dialog.insert(
+                (d.call_id.clone(), d.local_tag.clone(), d.remote_tag.clone()),
+                (id.clone(), Side::Caller),
+            );
+        } else if let (Some(cid), Some(from_tag)) = (
             call.caller.invite.headers.call_id(),
             call.caller.invite.headers.from_tag(),
         ) {
@@ -193,7 +202,14 @@ impl EdgeCore {
         }
         match &call.phase {
             Phase::Ringing(r) => {
-                self.by_invite.insert(r.key.clone(), (id, Side::Agent));
+                if !r.main_gone {
+                    self.by_invite
+                        .insert(r.key.clone(), (id.clone(), Side::Agent));
+                }
+                for f in &r.forks {
+                    self.by_invite
+                        .insert(f.key.clone(), (id.clone(), Side::Agent));
+                }
             }
             Phase::Bridged(a) => {
                 self.by_invite

@@ -3,14 +3,13 @@
 
 use std::time::Instant;
 
-use acd_sip::transaction::build_cancel;
 use acd_sip::{Method, Response};
 
 use crate::call::{Call, CallerState, Phase};
 use crate::core::{ClientTx, EdgeCore};
 use crate::dialogs::next_hop;
 use crate::ids::{CallId, Side};
-use crate::io::{MediaCommand, ToDistributor};
+use crate::io::{EndedBy, MediaCommand, ToDistributor};
 use crate::timers::{TimerKey, TimerKind};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -25,6 +24,9 @@ pub enum EndReason {
     DialogGone(Side),
     /// The process's drain deadline passed.
     DrainDeadline,
+    /// The distributor redirected the call away (message, callback booked):
+    /// it no longer holds it, so nothing is reported.
+    Redirected,
 }
 
 impl EndReason {
@@ -40,6 +42,21 @@ impl EndReason {
             EndReason::MediaTimeout(_) => "no media",
             EndReason::DialogGone(_) => "dialog gone",
             EndReason::DrainDeadline => "drain deadline",
+            EndReason::Redirected => "redirected",
+        }
+    }
+
+    /// Who ended the call, for the distributor's `CallEnded.by`.
+    pub fn ended_by(self) -> EndedBy {
+        match self {
+            EndReason::Hangup(Side::Caller) | EndReason::CallerCancel => EndedBy::Caller,
+            EndReason::Hangup(Side::Agent) => EndedBy::Agent,
+            EndReason::NoAck(_)
+            | EndReason::SessionExpired(_)
+            | EndReason::MediaTimeout(_)
+            | EndReason::DialogGone(_)
+            | EndReason::DrainDeadline => EndedBy::Failure,
+            EndReason::Flow | EndReason::Rejected | EndReason::Redirected => EndedBy::Unspecified,
         }
     }
 
@@ -96,11 +113,14 @@ impl EdgeCore {
                 self.report(ToDistributor::CallEnded {
                     call: id.clone(),
                     reason: reason.as_str().into(),
+                    by: reason.ended_by(),
                 });
                 "completed"
             }
+            // The distributor let go of it (redirected away).
+            Phase::Closing { .. } => "redirected",
             Phase::Queued | Phase::Ringing(_) => {
-                if reason != EndReason::Rejected {
+                if reason != EndReason::Rejected && reason != EndReason::Redirected {
                     self.report(ToDistributor::Abandon { call: id.clone() });
                 }
                 "abandoned"
@@ -118,6 +138,8 @@ impl EdgeCore {
             self.trunks.call_ended(t);
         }
         self.by_invite.remove(&call.caller.invite_key);
+        self.dials.call_ended(&call.caller.invite_key);
+        self.drop_announcement(id);
         if let (Some(cid), Some(from_tag)) = (
             call.caller.invite.headers.call_id(),
             call.caller.invite.headers.from_tag(),
@@ -128,9 +150,18 @@ impl EdgeCore {
                 from_tag.to_string(),
             ));
         }
+        if let CallerState::Answered(est) = &call.caller.state {
+            // An outbound (callback) leg's INVITE carries our tag as From.
+            let d = &est.dialog;
+            self.by_dialog
+                .remove(&(d.call_id.clone(), d.local_tag.clone(), d.remote_tag.clone()));
+        }
         match &call.phase {
             Phase::Ringing(r) => {
                 self.by_invite.remove(&r.key);
+                for f in &r.forks {
+                    self.by_invite.remove(&f.key);
+                }
             }
             Phase::Bridged(a) => {
                 self.by_invite.remove(&a.key);
@@ -190,12 +221,12 @@ impl EdgeCore {
         match &mut call.phase {
             Phase::Ringing(r) => {
                 // A 2xx crossing our CANCEL still gets ACK + BYE (§9.1).
-                let cancel = build_cancel(&r.invite);
-                self.tx.send_request(cancel, r.peer, now);
-                self.orphans.insert(r.key.clone(), r.invite.clone());
-                let linger = self.cfg.sip.t1x64();
-                self.timers
-                    .set(TimerKey::Orphan(r.key.clone()), now + linger);
+                if !r.main_gone {
+                    self.cancel_and_orphan(&r.invite, r.key.clone(), r.peer, now);
+                }
+                for f in std::mem::take(&mut r.forks) {
+                    self.cancel_and_orphan(&f.invite, f.key, f.peer, now);
+                }
             }
             Phase::Bridged(a) => {
                 let via = self.via(a.est.peer.transport);

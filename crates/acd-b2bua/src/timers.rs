@@ -40,6 +40,8 @@ pub enum TimerKey {
     HungUp(String, String),
     /// The registration of this extension runs out: removed and reported.
     Registration(String),
+    /// A callback's customer rang `ring_secs` without answering: CANCEL.
+    Dial(CallId),
 }
 
 #[derive(Default)]

@@ -37,18 +37,34 @@ impl EdgeCore {
         token: PlayToken,
         now: Instant,
     ) {
-        let Some(call) = self.calls.get(id) else {
-            return;
-        };
-        if !matches!(call.phase, Phase::Ivr { .. }) {
+        if !matches!(self.phase_of(id), Some(Phase::Ivr { .. })) {
             return;
         }
+        if let Err((reason, label)) = self.ring_out(id, uri.clone(), timeout_ms, token, now) {
+            self.fail_at_once(id, &uri, reason, label, now);
+        }
+    }
+
+    /// Rings `uri` for the call, the caller on ring-back meanwhile; the
+    /// phase the call leaves is where a failure returns it. `Err`: (why,
+    /// metric label) when nothing could be sent.
+    pub(crate) fn ring_out(
+        &mut self,
+        id: &CallId,
+        uri: String,
+        timeout_ms: u32,
+        token: PlayToken,
+        now: Instant,
+    ) -> Result<(), (&'static str, &'static str)> {
+        let Some(call) = self.calls.get(id) else {
+            return Ok(());
+        };
         // A name must have been resolved by the shell before the reply came in.
         let Some(peer) = contact_peer(&uri) else {
-            return self.fail_at_once(id, &uri, "unresolvable URI", "bad_uri", now);
+            return Err(("unresolvable URI", "bad_uri"));
         };
         let Some(ports) = call.ports else {
-            return self.fail_at_once(id, &uri, "no media", "no_media", now);
+            return Err(("no media", "no_media"));
         };
         let caller = caller_info(&call.caller.invite, &call.did);
         let mut sdp = LegSdp::new(u64::from(self.rng.next_u32()), call.caller.sdp.codec);
@@ -60,9 +76,9 @@ impl EdgeCore {
         self.by_invite
             .insert(key.clone(), (id.clone(), Side::Agent));
         let Some(call) = self.calls.get_mut(id) else {
-            return;
+            return Ok(());
         };
-        let ivr = std::mem::replace(&mut call.phase, Phase::Setup);
+        let back = std::mem::replace(&mut call.phase, Phase::Setup);
         call.phase = Phase::Ringing(Box::new(RingingAgent {
             agent: AgentId(format!("transfer:{uri}")),
             extension: uri,
@@ -71,7 +87,9 @@ impl EdgeCore {
             peer,
             cancelled: false,
             sdp,
-            transfer: Some(Box::new(ivr)),
+            transfer: Some(Box::new(back)),
+            forks: Vec::new(),
+            main_gone: false,
         }));
         let ring = match timeout_ms {
             0 => self.cfg.ring_timeout,
@@ -79,6 +97,7 @@ impl EdgeCore {
         };
         self.set_timer(id, TimerKind::Ring, ring, now);
         self.play_ringback(id, token);
+        Ok(())
     }
 
     /// The `ringback` prompt while the far end rings (as a caller expects
@@ -166,6 +185,14 @@ impl EdgeCore {
         };
         tracing::info!(call_id = %id, %uri, status, reason, "transfer failed, back to the flow");
         metrics::counter!("acd_edge_transfers_total", "outcome" => label).increment(1);
+        if self
+            .phase_of(id)
+            .is_some_and(|p| matches!(p, Phase::Closing { .. }))
+        {
+            // A redirect's transfer: no flow to go back to.
+            self.redirect_failed(id, now);
+            return true;
+        }
         let event = IvrEvent::TransferFailed {
             sip_status: status,
             reason: reason.to_string(),

@@ -223,6 +223,7 @@ mod tests {
             password: None,
             max_concurrent_calls: None,
             max_calls_per_second: None,
+            dial: None,
         }
     }
 

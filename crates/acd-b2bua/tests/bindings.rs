@@ -160,6 +160,8 @@ fn connect(sim: &mut Sim, call: &CallId, contact: Option<AgentContact>) {
             agent: AgentId("alice".into()),
             extension: "1001".into(),
             contact,
+            auto_answer: false,
+            ring_also: Vec::new(),
         },
     });
 }

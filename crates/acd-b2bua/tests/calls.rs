@@ -5,66 +5,9 @@ mod sim;
 
 use std::time::Duration;
 
-use acd_b2bua::{CallId, Input, IvrAction, MediaCommand, MediaEvent, ToDistributor};
+use acd_b2bua::{Input, IvrAction, MediaCommand, MediaEvent, ToDistributor};
 use acd_sip::{Message, Method};
 use sim::*;
-
-/// INVITE → 200 → ACK, IVR enqueues at once. Returns the call and our To tag.
-fn queued_call(sim: &mut Sim, sip_call_id: &str) -> (CallId, String) {
-    sim.sip(
-        &invite(sip_call_id, sip_call_id, Some(SDP_CALLER), "", "UDP"),
-        udp(TRUNK),
-    );
-    let ok = sim.last_response(200).expect("caller answered");
-    let tag = ok.headers.to_tag().expect("To tag").to_string();
-    assert!(String::from_utf8_lossy(&ok.body).contains("m=audio 40000"));
-    let call = sim.ivr.last().expect("IVR started").call.clone();
-    sim.sip(
-        &caller_request("ACK", sip_call_id, &tag, 1, "ack1", None, ""),
-        udp(TRUNK),
-    );
-    sim.ivr_reply(vec![IvrAction::Enqueue {
-        queue: "sales".into(),
-        priority: 0,
-        skills: Default::default(),
-        data: Default::default(),
-    }]);
-    assert!(matches!(sim.dist.last(), Some(ToDistributor::Enqueue(e)) if e.call == call));
-    assert_eq!(sim.core.call_phase(&call), Some("queued"));
-    (call, tag)
-}
-
-/// A queued call offered to alice, whose phone answers. Returns the call,
-/// our To tag towards the caller, the INVITE sent to the phone and the phone's tag.
-fn bridged_call(sim: &mut Sim, sip_call_id: &str) -> (CallId, String, acd_sip::Request) {
-    sim.registered_agent();
-    let (call, tag) = queued_call(sim, sip_call_id);
-    sim.connect(&call, 1);
-    let inv = sim.last_request("INVITE").expect("agent rung").clone();
-    sim.sip(
-        &phone_response(&inv, 180, "Ringing", "ph1", None),
-        udp(PHONE),
-    );
-    sim.sip(
-        &phone_response(&inv, 200, "OK", "ph1", Some(SDP_AGENT)),
-        udp(PHONE),
-    );
-    assert!(
-        sim.last_request("ACK").is_some(),
-        "agent's 200 acknowledged"
-    );
-    assert_eq!(sim.core.call_phase(&call), Some("bridged"));
-    assert!(sim
-        .media
-        .iter()
-        .any(|(c, m)| *c == call && matches!(m, MediaCommand::Bridge { .. })));
-    assert!(sim
-        .dist
-        .iter()
-        .any(|m| matches!(m, ToDistributor::AgentAnswered { .. })));
-    sim.sent.clear();
-    (call, tag, inv)
-}
 
 #[test]
 fn a_whole_call_from_trunk_to_agent_and_back() {
@@ -732,6 +675,7 @@ fn trunk(
         password: credentials.map(|c| c.1.to_string()),
         max_concurrent_calls: max_calls,
         max_calls_per_second: None,
+        dial: None,
     }
 }
 

@@ -371,7 +371,8 @@ pub struct AgentDef {
     /// Skill → proficiency 1–10.
     #[serde(default)]
     pub skills: BTreeMap<String, u8>,
-    /// The agent's phone answers offers by itself.
+    /// The edge asks the agent's phone to answer by itself (Call-Info
+    /// answer-after=0).
     #[serde(default)]
     pub auto_answer: bool,
 }

@@ -138,6 +138,10 @@ pub struct TrunkDef {
     /// New calls per second (token bucket, burst of one second's worth);
     /// none = unlimited.
     pub max_calls_per_second: Option<f64>,
+    /// Outbound calls (callbacks) through this trunk: the request URI with
+    /// `{number}` replaced, `sip:{number}@203.0.113.1:5060`.
+    #[serde(default)]
+    pub dial: Option<String>,
 }
 
 impl Validator<'_> {
@@ -176,6 +180,14 @@ impl Validator<'_> {
                     &at("max_concurrent_calls"),
                     "must be at least 1 (omit for no limit)",
                 );
+            }
+            if let Some(dial) = &t.dial {
+                if !dial.starts_with("sip:") || !dial.contains("{number}") {
+                    self.push(
+                        &at("dial"),
+                        "must be a SIP URI with {number}, e.g. sip:{number}@203.0.113.1:5060",
+                    );
+                }
             }
             if t.max_calls_per_second
                 .is_some_and(|r| !r.is_finite() || r <= 0.0)

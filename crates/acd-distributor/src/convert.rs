@@ -109,6 +109,18 @@ pub fn caller_from_wire(c: Option<pb::Caller>) -> CallerInfo {
     }
 }
 
+/// A callback attempt's outcome from the edge's report (`None`: unspecified).
+pub fn callback_outcome(outcome: i32) -> Option<acd_routing::CallbackOutcome> {
+    use acd_routing::CallbackOutcome as O;
+    match pb::CallbackOutcome::try_from(outcome) {
+        Ok(pb::CallbackOutcome::Answered) => Some(O::Answered),
+        Ok(pb::CallbackOutcome::Busy) => Some(O::Busy),
+        Ok(pb::CallbackOutcome::NoAnswer) => Some(O::NoAnswer),
+        Ok(pb::CallbackOutcome::Failed) => Some(O::Failed),
+        _ => None,
+    }
+}
+
 /// Who ended a call, from the edge's report.
 pub fn ended_by(by: i32) -> acd_routing::EndReason {
     use acd_routing::EndReason;

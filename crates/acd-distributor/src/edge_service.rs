@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use acd_proto::v1 as pb;
-use acd_routing::{CallId, CallPhase, Command, EdgeId, Event, MsgId, Origin, QueueId};
+use acd_routing::{CallId, CallPhase, Command, EdgeId, MsgId, Origin, QueueId};
 use dashmap::DashSet;
 use futures::Stream;
 use pb::distributor_message::Kind as ToEdge;
@@ -18,16 +18,24 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::convert::{caller_from_wire, status_from};
+use crate::edge_forward::Forwarder;
+use crate::edge_registry::{AttachedEdge, EdgeRegistry};
 use crate::{Distributor, ShellError};
 
 #[derive(Clone)]
 pub struct EdgeApi {
     d: Distributor,
+    registry: Arc<EdgeRegistry>,
 }
 
 impl EdgeApi {
+    /// Inside a Tokio runtime, also starts the queue announcements.
     pub fn new(d: Distributor) -> Self {
-        EdgeApi { d }
+        let registry = Arc::new(EdgeRegistry::default());
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(crate::announce::run(d.clone(), registry.clone()));
+        }
+        EdgeApi { d, registry }
     }
 
     pub fn into_service(self) -> pb::edge_service_server::EdgeServiceServer<Self> {
@@ -46,6 +54,10 @@ struct EdgeConn {
     owned: Arc<DashSet<CallId>>,
     tx: mpsc::Sender<Result<pb::DistributorMessage, Status>>,
     edge_id: String,
+    /// This stream in the registry, and its edge id for the forwarder.
+    stream: u64,
+    registry: Arc<EdgeRegistry>,
+    shared_id: Arc<std::sync::Mutex<String>>,
 }
 
 impl EdgeConn {
@@ -161,11 +173,22 @@ impl EdgeConn {
         metrics::counter!("acd_edge_messages_total", "kind" => kind_name(&kind)).increment(1);
         let (call, cmd) = match kind {
             FromEdge::CallbackResult(r) => {
-                tracing::warn!(edge = %self.edge_id, call_id = %r.call_id, "callback result ignored (not implemented yet)");
-                return Ok(());
+                let Some(outcome) = crate::convert::callback_outcome(r.outcome) else {
+                    metrics::counter!("acd_edge_callback_results_refused_total", "reason" => "outcome").increment(1);
+                    tracing::warn!(edge = %self.edge_id, call_id = %r.call_id, outcome = r.outcome, "callback result without an outcome ignored");
+                    return Ok(());
+                };
+                (
+                    CallId(r.call_id.clone()),
+                    Command::CallbackResult {
+                        call: CallId(r.call_id),
+                        outcome,
+                    },
+                )
             }
             FromEdge::Hello(h) => {
                 self.edge_id = h.edge_id;
+                self.registered();
                 // After a broken stream the edge still holds these calls:
                 // their offers must reach it through this stream.
                 let (known, unknown): (Vec<CallId>, Vec<CallId>) = {
@@ -296,6 +319,22 @@ impl EdgeConn {
         Ok(())
     }
 
+    /// The edge said who it is: the forwarder and the registry learn it.
+    fn registered(&self) {
+        match self.shared_id.lock() {
+            Ok(mut g) => g.clone_from(&self.edge_id),
+            Err(p) => p.into_inner().clone_from(&self.edge_id),
+        }
+        self.registry.attach(
+            self.stream,
+            AttachedEdge {
+                edge_id: self.edge_id.clone(),
+                owned: self.owned.clone(),
+                tx: self.tx.clone(),
+            },
+        );
+    }
+
     /// Closes the stream towards a distributor that no longer leads, with
     /// the leader's address for the edge to follow.
     async fn leave(&self, e: ShellError) {
@@ -357,11 +396,10 @@ async fn send_acks(
     }
 }
 
-/// Turns the events about `owned` calls into commands to the edge.
+/// Turns the events about the edge's calls into commands to the edge.
 async fn forward_events(
-    d: Distributor,
+    fwd: Forwarder,
     mut events: tokio::sync::broadcast::Receiver<Arc<acd_routing::EventRecord>>,
-    owned: Arc<DashSet<CallId>>,
     tx: mpsc::Sender<Result<pb::DistributorMessage, Status>>,
 ) {
     loop {
@@ -378,47 +416,8 @@ async fn forward_events(
             }
             Err(RecvError::Closed) => return,
         };
-        let kind = match &rec.event {
-            Event::CallOffered {
-                call,
-                agent,
-                extension,
-                ..
-            } if owned.contains(call) => {
-                let (contact, source) = crate::bindings::offered_contact(&d, extension);
-                ToEdge::Connect(pb::ConnectAgent {
-                    call_id: call.0.clone(),
-                    agent_id: agent.0.clone(),
-                    extension: extension.0.clone(),
-                    contact,
-                    source,
-                    ..Default::default()
-                })
-            }
-            Event::BindingChanged { .. } => match crate::bindings::update_of(&rec.event) {
-                Some(update) => ToEdge::Bindings(update),
-                None => continue,
-            },
-            Event::CallQueued { call, queue, .. } if owned.contains(call) => {
-                let position = d
-                    .lock()
-                    .core
-                    .call(call)
-                    .and_then(|c| c.position)
-                    .unwrap_or(0) as u32;
-                ToEdge::Queued(pb::CallQueued {
-                    call_id: call.0.clone(),
-                    queue_id: queue.0.clone(),
-                    position,
-                })
-            }
-            Event::CallAbandoned { call, .. }
-            | Event::CallEnded { call, .. }
-            | Event::CallTimedOut { call, .. } => {
-                owned.remove(call);
-                continue;
-            }
-            _ => continue,
+        let Some(kind) = fwd.message_for(&rec) else {
+            continue;
         };
         let msg = pb::DistributorMessage {
             term: rec.term.0,
@@ -448,14 +447,17 @@ impl pb::edge_service_server::EdgeService for EdgeApi {
         let mut inbound = req.into_inner();
         let (tx, rx) = mpsc::channel(1024);
         let owned = Arc::new(DashSet::new());
+        let stream = self.registry.open();
+        let shared_id = Arc::new(std::sync::Mutex::new(String::new()));
+        let fwd = Forwarder {
+            d: self.d.clone(),
+            owned: owned.clone(),
+            registry: self.registry.clone(),
+            edge_id: shared_id.clone(),
+        };
         // Subscribed here, before any command of this edge runs, so no offer is missed.
         let events = self.d.subscribe_effects();
-        let forwarder = tokio::spawn(forward_events(
-            self.d.clone(),
-            events,
-            owned.clone(),
-            tx.clone(),
-        ));
+        let forwarder = tokio::spawn(forward_events(fwd, events, tx.clone()));
         let (acks, to_ack) = mpsc::unbounded_channel();
         let acker = tokio::spawn(send_acks(
             self.d.clone(),
@@ -468,6 +470,9 @@ impl pb::edge_service_server::EdgeService for EdgeApi {
             owned,
             tx,
             edge_id: "unnamed".into(),
+            stream,
+            registry: self.registry.clone(),
+            shared_id,
         };
         metrics::gauge!("acd_edge_streams_attached").increment(1.0);
         tokio::spawn(async move {
@@ -506,6 +511,7 @@ impl pb::edge_service_server::EdgeService for EdgeApi {
                 }
             }
             tracing::info!(edge = %conn.edge_id, "edge detached");
+            conn.registry.detach(conn.stream);
             metrics::gauge!("acd_edge_streams_attached").decrement(1.0);
             forwarder.abort();
             acker.abort();

@@ -19,8 +19,11 @@ use acd_routing::{Command, CommandError, Core, EventRecord, RoutingConfig, Term,
 use tokio::sync::{broadcast, watch, Notify};
 
 pub mod agent_service;
+pub mod announce;
 pub mod bindings;
 pub mod convert;
+pub mod edge_forward;
+pub mod edge_registry;
 pub mod edge_service;
 pub mod journal;
 pub mod leadership;

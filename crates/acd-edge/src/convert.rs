@@ -1,7 +1,8 @@
 //! Wire types (protobuf) ↔ the core's own types, at the edge of the process.
 
 use acd_b2bua::{
-    AgentContact, CallId, FromDistributor, IvrReply, IvrStep, SiteBinding, ToDistributor,
+    AgentContact, CallId, CallbackOutcome, DialCallback, EndedBy, FromDistributor, IvrReply,
+    IvrStep, RedirectTarget, SiteBinding, ToDistributor,
 };
 use acd_proto::ivr_wire;
 use acd_proto::v1 as pb;
@@ -14,10 +15,18 @@ pub fn from_distributor(msg: pb::DistributorMessage) -> Option<(u64, FromDistrib
             call: CallId(c.call_id),
             agent: acd_b2bua::AgentId(c.agent_id),
             extension: c.extension,
-            contact: (!c.contact.is_empty()).then_some(AgentContact {
-                contact: c.contact,
-                source: c.source,
-            }),
+            contact: contact_from_wire(c.contact, c.source),
+            auto_answer: c.auto_answer,
+            ring_also: c
+                .ring_also
+                .into_iter()
+                .map(|t| acd_b2bua::RingTarget {
+                    agent: acd_b2bua::AgentId(t.agent_id),
+                    extension: t.extension,
+                    contact: contact_from_wire(t.contact, t.source),
+                    auto_answer: t.auto_answer,
+                })
+                .collect(),
         },
         Kind::Queued(q) => FromDistributor::Queued {
             call: CallId(q.call_id),
@@ -37,10 +46,65 @@ pub fn from_distributor(msg: pb::DistributorMessage) -> Option<(u64, FromDistrib
         },
         // Handled by the distributor link.
         Kind::Ack(_) => return None,
-        // Routing-engine messages this edge does not act on yet.
-        Kind::Redirect(_) | Kind::Announce(_) | Kind::Dial(_) | Kind::Release(_) => return None,
+        Kind::Redirect(r) => FromDistributor::Redirect {
+            call: CallId(r.call_id),
+            target: redirect_target(r.target?),
+            reason: r.reason,
+        },
+        Kind::Announce(a) => FromDistributor::Announce {
+            call: CallId(a.call_id),
+            position: a.position,
+            estimated_wait_secs: a.estimated_wait_secs,
+        },
+        Kind::Dial(d) => FromDistributor::Dial(Box::new(dial_from_wire(d)?)),
+        Kind::Release(r) => FromDistributor::Release {
+            call: CallId(r.call_id),
+            agent: acd_b2bua::AgentId(r.agent_id),
+            reason: r.reason,
+        },
     };
     Some((msg.term, cmd))
+}
+
+fn contact_from_wire(contact: String, source: String) -> Option<AgentContact> {
+    (!contact.is_empty()).then_some(AgentContact { contact, source })
+}
+
+fn redirect_target(t: pb::call_redirect::Target) -> RedirectTarget {
+    use pb::call_redirect::Target;
+    match t {
+        Target::Uri(u) => RedirectTarget::Uri(u),
+        Target::MessagePrompt(p) => RedirectTarget::Message(p),
+        Target::Flow(f) => RedirectTarget::Flow(f),
+        Target::CallbackPrompt(p) => RedirectTarget::Callback(p),
+    }
+}
+
+/// `None` without the reserved agent (nobody to connect the customer to).
+fn dial_from_wire(d: pb::DialCallback) -> Option<DialCallback> {
+    let agent = d.agent?;
+    Some(DialCallback {
+        call: CallId(d.call_id),
+        number: d.number,
+        trunk: d.trunk,
+        ring_secs: d.ring_secs,
+        attempt: d.attempt,
+        agent: acd_b2bua::AgentId(agent.agent_id),
+        extension: agent.extension,
+        contact: contact_from_wire(agent.contact, agent.source),
+        auto_answer: agent.auto_answer,
+        caller: d.caller.map(caller_from_wire).unwrap_or_default(),
+    })
+}
+
+fn caller_from_wire(c: pb::Caller) -> acd_b2bua::CallerInfo {
+    acd_b2bua::CallerInfo {
+        from_uri: c.from_uri,
+        number: c.number,
+        display_name: c.display_name,
+        did: c.did,
+        variables: c.variables.into_iter().collect(),
+    }
 }
 
 fn caller_to_wire(c: acd_b2bua::CallerInfo) -> pb::Caller {
@@ -49,7 +113,7 @@ fn caller_to_wire(c: acd_b2bua::CallerInfo) -> pb::Caller {
         display_name: c.display_name,
         did: c.did,
         variables: c.variables.into_iter().collect(),
-        ..Default::default()
+        number: c.number,
     }
 }
 
@@ -91,14 +155,41 @@ pub fn to_distributor(msg: ToDistributor) -> Option<ToDist> {
             reason,
             sip_status: u32::from(sip_status),
         }),
-        ToDistributor::CallEnded { call, reason } => ToDist::CallEnded(pb::CallEnded {
+        ToDistributor::CallEnded { call, reason, by } => ToDist::CallEnded(pb::CallEnded {
             call_id: call.0,
             reason,
-            ..Default::default()
+            by: ended_by_to_wire(by) as i32,
+        }),
+        ToDistributor::CallbackResult {
+            call,
+            outcome,
+            sip_status,
+        } => ToDist::CallbackResult(pb::CallbackResult {
+            call_id: call.0,
+            outcome: callback_outcome_to_wire(outcome) as i32,
+            sip_status: u32::from(sip_status),
         }),
         ToDistributor::Binding(b) => ToDist::Binding(binding_to_wire(b)),
         _ => return None,
     })
+}
+
+fn ended_by_to_wire(by: EndedBy) -> pb::EndedBy {
+    match by {
+        EndedBy::Unspecified => pb::EndedBy::Unspecified,
+        EndedBy::Caller => pb::EndedBy::Caller,
+        EndedBy::Agent => pb::EndedBy::Agent,
+        EndedBy::Failure => pb::EndedBy::Failure,
+    }
+}
+
+fn callback_outcome_to_wire(o: CallbackOutcome) -> pb::CallbackOutcome {
+    match o {
+        CallbackOutcome::Answered => pb::CallbackOutcome::Answered,
+        CallbackOutcome::Busy => pb::CallbackOutcome::Busy,
+        CallbackOutcome::NoAnswer => pb::CallbackOutcome::NoAnswer,
+        CallbackOutcome::Failed => pb::CallbackOutcome::Failed,
+    }
 }
 
 fn binding_from_wire(b: pb::Binding) -> SiteBinding {

@@ -544,6 +544,7 @@ impl Driver {
                         agent_remote,
                         agent_codec,
                     }),
+                    MediaCommand::Unbridge => h.send(MediaCmd::Unbridge),
                     MediaCommand::Update {
                         side,
                         remote,

@@ -204,6 +204,8 @@ pub enum MediaCmd {
         agent_remote: SocketAddr,
         agent_codec: Codec,
     },
+    /// The agent leg was released (transfer): stop relaying.
+    Unbridge,
     /// The leg's peer declared `direction` in a re-INVITE / UPDATE (hold, unhold).
     SetDirection {
         leg: Leg,
@@ -601,6 +603,7 @@ impl MediaTask {
             } => self
                 .core
                 .bridge(agent_remote, random_stream(agent_codec), now),
+            MediaCmd::Unbridge => self.core.unbridge(),
             MediaCmd::SetDirection { leg, direction } => {
                 if !self.core.set_direction(leg, direction, now) {
                     tracing::debug!(call_id = %self.call, ?leg, "direction for a leg not bridged yet");

@@ -27,6 +27,7 @@ pub use flow::{AnswerMode, Flow, Node, SayItem};
 pub use interp::{prompt_name, step, StepEnv, StepError};
 pub use io::{Action, CollectSpec, Event, Session};
 pub use say::all_fragments as say_fragments;
+pub use say::number as say_number;
 pub use validate::{validate, version, FlowIssue, Known};
 
 /// Variables every session has from `Started` on.

@@ -322,6 +322,14 @@ impl CallMedia {
         self.agent = Some(LegMedia::new(&self.cfg, agent_remote, agent_stream, now));
     }
 
+    /// The agent leg is gone but the caller stays (the agent transferred the
+    /// call): nothing is relayed until the next `bridge`.
+    pub fn unbridge(&mut self) {
+        self.agent = None;
+        self.relay.reset(Leg::A);
+        self.relay.reset(Leg::B);
+    }
+
     /// Leg `leg`'s peer declared `direction` (re-INVITE / UPDATE: hold, unhold). Relay
     /// towards a peer that does not receive stops; a peer that does not send is not
     /// inactive; the agent's hold plays hold music to the caller if configured.

@@ -111,6 +111,7 @@ pub fn caller_json(c: &Caller) -> Value {
     let variables: BTreeMap<&String, &String> = c.variables.iter().collect();
     json!({
         "from_uri": c.from_uri,
+        "number": c.number,
         "display_name": c.display_name,
         "did": c.did,
         "variables": variables,
@@ -423,7 +424,7 @@ mod tests {
             call_id: "acd-1".into(),
             queue_id: "sales".into(),
             caller: Some(Caller {
-                number: String::new(),
+                number: "bob".into(),
                 from_uri: "sip:bob@example.com".into(),
                 display_name: "Bob".into(),
                 did: "5550100".into(),
@@ -508,8 +509,9 @@ mod tests {
                 "offer": {
                     "call_id": "acd-1", "queue_id": "sales", "waited_ms": 1200,
                     "priority": 0, "skills": {},
-                    "caller": {"from_uri": "sip:bob@example.com", "display_name": "Bob",
-                               "did": "5550100", "variables": {"lang": "en"}},
+                    "caller": {"from_uri": "sip:bob@example.com", "number": "bob",
+                               "display_name": "Bob", "did": "5550100",
+                               "variables": {"lang": "en"}},
                 },
             })
         );

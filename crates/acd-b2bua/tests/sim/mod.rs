@@ -232,6 +232,8 @@ impl Sim {
                 agent: AgentId("alice".into()),
                 extension: "1001".into(),
                 contact: None,
+                auto_answer: false,
+                ring_also: Vec::new(),
             },
         });
     }
@@ -356,4 +358,61 @@ pub fn phone_request(
         "{method} sip:acd@10.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.3:5062;branch=z9hG4bK{branch}\r\nMax-Forwards: 70\r\nFrom: {to};tag={phone_tag}\r\nTo: {from}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContact: <sip:1001@10.0.0.3:5062>\r\n{ctype}Content-Length: {}\r\n\r\n{body}",
         body.len()
     )
+}
+
+/// INVITE → 200 → ACK, IVR enqueues at once. Returns the call and our To tag.
+pub fn queued_call(sim: &mut Sim, sip_call_id: &str) -> (CallId, String) {
+    sim.sip(
+        &invite(sip_call_id, sip_call_id, Some(SDP_CALLER), "", "UDP"),
+        udp(TRUNK),
+    );
+    let ok = sim.last_response(200).expect("caller answered");
+    let tag = ok.headers.to_tag().expect("To tag").to_string();
+    assert!(String::from_utf8_lossy(&ok.body).contains("m=audio 40000"));
+    let call = sim.ivr.last().expect("IVR started").call.clone();
+    sim.sip(
+        &caller_request("ACK", sip_call_id, &tag, 1, "ack1", None, ""),
+        udp(TRUNK),
+    );
+    sim.ivr_reply(vec![IvrAction::Enqueue {
+        queue: "sales".into(),
+        priority: 0,
+        skills: Default::default(),
+        data: Default::default(),
+    }]);
+    assert!(matches!(sim.dist.last(), Some(ToDistributor::Enqueue(e)) if e.call == call));
+    assert_eq!(sim.core.call_phase(&call), Some("queued"));
+    (call, tag)
+}
+
+/// A queued call offered to alice, whose phone answers. Returns the call,
+/// our To tag towards the caller, the INVITE sent to the phone and the phone's tag.
+pub fn bridged_call(sim: &mut Sim, sip_call_id: &str) -> (CallId, String, acd_sip::Request) {
+    sim.registered_agent();
+    let (call, tag) = queued_call(sim, sip_call_id);
+    sim.connect(&call, 1);
+    let inv = sim.last_request("INVITE").expect("agent rung").clone();
+    sim.sip(
+        &phone_response(&inv, 180, "Ringing", "ph1", None),
+        udp(PHONE),
+    );
+    sim.sip(
+        &phone_response(&inv, 200, "OK", "ph1", Some(SDP_AGENT)),
+        udp(PHONE),
+    );
+    assert!(
+        sim.last_request("ACK").is_some(),
+        "agent's 200 acknowledged"
+    );
+    assert_eq!(sim.core.call_phase(&call), Some("bridged"));
+    assert!(sim
+        .media
+        .iter()
+        .any(|(c, m)| *c == call && matches!(m, MediaCommand::Bridge { .. })));
+    assert!(sim
+        .dist
+        .iter()
+        .any(|m| matches!(m, ToDistributor::AgentAnswered { .. })));
+    sim.sent.clear();
+    (call, tag, inv)
 }
