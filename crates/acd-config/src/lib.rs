@@ -14,10 +14,12 @@ use std::path::{Path, PathBuf};
 use acd_ivr::Flow;
 use serde::Deserialize;
 
+pub mod access;
 mod flows;
 mod locate;
 mod prompt_dirs;
 mod trunks;
+pub use access::{AccessConfig, GrpcTlsConfig, SecretForm, UserDef, UserRole};
 use flows::FlowDir;
 pub use flows::{known, FlowFile};
 pub use locate::Seg;
@@ -100,6 +102,9 @@ pub struct Config {
     /// Absent: no demo services run.
     #[serde(default)]
     pub demo: DemoConfig,
+    /// Who may use the gRPC API (see `access` module).
+    #[serde(default)]
+    pub access: AccessConfig,
 }
 
 /// `[ivr]`: where flows live besides inline `[flows.X]` tables.
@@ -241,12 +246,16 @@ impl Default for MediaConfig {
 #[serde(deny_unknown_fields)]
 pub struct GrpcConfig {
     pub listen: SocketAddr,
+    /// Absent: plain HTTP/2.
+    #[serde(default)]
+    pub tls: Option<GrpcTlsConfig>,
 }
 
 impl Default for GrpcConfig {
     fn default() -> Self {
         GrpcConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            tls: None,
         }
     }
 }
@@ -361,6 +370,12 @@ pub struct AgentDef {
     /// Skill → proficiency 1–10.
     #[serde(default)]
     pub skills: BTreeMap<String, u8>,
+    /// The agent's password for the gRPC API (HTTP Basic `id:password`), or
+    /// its SHA-256 in hex; neither: only supervisors act for this agent.
+    #[serde(default)]
+    pub password: String,
+    #[serde(default)]
+    pub password_sha256: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -691,6 +706,7 @@ fn validate(c: &Config, text: &str, name: &str) -> Vec<ConfigError> {
     v.errors.extend(flows::check(c, text, name));
     v.auth(&c.auth);
     v.trunks(&c.trunks);
+    v.access(c);
     v.errors
 }
 

@@ -18,6 +18,7 @@ use acd_replication::Leader;
 use acd_routing::{Command, CommandError, Core, EventRecord, RoutingConfig, Term, Timestamp};
 use tokio::sync::{broadcast, watch, Notify};
 
+pub mod access;
 pub mod agent_service;
 pub mod bindings;
 pub mod convert;
