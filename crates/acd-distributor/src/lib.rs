@@ -19,6 +19,7 @@ use acd_routing::{Command, CommandError, Core, EventRecord, RoutingConfig, Term,
 use tokio::sync::{broadcast, watch, Notify};
 
 pub mod access;
+pub mod agent_events;
 pub mod agent_service;
 pub mod bindings;
 pub mod convert;
@@ -137,7 +138,11 @@ pub fn routing_config(cfg: &acd_config::Config) -> RoutingConfig {
         // The edge rings for offer_timeout_secs and then reports the failure
         // itself; the core's own timeout is the backstop for a lost edge.
         offer_timeout_ms: (cfg.distributor.offer_timeout_secs + OFFER_GRACE_SECS) * 1000,
-        extensions: Default::default(),
+        extensions: cfg
+            .extensions
+            .iter()
+            .map(|e| acd_routing::Extension(e.number.clone()))
+            .collect(),
         not_ready_reasons: Vec::new(),
     }
 }
@@ -471,6 +476,11 @@ impl Distributor {
             Role::Primary => inner.address.clone(),
             Role::Standby { primary_url } => primary_url.clone(),
         };
+        let role_kind = match &inner.role {
+            Role::Primary => acd_proto::v1::DistributorRole::Primary,
+            Role::Standby { .. } => acd_proto::v1::DistributorRole::Standby,
+        };
+        let state_digest = inner.core.state_digest();
         acd_proto::v1::DistributorStatus {
             replication_lag,
             followers: inner.log.followers().count() as u32,
@@ -478,7 +488,11 @@ impl Distributor {
             role,
             term: inner.core.term().0,
             last_seq: inner.core.last_seq().0,
-            state_digest: inner.core.state_digest(),
+            state_digest,
+            state_digest_hex: format!("{state_digest:016x}"),
+            role_kind: role_kind as i32,
+            // TODO(h8-core): `inner.core.config_version()` once the core has it.
+            config_version: 0,
             following,
             calls_waiting: queues.iter().map(|q| q.waiting as u32).sum(),
             agents_logged_in: inner

@@ -16,7 +16,7 @@
 //! edge gets `<language>/welcome`, where the language is the session
 //! variable `language` (see [`prompt_name`]).
 
-mod calendar;
+pub mod calendar;
 mod flow;
 mod interp;
 mod io;
