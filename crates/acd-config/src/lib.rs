@@ -18,6 +18,7 @@ pub mod access;
 mod flows;
 mod locate;
 mod prompt_dirs;
+pub mod routing;
 mod trunks;
 pub use access::{AccessConfig, GrpcTlsConfig, SecretForm, UserDef, UserRole};
 use flows::FlowDir;

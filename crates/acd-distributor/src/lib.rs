@@ -22,10 +22,13 @@ pub mod access;
 pub mod agent_events;
 pub mod agent_service;
 pub mod bindings;
+pub mod config_diff;
 pub mod convert;
 pub mod edge_service;
+pub mod explain_log;
 pub mod leadership;
 pub mod replication;
+pub mod supervisor_service;
 
 /// Records kept for a standby to catch up without a snapshot.
 const LOG_CAPACITY: usize = 10_000;

@@ -389,11 +389,15 @@ async fn serve(cmd: Cmd) -> Result<()> {
         let edges = acd_distributor::edge_service::EdgeApi::new(d.clone()).into_service();
         let replication =
             acd_distributor::replication::ReplicationApi::new(d.clone()).into_service();
+        let supervisors =
+            acd_distributor::supervisor_service::SupervisorApi::new(d.clone()).into_service();
+        readiness.register(service_name(&supervisors));
         readiness.register(service_name(&agents));
         readiness.register(service_name(&edges));
         readiness.register(service_name(&replication));
         router = router
             .add_service(agents)
+            .add_service(supervisors)
             .add_service(edges)
             .add_service(replication);
     }
