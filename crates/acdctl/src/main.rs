@@ -8,6 +8,7 @@ mod output;
 mod queue;
 mod rolling;
 mod servers;
+mod supervisor;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -62,6 +63,10 @@ enum Command {
     /// Queues.
     #[command(subcommand)]
     Queue(QueueCmd),
+    /// Supervisors' live boards and changes (role supervisor; `apply` admin).
+    #[command(subcommand)]
+    Supervisor(supervisor::SupervisorCmd),
+    // Room for h8-replay's `Explain` and `Replay` (and `agent console`).
     /// Roles, replication and edge status of the daemon; with `--server
     /// URL,URL...` or `--installation FILE`, one row per process of the
     /// installation (exit 1 if any is down or not ready).
@@ -322,6 +327,7 @@ async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Agent(cmd) => agent::run(&mut servers, cmd, cli.json).await,
         Command::Queue(QueueCmd::List) => queue::list(&mut servers, cli.json).await,
+        Command::Supervisor(cmd) => supervisor::run(&mut servers, cmd, cli.json).await,
         Command::Status(_) => admin::status(&mut servers, cli.json).await,
         Command::Drain => admin::drain(&mut servers, cli.json).await,
         Command::Snapshot => admin::snapshot(&mut servers).await,
