@@ -63,7 +63,7 @@ impl Principal {
                 role: Role::Agent,
                 name,
             }) if name != agent => {
-                refused("agent", "other_agent");
+                refused("AgentService", "other_agent");
                 Err(Status::permission_denied(format!(
                     "agent {name} may act only for {name}, not for {agent}"
                 )))
@@ -72,7 +72,7 @@ impl Principal {
                 role: Role::Service,
                 ..
             }) => {
-                refused("agent", "role");
+                refused("AgentService", "role");
                 Err(Status::permission_denied(
                     "the cluster token acts for no agent; use a supervisor's token",
                 ))
