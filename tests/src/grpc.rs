@@ -12,9 +12,9 @@ use acd_proto::v1::admin_service_client::AdminServiceClient;
 use acd_proto::v1::agent_event::Kind;
 use acd_proto::v1::agent_service_client::AgentServiceClient;
 use acd_proto::v1::{
-    AgentEvent, AgentState, AgentStatus, CallOffer, GetAgentRequest, ListQueuesRequest,
-    LoginRequest, LogoutRequest, QueueStatus, SetNotReadyRequest, SetReadyRequest, StatusRequest,
-    StatusResponse, WatchRequest,
+    AgentEvent, AgentState, AgentStatus, CallFinished, CallOffer, GetAgentRequest,
+    ListQueuesRequest, LoginRequest, LogoutRequest, QueueStatus, SetNotReadyRequest,
+    SetReadyRequest, StatusRequest, StatusResponse, WatchRequest,
 };
 
 /// The admin's token in tests/config/e2e.toml: the harness acts with it.
@@ -399,6 +399,15 @@ impl AgentWatch {
     pub async fn await_offer(&mut self, within: Duration) -> Result<CallOffer> {
         self.await_kind("offer", within, |k| match k {
             Kind::Offer(o) => Some(o.clone()),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Waits for a call to leave the agent (CallFinished).
+    pub async fn await_finished(&mut self, within: Duration) -> Result<CallFinished> {
+        self.await_kind("finished", within, |k| match k {
+            Kind::Finished(f) => Some(f.clone()),
             _ => None,
         })
         .await
