@@ -503,7 +503,6 @@ impl Distributor {
                 .agents()
                 .filter(|a| a.state.is_logged_in())
                 .count() as u32,
-            ..Default::default()
         }
     }
 }

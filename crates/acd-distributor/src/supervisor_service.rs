@@ -285,7 +285,7 @@ impl pb::supervisor_service_server::SupervisorService for SupervisorApi {
         if new.queues.len() == before {
             return Err(Status::not_found(format!("unknown queue `{}`", r.queue_id)));
         }
-        let orphans_to = (!r.move_calls_to.is_empty()).then(|| QueueId(r.move_calls_to));
+        let orphans_to = (!r.move_calls_to.is_empty()).then_some(QueueId(r.move_calls_to));
         self.change("remove_queue", new, orphans_to, r.dry_run)
             .await
     }
@@ -299,7 +299,7 @@ impl pb::supervisor_service_server::SupervisorService for SupervisorApi {
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let new = acd_config::routing::routing_config(&cfg)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let orphans_to = (!r.move_calls_to.is_empty()).then(|| QueueId(r.move_calls_to));
+        let orphans_to = (!r.move_calls_to.is_empty()).then_some(QueueId(r.move_calls_to));
         self.change("apply_config", new, orphans_to, r.dry_run)
             .await
     }

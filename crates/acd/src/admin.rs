@@ -88,7 +88,6 @@ impl AdminService for AdminApi {
                 .as_ref()
                 .map(Distributor::address)
                 .unwrap_or_default(),
-            ..Default::default()
         }))
     }
 

@@ -62,7 +62,7 @@ fn read(loaded: &Loaded, relative: &str, key: &str) -> Result<Vec<u8>> {
     loaded
         .read_file(relative)
         .map_err(anyhow::Error::msg)
-        .with_context(|| format!("{key}"))
+        .with_context(|| key.to_string())
 }
 
 /// 128 random bits in hex, from the kernel.

@@ -109,7 +109,10 @@ fn init_logging() {
 /// `acd check-config FILE`: exit 0 with "FILE: ok", or 2 with one error per line.
 fn check_config(file: &Path) -> ExitCode {
     match check::check(file) {
-        Ok(_) => {
+        Ok(loaded) => {
+            for w in acd_config::access::warnings(&loaded.config) {
+                eprintln!("{}: warning: {w}", file.display());
+            }
             println!("{}: ok", file.display());
             ExitCode::SUCCESS
         }
