@@ -27,6 +27,17 @@ async fn supervisor(url: &str) -> SupervisorServiceClient<AuthChannel> {
     SupervisorServiceClient::new(acd_proto::client::authed(ch, &creds))
 }
 
+/// Agent dave (sales 4), added by a supervisor.
+fn dave(dry_run: bool) -> UpsertAgentRequest {
+    UpsertAgentRequest {
+        agent_id: "dave".into(),
+        name: "Dave".into(),
+        skills: [("sales".to_string(), 4)].into(),
+        auto_answer: false,
+        dry_run,
+    }
+}
+
 /// Alice's phone refuses (486): her watch shows the offer (caller number
 /// and name), RESERVED, then the call finished with RONA, each numbered
 /// uniquely and increasingly; a watch resumed after the offer starts with
@@ -232,17 +243,7 @@ async fn supervisor_boards_forced_states_and_changes() {
     assert_eq!(e.code(), Code::NotFound);
 
     // A dry run says what would change and changes nothing.
-    let change = sup
-        .upsert_agent(UpsertAgentRequest {
-            agent_id: "dave".into(),
-            name: "Dave".into(),
-            skills: [("sales".to_string(), 4)].into(),
-            auto_answer: false,
-            dry_run: true,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let change = sup.upsert_agent(dave(true)).await.unwrap().into_inner();
     assert!(!change.applied);
     assert_eq!(change.diff, ["+ agent dave"]);
     assert!(
@@ -333,17 +334,7 @@ async fn an_added_agent_takes_a_call() {
         .await
         .unwrap();
 
-    let change = sup
-        .upsert_agent(UpsertAgentRequest {
-            agent_id: "dave".into(),
-            name: "Dave".into(),
-            skills: [("sales".to_string(), 4)].into(),
-            auto_answer: false,
-            dry_run: false,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let change = sup.upsert_agent(dave(false)).await.unwrap().into_inner();
     assert!(change.applied && change.version > 0, "{change:?}");
     let dave_phone = agent_phone(&env, "dave-1002", 1, dave_rtp.port(), None).await;
     register(&env, 2, "1002", "secret1002", env.ports.sipp(1).sip)

@@ -35,6 +35,27 @@ pub fn record_of(wire: u64) -> u64 {
     wire / EVENTS_PER_RECORD
 }
 
+/// The next released record for a watch stream; `None` ends the stream
+/// (the distributor is gone, or the watcher fell so far behind that it was
+/// told DATA_LOSS to watch again).
+pub async fn next_record<T>(
+    records: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<EventRecord>>,
+    tx: &tokio::sync::mpsc::Sender<Result<T, tonic::Status>>,
+    lagged_metric: &'static str,
+) -> Option<std::sync::Arc<EventRecord>> {
+    use tokio::sync::broadcast::error::RecvError;
+    match records.recv().await {
+        Ok(rec) => Some(rec),
+        Err(RecvError::Lagged(n)) => {
+            metrics::counter!(lagged_metric).increment(1);
+            let msg = format!("watch fell {n} events behind; watch again");
+            let _ = tx.send(Err(tonic::Status::data_loss(msg))).await;
+            None
+        }
+        Err(RecvError::Closed) => None,
+    }
+}
+
 /// One watcher's view of the records: which concern its agent, and the
 /// ring-all offers it shares with other agents (so it can tell its agent
 /// when another took the call).

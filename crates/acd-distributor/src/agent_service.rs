@@ -5,7 +5,6 @@ use std::pin::Pin;
 use acd_proto::v1 as pb;
 use acd_routing::{AgentId, CallId, Command, EventRecord, Extension, QueueId, TransferTarget};
 use futures::Stream;
-use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -381,20 +380,9 @@ async fn watch_agent(
             return;
         }
     }
-    loop {
-        let rec = match events.recv().await {
-            Ok(rec) => rec,
-            Err(RecvError::Lagged(n)) => {
-                metrics::counter!("acd_agent_watch_lagged_total").increment(1);
-                let _ = tx
-                    .send(Err(Status::data_loss(format!(
-                        "watch fell {n} events behind; watch again"
-                    ))))
-                    .await;
-                return;
-            }
-            Err(RecvError::Closed) => return,
-        };
+    while let Some(rec) =
+        agent_events::next_record(&mut events, &tx, "acd_agent_watch_lagged_total").await
+    {
         if rec.seq.0 <= start.after {
             continue;
         }

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::agent_events::concerned_agent;
+use crate::agent_events::{concerned_agent, next_record};
 use crate::agent_service::queue_board;
 use crate::convert::{agent_status, caller_to_wire, status_from};
 use crate::explain_log::{self, ExplainLog};
@@ -432,20 +432,8 @@ async fn watch_agents(
             return;
         }
     }
-    loop {
-        let rec = match records.recv().await {
-            Ok(rec) => rec,
-            Err(RecvError::Lagged(n)) => {
-                metrics::counter!("acd_supervisor_watch_lagged_total").increment(1);
-                let _ = tx
-                    .send(Err(Status::data_loss(format!(
-                        "watch fell {n} events behind; watch again"
-                    ))))
-                    .await;
-                return;
-            }
-            Err(RecvError::Closed) => return,
-        };
+    while let Some(rec) = next_record(&mut records, &tx, "acd_supervisor_watch_lagged_total").await
+    {
         let Some(agent) = concerned_agent(&rec.event) else {
             continue;
         };

@@ -102,24 +102,14 @@ pub async fn run(servers: &mut Servers, cmd: AgentCmd, json: bool) -> Result<()>
                 agent_id: agent,
                 call_id: call,
             };
-            servers
-                .call(|ch| {
-                    let req = req.clone();
-                    async move { client(ch).accept_offer(request(req)).await }
-                })
-                .await?
+            offer(servers, req, true).await?
         }
         AgentCmd::Reject { agent, call } => {
             let req = OfferRequest {
                 agent_id: agent,
                 call_id: call,
             };
-            servers
-                .call(|ch| {
-                    let req = req.clone();
-                    async move { client(ch).reject_offer(request(req)).await }
-                })
-                .await?
+            offer(servers, req, false).await?
         }
         AgentCmd::Wrapup { agent, reason } => {
             let req = EndWrapUpRequest {
@@ -178,6 +168,25 @@ pub async fn run(servers: &mut Servers, cmd: AgentCmd, json: bool) -> Result<()>
         }
     };
     print_agent(&status.into_inner(), json)
+}
+
+/// Accepts (`true`) or rejects an offer.
+async fn offer(
+    servers: &mut Servers,
+    req: OfferRequest,
+    accept: bool,
+) -> Result<tonic::Response<AgentStatus>> {
+    servers
+        .call(|ch| {
+            let req = request(req.clone());
+            async move {
+                match accept {
+                    true => client(ch).accept_offer(req).await,
+                    false => client(ch).reject_offer(req).await,
+                }
+            }
+        })
+        .await
 }
 
 /// Prints one line per event until `count` events or Ctrl-C. A broken
