@@ -175,3 +175,60 @@ impl Validator<'_> {
 fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
+
+#[cfg(test)]
+mod tests {
+    const BASE: &str = "[sip]\nrealm = \"t\"\npublic_ip = \"127.0.0.1\"\n";
+
+    fn errors(extra: &str) -> Vec<String> {
+        match crate::parse(&format!("{BASE}{extra}"), "t.toml") {
+            Ok(_) => Vec::new(),
+            Err(e) => {
+                e.0.iter()
+                    .map(|e| format!("{}: {}", e.key, e.message))
+                    .collect()
+            }
+        }
+    }
+
+    #[test]
+    fn access_defaults_on_and_checks_secrets() {
+        let c = crate::parse(BASE, "t.toml").unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.access.enabled && c.access.users.is_empty());
+        assert!(super::warnings(&c).is_empty());
+        let both = "[[access.users]]\nname = \"a\"\nrole = \"admin\"\ntoken = \"x\"\ntoken_sha256 = \"00\"\n";
+        assert!(
+            errors(both)[0].contains("give only one"),
+            "{:?}",
+            errors(both)
+        );
+        let short =
+            "[[access.users]]\nname = \"a\"\nrole = \"supervisor\"\ntoken_sha256 = \"abc\"\n";
+        assert!(
+            errors(short)[0].contains("64 hex digits"),
+            "{:?}",
+            errors(short)
+        );
+        let none = "[[access.users]]\nname = \"a\"\nrole = \"admin\"\n";
+        assert!(
+            errors(none)[0].contains("give `token`"),
+            "{:?}",
+            errors(none)
+        );
+        assert!(
+            !errors("[[access.users]]\nname = \"a\"\nrole = \"root\"\ntoken = \"x\"\n").is_empty()
+        );
+        let demo = format!("{BASE}[access]\ncluster_token = \"demo-cluster-token-change-me\"\n");
+        let c = crate::parse(&demo, "t.toml").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(super::warnings(&c).len(), 1);
+    }
+
+    #[test]
+    fn the_shipped_config_has_demo_secrets_and_agent_passwords() {
+        let c = crate::Loaded::embedded()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .config;
+        assert!(c.agents.iter().all(|a| a.secret().is_some()));
+        assert!(super::warnings(&c)[0].contains("demo"));
+    }
+}
