@@ -213,6 +213,7 @@ async fn grpc_over_tls_with_acdctl() {
     // A generated client trusting the CA, as the admin.
     let tls = ClientTls {
         ca_pem: Some(std::fs::read(&ca).unwrap()),
+        ..Default::default()
     };
     let ch = acd_tests::grpc::connect_plain(&https, acd_tests::SHORT, &tls)
         .await

@@ -62,7 +62,8 @@ pub struct GrpcTlsConfig {
     /// PEM certificate chain and key, relative to the config file.
     pub cert: String,
     pub key: String,
-    /// PEM CA: clients must present a certificate it signed (mutual TLS).
+    /// PEM CA: clients must present a certificate it signed (mutual TLS);
+    /// this process's own clients then present `cert`/`key`.
     pub client_ca: Option<String>,
     /// PEM CA this process trusts when it dials `https://` peers; absent:
     /// the system's roots.

@@ -65,13 +65,20 @@ impl tonic::service::Interceptor for Credentials {
 #[derive(Clone, Debug, Default)]
 pub struct ClientTls {
     pub ca_pem: Option<Vec<u8>>,
+    /// PEM certificate and key presented to servers that require one
+    /// (mutual TLS).
+    pub identity_pem: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl ClientTls {
     fn config(&self) -> ClientTlsConfig {
-        match &self.ca_pem {
+        let c = match &self.ca_pem {
             Some(pem) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)),
             None => ClientTlsConfig::new().with_native_roots(),
+        };
+        match &self.identity_pem {
+            Some((cert, key)) => c.identity(tonic::transport::Identity::from_pem(cert, key)),
+            None => c,
         }
     }
 }

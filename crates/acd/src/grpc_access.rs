@@ -27,15 +27,37 @@ pub fn setup(loaded: &Loaded) -> Result<AccessLayer> {
     for w in acd_config::access::warnings(cfg) {
         tracing::warn!("{w}");
     }
-    let ca_pem = match cfg.grpc.tls.as_ref().and_then(|t| t.ca.as_deref()) {
+    if access.enabled() && cfg.access.cluster_token.is_empty() {
+        tracing::warn!("[access] cluster_token is not set: the roles of this process reach each other, other processes of the site are refused");
+    }
+    acd_proto::client::set_site_identity(
+        Credentials::bearer(&access_cfg.access.cluster_token),
+        client_tls(loaded)?,
+    );
+    Ok(AccessLayer::new(access))
+}
+
+/// What this process's clients trust (`[grpc.tls] ca`) and, under mutual
+/// TLS (`client_ca`), the certificate they present: the listener's own.
+fn client_tls(loaded: &Loaded) -> Result<ClientTls> {
+    let Some(t) = &loaded.config.grpc.tls else {
+        return Ok(ClientTls::default());
+    };
+    let ca_pem = match &t.ca {
         Some(ca) => Some(read(loaded, ca, "[grpc.tls] ca")?),
         None => None,
     };
-    acd_proto::client::set_site_identity(
-        Credentials::bearer(&access_cfg.access.cluster_token),
-        ClientTls { ca_pem },
-    );
-    Ok(AccessLayer::new(access))
+    let identity_pem = match &t.client_ca {
+        Some(_) => Some((
+            read(loaded, &t.cert, "[grpc.tls] cert")?,
+            read(loaded, &t.key, "[grpc.tls] key")?,
+        )),
+        None => None,
+    };
+    Ok(ClientTls {
+        ca_pem,
+        identity_pem,
+    })
 }
 
 /// `[grpc.tls]` as the server's TLS configuration, if configured.

@@ -51,6 +51,23 @@ struct Cli {
     /// PEM CA to trust for `https://` servers (default: the system's roots).
     #[arg(long, global = true, env = "ACD_CA", value_name = "FILE")]
     ca: Option<std::path::PathBuf>,
+    /// PEM certificate and key to present where the server requires mutual TLS.
+    #[arg(
+        long,
+        global = true,
+        env = "ACD_CERT",
+        value_name = "FILE",
+        requires = "key"
+    )]
+    cert: Option<std::path::PathBuf>,
+    #[arg(
+        long,
+        global = true,
+        env = "ACD_KEY",
+        value_name = "FILE",
+        requires = "cert"
+    )]
+    key: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -278,11 +295,19 @@ fn credentials(cli: &Cli) -> Credentials {
 
 /// Sets this process's identity for every connection it makes.
 fn set_identity(cli: &Cli) -> Result<()> {
-    let ca_pem = match &cli.ca {
-        Some(f) => Some(std::fs::read(f).map_err(|e| anyhow!("--ca {}: {e}", f.display()))?),
-        None => None,
+    let read = |flag: &str, f: &std::path::Path| {
+        std::fs::read(f).map_err(|e| anyhow!("{flag} {}: {e}", f.display()))
     };
-    acd_proto::client::set_site_identity(credentials(cli), ClientTls { ca_pem });
+    let ca_pem = cli.ca.as_deref().map(|f| read("--ca", f)).transpose()?;
+    let identity_pem = match (&cli.cert, &cli.key) {
+        (Some(c), Some(k)) => Some((read("--cert", c)?, read("--key", k)?)),
+        _ => None,
+    };
+    let tls = ClientTls {
+        ca_pem,
+        identity_pem,
+    };
+    acd_proto::client::set_site_identity(credentials(cli), tls);
     Ok(())
 }
 
