@@ -17,16 +17,18 @@ use acd_proto::v1::{
     SetReadyRequest, StatusRequest, StatusResponse, WatchRequest,
 };
 
-/// The admin's token in tests/config/e2e.toml: the harness acts with it.
-pub const ADMIN_TOKEN: &str = "e2e-admin-token";
-/// The supervisor's token in tests/config/e2e.toml.
-pub const SUPERVISOR_TOKEN: &str = "e2e-supervisor-token";
-/// The site's cluster token in tests/config/e2e.toml.
-pub const CLUSTER_TOKEN: &str = "e2e-cluster-token";
+/// The admin's token in tests/config/e2e.toml and config/acd.toml (the
+/// demo secrets): the harness acts with it.
+pub const ADMIN_TOKEN: &str = "demo-admin-token-change-me";
+/// The supervisor's token in tests/config/e2e.toml and config/acd.toml.
+pub const SUPERVISOR_TOKEN: &str = "demo-supervisor-token-change-me";
+/// The site's cluster token in tests/config/e2e.toml and config/acd.toml.
+pub const CLUSTER_TOKEN: &str = "demo-cluster-token-change-me";
 
-/// An agent's password in tests/config/e2e.toml (`alice-e2e-password`).
+/// An agent's password in tests/config/e2e.toml and config/acd.toml
+/// (`alice-demo-password`).
 pub fn agent_password(agent: &str) -> String {
-    format!("{agent}-e2e-password")
+    format!("{agent}-demo-password")
 }
 
 /// The admin's credentials (what the harness sends unless told otherwise).
