@@ -144,6 +144,31 @@ async fn watch_numbers_offers_and_tells_why_a_call_left() {
     carol.await_state(AgentState::OnCall, LONG).await.unwrap();
     carol_phone.wait().await.assert_success(1);
     call.wait().await.assert_success(1);
+
+    // The decisions, in order: queued, offered to alice, back (RONA), offered to carol.
+    let why = supervisor(&url)
+        .await
+        .explain(ExplainRequest {
+            call_id: offer.call_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let steps: Vec<(&str, &str)> = why
+        .decisions
+        .iter()
+        .map(|d| (d.kind.as_str(), d.agent_id.as_str()))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("queued", ""),
+            ("offered", "alice"),
+            ("requeued", "alice"),
+            ("offered", "carol")
+        ],
+        "{why:?}"
+    );
 }
 
 /// Supervisor: boards, a forced NOT_READY the agent's watch sees, refusals

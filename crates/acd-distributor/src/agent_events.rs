@@ -354,6 +354,100 @@ mod tests {
         assert_eq!(record_of(wire_seq_through(7)), 7);
     }
 
+    fn rec(seq: u64, event: Event) -> EventRecord {
+        EventRecord {
+            seq: acd_routing::Seq(seq),
+            term: acd_routing::Term(1),
+            at: acd_routing::Timestamp(seq),
+            event,
+            origin: None,
+        }
+    }
+
+    fn kinds(events: &[pb::AgentEvent]) -> Vec<&str> {
+        events
+            .iter()
+            .map(|e| match &e.kind {
+                Some(pb::agent_event::Kind::Offer(_)) => "offer",
+                Some(pb::agent_event::Kind::Status(_)) => "status",
+                Some(pb::agent_event::Kind::Connected(_)) => "connected",
+                Some(pb::agent_event::Kind::Finished(f))
+                    if f.code == pb::FinishReason::TakenByOther as i32 =>
+                {
+                    "taken"
+                }
+                Some(pb::agent_event::Kind::Finished(_)) => "finished",
+                None => "none",
+            })
+            .collect()
+    }
+
+    /// Ring-all: the other agent rung sees the offer, then that another
+    /// agent answered; the one who answered sees its call connect.
+    #[tokio::test]
+    async fn ring_all_tells_the_others_who_took_it() {
+        use acd_routing::{AgentDef, Extension, QueueId, RoutingConfig};
+        let agent = |id: &str| AgentDef {
+            id: AgentId(id.into()),
+            name: id.into(),
+            skills: Vec::new(),
+            auto_answer: false,
+        };
+        let config = RoutingConfig {
+            queues: Vec::new(),
+            agents: vec![agent("alice"), agent("bob")],
+            default_wrap_up_ms: 0,
+            offer_timeout_ms: 1000,
+            extensions: Default::default(),
+            not_ready_reasons: Vec::new(),
+        };
+        let d = Distributor::new(config, crate::Role::Primary);
+        let call = CallId("c1".into());
+        let offered = rec(
+            5,
+            Event::CallOffered {
+                call: call.clone(),
+                agent: AgentId("alice".into()),
+                extension: Extension("1001".into()),
+                queue: QueueId("sales".into()),
+                caller: CallerInfo {
+                    from: "sip:0611@x".into(),
+                    ..Default::default()
+                },
+                expires_at: acd_routing::Timestamp(9),
+                explanation: Explanation::default(),
+                auto_answer: false,
+                ring_also: vec![(AgentId("bob".into()), Extension("1002".into()))],
+                dial: None,
+            },
+        );
+        let connected = rec(
+            6,
+            Event::CallConnected {
+                call,
+                agent: AgentId("alice".into()),
+            },
+        );
+        let mut alice = AgentFilter::new(AgentId("alice".into()));
+        let mut bob = AgentFilter::new(AgentId("bob".into()));
+        let a1 = alice.wire_events(&offered, &d);
+        assert_eq!(kinds(&a1), ["offer", "status"]);
+        assert_eq!(a1[0].seq, wire_seq(5, 0));
+        let b1 = bob.wire_events(&offered, &d);
+        assert_eq!(kinds(&b1), ["offer"]);
+        match &b1[0].kind {
+            Some(pb::agent_event::Kind::Offer(o)) => {
+                assert_eq!(o.caller.as_ref().map(|c| c.number.as_str()), Some("0611"))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            kinds(&alice.wire_events(&connected, &d)),
+            ["connected", "status"]
+        );
+        assert_eq!(kinds(&bob.wire_events(&connected, &d)), ["taken"]);
+    }
+
     #[test]
     fn numbers_from_uris() {
         assert_eq!(uri_user("sip:+4930123@example.com;user=phone"), "+4930123");
