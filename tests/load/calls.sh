@@ -116,6 +116,9 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 SIPP_DIR="$ROOT/tests/sipp"
 CONFIG="$HERE/load.toml"
+# Secrets of the generated config (a throw-away local run).
+LOAD_CLUSTER_TOKEN="load-cluster-$$"
+LOAD_ADMIN_TOKEN="load-admin-$$"
 
 pick_bin() {
     if [ -x "$ROOT/target/release/$1" ]; then echo "$ROOT/target/release/$1"
@@ -280,6 +283,11 @@ rtp_port_max = ${ACD_RTP#*-}
 [grpc]
 listen = "$IP:$ACD_GRPC"
 
+# gRPC access: the processes share the cluster token; acdctl acts as admin.
+[access]
+cluster_token = "$LOAD_CLUSTER_TOKEN"
+users = [{ name = "load", role = "admin", token = "$LOAD_ADMIN_TOKEN" }]
+
 [metrics]
 listen = "$IP:$ACD_METRICS"
 
@@ -363,7 +371,7 @@ if ! grep -q '^ACD READY' "$LOG_DIR/acd.stdout.log" 2>/dev/null; then
     tail -20 "$LOG_DIR/acd.stderr.log" >&2; exit 2
 fi
 log "$(grep '^ACD READY' "$LOG_DIR/acd.stdout.log") pid=$ACD_PID"
-CTL=("$ACDCTL" --server "http://$IP:$ACD_GRPC")
+CTL=("$ACDCTL" --server "http://$IP:$ACD_GRPC" --token "$LOAD_ADMIN_TOKEN")
 
 # ---- 2b. the hot standby (-s) ------------------------------------------------
 STANDBY_PID=""

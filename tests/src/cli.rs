@@ -37,6 +37,9 @@ impl CliOutput {
 pub async fn acdctl(server_url: &str, args: &[&str]) -> Result<CliOutput> {
     let bin = acdctl_bin();
     let child = Command::new(&bin)
+        // Every harness command acts as the admin of tests/config/e2e.toml;
+        // a test passes `--token`/`--agent-password` to act as someone else.
+        .env("ACD_TOKEN", crate::grpc::ADMIN_TOKEN)
         .arg("--server")
         .arg(server_url)
         .args(args)

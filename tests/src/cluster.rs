@@ -74,6 +74,7 @@ pub async fn status_once(url: &str) -> Result<StatusResponse> {
         .connect_timeout(Duration::from_millis(200))
         .connect()
         .await?;
+    let channel = acd_proto::client::authed(channel, &crate::grpc::admin());
     Ok(AdminServiceClient::new(channel)
         .status(StatusRequest {})
         .await?

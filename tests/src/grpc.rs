@@ -3,23 +3,49 @@
 
 use std::time::Duration;
 
+use acd_proto::client::{AuthChannel, ClientTls, Credentials};
 use anyhow::{anyhow, bail, Context, Result};
 use tokio::time::Instant;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use acd_proto::v1::admin_service_client::AdminServiceClient;
 use acd_proto::v1::agent_event::Kind;
 use acd_proto::v1::agent_service_client::AgentServiceClient;
 use acd_proto::v1::{
-    AgentEvent, AgentState, AgentStatus, CallOffer, GetAgentRequest, ListQueuesRequest,
-    LoginRequest, LogoutRequest, QueueStatus, SetNotReadyRequest, SetReadyRequest, StatusRequest,
-    StatusResponse, WatchRequest,
+    AgentEvent, AgentState, AgentStatus, CallFinished, CallOffer, GetAgentRequest,
+    ListQueuesRequest, LoginRequest, LogoutRequest, QueueStatus, SetNotReadyRequest,
+    SetReadyRequest, StatusRequest, StatusResponse, WatchRequest,
 };
 
-/// Connects to `url`, retrying until `within` elapses.
-pub async fn connect(url: &str, within: Duration) -> Result<Channel> {
+/// The admin's token in tests/config/e2e.toml and config/acd.toml (the
+/// demo secrets): the harness acts with it.
+pub const ADMIN_TOKEN: &str = "demo-admin-token-change-me";
+/// The supervisor's token in tests/config/e2e.toml and config/acd.toml.
+pub const SUPERVISOR_TOKEN: &str = "demo-supervisor-token-change-me";
+/// The site's cluster token in tests/config/e2e.toml and config/acd.toml.
+pub const CLUSTER_TOKEN: &str = "demo-cluster-token-change-me";
+
+/// An agent's password in tests/config/e2e.toml and config/acd.toml
+/// (`alice-demo-password`).
+pub fn agent_password(agent: &str) -> String {
+    format!("{agent}-demo-password")
+}
+
+/// The admin's credentials (what the harness sends unless told otherwise).
+pub fn admin() -> Credentials {
+    Credentials::bearer(ADMIN_TOKEN)
+}
+
+/// Connects to `url` as the admin, retrying until `within` elapses.
+pub async fn connect(url: &str, within: Duration) -> Result<AuthChannel> {
+    let ch = connect_plain(url, within, &ClientTls::default()).await?;
+    Ok(acd_proto::client::authed(ch, &admin()))
+}
+
+/// Connects to `url` (TLS trusting `tls` for https://), retrying until `within` elapses.
+pub async fn connect_plain(url: &str, within: Duration, tls: &ClientTls) -> Result<Channel> {
     let deadline = Instant::now() + within;
-    let endpoint = Endpoint::from_shared(url.to_string())?.connect_timeout(Duration::from_secs(2));
+    let endpoint = acd_proto::client::endpoint(url, tls)?.connect_timeout(Duration::from_secs(2));
     loop {
         match endpoint.connect().await {
             Ok(ch) => return Ok(ch),
@@ -36,13 +62,20 @@ pub async fn connect(url: &str, within: Duration) -> Result<Channel> {
 #[derive(Clone)]
 pub struct AcdClient {
     pub url: String,
-    pub agent: AgentServiceClient<Channel>,
-    pub admin: AdminServiceClient<Channel>,
+    pub agent: AgentServiceClient<AuthChannel>,
+    pub admin: AdminServiceClient<AuthChannel>,
 }
 
 impl AcdClient {
+    /// As the admin.
     pub async fn connect(url: &str) -> Result<Self> {
-        let ch = connect(url, Duration::from_secs(10)).await?;
+        Self::connect_as(url, admin()).await
+    }
+
+    /// With `creds` (an agent's, a supervisor's, none).
+    pub async fn connect_as(url: &str, creds: Credentials) -> Result<Self> {
+        let ch = connect_plain(url, Duration::from_secs(10), &ClientTls::default()).await?;
+        let ch = acd_proto::client::authed(ch, &creds);
         Ok(AcdClient {
             url: url.to_string(),
             agent: AgentServiceClient::new(ch.clone()),
@@ -248,7 +281,7 @@ impl AgentWatch {
             let mut targets: Vec<String> = self.urls.iter().rev().cloned().collect();
             let mut hops = 0;
             while let Some(url) = targets.pop() {
-                let Ok(endpoint) = Endpoint::from_shared(url.clone()) else {
+                let Ok(endpoint) = acd_proto::client::endpoint(&url, &ClientTls::default()) else {
                     continue;
                 };
                 let ch = match endpoint
@@ -266,6 +299,7 @@ impl AgentWatch {
                     agent_id: self.agent.clone(),
                     after_seq: self.last_seq,
                 };
+                let ch = acd_proto::client::authed(ch, &admin());
                 match AgentServiceClient::new(ch).watch(req).await {
                     Ok(r) => {
                         eprintln!(
@@ -367,6 +401,15 @@ impl AgentWatch {
     pub async fn await_offer(&mut self, within: Duration) -> Result<CallOffer> {
         self.await_kind("offer", within, |k| match k {
             Kind::Offer(o) => Some(o.clone()),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Waits for a call to leave the agent (CallFinished).
+    pub async fn await_finished(&mut self, within: Duration) -> Result<CallFinished> {
+        self.await_kind("finished", within, |k| match k {
+            Kind::Finished(f) => Some(f.clone()),
             _ => None,
         })
         .await

@@ -130,6 +130,7 @@ async fn rolling_restart_of_every_process_under_load() {
 
     let started = Instant::now();
     let out = tokio::process::Command::new(acd_tests::acdctl_bin())
+        .env("ACD_TOKEN", acd_tests::grpc::ADMIN_TOKEN)
         .args(["rolling-restart", "--installation"])
         .arg(&restarts.installation)
         .args(["--timeout-secs", "30"])

@@ -64,6 +64,9 @@ rtp_port_max = 20999
 [grpc]
 listen = "127.0.0.1:50051"
 
+[access]
+users = [{{ name = "admin", role = "admin", token = "{admin}" }}]
+
 [metrics]
 listen = "127.0.0.1:9464"
 
@@ -98,6 +101,7 @@ type = "enqueue"
 queue = "sales"
 priority = 0
 "#,
+        admin = acd_tests::grpc::ADMIN_TOKEN,
         welcome = prompts.join("welcome.wav").display(),
         moh = prompts.join("moh.wav").display(),
     );

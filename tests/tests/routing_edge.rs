@@ -166,7 +166,6 @@ async fn an_auto_answer_agent_is_asked_to_answer_and_the_offer_names_the_caller(
 /// No agent of the queue is logged in: the call overflows to the night
 /// team's URI (a SIPp UAS), which answers; the caller hangs up.
 #[tokio::test]
-#[ignore = "needs h8-core (overflow) and h8-replay (queue keys)"]
 async fn a_queue_without_agents_overflows_to_the_night_team() {
     let env = TestEnv::new("routing_overflow_uri", 121);
     let night_port = env.ports.sipp(1).sip;
@@ -196,7 +195,6 @@ async fn a_queue_without_agents_overflows_to_the_night_team() {
 
 /// Outside business hours the queue plays its closed message and hangs up.
 #[tokio::test]
-#[ignore = "needs h8-core (business hours, overflow) and h8-replay (queue keys)"]
 async fn after_hours_the_caller_hears_the_message_and_is_hung_up() {
     let env = TestEnv::new("routing_closed_message", 122);
     // Open one minute a week on Sunday night: closed for the test.
@@ -229,10 +227,9 @@ async fn after_hours_the_caller_hears_the_message_and_is_hung_up() {
 /// A waiting caller hears position / wait announcements every 5 s (one
 /// takes about 4 s to say; one still playing makes the next wait).
 #[tokio::test]
-#[ignore = "needs h8-replay (queue announce key)"]
 async fn a_waiting_caller_hears_announcements() {
     let env = TestEnv::new("routing_announce", 123);
-    let config = sales_queue_config(&env, "announce = { every_ms = 5000 }", "");
+    let config = sales_queue_config(&env, "announce = { every_secs = 5 }", "");
     let mut acd = env.start_run_with(&config, &[]).await.unwrap();
     let mut client = AcdClient::connect(&acd.grpc_url()).await.unwrap();
     // Logged in, not ready: the call waits (and the wait is estimated).
@@ -295,14 +292,13 @@ async fn an_agent_transfers_the_call_to_another_queue() {
 /// customer (a SIPp UAS behind the `carrier` trunk's dial template) and,
 /// answered, rings alice and bridges them.
 #[tokio::test]
-#[ignore = "needs h8-core (callbacks, overflow) and h8-replay (queue keys)"]
 async fn a_callback_dials_the_customer_and_connects_an_agent() {
     let env = TestEnv::new("routing_callback", 125);
     let customer_port = env.ports.sipp(6).sip;
     let config = sales_queue_config(
         &env,
-        "overflow = { no_agents = \"callback\" }\n\
-         callback = { trunk = \"carrier\", retries = 1, retry_after_ms = 2000, ring_ms = 10000 }",
+        "overflow = { no_agents = { callback = true } }\n\
+         callback = { trunk = \"carrier\", retries = 1, retry_after_secs = 2, ring_secs = 10 }",
         &format!(
             "[[trunks]]\nname = \"carrier\"\nsources = [\"127.0.0.1\"]\n\
              dial = \"sip:{{number}}@127.0.0.1:{customer_port}\"\n"

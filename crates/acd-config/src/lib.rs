@@ -14,11 +14,13 @@ use std::path::{Path, PathBuf};
 use acd_ivr::Flow;
 use serde::Deserialize;
 
+pub mod access;
 mod flows;
 mod locate;
 mod prompt_dirs;
 pub mod routing;
 mod trunks;
+pub use access::{AccessConfig, GrpcTlsConfig, SecretForm, UserDef, UserRole};
 use flows::FlowDir;
 pub use flows::{known, FlowFile};
 pub use locate::Seg;
@@ -101,6 +103,9 @@ pub struct Config {
     /// Absent: no demo services run.
     #[serde(default)]
     pub demo: DemoConfig,
+    /// Who may use the gRPC API (see `access` module).
+    #[serde(default)]
+    pub access: AccessConfig,
 }
 
 /// `[ivr]`: where flows live besides inline `[flows.X]` tables.
@@ -242,12 +247,16 @@ impl Default for MediaConfig {
 #[serde(deny_unknown_fields)]
 pub struct GrpcConfig {
     pub listen: SocketAddr,
+    /// Absent: plain HTTP/2.
+    #[serde(default)]
+    pub tls: Option<GrpcTlsConfig>,
 }
 
 impl Default for GrpcConfig {
     fn default() -> Self {
         GrpcConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            tls: None,
         }
     }
 }
@@ -375,6 +384,12 @@ pub struct AgentDef {
     /// answer-after=0).
     #[serde(default)]
     pub auto_answer: bool,
+    /// The agent's password for the gRPC API (HTTP Basic `id:password`), or
+    /// its SHA-256 in hex; neither: only supervisors act for this agent.
+    #[serde(default)]
+    pub password: String,
+    #[serde(default)]
+    pub password_sha256: String,
 }
 
 /// One queue; see `config/acd.toml` for every key and `routing` for the types.
@@ -730,6 +745,7 @@ fn validate(c: &Config, text: &str, name: &str) -> Vec<ConfigError> {
     v.errors.extend(flows::check(c, text, name));
     v.auth(&c.auth);
     v.trunks(&c.trunks);
+    v.access(c);
     v.errors
 }
 

@@ -3,14 +3,15 @@
 use std::pin::Pin;
 
 use acd_proto::v1 as pb;
-use acd_routing::{AgentId, AgentState, AgentView, CallId, Command, Event, EventRecord, Extension};
+use acd_routing::{AgentId, CallId, Command, EventRecord, Extension, QueueId, TransferTarget};
 use futures::Stream;
-use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::convert::{agent_status, caller_to_wire, queue_status, status_from};
+use crate::access::Principal;
+use crate::agent_events::{self, AgentFilter};
+use crate::convert::{agent_status, status_from};
 use crate::{now_ms, Distributor};
 
 #[derive(Clone)]
@@ -58,6 +59,8 @@ fn command_name(cmd: &Command) -> &'static str {
         Command::AgentReady { .. } => "ready",
         Command::AgentNotReady { .. } => "not_ready",
         Command::AgentLogout { .. } => "logout",
+        Command::RejectOffer { .. } => "reject_offer",
+        Command::Transfer { .. } => "transfer",
         _ => "other",
     }
 }
@@ -69,126 +72,18 @@ fn agent_id(id: String) -> Result<AgentId, Status> {
     Ok(AgentId(id))
 }
 
-/// What an event means for the agent it concerns: the state it implies
-/// (so the watcher sees every transition even if the next event has
-/// already moved the agent on) and the call event itself.
-/// The agent an event concerns, read without touching the core, so each
-/// watcher skips other agents' events cheaply.
-fn concerned_agent(event: &Event) -> Option<&AgentId> {
-    match event {
-        Event::AgentLoggedIn { agent, .. }
-        | Event::AgentLoggedOut { agent }
-        | Event::AgentStateChanged { agent, .. }
-        | Event::CallOffered { agent, .. }
-        | Event::CallConnected { agent, .. }
-        | Event::CallEnded { agent, .. }
-        | Event::CallRequeued { agent, .. }
-        | Event::CallAbandoned {
-            agent: Some(agent), ..
-        } => Some(agent),
-        _ => None,
-    }
+/// The agent a request names, once its caller may act for it.
+fn acting<T>(req: &Request<T>, id: String) -> Result<AgentId, Status> {
+    let agent = agent_id(id)?;
+    Principal::may_act_for(req.extensions().get::<Principal>(), &agent.0)?;
+    Ok(agent)
 }
 
-fn agent_events(rec: &EventRecord, d: &Distributor) -> Option<Vec<pb::agent_event::Kind>> {
-    use pb::agent_event::Kind;
-    let finished = |call: &CallId, reason: &str| {
-        Kind::Finished(pb::CallFinished {
-            call_id: call.0.clone(),
-            reason: reason.into(),
-            ..Default::default()
-        })
-    };
-    let (agent, implied, call_event) = match &rec.event {
-        // Implied too: a replayed login must not show the agent's later state.
-        Event::AgentLoggedIn { agent, .. } => (agent, Some((AgentState::NotReady, None)), None),
-        Event::AgentLoggedOut { agent } => (agent, Some((AgentState::LoggedOut, None)), None),
-        Event::AgentStateChanged {
-            agent,
-            state,
-            reason,
-        } => (agent, Some((state.clone(), reason.clone())), None),
-        Event::CallOffered {
-            call,
-            agent,
-            queue,
-            caller,
-            ..
-        } => {
-            let (enqueued_at, priority, skills) = match d.lock().core.call(call) {
-                Some(c) => (Some(c.enqueued_at), c.priority, c.skills.clone()),
-                None => (None, 0, Default::default()),
-            };
-            let offer = pb::CallOffer {
-                call_id: call.0.clone(),
-                queue_id: queue.0.clone(),
-                caller: Some(caller_to_wire(caller)),
-                waited_ms: enqueued_at.map_or(0, |at| rec.at.ms_since(at)),
-                enqueued_at_ms: enqueued_at.map_or(0, |at| at.0),
-                priority,
-                skills: skills
-                    .into_iter()
-                    .map(|(k, v)| (k.0, u32::from(v)))
-                    .collect(),
-                ..Default::default()
-            };
-            (
-                agent,
-                Some((AgentState::Reserved { call: call.clone() }, None)),
-                Some(Kind::Offer(offer)),
-            )
-        }
-        Event::CallConnected { call, agent } => (
-            agent,
-            Some((AgentState::OnCall { call: call.clone() }, None)),
-            Some(Kind::Connected(pb::CallConnected {
-                call_id: call.0.clone(),
-            })),
-        ),
-        Event::CallEnded {
-            call,
-            agent,
-            wrap_up_until,
-            ..
-        } => (
-            agent,
-            Some((
-                AgentState::WrapUp {
-                    until: *wrap_up_until,
-                },
-                None,
-            )),
-            Some(finished(call, "ended")),
-        ),
-        Event::CallRequeued {
-            call,
-            agent,
-            reason,
-        } => (agent, None, Some(finished(call, reason))),
-        Event::CallAbandoned {
-            call,
-            agent: Some(agent),
-            ..
-        } => (agent, None, Some(finished(call, "caller abandoned"))),
-        _ => return None,
-    };
-    let view = d.lock().core.agent(agent)?;
-    let mut status = agent_status(&view);
-    if let Some((state, reason)) = implied {
-        let shown = AgentView {
-            state,
-            reason,
-            ..view
-        };
-        status = agent_status(&shown);
+fn call_id(id: String) -> Result<CallId, Status> {
+    if id.trim().is_empty() {
+        return Err(Status::invalid_argument("call_id is empty"));
     }
-    // The call event first (offer before "reserved"), then the state.
-    Some(
-        call_event
-            .into_iter()
-            .chain([Kind::Status(status)])
-            .collect(),
-    )
+    Ok(CallId(id))
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::AgentEvent, Status>> + Send>>;
@@ -199,14 +94,16 @@ impl pb::agent_service_server::AgentService for AgentApi {
         &self,
         req: Request<pb::LoginRequest>,
     ) -> Result<Response<pb::AgentStatus>, Status> {
+        let agent = acting(&req, req.get_ref().agent_id.clone())?;
         let r = req.into_inner();
-        let agent = agent_id(r.agent_id)?;
         if r.extension.trim().is_empty() {
             return Err(Status::invalid_argument("extension is empty"));
         }
+        let extension = Extension(r.extension);
+        self.check_extension(&extension)?;
         let cmd = Command::AgentLogin {
             agent: agent.clone(),
-            extension: Extension(r.extension),
+            extension,
         };
         self.run(cmd, &agent).await
     }
@@ -215,91 +112,115 @@ impl pb::agent_service_server::AgentService for AgentApi {
         &self,
         req: Request<pb::SetReadyRequest>,
     ) -> Result<Response<pb::AgentStatus>, Status> {
-        let agent = agent_id(req.into_inner().agent_id)?;
-        self.run(
-            Command::AgentReady {
-                agent: agent.clone(),
-            },
-            &agent,
-        )
-        .await
+        let agent = acting(&req, req.get_ref().agent_id.clone())?;
+        let cmd = Command::AgentReady {
+            agent: agent.clone(),
+        };
+        self.run(cmd, &agent).await
     }
 
     async fn set_not_ready(
         &self,
         req: Request<pb::SetNotReadyRequest>,
     ) -> Result<Response<pb::AgentStatus>, Status> {
-        let r = req.into_inner();
-        let agent = agent_id(r.agent_id)?;
-        let reason = if r.reason.is_empty() {
-            "not ready".to_string()
-        } else {
-            r.reason
-        };
-        self.run(
-            Command::AgentNotReady {
-                agent: agent.clone(),
-                reason,
-            },
-            &agent,
-        )
-        .await
+        let agent = acting(&req, req.get_ref().agent_id.clone())?;
+        let reason = req.into_inner().reason;
+        self.run(not_ready(&agent, reason), &agent).await
     }
 
     async fn accept_offer(
         &self,
-        _req: Request<pb::OfferRequest>,
+        req: Request<pb::OfferRequest>,
     ) -> Result<Response<pb::AgentStatus>, Status> {
-        Err(Status::unimplemented("AcceptOffer is not implemented yet"))
+        let agent = acting(&req, req.get_ref().agent_id.clone())?;
+        let call = call_id(req.into_inner().call_id)?;
+        // The phone answers the call; accepting only confirms the offer is
+        // this agent's (an auto-answer phone has already been told to).
+        let status = self.status_of(&agent)?;
+        if status.state != pb::AgentState::Reserved as i32 || status.call_id != call.0 {
+            metrics::counter!("acd_agent_api_errors_total", "command" => "accept_offer")
+                .increment(1);
+            return Err(Status::failed_precondition(format!(
+                "call {call} is not offered to agent {agent}"
+            )));
+        }
+        Ok(Response::new(status))
     }
 
     async fn reject_offer(
         &self,
-        _req: Request<pb::OfferRequest>,
+        req: Request<pb::OfferRequest>,
     ) -> Result<Response<pb::AgentStatus>, Status> {
-        Err(Status::unimplemented("RejectOffer is not implemented yet"))
+        let agent = acting(&req, req.get_ref().agent_id.clone())?;
+        let call = call_id(req.into_inner().call_id)?;
+        let cmd = Command::RejectOffer {
+            call,
+            agent: agent.clone(),
+        };
+        self.run(cmd, &agent).await
     }
 
     async fn end_wrap_up(
         &self,
-        _req: Request<pb::EndWrapUpRequest>,
+        req: Request<pb::EndWrapUpRequest>,
     ) -> Result<Response<pb::AgentStatus>, Status> {
-        Err(Status::unimplemented("EndWrapUp is not implemented yet"))
+        let agent = acting(&req, req.get_ref().agent_id.clone())?;
+        let reason = req.into_inner().not_ready_reason;
+        let cmd = if reason.is_empty() {
+            Command::AgentReady {
+                agent: agent.clone(),
+            }
+        } else {
+            not_ready(&agent, reason)
+        };
+        self.run(cmd, &agent).await
     }
 
     async fn transfer(
         &self,
-        _req: Request<pb::TransferRequest>,
+        req: Request<pb::TransferRequest>,
     ) -> Result<Response<pb::AgentStatus>, Status> {
-        Err(Status::unimplemented("Transfer is not implemented yet"))
+        use pb::transfer_request::Target;
+        let agent = acting(&req, req.get_ref().agent_id.clone())?;
+        let r = req.into_inner();
+        let call = call_id(r.call_id)?;
+        let target = match r.target {
+            Some(Target::QueueId(q)) if !q.is_empty() => TransferTarget::Queue(QueueId(q)),
+            Some(Target::ToAgentId(a)) if !a.is_empty() => TransferTarget::Agent(AgentId(a)),
+            _ => return Err(Status::invalid_argument("give a queue_id or a to_agent_id")),
+        };
+        let cmd = Command::Transfer {
+            call,
+            by: agent.clone(),
+            target,
+        };
+        self.run(cmd, &agent).await
     }
 
     async fn list_reasons(
         &self,
         _req: Request<pb::ListReasonsRequest>,
     ) -> Result<Response<pb::ListReasonsResponse>, Status> {
-        Err(Status::unimplemented("ListReasons is not implemented yet"))
+        let reasons = self.d.config().not_ready_reasons.clone();
+        Ok(Response::new(pb::ListReasonsResponse { reasons }))
     }
 
     async fn logout(
         &self,
         req: Request<pb::LogoutRequest>,
     ) -> Result<Response<pb::AgentStatus>, Status> {
-        let agent = agent_id(req.into_inner().agent_id)?;
-        self.run(
-            Command::AgentLogout {
-                agent: agent.clone(),
-            },
-            &agent,
-        )
-        .await
+        let agent = acting(&req, req.get_ref().agent_id.clone())?;
+        let cmd = Command::AgentLogout {
+            agent: agent.clone(),
+        };
+        self.run(cmd, &agent).await
     }
 
     async fn get_agent(
         &self,
         req: Request<pb::GetAgentRequest>,
     ) -> Result<Response<pb::AgentStatus>, Status> {
-        let agent = agent_id(req.into_inner().agent_id)?;
+        let agent = acting(&req, req.get_ref().agent_id.clone())?;
         self.status_of(&agent).map(Response::new)
     }
 
@@ -316,32 +237,15 @@ impl pb::agent_service_server::AgentService for AgentApi {
         &self,
         _req: Request<pb::ListQueuesRequest>,
     ) -> Result<Response<pb::ListQueuesResponse>, Status> {
-        let now = now_ms();
-        let inner = self.d.lock();
-        let queues = inner
-            .core
-            .queues()
-            .iter()
-            .map(|q| {
-                let required = self
-                    .d
-                    .config()
-                    .queues
-                    .iter()
-                    .find(|d| d.id == q.id)
-                    .map(|d| crate::convert::expr_terms(&d.skills))
-                    .unwrap_or_default();
-                queue_status(q, &required, now)
-            })
-            .collect();
+        let queues = queue_board(&self.d, now_ms());
         Ok(Response::new(pb::ListQueuesResponse { queues }))
     }
 
     type WatchStream = WatchStream;
 
     async fn watch(&self, req: Request<pb::WatchRequest>) -> Result<Response<WatchStream>, Status> {
-        let req = req.into_inner();
-        let agent = agent_id(req.agent_id)?;
+        let agent = acting(&req, req.get_ref().agent_id.clone())?;
+        let after_seq = req.into_inner().after_seq;
         // A standby's view may stop at any moment (its primary gone, not yet
         // promoted): watchers follow the leader like every other client.
         self.d.refuse_unless_leader().map_err(|e| {
@@ -351,35 +255,73 @@ impl pb::agent_service_server::AgentService for AgentApi {
         // Subscribe before reading the state so no change falls in between;
         // what is already released is replayed or summed up by the status.
         let events = self.d.subscribe_effects();
-        let start = self.watch_start(&agent, req.after_seq)?;
+        let mut filter = AgentFilter::new(agent.clone());
+        let start = self.watch_start(&mut filter, after_seq)?;
         metrics::counter!("acd_agent_watches_total").increment(1);
         let (tx, rx) = mpsc::channel(256);
-        tokio::spawn(watch_agent(self.d.clone(), agent, start, events, tx));
+        tokio::spawn(watch_agent(self.d.clone(), filter, start, events, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
+}
+
+fn not_ready(agent: &AgentId, reason: String) -> Command {
+    let reason = if reason.is_empty() {
+        "not ready".to_string()
+    } else {
+        reason
+    };
+    Command::AgentNotReady {
+        agent: agent.clone(),
+        reason,
+    }
+}
+
+/// Every queue's status now, with its definition's figures.
+pub fn queue_board(d: &Distributor, now: acd_routing::Timestamp) -> Vec<pb::QueueStatus> {
+    let config = d.config();
+    let inner = d.lock();
+    inner
+        .core
+        .queues()
+        .iter()
+        .map(|q| {
+            let def = config.queues.iter().find(|def| def.id == q.id);
+            crate::convert::queue_status_full(q, def, now)
+        })
+        .collect()
 }
 
 /// Where a watch begins: the events it missed, or the agent's status now.
 struct WatchStart {
     /// Sent first, in order.
     backlog: Vec<pb::AgentEvent>,
-    /// Live events at or below this seq are covered by the backlog.
+    /// Live records at or below this record seq are covered by the backlog.
     after: u64,
 }
 
 impl AgentApi {
     /// With `after_seq` and the log still holding what followed it: the
-    /// missed events concerning `agent` (released ones only, as live). Else
-    /// (a first watch, or a gap too old): the status now, at the released seq.
-    fn watch_start(&self, agent: &AgentId, after_seq: u64) -> Result<WatchStart, Status> {
+    /// missed events concerning the agent (released ones only, as live).
+    /// Else (a first watch, or a gap too old): the status now, numbered as
+    /// the last event of the released record.
+    fn watch_start(&self, filter: &mut AgentFilter, after_seq: u64) -> Result<WatchStart, Status> {
+        let agent = filter.agent.clone();
         let inner = self.d.lock();
         let view = inner
             .core
-            .agent(agent)
+            .agent(&agent)
             .ok_or_else(|| Status::not_found(format!("unknown agent `{agent}`")))?;
         let committed = inner.log.committed();
+        // The record the resume point is in is read again: its later events
+        // may not have been seen.
+        let resume_record = agent_events::record_of(after_seq);
         let missed = (after_seq > 0)
-            .then(|| inner.log.entries_after(after_seq).ok())
+            .then(|| {
+                inner
+                    .log
+                    .entries_after(resume_record.saturating_sub(1))
+                    .ok()
+            })
             .flatten();
         drop(inner);
         let Some(missed) = missed else {
@@ -388,7 +330,7 @@ impl AgentApi {
                 tracing::info!(%agent, after_seq, committed, "watch resumes past the log: status re-sync");
             }
             let status = pb::AgentEvent {
-                seq: committed,
+                seq: agent_events::wire_seq_through(committed),
                 kind: Some(pb::agent_event::Kind::Status(agent_status(&view))),
             };
             return Ok(WatchStart {
@@ -399,33 +341,36 @@ impl AgentApi {
         let backlog = missed
             .iter()
             .map(|e| &e.payload)
-            .filter(|rec| rec.seq.0 <= committed && concerned_agent(&rec.event) == Some(agent))
-            .flat_map(|rec| wire_events(rec, &self.d))
+            .filter(|rec| rec.seq.0 <= committed)
+            .flat_map(|rec| filter.wire_events(rec, &self.d))
+            .filter(|ev| ev.seq > after_seq)
             .collect();
         metrics::counter!("acd_agent_watch_resumed_total").increment(1);
         Ok(WatchStart {
             backlog,
-            after: committed.max(after_seq),
+            after: committed.max(resume_record),
         })
+    }
+
+    /// Refuses a login at an extension the site does not have (the core
+    /// checks too once the configuration lists extensions).
+    fn check_extension(&self, extension: &Extension) -> Result<(), Status> {
+        let known = &self.d.config().extensions;
+        if known.is_empty() || known.contains(extension) {
+            return Ok(());
+        }
+        metrics::counter!("acd_agent_api_errors_total", "command" => "login_unknown_extension")
+            .increment(1);
+        Err(Status::not_found(format!(
+            "extension {extension} is not configured"
+        )))
     }
 }
 
-/// One record as the events a watcher gets, each carrying the record's seq.
-fn wire_events(rec: &EventRecord, d: &Distributor) -> Vec<pb::AgentEvent> {
-    agent_events(rec, d)
-        .into_iter()
-        .flatten()
-        .map(|kind| pb::AgentEvent {
-            seq: rec.seq.0,
-            kind: Some(kind),
-        })
-        .collect()
-}
-
-/// Sends the backlog, then every released event about `agent` after it.
+/// Sends the backlog, then every released event about the agent after it.
 async fn watch_agent(
     d: Distributor,
-    agent: AgentId,
+    mut filter: AgentFilter,
     start: WatchStart,
     mut events: tokio::sync::broadcast::Receiver<std::sync::Arc<EventRecord>>,
     tx: mpsc::Sender<Result<pb::AgentEvent, Status>>,
@@ -435,24 +380,13 @@ async fn watch_agent(
             return;
         }
     }
-    loop {
-        let rec = match events.recv().await {
-            Ok(rec) => rec,
-            Err(RecvError::Lagged(n)) => {
-                metrics::counter!("acd_agent_watch_lagged_total").increment(1);
-                let _ = tx
-                    .send(Err(Status::data_loss(format!(
-                        "watch fell {n} events behind; watch again"
-                    ))))
-                    .await;
-                return;
-            }
-            Err(RecvError::Closed) => return,
-        };
-        if rec.seq.0 <= start.after || concerned_agent(&rec.event) != Some(&agent) {
+    while let Some(rec) =
+        agent_events::next_record(&mut events, &tx, "acd_agent_watch_lagged_total").await
+    {
+        if rec.seq.0 <= start.after {
             continue;
         }
-        for ev in wire_events(&rec, &d) {
+        for ev in filter.wire_events(&rec, &d) {
             if tx.send(Ok(ev)).await.is_err() {
                 return;
             }

@@ -193,3 +193,34 @@ pub fn callback_to_wire(
         requested_at_ms: r.requested_at.0,
     }
 }
+
+/// A queue's status with the figures of its definition: expression,
+/// strategy, service level (target and achieved) and whether it is open.
+pub fn queue_status_full(
+    q: &QueueView,
+    def: Option<&acd_routing::QueueDef>,
+    now: Timestamp,
+) -> pb::QueueStatus {
+    let required = def.map(|d| expr_terms(&d.skills)).unwrap_or_default();
+    let mut s = queue_status(q, &required, now);
+    s.offering = q.offering as u32;
+    s.timed_out = q.timed_out;
+    // TODO(h8-core): `overflowed` and `answered_in_sl` once QueueCounters has them;
+    // service_level_permille = answered_in_sl * 1000 / offered.
+    s.overflowed = 0;
+    s.service_level_permille = 0;
+    let Some(def) = def else {
+        s.open = true;
+        return s;
+    };
+    s.skills = def.skills.to_string();
+    s.strategy = crate::agent_events::strategy_name(&def.strategy);
+    s.target_percent = u32::from(def.service_level.percent);
+    s.target_secs = u32::try_from(def.service_level.within_ms / 1000).unwrap_or(u32::MAX);
+    s.open = def.hours.as_ref().is_none_or(|h| {
+        let now = i64::try_from(now.0).unwrap_or(i64::MAX);
+        acd_ivr::calendar::hours(&h.timezone, &h.weekly, &h.holidays, now)
+            == acd_ivr::calendar::Hours::Open
+    });
+    s
+}

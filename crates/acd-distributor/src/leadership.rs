@@ -433,13 +433,13 @@ impl Leadership {
 async fn await_acting(leader: &LeaderSeen, within: Duration) -> Result<(), String> {
     use acd_proto::v1::admin_service_client::AdminServiceClient;
     let deadline = tokio::time::Instant::now() + within;
-    let channel = tonic::transport::Endpoint::from_shared(leader.url.clone())
+    let channel = acd_proto::client::site_endpoint(&leader.url)
         .map_err(|e| format!("the new primary's URL {}: {e}", leader.url))?
         .connect_timeout(within)
         .connect()
         .await
         .map_err(|e| format!("the new primary at {}: {e}", leader.url))?;
-    let mut admin = AdminServiceClient::new(channel);
+    let mut admin = AdminServiceClient::new(acd_proto::client::site_authed(channel));
     loop {
         if let Ok(s) = admin.status(acd_proto::v1::StatusRequest {}).await {
             let acting = s

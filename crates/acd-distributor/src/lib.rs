@@ -18,16 +18,21 @@ use acd_replication::Leader;
 use acd_routing::{Command, CommandError, Core, EventRecord, RoutingConfig, Term, Timestamp};
 use tokio::sync::{broadcast, watch, Notify};
 
+pub mod access;
+pub mod agent_events;
 pub mod agent_service;
 pub mod announce;
 pub mod bindings;
+pub mod config_diff;
 pub mod convert;
 pub mod edge_forward;
 pub mod edge_registry;
 pub mod edge_service;
+pub mod explain_log;
 pub mod journal;
 pub mod leadership;
 pub mod replication;
+pub mod supervisor_service;
 
 /// Records kept for a standby to catch up without a snapshot.
 const LOG_CAPACITY: usize = 10_000;
@@ -449,6 +454,11 @@ impl Distributor {
             Role::Primary => inner.address.clone(),
             Role::Standby { primary_url } => primary_url.clone(),
         };
+        let role_kind = match &inner.role {
+            Role::Primary => acd_proto::v1::DistributorRole::Primary,
+            Role::Standby { .. } => acd_proto::v1::DistributorRole::Standby,
+        };
+        let state_digest = inner.core.state_digest();
         acd_proto::v1::DistributorStatus {
             replication_lag,
             followers: inner.log.followers().count() as u32,
@@ -456,7 +466,11 @@ impl Distributor {
             role,
             term: inner.core.term().0,
             last_seq: inner.core.last_seq().0,
-            state_digest: inner.core.state_digest(),
+            state_digest,
+            state_digest_hex: format!("{state_digest:016x}"),
+            role_kind: role_kind as i32,
+            // TODO(h8-core): `inner.core.config_version()` once the core has it.
+            config_version: 0,
             following,
             calls_waiting: queues.iter().map(|q| q.waiting as u32).sum(),
             agents_logged_in: inner
@@ -464,7 +478,6 @@ impl Distributor {
                 .agents()
                 .filter(|a| a.state.is_logged_in())
                 .count() as u32,
-            ..Default::default()
         }
     }
 }

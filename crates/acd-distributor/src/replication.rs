@@ -20,7 +20,6 @@ use pb::replication_message::Kind;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Endpoint;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::{Distributor, EVENT_FORMAT_VERSION};
@@ -300,7 +299,7 @@ fn is_refused(err: &(dyn std::error::Error + 'static)) -> bool {
 
 async fn follow_once(d: &Distributor, url: &str) -> Result<(), FollowFailure> {
     let broken = |e: &dyn std::fmt::Display| FollowFailure::Broken(e.to_string());
-    let channel = Endpoint::from_shared(url.to_string())
+    let channel = acd_proto::client::site_endpoint(url)
         .map_err(|e| broken(&e))?
         .connect_timeout(Duration::from_secs(1))
         .tcp_nodelay(true)
@@ -328,7 +327,9 @@ async fn follow_stream(
     channel: tonic::transport::Channel,
 ) -> Result<(), String> {
     let (after_seq, after_term) = d.log_position();
-    let mut client = pb::replication_service_client::ReplicationServiceClient::new(channel);
+    let mut client = pb::replication_service_client::ReplicationServiceClient::new(
+        acd_proto::client::site_authed(channel),
+    );
     let (acks, acks_rx) = mpsc::channel::<pb::FollowerMessage>(1024);
     let start = pb::FollowRequest {
         follower_id: follower_id(d),

@@ -19,7 +19,6 @@ use acd_proto::v1 as pb;
 use pb::edge_service_client::EdgeServiceClient;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
-use tonic::transport::Endpoint;
 
 use crate::convert;
 use crate::driver::Input;
@@ -249,7 +248,7 @@ async fn run(mut endpoints: Endpoints, input: mpsc::Sender<Input>) {
 
 async fn attach_once(url: &str, input: &mpsc::Sender<Input>) -> Ended {
     let refused = |error: String| Ended::Refused { hint: None, error };
-    let endpoint = match Endpoint::from_shared(url.to_string()) {
+    let endpoint = match acd_proto::client::site_endpoint(url) {
         Ok(e) => e
             .connect_timeout(Duration::from_secs(1))
             .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
@@ -262,7 +261,7 @@ async fn attach_once(url: &str, input: &mpsc::Sender<Input>) -> Ended {
         Err(e) => return refused(e.to_string()),
     };
     let (tx, rx) = mpsc::unbounded_channel();
-    let mut inbound = match EdgeServiceClient::new(channel)
+    let mut inbound = match EdgeServiceClient::new(acd_proto::client::site_authed(channel))
         .attach(UnboundedReceiverStream::new(rx))
         .await
     {

@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use acd_proto::client::{site_authed, site_endpoint, AuthChannel};
 use acd_proto::v1 as pb;
 use pb::ivr_service_client::IvrServiceClient;
-use tonic::transport::{Channel, Endpoint};
 
 /// A step that takes longer is treated as a failed runner. A step may wait
 /// on HTTP lookups (at most 8 s in all, bounded by the runner); a runner that
@@ -17,7 +17,7 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct IvrClients {
-    runners: Arc<Vec<(String, IvrServiceClient<Channel>)>>,
+    runners: Arc<Vec<(String, IvrServiceClient<AuthChannel>)>>,
     next: Arc<AtomicUsize>,
 }
 
@@ -27,11 +27,11 @@ impl IvrClients {
         let runners = urls
             .iter()
             .map(|u| {
-                let ch = Endpoint::from_shared(u.clone())?
+                let ch = site_endpoint(u)?
                     .connect_timeout(Duration::from_secs(1))
                     .timeout(STEP_TIMEOUT)
                     .connect_lazy();
-                Ok((u.clone(), IvrServiceClient::new(ch)))
+                Ok((u.clone(), IvrServiceClient::new(site_authed(ch))))
             })
             .collect::<Result<Vec<_>, tonic::transport::Error>>()?;
         Ok(IvrClients {

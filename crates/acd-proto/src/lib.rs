@@ -2,6 +2,7 @@
 //! `proto/`. Shells translate between these types and the cores' own types;
 //! cores never import this crate.
 
+pub mod client;
 pub mod ivr_wire;
 pub mod leader;
 

@@ -74,6 +74,7 @@ impl AdminService for AdminApi {
         let edge = self.readiness.edge();
         Ok(Response::new(pb::StatusResponse {
             roles: self.roles.clone(),
+            role_kinds: self.roles.iter().map(|r| role_kind(r) as i32).collect(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             distributor: self.distributor.as_ref().map(Distributor::status),
             edge: edge.map(|e| e.status()),
@@ -87,7 +88,6 @@ impl AdminService for AdminApi {
                 .as_ref()
                 .map(Distributor::address)
                 .unwrap_or_default(),
-            ..Default::default()
         }))
     }
 
@@ -187,5 +187,15 @@ impl AdminService for AdminApi {
                 Err(Status::failed_precondition(format!("switchover: {e}")))
             }
         }
+    }
+}
+
+/// A role name of Status as its enum.
+fn role_kind(role: &str) -> pb::ProcessRole {
+    match role {
+        "edge" => pb::ProcessRole::Edge,
+        "ivr" => pb::ProcessRole::Ivr,
+        "distributor" => pb::ProcessRole::Distributor,
+        _ => pb::ProcessRole::Unspecified,
     }
 }

@@ -33,6 +33,7 @@ mod admin;
 mod check;
 mod cli;
 mod demo_orders;
+mod grpc_access;
 mod health;
 mod http;
 mod notify;
@@ -108,7 +109,10 @@ fn init_logging() {
 /// `acd check-config FILE`: exit 0 with "FILE: ok", or 2 with one error per line.
 fn check_config(file: &Path) -> ExitCode {
     match check::check(file) {
-        Ok(_) => {
+        Ok(loaded) => {
+            for w in acd_config::access::warnings(&loaded.config) {
+                eprintln!("{}: warning: {w}", file.display());
+            }
             println!("{}: ok", file.display());
             ExitCode::SUCCESS
         }
@@ -244,6 +248,9 @@ async fn serve(cmd: Cmd) -> Result<()> {
     let loaded = Loaded::from_option(plan.common.config.as_deref())?;
     let cfg = &loaded.config;
     check_urls(&plan)?;
+    // Before any client of this process dials out: they present its identity.
+    let access_layer = grpc_access::setup(&loaded)?;
+    let server_tls = grpc_access::server_tls(&loaded)?;
     let prometheus = PrometheusBuilder::new()
         .install_recorder()
         .context("installing the Prometheus recorder")?;
@@ -375,7 +382,12 @@ async fn serve(cmd: Cmd) -> Result<()> {
         .with_reloader(reloader)
         .into_service();
     readiness.register(service_name(&admin));
-    let mut router = Server::builder()
+    let mut server = Server::builder();
+    if let Some(tls) = server_tls {
+        server = server.tls_config(tls).context("[grpc.tls]")?;
+    }
+    let mut router = server
+        .layer(access_layer)
         .add_service(health_service)
         .add_service(reflection)
         .add_service(admin);
@@ -384,11 +396,15 @@ async fn serve(cmd: Cmd) -> Result<()> {
         let edges = acd_distributor::edge_service::EdgeApi::new(d.clone()).into_service();
         let replication =
             acd_distributor::replication::ReplicationApi::new(d.clone()).into_service();
+        let supervisors =
+            acd_distributor::supervisor_service::SupervisorApi::new(d.clone()).into_service();
+        readiness.register(service_name(&supervisors));
         readiness.register(service_name(&agents));
         readiness.register(service_name(&edges));
         readiness.register(service_name(&replication));
         router = router
             .add_service(agents)
+            .add_service(supervisors)
             .add_service(edges)
             .add_service(replication);
     }
@@ -610,7 +626,16 @@ fn advertised(cfg: &acd_config::Config, grpc_addr: SocketAddr) -> String {
     cfg.distributor
         .advertise
         .clone()
-        .unwrap_or_else(|| loopback_url(grpc_addr))
+        .unwrap_or_else(|| own_url(cfg, grpc_addr))
+}
+
+/// [`loopback_url`], `https://` when the listener speaks TLS.
+fn own_url(cfg: &acd_config::Config, addr: SocketAddr) -> String {
+    let url = loopback_url(addr);
+    match &cfg.grpc.tls {
+        Some(_) => url.replacen("http://", "https://", 1),
+        None => url,
+    }
 }
 
 /// Leadership from etcd when the command line or the config names etcd
@@ -757,7 +782,7 @@ async fn start_edge(
     let sip_udp = sip.sip_udp.unwrap_or(cfg.sip.udp);
     let (distributor_url, ivr_urls, edge_id) = match peers {
         EdgePeers::Loopback => {
-            let url = loopback_url(grpc_addr);
+            let url = own_url(&loaded.config, grpc_addr);
             (url.clone(), vec![url], None)
         }
         EdgePeers::Remote {

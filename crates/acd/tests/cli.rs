@@ -320,9 +320,7 @@ async fn run_serves_every_role_and_drains_honestly() {
     let url = run.grpc_url();
     let metrics = run.field("metrics").to_string();
 
-    let mut admin = AdminServiceClient::connect(url.clone())
-        .await
-        .expect("connect admin");
+    let mut admin = admin_client(url.clone()).await.expect("connect admin");
     let status = admin
         .status(pb::StatusRequest {})
         .await
@@ -397,9 +395,7 @@ async fn drain_without_an_edge_is_refused() {
         "127.0.0.1:0",
     ]);
     assert_eq!(dist.get("role"), Some("distributor"));
-    let mut admin = AdminServiceClient::connect(dist.grpc_url())
-        .await
-        .expect("connect admin");
+    let mut admin = admin_client(dist.grpc_url()).await.expect("connect admin");
     let err = admin.drain(pb::DrainRequest {}).await.expect_err("drain");
     assert_eq!(err.code(), tonic::Code::FailedPrecondition);
     let status = admin
@@ -483,4 +479,17 @@ async fn every_server_lists_its_services_by_reflection() {
         );
     }
     dist.terminate();
+}
+
+/// AdminService as the admin of the embedded config (its demo token).
+async fn admin_client(
+    url: String,
+) -> Result<AdminServiceClient<acd_proto::client::AuthChannel>, tonic::transport::Error> {
+    let channel = tonic::transport::Endpoint::from_shared(url)?
+        .connect()
+        .await?;
+    let creds = acd_proto::client::Credentials::bearer("demo-admin-token-change-me");
+    Ok(AdminServiceClient::new(acd_proto::client::authed(
+        channel, &creds,
+    )))
 }

@@ -1,12 +1,13 @@
 //! `acdctl agent ...`: AgentService calls, on the leader.
 
+use acd_proto::client::AuthChannel;
 use acd_proto::v1::agent_service_client::AgentServiceClient;
 use acd_proto::v1::{
-    AgentEvent, AgentStatus, GetAgentRequest, ListAgentsRequest, LoginRequest, LogoutRequest,
-    SetNotReadyRequest, SetReadyRequest, WatchRequest,
+    transfer_request, AgentEvent, AgentStatus, EndWrapUpRequest, GetAgentRequest,
+    ListAgentsRequest, ListReasonsRequest, LoginRequest, LogoutRequest, OfferRequest,
+    SetNotReadyRequest, SetReadyRequest, TransferRequest, WatchRequest,
 };
 use anyhow::Result;
-use tonic::transport::Channel;
 use tonic::Streaming;
 
 use crate::output::{self, emit};
@@ -21,7 +22,7 @@ fn print_agent(a: &AgentStatus, json: bool) -> Result<()> {
     )?)
 }
 
-fn client(channel: Channel) -> AgentServiceClient<Channel> {
+fn client(channel: AuthChannel) -> AgentServiceClient<AuthChannel> {
     AgentServiceClient::new(channel)
 }
 
@@ -99,8 +100,96 @@ pub async fn run(servers: &mut Servers, cmd: AgentCmd, json: bool) -> Result<()>
         AgentCmd::Console { agent, extension } => {
             return crate::console::run(servers, &agent, &extension).await
         }
+        AgentCmd::Accept { agent, call } => {
+            let req = OfferRequest {
+                agent_id: agent,
+                call_id: call,
+            };
+            offer(servers, req, true).await?
+        }
+        AgentCmd::Reject { agent, call } => {
+            let req = OfferRequest {
+                agent_id: agent,
+                call_id: call,
+            };
+            offer(servers, req, false).await?
+        }
+        AgentCmd::Wrapup { agent, reason } => {
+            let req = EndWrapUpRequest {
+                agent_id: agent,
+                not_ready_reason: reason.unwrap_or_default(),
+            };
+            servers
+                .call(|ch| {
+                    let req = req.clone();
+                    async move { client(ch).end_wrap_up(request(req)).await }
+                })
+                .await?
+        }
+        AgentCmd::Transfer {
+            agent,
+            call,
+            queue,
+            to_agent,
+        } => {
+            let target = match (queue, to_agent) {
+                (Some(q), _) => transfer_request::Target::QueueId(q),
+                (None, Some(a)) => transfer_request::Target::ToAgentId(a),
+                (None, None) => anyhow::bail!("give --queue or --to-agent"),
+            };
+            let req = TransferRequest {
+                agent_id: agent,
+                call_id: call,
+                target: Some(target),
+            };
+            servers
+                .call(|ch| {
+                    let req = req.clone();
+                    async move { client(ch).transfer(request(req)).await }
+                })
+                .await?
+        }
+        AgentCmd::Reasons => {
+            let reasons = servers
+                .call(|ch| async move {
+                    client(ch)
+                        .list_reasons(request(ListReasonsRequest {}))
+                        .await
+                })
+                .await?
+                .into_inner()
+                .reasons;
+            for r in &reasons {
+                let line = if json {
+                    serde_json::json!({ "reason": r }).to_string()
+                } else {
+                    r.clone()
+                };
+                output::print(&line)?;
+            }
+            return Ok(());
+        }
     };
     print_agent(&status.into_inner(), json)
+}
+
+/// Accepts (`true`) or rejects an offer.
+async fn offer(
+    servers: &mut Servers,
+    req: OfferRequest,
+    accept: bool,
+) -> Result<tonic::Response<AgentStatus>> {
+    servers
+        .call(|ch| {
+            let req = request(req.clone());
+            async move {
+                match accept {
+                    true => client(ch).accept_offer(req).await,
+                    false => client(ch).reject_offer(req).await,
+                }
+            }
+        })
+        .await
 }
 
 /// Prints one line per event until `count` events or Ctrl-C. A broken

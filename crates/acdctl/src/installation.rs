@@ -10,7 +10,6 @@ use acd_proto::v1::admin_service_client::AdminServiceClient;
 use acd_proto::v1::{StatusRequest, StatusResponse};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
-use tonic::transport::Endpoint;
 
 use crate::output::{self, or_dash};
 
@@ -104,11 +103,12 @@ async fn futures_join(servers: &[String]) -> Vec<Row> {
 
 async fn ask(url: &str) -> Result<StatusResponse, String> {
     let fut = async {
-        let channel = Endpoint::from_shared(url.to_string())?
+        let channel = acd_proto::client::site_endpoint(url)?
             .connect_timeout(CONNECT_TIMEOUT)
             .connect()
             .await
             .with_context(|| format!("cannot reach {url}"))?;
+        let channel = acd_proto::client::site_authed(channel);
         let mut req = tonic::Request::new(StatusRequest {});
         req.set_timeout(CALL_TIMEOUT);
         let resp = AdminServiceClient::new(channel).status(req).await?;

@@ -11,13 +11,15 @@ mod queue;
 mod replay;
 mod rolling;
 mod servers;
+mod supervisor;
 
 use std::process::ExitCode;
 use std::time::Duration;
 
+use acd_proto::client::{AuthChannel, ClientTls, Credentials};
 use anyhow::{anyhow, Result};
 use clap::{Parser, Subcommand};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 /// Deadline of every unary call (not of `agent watch`).
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -37,6 +39,38 @@ struct Cli {
     /// One JSON object per line instead of tables.
     #[arg(long, global = true)]
     json: bool,
+    /// Bearer token of a supervisor or admin (`[[access.users]]`).
+    #[arg(long, global = true, env = "ACD_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// The agent's own password: `agent ...` commands then authenticate as
+    /// the agent they name (HTTP Basic), instead of with `--token`.
+    #[arg(
+        long,
+        global = true,
+        env = "ACD_AGENT_PASSWORD",
+        hide_env_values = true
+    )]
+    agent_password: Option<String>,
+    /// PEM CA to trust for `https://` servers (default: the system's roots).
+    #[arg(long, global = true, env = "ACD_CA", value_name = "FILE")]
+    ca: Option<std::path::PathBuf>,
+    /// PEM certificate and key to present where the server requires mutual TLS.
+    #[arg(
+        long,
+        global = true,
+        env = "ACD_CERT",
+        value_name = "FILE",
+        requires = "key"
+    )]
+    cert: Option<std::path::PathBuf>,
+    #[arg(
+        long,
+        global = true,
+        env = "ACD_KEY",
+        value_name = "FILE",
+        requires = "cert"
+    )]
+    key: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -49,6 +83,10 @@ enum Command {
     /// Queues.
     #[command(subcommand)]
     Queue(QueueCmd),
+    /// Supervisors' live boards and changes (role supervisor; `apply` admin).
+    #[command(subcommand)]
+    Supervisor(supervisor::SupervisorCmd),
+    // Room for h8-replay's `Explain` and `Replay` (and `agent console`).
     /// Roles, replication and edge status of the daemon; with `--server
     /// URL,URL...` or `--installation FILE`, one row per process of the
     /// installation (exit 1 if any is down or not ready).
@@ -166,6 +204,51 @@ pub enum AgentCmd {
         #[arg(long)]
         count: Option<u64>,
     },
+    /// Take the call offered to the agent.
+    Accept { agent: String, call: String },
+    /// Decline the call offered to the agent (it goes to another agent).
+    Reject { agent: String, call: String },
+    /// End the agent's wrap-up now: ready, or not ready with `--reason`.
+    Wrapup {
+        agent: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Hand the agent's connected call to a queue or another agent.
+    Transfer {
+        agent: String,
+        call: String,
+        #[arg(
+            long,
+            conflicts_with = "to_agent",
+            required_unless_present = "to_agent"
+        )]
+        queue: Option<String>,
+        #[arg(long)]
+        to_agent: Option<String>,
+    },
+    /// The site's not-ready reason codes.
+    Reasons,
+}
+
+impl AgentCmd {
+    /// The agent the command acts for, if one.
+    fn agent(&self) -> Option<&str> {
+        match self {
+            AgentCmd::Login { agent, .. }
+            | AgentCmd::Ready { agent }
+            | AgentCmd::NotReady { agent, .. }
+            | AgentCmd::Logout { agent }
+            | AgentCmd::Show { agent }
+            | AgentCmd::Watch { agent, .. }
+            | AgentCmd::Accept { agent, .. }
+            | AgentCmd::Reject { agent, .. }
+            | AgentCmd::Wrapup { agent, .. }
+            | AgentCmd::Transfer { agent, .. }
+            | AgentCmd::Console { agent, .. } => Some(agent),
+            AgentCmd::List | AgentCmd::Reasons => None,
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -205,14 +288,47 @@ pub fn request<T>(msg: T) -> tonic::Request<T> {
     req
 }
 
-async fn connect(url: &str) -> Result<Channel> {
-    let endpoint = Endpoint::from_shared(url.to_string())?
+/// A channel to `url` sending the credentials of the command line.
+async fn connect(url: &str) -> Result<AuthChannel> {
+    let endpoint = acd_proto::client::site_endpoint(url)?
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true);
-    endpoint
+    let channel = endpoint
         .connect()
         .await
-        .map_err(|e| anyhow!("cannot reach {url}: {}", chain(&e)))
+        .map_err(|e| anyhow!("cannot reach {url}: {}", chain(&e)))?;
+    Ok(acd_proto::client::site_authed(channel))
+}
+
+/// Who the command acts as: the agent it names with `--agent-password`,
+/// else the `--token` holder.
+fn credentials(cli: &Cli) -> Credentials {
+    let agent = match &cli.command {
+        Command::Agent(cmd) => cmd.agent(),
+        _ => None,
+    };
+    match (agent, &cli.agent_password) {
+        (Some(agent), Some(pw)) => Credentials::basic(agent, pw),
+        _ => Credentials::bearer(cli.token.as_deref().unwrap_or_default()),
+    }
+}
+
+/// Sets this process's identity for every connection it makes.
+fn set_identity(cli: &Cli) -> Result<()> {
+    let read = |flag: &str, f: &std::path::Path| {
+        std::fs::read(f).map_err(|e| anyhow!("{flag} {}: {e}", f.display()))
+    };
+    let ca_pem = cli.ca.as_deref().map(|f| read("--ca", f)).transpose()?;
+    let identity_pem = match (&cli.cert, &cli.key) {
+        (Some(c), Some(k)) => Some((read("--cert", c)?, read("--key", k)?)),
+        _ => None,
+    };
+    let tls = ClientTls {
+        ca_pem,
+        identity_pem,
+    };
+    acd_proto::client::set_site_identity(credentials(cli), tls);
+    Ok(())
 }
 
 /// An error and its sources, `: `-separated, without repeated parts
@@ -231,6 +347,7 @@ fn chain(err: &dyn std::error::Error) -> String {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    set_identity(&cli)?;
     if let Command::RollingRestart {
         installation,
         timeout_secs,
@@ -258,6 +375,7 @@ async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Agent(cmd) => agent::run(&mut servers, cmd, cli.json).await,
         Command::Queue(QueueCmd::List) => queue::list(&mut servers, cli.json).await,
+        Command::Supervisor(cmd) => supervisor::run(&mut servers, cmd, cli.json).await,
         Command::Status(_) => admin::status(&mut servers, cli.json).await,
         Command::Drain => admin::drain(&mut servers, cli.json).await,
         Command::Snapshot => admin::snapshot(&mut servers).await,

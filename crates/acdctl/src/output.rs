@@ -147,12 +147,23 @@ pub fn event_json(e: &AgentEvent) -> Value {
     obj
 }
 
+/// The digest as the server spells it (older servers: from the number).
+fn digest_hex(d: &DistributorStatus) -> String {
+    if d.state_digest_hex.is_empty() {
+        format!("{:016x}", d.state_digest)
+    } else {
+        d.state_digest_hex.clone()
+    }
+}
+
 pub fn distributor_json(d: &DistributorStatus) -> Value {
     json!({
         "role": d.role,
         "term": d.term,
         "last_seq": d.last_seq,
         "state_digest": d.state_digest,
+        "state_digest_hex": digest_hex(d),
+        "config_version": d.config_version,
         "following": d.following,
         "calls_waiting": d.calls_waiting,
         "agents_logged_in": d.agents_logged_in,
@@ -360,9 +371,10 @@ pub fn status_text(s: &StatusResponse) -> String {
         rows.push(vec!["distributor.role".into(), or_dash(&d.role)]);
         rows.push(vec!["distributor.term".into(), d.term.to_string()]);
         rows.push(vec!["distributor.last_seq".into(), d.last_seq.to_string()]);
+        rows.push(vec!["distributor.state_digest".into(), digest_hex(d)]);
         rows.push(vec![
-            "distributor.state_digest".into(),
-            format!("{:016x}", d.state_digest),
+            "distributor.config_version".into(),
+            d.config_version.to_string(),
         ]);
         rows.push(vec!["distributor.following".into(), or_dash(&d.following)]);
         rows.push(vec![
@@ -572,6 +584,7 @@ mod tests {
             json!({
                 "roles": ["edge", "distributor"], "version": "0.1.0", "draining": false,
                 "distributor": {"role": "primary", "term": 3, "last_seq": 42, "state_digest": 7,
+                                "state_digest_hex": "0000000000000007", "config_version": 0,
                                 "following": "", "calls_waiting": 1, "agents_logged_in": 2,
                                 "replication_lag": 0, "followers": 0, "leader": ""},
                 "edge": null,

@@ -5,9 +5,9 @@
 use std::future::Future;
 use std::time::Duration;
 
+use acd_proto::client::AuthChannel;
 use acd_proto::leader::{leader_hint, Endpoints};
 use anyhow::{anyhow, Result};
-use tonic::transport::Channel;
 
 use crate::connect;
 
@@ -30,7 +30,7 @@ impl Servers {
     /// result. The server that answered is tried first next time.
     pub async fn call<T, F, Fut>(&mut self, mut call: F) -> Result<T>
     where
-        F: FnMut(Channel) -> Fut,
+        F: FnMut(AuthChannel) -> Fut,
         Fut: Future<Output = Result<T, tonic::Status>>,
     {
         let mut targets = self.endpoints.order();
