@@ -345,7 +345,6 @@ async fn supervisor_boards_forced_states_and_changes() {
 /// the caller ends (CallFinished CALLER_HUNG_UP), and Explain tells why the
 /// call went to dave.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs ApplyConfig from h8-core and CallEnded.by from the edge (h8-edge)"]
 async fn an_added_agent_takes_a_call() {
     let env = TestEnv::new("api_upsert_agent", 119);
     let acd = env.start_run().await.unwrap();

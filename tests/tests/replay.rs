@@ -227,7 +227,6 @@ async fn replay_reproduces_the_day_and_one_more_agent_cuts_the_wait() {
 }
 
 #[tokio::test]
-#[ignore = "needs h8-api (SupervisorService.Explain on the server)"]
 async fn explain_shows_who_got_the_call() {
     let env = TestEnv::new("replay-explain", 128);
     let mut acd = env.start_run().await.unwrap();

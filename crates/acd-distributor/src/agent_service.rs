@@ -201,7 +201,7 @@ impl pb::agent_service_server::AgentService for AgentApi {
         &self,
         _req: Request<pb::ListReasonsRequest>,
     ) -> Result<Response<pb::ListReasonsResponse>, Status> {
-        let reasons = self.d.config().not_ready_reasons.clone();
+        let reasons = self.d.lock().core.config().not_ready_reasons.clone();
         Ok(Response::new(pb::ListReasonsResponse { reasons }))
     }
 
@@ -278,8 +278,8 @@ fn not_ready(agent: &AgentId, reason: String) -> Command {
 
 /// Every queue's status now, with its definition's figures.
 pub fn queue_board(d: &Distributor, now: acd_routing::Timestamp) -> Vec<pb::QueueStatus> {
-    let config = d.config();
     let inner = d.lock();
+    let config = inner.core.config();
     inner
         .core
         .queues()
@@ -355,7 +355,8 @@ impl AgentApi {
     /// Refuses a login at an extension the site does not have (the core
     /// checks too once the configuration lists extensions).
     fn check_extension(&self, extension: &Extension) -> Result<(), Status> {
-        let known = &self.d.config().extensions;
+        let inner = self.d.lock();
+        let known = &inner.core.config().extensions;
         if known.is_empty() || known.contains(extension) {
             return Ok(());
         }

@@ -111,7 +111,7 @@ impl Schedule {
 /// Sends the announcements of every attached edge's waiting calls.
 pub async fn run(d: Distributor, registry: Arc<EdgeRegistry>) {
     let mut events = d.subscribe_effects();
-    let mut config = d.config().clone();
+    let mut config = d.config();
     let mut times = HandleTimes::default();
     let mut schedule = Schedule::default();
     let mut tick = tokio::time::interval(TICK);

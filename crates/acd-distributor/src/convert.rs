@@ -205,10 +205,13 @@ pub fn queue_status_full(
     let mut s = queue_status(q, &required, now);
     s.offering = q.offering as u32;
     s.timed_out = q.timed_out;
-    // TODO(h8-core): `overflowed` and `answered_in_sl` once QueueCounters has them;
-    // service_level_permille = answered_in_sl * 1000 / offered.
-    s.overflowed = 0;
-    s.service_level_permille = 0;
+    s.overflowed = q.overflowed;
+    // Of the calls that entered the queue, the share answered within the target.
+    s.service_level_permille = if q.offered == 0 {
+        1000
+    } else {
+        u32::try_from(q.answered_in_sl.saturating_mul(1000) / q.offered).unwrap_or(1000)
+    };
     let Some(def) = def else {
         s.open = true;
         return s;

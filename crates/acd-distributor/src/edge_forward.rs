@@ -137,6 +137,8 @@ impl Forwarder {
 
     fn auto_answer_of(&self, agent: &AgentId) -> bool {
         self.d
+            .lock()
+            .core
             .config()
             .agents
             .iter()

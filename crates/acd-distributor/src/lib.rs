@@ -166,8 +166,10 @@ impl Distributor {
             .collect()
     }
 
-    pub fn config(&self) -> &RoutingConfig {
-        &self.config
+    /// The routing configuration in force: the file's, or the last one applied
+    /// at run time (`ConfigChanged`), as the core holds it.
+    pub fn config(&self) -> RoutingConfig {
+        self.lock().core.config().clone()
     }
 
     /// Locks the state; never held across an await.
@@ -469,8 +471,7 @@ impl Distributor {
             state_digest,
             state_digest_hex: format!("{state_digest:016x}"),
             role_kind: role_kind as i32,
-            // TODO(h8-core): `inner.core.config_version()` once the core has it.
-            config_version: 0,
+            config_version: inner.core.config_version(),
             following,
             calls_waiting: queues.iter().map(|q| q.waiting as u32).sum(),
             agents_logged_in: inner

@@ -46,11 +46,9 @@ impl SupervisorApi {
         pb::supervisor_service_server::SupervisorServiceServer::new(self)
     }
 
-    /// The configuration in force.
-    // TODO(h8-core): `self.d.lock().core.config().clone()` once the core keeps
-    // the applied configuration; until then the one the process started with.
+    /// The configuration in force (changes applied at run time included).
     fn current_config(&self) -> RoutingConfig {
-        self.d.config().clone()
+        self.d.config()
     }
 
     /// Runs `new` through the replicated command path unless `dry_run`;
