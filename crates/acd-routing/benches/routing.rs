@@ -142,7 +142,7 @@ fn call_cycle(core: &mut Core, n: usize, t: u64) -> (u64, usize) {
     records += r.len();
     records += core
         .handle(
-            Command::AgentAnswered { call: call.clone() },
+            Command::AgentAnswered { call: call.clone(), agent: None },
             Timestamp(t + 4_000),
         )
         .unwrap()
@@ -170,7 +170,7 @@ fn busy_core(n_agents: usize, busy: usize) -> (Core, u64) {
         let call = CallId(format!("bg{n}"));
         let r = core.handle(enqueue(&call, n), Timestamp(t)).unwrap();
         assert!(offered_agent(&r), "background call {n} offered");
-        core.handle(Command::AgentAnswered { call }, Timestamp(t))
+        core.handle(Command::AgentAnswered { call, agent: None }, Timestamp(t))
             .unwrap();
         t += 1;
     }
@@ -281,7 +281,7 @@ fn recorded_stream() -> Vec<EventRecord> {
         }
         for call in &calls {
             recs.extend(
-                core.handle(Command::AgentAnswered { call: call.clone() }, Timestamp(t))
+                core.handle(Command::AgentAnswered { call: call.clone(), agent: None }, Timestamp(t))
                     .unwrap(),
             );
             t += 50;

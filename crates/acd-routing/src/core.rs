@@ -8,16 +8,18 @@ use crate::directory::Directory;
 use crate::error::{ApplyError, CommandError, SnapshotError};
 use crate::event::{AgentState, Event, EventRecord};
 use crate::ids::{AgentId, CallId, Extension, Seq, Term, Timestamp};
-use crate::matcher;
+use crate::index::{self, RoutingIndex};
+use crate::matcher::{self, Pass};
 use crate::origin::{AppliedOrigins, Origin};
 use crate::state::{AgentRuntime, CallPhase, CallRecord, QueueCounters, State};
-use crate::strategy::Strategy;
 use crate::timer::{self, Timer};
 use crate::view::{AgentView, CallView, QueueView};
 use serde::{Deserialize, Serialize};
 
 /// Snapshot layout version written by this build; readers accept this and older.
-pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
+/// 2: agents carry session statistics (`logged_in_at`, `busy_ms`, `calls`), the state
+/// the round-robin cursor (`last_offered`), a ring-all offer its other agents.
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 2;
 
 /// Requeue reason used when the edge reports nothing within the offer timeout.
 pub const OFFER_TIMEOUT_REASON: &str = "no answer";
@@ -46,8 +48,9 @@ pub struct Core {
     state: State,
     term: Term,
     last_seq: Seq,
-    strategy: Strategy,
     origins: AppliedOrigins,
+    /// Derived from `dir` and `state` (see `index`); not part of snapshots or digests.
+    index: RoutingIndex,
 }
 
 /// The passes [`Core::handle_timeout`] makes before giving up: each pass only fires
@@ -60,13 +63,14 @@ impl Core {
     pub fn new(config: RoutingConfig, term: Term) -> Self {
         let dir = Directory::new(config);
         let state = State::new(&dir);
+        let index = RoutingIndex::build(&dir, &state);
         Core {
             dir,
             state,
             term,
             last_seq: Seq(0),
-            strategy: Strategy::default(),
             origins: AppliedOrigins::default(),
+            index,
         }
     }
 
@@ -148,6 +152,7 @@ impl Core {
                 got: rec.term,
             });
         }
+        let touched = index::touched(&self.state, &rec.event);
         self.state
             .apply_event(rec.at, &rec.event)
             .map_err(|reason| ApplyError::Inconsistent {
@@ -159,6 +164,8 @@ impl Core {
         if let Some(origin) = &rec.origin {
             self.origins.record(origin);
         }
+        // Last: a configuration change rebuilds the index from the directory in force.
+        self.index.sync(&self.dir, &self.state, &touched);
         Ok(())
     }
 
@@ -227,13 +234,14 @@ impl Core {
         for id in dir.queues.keys() {
             state.counters.entry(id.clone()).or_default();
         }
+        let index = RoutingIndex::build(&dir, &state);
         Ok(Core {
             dir,
             state,
             term: snapshot.term,
             last_seq: snapshot.last_seq,
-            strategy: Strategy::default(),
             origins: snapshot.origins,
+            index,
         })
     }
 
@@ -399,39 +407,60 @@ impl Core {
         Ok(())
     }
 
+    /// Makes every offer the state allows now (see `matcher`).
     fn run_matcher(
         &mut self,
         out: &mut Vec<EventRecord>,
         now: Timestamp,
     ) -> Result<(), ApplyError> {
-        for m in matcher::plan(&self.state, &self.dir, self.strategy) {
-            let Some(call) = self.state.calls.get(&m.call) else {
+        let mut pass = Pass::start(&mut self.index, now);
+        loop {
+            let view = matcher::View {
+                dir: &self.dir,
+                state: &self.state,
+                index: &self.index,
+            };
+            let Some(offer) = pass.next(&view) else {
+                return Ok(());
+            };
+            let Some(event) = self.offer_event(offer, now) else {
                 continue;
             };
-            let Some(extension) = self
-                .state
-                .agents
-                .get(&m.agent)
-                .and_then(|a| a.extension.clone())
-            else {
-                continue;
-            };
-            let auto_answer = self.dir.agents.get(&m.agent).is_some_and(|a| a.auto_answer);
-            let event = Event::CallOffered {
-                call: m.call,
-                agent: m.agent,
-                extension,
-                queue: call.queue.clone(),
-                caller: call.caller.clone(),
-                expires_at: now.plus_ms(self.dir.offer_timeout_ms),
-                explanation: Default::default(),
-                auto_answer,
-                ring_also: Vec::new(),
-                dial: None,
-            };
-            self.emit(out, now, event)?;
+            if let Err(e) = self.emit(out, now, event) {
+                pass.abort(&mut self.index);
+                return Err(e);
+            }
         }
-        Ok(())
+    }
+
+    /// The `CallOffered` record of a decision.
+    fn offer_event(&self, offer: matcher::Offer, now: Timestamp) -> Option<Event> {
+        let call = self.state.calls.get(&offer.call)?;
+        let extension_of = |a: &AgentId| self.state.agents.get(a)?.extension.clone();
+        let extension = extension_of(&offer.agent)?;
+        let ring_also = offer
+            .ring_also
+            .into_iter()
+            .filter_map(|a| Some((a.clone(), extension_of(&a)?)))
+            .collect();
+        let auto_answer = self
+            .dir
+            .agents
+            .get(&offer.agent)
+            .is_some_and(|a| a.auto_answer);
+        Some(Event::CallOffered {
+            call: offer.call,
+            agent: offer.agent,
+            extension,
+            queue: call.queue.clone(),
+            caller: call.caller.clone(),
+            expires_at: now.plus_ms(self.dir.offer_timeout_ms),
+            explanation: offer.explanation,
+            auto_answer,
+            ring_also,
+            // TODO(h8-core): `callbacks::dial_for(...)` for a callback call, once merged.
+            dial: None,
+        })
     }
 
     fn fire_timers(
@@ -591,13 +620,23 @@ impl Core {
                     _ => vec![self.abandon(call, c, now)],
                 })
             }
-            Command::AgentAnswered { call } => {
+            Command::AgentAnswered { call, agent: who } => {
                 let c = self.call_rec(&call)?;
                 match &c.phase {
-                    CallPhase::Offered { agent, .. } => Ok(vec![Event::CallConnected {
-                        call,
-                        agent: agent.clone(),
-                    }]),
+                    CallPhase::Offered {
+                        agent, ring_also, ..
+                    } => {
+                        let agent = match who {
+                            None => agent.clone(),
+                            Some(w) if w == *agent || ring_also.contains(&w) => w,
+                            Some(w) => {
+                                return Err(CommandError::Invalid(format!(
+                                    "call {call} was not offered to {w}"
+                                )))
+                            }
+                        };
+                        Ok(vec![Event::CallConnected { call, agent }])
+                    }
                     CallPhase::Connected { .. } => Ok(Vec::new()), // a retried report
                     p => Err(not_in_phase(call, "be answered", p)),
                 }

@@ -1,8 +1,34 @@
 //! Static lookups derived once from the configuration.
 
 use crate::config::{AgentDef, QueueDef, RoutingConfig};
-use crate::ids::{AgentId, QueueId};
+use crate::ids::{AgentId, QueueId, SkillId};
 use std::collections::BTreeMap;
+
+/// A queue under one of its expressions: step 0 is the queue's own, step `k` the
+/// expression of relaxation step `k` (1-based). Calls of a queue sit in the pool of
+/// the expression in force for them ([`pool_step`]).
+pub(crate) type PoolKey = (QueueId, u32);
+
+/// What the matcher needs of one expression (which agents it admits: `agent_pools`).
+#[derive(Clone, Debug)]
+pub(crate) struct Pool {
+    /// The skills the expression names: the most-skilled strategy sums these levels.
+    pub score_skills: Vec<SkillId>,
+}
+
+/// The step whose expression is in force for a call at `relax_step` of `queue`:
+/// the last step reached that sets one, else 0 (as [`crate::CallRecord::requirement`]).
+pub(crate) fn pool_step(queue: &QueueDef, relax_step: u32) -> u32 {
+    queue
+        .relax
+        .iter()
+        .take(relax_step as usize)
+        .enumerate()
+        .filter(|(_, s)| s.skills.is_some())
+        .map(|(i, _)| i as u32 + 1)
+        .next_back()
+        .unwrap_or(0)
+}
 
 /// The configuration indexed for routing. Derived from [`RoutingConfig`] only, so it is
 /// identical on every process given the same configuration.
@@ -13,6 +39,11 @@ pub(crate) struct Directory {
     /// Per queue, the agents whose skills satisfy it, in id order. Skills are static,
     /// so eligibility is computed once instead of per match.
     pub eligible: BTreeMap<QueueId, Vec<AgentId>>,
+    /// Every queue's expressions (its own and its relaxation steps').
+    pub pools: BTreeMap<PoolKey, Pool>,
+    /// Per agent, the pools whose expression it satisfies, so an agent becoming
+    /// Ready looks only at the calls it could take.
+    pub agent_pools: BTreeMap<AgentId, Vec<PoolKey>>,
     pub default_wrap_up_ms: u64,
     pub offer_timeout_ms: u64,
 }
@@ -40,10 +71,13 @@ impl Directory {
                 (q.id.clone(), ids)
             })
             .collect();
+        let (pools, agent_pools) = build_pools(&queues, &agents);
         Directory {
             queues,
             agents,
             eligible,
+            pools,
+            agent_pools,
             default_wrap_up_ms: config.default_wrap_up_ms,
             offer_timeout_ms: config.offer_timeout_ms,
         }
@@ -55,4 +89,37 @@ impl Directory {
             .and_then(|q| q.wrap_up_ms)
             .unwrap_or(self.default_wrap_up_ms)
     }
+}
+
+type Pools = (
+    BTreeMap<PoolKey, Pool>,
+    BTreeMap<AgentId, Vec<PoolKey>>,
+);
+
+fn build_pools(
+    queues: &BTreeMap<QueueId, QueueDef>,
+    agents: &BTreeMap<AgentId, AgentDef>,
+) -> Pools {
+    let mut pools = BTreeMap::new();
+    let mut agent_pools: BTreeMap<AgentId, Vec<PoolKey>> = BTreeMap::new();
+    for q in queues.values() {
+        let steps = std::iter::once((0, &q.skills)).chain(
+            q.relax
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| Some((i as u32 + 1, s.skills.as_ref()?))),
+        );
+        for (step, expr) in steps {
+            let key: PoolKey = (q.id.clone(), step);
+            for a in agents.values().filter(|a| expr.eval(&a.skills)) {
+                agent_pools.entry(a.id.clone()).or_default().push(key.clone());
+            }
+            let score_skills = expr.skills().into_iter().cloned().collect();
+            pools.insert(
+                key,
+                Pool { score_skills },
+            );
+        }
+    }
+    (pools, agent_pools)
 }

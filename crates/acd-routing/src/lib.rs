@@ -43,6 +43,7 @@ mod event;
 pub mod explain;
 pub mod expr;
 mod ids;
+mod index;
 mod matcher;
 mod origin;
 mod state;

@@ -1,19 +1,17 @@
 //! How to choose among several Ready agents eligible for the same call.
 //!
-//! A strategy orders a queue's candidates; the matcher then offers each call, in rank
-//! order, to the first candidate not already taken. Strategies that need their own
-//! memory (round robin, fewest calls) will read it from the state passed in.
+//! A strategy gives each candidate a sort key (lower first, then agent id, so the
+//! choice never depends on map order). Keys that depend on neither the call nor the
+//! time (longest idle, fewest calls, most skilled for a call without extra skills)
+//! are what the matcher's ready-agent index is ordered by; the others are computed
+//! per decision over the queue's Ready agents.
 
-use crate::ids::{AgentId, Timestamp};
+use crate::config::AgentDef;
+use crate::digest::Fnv1a;
+use crate::ids::{AgentId, SkillId, Timestamp};
+use crate::state::AgentRuntime;
 use serde::{Deserialize, Serialize};
-
-/// A Ready agent eligible for a queue.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Candidate<'a> {
-    pub agent: &'a AgentId,
-    /// When the agent last became Ready.
-    pub idle_since: Timestamp,
-}
+use std::collections::BTreeMap;
 
 /// The agent-selection strategy of a queue. Every strategy breaks ties by agent id,
 /// so the choice never depends on map iteration order.
@@ -23,30 +21,163 @@ pub enum Strategy {
     /// The agent Ready for the longest time first.
     #[default]
     LongestIdle,
-    /// Highest proficiency in the skills the call's expression names first.
+    /// Highest sum of levels in the skills the call's requirement names (the
+    /// expression's and the call's extra skills) first; ties: longest idle.
     MostSkilled,
-    /// Lowest share of logged-in time spent on calls first.
+    /// Lowest share of logged-in time spent reserved, on calls or in wrap-up first;
+    /// ties: longest idle.
     LeastOccupied,
-    /// Fewest calls answered since login first.
+    /// Fewest calls answered since login first; ties: longest idle.
     FewestCalls,
     /// The agent after the one offered last in this queue (by agent id, cyclic).
     RoundRobin,
-    /// A pseudo-random agent, drawn from the log position so replay draws the same.
+    /// A pseudo-random agent: the lowest hash of (call arrival, agent id), so a
+    /// replay draws the same.
     Random,
     /// Every eligible Ready agent rings at once; the first to answer takes the call.
+    /// Agents are listed in id order (the first is the one the offer names).
     RingAll,
 }
 
+/// A candidate's sort key under a strategy: lower first, then agent id.
+pub(crate) type Key = (i128, u64);
+
+/// What a strategy knows about the call and the moment.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ctx<'a> {
+    pub now: Timestamp,
+    /// The skills the call's expression names.
+    pub score_skills: &'a [SkillId],
+    /// The call's extra skills, if its requirement has them.
+    pub extras: Option<&'a BTreeMap<SkillId, u8>>,
+    /// The queue's round-robin cursor.
+    pub last_offered: Option<&'a AgentId>,
+    /// The call's arrival number (the random strategy's seed).
+    pub seed: u64,
+}
+
+/// How the matcher finds a strategy's best candidates among a pool's Ready agents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Walk {
+    /// In the index's order: the key is [`Strategy::index_key`].
+    Index,
+    /// In agent-id order starting after the round-robin cursor, wrapping around.
+    Cyclic,
+    /// The key depends on the call or on the time: compute it for every candidate.
+    Scan,
+}
+
+/// Parts per billion, the resolution of the occupancy key.
+const PPB: u128 = 1_000_000_000;
+
 impl Strategy {
-    /// Sorts `candidates` best first.
-    #[allow(clippy::match_single_binding)] // the other strategies come with the engine
-    pub fn order(&self, candidates: &mut [Candidate<'_>]) {
+    /// The candidate's sort key for a call described by `ctx`.
+    pub(crate) fn key(
+        &self,
+        ctx: &Ctx<'_>,
+        id: &AgentId,
+        rt: &AgentRuntime,
+        def: &AgentDef,
+    ) -> Key {
+        let idle = rt.idle_since.unwrap_or_default().0;
         match self {
-            _ => candidates.sort_by(|a, b| {
-                a.idle_since
-                    .cmp(&b.idle_since)
-                    .then_with(|| a.agent.cmp(b.agent))
-            }),
+            Strategy::LongestIdle => (i128::from(idle), 0),
+            Strategy::MostSkilled => (-i128::from(proficiency(ctx, def)), idle),
+            Strategy::LeastOccupied => (occupancy_ppb(ctx.now, rt) as i128, idle),
+            Strategy::FewestCalls => (i128::from(rt.calls), idle),
+            Strategy::RoundRobin => (i128::from(ctx.last_offered.is_some_and(|l| id <= l)), 0),
+            Strategy::Random => (i128::from(random(ctx.seed, id)), 0),
+            Strategy::RingAll => (0, 0),
         }
     }
+
+    /// The key the ready-agent index of a pool orders agents by: the strategy's key
+    /// where it depends only on the agent (and the pool's skills), else nothing.
+    pub(crate) fn index_key(
+        &self,
+        score_skills: &[SkillId],
+        id: &AgentId,
+        rt: &AgentRuntime,
+        def: &AgentDef,
+    ) -> Key {
+        match self {
+            Strategy::LongestIdle | Strategy::MostSkilled | Strategy::FewestCalls => {
+                let ctx = Ctx {
+                    now: Timestamp(0),
+                    score_skills,
+                    extras: None,
+                    last_offered: None,
+                    seed: 0,
+                };
+                self.key(&ctx, id, rt, def)
+            }
+            _ => (0, 0),
+        }
+    }
+
+    /// How to walk a pool's Ready agents for a call (`extras`: it has extra skills).
+    pub(crate) fn walk(&self, extras: bool) -> Walk {
+        match self {
+            Strategy::LongestIdle | Strategy::FewestCalls | Strategy::RingAll => Walk::Index,
+            Strategy::MostSkilled if !extras => Walk::Index,
+            Strategy::RoundRobin => Walk::Cyclic,
+            Strategy::MostSkilled | Strategy::LeastOccupied | Strategy::Random => Walk::Scan,
+        }
+    }
+
+    /// The score behind `key` as an operator reads it (the explanation's text).
+    pub(crate) fn score_text(&self, ctx: &Ctx<'_>, key: Key, rt: &AgentRuntime) -> String {
+        match self {
+            Strategy::LongestIdle => {
+                let idle = rt.idle_since.unwrap_or_default();
+                format!("idle {} s", ctx.now.ms_since(idle) / 1000)
+            }
+            Strategy::MostSkilled => format!("proficiency {}", -key.0),
+            Strategy::LeastOccupied => format!("occupancy {}%", key.0 * 100 / PPB as i128),
+            Strategy::FewestCalls => format!("calls {}", key.0),
+            Strategy::RoundRobin => match ctx.last_offered {
+                Some(last) => format!("rr after {last}"),
+                None => "rr first".to_owned(),
+            },
+            Strategy::Random => format!("random {:#018x}", key.0),
+            Strategy::RingAll => "ring all".to_owned(),
+        }
+    }
+}
+
+/// Sum of the agent's levels in the skills the call names (each counted once).
+fn proficiency(ctx: &Ctx<'_>, def: &AgentDef) -> u64 {
+    let level = |s: &SkillId| {
+        def.skills
+            .iter()
+            .find(|(have, _)| have == s)
+            .map_or(0, |(_, l)| u64::from(*l))
+    };
+    let named: u64 = ctx.score_skills.iter().map(level).sum();
+    let extra: u64 = ctx
+        .extras
+        .into_iter()
+        .flatten()
+        .filter(|(s, _)| ctx.score_skills.binary_search(s).is_err())
+        .map(|(s, _)| level(s))
+        .sum();
+    named + extra
+}
+
+/// Busy share of the session so far, in parts per billion (0 before any time passed).
+fn occupancy_ppb(now: Timestamp, rt: &AgentRuntime) -> u128 {
+    let span = now.ms_since(rt.logged_in_at.unwrap_or(now));
+    if span == 0 {
+        return 0;
+    }
+    (u128::from(rt.busy_ms) * PPB / u128::from(span)).min(PPB)
+}
+
+/// The random strategy's draw for one agent: FNV-1a of the seed and the id, stable
+/// across builds and platforms.
+fn random(seed: u64, id: &AgentId) -> u64 {
+    let mut h = Fnv1a::new();
+    h.update(&seed.to_le_bytes());
+    h.update(id.as_str().as_bytes());
+    h.finish()
 }
