@@ -772,3 +772,53 @@ fn not_in_phase(call: CallId, action: &'static str, phase: &CallPhase) -> Comman
         phase: phase.name(),
     }
 }
+
+/// The matcher checked against its plain reference (property tests).
+#[cfg(test)]
+impl Core {
+    /// [`Core::handle`], asserting the offers equal [`matcher::reference`]'s.
+    pub(crate) fn handle_checked(
+        &mut self,
+        cmd: Command,
+        now: Timestamp,
+    ) -> Result<Vec<EventRecord>, CommandError> {
+        let events = self.decide(cmd, now)?;
+        let mut out = Vec::new();
+        for event in events {
+            self.emit(&mut out, now, event)?;
+        }
+        self.match_checked(&mut out, now);
+        Ok(out)
+    }
+
+    /// [`Core::handle_timeout`], asserting as [`Core::handle_checked`].
+    pub(crate) fn timeout_checked(&mut self, now: Timestamp) -> Vec<EventRecord> {
+        let mut out = Vec::new();
+        self.fire_timers(&mut out, now).expect("timers");
+        self.match_checked(&mut out, now);
+        out
+    }
+
+    fn match_checked(&mut self, out: &mut Vec<EventRecord>, now: Timestamp) {
+        let want = matcher::reference(&self.state, &self.dir, now);
+        let start = out.len();
+        self.run_matcher(out, now).expect("matcher");
+        let got: Vec<_> = out[start..]
+            .iter()
+            .filter_map(|r| match &r.event {
+                Event::CallOffered {
+                    call,
+                    agent,
+                    ring_also,
+                    ..
+                } => Some((
+                    call.clone(),
+                    agent.clone(),
+                    ring_also.iter().map(|(a, _)| a.clone()).collect::<Vec<_>>(),
+                )),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(got, want, "indexed matcher differs from the reference");
+    }
+}

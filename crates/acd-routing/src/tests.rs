@@ -954,4 +954,5 @@ fn config_validation() {
 }
 
 mod actions;
+mod matching;
 mod origin;
