@@ -6,14 +6,18 @@ use std::collections::BTreeMap;
 
 /// A queue under one of its expressions: step 0 is the queue's own, step `k` the
 /// expression of relaxation step `k` (1-based). Calls of a queue sit in the pool of
-/// the expression in force for them ([`pool_step`]).
-pub(crate) type PoolKey = (QueueId, u32);
+/// the expression in force for them ([`pool_step`]). Numbered densely, so the
+/// matcher's per-pool data is a vector rather than a map keyed by queue name.
+pub(crate) type PoolId = usize;
 
-/// What the matcher needs of one expression (which agents it admits: `agent_pools`).
+/// What the matcher needs of one pool (which agents it admits: `agent_pools`).
 #[derive(Clone, Debug)]
 pub(crate) struct Pool {
     /// The skills the expression names: the most-skilled strategy sums these levels.
     pub score_skills: Vec<SkillId>,
+    /// The queue's, copied here for the matcher's inner loop.
+    pub strategy: crate::strategy::Strategy,
+    pub aging_per_sec: u32,
 }
 
 /// The step whose expression is in force for a call at `relax_step` of `queue`:
@@ -40,10 +44,12 @@ pub(crate) struct Directory {
     /// so eligibility is computed once instead of per match.
     pub eligible: BTreeMap<QueueId, Vec<AgentId>>,
     /// Every queue's expressions (its own and its relaxation steps').
-    pub pools: BTreeMap<PoolKey, Pool>,
+    pub pools: Vec<Pool>,
+    /// Per queue, its pools by step.
+    pub queue_pools: BTreeMap<QueueId, Vec<(u32, PoolId)>>,
     /// Per agent, the pools whose expression it satisfies, so an agent becoming
     /// Ready looks only at the calls it could take.
-    pub agent_pools: BTreeMap<AgentId, Vec<PoolKey>>,
+    pub agent_pools: BTreeMap<AgentId, Vec<PoolId>>,
     pub default_wrap_up_ms: u64,
     pub offer_timeout_ms: u64,
 }
@@ -71,16 +77,28 @@ impl Directory {
                 (q.id.clone(), ids)
             })
             .collect();
-        let (pools, agent_pools) = build_pools(&queues, &agents);
+        let Pools {
+            pools,
+            queue_pools,
+            agent_pools,
+        } = build_pools(&queues, &agents);
         Directory {
             queues,
             agents,
             eligible,
             pools,
+            queue_pools,
             agent_pools,
             default_wrap_up_ms: config.default_wrap_up_ms,
             offer_timeout_ms: config.offer_timeout_ms,
         }
+    }
+
+    /// The pool a call of `queue` at `relax_step` sits in.
+    pub fn pool_of(&self, queue: &QueueDef, relax_step: u32) -> Option<PoolId> {
+        let step = pool_step(queue, relax_step);
+        let pools = self.queue_pools.get(&queue.id)?;
+        pools.iter().find(|(s, _)| *s == step).map(|(_, id)| *id)
     }
 
     pub fn wrap_up_ms(&self, queue: &QueueId) -> u64 {
@@ -91,17 +109,21 @@ impl Directory {
     }
 }
 
-type Pools = (
-    BTreeMap<PoolKey, Pool>,
-    BTreeMap<AgentId, Vec<PoolKey>>,
-);
+struct Pools {
+    pools: Vec<Pool>,
+    queue_pools: BTreeMap<QueueId, Vec<(u32, PoolId)>>,
+    agent_pools: BTreeMap<AgentId, Vec<PoolId>>,
+}
 
 fn build_pools(
     queues: &BTreeMap<QueueId, QueueDef>,
     agents: &BTreeMap<AgentId, AgentDef>,
 ) -> Pools {
-    let mut pools = BTreeMap::new();
-    let mut agent_pools: BTreeMap<AgentId, Vec<PoolKey>> = BTreeMap::new();
+    let mut out = Pools {
+        pools: Vec::new(),
+        queue_pools: BTreeMap::new(),
+        agent_pools: BTreeMap::new(),
+    };
     for q in queues.values() {
         let steps = std::iter::once((0, &q.skills)).chain(
             q.relax
@@ -110,16 +132,20 @@ fn build_pools(
                 .filter_map(|(i, s)| Some((i as u32 + 1, s.skills.as_ref()?))),
         );
         for (step, expr) in steps {
-            let key: PoolKey = (q.id.clone(), step);
+            let id = out.pools.len();
             for a in agents.values().filter(|a| expr.eval(&a.skills)) {
-                agent_pools.entry(a.id.clone()).or_default().push(key.clone());
+                out.agent_pools.entry(a.id.clone()).or_default().push(id);
             }
-            let score_skills = expr.skills().into_iter().cloned().collect();
-            pools.insert(
-                key,
-                Pool { score_skills },
-            );
+            out.pools.push(Pool {
+                score_skills: expr.skills().into_iter().cloned().collect(),
+                strategy: q.strategy,
+                aging_per_sec: q.aging_per_sec,
+            });
+            out.queue_pools
+                .entry(q.id.clone())
+                .or_default()
+                .push((step, id));
         }
     }
-    (pools, agent_pools)
+    out
 }

@@ -19,7 +19,7 @@
 //! priority minus the aging gained up to the epoch, and the rank adds `aging × now`.
 
 use crate::config::{meets, AgentDef, QueueDef};
-use crate::directory::{pool_step, Directory, PoolKey};
+use crate::directory::{Directory, PoolId};
 use crate::event::{AgentState, Event};
 use crate::ids::{AgentId, CallId, SkillId, Timestamp};
 use crate::state::{CallPhase, CallRecord, State};
@@ -104,8 +104,8 @@ pub(crate) struct PoolIndex {
 
 #[derive(Clone, Debug)]
 enum Place {
-    Plain(PoolKey),
-    Special(PoolKey),
+    Plain(PoolId),
+    Special(PoolId),
     ForAgent(AgentId),
 }
 
@@ -194,12 +194,13 @@ pub(crate) fn touched(state: &State, event: &Event) -> Touched {
 /// already found not to match.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct RoutingIndex {
-    pub pools: BTreeMap<PoolKey, PoolIndex>,
+    /// By [`PoolId`].
+    pub pools: Vec<PoolIndex>,
     /// Calls transferred to one agent, by that agent.
     pub for_agent: BTreeMap<AgentId, BTreeSet<Slot>>,
     calls: BTreeMap<CallId, Placed>,
     /// Per Ready agent, the pools it is listed in and under which key.
-    agents: BTreeMap<AgentId, Vec<(PoolKey, Key)>>,
+    agents: BTreeMap<AgentId, Vec<(PoolId, Key)>>,
     /// Calls not to offer before a time, by that time: they become offerable by
     /// time alone, so a matching pass looks at those whose time has come.
     not_before: BTreeSet<(Timestamp, CallId)>,
@@ -213,11 +214,7 @@ impl RoutingIndex {
     /// The indexes of `state`, with every call and agent marked changed.
     pub fn build(dir: &Directory, state: &State) -> Self {
         let mut index = RoutingIndex {
-            pools: dir
-                .pools
-                .keys()
-                .map(|k| (k.clone(), PoolIndex::default()))
-                .collect(),
+            pools: vec![PoolIndex::default(); dir.pools.len()],
             ..RoutingIndex::default()
         };
         for id in state.calls.keys() {
@@ -268,8 +265,8 @@ impl RoutingIndex {
     fn sync_call(&mut self, dir: &Directory, state: &State, id: &CallId) {
         if let Some(old) = self.calls.remove(id) {
             let set = match &old.place {
-                Place::Plain(k) => self.pools.get_mut(k).map(|p| &mut p.plain),
-                Place::Special(k) => self.pools.get_mut(k).map(|p| &mut p.special),
+                Place::Plain(k) => self.pools.get_mut(*k).map(|p| &mut p.plain),
+                Place::Special(k) => self.pools.get_mut(*k).map(|p| &mut p.special),
                 Place::ForAgent(a) => self.for_agent.get_mut(a),
             };
             if let Some(set) = set {
@@ -296,14 +293,19 @@ impl RoutingIndex {
         }
         let s = slot(id, c, q);
         let (_, extras, _) = c.requirement(q);
-        let key: PoolKey = (c.queue.clone(), pool_step(q, c.relax_step));
         let place = match &c.for_agent {
             Some(a) => {
-                self.for_agent.entry(a.clone()).or_default().insert(s.clone());
+                self.for_agent
+                    .entry(a.clone())
+                    .or_default()
+                    .insert(s.clone());
                 Place::ForAgent(a.clone())
             }
             None => {
-                let Some(pool) = self.pools.get_mut(&key) else {
+                let Some(key) = dir.pool_of(q, c.relax_step) else {
+                    return;
+                };
+                let Some(pool) = self.pools.get_mut(key) else {
                     return;
                 };
                 if is_special(c, extras) {
@@ -331,7 +333,7 @@ impl RoutingIndex {
 
     fn sync_agent(&mut self, dir: &Directory, state: &State, id: &AgentId) {
         for (key, k) in self.agents.remove(id).unwrap_or_default() {
-            if let Some(p) = self.pools.get_mut(&key) {
+            if let Some(p) = self.pools.get_mut(key) {
                 p.ready.remove(&(k, id.clone()));
             }
         }
@@ -343,17 +345,13 @@ impl RoutingIndex {
             return;
         }
         let mut listed = Vec::new();
-        for key in dir.agent_pools.get(id).into_iter().flatten() {
-            let (Some(q), Some(pool), Some(p)) = (
-                dir.queues.get(&key.0),
-                dir.pools.get(key),
-                self.pools.get_mut(key),
-            ) else {
+        for &key in dir.agent_pools.get(id).into_iter().flatten() {
+            let (Some(pool), Some(p)) = (dir.pools.get(key), self.pools.get_mut(key)) else {
                 continue;
             };
-            let k = q.strategy.index_key(&pool.score_skills, id, rt, def);
+            let k = pool.strategy.index_key(&pool.score_skills, id, rt, def);
             p.ready.insert((k, id.clone()));
-            listed.push((key.clone(), k));
+            listed.push((key, k));
         }
         self.agents.insert(id.clone(), listed);
         self.dirty_agents.insert(id.clone());

@@ -12,13 +12,14 @@
 //! changed agents with the best calls of their pools. Unchanged calls can only go to
 //! changed agents, which is what keeps a decision to a few index entries.
 
-use crate::directory::{pool_step, Directory, PoolKey};
+use crate::directory::Directory;
 use crate::event::AgentState;
 use crate::explain::{Explanation, EXPLAIN_CANDIDATES};
 use crate::ids::{AgentId, CallId, Timestamp};
-use crate::index::{admits, effective_priority, rank_at, slot_rank, RoutingIndex, Slot};
+use crate::index::{admits, effective_priority, rank_at, RoutingIndex, Slot};
 use crate::state::{CallRecord, State};
 use crate::strategy::{Ctx, Key, Strategy, Walk};
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A decision: offer `call` to `agent` (and, ring-all, to `ring_also` too).
@@ -97,7 +98,8 @@ impl Pass {
             if !self.decided.insert(id.clone()) {
                 continue;
             }
-            self.again.extend(self.best_of.remove(&id).unwrap_or_default());
+            self.again
+                .extend(self.best_of.remove(&id).unwrap_or_default());
             if let Some(offer) = self.decide(v, &id) {
                 return Some(offer);
             }
@@ -133,32 +135,41 @@ impl Pass {
                 admits(c, extras, agent, def, now)
             })
         };
-        let mut options: Vec<Slot> = Vec::new();
-        for key in v.dir.agent_pools.get(agent).into_iter().flatten() {
-            let (Some(pool), Some(q)) = (v.index.pools.get(key), v.dir.queues.get(&key.0)) else {
+        // Ranks without the id first (no allocation per pool); ids cloned for the best.
+        let mut found: Vec<(Reverse<i128>, Timestamp, u64, &CallId)> = Vec::new();
+        let undecided = |s: &&Slot| !self.decided.contains(&s.3);
+        for &key in v.dir.agent_pools.get(agent).into_iter().flatten() {
+            let (Some(pool), Some(def)) = (v.index.pools.get(key), v.dir.pools.get(key)) else {
                 continue;
             };
-            let undecided = |s: &&Slot| !self.decided.contains(&s.3);
             let plain = pool.plain.iter().find(undecided);
             let special = pool.special.iter().filter(undecided).find(takes);
-            options.extend(
+            found.extend(
                 plain
                     .into_iter()
                     .chain(special)
-                    .map(|s| slot_rank(s, q.aging_per_sec, now)),
+                    .map(|s| rank_ref(s, def.aging_per_sec, now)),
             );
         }
-        for s in v.index.for_agent.get(agent).into_iter().flatten() {
-            if self.decided.contains(&s.3) || !takes(&s) {
-                continue;
-            }
-            if let Some(q) = v.state.calls.get(&s.3).and_then(|c| v.dir.queues.get(&c.queue)) {
-                options.push(slot_rank(s, q.aging_per_sec, now));
-                break;
+        // Calls transferred to this agent come from several queues, whose aging
+        // differs: rank each (there are few).
+        let mine = v.index.for_agent.get(agent).into_iter().flatten();
+        for s in mine.filter(undecided).filter(takes) {
+            let queue = v
+                .state
+                .calls
+                .get(&s.3)
+                .and_then(|c| v.dir.queues.get(&c.queue));
+            if let Some(q) = queue {
+                found.push(rank_ref(s, q.aging_per_sec, now));
             }
         }
-        options.sort();
-        options.truncate(EXPLAIN_CANDIDATES + 1);
+        found.sort_unstable();
+        found.truncate(EXPLAIN_CANDIDATES + 1);
+        let options: Vec<Slot> = found
+            .into_iter()
+            .map(|(p, e, a, id)| (p, e, a, id.clone()))
+            .collect();
         if let Some(best) = options.first() {
             self.heap.insert(best.clone());
             self.best_of
@@ -176,8 +187,8 @@ impl Pass {
             return None;
         }
         let q = v.dir.queues.get(&c.queue)?;
-        let pool_key: PoolKey = (c.queue.clone(), pool_step(q, c.relax_step));
-        let pool = v.dir.pools.get(&pool_key)?;
+        let pool_key = v.dir.pool_of(q, c.relax_step)?;
+        let pool = v.dir.pools.get(pool_key)?;
         let (_, extras, _) = c.requirement(q);
         let ctx = Ctx {
             now: self.now,
@@ -210,11 +221,16 @@ impl Pass {
                     .get(*a)
                     .is_some_and(|ps| ps.contains(&pool_key))
             };
-            let mut all: Vec<_> = self.dirty_agents.iter().filter(member).filter_map(keyed).collect();
+            let mut all: Vec<_> = self
+                .dirty_agents
+                .iter()
+                .filter(member)
+                .filter_map(keyed)
+                .collect();
             all.sort();
             all
         } else {
-            let ready = v.index.pools.get(&pool_key).map(|p| &p.ready);
+            let ready = v.index.pools.get(pool_key).map(|p| &p.ready);
             let ready = ready.into_iter().flatten();
             match q.strategy.walk(extras.is_some()) {
                 Walk::Index => ready
@@ -303,6 +319,17 @@ impl Pass {
     }
 }
 
+/// A pool slot's rank at `now`, borrowing the id (see [`crate::index::slot_rank`]).
+fn rank_ref(
+    s: &Slot,
+    aging_per_sec: u32,
+    now: Timestamp,
+) -> (Reverse<i128>, Timestamp, u64, &CallId) {
+    let Reverse(milli) = s.0;
+    let aged = milli + i128::from(aging_per_sec) * i128::from(now.0);
+    (Reverse(aged), s.1, s.2, &s.3)
+}
+
 /// Why call `o` (rank `theirs`) lost to the winner (rank `mine`).
 fn lost_because(
     mine: &Slot,
@@ -314,7 +341,10 @@ fn lost_because(
     now: Timestamp,
 ) -> String {
     if theirs.0 != mine.0 {
-        let (p, w) = (effective_priority(o, oq, now), effective_priority(c, q, now));
+        let (p, w) = (
+            effective_priority(o, oq, now),
+            effective_priority(c, q, now),
+        );
         if p != w {
             return format!("priority {p} < {w}");
         }

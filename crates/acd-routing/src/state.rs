@@ -544,7 +544,12 @@ impl State {
 
     /// Returns agents reserved for `call` to Ready, keeping their idle time (a
     /// withdrawn or lost ring is not a call handled). Checks all before changing any.
-    fn release_ringing(&mut self, call: &CallId, ids: &[AgentId], at: Timestamp) -> Result<(), String> {
+    fn release_ringing(
+        &mut self,
+        call: &CallId,
+        ids: &[AgentId],
+        at: Timestamp,
+    ) -> Result<(), String> {
         let reserved = AgentState::Reserved { call: call.clone() };
         for id in ids {
             let a = self

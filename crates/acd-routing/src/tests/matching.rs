@@ -104,7 +104,11 @@ fn most_skilled_takes_the_highest_proficiency_then_longest_idle() {
     let mut c = Core::new(trio(Strategy::MostSkilled), Term(1));
     all_ready(&mut c, &["bob", "carol", "alice"], 0);
     let recs = enqueue(&mut c, "c1", "q", 0, 10);
-    assert_eq!(offers(&recs), vec![offer("c1", "alice")], "en 5 beats 4 and 3");
+    assert_eq!(
+        offers(&recs),
+        vec![offer("c1", "alice")],
+        "en 5 beats 4 and 3"
+    );
     assert_eq!(explanation(&recs).candidates[0].1, "proficiency 5");
 
     // Extra skills count too: carol's en 4 + ru 5 beats bob's en 3 + ru 2.
@@ -138,7 +142,10 @@ fn most_skilled_takes_the_highest_proficiency_then_longest_idle() {
     );
     let mut c = Core::new(config, Term(1));
     all_ready(&mut c, &["b", "a"], 0);
-    assert_eq!(offers(&enqueue(&mut c, "c1", "q", 0, 5)), vec![offer("c1", "b")]);
+    assert_eq!(
+        offers(&enqueue(&mut c, "c1", "q", 0, 5)),
+        vec![offer("c1", "b")]
+    );
 }
 
 #[test]
@@ -180,7 +187,12 @@ fn fewest_calls_counts_answered_calls_since_login() {
     all_ready(&mut c, &["alice", "bob", "carol"], 0);
     // Each takes one in turn (longest idle among those with fewest calls), then
     // alice again: all have one and she has been idle longest.
-    let plan = [("c1", "alice"), ("c2", "bob"), ("c3", "carol"), ("c4", "alice")];
+    let plan = [
+        ("c1", "alice"),
+        ("c2", "bob"),
+        ("c3", "carol"),
+        ("c4", "alice"),
+    ];
     for (i, (call, who)) in plan.iter().enumerate() {
         let at = 100 + 10 * i as u64;
         let recs = enqueue(&mut c, call, "q", 0, at);
@@ -241,7 +253,10 @@ fn round_robin_goes_round_in_id_order() {
     let who: Vec<_> = got.iter().map(|(_, a)| a.as_str()).collect();
     assert_eq!(who, ["alice", "bob", "carol", "alice", "bob"]);
     let recs = enqueue(&mut c, "c6", "q", 0, 300);
-    assert_eq!(explanation(&recs).candidates[0], ("carol".into(), "rr after bob".into()));
+    assert_eq!(
+        explanation(&recs).candidates[0],
+        ("carol".into(), "rr after bob".into())
+    );
 }
 
 #[test]
@@ -285,7 +300,11 @@ fn ring_all_reserves_every_ready_agent_and_the_first_answer_wins() {
     let (mut c, recs) = ring_core();
     assert_eq!(
         offered(&recs),
-        vec![("c1".into(), "alice".into(), vec!["bob".into(), "carol".into()])]
+        vec![(
+            "c1".into(),
+            "alice".into(),
+            vec!["bob".into(), "carol".into()]
+        )]
     );
     for a in ["alice", "bob", "carol"] {
         assert_eq!(state(&c, a), AgentState::Reserved { call: "c1".into() });
@@ -321,7 +340,10 @@ fn ring_all_reserves_every_ready_agent_and_the_first_answer_wins() {
     assert_eq!(state(&c, "alice"), AgentState::Ready);
     assert_eq!(state(&c, "bob"), AgentState::Ready);
     let alice = c.agent(&"alice".into()).expect("alice");
-    assert_eq!(alice.idle_since, idle_before, "a lost ring keeps the idle time");
+    assert_eq!(
+        alice.idle_since, idle_before,
+        "a lost ring keeps the idle time"
+    );
     let busy = c.snapshot().state.agents[&AgentId::from("alice")].busy_ms;
     assert_eq!(busy, 2, "reserved from 100 to 102");
 }
@@ -391,7 +413,10 @@ fn queue_priority_counts_across_queues() {
     assert_eq!(offers(&recs), vec![offer("new-hi", "a")]);
     let why = explanation(&recs);
     assert_eq!(why.effective_priority, 10);
-    assert_eq!(why.other_calls, vec![("old-lo".into(), "priority 5 < 10".into())]);
+    assert_eq!(
+        why.other_calls,
+        vec![("old-lo".into(), "priority 5 < 10".into())]
+    );
 }
 
 #[test]
@@ -409,7 +434,10 @@ fn aging_lifts_an_old_low_priority_call_above_a_new_high_one() {
     assert_eq!(offers(&recs), vec![offer("old-lo", "a")]);
     let why = explanation(&recs);
     assert_eq!(why.effective_priority, 12);
-    assert_eq!(why.other_calls, vec![("new-hi".into(), "priority 10 < 12".into())]);
+    assert_eq!(
+        why.other_calls,
+        vec![("new-hi".into(), "priority 10 < 12".into())]
+    );
 }
 
 #[test]
@@ -446,7 +474,9 @@ fn a_call_for_an_agent_goes_to_that_agent_only() {
     let mut c = edited(&c, config, |s| {
         call_mut(s, "c1").for_agent = Some("dave".into());
     });
-    assert!(ready(&mut c, "alice", 20).iter().all(|r| offers(std::slice::from_ref(r)).is_empty()));
+    assert!(ready(&mut c, "alice", 20)
+        .iter()
+        .all(|r| offers(std::slice::from_ref(r)).is_empty()));
     login(&mut c, "dave", "4", 30);
     let recs = ready(&mut c, "dave", 31);
     assert_eq!(offers(&recs), vec![offer("c1", "dave")]);
@@ -553,9 +583,17 @@ fn session_statistics_follow_the_agent() {
     )
     .expect("end");
     let a = &c.snapshot().state.agents[&AgentId::from("alice")];
-    assert_eq!((a.logged_in_at, a.calls, a.busy_ms), (Some(t(1_000)), 1, 8_000));
-    c.handle(Command::AgentLogout { agent: "alice".into() }, t(11_000))
-        .expect("logout");
+    assert_eq!(
+        (a.logged_in_at, a.calls, a.busy_ms),
+        (Some(t(1_000)), 1, 8_000)
+    );
+    c.handle(
+        Command::AgentLogout {
+            agent: "alice".into(),
+        },
+        t(11_000),
+    )
+    .expect("logout");
     let a = &c.snapshot().state.agents[&AgentId::from("alice")];
     assert_eq!((a.logged_in_at, a.calls, a.busy_ms), (None, 0, 0));
 }
@@ -578,7 +616,13 @@ mod property {
         S::RingAll,
     ];
     const SKILLS: [&str; 3] = ["en", "ru", "vip"];
-    const EXPRS: [&str; 5] = ["en", "ru >= 3", "en AND ru OR vip", "en >= 2 AND NOT vip", ""];
+    const EXPRS: [&str; 5] = [
+        "en",
+        "ru >= 3",
+        "en AND ru OR vip",
+        "en >= 2 AND NOT vip",
+        "",
+    ];
 
     fn config(strategies: &[usize], agents: &[Vec<u8>]) -> RoutingConfig {
         let queues = strategies
@@ -620,7 +664,11 @@ mod property {
     enum Step {
         Ready(usize),
         NotReady(usize),
-        Enqueue { queue: usize, priority: i32, extra: Option<(usize, u8)> },
+        Enqueue {
+            queue: usize,
+            priority: i32,
+            extra: Option<(usize, u8)>,
+        },
         Answer(usize),
         End(usize),
         Abandon(usize),
@@ -663,7 +711,11 @@ mod property {
                 agent: a(*i),
                 reason: "break".into(),
             },
-            Step::Enqueue { queue, priority, extra } => Command::Enqueue {
+            Step::Enqueue {
+                queue,
+                priority,
+                extra,
+            } => Command::Enqueue {
                 call: CallId(format!("c{next}")),
                 queue: QueueId(format!("q{queue}")),
                 priority: *priority,
@@ -673,7 +725,10 @@ mod property {
                     .map(|(s, l)| (SkillId::from(SKILLS[*s]), *l))
                     .collect(),
             },
-            Step::Answer(i) => Command::AgentAnswered { call: c(*i)?, agent: None },
+            Step::Answer(i) => Command::AgentAnswered {
+                call: c(*i)?,
+                agent: None,
+            },
             Step::End(i) => Command::CallEnded {
                 call: c(*i)?,
                 by: EndReason::CallerHungUp,
@@ -693,7 +748,9 @@ mod property {
             let Some(id) = ids.get(tw.call % ids.len().max(1)) else {
                 return;
             };
-            let Some(c) = s.calls.get_mut(id) else { continue };
+            let Some(c) = s.calls.get_mut(id) else {
+                continue;
+            };
             let agent = AgentId(format!("a{}", tw.agent % n_agents));
             match tw.kind {
                 0 => {
