@@ -12,15 +12,16 @@
 //! changed agents with the best calls of their pools. Unchanged calls can only go to
 //! changed agents, which is what keeps a decision to a few index entries.
 
-use crate::directory::Directory;
+use crate::directory::{Directory, PoolId};
 use crate::event::AgentState;
 use crate::explain::{Explanation, EXPLAIN_CANDIDATES};
-use crate::ids::{AgentId, CallId, Timestamp};
+use crate::ids::{AgentId, CallId, SkillId, Timestamp};
 use crate::index::{admits, effective_priority, rank_at, RoutingIndex, Slot};
 use crate::state::{CallRecord, State};
 use crate::strategy::{Ctx, Key, Strategy, Walk};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 
 /// A decision: offer `call` to `agent` (and, ring-all, to `ring_also` too).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -230,30 +231,7 @@ impl Pass {
             all.sort();
             all
         } else {
-            let ready = v.index.pools.get(pool_key).map(|p| &p.ready);
-            let ready = ready.into_iter().flatten();
-            match q.strategy.walk(extras.is_some()) {
-                Walk::Index => ready
-                    .filter(|(_, a)| free(a).is_some())
-                    .take(limit)
-                    .cloned()
-                    .collect(),
-                Walk::Cyclic => {
-                    let (after, upto): (Vec<_>, Vec<_>) =
-                        ready.partition(|(_, a)| ctx.last_offered.is_none_or(|l| a > l));
-                    after
-                        .into_iter()
-                        .chain(upto)
-                        .filter_map(|(_, a)| keyed(a))
-                        .take(limit)
-                        .collect()
-                }
-                Walk::Scan => {
-                    let mut all: Vec<_> = ready.filter_map(|(_, a)| keyed(a)).collect();
-                    all.sort();
-                    all
-                }
-            }
+            self.walk_pool(v, c, extras, &ctx, q.strategy, pool_key, limit)
         };
         if cands.is_empty() {
             return None;
@@ -273,6 +251,59 @@ impl Pass {
             ring_also,
             explanation,
         })
+    }
+
+    /// The best Ready members of `pool` for a changed call, best first (at most
+    /// `limit` where the order is the index's). Members are Ready with a phone, so a
+    /// plain call needs no look-up per agent, and most keys come from the index.
+    #[allow(clippy::too_many_arguments)]
+    fn walk_pool(
+        &self,
+        v: &View<'_>,
+        c: &CallRecord,
+        extras: Option<&BTreeMap<SkillId, u8>>,
+        ctx: &Ctx<'_>,
+        strategy: Strategy,
+        pool: PoolId,
+        limit: usize,
+    ) -> Vec<(Key, AgentId)> {
+        let Some(ready) = v.index.pools.get(pool).map(|p| &p.ready) else {
+            return Vec::new();
+        };
+        let plain = c.declined.is_empty() && c.not_before.is_none() && extras.is_none();
+        let ok = |(_, a): &&(Key, AgentId)| {
+            plain
+                || v.dir
+                    .agents
+                    .get(a)
+                    .is_some_and(|d| admits(c, extras, a, d, self.now))
+        };
+        let keyed = |(ik, a): &(Key, AgentId)| {
+            let key = strategy.key_from_index(ctx, *ik, a).or_else(|| {
+                let (rt, def) = (v.state.agents.get(a)?, v.dir.agents.get(a)?);
+                Some(strategy.key(ctx, a, rt, def))
+            })?;
+            Some((key, a.clone()))
+        };
+        match strategy.walk(extras.is_some()) {
+            Walk::Index => ready.iter().filter(ok).take(limit).cloned().collect(),
+            Walk::Cyclic => {
+                // Round robin's index is in id order: after the cursor, then from the top.
+                let cursor: Option<(Key, AgentId)> = ctx.last_offered.map(|l| ((0, 0), l.clone()));
+                let after = match &cursor {
+                    Some(at) => ready.range((Bound::Excluded(at), Bound::Unbounded)),
+                    None => ready.range::<(Key, AgentId), _>(..),
+                };
+                let upto = cursor.as_ref().map(|at| ready.range(..=at));
+                let order = after.chain(upto.into_iter().flatten()).filter(ok);
+                order.filter_map(keyed).take(limit).collect()
+            }
+            Walk::Scan => {
+                let mut all: Vec<_> = ready.iter().filter(ok).filter_map(keyed).collect();
+                all.sort_unstable();
+                all
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -83,7 +83,10 @@ impl Strategy {
         match self {
             Strategy::LongestIdle => (i128::from(idle), 0),
             Strategy::MostSkilled => (-i128::from(proficiency(ctx, def)), idle),
-            Strategy::LeastOccupied => (occupancy_ppb(ctx.now, rt) as i128, idle),
+            Strategy::LeastOccupied => {
+                let occupancy = occupancy_ppb(ctx.now, rt.busy_ms, rt.logged_in_at);
+                (occupancy as i128, idle)
+            }
             Strategy::FewestCalls => (i128::from(rt.calls), idle),
             Strategy::RoundRobin => (i128::from(ctx.last_offered.is_some_and(|l| id <= l)), 0),
             Strategy::Random => (i128::from(random(ctx.seed, id)), 0),
@@ -92,7 +95,9 @@ impl Strategy {
     }
 
     /// The key the ready-agent index of a pool orders agents by: the strategy's key
-    /// where it depends only on the agent (and the pool's skills), else nothing.
+    /// where it depends only on the agent (and the pool's skills); for least occupied
+    /// the agent's session figures (so the key is computed without a look-up);
+    /// else nothing.
     pub(crate) fn index_key(
         &self,
         score_skills: &[SkillId],
@@ -111,7 +116,32 @@ impl Strategy {
                 };
                 self.key(&ctx, id, rt, def)
             }
+            Strategy::LeastOccupied => {
+                // busy_ms in the high half; login time + 1 (0: unknown) in the low.
+                let login = rt.logged_in_at.map_or(0, |t| u128::from(t.0) + 1);
+                let packed = (u128::from(rt.busy_ms) << 64) | (login & u128::from(u64::MAX));
+                (packed as i128, rt.idle_since.unwrap_or_default().0)
+            }
             _ => (0, 0),
+        }
+    }
+
+    /// The sort key from the index's key `ik` alone, where it suffices (all but
+    /// most skilled for a call with extra skills).
+    pub(crate) fn key_from_index(&self, ctx: &Ctx<'_>, ik: Key, id: &AgentId) -> Option<Key> {
+        match self {
+            Strategy::LongestIdle | Strategy::FewestCalls | Strategy::RingAll => Some(ik),
+            Strategy::MostSkilled => ctx.extras.is_none().then_some(ik),
+            Strategy::LeastOccupied => {
+                let packed = ik.0 as u128;
+                let busy = (packed >> 64) as u64;
+                let login = (packed as u64).checked_sub(1).map(Timestamp);
+                Some((occupancy_ppb(ctx.now, busy, login) as i128, ik.1))
+            }
+            Strategy::RoundRobin => {
+                Some((i128::from(ctx.last_offered.is_some_and(|l| id <= l)), 0))
+            }
+            Strategy::Random => Some((i128::from(random(ctx.seed, id)), 0)),
         }
     }
 
@@ -165,12 +195,12 @@ fn proficiency(ctx: &Ctx<'_>, def: &AgentDef) -> u64 {
 }
 
 /// Busy share of the session so far, in parts per billion (0 before any time passed).
-fn occupancy_ppb(now: Timestamp, rt: &AgentRuntime) -> u128 {
-    let span = now.ms_since(rt.logged_in_at.unwrap_or(now));
+fn occupancy_ppb(now: Timestamp, busy_ms: u64, logged_in_at: Option<Timestamp>) -> u128 {
+    let span = now.ms_since(logged_in_at.unwrap_or(now));
     if span == 0 {
         return 0;
     }
-    (u128::from(rt.busy_ms) * PPB / u128::from(span)).min(PPB)
+    (u128::from(busy_ms) * PPB / u128::from(span)).min(PPB)
 }
 
 /// The random strategy's draw for one agent: FNV-1a of the seed and the id, stable
