@@ -236,7 +236,7 @@ impl EdgeConn {
                     CallId(a.call_id.clone()),
                     Command::AgentAnswered {
                         call: CallId(a.call_id),
-                        agent: (!a.agent_id.is_empty()).then(|| AgentId(a.agent_id)),
+                        agent: (!a.agent_id.is_empty()).then_some(AgentId(a.agent_id)),
                     },
                 )
             }
