@@ -27,9 +27,12 @@
 //! promoted standby fires them exactly as the old leader would have.
 //!
 //! Module map: [`Core`] (decide and drive), `state` (data and `apply_event`), `matcher`
-//! (pairs calls with agents, a pure function of state), [`strategy`] (ordering of
-//! candidate agents: longest idle), `timer` (deadlines derived from state), `bindings`
-//! (registered phones, replicated so any edge reaches them).
+//! (pairs calls with agents: which call, which agent, and why — the offer's
+//! [`Explanation`]), `index` (the matcher's indexes, derived from the state and kept in
+//! step by `Core::apply`), `directory` (the configuration indexed: queues' pools of
+//! eligible agents), [`strategy`] (ordering of candidate agents per queue), `timer`
+//! (deadlines derived from state), `bindings` (registered phones, replicated so any
+//! edge reaches them).
 
 mod bindings;
 mod callbacks;

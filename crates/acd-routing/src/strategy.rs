@@ -35,7 +35,14 @@ pub enum Strategy {
     /// replay draws the same.
     Random,
     /// Every eligible Ready agent rings at once; the first to answer takes the call.
-    /// Agents are listed in id order (the first is the one the offer names).
+    ///
+    /// One `CallOffered` names the first agent in id order and lists the others in
+    /// `ring_also`; applying it reserves them all. `AgentAnswered { agent }` says who
+    /// answered: that agent is connected and the others return to Ready keeping their
+    /// idle time. An abandon releases all of them the same way; an offer that fails
+    /// or expires makes the named agent ring-no-answer and releases the others, so an
+    /// edge that rings only the named agent (ignoring `ring_also`) still ends
+    /// correctly: its answer releases the rest, its silence hands the call on.
     RingAll,
 }
 
