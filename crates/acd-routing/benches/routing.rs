@@ -73,6 +73,10 @@ fn config(n_agents: usize) -> RoutingConfig {
             }
         })
         .collect();
+    site_config(queues, agents)
+}
+
+fn site_config(queues: Vec<QueueDef>, agents: Vec<AgentDef>) -> RoutingConfig {
     RoutingConfig {
         queues,
         agents,
@@ -470,14 +474,7 @@ mod scale {
                 }
             })
             .collect();
-        RoutingConfig {
-            queues,
-            agents,
-            default_wrap_up_ms: WRAP_UP_MS,
-            offer_timeout_ms: 20_000,
-            extensions: Default::default(),
-            not_ready_reasons: Vec::new(),
-        }
+        site_config(queues, agents)
     }
 
     fn agent_id(j: usize) -> AgentId {

@@ -803,22 +803,7 @@ impl Core {
         let want = matcher::reference(&self.state, &self.dir, now);
         let start = out.len();
         self.run_matcher(out, now).expect("matcher");
-        let got: Vec<_> = out[start..]
-            .iter()
-            .filter_map(|r| match &r.event {
-                Event::CallOffered {
-                    call,
-                    agent,
-                    ring_also,
-                    ..
-                } => Some((
-                    call.clone(),
-                    agent.clone(),
-                    ring_also.iter().map(|(a, _)| a.clone()).collect::<Vec<_>>(),
-                )),
-                _ => None,
-            })
-            .collect();
+        let got = matcher::offers_in(&out[start..]);
         assert_eq!(got, want, "indexed matcher differs from the reference");
     }
 }

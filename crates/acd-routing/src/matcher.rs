@@ -469,3 +469,25 @@ pub(crate) fn reference(
     }
     out
 }
+
+/// `(call, agent, ring_also)` of every offer in `recs` (tests).
+#[cfg(test)]
+pub(crate) fn offers_in(
+    recs: &[crate::event::EventRecord],
+) -> Vec<(CallId, AgentId, Vec<AgentId>)> {
+    recs.iter()
+        .filter_map(|r| match &r.event {
+            crate::event::Event::CallOffered {
+                call,
+                agent,
+                ring_also,
+                ..
+            } => Some((
+                call.clone(),
+                agent.clone(),
+                ring_also.iter().map(|(a, _)| a.clone()).collect(),
+            )),
+            _ => None,
+        })
+        .collect()
+}

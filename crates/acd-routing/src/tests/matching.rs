@@ -71,20 +71,9 @@ fn call_mut<'a>(s: &'a mut State, id: &str) -> &'a mut CallRecord {
 }
 
 fn offered(recs: &[EventRecord]) -> Vec<(String, String, Vec<String>)> {
-    recs.iter()
-        .filter_map(|r| match &r.event {
-            Event::CallOffered {
-                call,
-                agent,
-                ring_also,
-                ..
-            } => Some((
-                call.0.clone(),
-                agent.0.clone(),
-                ring_also.iter().map(|(a, _)| a.0.clone()).collect(),
-            )),
-            _ => None,
-        })
+    crate::matcher::offers_in(recs)
+        .into_iter()
+        .map(|(c, a, also)| (c.0, a.0, also.into_iter().map(|a| a.0).collect()))
         .collect()
 }
 
@@ -95,6 +84,21 @@ fn explanation(recs: &[EventRecord]) -> Explanation {
             _ => None,
         })
         .expect("an offer")
+}
+
+/// Answers `call` at `at` and hangs up a millisecond later: with no wrap-up the
+/// agent is Ready again.
+fn talk(c: &mut Core, call: &str, at: u64) {
+    let answer = Command::AgentAnswered {
+        call: call.into(),
+        agent: None,
+    };
+    c.handle(answer, t(at)).expect("answer");
+    let end = Command::CallEnded {
+        call: call.into(),
+        by: EndReason::CallerHungUp,
+    };
+    c.handle(end, t(at + 1)).expect("end");
 }
 
 // ---- strategies ----------------------------------------------------------------------
@@ -197,22 +201,7 @@ fn fewest_calls_counts_answered_calls_since_login() {
         let at = 100 + 10 * i as u64;
         let recs = enqueue(&mut c, call, "q", 0, at);
         assert_eq!(offers(&recs), vec![offer(call, who)], "call {call}");
-        c.handle(
-            Command::AgentAnswered {
-                call: (*call).into(),
-                agent: None,
-            },
-            t(at + 1),
-        )
-        .expect("answer");
-        c.handle(
-            Command::CallEnded {
-                call: (*call).into(),
-                by: EndReason::CallerHungUp,
-            },
-            t(at + 2),
-        )
-        .expect("end");
+        talk(&mut c, call, at + 1);
     }
     let calls = |c: &Core, a: &str| c.snapshot().state.agents[&AgentId::from(a)].calls;
     assert_eq!((calls(&c, "alice"), calls(&c, "bob")), (2, 1));
@@ -232,23 +221,7 @@ fn round_robin_goes_round_in_id_order() {
     for (i, call) in ["c1", "c2", "c3", "c4", "c5"].iter().enumerate() {
         let at = 100 + 10 * i as u64;
         got.extend(offers(&enqueue(&mut c, call, "q", 0, at)));
-        // Answer and hang up at once: the agent is Ready again (no wrap-up).
-        c.handle(
-            Command::AgentAnswered {
-                call: (*call).into(),
-                agent: None,
-            },
-            t(at + 1),
-        )
-        .expect("answer");
-        c.handle(
-            Command::CallEnded {
-                call: (*call).into(),
-                by: EndReason::AgentHungUp,
-            },
-            t(at + 2),
-        )
-        .expect("end");
+        talk(&mut c, call, at + 1);
     }
     let who: Vec<_> = got.iter().map(|(_, a)| a.as_str()).collect();
     assert_eq!(who, ["alice", "bob", "carol", "alice", "bob"]);
@@ -403,55 +376,48 @@ fn two_queues(aging: u32) -> RoutingConfig {
     )
 }
 
+/// Agent `a` logs in, `calls` (id, queue, priority, enqueued at) wait, `a` becomes
+/// Ready at `at`: the call `a` is offered and why.
+fn first_pick(aging: u32, calls: &[(&str, &str, i32, u64)], at: u64) -> (String, Explanation) {
+    let mut c = Core::new(two_queues(aging), Term(1));
+    login(&mut c, "a", "100", 0);
+    for (call, queue, priority, enqueued) in calls {
+        enqueue(&mut c, call, queue, *priority, *enqueued);
+    }
+    let recs = ready(&mut c, "a", at);
+    let got = offers(&recs);
+    assert_eq!(got.len(), 1, "one offer: {got:?}");
+    (got[0].0.clone(), explanation(&recs))
+}
+
 #[test]
 fn queue_priority_counts_across_queues() {
-    let mut c = Core::new(two_queues(0), Term(1));
-    login(&mut c, "a", "100", 0);
-    enqueue(&mut c, "old-lo", "lo", 5, 1_000);
-    enqueue(&mut c, "new-hi", "hi", 0, 2_000);
-    let recs = ready(&mut c, "a", 3_000);
-    assert_eq!(offers(&recs), vec![offer("new-hi", "a")]);
-    let why = explanation(&recs);
-    assert_eq!(why.effective_priority, 10);
-    assert_eq!(
-        why.other_calls,
-        vec![("old-lo".into(), "priority 5 < 10".into())]
-    );
+    let calls = [("old-lo", "lo", 5, 1_000), ("new-hi", "hi", 0, 2_000)];
+    let (call, why) = first_pick(0, &calls, 3_000);
+    assert_eq!((call.as_str(), why.effective_priority), ("new-hi", 10));
+    let lost = vec![("old-lo".into(), "priority 5 < 10".into())];
+    assert_eq!(why.other_calls, lost);
 }
 
 #[test]
 fn aging_lifts_an_old_low_priority_call_above_a_new_high_one() {
-    let mut c = Core::new(two_queues(1), Term(1));
-    login(&mut c, "a", "100", 0);
-    enqueue(&mut c, "old-lo", "lo", 0, 0);
-    enqueue(&mut c, "new-hi", "hi", 0, 5_000);
+    let calls = [("old-lo", "lo", 0, 0), ("new-hi", "hi", 0, 5_000)];
     // At 9.999 s the old call has 9 (and a bit) < 10: the new one still wins.
-    let mut early = c.clone();
-    let recs = ready(&mut early, "a", 9_999);
-    assert_eq!(offers(&recs), vec![offer("new-hi", "a")]);
+    assert_eq!(first_pick(1, &calls, 9_999).0, "new-hi");
     // At 12 s the old call is at 12 > 10.
-    let recs = ready(&mut c, "a", 12_000);
-    assert_eq!(offers(&recs), vec![offer("old-lo", "a")]);
-    let why = explanation(&recs);
-    assert_eq!(why.effective_priority, 12);
-    assert_eq!(
-        why.other_calls,
-        vec![("new-hi".into(), "priority 10 < 12".into())]
-    );
+    let (call, why) = first_pick(1, &calls, 12_000);
+    assert_eq!((call.as_str(), why.effective_priority), ("old-lo", 12));
+    let lost = vec![("new-hi".into(), "priority 10 < 12".into())];
+    assert_eq!(why.other_calls, lost);
 }
 
 #[test]
 fn equal_priority_loser_waited_less() {
-    let mut c = Core::new(two_queues(0), Term(1));
-    login(&mut c, "a", "100", 0);
-    enqueue(&mut c, "first", "lo", 10, 1_000);
-    enqueue(&mut c, "second", "hi", 0, 2_000);
-    let recs = ready(&mut c, "a", 3_000);
-    assert_eq!(offers(&recs), vec![offer("first", "a")]);
-    assert_eq!(
-        explanation(&recs).other_calls,
-        vec![("second".into(), "waited less".into())]
-    );
+    let calls = [("first", "lo", 10, 1_000), ("second", "hi", 0, 2_000)];
+    let (call, why) = first_pick(0, &calls, 3_000);
+    assert_eq!(call, "first");
+    let lost = vec![("second".into(), "waited less".into())];
+    assert_eq!(why.other_calls, lost);
 }
 
 // ---- calls kept for or from agents -----------------------------------------------------
