@@ -21,7 +21,7 @@
 use crate::config::{meets, AgentDef, QueueDef};
 use crate::directory::{Directory, PoolId};
 use crate::event::{AgentState, Event};
-use crate::ids::{AgentId, CallId, SkillId, Timestamp};
+use crate::ids::{AgentId, CallId, Extension, SkillId, Timestamp};
 use crate::state::{CallPhase, CallRecord, State};
 use crate::strategy::Key;
 use std::cmp::Reverse;
@@ -116,77 +116,78 @@ struct Placed {
     not_before: Option<Timestamp>,
 }
 
-/// What a record changed, for [`RoutingIndex::sync`].
+/// What a record changed, for [`RoutingIndex::sync`]. Borrows the ids from the
+/// event, so the common record costs no allocation.
 #[derive(Clone, Debug)]
-pub(crate) enum Touched {
+pub(crate) enum Touched<'a> {
     /// Everything (a configuration change).
     All,
     Some {
-        calls: Vec<CallId>,
-        agents: Vec<AgentId>,
+        call: Option<&'a CallId>,
+        agent: Option<&'a AgentId>,
+        /// A ring-all offer's other agents.
+        ring: &'a [(AgentId, Extension)],
+        /// Agents tied to the call before the record that the event does not name
+        /// (the others rung with a ring-all offer).
+        linked: Vec<AgentId>,
     },
 }
 
 /// The calls and agents `event` changes, read before it is applied (so the agents
 /// reserved for a call are known even when the event releases them).
-pub(crate) fn touched(state: &State, event: &Event) -> Touched {
-    let mut calls = Vec::new();
-    let mut agents = Vec::new();
-    let mut call = |id: &CallId, agents: &mut Vec<AgentId>| {
-        calls.push(id.clone());
-        match state.calls.get(id).map(|c| &c.phase) {
-            Some(CallPhase::Offered {
-                agent, ring_also, ..
-            }) => {
-                agents.push(agent.clone());
-                agents.extend(ring_also.iter().cloned());
-            }
-            Some(CallPhase::Connected { agent, .. }) => agents.push(agent.clone()),
-            Some(CallPhase::Waiting) | None => {}
+pub(crate) fn touched<'a>(state: &State, event: &'a Event) -> Touched<'a> {
+    let (call, agent, ring): (Option<&CallId>, Option<&AgentId>, &[(AgentId, Extension)]) =
+        match event {
+            Event::AgentLoggedIn { agent, .. }
+            | Event::AgentStateChanged { agent, .. }
+            | Event::AgentLoggedOut { agent } => (None, Some(agent), &[]),
+            Event::CallQueued { call, .. }
+            | Event::CallRelaxed { call, .. }
+            | Event::CallOverflowed { call, .. }
+            | Event::CallTimedOut { call, .. } => (Some(call), None, &[]),
+            Event::CallAbandoned { call, agent, .. } => (Some(call), agent.as_ref(), &[]),
+            Event::CallOffered {
+                call,
+                agent,
+                ring_also,
+                ..
+            } => (Some(call), Some(agent), ring_also),
+            Event::CallConnected { call, agent }
+            | Event::CallRequeued { call, agent, .. }
+            | Event::CallEnded { call, agent, .. }
+            | Event::OfferRejected { call, agent }
+            | Event::CallbackAttemptFailed { call, agent, .. }
+            | Event::CallTransferred {
+                call,
+                from_agent: agent,
+                ..
+            } => (Some(call), Some(agent), &[]),
+            Event::ConfigChanged { .. } => return Touched::All,
+            Event::BindingChanged { .. } | Event::CallbackRequested { .. } => (None, None, &[]),
+        };
+    let mut linked = Vec::new();
+    let phase = call.and_then(|id| state.calls.get(id)).map(|c| &c.phase);
+    let mut link = |a: &AgentId| {
+        if agent != Some(a) {
+            linked.push(a.clone());
         }
     };
-    match event {
-        Event::AgentLoggedIn { agent, .. }
-        | Event::AgentStateChanged { agent, .. }
-        | Event::AgentLoggedOut { agent } => agents.push(agent.clone()),
-        Event::CallQueued { call: id, .. }
-        | Event::CallRelaxed { call: id, .. }
-        | Event::CallOverflowed { call: id, .. }
-        | Event::CallTimedOut { call: id, .. }
-        | Event::CallAbandoned { call: id, .. } => call(id, &mut agents),
-        Event::CallOffered {
-            call: id,
-            agent,
-            ring_also,
-            ..
-        } => {
-            call(id, &mut agents);
-            agents.push(agent.clone());
-            agents.extend(ring_also.iter().map(|(a, _)| a.clone()));
+    match phase {
+        Some(CallPhase::Offered {
+            agent, ring_also, ..
+        }) => {
+            link(agent);
+            ring_also.iter().for_each(link);
         }
-        Event::CallConnected { call: id, agent }
-        | Event::CallRequeued {
-            call: id, agent, ..
-        }
-        | Event::CallEnded {
-            call: id, agent, ..
-        }
-        | Event::OfferRejected { call: id, agent }
-        | Event::CallbackAttemptFailed {
-            call: id, agent, ..
-        }
-        | Event::CallTransferred {
-            call: id,
-            from_agent: agent,
-            ..
-        } => {
-            call(id, &mut agents);
-            agents.push(agent.clone());
-        }
-        Event::ConfigChanged { .. } => return Touched::All,
-        Event::BindingChanged { .. } | Event::CallbackRequested { .. } => {}
+        Some(CallPhase::Connected { agent, .. }) => link(agent),
+        Some(CallPhase::Waiting) | None => {}
     }
-    Touched::Some { calls, agents }
+    Touched::Some {
+        call,
+        agent,
+        ring,
+        linked,
+    }
 }
 
 /// The indexes (see the module docs), plus what changed since the last matching
@@ -227,14 +228,20 @@ impl RoutingIndex {
     }
 
     /// Brings the entries of what a record touched up to date with `state`.
-    pub fn sync(&mut self, dir: &Directory, state: &State, touched: &Touched) {
+    pub fn sync(&mut self, dir: &Directory, state: &State, touched: &Touched<'_>) {
         match touched {
             Touched::All => *self = RoutingIndex::build(dir, state),
-            Touched::Some { calls, agents } => {
-                for id in calls {
+            Touched::Some {
+                call,
+                agent,
+                ring,
+                linked,
+            } => {
+                if let Some(id) = call {
                     self.sync_call(dir, state, id);
                 }
-                for id in agents {
+                let rung = ring.iter().map(|(a, _)| a);
+                for id in agent.iter().copied().chain(rung).chain(linked) {
                     self.sync_agent(dir, state, id);
                 }
             }
@@ -263,6 +270,13 @@ impl RoutingIndex {
     }
 
     fn sync_call(&mut self, dir: &Directory, state: &State, id: &CallId) {
+        let waiting = state
+            .calls
+            .get(id)
+            .is_some_and(|c| c.phase == CallPhase::Waiting);
+        if !waiting && !self.calls.contains_key(id) {
+            return; // not listed, nor to be (changed ⊆ listed)
+        }
         if let Some(old) = self.calls.remove(id) {
             let set = match &old.place {
                 Place::Plain(k) => self.pools.get_mut(*k).map(|p| &mut p.plain),
@@ -332,6 +346,13 @@ impl RoutingIndex {
     }
 
     fn sync_agent(&mut self, dir: &Directory, state: &State, id: &AgentId) {
+        let ready = state
+            .agents
+            .get(id)
+            .is_some_and(|a| a.state == AgentState::Ready && a.extension.is_some());
+        if !ready && !self.agents.contains_key(id) {
+            return; // not listed, nor to be (changed ⊆ listed)
+        }
         for (key, k) in self.agents.remove(id).unwrap_or_default() {
             if let Some(p) = self.pools.get_mut(key) {
                 p.ready.remove(&(k, id.clone()));
