@@ -288,13 +288,18 @@ impl Pass {
         match strategy.walk(extras.is_some()) {
             Walk::Index => ready.iter().filter(ok).take(limit).cloned().collect(),
             Walk::Cyclic => {
-                // Round robin's index is in id order: after the cursor, then from the top.
-                let cursor: Option<(Key, AgentId)> = ctx.last_offered.map(|l| ((0, 0), l.clone()));
-                let after = match &cursor {
-                    Some(at) => ready.range((Bound::Excluded(at), Bound::Unbounded)),
+                // From the start (round robin: after the cursor in id order; random:
+                // the draw's point on the hash ring) to the end, then from the top.
+                let start = strategy.cycle_start(ctx);
+                let after = match &start {
+                    Some((k, true)) => ready.range((Bound::Included(k), Bound::Unbounded)),
+                    Some((k, false)) => ready.range((Bound::Excluded(k), Bound::Unbounded)),
                     None => ready.range::<(Key, AgentId), _>(..),
                 };
-                let upto = cursor.as_ref().map(|at| ready.range(..=at));
+                let upto = start.as_ref().map(|(k, included)| match included {
+                    true => ready.range((Bound::Unbounded, Bound::Excluded(k))),
+                    false => ready.range((Bound::Unbounded, Bound::Included(k))),
+                });
                 let order = after.chain(upto.into_iter().flatten()).filter(ok);
                 order.filter_map(keyed).take(limit).collect()
             }

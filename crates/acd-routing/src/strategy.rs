@@ -31,8 +31,9 @@ pub enum Strategy {
     FewestCalls,
     /// The agent after the one offered last in this queue (by agent id, cyclic).
     RoundRobin,
-    /// A pseudo-random agent: the lowest hash of (call arrival, agent id), so a
-    /// replay draws the same.
+    /// A pseudo-random agent, so a replay draws the same: the call's arrival number
+    /// hashed to a point on a ring of agent-id hashes, and the first agent at or after
+    /// it (an O(log n) pick from the index rather than a hash per agent).
     Random,
     /// Every eligible Ready agent rings at once; the first to answer takes the call.
     ///
@@ -68,7 +69,7 @@ pub(crate) struct Ctx<'a> {
 pub(crate) enum Walk {
     /// In the index's order: the key is [`Strategy::index_key`].
     Index,
-    /// In agent-id order starting after the round-robin cursor, wrapping around.
+    /// In the index's order from [`Strategy::cycle_start`], wrapping around.
     Cyclic,
     /// The key depends on the call or on the time: compute it for every candidate.
     Scan,
@@ -96,7 +97,10 @@ impl Strategy {
             }
             Strategy::FewestCalls => (i128::from(rt.calls), idle),
             Strategy::RoundRobin => (i128::from(ctx.last_offered.is_some_and(|l| id <= l)), 0),
-            Strategy::Random => (i128::from(random(ctx.seed, id)), 0),
+            Strategy::Random => {
+                let distance = hash_id(id).wrapping_sub(draw_point(ctx.seed));
+                (i128::from(distance), 0)
+            }
             Strategy::RingAll => (0, 0),
         }
     }
@@ -129,7 +133,21 @@ impl Strategy {
                 let packed = (u128::from(rt.busy_ms) << 64) | (login & u128::from(u64::MAX));
                 (packed as i128, rt.idle_since.unwrap_or_default().0)
             }
-            _ => (0, 0),
+            Strategy::Random => (i128::from(hash_id(id)), 0),
+            Strategy::RoundRobin | Strategy::RingAll => (0, 0),
+        }
+    }
+
+    /// Where a cyclic walk of the index starts ([`Walk::Cyclic`]): the entry and
+    /// whether it is included — after the round-robin cursor, or at the random
+    /// draw's point; `None`: at the top.
+    pub(crate) fn cycle_start(&self, ctx: &Ctx<'_>) -> Option<((Key, AgentId), bool)> {
+        match self {
+            Strategy::Random => {
+                let point = (i128::from(draw_point(ctx.seed)), 0);
+                Some(((point, AgentId(String::new())), true))
+            }
+            _ => ctx.last_offered.map(|l| (((0, 0), l.clone()), false)),
         }
     }
 
@@ -148,7 +166,10 @@ impl Strategy {
             Strategy::RoundRobin => {
                 Some((i128::from(ctx.last_offered.is_some_and(|l| id <= l)), 0))
             }
-            Strategy::Random => Some((i128::from(random(ctx.seed, id)), 0)),
+            Strategy::Random => {
+                let distance = (ik.0 as u64).wrapping_sub(draw_point(ctx.seed));
+                Some((i128::from(distance), 0))
+            }
         }
     }
 
@@ -157,8 +178,8 @@ impl Strategy {
         match self {
             Strategy::LongestIdle | Strategy::FewestCalls | Strategy::RingAll => Walk::Index,
             Strategy::MostSkilled if !extras => Walk::Index,
-            Strategy::RoundRobin => Walk::Cyclic,
-            Strategy::MostSkilled | Strategy::LeastOccupied | Strategy::Random => Walk::Scan,
+            Strategy::RoundRobin | Strategy::Random => Walk::Cyclic,
+            Strategy::MostSkilled | Strategy::LeastOccupied => Walk::Scan,
         }
     }
 
@@ -210,11 +231,17 @@ fn occupancy_ppb(now: Timestamp, busy_ms: u64, logged_in_at: Option<Timestamp>) 
     (u128::from(busy_ms) * PPB / u128::from(span)).min(PPB)
 }
 
-/// The random strategy's draw for one agent: FNV-1a of the seed and the id, stable
-/// across builds and platforms.
-fn random(seed: u64, id: &AgentId) -> u64 {
+/// An agent's place on the random strategy's ring: FNV-1a of the id, stable across
+/// builds and platforms.
+fn hash_id(id: &AgentId) -> u64 {
+    let mut h = Fnv1a::new();
+    h.update(id.as_str().as_bytes());
+    h.finish()
+}
+
+/// A call's point on the random strategy's ring.
+fn draw_point(seed: u64) -> u64 {
     let mut h = Fnv1a::new();
     h.update(&seed.to_le_bytes());
-    h.update(id.as_str().as_bytes());
     h.finish()
 }
