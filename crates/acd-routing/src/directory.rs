@@ -10,6 +10,10 @@ use std::collections::BTreeMap;
 /// matcher's per-pool data is a vector rather than a map keyed by queue name.
 pub(crate) type PoolId = usize;
 
+/// An agent's place in [`Directory::agent_ids`]: numbers are in id order, so the
+/// matcher's indexes order and compare numbers instead of id strings.
+pub(crate) type AgentNo = u32;
+
 /// What the matcher needs of one pool (which agents it admits: `agent_pools`).
 #[derive(Clone, Debug)]
 pub(crate) struct Pool {
@@ -45,6 +49,8 @@ pub(crate) struct Directory {
     pub eligible: BTreeMap<QueueId, Vec<AgentId>>,
     /// Every queue's expressions (its own and its relaxation steps').
     pub pools: Vec<Pool>,
+    /// Every configured agent, in id order ([`AgentNo`] indexes it).
+    pub agent_ids: Vec<AgentId>,
     /// Per queue, its pools by step.
     pub queue_pools: BTreeMap<QueueId, Vec<(u32, PoolId)>>,
     /// Per agent, the pools whose expression it satisfies, so an agent becoming
@@ -82,9 +88,11 @@ impl Directory {
             queue_pools,
             agent_pools,
         } = build_pools(&queues, &agents);
+        let agent_ids = agents.keys().cloned().collect();
         Directory {
             queues,
             agents,
+            agent_ids,
             eligible,
             pools,
             queue_pools,
@@ -92,6 +100,12 @@ impl Directory {
             default_wrap_up_ms: config.default_wrap_up_ms,
             offer_timeout_ms: config.offer_timeout_ms,
         }
+    }
+
+    /// The number of a configured agent.
+    pub fn agent_no(&self, id: &AgentId) -> Option<AgentNo> {
+        let n = self.agent_ids.binary_search(id).ok()?;
+        AgentNo::try_from(n).ok()
     }
 
     /// The pool a call of `queue` at `relax_step` sits in.

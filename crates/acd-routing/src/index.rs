@@ -19,7 +19,7 @@
 //! priority minus the aging gained up to the epoch, and the rank adds `aging × now`.
 
 use crate::config::{meets, AgentDef, QueueDef};
-use crate::directory::{Directory, PoolId};
+use crate::directory::{AgentNo, Directory, PoolId};
 use crate::event::{AgentState, Event};
 use crate::ids::{AgentId, CallId, Extension, SkillId, Timestamp};
 use crate::state::{CallPhase, CallRecord, State};
@@ -95,7 +95,7 @@ fn is_special(c: &CallRecord, extras: Option<&BTreeMap<SkillId, u8>>) -> bool {
 /// One pool's Ready agents and waiting calls.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct PoolIndex {
-    pub ready: BTreeSet<(Key, AgentId)>,
+    pub ready: BTreeSet<(Key, AgentNo)>,
     /// Calls any Ready member may take.
     pub plain: BTreeSet<Slot>,
     /// Calls to check per agent ([`admits`]).
@@ -353,13 +353,14 @@ impl RoutingIndex {
         if !ready && !self.agents.contains_key(id) {
             return; // not listed, nor to be (changed ⊆ listed)
         }
+        let no = dir.agent_no(id);
         for (key, k) in self.agents.remove(id).unwrap_or_default() {
-            if let Some(p) = self.pools.get_mut(key) {
-                p.ready.remove(&(k, id.clone()));
+            if let (Some(p), Some(no)) = (self.pools.get_mut(key), no) {
+                p.ready.remove(&(k, no));
             }
         }
         self.dirty_agents.remove(id);
-        let (Some(rt), Some(def)) = (state.agents.get(id), dir.agents.get(id)) else {
+        let (Some(rt), Some(def), Some(no)) = (state.agents.get(id), dir.agents.get(id), no) else {
             return;
         };
         if rt.state != AgentState::Ready || rt.extension.is_none() {
@@ -371,7 +372,7 @@ impl RoutingIndex {
                 continue;
             };
             let k = pool.strategy.index_key(&pool.score_skills, id, rt, def);
-            p.ready.insert((k, id.clone()));
+            p.ready.insert((k, no));
             listed.push((key, k));
         }
         self.agents.insert(id.clone(), listed);

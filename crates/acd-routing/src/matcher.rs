@@ -12,7 +12,7 @@
 //! changed agents with the best calls of their pools. Unchanged calls can only go to
 //! changed agents, which is what keeps a decision to a few index entries.
 
-use crate::directory::{Directory, PoolId};
+use crate::directory::{AgentNo, Directory, PoolId};
 use crate::event::AgentState;
 use crate::explain::{Explanation, EXPLAIN_CANDIDATES};
 use crate::ids::{AgentId, CallId, SkillId, Timestamp};
@@ -271,14 +271,17 @@ impl Pass {
             return Vec::new();
         };
         let plain = c.declined.is_empty() && c.not_before.is_none() && extras.is_none();
-        let ok = |(_, a): &&(Key, AgentId)| {
+        let ids = &v.dir.agent_ids;
+        let id = |n: &AgentNo| ids.get(*n as usize);
+        let ok = |(_, n): &&(Key, AgentNo)| {
             plain
-                || v.dir
-                    .agents
-                    .get(a)
-                    .is_some_and(|d| admits(c, extras, a, d, self.now))
+                || id(n).is_some_and(|a| {
+                    let def = v.dir.agents.get(a);
+                    def.is_some_and(|d| admits(c, extras, a, d, self.now))
+                })
         };
-        let keyed = |(ik, a): &(Key, AgentId)| {
+        let keyed = |(ik, n): &(Key, AgentNo)| {
+            let a = id(n)?;
             let key = strategy.key_from_index(ctx, *ik, a).or_else(|| {
                 let (rt, def) = (v.state.agents.get(a)?, v.dir.agents.get(a)?);
                 Some(strategy.key(ctx, a, rt, def))
@@ -286,15 +289,19 @@ impl Pass {
             Some((key, a.clone()))
         };
         match strategy.walk(extras.is_some()) {
-            Walk::Index => ready.iter().filter(ok).take(limit).cloned().collect(),
+            Walk::Index => {
+                let best = ready.iter().filter(ok).take(limit);
+                best.filter_map(|(k, n)| Some((*k, id(n)?.clone())))
+                    .collect()
+            }
             Walk::Cyclic => {
                 // From the start (round robin: after the cursor in id order; random:
                 // the draw's point on the hash ring) to the end, then from the top.
-                let start = strategy.cycle_start(ctx);
+                let start = strategy.cycle_start(ctx, ids);
                 let after = match &start {
                     Some((k, true)) => ready.range((Bound::Included(k), Bound::Unbounded)),
                     Some((k, false)) => ready.range((Bound::Excluded(k), Bound::Unbounded)),
-                    None => ready.range::<(Key, AgentId), _>(..),
+                    None => ready.range::<(Key, AgentNo), _>(..),
                 };
                 let upto = start.as_ref().map(|(k, included)| match included {
                     true => ready.range((Bound::Unbounded, Bound::Excluded(k))),

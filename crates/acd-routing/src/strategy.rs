@@ -8,6 +8,7 @@
 
 use crate::config::AgentDef;
 use crate::digest::Fnv1a;
+use crate::directory::AgentNo;
 use crate::ids::{AgentId, SkillId, Timestamp};
 use crate::state::AgentRuntime;
 use serde::{Deserialize, Serialize};
@@ -140,14 +141,22 @@ impl Strategy {
 
     /// Where a cyclic walk of the index starts ([`Walk::Cyclic`]): the entry and
     /// whether it is included — after the round-robin cursor, or at the random
-    /// draw's point; `None`: at the top.
-    pub(crate) fn cycle_start(&self, ctx: &Ctx<'_>) -> Option<((Key, AgentId), bool)> {
+    /// draw's point; `None`: at the top. `ids`: agent ids by number.
+    pub(crate) fn cycle_start(
+        &self,
+        ctx: &Ctx<'_>,
+        ids: &[AgentId],
+    ) -> Option<((Key, AgentNo), bool)> {
         match self {
-            Strategy::Random => {
-                let point = (i128::from(draw_point(ctx.seed)), 0);
-                Some(((point, AgentId(String::new())), true))
+            Strategy::Random => Some((((i128::from(draw_point(ctx.seed)), 0), 0), true)),
+            _ => {
+                // An agent no longer configured: start where it would sit.
+                let (n, included) = match ids.binary_search(ctx.last_offered?) {
+                    Ok(n) => (n, false),
+                    Err(n) => (n, true),
+                };
+                Some((((0, 0), AgentNo::try_from(n).ok()?), included))
             }
-            _ => ctx.last_offered.map(|l| (((0, 0), l.clone()), false)),
         }
     }
 
