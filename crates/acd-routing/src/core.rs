@@ -413,24 +413,26 @@ impl Core {
         out: &mut Vec<EventRecord>,
         now: Timestamp,
     ) -> Result<(), ApplyError> {
-        let mut pass = Pass::start(&mut self.index, now);
-        loop {
+        let mut pass = Pass::start(&mut self.index, &self.dir, &self.state, now);
+        let done = loop {
             let view = matcher::View {
                 dir: &self.dir,
                 state: &self.state,
                 index: &self.index,
             };
             let Some(offer) = pass.next(&view) else {
-                return Ok(());
+                break Ok(());
             };
             let Some(event) = self.offer_event(offer, now) else {
                 continue;
             };
             if let Err(e) = self.emit(out, now, event) {
                 pass.abort(&mut self.index);
-                return Err(e);
+                break Err(e);
             }
-        }
+        };
+        self.index.flush(&self.dir, &self.state);
+        done
     }
 
     /// The `CallOffered` record of a decision.

@@ -209,6 +209,9 @@ pub(crate) struct RoutingIndex {
     pub dirty_calls: BTreeSet<CallId>,
     /// Ready agents changed since the last matching pass.
     pub dirty_agents: BTreeSet<AgentId>,
+    /// Ready agents listed in `agents` but not yet in their pools' ready sets
+    /// ([`RoutingIndex::flush`]).
+    pending: BTreeSet<AgentId>,
 }
 
 impl RoutingIndex {
@@ -360,12 +363,30 @@ impl RoutingIndex {
             }
         }
         self.dirty_agents.remove(id);
-        let (Some(rt), Some(def), Some(no)) = (state.agents.get(id), dir.agents.get(id), no) else {
+        self.pending.remove(id);
+        if ready && no.is_some() && dir.agents.contains_key(id) {
+            // Into the pools at the next `flush`: most agents becoming Ready are
+            // matched in the same pass, and only a changed call's walk reads them.
+            self.agents.insert(id.clone(), Vec::new());
+            self.pending.insert(id.clone());
+            self.dirty_agents.insert(id.clone());
+        }
+    }
+
+    /// Puts the Ready agents not yet in their pools' ready sets there. A matching
+    /// pass calls it before walking any pool and when it ends.
+    pub fn flush(&mut self, dir: &Directory, state: &State) {
+        for id in std::mem::take(&mut self.pending) {
+            self.list(dir, state, &id);
+        }
+    }
+
+    fn list(&mut self, dir: &Directory, state: &State, id: &AgentId) {
+        let (Some(rt), Some(def), Some(no)) =
+            (state.agents.get(id), dir.agents.get(id), dir.agent_no(id))
+        else {
             return;
         };
-        if rt.state != AgentState::Ready || rt.extension.is_none() {
-            return;
-        }
         let mut listed = Vec::new();
         for &key in dir.agent_pools.get(id).into_iter().flatten() {
             let (Some(pool), Some(p)) = (dir.pools.get(key), self.pools.get_mut(key)) else {
@@ -376,6 +397,5 @@ impl RoutingIndex {
             listed.push((key, k));
         }
         self.agents.insert(id.clone(), listed);
-        self.dirty_agents.insert(id.clone());
     }
 }

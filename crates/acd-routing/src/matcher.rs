@@ -60,8 +60,11 @@ pub(crate) struct View<'a> {
 
 impl Pass {
     /// Starts a pass at `now`, taking the index's record of what changed.
-    pub fn start(index: &mut RoutingIndex, now: Timestamp) -> Pass {
+    pub fn start(index: &mut RoutingIndex, dir: &Directory, state: &State, now: Timestamp) -> Pass {
         index.activate_due(now);
+        if !index.dirty_calls.is_empty() {
+            index.flush(dir, state); // changed calls walk the pools' ready sets
+        }
         Pass {
             now,
             heap: BTreeSet::new(),
