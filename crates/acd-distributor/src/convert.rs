@@ -207,11 +207,11 @@ pub fn queue_status_full(
     s.timed_out = q.timed_out;
     s.overflowed = q.overflowed;
     // Of the calls that entered the queue, the share answered within the target.
-    s.service_level_permille = if q.offered == 0 {
-        1000
-    } else {
-        u32::try_from(q.answered_in_sl.saturating_mul(1000) / q.offered).unwrap_or(1000)
-    };
+    s.service_level_permille = q
+        .answered_in_sl
+        .saturating_mul(1000)
+        .checked_div(q.offered)
+        .map_or(1000, |p| u32::try_from(p).unwrap_or(1000));
     let Some(def) = def else {
         s.open = true;
         return s;

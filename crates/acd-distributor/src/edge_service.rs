@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use acd_proto::v1 as pb;
-use acd_routing::{CallId, CallPhase, Command, EdgeId, MsgId, Origin, QueueId};
+use acd_routing::{AgentId, CallId, CallPhase, Command, EdgeId, MsgId, Origin, QueueId};
 use dashmap::DashSet;
 use futures::Stream;
 use pb::distributor_message::Kind as ToEdge;
@@ -74,7 +74,10 @@ impl EdgeConn {
 
     /// A report about an offer that is no longer current (the core timed it
     /// out and offered the call to someone else) must not touch the new offer.
-    fn offered_to(&self, call: &str, agent: &str) -> bool {
+    /// `ring`: an agent rung with the one offered the call (ring-all) counts too;
+    /// only an answer is taken from them (one of several legs failing does not end
+    /// the offer).
+    fn offered_to(&self, call: &str, agent: &str, ring: bool) -> bool {
         let current = match self
             .d
             .lock()
@@ -82,7 +85,11 @@ impl EdgeConn {
             .call(&CallId(call.to_string()))
             .map(|c| c.phase)
         {
-            Some(CallPhase::Offered { agent: a, .. }) => a.0 == agent,
+            Some(CallPhase::Offered {
+                agent: a,
+                ring_also,
+                ..
+            }) => a.0 == agent || (ring && ring_also.iter().any(|r| r.0 == agent)),
             _ => false,
         };
         if !current {
@@ -245,18 +252,19 @@ impl EdgeConn {
                 },
             ),
             FromEdge::AgentAnswered(a) => {
-                if !self.offered_to(&a.call_id, &a.agent_id) {
+                if !self.offered_to(&a.call_id, &a.agent_id, true) {
                     return Ok(());
                 }
                 (
                     CallId(a.call_id.clone()),
                     Command::AgentAnswered {
                         call: CallId(a.call_id),
+                        agent: (!a.agent_id.is_empty()).then_some(AgentId(a.agent_id)),
                     },
                 )
             }
             FromEdge::AgentFailed(f) => {
-                if !self.offered_to(&f.call_id, &f.agent_id) {
+                if !self.offered_to(&f.call_id, &f.agent_id, false) {
                     return Ok(());
                 }
                 (

@@ -54,7 +54,14 @@ pub enum Command {
     /// the call is released); after connection it is handled like [`Command::CallEnded`].
     Abandon { call: CallId },
     /// The edge bridged the offered call to the agent.
-    AgentAnswered { call: CallId },
+    AgentAnswered {
+        call: CallId,
+        /// Which agent answered: needed for a ring-all offer, where every agent
+        /// reserved for the call rings and the first to answer takes it (the others
+        /// go back to Ready). `None`: the agent the call was offered to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent: Option<AgentId>,
+    },
     /// The agent leg failed or rang out: ring-no-answer. The call goes back to its place
     /// in the queue and the agent becomes NotReady with reason "RONA".
     AgentFailed { call: CallId, reason: String },

@@ -8,16 +8,17 @@ use crate::directory::Directory;
 use crate::error::{ApplyError, CommandError, SnapshotError};
 use crate::event::{AgentState, Event, EventRecord};
 use crate::ids::{AgentId, CallId, Extension, Seq, Term, Timestamp};
-use crate::matcher;
+use crate::index::{self, RoutingIndex};
+use crate::matcher::{self, Pass};
 use crate::origin::{AppliedOrigins, Origin};
 use crate::state::{AgentRuntime, CallPhase, CallRecord, QueueCounters, State};
-use crate::strategy::Strategy;
 use crate::timer::{self, Timer};
 use crate::view::{AgentView, CallView, QueueView};
 use serde::{Deserialize, Serialize};
 
 /// Snapshot layout version written by this build; readers accept this and older.
-/// 2: the configuration rides along once changed at run time.
+/// 2: agents carry session statistics (`logged_in_at`, `busy_ms`, `calls`), the state
+/// the round-robin cursor (`last_offered`), a ring-all offer its other agents.
 pub const SNAPSHOT_FORMAT_VERSION: u32 = 2;
 
 /// Requeue reason used when the edge reports nothing within the offer timeout.
@@ -58,11 +59,12 @@ pub struct Core {
     state: State,
     term: Term,
     last_seq: Seq,
-    strategy: Strategy,
     origins: AppliedOrigins,
     /// The configuration `dir` was built from, and its version (see `reconfig`).
     config: RoutingConfig,
     config_version: u64,
+    /// Derived from `dir` and `state` (see `index`); not part of snapshots or digests.
+    index: RoutingIndex,
 }
 
 /// The passes [`Core::handle_timeout`] makes before giving up: each pass only fires
@@ -75,15 +77,16 @@ impl Core {
     pub fn new(config: RoutingConfig, term: Term) -> Self {
         let dir = Directory::new(config.clone());
         let state = State::new(&dir);
+        let index = RoutingIndex::build(&dir, &state);
         Core {
             dir,
             state,
             term,
             last_seq: Seq(0),
-            strategy: Strategy::default(),
             origins: AppliedOrigins::default(),
             config,
             config_version: 0,
+            index,
         }
     }
 
@@ -189,6 +192,7 @@ impl Core {
                 });
             }
         }
+        let touched = index::touched(&self.state, &rec.event);
         self.state
             .apply_event(rec.at, &rec.event)
             .map_err(|reason| ApplyError::Inconsistent {
@@ -201,6 +205,8 @@ impl Core {
         if let Some(origin) = &rec.origin {
             self.origins.record(origin);
         }
+        // Last: a configuration change rebuilds the index from the directory in force.
+        self.index.sync(&self.dir, &self.state, &touched);
         Ok(())
     }
 
@@ -273,15 +279,16 @@ impl Core {
         for id in dir.queues.keys() {
             state.counters.entry(id.clone()).or_default();
         }
+        let index = RoutingIndex::build(&dir, &state);
         Ok(Core {
             dir,
             state,
             term: snapshot.term,
             last_seq: snapshot.last_seq,
-            strategy: Strategy::default(),
             origins: snapshot.origins,
             config,
             config_version: snapshot.config_version,
+            index,
         })
     }
 
@@ -485,47 +492,69 @@ impl Core {
         Ok(())
     }
 
+    /// Makes every offer the state allows now (see `matcher`).
     fn run_matcher(
         &mut self,
         out: &mut Vec<EventRecord>,
         now: Timestamp,
     ) -> Result<(), ApplyError> {
-        for m in matcher::plan(&self.state, &self.dir, self.strategy) {
-            let Some(call) = self.state.calls.get(&m.call) else {
+        let mut pass = Pass::start(&mut self.index, &self.dir, &self.state, now);
+        let done = loop {
+            let view = matcher::View {
+                dir: &self.dir,
+                state: &self.state,
+                index: &self.index,
+            };
+            let Some(offer) = pass.next(&view) else {
+                break Ok(());
+            };
+            let Some(event) = self.offer_event(offer, now) else {
                 continue;
             };
-            // A planner that missed a rule (declined, transfer target, retry time,
-            // relaxed requirement) must not break it; the call waits for the next round.
-            if !crate::relax::may_offer(&self.dir, call, &m.agent, now) {
-                continue;
+            if let Err(e) = self.emit(out, now, event) {
+                pass.abort(&mut self.index);
+                break Err(e);
             }
-            let Some(extension) = self
-                .state
-                .agents
-                .get(&m.agent)
-                .and_then(|a| a.extension.clone())
-            else {
-                continue;
-            };
-            let auto_answer = self.dir.agents.get(&m.agent).is_some_and(|a| a.auto_answer);
-            let dial = crate::callbacks::dial_for(&self.dir, call);
-            // A callback's offer also covers ringing the customer first.
-            let ring_ms = dial.as_ref().map_or(0, |d| d.ring_ms);
-            let event = Event::CallOffered {
-                call: m.call,
-                agent: m.agent,
-                extension,
-                queue: call.queue.clone(),
-                caller: call.caller.clone(),
-                expires_at: now.plus_ms(self.dir.offer_timeout_ms.saturating_add(ring_ms)),
-                explanation: Default::default(),
-                auto_answer,
-                ring_also: Vec::new(),
-                dial,
-            };
-            self.emit(out, now, event)?;
+        };
+        self.index.flush(&self.dir, &self.state);
+        done
+    }
+
+    /// The `CallOffered` record of a decision.
+    fn offer_event(&self, offer: matcher::Offer, now: Timestamp) -> Option<Event> {
+        let call = self.state.calls.get(&offer.call)?;
+        let extension_of = |a: &AgentId| self.state.agents.get(a)?.extension.clone();
+        let extension = extension_of(&offer.agent)?;
+        let ring_also = offer
+            .ring_also
+            .into_iter()
+            .filter_map(|a| Some((a.clone(), extension_of(&a)?)))
+            .collect();
+        // A planner that missed a rule (declined, transfer target, retry time,
+        // relaxed requirement) must not break it; the call waits for the next round.
+        if !crate::relax::may_offer(&self.dir, call, &offer.agent, now) {
+            return None;
         }
-        Ok(())
+        let auto_answer = self
+            .dir
+            .agents
+            .get(&offer.agent)
+            .is_some_and(|a| a.auto_answer);
+        let dial = crate::callbacks::dial_for(&self.dir, call);
+        // A callback's offer also covers ringing the customer first.
+        let ring_ms = dial.as_ref().map_or(0, |d| d.ring_ms);
+        Some(Event::CallOffered {
+            call: offer.call,
+            agent: offer.agent,
+            extension,
+            queue: call.queue.clone(),
+            caller: call.caller.clone(),
+            expires_at: now.plus_ms(self.dir.offer_timeout_ms.saturating_add(ring_ms)),
+            explanation: offer.explanation,
+            auto_answer,
+            ring_also,
+            dial,
+        })
     }
 
     fn fire_timers(
@@ -760,13 +789,23 @@ impl Core {
                     _ => vec![self.abandon(call, c, now)],
                 })
             }
-            Command::AgentAnswered { call } => {
+            Command::AgentAnswered { call, agent: who } => {
                 let c = self.call_rec(&call)?;
                 match &c.phase {
-                    CallPhase::Offered { agent, .. } => Ok(vec![Event::CallConnected {
-                        call,
-                        agent: agent.clone(),
-                    }]),
+                    CallPhase::Offered {
+                        agent, ring_also, ..
+                    } => {
+                        let agent = match who {
+                            None => agent.clone(),
+                            Some(w) if w == *agent || ring_also.contains(&w) => w,
+                            Some(w) => {
+                                return Err(CommandError::Invalid(format!(
+                                    "call {call} was not offered to {w}"
+                                )))
+                            }
+                        };
+                        Ok(vec![Event::CallConnected { call, agent }])
+                    }
                     CallPhase::Connected { .. } => Ok(Vec::new()), // a retried report
                     p => Err(not_in_phase(call, "be answered", p)),
                 }
@@ -916,5 +955,40 @@ fn not_in_phase(call: CallId, action: &'static str, phase: &CallPhase) -> Comman
         call,
         action,
         phase: phase.name(),
+    }
+}
+
+/// The matcher checked against its plain reference (property tests).
+#[cfg(test)]
+impl Core {
+    /// [`Core::handle`], asserting the offers equal [`matcher::reference`]'s.
+    pub(crate) fn handle_checked(
+        &mut self,
+        cmd: Command,
+        now: Timestamp,
+    ) -> Result<Vec<EventRecord>, CommandError> {
+        let events = self.decide(cmd, now)?;
+        let mut out = Vec::new();
+        for event in events {
+            self.emit(&mut out, now, event)?;
+        }
+        self.match_checked(&mut out, now);
+        Ok(out)
+    }
+
+    /// [`Core::handle_timeout`], asserting as [`Core::handle_checked`].
+    pub(crate) fn timeout_checked(&mut self, now: Timestamp) -> Vec<EventRecord> {
+        let mut out = Vec::new();
+        self.fire_timers(&mut out, now).expect("timers");
+        self.match_checked(&mut out, now);
+        out
+    }
+
+    fn match_checked(&mut self, out: &mut Vec<EventRecord>, now: Timestamp) {
+        let want = matcher::reference(&self.state, &self.dir, now);
+        let start = out.len();
+        self.run_matcher(out, now).expect("matcher");
+        let got = matcher::offers_in(&out[start..]);
+        assert_eq!(got, want, "indexed matcher differs from the reference");
     }
 }

@@ -27,13 +27,15 @@
 //! promoted standby fires them exactly as the old leader would have.
 //!
 //! Module map: [`Core`] (decide and drive), `state` (data and `apply_event`), `matcher`
-//! (pairs calls with agents, a pure function of state), [`strategy`] (ordering of
-//! candidate agents: longest idle), `timer` (deadlines derived from state), `bindings`
-//! (registered phones, replicated so any edge reaches them). A call's life over time:
-//! `relax` (relaxation steps as the wait grows; the offer rules), `overflow` (closed,
-//! full, no agents, max wait; hop limit), `transfer` (transfer and reject),
-//! `callbacks` (virtual hold: callback calls, dialling, retries), `reconfig`
-//! (configuration changes as one replicated event).
+//! (pairs calls with agents: which call, which agent, and why — the offer's
+//! [`Explanation`]), `index` (the matcher's indexes, derived from the state and kept in
+//! step by `Core::apply`), `directory` (the configuration indexed: queues' pools of
+//! eligible agents), [`strategy`] (ordering of candidate agents per queue), `timer`
+//! (deadlines derived from state), `bindings` (registered phones, replicated so any
+//! edge reaches them). A call's life over time: `relax` (relaxation steps as the wait
+//! grows; the offer rules), `overflow` (closed, full, no agents, max wait; hop limit),
+//! `transfer` (transfer and reject), `callbacks` (virtual hold: callback calls,
+//! dialling, retries), `reconfig` (configuration changes as one replicated event).
 
 mod bindings;
 mod callbacks;
@@ -47,6 +49,7 @@ mod event;
 pub mod explain;
 pub mod expr;
 mod ids;
+mod index;
 mod matcher;
 mod origin;
 mod overflow;

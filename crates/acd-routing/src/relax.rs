@@ -116,6 +116,11 @@ pub(crate) fn may_offer(dir: &Directory, c: &CallRecord, agent: &AgentId, now: T
     let (Some(q), Some(def)) = (dir.queues.get(&c.queue), dir.agents.get(agent)) else {
         return false;
     };
+    // A call transferred to one agent goes to them whatever their skills: a
+    // person chose them.
+    if c.for_agent.is_some() {
+        return true;
+    }
     let (expr, extra, _) = c.requirement(q);
     expr.eval(&def.skills)
         && extra.is_none_or(|need| crate::config::meets(need.iter(), &def.skills))

@@ -26,6 +26,16 @@ pub struct AgentRuntime {
     /// When they last became Ready: the longest-idle strategy's key. Kept while Reserved
     /// so an offer withdrawn by an abandon does not cost the agent their place.
     pub idle_since: Option<Timestamp>,
+    /// When the current session began (the least-occupied strategy's denominator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logged_in_at: Option<Timestamp>,
+    /// Time spent reserved, on a call or in wrap-up this session, up to `since`
+    /// (the least-occupied strategy's numerator).
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub busy_ms: u64,
+    /// Calls answered this session (the fewest-calls strategy's key).
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub calls: u64,
 }
 
 impl AgentRuntime {
@@ -36,8 +46,28 @@ impl AgentRuntime {
             reason: None,
             since: Timestamp(0),
             idle_since: None,
+            logged_in_at: None,
+            busy_ms: 0,
+            calls: 0,
         }
     }
+
+    /// Moves to `state` at `at`, counting the time spent in a busy state (reserved,
+    /// on a call, wrap-up) into `busy_ms`.
+    pub(crate) fn enter(&mut self, state: AgentState, at: Timestamp) {
+        if matches!(
+            self.state,
+            AgentState::Reserved { .. } | AgentState::OnCall { .. } | AgentState::WrapUp { .. }
+        ) {
+            self.busy_ms += at.ms_since(self.since);
+        }
+        self.state = state;
+        self.since = at;
+    }
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Where a call is in its life inside the distributor.
@@ -51,6 +81,10 @@ pub enum CallPhase {
         agent: AgentId,
         extension: Extension,
         expires_at: Timestamp,
+        /// Ring-all: the other agents reserved for the call. The first of them (or
+        /// `agent`) to answer takes it; the rest go back to Ready.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ring_also: Vec<AgentId>,
     },
     /// Bridged to `agent` since `since`.
     Connected { agent: AgentId, since: Timestamp },
@@ -113,10 +147,6 @@ pub struct CallbackCall {
 }
 
 fn is_zero(n: &u32) -> bool {
-    *n == 0
-}
-
-fn is_zero_u64(n: &u64) -> bool {
     *n == 0
 }
 
@@ -194,6 +224,9 @@ pub struct State {
     /// Pending callbacks by inbound call (left out while empty, as `bindings`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub callbacks: BTreeMap<CallId, crate::callbacks::CallbackRecord>,
+    /// Per queue, the agent offered its last call (the round-robin strategy's cursor).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub last_offered: BTreeMap<QueueId, AgentId>,
 }
 
 fn bad(reason: impl Into<String>) -> String {
@@ -217,6 +250,7 @@ impl State {
             next_arrival: 0,
             bindings: BTreeMap::new(),
             callbacks: BTreeMap::new(),
+            last_offered: BTreeMap::new(),
         }
     }
 
@@ -249,6 +283,9 @@ impl State {
                 a.reason = None;
                 a.since = at;
                 a.idle_since = None;
+                a.logged_in_at = Some(at);
+                a.busy_ms = 0;
+                a.calls = 0;
             }
             Event::AgentStateChanged {
                 agent,
@@ -273,9 +310,8 @@ impl State {
                 if *state == AgentState::Ready {
                     a.idle_since = Some(at);
                 }
-                a.state = state.clone();
+                a.enter(state.clone(), at);
                 a.reason = reason.clone();
-                a.since = at;
             }
             Event::AgentLoggedOut { agent } => {
                 let a = self.agent_mut(agent)?;
@@ -330,7 +366,9 @@ impl State {
                 call,
                 agent,
                 extension,
+                queue,
                 expires_at,
+                ring_also,
                 ..
             } => {
                 let c = self.call_ref(call)?;
@@ -340,25 +378,30 @@ impl State {
                         c.phase.name()
                     )));
                 }
-                let a = self.agent_mut(agent)?;
-                if a.state != AgentState::Ready {
-                    return Err(bad(format!("agent {agent} is {:?}, not ready", a.state)));
+                let ringing: Vec<&AgentId> = std::iter::once(agent)
+                    .chain(ring_also.iter().map(|(id, _)| id))
+                    .collect();
+                self.check_all_ready(&ringing)?;
+                for id in ringing {
+                    let a = self.agent_mut(id)?;
+                    a.enter(AgentState::Reserved { call: call.clone() }, at);
+                    a.reason = None;
                 }
-                a.state = AgentState::Reserved { call: call.clone() };
-                a.since = at;
-                a.reason = None;
                 self.call_mut(call)?.phase = CallPhase::Offered {
                     agent: agent.clone(),
                     extension: extension.clone(),
                     expires_at: *expires_at,
+                    ring_also: ring_also.iter().map(|(id, _)| id.clone()).collect(),
                 };
+                self.last_offered.insert(queue.clone(), agent.clone());
             }
             Event::CallConnected { call, agent } => {
-                self.check_offered_to(call, agent)?;
+                let others = self.check_answered_by(call, agent)?;
                 self.check_counted(call)?;
+                self.release_ringing(call, &others, at)?;
                 let a = self.agent_mut(agent)?;
-                a.state = AgentState::OnCall { call: call.clone() };
-                a.since = at;
+                a.enter(AgentState::OnCall { call: call.clone() }, at);
+                a.calls += 1;
                 let c = self.call_mut(call)?;
                 c.phase = CallPhase::Connected {
                     agent: agent.clone(),
@@ -369,10 +412,11 @@ impl State {
             }
             Event::CallRequeued { call, agent, .. } => {
                 self.check_offered_to(call, agent)?;
+                let others = self.ring_also_of(call);
+                self.release_ringing(call, &others, at)?;
                 let a = self.agent_mut(agent)?;
-                a.state = AgentState::NotReady;
+                a.enter(AgentState::NotReady, at);
                 a.reason = Some(RONA_REASON.to_owned());
-                a.since = at;
                 self.call_mut(call)?.phase = CallPhase::Waiting;
             }
             Event::CallAbandoned { call, agent, .. } => {
@@ -394,14 +438,11 @@ impl State {
                 let queue = c.queue.clone();
                 self.check_counted(call)?;
                 if let Some(agent) = &reserved {
-                    let a = self.agent_mut(agent)?;
-                    if a.state != (AgentState::Reserved { call: call.clone() }) {
-                        return Err(bad(format!("agent {agent} is not reserved for {call}")));
-                    }
+                    let mut ringing = self.ring_also_of(call);
+                    ringing.push(agent.clone());
                     // Back to Ready with the idle time they had: the withdrawn offer
                     // was not a call handled.
-                    a.state = AgentState::Ready;
-                    a.since = at;
+                    self.release_ringing(call, &ringing, at)?;
                 }
                 self.counter_mut(&queue)?.abandoned += 1;
                 self.calls.remove(call);
@@ -438,11 +479,13 @@ impl State {
                 if a.state != (AgentState::OnCall { call: call.clone() }) {
                     return Err(bad(format!("agent {agent} is not on {call}")));
                 }
-                a.state = AgentState::WrapUp {
-                    until: *wrap_up_until,
-                };
+                a.enter(
+                    AgentState::WrapUp {
+                        until: *wrap_up_until,
+                    },
+                    at,
+                );
                 a.reason = None;
-                a.since = at;
                 self.calls.remove(call);
             }
             Event::BindingChanged { extension, binding } => {
@@ -478,6 +521,82 @@ impl State {
         // A callback call that connected or left takes its pending entry with it.
         if let Some(call) = crate::callbacks::call_of(event) {
             crate::callbacks::settle_entry(self, call);
+        }
+        Ok(())
+    }
+
+    /// Every agent in `ids` is Ready, and none is listed twice.
+    fn check_all_ready(&self, ids: &[&AgentId]) -> Result<(), String> {
+        for (i, id) in ids.iter().enumerate() {
+            let a = self
+                .agents
+                .get(*id)
+                .ok_or_else(|| bad(format!("unknown agent {id}")))?;
+            if a.state != AgentState::Ready {
+                return Err(bad(format!("agent {id} is {:?}, not ready", a.state)));
+            }
+            if ids[..i].contains(id) {
+                return Err(bad(format!("agent {id} offered the call twice")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The ring-all agents reserved for `call` besides the one it was offered to.
+    pub(crate) fn ring_also_of(&self, call: &CallId) -> Vec<AgentId> {
+        match self.calls.get(call).map(|c| &c.phase) {
+            Some(CallPhase::Offered { ring_also, .. }) => ring_also.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// `agent` may answer `call` (the agent offered it, or one rung with them);
+    /// returns the other agents reserved for it, who are released on the answer.
+    fn check_answered_by(&self, call: &CallId, agent: &AgentId) -> Result<Vec<AgentId>, String> {
+        let CallPhase::Offered {
+            agent: first,
+            ring_also,
+            ..
+        } = &self.call_ref(call)?.phase
+        else {
+            return Err(bad(format!("call {call} is not offered to {agent}")));
+        };
+        let ringing: Vec<AgentId> = std::iter::once(first).chain(ring_also).cloned().collect();
+        if !ringing.contains(agent) {
+            return Err(bad(format!("call {call} is not offered to {agent}")));
+        }
+        for id in &ringing {
+            let a = self
+                .agents
+                .get(id)
+                .ok_or_else(|| bad(format!("unknown agent {id}")))?;
+            if a.state != (AgentState::Reserved { call: call.clone() }) {
+                return Err(bad(format!("agent {id} is not reserved for {call}")));
+            }
+        }
+        Ok(ringing.into_iter().filter(|id| id != agent).collect())
+    }
+
+    /// Returns agents reserved for `call` to Ready, keeping their idle time (a
+    /// withdrawn or lost ring is not a call handled). Checks all before changing any.
+    fn release_ringing(
+        &mut self,
+        call: &CallId,
+        ids: &[AgentId],
+        at: Timestamp,
+    ) -> Result<(), String> {
+        let reserved = AgentState::Reserved { call: call.clone() };
+        for id in ids {
+            let a = self
+                .agents
+                .get(id)
+                .ok_or_else(|| bad(format!("unknown agent {id}")))?;
+            if a.state != reserved {
+                return Err(bad(format!("agent {id} is not reserved for {call}")));
+            }
+        }
+        for id in ids {
+            self.agent_mut(id)?.enter(AgentState::Ready, at);
         }
         Ok(())
     }

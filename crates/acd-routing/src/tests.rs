@@ -293,8 +293,14 @@ fn logout_refused_while_reserved_or_on_call() {
         )
         .expect_err("reserved");
     assert!(matches!(err, CommandError::AgentBusy { .. }));
-    c.handle(Command::AgentAnswered { call: "c1".into() }, t(3))
-        .expect("answer");
+    c.handle(
+        Command::AgentAnswered {
+            call: "c1".into(),
+            agent: None,
+        },
+        t(3),
+    )
+    .expect("answer");
     let err = c
         .handle(
             Command::AgentLogout {
@@ -348,7 +354,13 @@ fn enqueue_errors() {
         .expect_err("duplicate");
     assert_eq!(err.kind(), ErrorKind::AlreadyExists);
     let err = c
-        .handle(Command::AgentAnswered { call: "zz".into() }, t(1))
+        .handle(
+            Command::AgentAnswered {
+                call: "zz".into(),
+                agent: None,
+            },
+            t(1),
+        )
         .expect_err("unknown call");
     assert_eq!(err, CommandError::UnknownCall("zz".into()));
 }
@@ -384,7 +396,13 @@ fn full_call_lifecycle() {
     assert_eq!(c.next_deadline(), Some(t(20_100)));
 
     let recs = c
-        .handle(Command::AgentAnswered { call: "c1".into() }, t(200))
+        .handle(
+            Command::AgentAnswered {
+                call: "c1".into(),
+                agent: None,
+            },
+            t(200),
+        )
         .expect("answer");
     assert_eq!(
         recs[0].event,
@@ -395,9 +413,15 @@ fn full_call_lifecycle() {
     );
     assert_eq!(state(&c, "alice"), AgentState::OnCall { call: "c1".into() });
     assert!(
-        c.handle(Command::AgentAnswered { call: "c1".into() }, t(201))
-            .expect("retry")
-            .is_empty(),
+        c.handle(
+            Command::AgentAnswered {
+                call: "c1".into(),
+                agent: None
+            },
+            t(201)
+        )
+        .expect("retry")
+        .is_empty(),
         "a repeated answer report is a no-op"
     );
     assert_eq!(c.next_deadline(), None);
@@ -435,7 +459,13 @@ fn answered_or_failed_in_wrong_phase_is_refused() {
     let mut c = core();
     enqueue(&mut c, "c1", "sales", 0, 0);
     let err = c
-        .handle(Command::AgentAnswered { call: "c1".into() }, t(1))
+        .handle(
+            Command::AgentAnswered {
+                call: "c1".into(),
+                agent: None,
+            },
+            t(1),
+        )
         .expect_err("not offered");
     assert!(matches!(err, CommandError::CallNotInPhase { .. }));
     let err = c
@@ -456,8 +486,14 @@ fn zero_wrap_up_goes_straight_to_ready_and_matches() {
     online(&mut c, "alice", 0);
     enqueue(&mut c, "c1", "quick", 0, 1);
     enqueue(&mut c, "c2", "quick", 0, 2);
-    c.handle(Command::AgentAnswered { call: "c1".into() }, t(3))
-        .expect("answer");
+    c.handle(
+        Command::AgentAnswered {
+            call: "c1".into(),
+            agent: None,
+        },
+        t(3),
+    )
+    .expect("answer");
     let recs = c
         .handle(
             Command::CallEnded {
@@ -527,6 +563,7 @@ fn priority_then_age_then_arrival() {
     c.handle(
         Command::AgentAnswered {
             call: "high".into(),
+            agent: None,
         },
         t(40),
     )
@@ -563,8 +600,14 @@ fn longest_idle_agent_gets_the_call() {
     assert_eq!(offers(&r), vec![offer("c2", "bob")]);
     // alice finishes first, becomes ready first → longer idle than bob, who is ready later.
     for (call, at) in [("c1", 300), ("c2", 310)] {
-        c.handle(Command::AgentAnswered { call: call.into() }, t(at))
-            .expect("answer");
+        c.handle(
+            Command::AgentAnswered {
+                call: call.into(),
+                agent: None,
+            },
+            t(at),
+        )
+        .expect("answer");
         c.handle(
             Command::CallEnded {
                 call: call.into(),
@@ -707,8 +750,14 @@ fn abandon_after_connect_is_an_end_and_end_before_connect_is_an_abandon() {
     let mut c = core();
     online(&mut c, "alice", 0);
     enqueue(&mut c, "c1", "sales", 0, 1);
-    c.handle(Command::AgentAnswered { call: "c1".into() }, t(2))
-        .expect("answer");
+    c.handle(
+        Command::AgentAnswered {
+            call: "c1".into(),
+            agent: None,
+        },
+        t(2),
+    )
+    .expect("answer");
     let recs = c
         .handle(Command::Abandon { call: "c1".into() }, t(3))
         .expect("hangup");
@@ -734,8 +783,14 @@ fn wrap_up_ends_exactly_at_deadline() {
     let mut c = core();
     online(&mut c, "carol", 0);
     enqueue(&mut c, "c1", "ru", 0, 10);
-    c.handle(Command::AgentAnswered { call: "c1".into() }, t(20))
-        .expect("answer");
+    c.handle(
+        Command::AgentAnswered {
+            call: "c1".into(),
+            agent: None,
+        },
+        t(20),
+    )
+    .expect("answer");
     c.handle(
         Command::CallEnded {
             call: "c1".into(),
@@ -770,8 +825,14 @@ fn ready_ends_wrap_up_early() {
     let mut c = core();
     online(&mut c, "alice", 0);
     enqueue(&mut c, "c1", "sales", 0, 1);
-    c.handle(Command::AgentAnswered { call: "c1".into() }, t(2))
-        .expect("answer");
+    c.handle(
+        Command::AgentAnswered {
+            call: "c1".into(),
+            agent: None,
+        },
+        t(2),
+    )
+    .expect("answer");
     c.handle(
         Command::CallEnded {
             call: "c1".into(),
@@ -956,6 +1017,7 @@ mod actions;
 mod callback_calls;
 mod config_changes;
 mod invariants;
+mod matching;
 mod origin;
 mod overflows;
 mod relaxation;

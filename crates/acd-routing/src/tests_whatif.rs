@@ -322,7 +322,6 @@ fn journal_config_is_the_last_change() {
 
 /// One agent shared by two queues: giving `hi` priority serves it first.
 #[test]
-#[ignore = "needs h8-match (queue priority in the matcher)"]
 fn a_higher_priority_queue_meets_its_target() {
     let mut cfg = config(&["a1"]);
     cfg.queues = vec![

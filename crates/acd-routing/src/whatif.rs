@@ -611,7 +611,7 @@ impl Sim<'_> {
             Action::Input(cmd) => self.input(cmd),
             Action::Answer { call, agent } => {
                 if self.offered_to(&call, &agent) {
-                    self.command(Command::AgentAnswered { call });
+                    self.command(Command::AgentAnswered { call, agent: None });
                 }
             }
             Action::CallbackAnswered { call, agent } => {

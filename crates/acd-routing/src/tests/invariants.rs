@@ -197,6 +197,7 @@ impl World {
             },
             Op::Answer(s) => Command::AgentAnswered {
                 call: self.nth(s, offered)?.0,
+                agent: None,
             },
             Op::Fail(s) => Command::AgentFailed {
                 call: self.nth(s, offered)?.0,

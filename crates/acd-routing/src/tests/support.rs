@@ -81,7 +81,14 @@ pub(super) fn enqueue_with(
 }
 
 pub(super) fn answer(c: &mut Core, call: &str, now: u64) -> Vec<EventRecord> {
-    run(c, Command::AgentAnswered { call: call.into() }, now)
+    run(
+        c,
+        Command::AgentAnswered {
+            call: call.into(),
+            agent: None,
+        },
+        now,
+    )
 }
 
 /// Login at `ext-<agent>` and Ready, with all the records (login's too).
