@@ -96,6 +96,15 @@ impl Forwarder {
                 agent_id: from_agent.0.clone(),
                 reason: "transferred".into(),
             })),
+            // The agent declined while their phone rang: stop ringing it; the
+            // call stays queued at the edge for the next offer.
+            Event::OfferRejected { call, agent } if owned(call) => {
+                Some(ToEdge::Release(pb::ReleaseAgent {
+                    call_id: call.0.clone(),
+                    agent_id: agent.0.clone(),
+                    reason: "rejected".into(),
+                }))
+            }
             Event::CallbackRequested { call, .. } => {
                 if let Some(o) = &rec.origin {
                     self.registry.note_home(call, &o.edge.0);
