@@ -193,11 +193,16 @@ async fn a_queue_without_agents_overflows_to_the_night_team() {
 #[tokio::test]
 async fn after_hours_the_caller_hears_the_message_and_is_hung_up() {
     let env = TestEnv::new("routing_closed_message", 122);
-    // Open one minute a week on Sunday night: closed for the test.
+    // Open round the clock, but today (in Moscow: within a day of today in
+    // UTC) is a holiday by the calendar: closed whenever the test runs.
+    let holidays = format!("{}..{}", utc_date(-1), utc_date(1));
     let config = sales_queue_config(
         &env,
-        "hours = { timezone = \"Europe/Moscow\", weekly = { \"sun\" = [\"03:00-03:01\"] } }\n\
-         overflow = { closed = { message = \"night_closed\" } }",
+        &format!(
+            "hours = {{ timezone = \"Europe/Moscow\", weekly = {{ \"mon-sun\" = [\"00:00-24:00\"] }}, \
+             holidays = [\"{holidays}\"] }}\n\
+             overflow = {{ closed = {{ message = \"night_closed\" }} }}"
+        ),
         "",
     );
     let (mut acd, _client, caller) = started(&env, &config).await;
@@ -354,4 +359,23 @@ fn offered_media_port(messages_log: &std::path::Path) -> u16 {
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("no m=audio line in {}", messages_log.display()))
+}
+
+/// Today's UTC date shifted by `days`, as `YYYY-MM-DD` (civil from days since
+/// the epoch, after H. Hinnant's algorithm).
+fn utc_date(days: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let z = now.div_euclid(86_400) + days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
 }

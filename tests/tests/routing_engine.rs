@@ -2,14 +2,15 @@
 //! edge, agents over gRPC. Priorities across DIDs, skill expressions with
 //! relaxation firing at its time, overflow to another queue at max wait, the
 //! most-skilled strategy, an offer rejected by one agent going to the next,
-//! and a queue changed by a supervisor while a call waits in it.
+//! a queue changed by a supervisor while a call waits in it, and a call
+//! transferred to an agent by name.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use acd_tests::cli::acdctl;
 use acd_tests::flows::{agent_phone, agent_phone_scenario, register, trunk};
-use acd_tests::proto::{AgentState, OfferRequest};
+use acd_tests::proto::{transfer_request, AgentState, FinishReason, OfferRequest, TransferRequest};
 use acd_tests::{AcdClient, AcdProcess, AgentWatch, RtpObserver, SippRun, TestEnv, LONG, SHORT};
 
 /// e2e.toml with the sales queue's keys replaced by `sales_keys` and `extra`
@@ -305,5 +306,48 @@ async fn a_queue_changed_while_a_call_waits_serves_it() {
     let status = site.client.status().await.unwrap();
     let version = status.distributor.map(|d| d.config_version).unwrap_or(0);
     assert_eq!(version, 1, "config version after one change");
+    site.acd.assert_running();
+}
+
+/// Alice transfers a VIP call to carol by name: carol is offered the same call
+/// with its priority and caller data, alice's phone gets the BYE and her
+/// stream says TRANSFERRED.
+#[tokio::test]
+async fn a_call_transferred_to_an_agent_keeps_its_data_and_priority() {
+    let env = TestEnv::new("routing_transfer_agent", 133);
+    let cfg = config(&env, "skills = { sales = 1 }", "");
+    let mut site = start(&env, &cfg).await;
+    let alice_phone = agent_phone(&env, "alice-1001", 1, env.ports.observer(1), None).await;
+    let carol_phone = agent_phone(&env, "carol-1003", 4, env.ports.observer(2), Some(500)).await;
+    let mut alice = agent(&env, &mut site, "alice", "1001", 1, true).await;
+    // Carol is logged in but not ready, so the call goes to alice.
+    let mut carol = agent(&env, &mut site, "carol", "1003", 4, false).await;
+
+    let caller = call(&env, &site, "trunk-vip", 3, "5550300").await;
+    let offer = alice.await_offer(LONG).await.unwrap();
+    alice.await_state(AgentState::OnCall, LONG).await.unwrap();
+    site.client
+        .agent
+        .transfer(TransferRequest {
+            agent_id: "alice".into(),
+            call_id: offer.call_id.clone(),
+            target: Some(transfer_request::Target::ToAgentId("carol".into())),
+        })
+        .await
+        .unwrap();
+    let finished = alice.await_finished(LONG).await.unwrap();
+    assert_eq!(finished.code(), FinishReason::Transferred, "{finished:?}");
+    alice_phone.wait().await.assert_success(1);
+    // Carol, not ready, is not offered it until she is.
+    site.client.ready("carol").await.unwrap();
+    let second = carol.await_offer(LONG).await.unwrap();
+    assert_eq!(second.call_id, offer.call_id);
+    assert_eq!(second.priority, 10, "{second:?}");
+    assert_eq!(
+        second.caller.as_ref().map(|c| c.number.as_str()),
+        offer.caller.as_ref().map(|c| c.number.as_str())
+    );
+    carol_phone.wait().await.assert_success(1);
+    caller.wait().await.assert_success(1);
     site.acd.assert_running();
 }
