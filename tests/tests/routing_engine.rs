@@ -351,3 +351,37 @@ async fn a_call_transferred_to_an_agent_keeps_its_data_and_priority() {
     caller.wait().await.assert_success(1);
     site.acd.assert_running();
 }
+
+/// Ring-all: alice's and carol's phones ring together; carol answers, so the
+/// edge cancels alice's ring and alice's stream says another agent took it.
+#[tokio::test]
+async fn ring_all_rings_every_ready_agent_and_the_first_answer_wins() {
+    let env = TestEnv::new("routing_ring_all", 134);
+    let cfg = config(&env, "skills = { sales = 1 }\nstrategy = \"ring_all\"", "");
+    let mut site = start(&env, &cfg).await;
+    let alice_phone = agent_phone_scenario(
+        &env,
+        "alice-ring",
+        "agent_ring_forever.xml",
+        1,
+        env.ports.observer(1),
+    )
+    .await;
+    let carol_phone = agent_phone(&env, "carol-1003", 4, env.ports.observer(2), Some(500)).await;
+    let mut alice = agent(&env, &mut site, "alice", "1001", 1, true).await;
+    let mut carol = agent(&env, &mut site, "carol", "1003", 4, true).await;
+
+    let caller = call(&env, &site, "trunk", 3, "5550100").await;
+    let to_alice = alice.await_offer(LONG).await.unwrap();
+    let to_carol = carol.await_offer(LONG).await.unwrap();
+    assert_eq!(to_alice.call_id, to_carol.call_id);
+    carol.await_state(AgentState::OnCall, LONG).await.unwrap();
+    let finished = alice.await_finished(LONG).await.unwrap();
+    assert_eq!(finished.code(), FinishReason::TakenByOther, "{finished:?}");
+    alice.await_state(AgentState::Ready, SHORT).await.unwrap();
+    // Alice's phone was cancelled, not left ringing.
+    alice_phone.wait().await.assert_success(1);
+    carol_phone.wait().await.assert_success(1);
+    caller.wait().await.assert_success(1);
+    site.acd.assert_running();
+}

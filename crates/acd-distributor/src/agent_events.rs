@@ -99,6 +99,10 @@ impl AgentFilter {
                 let offer = offer(rec, d);
                 return offer.into_iter().map(Kind::Offer).collect();
             }
+            // The agent the offer names rings with others too: another may take it.
+            if !ring_also.is_empty() && concerned_agent(&rec.event) == Some(me) {
+                self.ringing_also.insert(call.clone());
+            }
         }
         if let Some(call) = event_call(&rec.event) {
             if self.ringing_also.contains(call) && concerned_agent(&rec.event) != Some(me) {
@@ -112,11 +116,25 @@ impl AgentFilter {
                         "the call left before it was answered",
                     )
                 };
-                return vec![finished(call, code, reason)];
+                // The core returned this agent to Ready with that record; say so.
+                let status = d
+                    .lock()
+                    .core
+                    .agent(me)
+                    .map(|v| Kind::Status(agent_status(&v)));
+                return std::iter::once(finished(call, code, reason))
+                    .chain(status)
+                    .collect();
             }
         }
         if concerned_agent(&rec.event) != Some(me) {
             return Vec::new();
+        }
+        if let Some(call) = event_call(&rec.event) {
+            if !matches!(rec.event, Event::CallOffered { .. }) {
+                // This agent answered (or the offer ended for it): nothing to track.
+                self.ringing_also.remove(call);
+            }
         }
         agent_events(rec, d).unwrap_or_default()
     }
