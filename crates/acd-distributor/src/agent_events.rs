@@ -463,7 +463,8 @@ mod tests {
             kinds(&alice.wire_events(&connected, &d)),
             ["connected", "status"]
         );
-        assert_eq!(kinds(&bob.wire_events(&connected, &d)), ["taken"]);
+        // Bob's status follows: the core returned him to Ready with that record.
+        assert_eq!(kinds(&bob.wire_events(&connected, &d)), ["taken", "status"]);
     }
 
     #[test]
