@@ -385,3 +385,37 @@ async fn ring_all_rings_every_ready_agent_and_the_first_answer_wins() {
     caller.wait().await.assert_success(1);
     site.acd.assert_running();
 }
+
+/// Round robin: carol has been idle longer, yet the first call goes to alice
+/// (first in agent order) and the next to carol (after alice), where longest
+/// idle would have given the first to carol.
+#[tokio::test]
+async fn round_robin_takes_agents_in_turn() {
+    let env = TestEnv::new("routing_round_robin", 129);
+    let cfg = config(
+        &env,
+        "skills = { sales = 1 }\nstrategy = \"round_robin\"",
+        "",
+    );
+    let mut site = start(&env, &cfg).await;
+    let alice_phone = agent_phone(&env, "alice-1001", 1, env.ports.observer(1), Some(300)).await;
+    let carol_phone = agent_phone(&env, "carol-1003", 4, env.ports.observer(2), Some(300)).await;
+    let mut carol = agent(&env, &mut site, "carol", "1003", 4, true).await;
+    let mut alice = agent(&env, &mut site, "alice", "1001", 1, true).await;
+
+    let first = call(&env, &site, "trunk-1", 3, "5550100").await;
+    let offer = alice.await_offer(LONG).await.unwrap();
+    assert!(
+        offer.explanation.contains("round_robin"),
+        "explanation: {}",
+        offer.explanation
+    );
+    alice_phone.wait().await.assert_success(1);
+    first.wait().await.assert_success(1);
+    let second = call(&env, &site, "trunk-2", 5, "5550100").await;
+    carol.await_offer(LONG).await.unwrap();
+    carol_phone.wait().await.assert_success(1);
+    second.wait().await.assert_success(1);
+    assert_eq!(alice.offers().len(), 1, "alice: {:?}", alice.offers());
+    site.acd.assert_running();
+}
