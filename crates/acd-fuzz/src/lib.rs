@@ -24,6 +24,7 @@ pub mod corpus;
 pub mod ivr;
 pub mod media;
 pub mod mutate;
+pub mod routing;
 pub mod sip;
 
 /// A harness: arbitrary bytes in, panic only on a broken invariant.
@@ -41,6 +42,7 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("b2bua", acd_b2bua::fuzz_harness::run),
     ("dtmf", ivr::dtmf),
     ("ivr_step", ivr::ivr_step),
+    ("skill_expr", routing::skill_expr),
 ];
 
 /// `bytes` as printable ASCII with escapes, for panic messages that name an input.

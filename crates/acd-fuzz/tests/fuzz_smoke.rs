@@ -114,10 +114,15 @@ fn ivr_step() {
 }
 
 #[test]
+fn skill_expr() {
+    run("skill_expr", 20_000);
+}
+
+#[test]
 fn every_target_has_a_corpus_and_a_smoke_test() {
     // Each target's #[test] above, by name: a target added to TARGETS
     // without one fails here.
-    const SMOKED: [&str; 9] = [
+    const SMOKED: [&str; 10] = [
         "sip_parse",
         "sip_stream",
         "sip_transaction",
@@ -127,6 +132,7 @@ fn every_target_has_a_corpus_and_a_smoke_test() {
         "b2bua",
         "dtmf",
         "ivr_step",
+        "skill_expr",
     ];
     for (name, _) in TARGETS {
         assert!(SMOKED.contains(name), "target {name} has no smoke test");

@@ -97,6 +97,7 @@ impl SkillExpr {
             text,
             tokens,
             pos: 0,
+            depth: 0,
         };
         let e = p.or()?;
         match p.tokens.get(p.pos) {
@@ -186,10 +187,16 @@ fn tokenize(text: &str) -> Result<Vec<(usize, Tok)>, ExprError> {
     Ok(out)
 }
 
+/// Deepest nesting of NOT and parentheses accepted: the parser, printer and
+/// evaluator recurse, and a text from the supervisor API must not be able to
+/// exhaust the distributor's stack.
+pub const MAX_DEPTH: usize = 32;
+
 struct Parser<'a> {
     text: &'a str,
     tokens: Vec<(usize, Tok)>,
     pos: usize,
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -240,6 +247,17 @@ impl Parser<'_> {
     }
 
     fn unary(&mut self) -> Result<SkillExpr, ExprError> {
+        self.depth += 1;
+        let e = self.unary_inner();
+        self.depth -= 1;
+        e
+    }
+
+    fn unary_inner(&mut self) -> Result<SkillExpr, ExprError> {
+        if self.depth > MAX_DEPTH {
+            let at = self.tokens.get(self.pos).map_or(self.end(), |(at, _)| *at);
+            return Err(self.error(at, format!("nested deeper than {MAX_DEPTH}")));
+        }
         if self.keyword("not") {
             return Ok(SkillExpr::Not(Box::new(self.unary()?)));
         }
@@ -248,6 +266,12 @@ impl Parser<'_> {
         };
         self.pos += 1;
         match tok {
+            // `()` is the expression every agent satisfies (what `Any` prints
+            // as inside another expression).
+            Tok::Open if matches!(self.tokens.get(self.pos), Some((_, Tok::Close))) => {
+                self.pos += 1;
+                Ok(SkillExpr::Any)
+            }
             Tok::Open => {
                 let e = self.or()?;
                 match self.tokens.get(self.pos) {
@@ -306,28 +330,44 @@ impl Parser<'_> {
 
 impl fmt::Display for SkillExpr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fn join(f: &mut fmt::Formatter<'_>, xs: &[SkillExpr], sep: &str) -> fmt::Result {
-            for (i, x) in xs.iter().enumerate() {
-                if i > 0 {
-                    f.write_str(sep)?;
-                }
-                match x {
-                    SkillExpr::All(_) | SkillExpr::AnyOf(_) => write!(f, "({x})")?,
-                    _ => write!(f, "{x}")?,
-                }
-            }
-            Ok(())
-        }
+        // Top level: `Any` is the empty text; nested it is `()`.
         match self {
             SkillExpr::Any => Ok(()),
-            SkillExpr::AtLeast { skill, min } => write!(f, "{skill} >= {min}"),
-            SkillExpr::All(xs) => join(f, xs, " AND "),
-            SkillExpr::AnyOf(xs) => join(f, xs, " OR "),
-            SkillExpr::Not(x) => match **x {
-                SkillExpr::AtLeast { .. } => write!(f, "NOT {x}"),
-                SkillExpr::Any => f.write_str("NOT ()"),
-                _ => write!(f, "NOT ({x})"),
-            },
+            other => write_nested(f, other),
+        }
+    }
+}
+
+/// Writes `e` so that parsing it gives `e` again (parentheses only where the
+/// text needs them, so the nesting depth does not grow either).
+fn write_nested(f: &mut fmt::Formatter<'_>, e: &SkillExpr) -> fmt::Result {
+    fn operand(f: &mut fmt::Formatter<'_>, x: &SkillExpr) -> fmt::Result {
+        match x {
+            SkillExpr::All(_) | SkillExpr::AnyOf(_) => {
+                f.write_str("(")?;
+                write_nested(f, x)?;
+                f.write_str(")")
+            }
+            _ => write_nested(f, x),
+        }
+    }
+    fn join(f: &mut fmt::Formatter<'_>, xs: &[SkillExpr], sep: &str) -> fmt::Result {
+        for (i, x) in xs.iter().enumerate() {
+            if i > 0 {
+                f.write_str(sep)?;
+            }
+            operand(f, x)?;
+        }
+        Ok(())
+    }
+    match e {
+        SkillExpr::Any => f.write_str("()"),
+        SkillExpr::AtLeast { skill, min } => write!(f, "{skill} >= {min}"),
+        SkillExpr::All(xs) => join(f, xs, " AND "),
+        SkillExpr::AnyOf(xs) => join(f, xs, " OR "),
+        SkillExpr::Not(x) => {
+            f.write_str("NOT ")?;
+            operand(f, x)
         }
     }
 }
@@ -378,6 +418,9 @@ mod tests {
             "lang_ru >= 1 AND billing >= 3 OR vip_desk",
             "(a > 4 or b = 2) and not c",
             "not (a or b)",
+            "not not not a",
+            "a > 10 or b",
+            "a and () or not ()",
             "",
         ] {
             let e = SkillExpr::parse(text).unwrap();
@@ -397,5 +440,20 @@ mod tests {
         let e = SkillExpr::parse("a b").unwrap_err();
         assert!(e.to_string().contains("unexpected `b` at column 3"), "{e}");
         assert!(SkillExpr::parse("a ≥ 1").is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        let deep = format!("{}a{}", "(".repeat(100_000), ")".repeat(100_000));
+        let e = SkillExpr::parse(&deep).unwrap_err();
+        assert!(e.message.contains("nested deeper"), "{e}");
+        let nots = format!("{}a", "NOT ".repeat(100_000));
+        assert!(SkillExpr::parse(&nots).is_err());
+        let ok = format!(
+            "{}a{}",
+            "(".repeat(MAX_DEPTH - 1),
+            ")".repeat(MAX_DEPTH - 1)
+        );
+        assert!(SkillExpr::parse(&ok).is_ok());
     }
 }
