@@ -479,7 +479,13 @@ impl Core {
     /// the matcher sees every call under the rules in force.
     fn settle(&mut self, out: &mut Vec<EventRecord>, now: Timestamp) -> Result<(), ApplyError> {
         for _ in 0..MAX_TIMER_PASSES {
-            let calls = crate::relax::out_of_step(&self.dir, &self.state, now);
+            let calls = self.index.out_of_step(&self.dir, &self.state, now);
+            #[cfg(test)]
+            debug_assert_eq!(
+                calls,
+                crate::relax::out_of_step(&self.dir, &self.state, now),
+                "indexed relaxation check differs from the scan"
+            );
             if calls.is_empty() {
                 return Ok(());
             }

@@ -87,6 +87,16 @@ pub(crate) fn admits(
     skills_ok && !c.declined.contains(agent) && c.not_before.is_none_or(|t| t <= now)
 }
 
+/// When a waiting call's step in force may first differ from the one its wait has
+/// reached: its next step's deadline, or at once for a call already relaxed (a new
+/// configuration may have moved its steps; the check re-arms it if it is in step).
+fn relax_check_at(q: &QueueDef, c: &CallRecord) -> Option<Timestamp> {
+    if c.relax_step > 0 {
+        return Some(Timestamp(0));
+    }
+    crate::relax::deadline(q, c)
+}
+
 /// Whether the call needs a per-agent check beyond pool membership.
 fn is_special(c: &CallRecord, extras: Option<&BTreeMap<SkillId, u8>>) -> bool {
     extras.is_some() || !c.declined.is_empty() || c.not_before.is_some()
@@ -227,6 +237,10 @@ pub(crate) struct RoutingIndex {
     /// Ready agents listed in `agents` but not yet in their pools' ready sets
     /// ([`RoutingIndex::flush`]).
     pending: BTreeSet<AgentId>,
+    /// Waiting calls by the time their relaxation step may next be out of step
+    /// ([`RoutingIndex::out_of_step`]), so settling a command does not scan every call.
+    relax_due: BTreeSet<(Timestamp, CallId)>,
+    relax_at: BTreeMap<CallId, Timestamp>,
 }
 
 impl RoutingIndex {
@@ -314,6 +328,9 @@ impl RoutingIndex {
             }
         }
         self.dirty_calls.remove(id);
+        if let Some(at) = self.relax_at.remove(id) {
+            self.relax_due.remove(&(at, id.clone()));
+        }
         let Some(c) = state.calls.get(id) else {
             return;
         };
@@ -322,6 +339,10 @@ impl RoutingIndex {
         };
         if c.phase != CallPhase::Waiting {
             return;
+        }
+        if let Some(at) = relax_check_at(q, c) {
+            self.relax_due.insert((at, id.clone()));
+            self.relax_at.insert(id.clone(), at);
         }
         let s = slot(id, c, q);
         let (_, extras, _) = c.requirement(q);
@@ -386,6 +407,43 @@ impl RoutingIndex {
             self.pending.insert(id.clone());
             self.dirty_agents.insert(id.clone());
         }
+    }
+
+    /// Every waiting call whose step in force is not the one its wait has reached at
+    /// `now`, in id order: what [`crate::relax::out_of_step`] finds by scanning every
+    /// call, from the calls whose check is due. A call found in step is due again at
+    /// its next step's deadline.
+    pub fn out_of_step(&mut self, dir: &Directory, state: &State, now: Timestamp) -> Vec<CallId> {
+        let mut out = Vec::new();
+        let mut recheck = Vec::new();
+        while let Some((at, id)) = self.relax_due.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.relax_due.pop_first();
+            self.relax_at.remove(&id);
+            let Some(c) = state.calls.get(&id) else {
+                continue;
+            };
+            let Some(q) = dir.queues.get(&c.queue) else {
+                continue;
+            };
+            if c.phase != CallPhase::Waiting {
+                continue;
+            }
+            if crate::relax::reached(q, now.ms_since(c.enqueued_at)) != c.relax_step {
+                out.push(id.clone());
+                recheck.push((Timestamp(0), id)); // until a record changes it
+            } else if let Some(next) = crate::relax::deadline(q, c) {
+                recheck.push((next, id));
+            }
+        }
+        for (at, id) in recheck {
+            self.relax_due.insert((at, id.clone()));
+            self.relax_at.insert(id, at);
+        }
+        out.sort();
+        out
     }
 
     /// Puts the Ready agents not yet in their pools' ready sets there. A matching
