@@ -246,7 +246,13 @@ fn bench_enqueue(c: &mut Criterion) {
                     let start = Instant::now();
                     let recs = core.handle(black_box(cmd), Timestamp(t)).unwrap();
                     total += start.elapsed();
-                    assert_eq!(recs.len(), 2, "queued and offered at once");
+                    // Queued and offered at once; waiting calls whose relaxation step came due
+        // meanwhile are relaxed in the same command (part of its cost).
+        let offered = matches!(
+            recs.last().map(|r| &r.event),
+            Some(Event::CallOffered { call: c, .. }) if *c == call
+        );
+        assert!(offered, "call {i} was not offered at once: {recs:?}");
                     core.handle(Command::Abandon { call }, Timestamp(t + 1))
                         .unwrap();
                     t += 2;
@@ -587,7 +593,13 @@ mod scale {
         let clock = Timed::start();
         let recs = site.core.handle(black_box(cmd), Timestamp(t)).unwrap();
         let took = clock.stop();
-        assert_eq!(recs.len(), 2, "queued and offered at once");
+        // Queued and offered at once; waiting calls whose relaxation step came due
+        // meanwhile are relaxed in the same command (part of its cost).
+        let offered = matches!(
+            recs.last().map(|r| &r.event),
+            Some(Event::CallOffered { call: c, .. }) if *c == call
+        );
+        assert!(offered, "call {i} was not offered at once: {recs:?}");
         site.core
             .handle(Command::Abandon { call }, Timestamp(t + 1))
             .unwrap();
