@@ -247,12 +247,12 @@ fn bench_enqueue(c: &mut Criterion) {
                     let recs = core.handle(black_box(cmd), Timestamp(t)).unwrap();
                     total += start.elapsed();
                     // Queued and offered at once; waiting calls whose relaxation step came due
-        // meanwhile are relaxed in the same command (part of its cost).
-        let offered = matches!(
-            recs.last().map(|r| &r.event),
-            Some(Event::CallOffered { call: c, .. }) if *c == call
-        );
-        assert!(offered, "call {i} was not offered at once: {recs:?}");
+                    // meanwhile are relaxed in the same command (part of its cost).
+                    let offered = matches!(
+                        recs.last().map(|r| &r.event),
+                        Some(Event::CallOffered { call: c, .. }) if *c == call
+                    );
+                    assert!(offered, "call {i} was not offered at once: {recs:?}");
                     core.handle(Command::Abandon { call }, Timestamp(t + 1))
                         .unwrap();
                     t += 2;

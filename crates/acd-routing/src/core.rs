@@ -12,7 +12,9 @@ use crate::index::{self, RoutingIndex};
 use crate::matcher::{self, Pass};
 use crate::origin::{AppliedOrigins, Origin};
 use crate::state::{AgentRuntime, CallPhase, CallRecord, QueueCounters, State};
-use crate::timer::{self, Timer};
+#[cfg(test)]
+use crate::timer;
+use crate::timer::Timer;
 use crate::view::{AgentView, CallView, QueueView};
 use serde::{Deserialize, Serialize};
 
@@ -160,9 +162,16 @@ impl Core {
 
     /// The earliest pending deadline; the shell wakes the core then.
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        timer::pending(&self.state, &self.dir)
-            .first()
-            .map(|(at, _)| *at)
+        let first = self.index.timers.first();
+        #[cfg(test)]
+        debug_assert_eq!(
+            first,
+            timer::pending(&self.state, &self.dir)
+                .first()
+                .map(|(at, _)| *at),
+            "indexed timers differ from the scan"
+        );
+        first
     }
 
     /// Applies a record from the leader (or a replayed log). Refuses a record that is not
@@ -569,11 +578,17 @@ impl Core {
         now: Timestamp,
     ) -> Result<(), ApplyError> {
         for _ in 0..MAX_TIMER_PASSES {
-            let due: Vec<Timer> = timer::pending(&self.state, &self.dir)
-                .into_iter()
-                .take_while(|(at, _)| *at <= now)
-                .map(|(_, t)| t)
-                .collect();
+            let due: Vec<Timer> = self.index.timers.due(now);
+            #[cfg(test)]
+            debug_assert_eq!(
+                due,
+                timer::pending(&self.state, &self.dir)
+                    .into_iter()
+                    .take_while(|(at, _)| *at <= now)
+                    .map(|(_, t)| t)
+                    .collect::<Vec<_>>(),
+                "indexed timers differ from the scan"
+            );
             if due.is_empty() {
                 return Ok(());
             }

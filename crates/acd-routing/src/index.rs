@@ -24,6 +24,7 @@ use crate::event::{AgentState, Event};
 use crate::ids::{AgentId, CallId, Extension, SkillId, Timestamp};
 use crate::state::{CallPhase, CallRecord, State};
 use crate::strategy::Key;
+use crate::timer::TimerIndex;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -140,6 +141,8 @@ pub(crate) enum Touched<'a> {
         /// Agents tied to the call before the record that the event does not name
         /// (the others rung with a ring-all offer).
         linked: Vec<AgentId>,
+        /// A phone whose registration changed (its expiry timer).
+        binding: Option<&'a Extension>,
     },
 }
 
@@ -188,7 +191,15 @@ pub(crate) fn touched<'a>(state: &State, event: &'a Event) -> Touched<'a> {
                 action: crate::config::OverflowAction::Callback,
                 ..
             } => return Touched::All,
-            Event::BindingChanged { .. } => (None, None, &[]),
+            Event::BindingChanged { extension, .. } => {
+                return Touched::Some {
+                    call: None,
+                    agent: None,
+                    ring: &[],
+                    linked: Vec::new(),
+                    binding: Some(extension),
+                }
+            }
         };
     let mut linked = Vec::new();
     let phase = call.and_then(|id| state.calls.get(id)).map(|c| &c.phase);
@@ -212,6 +223,7 @@ pub(crate) fn touched<'a>(state: &State, event: &'a Event) -> Touched<'a> {
         agent,
         ring,
         linked,
+        binding: None,
     }
 }
 
@@ -241,6 +253,8 @@ pub(crate) struct RoutingIndex {
     /// ([`RoutingIndex::out_of_step`]), so settling a command does not scan every call.
     relax_due: BTreeSet<(Timestamp, CallId)>,
     relax_at: BTreeMap<CallId, Timestamp>,
+    /// The pending timers, for the core's next deadline and due timers.
+    pub timers: TimerIndex,
 }
 
 impl RoutingIndex {
@@ -248,6 +262,7 @@ impl RoutingIndex {
     pub fn build(dir: &Directory, state: &State) -> Self {
         let mut index = RoutingIndex {
             pools: vec![PoolIndex::default(); dir.pools.len()],
+            timers: TimerIndex::build(dir, state),
             ..RoutingIndex::default()
         };
         for id in state.calls.keys() {
@@ -268,13 +283,19 @@ impl RoutingIndex {
                 agent,
                 ring,
                 linked,
+                binding,
             } => {
                 if let Some(id) = call {
                     self.sync_call(dir, state, id);
+                    self.timers.sync_call(dir, state, id);
                 }
                 let rung = ring.iter().map(|(a, _)| a);
                 for id in agent.iter().copied().chain(rung).chain(linked) {
                     self.sync_agent(dir, state, id);
+                    self.timers.sync_agent(state, id);
+                }
+                if let Some(ext) = binding {
+                    self.timers.sync_binding(state, ext);
                 }
             }
         }
