@@ -702,12 +702,22 @@ fn report(name: &str, site: &scale::Site, times: &mut [Timed]) {
     wall.sort();
     cpu.sort();
     let at = |ts: &[Duration], p: f64| ts[((ts.len() - 1) as f64 * p) as usize];
+    // The distributor asks for the next deadline after every command.
+    let mut deadline: Vec<Duration> = (0..1001)
+        .map(|_| {
+            let clock = Instant::now();
+            black_box(site.core.next_deadline());
+            clock.elapsed()
+        })
+        .collect();
+    deadline.sort();
     let rate = |ts: &[Duration]| ts.len() as f64 / ts.iter().sum::<Duration>().as_secs_f64();
     println!(
         "routing/scale/{name}: {} decisions; wall p50 {:.2?} p90 {:.2?} p99 {:.2?} max {:.2?}, \
          {:.0}/s; CPU p50 {:.2?} p90 {:.2?} p99 {:.2?} max {:.2?}, {:.0}/s per core \
          (clock overhead {:.2?} subtracted); {} agents, {} queues, {} waiting calls: \
-         {:.0} heap bytes per waiting call (state record + indexes), record {:.0} bytes as JSON",
+         {:.0} heap bytes per waiting call (state record + indexes), record {:.0} bytes as JSON; \
+         next_deadline p50 {:.2?}",
         times.len(),
         at(&wall, 0.50),
         at(&wall, 0.90),
@@ -725,6 +735,7 @@ fn report(name: &str, site: &scale::Site, times: &mut [Timed]) {
         scale::WAITING,
         site.bytes_per_call,
         site.json_per_call,
+        deadline[500],
     );
 }
 

@@ -12,9 +12,7 @@ use crate::index::{self, RoutingIndex};
 use crate::matcher::{self, Pass};
 use crate::origin::{AppliedOrigins, Origin};
 use crate::state::{AgentRuntime, CallPhase, CallRecord, QueueCounters, State};
-#[cfg(test)]
-use crate::timer;
-use crate::timer::Timer;
+use crate::timer::{self, Timer};
 use crate::view::{AgentView, CallView, QueueView};
 use serde::{Deserialize, Serialize};
 
@@ -202,6 +200,7 @@ impl Core {
             }
         }
         let touched = index::touched(&self.state, &rec.event);
+        let old_timers = timer::timers_of(&self.dir, &self.state, &touched);
         self.state
             .apply_event(rec.at, &rec.event)
             .map_err(|reason| ApplyError::Inconsistent {
@@ -216,6 +215,8 @@ impl Core {
         }
         // Last: a configuration change rebuilds the index from the directory in force.
         self.index.sync(&self.dir, &self.state, &touched);
+        let new_timers = timer::timers_of(&self.dir, &self.state, &touched);
+        self.index.timers.replace(old_timers, new_timers);
         Ok(())
     }
 
@@ -578,7 +579,7 @@ impl Core {
         now: Timestamp,
     ) -> Result<(), ApplyError> {
         for _ in 0..MAX_TIMER_PASSES {
-            let due: Vec<Timer> = self.index.timers.due(now);
+            let due: Vec<Timer> = self.index.timers.due(now).cloned().collect();
             #[cfg(test)]
             debug_assert_eq!(
                 due,

@@ -24,7 +24,7 @@ use crate::event::{AgentState, Event};
 use crate::ids::{AgentId, CallId, Extension, SkillId, Timestamp};
 use crate::state::{CallPhase, CallRecord, State};
 use crate::strategy::Key;
-use crate::timer::TimerIndex;
+use crate::timer::{Timer, TimerIndex};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -86,16 +86,6 @@ pub(crate) fn admits(
         None => extras.is_none_or(|x| meets(x.iter(), &def.skills)),
     };
     skills_ok && !c.declined.contains(agent) && c.not_before.is_none_or(|t| t <= now)
-}
-
-/// When a waiting call's step in force may first differ from the one its wait has
-/// reached: its next step's deadline, or at once for a call already relaxed (a new
-/// configuration may have moved its steps; the check re-arms it if it is in step).
-fn relax_check_at(q: &QueueDef, c: &CallRecord) -> Option<Timestamp> {
-    if c.relax_step > 0 {
-        return Some(Timestamp(0));
-    }
-    crate::relax::deadline(q, c)
 }
 
 /// Whether the call needs a per-agent check beyond pool membership.
@@ -249,10 +239,9 @@ pub(crate) struct RoutingIndex {
     /// Ready agents listed in `agents` but not yet in their pools' ready sets
     /// ([`RoutingIndex::flush`]).
     pending: BTreeSet<AgentId>,
-    /// Waiting calls by the time their relaxation step may next be out of step
-    /// ([`RoutingIndex::out_of_step`]), so settling a command does not scan every call.
-    relax_due: BTreeSet<(Timestamp, CallId)>,
-    relax_at: BTreeMap<CallId, Timestamp>,
+    /// Set when built (a new configuration may have moved queues' steps): the next
+    /// [`RoutingIndex::out_of_step`] scans every call once.
+    recheck_steps: bool,
     /// The pending timers, for the core's next deadline and due timers.
     pub timers: TimerIndex,
 }
@@ -263,6 +252,7 @@ impl RoutingIndex {
         let mut index = RoutingIndex {
             pools: vec![PoolIndex::default(); dir.pools.len()],
             timers: TimerIndex::build(dir, state),
+            recheck_steps: true,
             ..RoutingIndex::default()
         };
         for id in state.calls.keys() {
@@ -283,19 +273,14 @@ impl RoutingIndex {
                 agent,
                 ring,
                 linked,
-                binding,
+                ..
             } => {
                 if let Some(id) = call {
                     self.sync_call(dir, state, id);
-                    self.timers.sync_call(dir, state, id);
                 }
                 let rung = ring.iter().map(|(a, _)| a);
                 for id in agent.iter().copied().chain(rung).chain(linked) {
                     self.sync_agent(dir, state, id);
-                    self.timers.sync_agent(state, id);
-                }
-                if let Some(ext) = binding {
-                    self.timers.sync_binding(state, ext);
                 }
             }
         }
@@ -349,9 +334,6 @@ impl RoutingIndex {
             }
         }
         self.dirty_calls.remove(id);
-        if let Some(at) = self.relax_at.remove(id) {
-            self.relax_due.remove(&(at, id.clone()));
-        }
         let Some(c) = state.calls.get(id) else {
             return;
         };
@@ -360,10 +342,6 @@ impl RoutingIndex {
         };
         if c.phase != CallPhase::Waiting {
             return;
-        }
-        if let Some(at) = relax_check_at(q, c) {
-            self.relax_due.insert((at, id.clone()));
-            self.relax_at.insert(id.clone(), at);
         }
         let s = slot(id, c, q);
         let (_, extras, _) = c.requirement(q);
@@ -431,38 +409,30 @@ impl RoutingIndex {
     }
 
     /// Every waiting call whose step in force is not the one its wait has reached at
-    /// `now`, in id order: what [`crate::relax::out_of_step`] finds by scanning every
-    /// call, from the calls whose check is due. A call found in step is due again at
-    /// its next step's deadline.
+    /// `now`, in id order, as [`crate::relax::out_of_step`] finds by scanning every
+    /// call. A call's step only falls behind at its [`Timer::Relax`] deadline, or
+    /// when a new configuration changed the steps (the index is rebuilt then, and
+    /// scans once); a move into another queue restarts at step 0, whose deadline
+    /// the timer has.
     pub fn out_of_step(&mut self, dir: &Directory, state: &State, now: Timestamp) -> Vec<CallId> {
-        let mut out = Vec::new();
-        let mut recheck = Vec::new();
-        while let Some((at, id)) = self.relax_due.first().cloned() {
-            if at > now {
-                break;
-            }
-            self.relax_due.pop_first();
-            self.relax_at.remove(&id);
-            let Some(c) = state.calls.get(&id) else {
-                continue;
-            };
-            let Some(q) = dir.queues.get(&c.queue) else {
-                continue;
-            };
-            if c.phase != CallPhase::Waiting {
-                continue;
-            }
-            if crate::relax::reached(q, now.ms_since(c.enqueued_at)) != c.relax_step {
-                out.push(id.clone());
-                recheck.push((Timestamp(0), id)); // until a record changes it
-            } else if let Some(next) = crate::relax::deadline(q, c) {
-                recheck.push((next, id));
-            }
+        if std::mem::take(&mut self.recheck_steps) {
+            return crate::relax::out_of_step(dir, state, now);
         }
-        for (at, id) in recheck {
-            self.relax_due.insert((at, id.clone()));
-            self.relax_at.insert(id, at);
-        }
+        let relax = self.timers.due(now).filter_map(|t| match t {
+            Timer::Relax(id) => Some(id),
+            _ => None,
+        });
+        let mut out: Vec<CallId> = relax
+            .filter(|id| {
+                state.calls.get(*id).is_some_and(|c| {
+                    c.phase == CallPhase::Waiting
+                        && dir.queues.get(&c.queue).is_some_and(|q| {
+                            crate::relax::reached(q, now.ms_since(c.enqueued_at)) != c.relax_step
+                        })
+                })
+            })
+            .cloned()
+            .collect();
         out.sort();
         out
     }

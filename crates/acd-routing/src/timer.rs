@@ -5,8 +5,9 @@ use crate::bindings::BindingRecord;
 use crate::directory::Directory;
 use crate::event::AgentState;
 use crate::ids::{AgentId, CallId, Extension, Timestamp};
+use crate::index::Touched;
 use crate::state::{AgentRuntime, CallPhase, CallRecord, State};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 /// The closed set of things that happen by time alone.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -82,30 +83,58 @@ fn binding_timer(ext: &Extension, b: &BindingRecord) -> (Timestamp, Timer) {
     (b.expires_at, Timer::BindingExpiry(ext.clone()))
 }
 
+/// The timers of what a record touches, read from `state` (before the record is
+/// applied: the ones to take out; after: the ones to put in).
+pub(crate) fn timers_of(
+    dir: &Directory,
+    state: &State,
+    touched: &Touched<'_>,
+) -> Vec<(Timestamp, Timer)> {
+    let Touched::Some {
+        call,
+        agent,
+        ring,
+        linked,
+        binding,
+    } = touched
+    else {
+        return Vec::new(); // the index is rebuilt
+    };
+    let mut out = Vec::new();
+    if let Some(c) = call.and_then(|id| state.calls.get(id).map(|c| (id, c))) {
+        out.extend(call_timers(dir, c.0, c.1));
+    }
+    let rung = ring.iter().map(|(a, _)| a);
+    for id in agent.iter().copied().chain(rung).chain(linked) {
+        out.extend(state.agents.get(id).and_then(|a| agent_timer(id, a)));
+    }
+    if let Some(b) = binding.and_then(|ext| state.bindings.get(ext).map(|b| (ext, b))) {
+        out.push(binding_timer(b.0, b.1));
+    }
+    out
+}
+
 /// The pending timers in deadline order, kept in step with the state record by
 /// record (like the routing index: derived, never serialised), so finding the next
 /// deadline does not scan every call.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct TimerIndex {
     due: BTreeSet<(Timestamp, Timer)>,
-    calls: BTreeMap<CallId, Vec<(Timestamp, Timer)>>,
-    agents: BTreeMap<AgentId, (Timestamp, Timer)>,
-    bindings: BTreeMap<Extension, (Timestamp, Timer)>,
 }
 
 impl TimerIndex {
     pub fn build(dir: &Directory, state: &State) -> Self {
-        let mut t = TimerIndex::default();
-        for id in state.calls.keys() {
-            t.sync_call(dir, state, id);
+        let mut due = BTreeSet::new();
+        for (id, a) in &state.agents {
+            due.extend(agent_timer(id, a));
         }
-        for id in state.agents.keys() {
-            t.sync_agent(state, id);
+        for (id, c) in &state.calls {
+            due.extend(call_timers(dir, id, c));
         }
-        for ext in state.bindings.keys() {
-            t.sync_binding(state, ext);
+        for (ext, b) in &state.bindings {
+            due.insert(binding_timer(ext, b));
         }
-        t
+        TimerIndex { due }
     }
 
     /// The earliest deadline.
@@ -114,39 +143,20 @@ impl TimerIndex {
     }
 
     /// The timers due at `now`, in firing order.
-    pub fn due(&self, now: Timestamp) -> Vec<Timer> {
-        let upto = self.due.iter().take_while(|(at, _)| *at <= now);
-        upto.map(|(_, t)| t.clone()).collect()
+    pub fn due(&self, now: Timestamp) -> impl Iterator<Item = &Timer> + '_ {
+        let upto = self.due.iter().take_while(move |(at, _)| *at <= now);
+        upto.map(|(_, t)| t)
     }
 
-    pub fn sync_call(&mut self, dir: &Directory, state: &State, id: &CallId) {
-        for old in self.calls.remove(id).unwrap_or_default() {
-            self.due.remove(&old);
+    /// Replaces a record's touched timers (`old`, from [`timers_of`] before it was
+    /// applied) by the current ones (`new`).
+    pub fn replace(&mut self, old: Vec<(Timestamp, Timer)>, new: Vec<(Timestamp, Timer)>) {
+        if old == new {
+            return;
         }
-        let new = state.calls.get(id).map(|c| call_timers(dir, id, c));
-        if let Some(new) = new.filter(|n| !n.is_empty()) {
-            self.due.extend(new.iter().cloned());
-            self.calls.insert(id.clone(), new);
+        for t in &old {
+            self.due.remove(t);
         }
-    }
-
-    pub fn sync_agent(&mut self, state: &State, id: &AgentId) {
-        if let Some(old) = self.agents.remove(id) {
-            self.due.remove(&old);
-        }
-        if let Some(new) = state.agents.get(id).and_then(|a| agent_timer(id, a)) {
-            self.due.insert(new.clone());
-            self.agents.insert(id.clone(), new);
-        }
-    }
-
-    pub fn sync_binding(&mut self, state: &State, ext: &Extension) {
-        if let Some(old) = self.bindings.remove(ext) {
-            self.due.remove(&old);
-        }
-        if let Some(new) = state.bindings.get(ext).map(|b| binding_timer(ext, b)) {
-            self.due.insert(new.clone());
-            self.bindings.insert(ext.clone(), new);
-        }
+        self.due.extend(new);
     }
 }
