@@ -694,6 +694,18 @@ fn report(name: &str, site: &scale::Site, times: &mut [Timed]) {
         empty.sort();
         empty[500]
     };
+    // Runs of different speed make different numbers of decisions: the first
+    // 100,000 are the same sequence in every run, so they compare code with code.
+    let mut first: Vec<Duration> = times.iter().take(100_000).map(|t| t.cpu).collect();
+    first.sort();
+    println!(
+        "routing/scale/{name}: first {} decisions: CPU p50 {:.2?} p90 {:.2?} p99 {:.2?}, mean {:.2?}",
+        first.len(),
+        first[first.len() / 2],
+        first[first.len() * 9 / 10],
+        first[first.len() * 99 / 100],
+        first.iter().sum::<Duration>() / first.len().max(1) as u32,
+    );
     let mut wall: Vec<Duration> = times.iter().map(|t| t.wall).collect();
     let mut cpu: Vec<Duration> = times
         .iter()
