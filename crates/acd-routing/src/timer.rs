@@ -28,21 +28,11 @@ pub enum Timer {
 }
 
 /// Every pending timer with its deadline, ordered by deadline then timer, so firing order
-/// is the same everywhere. The core reads [`TimerIndex`]; the tests check it against this.
+/// is the same everywhere: built afresh from the state. The core reads the
+/// [`TimerIndex`] it keeps in step record by record; the tests check it against this.
 #[cfg(test)]
 pub(crate) fn pending(state: &State, dir: &Directory) -> Vec<(Timestamp, Timer)> {
-    let mut out: Vec<(Timestamp, Timer)> = Vec::new();
-    for (id, a) in &state.agents {
-        out.extend(agent_timer(id, a));
-    }
-    for (id, c) in &state.calls {
-        out.extend(call_timers(dir, id, c));
-    }
-    for (ext, b) in &state.bindings {
-        out.push(binding_timer(ext, b));
-    }
-    out.sort();
-    out
+    TimerIndex::build(dir, state).due.into_iter().collect()
 }
 
 fn agent_timer(id: &AgentId, a: &AgentRuntime) -> Option<(Timestamp, Timer)> {
