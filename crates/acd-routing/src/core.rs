@@ -160,9 +160,16 @@ impl Core {
 
     /// The earliest pending deadline; the shell wakes the core then.
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        timer::pending(&self.state, &self.dir)
-            .first()
-            .map(|(at, _)| *at)
+        let first = self.index.timers.first();
+        #[cfg(test)]
+        debug_assert_eq!(
+            first,
+            timer::pending(&self.state, &self.dir)
+                .first()
+                .map(|(at, _)| *at),
+            "indexed timers differ from the scan"
+        );
+        first
     }
 
     /// Applies a record from the leader (or a replayed log). Refuses a record that is not
@@ -193,6 +200,7 @@ impl Core {
             }
         }
         let touched = index::touched(&self.state, &rec.event);
+        let old_timers = timer::timers_of(&self.dir, &self.state, &touched);
         self.state
             .apply_event(rec.at, &rec.event)
             .map_err(|reason| ApplyError::Inconsistent {
@@ -207,6 +215,8 @@ impl Core {
         }
         // Last: a configuration change rebuilds the index from the directory in force.
         self.index.sync(&self.dir, &self.state, &touched);
+        let new_timers = timer::timers_of(&self.dir, &self.state, &touched);
+        self.index.timers.replace(old_timers, new_timers);
         Ok(())
     }
 
@@ -479,7 +489,13 @@ impl Core {
     /// the matcher sees every call under the rules in force.
     fn settle(&mut self, out: &mut Vec<EventRecord>, now: Timestamp) -> Result<(), ApplyError> {
         for _ in 0..MAX_TIMER_PASSES {
-            let calls = crate::relax::out_of_step(&self.dir, &self.state, now);
+            let calls = self.index.out_of_step(&self.dir, &self.state, now);
+            #[cfg(test)]
+            debug_assert_eq!(
+                calls,
+                crate::relax::out_of_step(&self.dir, &self.state, now),
+                "indexed relaxation check differs from the scan"
+            );
             if calls.is_empty() {
                 return Ok(());
             }
@@ -563,11 +579,17 @@ impl Core {
         now: Timestamp,
     ) -> Result<(), ApplyError> {
         for _ in 0..MAX_TIMER_PASSES {
-            let due: Vec<Timer> = timer::pending(&self.state, &self.dir)
-                .into_iter()
-                .take_while(|(at, _)| *at <= now)
-                .map(|(_, t)| t)
-                .collect();
+            let due: Vec<Timer> = self.index.timers.due(now).cloned().collect();
+            #[cfg(test)]
+            debug_assert_eq!(
+                due,
+                timer::pending(&self.state, &self.dir)
+                    .into_iter()
+                    .take_while(|(at, _)| *at <= now)
+                    .map(|(_, t)| t)
+                    .collect::<Vec<_>>(),
+                "indexed timers differ from the scan"
+            );
             if due.is_empty() {
                 return Ok(());
             }

@@ -24,6 +24,7 @@ use crate::event::{AgentState, Event};
 use crate::ids::{AgentId, CallId, Extension, SkillId, Timestamp};
 use crate::state::{CallPhase, CallRecord, State};
 use crate::strategy::Key;
+use crate::timer::{Timer, TimerIndex};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -130,6 +131,8 @@ pub(crate) enum Touched<'a> {
         /// Agents tied to the call before the record that the event does not name
         /// (the others rung with a ring-all offer).
         linked: Vec<AgentId>,
+        /// A phone whose registration changed (its expiry timer).
+        binding: Option<&'a Extension>,
     },
 }
 
@@ -178,7 +181,15 @@ pub(crate) fn touched<'a>(state: &State, event: &'a Event) -> Touched<'a> {
                 action: crate::config::OverflowAction::Callback,
                 ..
             } => return Touched::All,
-            Event::BindingChanged { .. } => (None, None, &[]),
+            Event::BindingChanged { extension, .. } => {
+                return Touched::Some {
+                    call: None,
+                    agent: None,
+                    ring: &[],
+                    linked: Vec::new(),
+                    binding: Some(extension),
+                }
+            }
         };
     let mut linked = Vec::new();
     let phase = call.and_then(|id| state.calls.get(id)).map(|c| &c.phase);
@@ -202,6 +213,7 @@ pub(crate) fn touched<'a>(state: &State, event: &'a Event) -> Touched<'a> {
         agent,
         ring,
         linked,
+        binding: None,
     }
 }
 
@@ -227,6 +239,11 @@ pub(crate) struct RoutingIndex {
     /// Ready agents listed in `agents` but not yet in their pools' ready sets
     /// ([`RoutingIndex::flush`]).
     pending: BTreeSet<AgentId>,
+    /// Set when built (a new configuration may have moved queues' steps): the next
+    /// [`RoutingIndex::out_of_step`] scans every call once.
+    recheck_steps: bool,
+    /// The pending timers, for the core's next deadline and due timers.
+    pub timers: TimerIndex,
 }
 
 impl RoutingIndex {
@@ -234,6 +251,8 @@ impl RoutingIndex {
     pub fn build(dir: &Directory, state: &State) -> Self {
         let mut index = RoutingIndex {
             pools: vec![PoolIndex::default(); dir.pools.len()],
+            timers: TimerIndex::build(dir, state),
+            recheck_steps: true,
             ..RoutingIndex::default()
         };
         for id in state.calls.keys() {
@@ -254,6 +273,7 @@ impl RoutingIndex {
                 agent,
                 ring,
                 linked,
+                ..
             } => {
                 if let Some(id) = call {
                     self.sync_call(dir, state, id);
@@ -386,6 +406,35 @@ impl RoutingIndex {
             self.pending.insert(id.clone());
             self.dirty_agents.insert(id.clone());
         }
+    }
+
+    /// Every waiting call whose step in force is not the one its wait has reached at
+    /// `now`, in id order, as [`crate::relax::out_of_step`] finds by scanning every
+    /// call. A call's step only falls behind at its [`Timer::Relax`] deadline, or
+    /// when a new configuration changed the steps (the index is rebuilt then, and
+    /// scans once); a move into another queue restarts at step 0, whose deadline
+    /// the timer has.
+    pub fn out_of_step(&mut self, dir: &Directory, state: &State, now: Timestamp) -> Vec<CallId> {
+        if std::mem::take(&mut self.recheck_steps) {
+            return crate::relax::out_of_step(dir, state, now);
+        }
+        let relax = self.timers.due(now).filter_map(|t| match t {
+            Timer::Relax(id) => Some(id),
+            _ => None,
+        });
+        let mut out: Vec<CallId> = relax
+            .filter(|id| {
+                state.calls.get(*id).is_some_and(|c| {
+                    c.phase == CallPhase::Waiting
+                        && dir.queues.get(&c.queue).is_some_and(|q| {
+                            crate::relax::reached(q, now.ms_since(c.enqueued_at)) != c.relax_step
+                        })
+                })
+            })
+            .cloned()
+            .collect();
+        out.sort();
+        out
     }
 
     /// Puts the Ready agents not yet in their pools' ready sets there. A matching

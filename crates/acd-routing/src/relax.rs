@@ -77,7 +77,8 @@ pub(crate) fn events(dir: &Directory, state: &State, call: &CallId, now: Timesta
 
 /// Every waiting call whose step in force is not the one its wait has reached (after
 /// a move or a configuration change; due steps also come through the timer), in id
-/// order.
+/// order. The core asks the index ([`crate::index::RoutingIndex::out_of_step`]),
+/// which scans only after a new configuration; the tests check it against this.
 pub(crate) fn out_of_step(dir: &Directory, state: &State, now: Timestamp) -> Vec<CallId> {
     state
         .calls
