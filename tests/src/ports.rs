@@ -46,10 +46,10 @@
 //! `demo_orders.rs` (the standalone API on slot 4's gRPC and metrics ports;
 //! `acd run` on slot 0, its demo API on slot 3's gRPC port), 108-111
 //! `ivr_flows.rs` (111: its test order API on slot 3's gRPC port).
-//! Issue 8 (routing engine): 112-114, 129 and 130-134 `routing_engine.rs`, 115-116 `access.rs`
+//! Issue 8 (routing engine): 112-114, 126, 129 and 130-134 `routing_engine.rs`, 115-116 `access.rs`
 //! (roles; gRPC over TLS), 117-119 `api.rs` (watch and RONA; supervisor;
-//! the added-agent call), 120-126 the edge's routing actions
-//! (120-125 `routing_edge.rs`, 126 reserved for it),
+//! the added-agent call), 120-125 the edge's routing actions
+//! (120-125 `routing_edge.rs`),
 //! 127-128 `replay.rs`.
 
 pub const BASE: u16 = 21000;

@@ -419,3 +419,40 @@ async fn round_robin_takes_agents_in_turn() {
     assert_eq!(alice.offers().len(), 1, "alice: {:?}", alice.offers());
     site.acd.assert_running();
 }
+
+/// Fewest calls: alice took a call and has been ready longer than carol, who
+/// took none; the next call goes to carol (longest idle would pick alice).
+#[tokio::test]
+async fn fewest_calls_prefers_the_agent_with_fewer_calls() {
+    let env = TestEnv::new("routing_fewest_calls", 126);
+    let cfg = config(
+        &env,
+        "skills = { sales = 1 }\nstrategy = \"fewest_calls\"",
+        "",
+    );
+    let mut site = start(&env, &cfg).await;
+    let alice_phone = agent_phone(&env, "alice-1001", 1, env.ports.observer(1), Some(300)).await;
+    let carol_phone = agent_phone(&env, "carol-1003", 4, env.ports.observer(2), Some(300)).await;
+    let mut alice = agent(&env, &mut site, "alice", "1001", 1, true).await;
+
+    let first = call(&env, &site, "trunk-1", 3, "5550100").await;
+    alice.await_offer(LONG).await.unwrap();
+    alice_phone.wait().await.assert_success(1);
+    first.wait().await.assert_success(1);
+    // Ready again after the 1 s wrap-up, before carol is.
+    alice.await_state(AgentState::WrapUp, LONG).await.unwrap();
+    alice.await_state(AgentState::Ready, LONG).await.unwrap();
+    let mut carol = agent(&env, &mut site, "carol", "1003", 4, true).await;
+
+    let second = call(&env, &site, "trunk-2", 5, "5550100").await;
+    let offer = carol.await_offer(LONG).await.unwrap();
+    assert!(
+        offer.explanation.contains("fewest_calls"),
+        "explanation: {}",
+        offer.explanation
+    );
+    carol_phone.wait().await.assert_success(1);
+    second.wait().await.assert_success(1);
+    assert_eq!(alice.offers().len(), 1, "alice: {:?}", alice.offers());
+    site.acd.assert_running();
+}
