@@ -81,7 +81,8 @@ async fn watch_numbers_offers_and_tells_why_a_call_left() {
     let mut carol = admin.watch("carol").await.unwrap();
     alice_api.ready("alice").await.unwrap();
     alice.await_state(AgentState::Ready, SHORT).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Ready in the same millisecond or later, carol comes second: longest
+    // idle breaks ties by agent id.
     admin.ready("carol").await.unwrap();
     carol.await_state(AgentState::Ready, SHORT).await.unwrap();
 

@@ -144,16 +144,6 @@ impl Forwarder {
         })
     }
 
-    fn auto_answer_of(&self, agent: &AgentId) -> bool {
-        self.d
-            .lock()
-            .core
-            .config()
-            .agents
-            .iter()
-            .any(|a| a.id == *agent && a.auto_answer)
-    }
-
     fn connect(
         &self,
         call: &CallId,
@@ -163,16 +153,24 @@ impl Forwarder {
         ring_also: &[(AgentId, Extension)],
     ) -> pb::ConnectAgent {
         let (contact, source) = crate::bindings::offered_contact(&self.d, extension);
+        let auto: Vec<bool> = {
+            let inner = self.d.lock();
+            ring_also
+                .iter()
+                .map(|(a, _)| inner.core.auto_answer(a))
+                .collect()
+        };
         let ring_also = ring_also
             .iter()
-            .map(|(a, ext)| {
+            .zip(auto)
+            .map(|((a, ext), auto_answer)| {
                 let (contact, source) = crate::bindings::offered_contact(&self.d, ext);
                 pb::RingTarget {
                     agent_id: a.0.clone(),
                     extension: ext.0.clone(),
                     contact,
                     source,
-                    auto_answer: self.auto_answer_of(a),
+                    auto_answer,
                 }
             })
             .collect();
