@@ -18,6 +18,10 @@ TOOLS=(
     "kamailio:kamailio"     # SIP load balancer in front of two edges (deploy/kamailio)
     "ip:iproute2"           # network namespaces of the partition test (tests/src/netns.rs)
     "bridge:iproute2"       # its bridge ports (isolated on/off)
+    "pg_ctlcluster:postgresql"  # PostgreSQL server for the call records tests (tests/src/postgres.rs)
+    "runuser:util-linux"    # runs PostgreSQL as its own user (it refuses root)
+    "chromium:chromium"     # headless browser for the wallboard test
+    "chromedriver:chromium-driver"  # WebDriver for it
 )
 missing=()
 for entry in "${TOOLS[@]}"; do
@@ -41,6 +45,11 @@ for entry in "${TOOLS[@]}"; do
     command -v "$tool" >/dev/null 2>&1 \
         || { echo "run.sh: '$tool' (Debian package ${entry##*:}) is still missing" >&2; exit 1; }
 done
+
+# The PostgreSQL server binaries live under /usr/lib/postgresql/<version>/bin,
+# not on PATH; the tests find them there.
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 \
+    || { echo "run.sh: no /usr/lib/postgresql/*/bin/postgres (package postgresql)" >&2; exit 1; }
 
 # `sipp -v` prints its version and exits 99.
 sipp_version=$(sipp -v 2>&1 || true)

@@ -1,6 +1,7 @@
 //! Per-test port blocks: test `n` (0..=57) owns `21000 + 200 n .. 21000 + 200 n + 199`;
 //! blocks 60..=114 lie below that: `10000 + 200 (n - 60) ..` (up to 20999), and
-//! blocks 115..=134 below those: `6000 + 200 (n - 115) ..` (up to 9999).
+//! blocks 115..=134 below those: `6000 + 200 (n - 115) ..` (up to 9999), and
+//! blocks 135..=144 below those: `3000 + 200 (n - 135) ..` (up to 4999).
 //!
 //! Layout of a block (offsets from its base):
 //! - `+0`            SIP UDP and TCP of the edge (`acd run` / `acd edge`)
@@ -51,6 +52,10 @@
 //! the added-agent call), 120-125 the edge's routing actions
 //! (120-125 `routing_edge.rs`),
 //! 127-128 `replay.rs`.
+//! Issue 9 (records, reports, wallboard): 135-144, assigned in
+//! `records.rs` (135-137), `reports.rs` (138), `wallboard.rs` (139),
+//! `prometheus.rs` (140-141), `survey.rs` (142-143); 144 spare. PostgreSQL
+//! takes its block's `+98`.
 
 pub const BASE: u16 = 21000;
 pub const BLOCK: u16 = 200;
@@ -58,6 +63,8 @@ pub const BLOCK: u16 = 200;
 pub const LOW_BASE: u16 = 10000;
 /// Base of blocks 115..=134.
 pub const LOWER_BASE: u16 = 6000;
+/// Base of blocks 135..=144.
+pub const LOWEST_BASE: u16 = 3000;
 
 #[derive(Debug, Clone, Copy)]
 pub struct PortBlock {
@@ -79,7 +86,8 @@ impl PortBlock {
             0..=57 => BASE + n * BLOCK,
             60..=114 => LOW_BASE + (n - 60) * BLOCK,
             115..=134 => LOWER_BASE + (n - 115) * BLOCK,
-            _ => panic!("port block {n} is outside 0..=57, 60..=114 and 115..=134"),
+            135..=144 => LOWEST_BASE + (n - 135) * BLOCK,
+            _ => panic!("port block {n} is outside 0..=57, 60..=114, 115..=134 and 135..=144"),
         };
         PortBlock { n, base }
     }

@@ -106,6 +106,84 @@ pub struct Config {
     /// Who may use the gRPC API (see `access` module).
     #[serde(default)]
     pub access: AccessConfig,
+    /// Call records (absent: none kept).
+    #[serde(default)]
+    pub records: Option<RecordsConfig>,
+    /// Staffing forecasts and shift plans (`acdctl report staffing`, wallboard).
+    #[serde(default)]
+    pub staffing: StaffingConfig,
+}
+
+/// `[records]`: call detail records and the queue event trail, written by the
+/// distributor (primary and standby alike) from its committed events.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordsConfig {
+    /// `sqlite:PATH` (relative to the config file) or `postgres://user@host:port/db`.
+    pub database: String,
+    /// Directory (relative to the config file) of the durable buffer of records
+    /// not yet in the database.
+    #[serde(default = "default_spool")]
+    pub spool: String,
+    /// A caller who hangs up within this many seconds of queuing is a short
+    /// abandon (counted apart from the abandon rate).
+    #[serde(default = "default_short_abandon")]
+    pub short_abandon_secs: u32,
+    /// First-contact resolution: an answered call counts as resolved when the
+    /// same number does not call again within this many hours.
+    #[serde(default = "default_fcr_window")]
+    pub fcr_window_hours: u32,
+}
+
+fn default_spool() -> String {
+    "data/records-spool".to_string()
+}
+fn default_short_abandon() -> u32 {
+    5
+}
+fn default_fcr_window() -> u32 {
+    24
+}
+
+/// `[staffing]`: how operator numbers are planned.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaffingConfig {
+    /// Share of paid time operators are not available for calls (breaks,
+    /// training, absence), in percent.
+    #[serde(default = "default_shrinkage")]
+    pub shrinkage_percent: u32,
+    /// Interval length of forecasts and the wallboard's chart: 15, 30 or 60.
+    #[serde(default = "default_interval")]
+    pub interval_mins: u32,
+    /// Shift length for the suggested plan, in hours.
+    #[serde(default = "default_shift_hours")]
+    pub shift_hours: u32,
+    /// Average patience of callers before abandoning (Erlang A), in seconds;
+    /// 0: measured from the recorded abandons.
+    #[serde(default)]
+    pub patience_secs: u32,
+}
+
+fn default_shrinkage() -> u32 {
+    30
+}
+fn default_interval() -> u32 {
+    30
+}
+fn default_shift_hours() -> u32 {
+    8
+}
+
+impl Default for StaffingConfig {
+    fn default() -> Self {
+        StaffingConfig {
+            shrinkage_percent: default_shrinkage(),
+            interval_mins: default_interval(),
+            shift_hours: default_shift_hours(),
+            patience_secs: 0,
+        }
+    }
 }
 
 /// `[ivr]`: where flows live besides inline `[flows.X]` tables.
@@ -550,6 +628,20 @@ impl Loaded {
             Origin::Embedded => PathBuf::from(dir),
             Origin::File(path) => path.parent().unwrap_or(Path::new(".")).join(dir),
         })
+    }
+
+    /// A path from the config (relative to the config file's directory, or
+    /// to the working directory with the embedded defaults).
+    pub fn resolve(&self, relative: &str) -> PathBuf {
+        match &self.origin {
+            Origin::Embedded => PathBuf::from(relative),
+            Origin::File(path) => path.parent().unwrap_or(Path::new(".")).join(relative),
+        }
+    }
+
+    /// The directory relative paths of this config are taken from.
+    pub fn base_dir(&self) -> PathBuf {
+        self.resolve("")
     }
 
     pub fn read_file(&self, relative: &str) -> Result<Vec<u8>, String> {

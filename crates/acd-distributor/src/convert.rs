@@ -178,6 +178,32 @@ pub fn callback_from_wire(c: pb::CallbackRequest) -> acd_routing::Command {
     }
 }
 
+/// An edge's call note as the core's (an unknown outcome name becomes `Unknown`;
+/// the core refuses oversized or inconsistent notes).
+pub fn note_from_wire(n: pb::CallNote) -> (acd_routing::CallId, acd_routing::CallNote) {
+    use acd_routing::Timestamp;
+    let outcome = serde_json::from_value(serde_json::Value::String(n.outcome)).unwrap_or_default();
+    let note = acd_routing::CallNote {
+        arrived_at: Timestamp(n.arrived_at_ms),
+        left_at: Timestamp(n.left_at_ms),
+        did: n.did,
+        caller: n.caller,
+        flow: n.flow,
+        steps: n
+            .steps
+            .into_iter()
+            .map(|s| acd_routing::IvrStep {
+                at: Timestamp(s.at_ms),
+                node: s.node,
+                input: s.input,
+            })
+            .collect(),
+        outcome,
+        survey_score: Some(u8::try_from(n.survey_score).unwrap_or(u8::MAX)).filter(|s| *s != 0),
+    };
+    (acd_routing::CallId(n.call_id), note)
+}
+
 /// A pending callback for `ListCallbacks`.
 pub fn callback_to_wire(
     call: &acd_routing::CallId,

@@ -182,6 +182,8 @@ impl Forwarder {
             source,
             auto_answer,
             ring_also,
+            // Filled by the survey work (the queue's `survey.flow`).
+            survey_flow: String::new(),
         }
     }
 

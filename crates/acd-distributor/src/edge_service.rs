@@ -245,6 +245,10 @@ impl EdgeConn {
                     crate::convert::callback_from_wire(c),
                 )
             }
+            FromEdge::Note(n) => {
+                let (call, note) = crate::convert::note_from_wire(n);
+                (call.clone(), Command::NoteCall { call, note })
+            }
             FromEdge::Abandon(a) => (
                 CallId(a.call_id.clone()),
                 Command::Abandon {
@@ -363,6 +367,7 @@ fn kind_name(kind: &FromEdge) -> &'static str {
         FromEdge::Binding(_) => "binding",
         FromEdge::Callback(_) => "callback",
         FromEdge::CallbackResult(_) => "callback_result",
+        FromEdge::Note(_) => "note",
     }
 }
 

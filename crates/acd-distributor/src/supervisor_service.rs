@@ -329,6 +329,13 @@ impl pb::supervisor_service_server::SupervisorService for SupervisorApi {
             decisions,
         }))
     }
+
+    async fn report(
+        &self,
+        _req: Request<pb::ReportRequest>,
+    ) -> Result<Response<pb::ReportResponse>, Status> {
+        Err(Status::unimplemented("reports are not built yet"))
+    }
 }
 
 /// The calls held (of `queue`, or all), waiting ones in queue order first.

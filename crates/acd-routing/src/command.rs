@@ -1,7 +1,7 @@
 //! Inputs to the core: what agents and the edge ask for.
 
 use crate::bindings::BindingRecord;
-use crate::ids::{AgentId, CallId, EdgeId, Extension, QueueId, SkillId};
+use crate::ids::{AgentId, CallId, EdgeId, Extension, QueueId, SkillId, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -111,6 +111,70 @@ pub enum Command {
         #[serde(default)]
         orphans_to: Option<QueueId>,
     },
+    /// The edge's account of a call whose caller leg has ended: arrival, the IVR
+    /// trail, how it ended there and the survey score. Changes no routing state;
+    /// it is logged so call records come from the distributor's event stream alone.
+    NoteCall { call: CallId, note: CallNote },
+}
+
+/// Most IVR steps kept per call note; later ones are dropped (the note says so).
+pub const MAX_NOTE_STEPS: usize = 32;
+
+/// What the edge saw of one call, sent once when the caller's leg ends.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallNote {
+    /// When the INVITE arrived (edge clock).
+    pub arrived_at: Timestamp,
+    /// When the caller's leg ended (edge clock).
+    pub left_at: Timestamp,
+    /// The dialled number.
+    #[serde(default)]
+    pub did: String,
+    /// The caller's number (From user part).
+    #[serde(default)]
+    pub caller: String,
+    /// The IVR flow that ran first; empty: none.
+    #[serde(default)]
+    pub flow: String,
+    /// Inputs given in the IVR, in order (at most [`MAX_NOTE_STEPS`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<IvrStep>,
+    /// How the call ended as the edge saw it, one of [`EdgeOutcome`]'s names.
+    pub outcome: EdgeOutcome,
+    /// 1–5 from the post-call survey; `None`: no survey or no answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub survey_score: Option<u8>,
+}
+
+/// One input in the IVR: the node that asked and what the caller gave.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IvrStep {
+    pub at: Timestamp,
+    pub node: String,
+    /// Digits pressed, or the menu choice taken.
+    pub input: String,
+}
+
+/// How the caller's leg ended, seen from the edge.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EdgeOutcome {
+    #[default]
+    Unknown,
+    /// Went to a queue (what happened there is in the distributor's own events).
+    Queued,
+    /// Served by the IVR alone (a flow ended with a message / hang-up node).
+    SelfServed,
+    /// The caller hung up in the IVR before reaching a queue.
+    AbandonedInIvr,
+    /// Left a voicemail.
+    Voicemail,
+    /// Sent elsewhere (a SIP URI, a closed message) without reaching an agent.
+    Redirected,
+    /// Refused at the door (busy, no route, overload).
+    Refused,
+    /// Lost by the edge (media timeout, failure).
+    Failed,
 }
 
 /// Where a transferred call goes.
@@ -131,4 +195,34 @@ pub enum CallbackOutcome {
     NoAnswer,
     /// Any other failure (trunk refused, unreachable).
     Failed,
+}
+
+/// Longest text field of a note (node names, inputs, numbers) accepted.
+const MAX_NOTE_TEXT: usize = 256;
+
+/// Refuses a note a well-behaved edge never sends: too many steps, oversized text,
+/// a survey score outside 1–5, or a leg that ended before it arrived.
+pub(crate) fn check_note(note: &CallNote) -> Result<(), String> {
+    if note.steps.len() > MAX_NOTE_STEPS {
+        return Err(format!(
+            "{} IVR steps (at most {MAX_NOTE_STEPS})",
+            note.steps.len()
+        ));
+    }
+    let texts = [&note.did, &note.caller, &note.flow]
+        .into_iter()
+        .chain(note.steps.iter().flat_map(|s| [&s.node, &s.input]));
+    if let Some(t) = texts.into_iter().find(|t| t.len() > MAX_NOTE_TEXT) {
+        return Err(format!(
+            "a note field of {} bytes (at most {MAX_NOTE_TEXT})",
+            t.len()
+        ));
+    }
+    if let Some(score) = note.survey_score.filter(|s| !(1..=5).contains(s)) {
+        return Err(format!("survey score {score} (1 to 5)"));
+    }
+    if note.left_at < note.arrived_at {
+        return Err("the call left before it arrived".to_string());
+    }
+    Ok(())
 }

@@ -79,6 +79,17 @@ pub struct QueueDef {
     /// How callbacks (virtual hold) from this queue are placed.
     #[serde(default)]
     pub callback: Option<CallbackPolicy>,
+    /// Post-call survey: when the agent hangs up, the caller stays for this flow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub survey: Option<Survey>,
+}
+
+/// A post-call satisfaction survey run by the edge after the agent hangs up.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Survey {
+    /// The IVR flow (in `[flows]`) that asks; it stores the caller's 1–5 in the
+    /// flow variable `survey_score`.
+    pub flow: String,
 }
 
 /// `percent` % answered within `within_ms`.
@@ -266,6 +277,7 @@ impl QueueDef {
             overflow: Overflow::default(),
             announce: None,
             callback: None,
+            survey: None,
         }
     }
 

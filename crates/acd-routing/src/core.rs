@@ -874,6 +874,9 @@ impl Core {
             Command::ApplyConfig { config, orphans_to } => {
                 crate::reconfig::decide(&self.state, self.config_version, config, orphans_to, now)
             }
+            Command::NoteCall { call, note } => crate::command::check_note(&note)
+                .map(|()| vec![Event::CallNoted { call, note }])
+                .map_err(CommandError::Invalid),
             Command::AgentFailed { call, reason } => {
                 let c = self.call_rec(&call)?;
                 match &c.phase {

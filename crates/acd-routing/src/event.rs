@@ -224,4 +224,10 @@ pub enum Event {
     /// (clears [`crate::CallRecord::not_before`]). Added to the contract by the core
     /// (the retry timer needs an event to clear its deadline).
     CallbackRetryDue { call: CallId },
+    /// The edge's account of the call (arrival, IVR trail, survey score); changes
+    /// no routing state, it is there for call records.
+    CallNoted {
+        call: CallId,
+        note: crate::command::CallNote,
+    },
 }

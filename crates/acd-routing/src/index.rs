@@ -165,6 +165,7 @@ pub(crate) fn touched<'a>(state: &State, event: &'a Event) -> Touched<'a> {
                 ..
             } => (Some(call), Some(agent), &[]),
             Event::CallbackRetryDue { call } => (Some(call), None, &[]),
+            Event::CallNoted { .. } => (None, None, &[]),
             Event::CallOverflowed {
                 call,
                 action:

@@ -66,10 +66,13 @@ pub use crate::bindings::BindingRecord;
 pub use crate::callbacks::{
     callback_id, CallbackRecord, DEFAULT_POLICY as DEFAULT_CALLBACK_POLICY,
 };
-pub use crate::command::{CallbackOutcome, CallerInfo, Command, TransferTarget};
+pub use crate::command::{
+    CallNote, CallbackOutcome, CallerInfo, Command, EdgeOutcome, IvrStep, TransferTarget,
+    MAX_NOTE_STEPS,
+};
 pub use crate::config::{
     AgentDef, Announce, BusinessHours, CallbackPolicy, ConfigError, Overflow, OverflowAction,
-    OverflowReason, QueueDef, RelaxStep, RoutingConfig, ServiceLevel,
+    OverflowReason, QueueDef, RelaxStep, RoutingConfig, ServiceLevel, Survey,
 };
 pub use crate::core::{Core, Snapshot, OFFER_TIMEOUT_REASON, SNAPSHOT_FORMAT_VERSION};
 pub use crate::error::{ApplyError, CommandError, ErrorKind, SnapshotError};

@@ -517,6 +517,7 @@ impl State {
             } => crate::callbacks::apply_attempt_failed(self, at, call, agent, *retry_at)?,
             Event::CallbackRetryDue { call } => crate::callbacks::apply_retry_due(self, at, call)?,
             Event::ConfigChanged { config, .. } => crate::reconfig::apply(self, config)?,
+            Event::CallNoted { .. } => {}
         }
         // A callback call that connected or left takes its pending entry with it.
         if let Some(call) = crate::callbacks::call_of(event) {
