@@ -381,26 +381,13 @@ impl DayBoard {
                     self.calls.remove(call);
                 }
             },
-            Event::CallEnded { call, agent, .. } => {
-                if self.talk_ended(call, agent, at) {
-                    self.calls.remove(call);
-                }
-            }
+            Event::CallEnded { call, agent, .. } => self.ended(call, agent, at),
             Event::CallTransferred {
                 call,
                 from_agent,
                 target,
                 ..
-            } => {
-                if self.talk_ended(call, from_agent, at) {
-                    if let Some(t) = self.calls.get_mut(call) {
-                        t.connected = None;
-                    }
-                    if let TransferTarget::Queue(q) = target {
-                        self.moved(call, q, at);
-                    }
-                }
-            }
+            } => self.transferred(call, from_agent, target, at),
             Event::CallbackRequested { call, record } => self.callback(call, &record.queue, at),
             Event::CallbackAttemptFailed {
                 call,
@@ -409,10 +396,10 @@ impl DayBoard {
             } => {
                 self.calls.remove(call);
             }
-            Event::AgentStateChanged { agent, state, .. } => {
-                if !matches!(state, AgentState::WrapUp { .. }) {
-                    self.wrap_ended(agent, at);
-                }
+            Event::AgentStateChanged { agent, state, .. }
+                if !matches!(state, AgentState::WrapUp { .. }) =>
+            {
+                self.wrap_ended(agent, at)
             }
             Event::AgentLoggedOut { agent } | Event::AgentLoggedIn { agent, .. } => {
                 self.wrap_ended(agent, at)
@@ -450,6 +437,25 @@ impl DayBoard {
         if let Some(f) = self.cell(&queue, entered) {
             f.answered += 1;
             f.answered_in_sl += u64::from(within);
+        }
+    }
+
+    fn ended(&mut self, call: &CallId, agent: &AgentId, at: i64) {
+        if self.talk_ended(call, agent, at) {
+            self.calls.remove(call);
+        }
+    }
+
+    /// The agent's part ends; the call waits again (in `target`'s queue).
+    fn transferred(&mut self, call: &CallId, agent: &AgentId, target: &TransferTarget, at: i64) {
+        if !self.talk_ended(call, agent, at) {
+            return;
+        }
+        if let Some(t) = self.calls.get_mut(call) {
+            t.connected = None;
+        }
+        if let TransferTarget::Queue(q) = target {
+            self.moved(call, q, at);
         }
     }
 
