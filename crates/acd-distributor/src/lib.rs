@@ -33,6 +33,7 @@ pub mod journal;
 pub mod leadership;
 pub mod replication;
 pub mod supervisor_service;
+pub mod wallboard;
 
 /// Records kept for a standby to catch up without a snapshot.
 const LOG_CAPACITY: usize = 10_000;

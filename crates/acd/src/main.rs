@@ -40,6 +40,7 @@ mod notify;
 mod reload;
 mod shutdown;
 mod takeover;
+mod wallboard;
 mod watchdog;
 
 use cli::{Cli, Cmd, CommonArgs, IvrArgs, LeadershipArgs, SipArgs};
@@ -335,6 +336,8 @@ async fn serve(cmd: Cmd) -> Result<()> {
         }
         d
     });
+    // Right after the distributor: the board follows every committed record.
+    let wallboard = distributor.as_ref().map(|d| wallboard::start(d, &loaded));
     if let (Some(d), Some(dir)) = (&distributor, loaded.journal_dir()) {
         acd_distributor::journal::spawn(d, dir.clone())
             .with_context(|| format!("event journal in {}", dir.display()))?;
@@ -424,8 +427,13 @@ async fn serve(cmd: Cmd) -> Result<()> {
         },
     ));
     tracing::info!(addr = %grpc_addr, "gRPC listening");
-    http::spawn(metrics_listener, prometheus, readiness.clone());
-    tracing::info!(addr = %metrics_addr, "metrics listening (/metrics, /ready)");
+    let with_wallboard = if wallboard.is_some() {
+        ", /wallboard"
+    } else {
+        ""
+    };
+    http::spawn_with(metrics_listener, prometheus, readiness.clone(), wallboard);
+    tracing::info!(addr = %metrics_addr, "metrics listening (/metrics, /ready{with_wallboard})");
     let demo_orders_addr = start_demo_orders(role, cfg).await?;
 
     if let (Some(d), Some(Some(primary))) = (&distributor, &plan.distributor) {
