@@ -290,7 +290,8 @@ async fn wallboard_screenshot() {
     let env = TestEnv::new("wallboard_screenshot", BLOCK);
     let mut acd = env.start_run().await.unwrap();
     let url = format!("http://{}/wallboard", acd.metrics_addr());
-    let browser = Browser::start(&env, 1600, 900).await.unwrap();
+    // 1600 x 900 of page under the window's own bars.
+    let browser = Browser::start(&env, 1600, 1043).await.unwrap();
     browser.open(&url).await.unwrap();
     let mut s = call_waits(&env, &acd).await;
     await_page(&browser, "the call waiting", |p| field(p, "waiting") == "1").await;
@@ -311,8 +312,8 @@ async fn wallboard_screenshot() {
         field(p, "answered") == "1"
     })
     .await;
-    // Let the support call's wait show a few seconds on the clock.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Past the support flow's welcome prompt, with some wait on the clock.
+    tokio::time::sleep(Duration::from_secs(8)).await;
     let png = browser.screenshot().await.unwrap();
     let path = acd_tests::env::workspace_root().join("docs/wallboard.png");
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
