@@ -44,7 +44,8 @@ impl EdgeCore {
         );
     }
 
-    pub(crate) fn ivr_step(&mut self, id: &CallId, event: IvrEvent, _now: Instant) {
+    pub(crate) fn ivr_step(&mut self, id: &CallId, event: IvrEvent, now: Instant) {
+        self.note_input(id, &event, now);
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
@@ -214,6 +215,9 @@ impl EdgeCore {
             return;
         };
         call.phase = Phase::Queued;
+        if let Some(note) = call.note.as_deref_mut() {
+            note.queued = true;
+        }
         let (skills, data) = extra;
         let mut caller = caller_info(&call.caller.invite, &call.did);
         caller.variables.extend(data);
