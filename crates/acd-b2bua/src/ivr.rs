@@ -110,6 +110,15 @@ impl EdgeCore {
                 }
                 r.actions
             }
+            Err(e) if call.note.as_ref().is_some_and(|n| n.surveying) => {
+                // A survey never puts the caller back in a queue: goodbye.
+                metrics::counter!("acd_edge_surveys_refused_total", "reason" => "ivr_unavailable")
+                    .increment(1);
+                tracing::warn!(error = %e, "IVR unavailable during the survey; hanging up");
+                vec![IvrAction::Hangup {
+                    reason: "survey without IVR".into(),
+                }]
+            }
             Err(e) => {
                 // No runner answered: the caller must not hear silence.
                 metrics::counter!("acd_edge_ivr_fallbacks_total").increment(1);

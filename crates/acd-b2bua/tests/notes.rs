@@ -310,6 +310,30 @@ fn a_survey_answer_outside_one_to_five_or_a_caller_leaving_gives_no_score() {
 }
 
 #[test]
+fn a_survey_without_an_ivr_runner_says_goodbye_rather_than_queue_again() {
+    let mut sim = survey_sim();
+    let (call, _, inv) = bridged_after_menu(&mut sim, "v3", SURVEY);
+    sim.sip(
+        &phone_request(&inv, "BYE", "ph1", 2, "pbye", None),
+        udp(PHONE),
+    );
+    let step = sim.ivr.last().cloned().expect("survey step");
+    sim.dist.clear();
+    sim.input(Input::IvrReply {
+        call: step.call,
+        step: step.step,
+        reply: Err("no runner".into()),
+    });
+    assert!(sim.dist.is_empty(), "no Enqueue: {:?}", sim.dist);
+    assert_eq!(byes_to_caller(&sim), 1);
+    let note = note_of(&sim, &call);
+    assert_eq!(
+        (note.outcome, note.survey_score),
+        (EdgeOutcome::Queued, None)
+    );
+}
+
+#[test]
 fn no_survey_when_the_caller_hangs_up_first_or_the_queue_has_none() {
     let mut sim = survey_sim();
     let (call, tag, _) = bridged_after_menu(&mut sim, "n1", SURVEY);
