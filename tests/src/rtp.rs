@@ -169,6 +169,47 @@ impl RtpObserver {
     }
 }
 
+impl RtpObserver {
+    /// Presses `digit` as a phone does in RFC 4733 telephone-events with
+    /// payload type `pt`: four packets 20 ms apart, then the end packet three
+    /// times, from this observer's socket (the media latched onto it) to
+    /// `to`. `ts` names the event: give each press its own.
+    pub async fn send_digit(&self, to: SocketAddr, pt: u8, digit: char, ts: u32) -> Result<()> {
+        use acd_media::rtp::{Header, HEADER_LEN};
+        let Some(pt) = acd_media::PayloadType::new(pt) else {
+            bail!("payload type {pt} out of range");
+        };
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        let packets = [160u16, 320, 480, 640, 800, 800, 800];
+        for (i, duration) in packets.into_iter().enumerate() {
+            let end = i >= 4;
+            let mut hdr = [0u8; HEADER_LEN];
+            Header {
+                pt,
+                seq: acd_media::SeqNo(5000u16.wrapping_add(ts as u16).wrapping_add(i as u16)),
+                ts,
+                ssrc: acd_media::Ssrc(0xD7F0_0001),
+                marker: i == 0,
+            }
+            .write(&mut hdr);
+            let mut pkt = hdr.to_vec();
+            let event = acd_media::DtmfEvent {
+                digit,
+                end,
+                duration,
+                volume: 10,
+            };
+            let Some(body) = event.encode() else {
+                bail!("{digit:?} is not a DTMF key");
+            };
+            pkt.extend_from_slice(&body);
+            tick.tick().await;
+            self.socket.send_to(&pkt, to).await?;
+        }
+        Ok(())
+    }
+}
+
 fn record(st: &mut ObsStats, pkt: &[u8], from: SocketAddr) {
     let now = std::time::Instant::now();
     if let Some(last) = st.last_at {

@@ -42,6 +42,7 @@ impl EdgeCore {
                 contact,
                 auto_answer,
                 ring_also,
+                survey_flow,
             } => {
                 let target = RingTarget {
                     agent,
@@ -49,7 +50,7 @@ impl EdgeCore {
                     contact,
                     auto_answer,
                 };
-                self.connect_agent(call, target, ring_also, now)
+                self.connect_agent(call, target, ring_also, survey_flow, now)
             }
             FromDistributor::Bindings { full, bindings } => self.site_bindings(full, bindings, now),
             FromDistributor::Queued {
@@ -106,6 +107,7 @@ impl EdgeCore {
         id: CallId,
         target: RingTarget,
         ring_also: Vec<RingTarget>,
+        survey_flow: String,
         now: Instant,
     ) {
         let agent = target.agent.clone();
@@ -156,6 +158,10 @@ impl EdgeCore {
             .iter()
             .filter_map(|t| self.ring_leg(&id, t, now))
             .collect();
+        if let Some(note) = self.note_mut(&id) {
+            // This queue's survey, if any (a transfer's next offer may differ).
+            note.survey_flow = survey_flow;
+        }
         if let Some(call) = self.calls.get_mut(&id) {
             call.phase = Phase::Ringing(Box::new(RingingAgent {
                 agent: leg.agent,

@@ -29,6 +29,10 @@ pub struct Call {
     /// The trunk it came from (its concurrent-call count).
     #[serde(default)]
     pub trunk: Option<crate::trunks::TrunkId>,
+    /// What its call note has gathered; `None`: no note is sent (callback
+    /// legs, calls from a snapshot older than notes).
+    #[serde(default)]
+    pub note: Option<Box<crate::note::NoteState>>,
 }
 
 /// Where the call is in its life.

@@ -371,6 +371,8 @@ impl EdgeCore {
                 skills: BTreeMap::new(),
             }),
             trunk: None,
+            // An outbound leg: the inbound call it comes from had its note.
+            note: None,
         };
         self.calls.insert(id.clone(), call);
         if let Some(st) = timer {
@@ -391,7 +393,7 @@ impl EdgeCore {
             contact: spec.contact,
             auto_answer: spec.auto_answer,
         };
-        self.connect_agent(id.clone(), target, Vec::new(), now);
+        self.connect_agent(id.clone(), target, Vec::new(), String::new(), now);
     }
 }
 

@@ -65,7 +65,8 @@ pub struct EdgeCore {
     pub(crate) next_token: u64,
     pub(crate) draining: bool,
     pub(crate) load: Load,
-    /// Unix seconds at `clock_base` (digest nonces carry wall-clock time).
+    /// Unix milliseconds at the instant (digest nonces and call notes carry
+    /// wall-clock time).
     pub(crate) unix_base: (u64, Instant),
     pub(crate) out: VecDeque<Output>,
     /// Queue announcements playing (not state: not in snapshots).
@@ -99,7 +100,7 @@ impl EdgeCore {
             next_token: 1,
             draining: false,
             load,
-            unix_base: (unix_now, now),
+            unix_base: (unix_now.saturating_mul(1000), now),
             out: VecDeque::new(),
             announcing: HashMap::new(),
             dials: Default::default(),
@@ -204,7 +205,13 @@ impl EdgeCore {
     }
 
     pub(crate) fn unix_now(&self, now: Instant) -> u64 {
-        self.unix_base.0 + now.saturating_duration_since(self.unix_base.1).as_secs()
+        self.unix_ms(now) / 1000
+    }
+
+    /// The wall clock at `now` to the millisecond (`new` and `restore` take
+    /// whole seconds): call notes are compared with the distributor's times.
+    pub fn set_wall_clock(&mut self, unix_ms: u64, now: Instant) {
+        self.unix_base = (unix_ms, now);
     }
 
     pub(crate) fn emit(&mut self, out: Output) {

@@ -114,6 +114,7 @@ impl Harness {
                             contact: None,
                             auto_answer: false,
                             ring_also: Vec::new(),
+                            survey_flow: String::new(),
                         },
                     });
                 }

@@ -16,6 +16,7 @@ use crate::call::{Call, CallerLeg, CallerState, Established, LegSdp, Phase};
 use crate::core::{EdgeCore, ALLOW, SUPPORTED};
 use crate::ids::{CallId, Side};
 use crate::io::{CallerInfo, MediaCommand, MediaPorts};
+use crate::note::{EdgeOutcome, NoteState};
 use crate::session_timer;
 use crate::trunks::TrunkId;
 
@@ -131,6 +132,7 @@ impl EdgeCore {
         );
         self.by_invite
             .insert(key.clone(), (id.clone(), Side::Caller));
+        let note = NoteState::new(self.unix_ms(now), &flow);
         let call = Call {
             id: id.clone(),
             did,
@@ -148,6 +150,7 @@ impl EdgeCore {
             phase: Phase::Setup,
             enqueued: None,
             trunk: Some(trunk),
+            note: Some(Box::new(note)),
         };
         self.trunks.call_started(trunk);
         self.calls.insert(id.clone(), call);
@@ -308,7 +311,9 @@ impl EdgeCore {
             self.cfg.admission.retry_after_secs.to_string(),
         );
         self.respond(&key, resp, now);
-        self.forget_call(id);
+        if let Some(call) = self.forget_call(id) {
+            self.send_note(&call, EdgeOutcome::Refused, now);
+        }
     }
 
     fn early_media(&mut self, id: &CallId, now: Instant) {

@@ -82,6 +82,9 @@ pub enum FromDistributor {
         /// Ring-all: ring these agents too; the first to answer takes the
         /// call (`AgentAnswered` names them).
         ring_also: Vec<RingTarget>,
+        /// Post-call survey: when the agent hangs up, the caller stays for
+        /// this flow (empty: no survey).
+        survey_flow: String,
     },
     Queued {
         call: CallId,
@@ -247,6 +250,8 @@ pub enum ToDistributor {
         outcome: CallbackOutcome,
         sip_status: u16,
     },
+    /// The edge's account of an inbound call whose caller leg ended (once per call).
+    Note(crate::note::CallNote),
 }
 
 /// A callback the flow asked for; the distributor keeps it.

@@ -44,7 +44,8 @@ impl EdgeCore {
         );
     }
 
-    pub(crate) fn ivr_step(&mut self, id: &CallId, event: IvrEvent, _now: Instant) {
+    pub(crate) fn ivr_step(&mut self, id: &CallId, event: IvrEvent, now: Instant) {
+        self.note_input(id, &event, now);
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
@@ -108,6 +109,15 @@ impl EdgeCore {
                     *session = s;
                 }
                 r.actions
+            }
+            Err(e) if call.note.as_ref().is_some_and(|n| n.surveying) => {
+                // A survey never puts the caller back in a queue: goodbye.
+                metrics::counter!("acd_edge_surveys_refused_total", "reason" => "ivr_unavailable")
+                    .increment(1);
+                tracing::warn!(error = %e, "IVR unavailable during the survey; hanging up");
+                vec![IvrAction::Hangup {
+                    reason: "survey without IVR".into(),
+                }]
             }
             Err(e) => {
                 // No runner answered: the caller must not hear silence.
@@ -214,6 +224,9 @@ impl EdgeCore {
             return;
         };
         call.phase = Phase::Queued;
+        if let Some(note) = call.note.as_deref_mut() {
+            note.queued = true;
+        }
         let (skills, data) = extra;
         let mut caller = caller_info(&call.caller.invite, &call.did);
         caller.variables.extend(data);

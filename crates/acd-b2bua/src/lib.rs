@@ -36,6 +36,7 @@ pub mod ids;
 mod incoming;
 pub mod io;
 mod ivr;
+pub mod note;
 mod redirect;
 pub mod registrar;
 mod release;
@@ -43,6 +44,7 @@ mod ring_all;
 mod session_timer;
 pub mod site_bindings;
 pub mod snapshot;
+mod survey;
 mod teardown;
 pub mod timers;
 mod transfer;
@@ -57,5 +59,6 @@ pub use io::{
     FromDistributor, Input, IvrAction, IvrEvent, IvrReply, IvrStep, MediaCommand, MediaEvent,
     MediaPorts, Output, Reconfigure, RedirectTarget, RingTarget, SiteBinding, ToDistributor,
 };
+pub use note::{CallNote, EdgeOutcome, NoteStep};
 pub use snapshot::{Snapshot, SnapshotError, SNAPSHOT_VERSION};
 pub use teardown::EndReason;

@@ -101,6 +101,18 @@ impl EdgeCore {
             tracing::warn!(%flow, "redirect to a flow this edge does not have");
             return self.redirect_failed(id, now);
         }
+        self.run_flow(id, flow, variables, now);
+    }
+
+    /// Runs `flow` (which this edge has) from its start for the caller,
+    /// whatever the call did before (a redirect, the post-call survey).
+    pub(crate) fn run_flow(
+        &mut self,
+        id: &CallId,
+        flow: String,
+        variables: std::collections::BTreeMap<String, String>,
+        now: Instant,
+    ) {
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use acd_sip::Method;
 
-use crate::call::Phase;
+use crate::call::{AgentLeg, Phase};
 use crate::core::{ClientTx, EdgeCore};
 use crate::dialogs::next_hop;
 use crate::ids::{AgentId, CallId, Side};
@@ -66,13 +66,8 @@ impl EdgeCore {
                 }
             }
             Phase::Bridged(mut a) => {
-                self.by_invite.remove(&a.key);
+                self.unbridge(id, &a);
                 let d = &mut a.est.dialog;
-                self.by_dialog.remove(&(
-                    d.call_id.clone(),
-                    d.local_tag.clone(),
-                    d.remote_tag.clone(),
-                ));
                 let branch = self.rng.branch();
                 let via = self.via(a.est.peer.transport);
                 let bye = d.request(Method::Bye, &via, &branch, "");
@@ -80,7 +75,6 @@ impl EdgeCore {
                 let key = self.tx.send_request(bye, to, now);
                 self.by_client_tx
                     .insert(key, (id.clone(), Side::Agent, ClientTx::Bye));
-                self.media(id, MediaCommand::Unbridge);
             }
             _ => {}
         }
@@ -91,5 +85,20 @@ impl EdgeCore {
         tracing::info!(%agent, reason, "agent leg released; caller back on hold");
         let token = self.take_token();
         self.play_hold_music(id, token);
+    }
+}
+
+impl EdgeCore {
+    /// Forgets a bridged agent leg's indexes and timers and stops relaying;
+    /// the caller stays (the phase is the caller's to set).
+    pub(crate) fn unbridge(&mut self, id: &CallId, leg: &AgentLeg) {
+        self.by_invite.remove(&leg.key);
+        let d = &leg.est.dialog;
+        self.by_dialog
+            .remove(&(d.call_id.clone(), d.local_tag.clone(), d.remote_tag.clone()));
+        for kind in AGENT_TIMERS {
+            self.cancel_timer(id, kind);
+        }
+        self.media(id, MediaCommand::Unbridge);
     }
 }

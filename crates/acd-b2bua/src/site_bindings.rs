@@ -171,7 +171,7 @@ impl EdgeCore {
     /// Wall-clock Unix ms at `now`.
     pub(crate) fn unix_ms(&self, now: Instant) -> u64 {
         let since = now.saturating_duration_since(self.unix_base.1).as_millis() as u64;
-        self.unix_base.0.saturating_mul(1000).saturating_add(since)
+        self.unix_base.0.saturating_add(since)
     }
 
     /// A `Bindings` update from the distributor. On a full set (sent on

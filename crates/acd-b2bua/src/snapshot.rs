@@ -145,7 +145,7 @@ impl EdgeCore {
             term: snap.term,
             next_token: snap.next_token,
             draining: snap.draining,
-            unix_base: (snap.unix_now, now),
+            unix_base: (snap.unix_now.saturating_mul(1000), now),
             out: VecDeque::new(),
             announcing: HashMap::new(),
             dials: Default::default(),

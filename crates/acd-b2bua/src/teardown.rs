@@ -96,8 +96,12 @@ impl EdgeCore {
         }
     }
 
-    /// Ends both legs of a call, tells the distributor, forgets the call.
+    /// Ends both legs of a call, tells the distributor, forgets the call
+    /// (unless the agent hung up on a call with a survey: the caller stays).
     pub(crate) fn end_call(&mut self, id: &CallId, reason: EndReason, now: Instant) {
+        if reason == EndReason::Hangup(Side::Agent) && self.start_survey(id, now) {
+            return;
+        }
         let Some(mut call) = self.forget_call(id) else {
             return;
         };
@@ -129,6 +133,10 @@ impl EdgeCore {
         };
         metrics::counter!("acd_calls_ended_total", "outcome" => outcome).increment(1);
         tracing::info!(reason = reason.as_str(), outcome, "call ended");
+        if let Some(note) = call.note.as_deref() {
+            let noted = crate::note::outcome(note, &call.phase, reason);
+            self.send_note(&call, noted, now);
+        }
     }
 
     /// Removes a call with its indexes, timers and media; says nothing to anyone.

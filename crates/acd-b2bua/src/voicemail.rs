@@ -76,6 +76,9 @@ impl EdgeCore {
                 tracing::info!(call_id = %id, %file, duration_ms, "recorded");
                 metrics::counter!("acd_edge_recordings_total", "outcome" => "recorded")
                     .increment(1);
+                if let Some(note) = self.note_mut(id) {
+                    note.voicemail = true;
+                }
                 IvrEvent::Recorded { file, duration_ms }
             }
             Err(reason) => {

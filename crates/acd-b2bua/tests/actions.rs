@@ -110,6 +110,11 @@ fn a_transfer_answered_bridges_and_bye_propagates() {
     assert_eq!(sim.core.active_calls(), 0);
     assert_eq!(sim.ivr.len(), steps, "the flow ended at the transfer");
     only_enqueues_or_nothing(&sim);
+    assert!(
+        matches!(sim.notes.as_slice(), [n] if n.outcome == acd_b2bua::EdgeOutcome::Redirected),
+        "the call's note: {:?}",
+        sim.notes
+    );
 }
 
 #[test]

@@ -162,6 +162,7 @@ fn connect(sim: &mut Sim, call: &CallId, contact: Option<AgentContact>) {
             contact,
             auto_answer: false,
             ring_also: Vec::new(),
+            survey_flow: String::new(),
         },
     });
 }

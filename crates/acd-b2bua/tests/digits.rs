@@ -24,26 +24,6 @@ fn digit_sim() -> Sim {
     Sim::with_config(digit_config())
 }
 
-/// A call in the flow (answered and ACKed), its first step out. Returns
-/// the call and our To tag.
-fn in_flow(sim: &mut Sim, sip_call_id: &str) -> (CallId, String) {
-    sim.sip(
-        &invite(sip_call_id, sip_call_id, Some(SDP_CALLER), "", "UDP"),
-        udp(TRUNK),
-    );
-    let tag = sim
-        .last_response(200)
-        .and_then(|r| r.headers.to_tag())
-        .expect("answered")
-        .to_string();
-    sim.sip(
-        &caller_request("ACK", sip_call_id, &tag, 1, "ack1", None, ""),
-        udp(TRUNK),
-    );
-    let call = sim.ivr.last().expect("first step").call.clone();
-    (call, tag)
-}
-
 fn collect(max: u32, first_ms: u32, inter_ms: u32) -> IvrAction {
     IvrAction::Collect(CollectSpec {
         min_digits: 1,

@@ -421,6 +421,7 @@ fn auto_answer_is_asked_in_the_agents_invite() {
             contact: None,
             auto_answer: true,
             ring_also: Vec::new(),
+            survey_flow: String::new(),
         },
     );
     let inv = sim.last_request("INVITE").expect("rung");
@@ -728,6 +729,7 @@ fn ringing_all(sim: &mut Sim, sip_call_id: &str) -> (CallId, Request, Request) {
             contact: None,
             auto_answer: false,
             ring_also: vec![bob],
+            survey_flow: String::new(),
         },
     );
     let invite_to = |sim: &Sim, to: SocketAddr| {

@@ -496,6 +496,8 @@ pub struct QueueDef {
     pub overflow: routing::OverflowDef,
     pub announce: Option<routing::AnnounceDef>,
     pub callback: Option<routing::CallbackDef>,
+    /// Post-call survey: `survey = { flow = "survey" }`.
+    pub survey: Option<routing::SurveyDef>,
 }
 
 /// A dialled number and the flow its calls run.

@@ -1,5 +1,5 @@
 //! The queue model of `[[queues]]` (skill expressions, strategy, service level,
-//! hours, relaxation, overflow, announcements, callbacks) and its translation into
+//! hours, relaxation, overflow, announcements, callbacks, survey) and its translation into
 //! the routing core's [`acd_routing::RoutingConfig`].
 //!
 //! The TOML speaks seconds and names; the core speaks milliseconds and typed ids.
@@ -130,6 +130,14 @@ pub struct CallbackDef {
     pub retry_after_secs: u64,
     #[serde(default = "default_ring")]
     pub ring_secs: u64,
+}
+
+/// `survey = { flow = "survey" }`: when the agent hangs up, the caller stays
+/// for this IVR flow, which stores a 1–5 answer in `survey_score`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SurveyDef {
+    pub flow: String,
 }
 
 fn default_retry_after() -> u64 {
@@ -313,7 +321,27 @@ impl Builder<'_> {
             .callback
             .as_ref()
             .map(|cb| self.callback(cb, &path("callback")));
+        def.survey = q
+            .survey
+            .as_ref()
+            .and_then(|s| self.survey(s, &path("survey")));
         def
+    }
+
+    /// The survey's flow must exist (when the config is known).
+    fn survey(&mut self, s: &SurveyDef, path: &[Seg]) -> Option<acd_routing::Survey> {
+        let known = self.refs.is_none_or(|r| r.flows.contains(&s.flow));
+        if s.flow.is_empty() || !known {
+            let p = [path, &[Seg::Key("flow")]].concat();
+            self.push(
+                &p,
+                format!("no flow `{}` in [flows] or [ivr] flows_dir", s.flow),
+            );
+            return None;
+        }
+        Some(acd_routing::Survey {
+            flow: s.flow.clone(),
+        })
     }
 
     /// `Some(v)` when `v` is at least 1; an error (and `None`) for 0.

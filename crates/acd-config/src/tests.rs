@@ -387,8 +387,8 @@ fn flows_come_from_files_and_prompt_sets_are_flattened() {
     assert!(c.flows.contains_key("sales"), "inline flows stay");
     assert_eq!(
         c.flows.len(),
-        4,
-        "sales, support, night and the shipped support247"
+        5,
+        "sales, support, survey, night and the shipped support247"
     );
     let prompts = loaded.prompt_files().unwrap();
     assert!(prompts["en/welcome"].starts_with(b"RIFF"));

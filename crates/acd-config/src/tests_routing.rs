@@ -312,3 +312,44 @@ fn one_queue_from_toml() {
         .0;
     assert!(errs[0].message.contains("bogus"), "{}", errs[0]);
 }
+
+#[test]
+fn a_survey_names_an_existing_flow() {
+    let text = with_queue("survey = { flow = \"sales\" }");
+    let q = extra(&parse(&text).expect("valid"));
+    assert_eq!(
+        q.survey,
+        Some(acd_routing::Survey {
+            flow: "sales".into()
+        })
+    );
+    assert_eq!(extra(&parse(&with_queue("")).expect("valid")).survey, None);
+}
+
+#[test]
+fn a_survey_with_a_missing_flow_names_file_line_and_key() {
+    let text = with_queue("survey = { flow = \"nosuch_survey\" }");
+    let errs = errors_of(&text);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    let e = &errs[0];
+    let queues = text.matches("[[queues]]").count();
+    assert_eq!(e.key, format!("queues[{}].survey.flow", queues - 1));
+    assert_eq!(e.line, Some(line_of(&text, "nosuch_survey")));
+    assert!(e.message.contains("no flow `nosuch_survey`"), "{e}");
+    assert!(e.to_string().starts_with("test.toml:"), "{e}");
+    // An unknown key in the table is refused too.
+    let errs = errors_of(&with_queue("survey = { flow = \"sales\", score = 5 }"));
+    assert!(errs[0].to_string().contains("score"), "{}", errs[0]);
+}
+
+#[test]
+fn an_upserted_queue_checks_its_survey_flow_against_the_config() {
+    let cfg = parse(GOOD).expect("valid");
+    let q = queue_from_toml_in("id = \"x\"\nsurvey = { flow = \"sales\" }\n", &cfg).expect("valid");
+    assert!(q.survey.is_some());
+    let errs = queue_from_toml_in("id = \"x\"\nsurvey = { flow = \"nope\" }\n", &cfg)
+        .expect_err("unknown flow")
+        .0;
+    assert_eq!(errs[0].key, "survey.flow");
+    assert_eq!(errs[0].line, Some(2));
+}

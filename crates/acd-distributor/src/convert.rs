@@ -253,3 +253,38 @@ pub fn queue_status_full(
     });
     s
 }
+
+#[cfg(test)]
+mod note_tests {
+    use super::*;
+
+    /// The edge sends these names (`acd_b2bua::EdgeOutcome::as_str`); each
+    /// must be one of the core's outcomes, not `Unknown`.
+    #[test]
+    fn every_edge_outcome_name_is_known_and_a_zero_score_is_none() {
+        let names = [
+            "queued",
+            "self_served",
+            "abandoned_in_ivr",
+            "voicemail",
+            "redirected",
+            "refused",
+            "failed",
+        ];
+        for name in names {
+            let (call, note) = note_from_wire(pb::CallNote {
+                call_id: "acd-1".into(),
+                outcome: name.into(),
+                ..Default::default()
+            });
+            assert_eq!(call.0, "acd-1");
+            assert_ne!(note.outcome, acd_routing::EdgeOutcome::Unknown, "{name}");
+            assert_eq!(note.survey_score, None);
+        }
+        let (_, note) = note_from_wire(pb::CallNote {
+            survey_score: 4,
+            ..Default::default()
+        });
+        assert_eq!(note.survey_score, Some(4));
+    }
+}

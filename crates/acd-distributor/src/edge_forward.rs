@@ -8,10 +8,14 @@
 //! a transfer → `ReleaseAgent`. A callback's offer (`dial`) → `DialCallback`
 //! to the one edge the registry picks, which then owns `<inbound>:cb`.
 
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
 
 use acd_proto::v1 as pb;
-use acd_routing::{AgentId, CallId, Event, EventRecord, Extension, OverflowAction, OverflowReason};
+use acd_routing::{
+    AgentId, CallId, Event, EventRecord, Extension, OverflowAction, OverflowReason, QueueId,
+    RoutingConfig,
+};
 use dashmap::DashSet;
 use pb::distributor_message::Kind as ToEdge;
 
@@ -28,6 +32,43 @@ pub struct Forwarder {
     pub owned: Arc<DashSet<CallId>>,
     pub registry: Arc<EdgeRegistry>,
     pub edge_id: Arc<Mutex<String>>,
+    /// Each queue's post-call survey flow, for its offers.
+    pub surveys: SurveyFlows,
+}
+
+/// Queue → post-call survey flow of the configuration in force: a small map
+/// kept up to date from `ConfigChanged`, so an offer looks up one entry
+/// instead of cloning the whole configuration.
+#[derive(Clone, Debug, Default)]
+pub struct SurveyFlows(Arc<RwLock<HashMap<QueueId, String>>>);
+
+impl SurveyFlows {
+    pub fn of(config: &RoutingConfig) -> SurveyFlows {
+        let flows = SurveyFlows::default();
+        flows.update(config);
+        flows
+    }
+
+    pub fn update(&self, config: &RoutingConfig) {
+        let map = config
+            .queues
+            .iter()
+            .filter_map(|q| Some((q.id.clone(), q.survey.as_ref()?.flow.clone())))
+            .collect();
+        match self.0.write() {
+            Ok(mut g) => *g = map,
+            Err(p) => *p.into_inner() = map,
+        }
+    }
+
+    /// The survey flow of `queue`'s calls; empty: none.
+    pub fn flow(&self, queue: &QueueId) -> String {
+        let get = |m: &HashMap<QueueId, String>| m.get(queue).cloned().unwrap_or_default();
+        match self.0.read() {
+            Ok(g) => get(&g),
+            Err(p) => get(&p.into_inner()),
+        }
+    }
 }
 
 impl Forwarder {
@@ -43,6 +84,10 @@ impl Forwarder {
     pub fn message_for(&self, rec: &EventRecord) -> Option<ToEdge> {
         let owned = |call: &CallId| self.owned.contains(call);
         match &rec.event {
+            Event::ConfigChanged { config, .. } => {
+                self.surveys.update(config);
+                None
+            }
             Event::CallOffered {
                 call,
                 dial: Some(dial),
@@ -59,6 +104,7 @@ impl Forwarder {
                     trunk: dial.trunk.clone(),
                     ring_secs: u32::try_from(dial.ring_ms.div_ceil(1000)).unwrap_or(u32::MAX),
                     attempt: dial.attempt,
+                    // A callback's customer is not surveyed (the edge keeps no note of it).
                     agent: Some(self.connect(call, agent, extension, *auto_answer, &[])),
                     caller: Some(crate::convert::caller_to_wire(caller)),
                 },
@@ -69,14 +115,13 @@ impl Forwarder {
                 extension,
                 auto_answer,
                 ring_also,
+                queue,
                 ..
-            } if owned(call) => Some(ToEdge::Connect(self.connect(
-                call,
-                agent,
-                extension,
-                *auto_answer,
-                ring_also,
-            ))),
+            } if owned(call) => {
+                let mut connect = self.connect(call, agent, extension, *auto_answer, ring_also);
+                connect.survey_flow = self.surveys.flow(queue);
+                Some(ToEdge::Connect(connect))
+            }
             Event::BindingChanged { .. } => {
                 crate::bindings::update_of(&rec.event).map(ToEdge::Bindings)
             }
@@ -182,7 +227,7 @@ impl Forwarder {
             source,
             auto_answer,
             ring_also,
-            // Filled by the survey work (the queue's `survey.flow`).
+            // Set by the caller for an inbound call's offer.
             survey_flow: String::new(),
         }
     }
@@ -277,6 +322,7 @@ mod tests {
             owned: Arc::new(owned.iter().map(|c| CallId(c.to_string())).collect()),
             registry: registry.clone(),
             edge_id: Arc::new(Mutex::new(edge.to_string())),
+            surveys: SurveyFlows::of(&d.config()),
         };
         let stream = registry.open();
         registry.attach(
@@ -345,6 +391,40 @@ mod tests {
         assert_eq!(c.ring_also[0].agent_id, "bob");
         assert_eq!(c.ring_also[0].extension, "1002");
         assert!(!c.ring_also[0].auto_answer, "bob's own setting");
+    }
+
+    #[tokio::test]
+    async fn an_offer_names_its_queues_survey_flow_as_the_config_in_force_says() {
+        let mut cfg = config();
+        let mut sales = acd_routing::QueueDef::new("sales", Default::default());
+        sales.survey = Some(acd_routing::Survey {
+            flow: "survey".into(),
+        });
+        cfg.queues = vec![
+            sales,
+            acd_routing::QueueDef::new("support", Default::default()),
+        ];
+        let d = Distributor::new(cfg.clone(), crate::Role::Primary);
+        let registry = Arc::new(EdgeRegistry::default());
+        let f = forwarder(&d, &registry, "e1", &["c1", "c2"]);
+        let survey_of = |ev: Event| match f.message_for(&rec(ev)) {
+            Some(ToEdge::Connect(c)) => c.survey_flow,
+            other => panic!("a connect, got {other:?}"),
+        };
+        assert_eq!(survey_of(offer("c1", false, vec![])), "survey");
+        let mut other_queue = offer("c2", false, vec![]);
+        if let Event::CallOffered { queue, .. } = &mut other_queue {
+            *queue = QueueId("support".into());
+        }
+        assert_eq!(survey_of(other_queue), "", "support has no survey");
+        // A reload without the survey: later offers have none.
+        cfg.queues[0].survey = None;
+        let changed = rec(Event::ConfigChanged {
+            version: 2,
+            config: cfg,
+        });
+        assert!(f.message_for(&changed).is_none());
+        assert_eq!(survey_of(offer("c1", false, vec![])), "");
     }
 
     #[tokio::test]

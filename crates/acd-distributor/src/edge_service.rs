@@ -462,14 +462,16 @@ impl pb::edge_service_server::EdgeService for EdgeApi {
         let owned = Arc::new(DashSet::new());
         let stream = self.registry.open();
         let shared_id = Arc::new(std::sync::Mutex::new(String::new()));
+        // Subscribed here, before any command of this edge runs, so no offer is missed
+        // (and before the survey flows are read, so no config change is either).
+        let events = self.d.subscribe_effects();
         let fwd = Forwarder {
             d: self.d.clone(),
             owned: owned.clone(),
             registry: self.registry.clone(),
             edge_id: shared_id.clone(),
+            surveys: crate::edge_forward::SurveyFlows::of(&self.d.config()),
         };
-        // Subscribed here, before any command of this edge runs, so no offer is missed.
-        let events = self.d.subscribe_effects();
         let forwarder = tokio::spawn(forward_events(fwd, events, tx.clone()));
         let (acks, to_ack) = mpsc::unbounded_channel();
         let acker = tokio::spawn(send_acks(

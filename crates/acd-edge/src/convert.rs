@@ -27,6 +27,7 @@ pub fn from_distributor(msg: pb::DistributorMessage) -> Option<(u64, FromDistrib
                     auto_answer: t.auto_answer,
                 })
                 .collect(),
+            survey_flow: c.survey_flow,
         },
         Kind::Queued(q) => FromDistributor::Queued {
             call: CallId(q.call_id),
@@ -170,8 +171,32 @@ pub fn to_distributor(msg: ToDistributor) -> Option<ToDist> {
             sip_status: u32::from(sip_status),
         }),
         ToDistributor::Binding(b) => ToDist::Binding(binding_to_wire(b)),
+        ToDistributor::Note(n) => ToDist::Note(note_to_wire(n)),
         _ => return None,
     })
+}
+
+fn note_to_wire(n: acd_b2bua::CallNote) -> pb::CallNote {
+    pb::CallNote {
+        call_id: n.call.0,
+        arrived_at_ms: n.arrived_at_ms,
+        left_at_ms: n.left_at_ms,
+        did: n.did,
+        caller: n.caller,
+        flow: n.flow,
+        steps: n
+            .steps
+            .into_iter()
+            .map(|s| pb::IvrStep {
+                at_ms: s.at_ms,
+                node: s.node,
+                input: s.input,
+            })
+            .collect(),
+        outcome: n.outcome.as_str().to_string(),
+        // 0 on the wire: no answer.
+        survey_score: n.survey_score.map_or(0, u32::from),
+    }
 }
 
 fn ended_by_to_wire(by: EndedBy) -> pb::EndedBy {
@@ -229,5 +254,71 @@ pub fn step_reply(resp: pb::StepResponse) -> IvrReply {
             .into_iter()
             .filter_map(ivr_wire::action_from_wire)
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_note_goes_on_the_wire_with_its_outcome_name_and_score() {
+        let note = acd_b2bua::CallNote {
+            call: CallId("acd-1".into()),
+            arrived_at_ms: 1_000,
+            left_at_ms: 9_000,
+            did: "5550100".into(),
+            caller: "0611223344".into(),
+            flow: "sales".into(),
+            steps: vec![acd_b2bua::NoteStep {
+                at_ms: 2_000,
+                node: "menu".into(),
+                input: "1".into(),
+            }],
+            outcome: acd_b2bua::EdgeOutcome::AbandonedInIvr,
+            survey_score: Some(4),
+        };
+        let Some(ToDist::Note(w)) = to_distributor(ToDistributor::Note(note.clone())) else {
+            panic!("a note");
+        };
+        assert_eq!(w.call_id, "acd-1");
+        assert_eq!((w.arrived_at_ms, w.left_at_ms), (1_000, 9_000));
+        assert_eq!(
+            (w.did.as_str(), w.caller.as_str(), w.flow.as_str()),
+            ("5550100", "0611223344", "sales")
+        );
+        assert_eq!(w.steps.len(), 1);
+        assert_eq!(
+            (w.steps[0].node.as_str(), w.steps[0].input.as_str()),
+            ("menu", "1")
+        );
+        assert_eq!(w.outcome, "abandoned_in_ivr");
+        assert_eq!(w.survey_score, 4);
+        let unanswered = acd_b2bua::CallNote {
+            survey_score: None,
+            ..note
+        };
+        let Some(ToDist::Note(w)) = to_distributor(ToDistributor::Note(unanswered)) else {
+            panic!("a note");
+        };
+        assert_eq!(w.survey_score, 0);
+    }
+
+    #[test]
+    fn an_offer_brings_its_queues_survey_flow() {
+        let msg = pb::DistributorMessage {
+            term: 3,
+            kind: Some(pb::distributor_message::Kind::Connect(pb::ConnectAgent {
+                call_id: "acd-1".into(),
+                agent_id: "alice".into(),
+                extension: "1001".into(),
+                survey_flow: "survey".into(),
+                ..Default::default()
+            })),
+        };
+        let Some((3, FromDistributor::Connect { survey_flow, .. })) = from_distributor(msg) else {
+            panic!("a connect");
+        };
+        assert_eq!(survey_flow, "survey");
     }
 }

@@ -338,7 +338,7 @@ async fn start_on(
         admitted_calls(core_cfg.admission.max_calls, ports.call_capacity());
     let now = std::time::Instant::now();
     let mut dist = DistributorLink::new(settings.edge_id.clone());
-    let (core, finished) = match restore {
+    let (mut core, finished) = match restore {
         Some(snap) => {
             dist.restore(snap.link);
             let core = acd_b2bua::EdgeCore::restore(core_cfg, snap.core, now);
@@ -358,6 +358,11 @@ async fn start_on(
             (core, Vec::new())
         }
     };
+    let unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    core.set_wall_clock(unix_ms, now);
     let transports = transport::Transports::start(sockets, limits, tls_client, sip_tx);
     distributor_link::start(&settings.distributor_url, input_tx).map_err(EdgeError::Url)?;
     let driver = driver::Driver {

@@ -63,6 +63,9 @@ pub struct Sim {
     /// Everything transmitted, parsed, with its destination.
     pub sent: Vec<(Peer, Message)>,
     pub dist: Vec<ToDistributor>,
+    /// Call notes sent to the distributor (kept apart from `dist`: one
+    /// follows the last report of every inbound call).
+    pub notes: Vec<acd_b2bua::CallNote>,
     pub ivr: Vec<IvrStep>,
     pub media: Vec<(CallId, MediaCommand)>,
     /// Stream routes announced: (connection, Contact target).
@@ -86,6 +89,7 @@ impl Sim {
             now,
             sent: Vec::new(),
             dist: Vec::new(),
+            notes: Vec::new(),
             ivr: Vec::new(),
             media: Vec::new(),
             routes: Vec::new(),
@@ -123,6 +127,7 @@ impl Sim {
                         self.sent.push((to, msg));
                     }
                 }
+                Output::Distributor(ToDistributor::Note(n)) => self.notes.push(n),
                 Output::Distributor(m) => self.dist.push(m),
                 Output::StreamRoute { connection, target } => {
                     self.routes.push((connection, target))
@@ -225,6 +230,11 @@ impl Sim {
     }
 
     pub fn connect(&mut self, call: &CallId, term: u64) {
+        self.connect_with_survey(call, term, "");
+    }
+
+    /// An offer to alice from a queue whose post-call survey is `survey_flow`.
+    pub fn connect_with_survey(&mut self, call: &CallId, term: u64, survey_flow: &str) {
         self.input(Input::Distributor {
             term,
             cmd: FromDistributor::Connect {
@@ -234,6 +244,7 @@ impl Sim {
                 contact: None,
                 auto_answer: false,
                 ring_also: Vec::new(),
+                survey_flow: survey_flow.to_string(),
             },
         });
     }
@@ -415,4 +426,24 @@ pub fn bridged_call(sim: &mut Sim, sip_call_id: &str) -> (CallId, String, acd_si
         .any(|m| matches!(m, ToDistributor::AgentAnswered { .. })));
     sim.sent.clear();
     (call, tag, inv)
+}
+
+/// A call in the flow (answered and ACKed), its first step out. Returns
+/// the call and our To tag.
+pub fn in_flow(sim: &mut Sim, sip_call_id: &str) -> (CallId, String) {
+    sim.sip(
+        &invite(sip_call_id, sip_call_id, Some(SDP_CALLER), "", "UDP"),
+        udp(TRUNK),
+    );
+    let tag = sim
+        .last_response(200)
+        .and_then(|r| r.headers.to_tag())
+        .expect("answered")
+        .to_string();
+    sim.sip(
+        &caller_request("ACK", sip_call_id, &tag, 1, "ack1", None, ""),
+        udp(TRUNK),
+    );
+    let call = sim.ivr.last().expect("first step").call.clone();
+    (call, tag)
 }
