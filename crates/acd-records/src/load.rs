@@ -35,62 +35,79 @@ const AGENT_EVENTS_SQL: &str =
        ON e.agent = b.agent AND e.at = b.last_at \
      ORDER BY 2, 1, 3";
 
+/// A row read by column position with `$get` (rusqlite's `get`, postgres's
+/// `try_get`: the same shape, different traits, hence macros).
+macro_rules! call_row {
+    ($r:ident, $get:ident) => {
+        CallRow {
+            call_id: $r.$get(0)?,
+            arrived_at: $r.$get(1)?,
+            left_at: $r.$get(2)?,
+            did: $r.$get(3)?,
+            caller_number: $r.$get(4)?,
+            caller_name: $r.$get(5)?,
+            flow: $r.$get(6)?,
+            ivr_steps: $r.$get(7)?,
+            variables: $r.$get(8)?,
+            first_queue: $r.$get(9)?,
+            queue: $r.$get(10)?,
+            priority: $r.$get(11)?,
+            queued_at: $r.$get(12)?,
+            first_offered_at: $r.$get(13)?,
+            offers: $r.$get(14)?,
+            agent: $r.$get(15)?,
+            answered_at: $r.$get(16)?,
+            talk_ended_at: $r.$get(17)?,
+            ended_by: $r.$get(18)?,
+            wrap_ended_at: $r.$get(19)?,
+            abandoned_at: $r.$get(20)?,
+            waited_ms: $r.$get(21)?,
+            outcome: $r.$get(22)?,
+            edge_outcome: $r.$get(23)?,
+            overflow_action: $r.$get(24)?,
+            transfers: $r.$get(25)?,
+            callback_of: $r.$get(26)?,
+            callback_requested_at: $r.$get(27)?,
+            survey_score: $r.$get(28)?,
+        }
+    };
+}
+
+macro_rules! call_event_row {
+    ($r:ident, $get:ident) => {
+        CallEventRow {
+            seq: $r.$get(0)?,
+            at: $r.$get(1)?,
+            call_id: $r.$get(2)?,
+            kind: $r.$get(3)?,
+            queue: $r.$get(4)?,
+            agent: $r.$get(5)?,
+            detail: $r.$get(6)?,
+        }
+    };
+}
+
+/// Column 2 is `idx`, read only for the order.
+macro_rules! agent_event_row {
+    ($r:ident, $get:ident) => {
+        AgentEventRow {
+            seq: $r.$get(0)?,
+            at: $r.$get(1)?,
+            agent: $r.$get(3)?,
+            state: $r.$get(4)?,
+            reason: $r.$get(5)?,
+            call_id: $r.$get(6)?,
+        }
+    };
+}
+
 /// From SQLite.
 pub fn sqlite(conn: &rusqlite::Connection, range: TimeRange) -> Result<Dataset, StoreError> {
     let args = rusqlite::params![range.from, range.to];
-    let calls = query_sqlite(conn, &calls_sql(), args, |r| {
-        Ok(CallRow {
-            call_id: r.get(0)?,
-            arrived_at: r.get(1)?,
-            left_at: r.get(2)?,
-            did: r.get(3)?,
-            caller_number: r.get(4)?,
-            caller_name: r.get(5)?,
-            flow: r.get(6)?,
-            ivr_steps: r.get(7)?,
-            variables: r.get(8)?,
-            first_queue: r.get(9)?,
-            queue: r.get(10)?,
-            priority: r.get(11)?,
-            queued_at: r.get(12)?,
-            first_offered_at: r.get(13)?,
-            offers: r.get(14)?,
-            agent: r.get(15)?,
-            answered_at: r.get(16)?,
-            talk_ended_at: r.get(17)?,
-            ended_by: r.get(18)?,
-            wrap_ended_at: r.get(19)?,
-            abandoned_at: r.get(20)?,
-            waited_ms: r.get(21)?,
-            outcome: r.get(22)?,
-            edge_outcome: r.get(23)?,
-            overflow_action: r.get(24)?,
-            transfers: r.get(25)?,
-            callback_of: r.get(26)?,
-            callback_requested_at: r.get(27)?,
-            survey_score: r.get(28)?,
-        })
-    })?;
-    let call_events = query_sqlite(conn, CALL_EVENTS_SQL, args, |r| {
-        Ok(CallEventRow {
-            seq: r.get(0)?,
-            at: r.get(1)?,
-            call_id: r.get(2)?,
-            kind: r.get(3)?,
-            queue: r.get(4)?,
-            agent: r.get(5)?,
-            detail: r.get(6)?,
-        })
-    })?;
+    let calls = query_sqlite(conn, &calls_sql(), args, |r| Ok(call_row!(r, get)))?;
+    let call_events = query_sqlite(conn, CALL_EVENTS_SQL, args, |r| Ok(call_event_row!(r, get)))?;
     let agent_events = query_sqlite(conn, AGENT_EVENTS_SQL, args, |r| {
-        Ok(AgentEventRow {
-            seq: r.get(0)?,
-            at: r.get(1)?,
-            agent: r.get(3)?,
-            state: r.get(4)?,
-            reason: r.get(5)?,
-            call_id: r.get(6)?,
-        })
+        Ok(agent_event_row!(r, get))
     })?;
     Ok(Dataset {
         range: Some(range),
@@ -139,33 +156,14 @@ pub fn postgres(client: &mut postgres::Client, range: TimeRange) -> Result<Datas
         .query(&pg(CALL_EVENTS_SQL), &args)
         .map_err(pg_error)?
         .iter()
-        .map(|r| {
-            Ok(CallEventRow {
-                seq: r.try_get(0)?,
-                at: r.try_get(1)?,
-                call_id: r.try_get(2)?,
-                kind: r.try_get(3)?,
-                queue: r.try_get(4)?,
-                agent: r.try_get(5)?,
-                detail: r.try_get(6)?,
-            })
-        })
+        .map(|r| Ok(call_event_row!(r, try_get)))
         .collect::<Result<Vec<_>, postgres::Error>>()
         .map_err(pg_error)?;
     let agent_events = client
         .query(&pg(AGENT_EVENTS_SQL), &args)
         .map_err(pg_error)?
         .iter()
-        .map(|r| {
-            Ok(AgentEventRow {
-                seq: r.try_get(0)?,
-                at: r.try_get(1)?,
-                agent: r.try_get(3)?,
-                state: r.try_get(4)?,
-                reason: r.try_get(5)?,
-                call_id: r.try_get(6)?,
-            })
-        })
+        .map(|r| Ok(agent_event_row!(r, try_get)))
         .collect::<Result<Vec<_>, postgres::Error>>()
         .map_err(pg_error)?;
     Ok(Dataset {
@@ -177,37 +175,7 @@ pub fn postgres(client: &mut postgres::Client, range: TimeRange) -> Result<Datas
 }
 
 fn call_from_pg(r: &postgres::Row) -> Result<CallRow, postgres::Error> {
-    Ok(CallRow {
-        call_id: r.try_get(0)?,
-        arrived_at: r.try_get(1)?,
-        left_at: r.try_get(2)?,
-        did: r.try_get(3)?,
-        caller_number: r.try_get(4)?,
-        caller_name: r.try_get(5)?,
-        flow: r.try_get(6)?,
-        ivr_steps: r.try_get(7)?,
-        variables: r.try_get(8)?,
-        first_queue: r.try_get(9)?,
-        queue: r.try_get(10)?,
-        priority: r.try_get(11)?,
-        queued_at: r.try_get(12)?,
-        first_offered_at: r.try_get(13)?,
-        offers: r.try_get(14)?,
-        agent: r.try_get(15)?,
-        answered_at: r.try_get(16)?,
-        talk_ended_at: r.try_get(17)?,
-        ended_by: r.try_get(18)?,
-        wrap_ended_at: r.try_get(19)?,
-        abandoned_at: r.try_get(20)?,
-        waited_ms: r.try_get(21)?,
-        outcome: r.try_get(22)?,
-        edge_outcome: r.try_get(23)?,
-        overflow_action: r.try_get(24)?,
-        transfers: r.try_get(25)?,
-        callback_of: r.try_get(26)?,
-        callback_requested_at: r.try_get(27)?,
-        survey_score: r.try_get(28)?,
-    })
+    Ok(call_row!(r, try_get))
 }
 
 /// A closed connection or an unreachable server is worth retrying.

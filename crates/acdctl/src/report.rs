@@ -311,44 +311,33 @@ const AGENT_HEADERS: [&str; 8] = [
     "util%",
 ];
 
-fn call_cells(r: &ReportRow) -> Vec<String> {
-    let target = match (r.target_percent, r.target_secs) {
-        (Some(p), Some(s)) => format!("{p}/{s}s"),
+/// Table cells (percentages, rounded) or CSV fields (fractions, exact).
+fn call_cells(r: &ReportRow, csv: bool) -> Vec<String> {
+    let target = match (csv, r.target_percent, r.target_secs) {
+        (true, p, _) => p.map_or(String::new(), |p| p.to_string()),
+        (false, Some(p), Some(s)) => format!("{p}/{s}s"),
         _ => "-".into(),
+    };
+    let p = |x: Option<f64>| if csv { csv_num(x) } else { pct(x) };
+    let n = |x: Option<f64>| if csv { csv_num(x) } else { secs(x) };
+    let score = match (csv, r.satisfaction) {
+        (true, x) => csv_num(x),
+        (false, x) => x.map_or("-".into(), |v| format!("{v:.2}")),
     };
     vec![
         r.offered.to_string(),
         r.answered.to_string(),
         r.abandoned.to_string(),
         r.short_abandons.to_string(),
-        pct(r.abandon_rate),
-        secs(r.asa_secs),
-        pct(r.service_level),
+        p(r.abandon_rate),
+        n(r.asa_secs),
+        p(r.service_level),
         target,
-        secs(r.aht_secs),
-        pct(r.fcr_rate),
+        n(r.aht_secs),
+        p(r.fcr_rate),
         r.callbacks_requested.to_string(),
         r.callbacks_completed.to_string(),
-        r.satisfaction.map_or("-".into(), |v| format!("{v:.2}")),
-        r.surveys.to_string(),
-    ]
-}
-
-fn call_csv(r: &ReportRow) -> Vec<String> {
-    vec![
-        r.offered.to_string(),
-        r.answered.to_string(),
-        r.abandoned.to_string(),
-        r.short_abandons.to_string(),
-        csv_num(r.abandon_rate),
-        csv_num(r.asa_secs),
-        csv_num(r.service_level),
-        r.target_percent.map_or(String::new(), |p| p.to_string()),
-        csv_num(r.aht_secs),
-        csv_num(r.fcr_rate),
-        r.callbacks_requested.to_string(),
-        r.callbacks_completed.to_string(),
-        csv_num(r.satisfaction),
+        score,
         r.surveys.to_string(),
     ]
 }
@@ -394,11 +383,7 @@ pub fn render_report(r: &Report, format: Format) -> String {
         .chain(std::iter::once(&r.total))
         .map(|row| {
             let mut cells = vec![row.key.clone()];
-            cells.extend(if csv_out {
-                call_csv(row)
-            } else {
-                call_cells(row)
-            });
+            cells.extend(call_cells(row, csv_out));
             if with_agents {
                 cells.extend(agent_cells(row, csv_out));
             }
