@@ -66,11 +66,25 @@ pub fn agents_needed_a(
         return 0;
     };
     let goal = goal(sl_fraction);
-    // Erlang A never needs more than Erlang C, so C bounds the search.
-    let upper = agents_needed_c(calls, interval_secs, aht_secs, sl_fraction, target_secs);
-    (1..=upper.max(1))
-        .find(|&n| erlang_a(n, &load, patience_secs).service_level(target_secs) >= goal)
-        .unwrap_or(upper)
+    let meets = |n: u32| erlang_a(n, &load, patience_secs).service_level(target_secs) >= goal;
+    // The service level grows with n: bisect below Erlang C's answer (which
+    // abandons, taking load off, nearly always undercut), else count up.
+    let upper = agents_needed_c(calls, interval_secs, aht_secs, sl_fraction, target_secs).max(1);
+    if !meets(upper) {
+        return (upper + 1..=MAX_AGENTS)
+            .find(|&n| meets(n))
+            .unwrap_or(MAX_AGENTS);
+    }
+    let (mut lo, mut hi) = (1, upper);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if meets(mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    hi
 }
 
 /// A target of 100 % is never met exactly; 99.9 % is the most asked of.

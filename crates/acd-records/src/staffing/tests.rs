@@ -200,6 +200,25 @@ fn erlang_a_is_stable_from_0_to_500_agents() {
 }
 
 #[test]
+fn erlang_a_bisection_finds_the_fewest() {
+    // Against a plain count from 1 on loads from light to 400 erlangs.
+    for (calls, aht, patience) in [
+        (5.0, 120.0, 30.0),
+        (100.0, 180.0, 60.0),
+        (2400.0, 300.0, 90.0),
+    ] {
+        let l = Load::new(calls, 1800.0, aht).unwrap();
+        let by_count = (1..)
+            .find(|&n| erlang_a(n, &l, patience).service_level(20.0) >= 0.8)
+            .unwrap();
+        assert_eq!(
+            agents_needed_a(calls, 1800.0, aht, 0.8, 20.0, patience),
+            by_count
+        );
+    }
+}
+
+#[test]
 fn erlang_a_needs_no_more_than_erlang_c() {
     // Abandons take load off, so for the same target A never asks for more.
     let c = agents_needed_c(100.0, 1800.0, 180.0, 0.8, 20.0);
