@@ -32,6 +32,7 @@ pub mod explain_log;
 pub mod journal;
 pub mod leadership;
 pub mod replication;
+pub mod reports;
 pub mod supervisor_service;
 pub mod wallboard;
 

@@ -33,13 +33,24 @@ const MIN_BOARD_INTERVAL: Duration = Duration::from_millis(20);
 pub struct SupervisorApi {
     d: Distributor,
     explain: Arc<Mutex<ExplainLog>>,
+    reports: Arc<crate::reports::ReportSettings>,
 }
 
 impl SupervisorApi {
     /// Starts keeping the decision history (needs a tokio runtime).
     pub fn new(d: Distributor) -> Self {
         let explain = explain_log::spawn(&d);
-        SupervisorApi { d, explain }
+        SupervisorApi {
+            d,
+            explain,
+            reports: Arc::new(crate::reports::ReportSettings::none()),
+        }
+    }
+
+    /// Where `Report` reads call records, and its defaults.
+    pub fn with_reports(mut self, settings: crate::reports::ReportSettings) -> Self {
+        self.reports = Arc::new(settings);
+        self
     }
 
     pub fn into_service(self) -> pb::supervisor_service_server::SupervisorServiceServer<Self> {
@@ -332,9 +343,13 @@ impl pb::supervisor_service_server::SupervisorService for SupervisorApi {
 
     async fn report(
         &self,
-        _req: Request<pb::ReportRequest>,
+        req: Request<pb::ReportRequest>,
     ) -> Result<Response<pb::ReportResponse>, Status> {
-        Err(Status::unimplemented("reports are not built yet"))
+        let targets = crate::reports::targets(&self.current_config());
+        let now = i64::try_from(now_ms().0).unwrap_or(i64::MAX);
+        crate::reports::report(req.into_inner(), &self.reports, targets, now)
+            .await
+            .map(Response::new)
     }
 }
 

@@ -21,6 +21,7 @@
 pub mod board;
 pub mod load;
 pub mod project;
+pub mod query;
 pub mod report;
 pub mod rows;
 pub mod schema;

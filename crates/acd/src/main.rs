@@ -399,8 +399,11 @@ async fn serve(cmd: Cmd) -> Result<()> {
         let edges = acd_distributor::edge_service::EdgeApi::new(d.clone()).into_service();
         let replication =
             acd_distributor::replication::ReplicationApi::new(d.clone()).into_service();
-        let supervisors =
-            acd_distributor::supervisor_service::SupervisorApi::new(d.clone()).into_service();
+        let report_settings = acd_distributor::reports::ReportSettings::from_config(&loaded)
+            .map_err(|e| anyhow::anyhow!(e))?;
+        let supervisors = acd_distributor::supervisor_service::SupervisorApi::new(d.clone())
+            .with_reports(report_settings)
+            .into_service();
         readiness.register(service_name(&supervisors));
         readiness.register(service_name(&agents));
         readiness.register(service_name(&edges));

@@ -9,6 +9,7 @@ mod installation;
 mod output;
 mod queue;
 mod replay;
+mod report;
 mod rolling;
 mod servers;
 mod supervisor;
@@ -129,6 +130,10 @@ enum Command {
     /// Why a call went where it went: every routing decision recorded for it
     /// (candidates with scores, calls that lost).
     Explain { call_id: String },
+    /// Call figures from the records database over a time range, by queue,
+    /// agent or interval (table, CSV or JSON); `report staffing`: operators
+    /// needed per interval (Erlang C and A) and a 24/7 shift plan.
+    Report(Box<report::ReportArgs>),
 }
 
 /// `acdctl status` over several processes.
@@ -364,6 +369,9 @@ async fn run(cli: Cli) -> Result<()> {
     if let Command::Replay(args) = &cli.command {
         return replay::run(args, cli.json);
     }
+    if let Command::Report(args) = &cli.command {
+        return report::run(args, &cli.server).await;
+    }
     if let Command::Reload = &cli.command {
         return admin::reload(&cli.server, cli.json).await;
     }
@@ -381,7 +389,10 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Snapshot => admin::snapshot(&mut servers).await,
         Command::Callbacks { .. } => callbacks::list(&mut servers, cli.json).await,
         Command::Explain { call_id } => explain::run(&mut servers, &call_id, cli.json).await,
-        Command::RollingRestart { .. } | Command::Reload | Command::Replay(_) => {
+        Command::RollingRestart { .. }
+        | Command::Reload
+        | Command::Replay(_)
+        | Command::Report(_) => {
             unreachable!("handled above")
         }
         Command::Switchover => admin::switchover(&mut servers, cli.json).await,
