@@ -44,6 +44,7 @@ mod session_timer;
 pub mod site_bindings;
 pub mod snapshot;
 mod teardown;
+pub mod telemetry;
 pub mod timers;
 mod transfer;
 pub mod trunks;

@@ -34,6 +34,7 @@ mod ivr_client;
 pub mod media;
 pub mod outbox;
 mod transfer_target;
+pub mod telemetry;
 pub mod transport;
 mod voicemail;
 
@@ -370,6 +371,7 @@ async fn start_on(
         media_options: media_options(&prompts, loaded.voicemail_dir()),
         registrations_counted: (u64::MAX, now),
         lateness_gauge: metrics::gauge!("acd_edge_loop_lateness_seconds"),
+        calls_gauge: metrics::gauge!("acd_edge_active_calls"),
         prompts,
         media_events: media_tx,
     };
