@@ -1,4 +1,5 @@
-//! Prometheus scraping over a raw TcpStream (HTTP/1.0 GET), and counters.
+//! Prometheus scraping over a raw TcpStream (HTTP/1.0 GET), counters, and a
+//! parser of the text exposition format with a naming-conventions lint.
 
 use std::time::Duration;
 
@@ -253,10 +254,20 @@ fn lint_family(name: &str, f: &Family) -> Vec<String> {
         "counter" | "gauge" => {}
         "histogram" => p.extend(lint_histogram(name, f)),
         "" => p.push(format!("{name}: no TYPE")),
-        other => p.push(format!("{name}: TYPE {other} (histograms with buckets expected)")),
+        other => p.push(format!(
+            "{name}: TYPE {other} (histograms with buckets expected)"
+        )),
     }
     let words: Vec<&str> = name.split('_').collect();
-    for unit in ["ms", "millis", "milliseconds", "us", "micros", "unix", "percent"] {
+    for unit in [
+        "ms",
+        "millis",
+        "milliseconds",
+        "us",
+        "micros",
+        "unix",
+        "percent",
+    ] {
         if words.contains(&unit) {
             p.push(format!("{name}: non-base unit `{unit}`"));
         }
@@ -328,7 +339,10 @@ fn parse_labels(mut s: &str) -> Result<(Vec<(String, String)>, &str)> {
             return Ok((labels, after));
         }
         let (key, after) = s.split_once('=').context("label without =")?;
-        let mut chars = after.strip_prefix('"').context("unquoted label value")?.char_indices();
+        let mut chars = after
+            .strip_prefix('"')
+            .context("unquoted label value")?
+            .char_indices();
         let mut value = String::new();
         let end = loop {
             match chars.next().context("unterminated label value")? {

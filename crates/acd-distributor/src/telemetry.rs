@@ -18,8 +18,8 @@ use crate::{now_ms, Distributor, Inner, Role};
 pub const DECISION_SECONDS: &str = "acd_routing_decision_duration_seconds";
 /// 10 µs to 100 ms: a decision is tens of µs; the top buckets catch stalls.
 pub const DECISION_BUCKETS: &[f64] = &[
-    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01,
-    0.025, 0.05, 0.1,
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+    0.05, 0.1,
 ];
 /// How long a switchover held commands (see `leadership`).
 pub const SWITCHOVER_PAUSE_SECONDS: &str = "acd_switchover_pause_seconds";
@@ -83,7 +83,10 @@ fn sample(inner: &Inner) {
         counter("acd_queue_calls_abandoned_total", q.abandoned);
         counter("acd_queue_calls_timed_out_total", q.timed_out);
         counter("acd_queue_calls_overflowed_total", q.overflowed);
-        counter("acd_queue_calls_answered_within_target_total", q.answered_in_sl);
+        counter(
+            "acd_queue_calls_answered_within_target_total",
+            q.answered_in_sl,
+        );
         let longest = q
             .longest_wait_since
             .map_or(0.0, |t| now.0.saturating_sub(t.0) as f64 / 1000.0);
@@ -122,10 +125,9 @@ fn sample_leader_lag(inner: &Inner, now: Instant) {
         .map(|(_, acked)| last.saturating_sub(acked))
         .max()
         .unwrap_or(0);
-    let waited = inner
-        .pending
-        .front()
-        .map_or(0.0, |(_, at)| now.saturating_duration_since(*at).as_secs_f64());
+    let waited = inner.pending.front().map_or(0.0, |(_, at)| {
+        now.saturating_duration_since(*at).as_secs_f64()
+    });
     metrics::gauge!("acd_replication_lag_records").set(records as f64);
     metrics::gauge!("acd_replication_lag_seconds").set(waited);
 }
@@ -142,54 +144,189 @@ pub fn service_level(within_target: u64, offered: u64) -> f64 {
 type Help = (&'static str, &'static str);
 
 const COUNTERS: &[Help] = &[
-    ("acd_queue_calls_offered_total", "Calls that entered the queue, by queue (core counters, carried across fail-over)."),
-    ("acd_queue_calls_answered_total", "Calls of the queue connected to an agent."),
-    ("acd_queue_calls_abandoned_total", "Calls of the queue whose caller hung up before being connected."),
-    ("acd_queue_calls_timed_out_total", "Calls removed from the queue after its maximum wait."),
-    ("acd_queue_calls_overflowed_total", "Calls that left the queue by an overflow action."),
-    ("acd_queue_calls_answered_within_target_total", "Answered calls connected within the queue's service-level time."),
-    ("acd_agent_api_errors_total", "Agent API commands refused, by command."),
-    ("acd_agent_watch_resumed_total", "Agent watch streams resumed from a sequence number."),
-    ("acd_agent_watch_resyncs_total", "Agent watch streams that had to start over (resume point gone)."),
-    ("acd_agent_watch_lagged_total", "Agent watch streams cut off for falling behind the events."),
+    (
+        "acd_queue_calls_offered_total",
+        "Calls that entered the queue, by queue (core counters, carried across fail-over).",
+    ),
+    (
+        "acd_queue_calls_answered_total",
+        "Calls of the queue connected to an agent.",
+    ),
+    (
+        "acd_queue_calls_abandoned_total",
+        "Calls of the queue whose caller hung up before being connected.",
+    ),
+    (
+        "acd_queue_calls_timed_out_total",
+        "Calls removed from the queue after its maximum wait.",
+    ),
+    (
+        "acd_queue_calls_overflowed_total",
+        "Calls that left the queue by an overflow action.",
+    ),
+    (
+        "acd_queue_calls_answered_within_target_total",
+        "Answered calls connected within the queue's service-level time.",
+    ),
+    (
+        "acd_agent_api_errors_total",
+        "Agent API commands refused, by command.",
+    ),
+    (
+        "acd_agent_watch_resumed_total",
+        "Agent watch streams resumed from a sequence number.",
+    ),
+    (
+        "acd_agent_watch_resyncs_total",
+        "Agent watch streams that had to start over (resume point gone).",
+    ),
+    (
+        "acd_agent_watch_lagged_total",
+        "Agent watch streams cut off for falling behind the events.",
+    ),
     ("acd_agent_watches_total", "Agent watch streams opened."),
-    ("acd_callbacks_requested_total", "Callbacks booked through the API."),
-    ("acd_config_changes_total", "Routing configurations applied at run time."),
-    ("acd_distributor_config_errors_total", "Routing configuration parts in error, left at their defaults."),
-    ("acd_distributor_demotions_total", "Times this distributor stopped acting as primary."),
-    ("acd_distributor_effects_released_total", "Event effects released by the primary (durable on every standby)."),
-    ("acd_distributor_events_total", "Events appended to this distributor's log."),
-    ("acd_distributor_fenced_releases_total", "Releases withheld because the primary's lease may have run out."),
-    ("acd_distributor_promotions_total", "Times this distributor became primary."),
-    ("acd_distributor_refusals_total", "Commands refused by the shell, by reason (standby, lease, switchover)."),
-    ("acd_edge_api_errors_total", "Edge stream messages the distributor refused, by reason."),
-    ("acd_edge_attach_refused_total", "Edge stream attachments refused, by reason."),
-    ("acd_edge_binding_refused_total", "Phone binding reports from edges refused."),
-    ("acd_edge_callback_results_refused_total", "Callback dial results from edges refused."),
-    ("acd_edge_duplicate_messages_total", "Edge messages received again and applied once."),
-    ("acd_edge_messages_total", "Edge messages received by the distributor, by kind."),
-    ("acd_edge_offers_resent_total", "Offers sent again to an edge that re-attached."),
-    ("acd_edge_stale_reports_total", "Edge reports about calls or offers no longer current."),
-    ("acd_edge_stream_lagged_total", "Edge streams cut off for falling behind the events."),
-    ("acd_edge_streams_closed_total", "Edge streams closed by the distributor, by reason."),
-    ("acd_edge_unknown_calls_total", "Calls announced by an edge that this distributor did not hold."),
-    ("acd_explain_records_missed_total", "Routing explanations not written (the log fell behind)."),
-    ("acd_grpc_refused_total", "gRPC requests refused by access control, by service and reason."),
-    ("acd_journal_dropped_total", "Events not journalled (the writer fell behind)."),
+    (
+        "acd_callbacks_requested_total",
+        "Callbacks booked through the API.",
+    ),
+    (
+        "acd_config_changes_total",
+        "Routing configurations applied at run time.",
+    ),
+    (
+        "acd_distributor_config_errors_total",
+        "Routing configuration parts in error, left at their defaults.",
+    ),
+    (
+        "acd_distributor_demotions_total",
+        "Times this distributor stopped acting as primary.",
+    ),
+    (
+        "acd_distributor_effects_released_total",
+        "Event effects released by the primary (durable on every standby).",
+    ),
+    (
+        "acd_distributor_events_total",
+        "Events appended to this distributor's log.",
+    ),
+    (
+        "acd_distributor_fenced_releases_total",
+        "Releases withheld because the primary's lease may have run out.",
+    ),
+    (
+        "acd_distributor_promotions_total",
+        "Times this distributor became primary.",
+    ),
+    (
+        "acd_distributor_refusals_total",
+        "Commands refused by the shell, by reason (standby, lease, switchover).",
+    ),
+    (
+        "acd_edge_api_errors_total",
+        "Edge stream messages the distributor refused, by reason.",
+    ),
+    (
+        "acd_edge_attach_refused_total",
+        "Edge stream attachments refused, by reason.",
+    ),
+    (
+        "acd_edge_binding_refused_total",
+        "Phone binding reports from edges refused.",
+    ),
+    (
+        "acd_edge_callback_results_refused_total",
+        "Callback dial results from edges refused.",
+    ),
+    (
+        "acd_edge_duplicate_messages_total",
+        "Edge messages received again and applied once.",
+    ),
+    (
+        "acd_edge_messages_total",
+        "Edge messages received by the distributor, by kind.",
+    ),
+    (
+        "acd_edge_offers_resent_total",
+        "Offers sent again to an edge that re-attached.",
+    ),
+    (
+        "acd_edge_stale_reports_total",
+        "Edge reports about calls or offers no longer current.",
+    ),
+    (
+        "acd_edge_stream_lagged_total",
+        "Edge streams cut off for falling behind the events.",
+    ),
+    (
+        "acd_edge_streams_closed_total",
+        "Edge streams closed by the distributor, by reason.",
+    ),
+    (
+        "acd_edge_unknown_calls_total",
+        "Calls announced by an edge that this distributor did not hold.",
+    ),
+    (
+        "acd_explain_records_missed_total",
+        "Routing explanations not written (the log fell behind).",
+    ),
+    (
+        "acd_grpc_refused_total",
+        "gRPC requests refused by access control, by service and reason.",
+    ),
+    (
+        "acd_journal_dropped_total",
+        "Events not journalled (the writer fell behind).",
+    ),
     ("acd_journal_errors_total", "Journal failures, by reason."),
     ("acd_journal_events_total", "Events written to the journal."),
-    ("acd_leadership_errors_total", "Leader election failures in etcd, by reason."),
-    ("acd_leadership_revokes_total", "Leases revoked on stepping down."),
-    ("acd_queue_announcements_dropped_total", "Queue position announcements dropped, by reason."),
-    ("acd_queue_announcements_total", "Queue position announcements sent to edges."),
-    ("acd_replication_follows_total", "Follow streams opened by standbys."),
-    ("acd_replication_lagged_total", "Follow streams cut off for falling behind."),
-    ("acd_replication_reconnects_total", "Times a standby connected to its primary again."),
-    ("acd_replication_snapshots_total", "Snapshots sent to standbys, by reason."),
-    ("acd_replication_sync_timeouts_total", "Standbys dropped from the commit for not acknowledging in time."),
-    ("acd_supervisor_api_errors_total", "Supervisor API commands refused, by command."),
-    ("acd_supervisor_watch_lagged_total", "Supervisor watch streams cut off for falling behind."),
-    ("acd_supervisor_watches_total", "Supervisor watch streams opened, by kind."),
+    (
+        "acd_leadership_errors_total",
+        "Leader election failures in etcd, by reason.",
+    ),
+    (
+        "acd_leadership_revokes_total",
+        "Leases revoked on stepping down.",
+    ),
+    (
+        "acd_queue_announcements_dropped_total",
+        "Queue position announcements dropped, by reason.",
+    ),
+    (
+        "acd_queue_announcements_total",
+        "Queue position announcements sent to edges.",
+    ),
+    (
+        "acd_replication_follows_total",
+        "Follow streams opened by standbys.",
+    ),
+    (
+        "acd_replication_lagged_total",
+        "Follow streams cut off for falling behind.",
+    ),
+    (
+        "acd_replication_reconnects_total",
+        "Times a standby connected to its primary again.",
+    ),
+    (
+        "acd_replication_snapshots_total",
+        "Snapshots sent to standbys, by reason.",
+    ),
+    (
+        "acd_replication_sync_timeouts_total",
+        "Standbys dropped from the commit for not acknowledging in time.",
+    ),
+    (
+        "acd_supervisor_api_errors_total",
+        "Supervisor API commands refused, by command.",
+    ),
+    (
+        "acd_supervisor_watch_lagged_total",
+        "Supervisor watch streams cut off for falling behind.",
+    ),
+    (
+        "acd_supervisor_watches_total",
+        "Supervisor watch streams opened, by kind.",
+    ),
 ];
 
 const GAUGES: &[Help] = &[
@@ -208,8 +345,14 @@ const GAUGES: &[Help] = &[
 ];
 
 const HISTOGRAMS: &[Help] = &[
-    (DECISION_SECONDS, "Time the routing core took to handle one command (shell-measured)."),
-    (SWITCHOVER_PAUSE_SECONDS, "How long a switchover held commands."),
+    (
+        DECISION_SECONDS,
+        "Time the routing core took to handle one command (shell-measured).",
+    ),
+    (
+        SWITCHOVER_PAUSE_SECONDS,
+        "How long a switchover held commands.",
+    ),
 ];
 
 /// Registers the HELP text of every metric of this crate.

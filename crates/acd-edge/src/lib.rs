@@ -33,8 +33,8 @@ pub mod handover;
 mod ivr_client;
 pub mod media;
 pub mod outbox;
-mod transfer_target;
 pub mod telemetry;
+mod transfer_target;
 pub mod transport;
 mod voicemail;
 

@@ -78,9 +78,18 @@ const COUNTERS: &[Help] = &[
 ];
 
 const GAUGES: &[Help] = &[
-    ("acd_edge_active_calls", "Calls the edge holds now (any phase)."),
-    ("acd_edge_loop_lateness_seconds", "Smoothed delay between a SIP message's arrival and its handling."),
-    ("acd_edge_outbox_messages", "Messages to the distributor not yet acknowledged."),
+    (
+        "acd_edge_active_calls",
+        "Calls the edge holds now (any phase).",
+    ),
+    (
+        "acd_edge_loop_lateness_seconds",
+        "Smoothed delay between a SIP message's arrival and its handling.",
+    ),
+    (
+        "acd_edge_outbox_messages",
+        "Messages to the distributor not yet acknowledged.",
+    ),
 ];
 
 /// Registers the HELP text of every metric of the edge process.

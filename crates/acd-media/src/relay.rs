@@ -410,7 +410,12 @@ mod tests {
         let mut s = OutboundStream::new(Ssrc(9), SeqNo(0), 0, Codec::Pcmu);
         let mut r = Relay::new();
         let mut send = |r: &mut Relay, ssrc: u32, seq: u16| {
-            fwd(r, Leg::A, inbound(0, seq, u32::from(seq) * 160, ssrc, &[0xff; 160]), &mut s);
+            fwd(
+                r,
+                Leg::A,
+                inbound(0, seq, u32::from(seq) * 160, ssrc, &[0xff; 160]),
+                &mut s,
+            );
         };
         // 65534, 65535, (0, 1 lost), 2: across the wrap.
         for seq in [65534, 65535, 2] {

@@ -11,13 +11,34 @@ type Help = (&'static str, &'static str);
 
 /// Metrics of the binary itself (start-up, shutdown, hand-over, demo API).
 const COUNTERS: &[Help] = &[
-    ("acd_demo_orders_refused_total", "Demo orders API connections refused, by reason."),
-    ("acd_demo_orders_responses_total", "Demo orders API responses, by HTTP status code."),
-    ("acd_drain_deadline_calls_ended_total", "Calls still up at the drain deadline and ended."),
-    ("acd_handover_failures_total", "Failed live hand-overs of the edge, by reason."),
-    ("acd_ivr_reload_refused_total", "IVR flow reloads refused, by reason."),
-    ("acd_switchover_refused_total", "Switchovers refused, by reason."),
-    ("acd_watchdog_withheld_total", "systemd watchdog pings withheld, by reason."),
+    (
+        "acd_demo_orders_refused_total",
+        "Demo orders API connections refused, by reason.",
+    ),
+    (
+        "acd_demo_orders_responses_total",
+        "Demo orders API responses, by HTTP status code.",
+    ),
+    (
+        "acd_drain_deadline_calls_ended_total",
+        "Calls still up at the drain deadline and ended.",
+    ),
+    (
+        "acd_handover_failures_total",
+        "Failed live hand-overs of the edge, by reason.",
+    ),
+    (
+        "acd_ivr_reload_refused_total",
+        "IVR flow reloads refused, by reason.",
+    ),
+    (
+        "acd_switchover_refused_total",
+        "Switchovers refused, by reason.",
+    ),
+    (
+        "acd_watchdog_withheld_total",
+        "systemd watchdog pings withheld, by reason.",
+    ),
 ];
 
 const GAUGES: &[Help] = &[(
