@@ -208,6 +208,32 @@ impl RtpObserver {
         }
         Ok(())
     }
+
+    /// Sends packet `i` of a 20 ms PCMU run (sequence `1000 + i`) to every
+    /// address of `to` each tick, for each `i` in `0..count` not in `skip`:
+    /// a stream per destination with a known gap, as a lossy network leaves it.
+    pub async fn send_with_gaps(
+        &self,
+        to: &[SocketAddr],
+        ssrc: u32,
+        count: u16,
+        skip: std::ops::Range<u16>,
+    ) -> Result<()> {
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        let mut head = TAG.to_vec();
+        head.extend_from_slice(&ssrc.to_be_bytes());
+        for i in 0..count {
+            tick.tick().await;
+            if skip.contains(&i) {
+                continue;
+            }
+            let pkt = pcmu_packet(i, 1000, ssrc, &head, 0xFF);
+            for addr in to {
+                self.socket.send_to(&pkt, addr).await?;
+            }
+        }
+        Ok(())
+    }
 }
 
 fn record(st: &mut ObsStats, pkt: &[u8], from: SocketAddr) {

@@ -224,8 +224,12 @@ async fn two_edges_behind_kamailio_spread_calls_and_drain_without_a_failed_call(
     // what moved the traffic; an INVITE that reached A first was refused
     // and retried on B, which SIPp's zero failures show).
     let m = scrape(&edge_a.metrics_addr()).await.unwrap();
-    let options =
-        counter_with(&m, "acd_sip_requests_total", &[("method", "OPTIONS")]).unwrap_or(0.0);
+    let options = counter_with(
+        &m,
+        "acd_sip_requests_total",
+        &[("method", "OPTIONS"), ("direction", "in")],
+    )
+    .unwrap_or(0.0);
     let refused_503 =
         counter_with(&m, "acd_sip_error_responses_total", &[("status", "503")]).unwrap_or(0.0);
     let shed = counter_with(&m, "acd_calls_shed_total", &[("reason", "draining")]).unwrap_or(0.0);

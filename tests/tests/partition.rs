@@ -230,7 +230,12 @@ async fn partitions_of_the_distributor_pair_under_load() {
         "[e2e] partition: primary {old} (term {old_term}) cut off; {new} leads (term {new_term}) after {take_over:?}"
     );
     assert!(new_term > old_term, "the new term {new_term} <= {old_term}");
-    let promoted_ms = metric(&c.distributors[new], "acd_distributor_promoted_unix_ms").await;
+    let promoted_ms = 1000.0
+        * metric(
+            &c.distributors[new],
+            "acd_distributor_promoted_timestamp_seconds",
+        )
+        .await;
     // The old primary cannot close the edge's stream (its packets vanish):
     // the edge must notice by itself and attach to the new one while the
     // partition lasts, not when it heals.
@@ -242,8 +247,12 @@ async fn partitions_of_the_distributor_pair_under_load() {
     eprintln!("[e2e] partition: healed; the pair converged after {converged:?}");
     let (role, term) = poller.latest(old).expect("the old primary answers again");
     assert_eq!(role, "standby", "the old primary is fenced (term {term})");
-    let last_release_ms =
-        metric(&c.distributors[old], "acd_distributor_last_release_unix_ms").await;
+    let last_release_ms = 1000.0
+        * metric(
+            &c.distributors[old],
+            "acd_distributor_last_release_timestamp_seconds",
+        )
+        .await;
     // Acting = releasing effects; a last release before the cut means none after it.
     let acted_after_cut = (last_release_ms - cut_ms as f64).max(0.0);
     eprintln!(

@@ -243,7 +243,12 @@ async fn options_served_after_200_garbage_datagrams() {
 async fn retransmitted_invite_is_one_request() {
     let (_env, mut acd, edge, probe) = start("sip_invite_retransmission", 30).await;
     let local = probe.local_addr().unwrap();
-    let invites_before = metric(&acd, "acd_sip_requests_total", &[("method", "INVITE")]).await;
+    let invites_before = metric(
+        &acd,
+        "acd_sip_requests_total",
+        &[("method", "INVITE"), ("direction", "in")],
+    )
+    .await;
     let not_found_before =
         metric(&acd, "acd_sip_error_responses_total", &[("status", "404")]).await;
 
@@ -284,8 +289,13 @@ async fn retransmitted_invite_is_one_request() {
         "the 404 is still retransmitted after the ACK: {late:?}"
     );
 
-    let invites =
-        metric(&acd, "acd_sip_requests_total", &[("method", "INVITE")]).await - invites_before;
+    let invites = metric(
+        &acd,
+        "acd_sip_requests_total",
+        &[("method", "INVITE"), ("direction", "in")],
+    )
+    .await
+        - invites_before;
     assert_eq!(
         invites, 1.0,
         "acd_sip_requests_total{{method=\"INVITE\"}} must count the retransmission once"

@@ -208,7 +208,7 @@ impl EdgeCore {
             self.ask_auto_answer(&mut req);
         }
         tracing::info!(%agent, %extension, %contact, peer = %peer.addr, via, auto_answer, "ringing agent");
-        let key = self.tx.send_request(req.clone(), peer, now);
+        let key = self.send_request(req.clone(), peer, now);
         self.by_invite
             .insert(key.clone(), (id.clone(), Side::Agent));
         Some(Fork {
@@ -304,7 +304,7 @@ impl EdgeCore {
             // Only other phones rang, now cancelled: nothing else will report.
             return self.agent_failed(id, agent, "no answer", 487, now);
         }
-        self.tx.send_request(build_cancel(&invite), peer, now);
+        self.send_request(build_cancel(&invite), peer, now);
     }
 
     /// Responses to our client transactions.
@@ -568,7 +568,7 @@ impl EdgeCore {
         );
         self.hung_up_2xx.insert(dialog, (to, ack));
         let bye = d.request(Method::Bye, &via, &b2, "");
-        let key = self.tx.send_request(bye, to, now);
+        let key = self.send_request(bye, to, now);
         metrics::counter!("acd_agent_legs_hung_up_total", "reason" => "late_2xx").increment(1);
         tracing::info!(bye = %key.branch, "late 200 OK acknowledged and hung up");
     }

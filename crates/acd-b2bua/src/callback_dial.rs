@@ -166,7 +166,7 @@ impl EdgeCore {
         sdp.port = ports.caller;
         let body = sdp.offer(self.cfg.listen.public_ip);
         let invite = self.outbound_invite(id, &uri, &uri, peer, &from, body);
-        let key = self.tx.send_request(invite.clone(), peer, now);
+        let key = self.send_request(invite.clone(), peer, now);
         self.dials.by_tx.insert(key.clone(), id.clone());
         if let Some(d) = self.dials.by_call.get_mut(id) {
             d.out = Some(Outgoing {
@@ -206,7 +206,7 @@ impl EdgeCore {
         out.cancelled = true;
         let (cancel, peer) = (build_cancel(&out.invite), self.dials.by_call[id].peer);
         tracing::info!(call_id = %id, "customer did not answer the callback in time");
-        self.tx.send_request(cancel, peer, now);
+        self.send_request(cancel, peer, now);
     }
 
     /// A response to a callback INVITE. `false` if `key` is not one.

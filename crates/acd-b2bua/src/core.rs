@@ -13,6 +13,7 @@ use crate::config::CoreConfig;
 use crate::ids::{CallId, Rng, Side};
 use crate::io::{Input, MediaCommand, Output, ToDistributor};
 use crate::registrar::Registrar;
+use crate::telemetry::{count_response, Direction};
 use crate::timers::{TimerKey, TimerKind, Timers};
 
 pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE";
@@ -259,6 +260,7 @@ impl EdgeCore {
                     .increment(1);
                 tracing::warn!(peer = %from.addr, status, reason = refusal.reason, "refused SIP request");
                 if req.method != Method::Ack {
+                    count_response(&refusal.response, Direction::Out);
                     self.transmit(from, refusal.response.to_bytes());
                 }
                 return;
@@ -278,7 +280,10 @@ impl EdgeCore {
                     key, invite, req, ..
                 } => self.cancel(key, invite, &req, now),
                 T::Ack { req, .. } => self.ack(&req, now),
-                T::Response { key, resp } => self.response(&key, resp, now),
+                T::Response { key, resp } => {
+                    count_response(&resp, Direction::In);
+                    self.response(&key, resp, now)
+                }
                 T::StrayResponse { resp, from } => {
                     metrics::counter!("acd_sip_stray_responses_total").increment(1);
                     tracing::debug!(peer = %from.addr, status = resp.status, "stray response");
@@ -343,6 +348,7 @@ impl EdgeCore {
             metrics::counter!("acd_sip_error_responses_total", "status" => resp.status.to_string())
                 .increment(1);
         }
+        count_response(&resp, Direction::Out);
         self.tx.send_response(key, resp, now);
     }
 

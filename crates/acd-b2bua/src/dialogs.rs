@@ -330,7 +330,7 @@ impl EdgeCore {
         req.headers.push("Content-Type", "application/sdp");
         req.body = body.into_bytes();
         let to = next_hop(&est.dialog, est.peer);
-        let key = self.tx.send_request(req, to, now);
+        let key = self.send_request(req, to, now);
         if let Some(est) = self.established_mut(id, side) {
             est.reinvite_out = Some(key.clone());
         }

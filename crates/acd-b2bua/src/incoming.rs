@@ -24,7 +24,7 @@ pub(crate) const CODECS: [Codec; 2] = [Codec::Pcmu, Codec::Pcma];
 
 impl EdgeCore {
     pub(crate) fn request(&mut self, key: TxKey, req: Request, from: Peer, now: Instant) {
-        metrics::counter!("acd_sip_requests_total", "method" => req.method.label()).increment(1);
+        crate::telemetry::count_request(&req.method, crate::telemetry::Direction::In);
         if req.headers.to_tag().is_some() {
             return self.in_dialog(key, req, from, now);
         }

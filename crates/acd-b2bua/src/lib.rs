@@ -46,6 +46,7 @@ pub mod site_bindings;
 pub mod snapshot;
 mod survey;
 mod teardown;
+pub mod telemetry;
 pub mod timers;
 mod transfer;
 pub mod trunks;

@@ -72,7 +72,7 @@ impl EdgeCore {
                 let via = self.via(a.est.peer.transport);
                 let bye = d.request(Method::Bye, &via, &branch, "");
                 let to = next_hop(d, a.est.peer);
-                let key = self.tx.send_request(bye, to, now);
+                let key = self.send_request(bye, to, now);
                 self.by_client_tx
                     .insert(key, (id.clone(), Side::Agent, ClientTx::Bye));
             }

@@ -25,7 +25,7 @@ impl EdgeCore {
         now: Instant,
     ) {
         self.by_invite.remove(&key);
-        self.tx.send_request(build_cancel(invite), peer, now);
+        self.send_request(build_cancel(invite), peer, now);
         self.orphans.insert(key.clone(), invite.clone());
         let linger = self.cfg.sip.t1x64();
         self.timers.set(TimerKey::Orphan(key), now + linger);

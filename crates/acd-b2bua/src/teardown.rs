@@ -214,7 +214,7 @@ impl EdgeCore {
                 let contact = self.local_contact(est.peer.transport);
                 let bye = est.dialog.request(Method::Bye, &via, &branch, &contact);
                 let to = next_hop(&est.dialog, est.peer);
-                let key = self.tx.send_request(bye, to, now);
+                let key = self.send_request(bye, to, now);
                 self.by_client_tx
                     .insert(key, (call.id.clone(), Side::Caller, ClientTx::Bye));
             }
@@ -240,7 +240,7 @@ impl EdgeCore {
                 let via = self.via(a.est.peer.transport);
                 let bye = a.est.dialog.request(Method::Bye, &via, &branch, "");
                 let to = next_hop(&a.est.dialog, a.est.peer);
-                let key = self.tx.send_request(bye, to, now);
+                let key = self.send_request(bye, to, now);
                 self.by_client_tx
                     .insert(key, (call.id.clone(), Side::Agent, ClientTx::Bye));
             }

@@ -72,7 +72,7 @@ impl EdgeCore {
         let body = sdp.offer(self.cfg.listen.public_ip);
         let req = self.outbound_invite(id, &uri, &uri, peer, &caller, body);
         tracing::info!(call_id = %id, %uri, peer = %peer.addr, "transferring");
-        let key = self.tx.send_request(req.clone(), peer, now);
+        let key = self.send_request(req.clone(), peer, now);
         self.by_invite
             .insert(key.clone(), (id.clone(), Side::Agent));
         let Some(call) = self.calls.get_mut(id) else {

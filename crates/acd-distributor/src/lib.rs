@@ -35,6 +35,7 @@ pub mod replication;
 pub mod reports;
 pub mod supervisor_service;
 pub mod wallboard;
+pub mod telemetry;
 
 /// Records kept for a standby to catch up without a snapshot.
 const LOG_CAPACITY: usize = 10_000;
@@ -90,6 +91,8 @@ pub struct Distributor {
     serving: watch::Sender<Serving>,
     timers: Arc<Notify>,
     config: Arc<RoutingConfig>,
+    /// `acd_routing_decision_duration_seconds`, looked up once.
+    decisions: metrics::Histogram,
 }
 
 /// Why a command was not carried out.
@@ -153,8 +156,10 @@ impl Distributor {
             serving: watch::channel(Serving::default()).0,
             timers: Arc::new(Notify::new()),
             config: Arc::new(config),
+            decisions: telemetry::decision_histogram(),
         };
         tokio::spawn(d.clone().timer_loop());
+        tokio::spawn(telemetry::sample_loop(d.clone()));
         d
     }
 
@@ -224,7 +229,10 @@ impl Distributor {
             metrics::counter!("acd_distributor_refusals_total", "reason" => reason).increment(1);
             return Err(ShellError::NotLeader(leader_hint(&inner)));
         }
-        let records = inner.core.handle(cmd, now_ms())?;
+        let started = Instant::now();
+        let records = inner.core.handle(cmd, now_ms());
+        self.decisions.record(started.elapsed().as_secs_f64());
+        let records = records?;
         self.publish(&mut inner, &records);
         drop(inner);
         // New deadlines: the core's timers, or a pending acknowledgement.
@@ -244,7 +252,10 @@ impl Distributor {
             metrics::counter!("acd_distributor_refusals_total", "reason" => reason).increment(1);
             return Err(ShellError::NotLeader(leader_hint(&inner)));
         }
-        let records = inner.core.handle_from(origin, cmd, now_ms())?;
+        let started = Instant::now();
+        let records = inner.core.handle_from(origin, cmd, now_ms());
+        self.decisions.record(started.elapsed().as_secs_f64());
+        let records = records?;
         self.publish(&mut inner, &records);
         drop(inner);
         self.timers.notify_one();
@@ -372,6 +383,7 @@ impl Distributor {
     pub fn apply(&self, rec: EventRecord) -> Result<(), acd_routing::ApplyError> {
         let mut inner = self.lock();
         inner.core.apply(&rec)?;
+        telemetry::record_applied(&rec);
         self.publish(&mut inner, std::slice::from_ref(&rec));
         Ok(())
     }
@@ -500,7 +512,12 @@ fn refusal(inner: &Inner, now: Instant) -> Option<&'static str> {
 /// promotion): how many effects, and when the last ones went out.
 fn record_acting(released: u64) {
     metrics::counter!("acd_distributor_effects_released_total").increment(released);
-    metrics::gauge!("acd_distributor_last_release_unix_ms").set(now_ms().0 as f64);
+    metrics::gauge!("acd_distributor_last_release_timestamp_seconds").set(unix_seconds());
+}
+
+/// Now as Unix seconds with milliseconds, for `_timestamp_seconds` gauges.
+fn unix_seconds() -> f64 {
+    now_ms().0 as f64 / 1000.0
 }
 
 fn lease_valid(inner: &Inner, now: Instant) -> bool {
@@ -559,7 +576,7 @@ impl Distributor {
         self.committed.send_replace(committed);
         drop(inner);
         metrics::counter!("acd_distributor_promotions_total").increment(1);
-        metrics::gauge!("acd_distributor_promoted_unix_ms").set(now_ms().0 as f64);
+        metrics::gauge!("acd_distributor_promoted_timestamp_seconds").set(unix_seconds());
         tracing::info!(term = term.0, "promoted: primary from now on");
         self.timers.notify_one();
     }

@@ -120,6 +120,7 @@ pub struct Driver {
     pub registrations_counted: (u64, Instant),
     /// Looked up once: the registry lookup is not free per loop turn.
     pub lateness_gauge: metrics::Gauge,
+    pub calls_gauge: metrics::Gauge,
 }
 
 type IvrResult = (acd_b2bua::IvrStep, Result<pb::StepResponse, String>);
@@ -576,8 +577,9 @@ impl Driver {
     fn publish_status(&mut self, now: Instant) {
         let s = &self.shared;
         s.loop_turns.fetch_add(1, Ordering::Relaxed);
-        s.active_calls
-            .store(self.core.active_calls() as u32, Ordering::Relaxed);
+        let calls = self.core.active_calls();
+        s.active_calls.store(calls as u32, Ordering::Relaxed);
+        self.calls_gauge.set(calls as f64);
         s.sip_transactions
             .store(self.core.transactions() as u32, Ordering::Relaxed);
         let changes = self.core.registration_changes();

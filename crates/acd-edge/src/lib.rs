@@ -33,6 +33,7 @@ pub mod handover;
 mod ivr_client;
 pub mod media;
 pub mod outbox;
+pub mod telemetry;
 mod transfer_target;
 pub mod transport;
 mod voicemail;
@@ -375,6 +376,7 @@ async fn start_on(
         media_options: media_options(&prompts, loaded.voicemail_dir()),
         registrations_counted: (u64::MAX, now),
         lateness_gauge: metrics::gauge!("acd_edge_loop_lateness_seconds"),
+        calls_gauge: metrics::gauge!("acd_edge_active_calls"),
         prompts,
         media_events: media_tx,
     };

@@ -446,11 +446,42 @@ fn spawn(
     handle
 }
 
+/// Packets of the call so far; added to the process's counters about once a
+/// second and when the call ends (not per packet).
 #[derive(Default)]
 struct Stats {
     played: u64,
     relayed: u64,
     rtcp_relayed: u64,
+    /// The figures above, and the relay's lost count, already added.
+    flushed: crate::telemetry::MediaFigures,
+    next_flush: Option<std::time::Instant>,
+}
+
+impl Stats {
+    /// Adds what changed since the last flush to the process's counters.
+    fn flush(&mut self, core: &CallMedia) {
+        let lost = [Leg::A, Leg::B]
+            .iter()
+            .map(|l| core.relay_counters(*l).lost)
+            .sum();
+        let now = crate::telemetry::MediaFigures {
+            played: self.played,
+            relayed: self.relayed,
+            rtcp_relayed: self.rtcp_relayed,
+            lost,
+        };
+        self.flushed = crate::telemetry::media_counters().add(self.flushed, now);
+    }
+
+    /// Flushes when a second has passed since the last flush.
+    fn flush_due(&mut self, core: &CallMedia, now: std::time::Instant) {
+        if self.next_flush.is_some_and(|at| now < at) {
+            return;
+        }
+        self.flush(core);
+        self.next_flush = Some(now + std::time::Duration::from_secs(1));
+    }
 }
 
 /// Count a refused datagram. Literal labels only, so the metric key is static and
@@ -550,9 +581,7 @@ impl MediaTask {
             }
             self.drain().await;
         }
-        metrics::counter!("acd_rtp_packets_played_total").increment(self.stats.played);
-        metrics::counter!("acd_rtp_packets_relayed_total").increment(self.stats.relayed);
-        metrics::counter!("acd_rtcp_packets_relayed_total").increment(self.stats.rtcp_relayed);
+        self.stats.flush(&self.core);
         tracing::debug!(call_id = %self.call, played = self.stats.played, relayed = self.stats.relayed, "media ended");
         if let Some(tx) = hand_over {
             let snapshot = self.snapshot();
@@ -659,6 +688,7 @@ impl MediaTask {
     /// Send due prompt frames and pass the core's reports on.
     async fn drain(&mut self) {
         let now = now();
+        self.stats.flush_due(&self.core, now);
         let mut pkt = [0u8; PACKET_LEN];
         while let Some((n, to)) = self.core.poll_packet(now, &mut pkt) {
             if self.caller_sock.sock.send_to(&pkt[..n], to).await.is_ok() {

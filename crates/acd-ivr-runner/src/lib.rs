@@ -20,6 +20,29 @@ use tonic::{Request, Response, Status};
 mod clock;
 mod flows;
 pub mod lookup;
+
+/// Registers the HELP text of every metric of the IVR runner.
+pub fn describe_metrics() {
+    const COUNTERS: &[(&str, &str)] = &[
+        (
+            "acd_ivr_lookups_total",
+            "Data look-ups made by IVR steps, by outcome.",
+        ),
+        (
+            "acd_ivr_node_steps_total",
+            "IVR steps by flow and node (bounded by the configured flows).",
+        ),
+        ("acd_ivr_reloads_total", "IVR flow sets loaded at run time."),
+        (
+            "acd_ivr_step_errors_total",
+            "IVR steps refused, by gRPC status code.",
+        ),
+        ("acd_ivr_steps_total", "IVR steps served."),
+    ];
+    for (name, help) in COUNTERS {
+        metrics::describe_counter!(*name, *help);
+    }
+}
 pub use clock::{parse_rfc3339, Clock};
 pub use flows::{FlowStore, ReloadReport, Unresolved, MAX_VERSIONS_PER_FLOW};
 

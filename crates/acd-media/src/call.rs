@@ -278,6 +278,12 @@ impl CallMedia {
             .map_or(0, |l| l.rtp.foreign() + l.rtcp.foreign())
     }
 
+    /// Relay counters of the packets received from `leg` (loss included).
+    #[must_use]
+    pub fn relay_counters(&self, from: Leg) -> crate::relay::RelayCounters {
+        self.relay.counters(from)
+    }
+
     /// Whether a prompt or music is playing to the caller.
     #[must_use]
     pub fn is_playing(&self) -> bool {

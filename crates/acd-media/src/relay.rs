@@ -47,6 +47,43 @@ pub struct RelayCounters {
     pub bytes_out: u64,
     /// Datagrams rejected as not RTP (including RTCP on a muxed port).
     pub dropped: u64,
+    /// Packets missing from the sender's sequence numbers (gaps, less the late
+    /// arrivals that filled one): what the relay did not get to pass on.
+    #[serde(default)]
+    pub lost: u64,
+}
+
+/// A jump further than this is a restarted sender, not loss (RFC 3550 App. A.1's
+/// MAX_DROPOUT).
+const MAX_DROPOUT: i16 = 3000;
+
+/// Where an inbound stream's sequence numbers are, for loss counting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct SeqTrack {
+    ssrc: Ssrc,
+    highest: SeqNo,
+}
+
+impl SeqTrack {
+    /// Counts the packets skipped before `seq` (or one found late) into `lost`.
+    fn observe(track: &mut Option<SeqTrack>, ssrc: Ssrc, seq: SeqNo, lost: &mut u64) {
+        let Some(t) = track.as_mut().filter(|t| t.ssrc == ssrc) else {
+            *track = Some(SeqTrack { ssrc, highest: seq });
+            return;
+        };
+        match seq.diff(t.highest) {
+            d if d > 0 && d <= MAX_DROPOUT => {
+                *lost += u64::from(d.unsigned_abs() - 1);
+                t.highest = seq;
+            }
+            // A late packet fills a gap counted before (a duplicate is rare
+            // enough not to tell apart).
+            d if d < 0 && d > -MAX_DROPOUT => *lost = lost.saturating_sub(1),
+            0 => {}
+            // The sender restarted its numbering: follow it.
+            _ => t.highest = seq,
+        }
+    }
 }
 
 /// Offsets from one inbound SSRC onto the outbound stream.
@@ -66,6 +103,8 @@ struct Direction {
     /// Telephone-event PT as received → as the other leg negotiated it.
     telephone_event: Option<(PayloadType, PayloadType)>,
     counters: RelayCounters,
+    #[serde(default)]
+    seq: Option<SeqTrack>,
 }
 
 /// Header rewriting for a bridged pair of legs. Holds no buffers and no streams: the
@@ -123,6 +162,7 @@ impl Relay {
             }
         };
 
+        SeqTrack::observe(&mut dir.seq, info.ssrc, info.seq, &mut dir.counters.lost);
         let map = match dir.map {
             Some(m) if m.in_ssrc == info.ssrc && m.stream_packets == to.packets() => m,
             _ => Mapping {
@@ -363,5 +403,34 @@ mod tests {
             (2, 0, 2, 14)
         );
         assert_eq!(s.packets(), 0);
+    }
+
+    #[test]
+    fn gaps_in_the_senders_numbers_count_as_lost() {
+        let mut s = OutboundStream::new(Ssrc(9), SeqNo(0), 0, Codec::Pcmu);
+        let mut r = Relay::new();
+        let mut send = |r: &mut Relay, ssrc: u32, seq: u16| {
+            fwd(
+                r,
+                Leg::A,
+                inbound(0, seq, u32::from(seq) * 160, ssrc, &[0xff; 160]),
+                &mut s,
+            );
+        };
+        // 65534, 65535, (0, 1 lost), 2: across the wrap.
+        for seq in [65534, 65535, 2] {
+            send(&mut r, 7, seq);
+        }
+        assert_eq!(r.counters(Leg::A).lost, 2);
+        // 1 arrives late: one fewer lost; a duplicate of 2 changes nothing.
+        send(&mut r, 7, 1);
+        send(&mut r, 7, 2);
+        assert_eq!(r.counters(Leg::A).lost, 1);
+        // A new sender, and a jump beyond MAX_DROPOUT, start over.
+        send(&mut r, 8, 40_000);
+        send(&mut r, 8, 50_000);
+        send(&mut r, 8, 50_001);
+        assert_eq!(r.counters(Leg::A).lost, 1);
+        assert_eq!(r.counters(Leg::B).lost, 0);
     }
 }

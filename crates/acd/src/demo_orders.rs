@@ -322,9 +322,7 @@ pub async fn standalone(listen: SocketAddr, metrics_listen: Option<SocketAddr>) 
         .context("local address of the demo orders listener")?;
     let mut ready = format!("ACD READY role=demo-orders orders={addr}");
     if let Some(metrics_addr) = metrics_listen {
-        let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
-            .install_recorder()
-            .context("installing the Prometheus recorder")?;
+        let prometheus = crate::telemetry::install()?;
         let metrics_listener = TcpListener::bind(metrics_addr)
             .await
             .with_context(|| format!("cannot bind the metrics listener on {metrics_addr}"))?;

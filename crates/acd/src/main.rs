@@ -23,7 +23,6 @@ use acd_distributor::{Distributor, Role};
 use acd_edge::{EdgeHandle, EdgeSettings};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use metrics_exporter_prometheus::PrometheusBuilder;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tonic::server::NamedService;
@@ -41,6 +40,7 @@ mod reload;
 mod shutdown;
 mod takeover;
 mod wallboard;
+mod telemetry;
 mod watchdog;
 
 use cli::{Cli, Cmd, CommonArgs, IvrArgs, LeadershipArgs, SipArgs};
@@ -252,9 +252,7 @@ async fn serve(cmd: Cmd) -> Result<()> {
     // Before any client of this process dials out: they present its identity.
     let access_layer = grpc_access::setup(&loaded)?;
     let server_tls = grpc_access::server_tls(&loaded)?;
-    let prometheus = PrometheusBuilder::new()
-        .install_recorder()
-        .context("installing the Prometheus recorder")?;
+    let prometheus = telemetry::install()?;
     metrics::gauge!("acd_build_info", "version" => env!("CARGO_PKG_VERSION"), "role" => role.as_str()).set(1.0);
     let take_over_from = plan
         .edge
