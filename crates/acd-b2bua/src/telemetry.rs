@@ -73,6 +73,22 @@ type Help = (&'static str, &'static str);
 
 const COUNTERS: &[Help] = &[
     (
+        "acd_edge_call_notes_total",
+        "Call notes sent to the distributor when a caller's leg ended, by outcome.",
+    ),
+    (
+        "acd_edge_note_steps_dropped_total",
+        "IVR inputs left out of a call note (past its step limit).",
+    ),
+    (
+        "acd_edge_surveys_total",
+        "Post-call surveys, by outcome (started, answered, unanswered).",
+    ),
+    (
+        "acd_edge_surveys_refused_total",
+        "Post-call surveys not run, by reason.",
+    ),
+    (
         "acd_sip_requests_total",
         "SIP requests by method and direction (per transaction: retransmissions count once).",
     ),

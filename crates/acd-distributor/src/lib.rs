@@ -34,8 +34,8 @@ pub mod leadership;
 pub mod replication;
 pub mod reports;
 pub mod supervisor_service;
-pub mod wallboard;
 pub mod telemetry;
+pub mod wallboard;
 
 /// Records kept for a standby to catch up without a snapshot.
 const LOG_CAPACITY: usize = 10_000;

@@ -144,6 +144,9 @@ pub fn service_level(within_target: u64, offered: u64) -> f64 {
 type Help = (&'static str, &'static str);
 
 const COUNTERS: &[Help] = &[
+    ("acd_reports_total", "Reports served through the Report RPC, by kind."),
+    ("acd_report_errors_total", "Report RPCs refused or failed, by reason."),
+    ("acd_wallboard_errors_total", "Wallboard problems (seeding, time zone, lagging events, slow or excess clients), by reason."),
     (
         "acd_queue_calls_offered_total",
         "Calls that entered the queue, by queue (core counters, carried across fail-over).",
@@ -330,6 +333,7 @@ const COUNTERS: &[Help] = &[
 ];
 
 const GAUGES: &[Help] = &[
+    ("acd_wallboard_streams", "Wallboard event streams (server-sent events) open."),
     ("acd_queue_waiting_calls", "Calls of the queue not yet connected (including those being offered)."),
     ("acd_queue_longest_wait_seconds", "How long the queue's longest-waiting call has waited."),
     ("acd_queue_service_level_ratio", "Calls answered within the queue's target over calls that entered it (1 with none)."),

@@ -39,8 +39,8 @@ mod notify;
 mod reload;
 mod shutdown;
 mod takeover;
-mod wallboard;
 mod telemetry;
+mod wallboard;
 mod watchdog;
 
 use cli::{Cli, Cmd, CommonArgs, IvrArgs, LeadershipArgs, SipArgs};
