@@ -26,8 +26,11 @@ pub mod rows;
 pub mod schema;
 pub mod shifts;
 pub mod spool;
+mod sql;
 pub mod staffing;
 pub mod store;
+pub mod store_pg;
+pub mod store_sqlite;
 pub mod writer;
 
 pub use rows::{AgentEventRow, CallEventRow, CallRow, Dataset, TimeRange};
