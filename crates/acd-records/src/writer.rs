@@ -148,6 +148,7 @@ impl Writer {
         }
         let n = self.unspooled.len();
         metrics::counter!("acd_records_spooled_total").increment(n as u64);
+        metrics::gauge!("acd_records_pending").set(self.spool.pending() as f64);
         let complete = self.spool.cursor() + self.mem.len() as u64 == first;
         if complete && self.mem.len() + n <= MEM_CAP {
             self.mem
