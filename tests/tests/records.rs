@@ -256,9 +256,7 @@ async fn calls_and_their_records(env: &TestEnv, site: &mut Site, db: &Db) {
     }
     // The trail of each answered call, in order.
     let answered = db
-        .rows(&format!(
-            "SELECT call_id FROM calls WHERE outcome = 'answered' ORDER BY call_id"
-        ))
+        .rows("SELECT call_id FROM calls WHERE outcome = 'answered' ORDER BY call_id")
         .await
         .unwrap();
     for call in answered {
