@@ -88,6 +88,9 @@ impl Writer {
     }
 
     pub(crate) fn run(mut self, records: &Receiver<Arc<EventRecord>>) {
+        // At once, not at the first record: the file and its schema exist
+        // as soon as the process runs (reports may read before any call).
+        self.open_store();
         loop {
             let closed = self.receive(records);
             self.spool_incoming();
@@ -259,20 +262,30 @@ impl Writer {
     /// Writes the first `n` records of memory; `None` when the database
     /// could not even be opened (the back-off is set).
     fn write_front(&mut self, n: usize) -> Option<Result<usize, StoreError>> {
-        if self.store.is_none() {
-            // Opened and migrated once per writer (PostgreSQL reconnects by itself).
-            let opened = (self.open)().and_then(|mut s| s.migrate().map(|_| s));
-            match opened {
-                Ok(s) => self.store = Some(s),
-                Err(e) => {
-                    self.unavailable(&e);
-                    return None;
-                }
-            }
+        if !self.open_store() {
+            return None;
         }
         let n = n.min(self.mem.len());
         let batch = &self.mem.make_contiguous()[..n];
         self.store.as_mut().map(|s| s.write(batch))
+    }
+
+    /// Opens and migrates the database unless it is open (once per writer:
+    /// PostgreSQL reconnects by itself); `false` (back-off set) on failure.
+    fn open_store(&mut self) -> bool {
+        if self.store.is_some() {
+            return true;
+        }
+        match (self.open)().and_then(|mut s| s.migrate().map(|_| s)) {
+            Ok(s) => {
+                self.store = Some(s);
+                true
+            }
+            Err(e) => {
+                self.unavailable(&e);
+                false
+            }
+        }
     }
 
     /// Reads the next records back from the spool; `false` on a read error.

@@ -92,3 +92,15 @@ fn an_outage_keeps_records_in_the_spool_until_the_database_is_back() {
     assert_eq!((w.spool.pending(), rows.load(Ordering::SeqCst)), (0, 300));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn the_database_is_created_before_any_record() {
+    let dir = temp_dir("writer-empty");
+    let db = dir.join("data/records.db");
+    let (tx, rx) = mpsc::channel::<Arc<EventRecord>>();
+    let handle = spawn(Database::Sqlite(db.clone()), dir.join("spool"), rx).expect("spawn");
+    drop(tx);
+    handle.join().expect("writer");
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM schema_migrations"), 1);
+    let _ = std::fs::remove_dir_all(dir);
+}
