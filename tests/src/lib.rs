@@ -20,6 +20,7 @@ pub mod kamailio;
 pub mod metrics;
 pub mod netns;
 pub mod ports;
+pub mod postgres;
 pub mod process;
 pub mod rtp;
 pub mod sip;

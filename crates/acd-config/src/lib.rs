@@ -840,7 +840,33 @@ fn validate(c: &Config, text: &str, name: &str) -> Vec<ConfigError> {
     v.auth(&c.auth);
     v.trunks(&c.trunks);
     v.access(c);
+    v.records(c.records.as_ref());
     v.errors
+}
+
+impl Validator<'_> {
+    /// `[records] database`: the forms `acd_records::Database::parse` takes
+    /// (that crate is not a dependency of the config core).
+    fn records(&mut self, r: Option<&RecordsConfig>) {
+        let Some(r) = r else { return };
+        let db = r.database.as_str();
+        let ok = match db.strip_prefix("sqlite:") {
+            Some(path) => !path.is_empty(),
+            None => db.starts_with("postgres://") || db.starts_with("postgresql://"),
+        };
+        if !ok {
+            self.push(
+                &[Seg::Key("records"), Seg::Key("database")],
+                &format!("`{db}` is neither sqlite:PATH nor postgres://user@host:port/db"),
+            );
+        }
+        if r.spool.is_empty() {
+            self.push(
+                &[Seg::Key("records"), Seg::Key("spool")],
+                "must name a directory",
+            );
+        }
+    }
 }
 
 struct Validator<'a> {

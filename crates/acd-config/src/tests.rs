@@ -507,3 +507,25 @@ fn every_file_under_config_is_embedded() {
         .count();
     assert_eq!(defaults::files_under("prompts/").count(), on_disk);
 }
+
+#[test]
+fn records_database_other_than_sqlite_or_postgres_is_refused_with_its_line() {
+    let text = GOOD.replacen(
+        "database = \"sqlite:data/records.db\"",
+        "database = \"mysql://x\"",
+        1,
+    );
+    let errs = errors_of(&text);
+    let e = errs
+        .iter()
+        .find(|e| e.key == "records.database")
+        .expect("error about records.database");
+    assert!(e.message.contains("mysql://x"), "{e}");
+    let line = text
+        .lines()
+        .position(|l| l.contains("mysql://x"))
+        .map(|l| l + 1);
+    assert_eq!(e.line, line);
+    let text = GOOD.replacen("sqlite:data/records.db", "sqlite:", 1);
+    assert!(errors_of(&text).iter().any(|e| e.key == "records.database"));
+}

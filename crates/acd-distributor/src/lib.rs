@@ -70,6 +70,8 @@ pub struct Inner {
     handover: Option<String>,
     /// The gRPC URL this process advertises.
     address: String,
+    /// Lossless copies of released records (see [`Distributor::tap_committed`]).
+    taps: Vec<std::sync::mpsc::Sender<Arc<EventRecord>>>,
 }
 
 /// Whether a distributor can serve, and if not what it waits for.
@@ -149,6 +151,7 @@ impl Distributor {
                 lease_deadline: None,
                 handover: None,
                 address: String::new(),
+                taps: Vec::new(),
             })),
             replication,
             effects,
@@ -197,6 +200,17 @@ impl Distributor {
     /// Events whose effects may be carried out, in order.
     pub fn subscribe_effects(&self) -> broadcast::Receiver<Arc<EventRecord>> {
         self.effects.subscribe()
+    }
+
+    /// Every record whose effects are released, in order, on the primary
+    /// and on a standby as it applies the primary's records. Unlike
+    /// [`Distributor::subscribe_effects`] it never drops a record (an
+    /// unbounded channel that never blocks the distributor): call records
+    /// must be complete. The receiver's owner must keep up or spool.
+    pub fn tap_committed(&self) -> std::sync::mpsc::Receiver<Arc<EventRecord>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.lock().taps.push(tx);
+        rx
     }
 
     /// Runs a command and waits until its events are durable on every
@@ -310,6 +324,8 @@ impl Distributor {
             .is_some_and(|(r, _)| r.seq.0 <= committed)
         {
             if let Some((rec, _)) = inner.pending.pop_front() {
+                // A tap whose receiver is gone is dropped.
+                inner.taps.retain(|t| t.send(rec.clone()).is_ok());
                 let _ = self.effects.send(rec);
                 released += 1;
             }

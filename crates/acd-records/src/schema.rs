@@ -138,6 +138,7 @@ CREATE TABLE agent_events (
 );
 CREATE INDEX agent_events_agent_at ON agent_events (agent, at);
 CREATE INDEX agent_events_at ON agent_events (at);
+CREATE INDEX agent_events_call ON agent_events (call_id);
 ";
 
 const V1_POSTGRES: &str = "
@@ -205,4 +206,5 @@ CREATE TABLE agent_events (
 );
 CREATE INDEX agent_events_agent_at ON agent_events (agent, at);
 CREATE INDEX agent_events_at ON agent_events (at);
+CREATE INDEX agent_events_call ON agent_events (call_id);
 ";

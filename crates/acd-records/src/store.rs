@@ -74,3 +74,20 @@ pub trait Store: Send {
     /// What a report over `range` needs (see [`Dataset`]).
     fn load(&mut self, range: TimeRange) -> Result<Dataset, StoreError>;
 }
+
+/// Opens the database `db` names (SQLite: creating the file and its
+/// directory; PostgreSQL: connecting on first use).
+pub fn open(db: &Database) -> Result<Box<dyn Store>, StoreError> {
+    Ok(match db {
+        Database::Sqlite(path) => Box::new(crate::store_sqlite::SqliteStore::open(path)?),
+        Database::Postgres(url) => Box::new(crate::store_pg::PgStore::open(url)?),
+    })
+}
+
+/// Wall-clock Unix milliseconds, for `schema_migrations.applied_at_ms` only
+/// (records carry their own times).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -107,6 +107,23 @@ fn init_logging() {
         .init();
 }
 
+/// Starts the call records writer on the distributor's committed records
+/// (primary and standby alike), next to the event journal.
+fn start_records(
+    d: &acd_distributor::Distributor,
+    loaded: &acd_config::Loaded,
+    records: &acd_config::RecordsConfig,
+) -> anyhow::Result<()> {
+    let db = acd_records::Database::parse(&records.database, &loaded.base_dir())
+        .map_err(anyhow::Error::msg)
+        .context("[records] database")?;
+    let spool = loaded.resolve(&records.spool);
+    // Detached: it ends with the process; the spool keeps what is unwritten.
+    acd_records::writer::spawn(db, spool.clone(), d.tap_committed())
+        .with_context(|| format!("call records spool in {}", spool.display()))?;
+    Ok(())
+}
+
 /// `acd check-config FILE`: exit 0 with "FILE: ok", or 2 with one error per line.
 fn check_config(file: &Path) -> ExitCode {
     match check::check(file) {
@@ -339,6 +356,9 @@ async fn serve(cmd: Cmd) -> Result<()> {
     if let (Some(d), Some(dir)) = (&distributor, loaded.journal_dir()) {
         acd_distributor::journal::spawn(d, dir.clone())
             .with_context(|| format!("event journal in {}", dir.display()))?;
+    }
+    if let (Some(d), Some(records)) = (&distributor, &loaded.config.records) {
+        start_records(d, &loaded, records)?;
     }
     if let (Some(d), Some(snap)) = (
         &distributor,

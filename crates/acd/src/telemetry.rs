@@ -76,4 +76,5 @@ fn describe() {
     dist::describe();
     acd_edge::telemetry::describe();
     acd_ivr_runner::describe_metrics();
+    acd_records::describe_metrics();
 }

@@ -8,7 +8,7 @@ use acd_config::Loaded;
 use acd_distributor::wallboard::Wallboard;
 use acd_distributor::Distributor;
 use acd_records::board::BoardSettings;
-use acd_records::{Database, Store, StoreError};
+use acd_records::Database;
 
 use crate::http::Extra;
 
@@ -42,14 +42,10 @@ fn seed_from_records(wb: &Wallboard, loaded: &Loaded) {
             return;
         }
     };
-    wb.seed_with(move |range| open_store(&db)?.load(range));
-}
-
-/// The records store. MERGE: replace the body with the records helper's
-/// `acd_records::store::open(db)` (and drop this function).
-fn open_store(db: &Database) -> Result<Box<dyn Store>, StoreError> {
-    Err(StoreError::Unavailable(format!(
-        "{}: opening a records store is not built yet",
-        db.describe()
-    )))
+    // A first start has no database yet: nothing to seed from.
+    if matches!(&db, Database::Sqlite(path) if !path.exists()) {
+        return;
+    }
+    // Read-only: the records writer owns migrations.
+    wb.seed_with(move |range| acd_records::query::open_and_load(&db, range));
 }
