@@ -19,6 +19,10 @@
 #                 the run's distributor, so every agent command and offer waits
 #                 for its acknowledgement (synchronous replication); its CPU is
 #                 reported too
+#   -R            with call records: [records] in SQLite under LOG_DIR; after
+#                 the run waits (up to 60 s) for the writer to catch up and
+#                 prints the records' figures (acdctl report --db), which
+#                 must count every answered call once
 #   -a KEY=VALUE  an [admission] setting of the generated load.toml (repeat):
 #                 max_calls, max_calls_per_second, max_lateness_ms,
 #                 retry_after_secs [default: acd's defaults, see config/acd.toml]
@@ -79,9 +83,10 @@ SETTLE=40
 LOG_DIR=""
 EXPECT_SHED=0
 STANDBY=0
+RECORDS=0
 ADMISSION=()
 usage() { sed -n '2,66p' "$0" | sed 's/^# \{0,1\}//'; }
-while getopts "r:c:t:w:o:xsa:h" opt; do
+while getopts "r:c:t:w:o:xsRa:h" opt; do
     case "$opt" in
         r) RATE="$OPTARG" ;;
         c) CALLS="$OPTARG" ;;
@@ -90,6 +95,7 @@ while getopts "r:c:t:w:o:xsa:h" opt; do
         o) LOG_DIR="$OPTARG" ;;
         x) EXPECT_SHED=1 ;;
         s) STANDBY=1 ;;
+        R) RECORDS=1 ;;
         a) ADMISSION+=("$OPTARG") ;;
         h) usage; exit 0 ;;
         *) usage >&2; exit 2 ;;
@@ -300,6 +306,9 @@ welcome = "../../config/prompts/welcome.wav"
 moh = "../../config/prompts/moh.wav"
 
 EOF
+        if [ "$RECORDS" = 1 ]; then
+            printf '[records]\ndatabase = "sqlite:%s/records.db"\nspool = "%s/records-spool"\n\n' "$LOG_DIR" "$LOG_DIR"
+        fi
         if [ "${#ADMISSION[@]}" -gt 0 ]; then
             echo "[admission]"
             local kv
@@ -493,6 +502,20 @@ ACTIVE="$(awk '$1 == "edge.active_calls" {print $2}' "$LOG_DIR/status.txt")"
 TXS="$(awk '$1 == "edge.sip_transactions" {print $2}' "$LOG_DIR/status.txt")"
 WAITING="$(awk '$1 == "distributor.calls_waiting" {print $2}' "$LOG_DIR/status.txt")"
 timeout 15 curl -s "http://$IP:$ACD_METRICS/metrics" > "$LOG_DIR/metrics.txt" 2>/dev/null || true
+# Call records: every answered call once, once the writer caught up.
+REC_SUMMARY="off"
+if [ "$RECORDS" = 1 ]; then
+    for _ in $(seq 1 120); do
+        timeout 15 curl -s "http://$IP:$ACD_METRICS/metrics" > "$LOG_DIR/metrics.txt" 2>/dev/null || true
+        awk '/^acd_records_pending / {p=$NF} END {exit !(p == "0")}' "$LOG_DIR/metrics.txt" && break
+        sleep 0.5
+    done
+    timeout 60 "$ACDCTL" report --db "sqlite:$LOG_DIR/records.db" --from today --format json \
+        > "$LOG_DIR/report.json" 2> "$LOG_DIR/report.err" || true
+    REC_SUMMARY="$(jq -r '.total | "offered \(.offered), answered \(.answered), abandoned \(.abandoned)"' \
+        "$LOG_DIR/report.json" 2>/dev/null || echo "no report: $(head -c 300 "$LOG_DIR/report.err")")"
+    REC_SUMMARY="$REC_SUMMARY; written $(awk '/^acd_records_written_total / {print $NF}' "$LOG_DIR/metrics.txt"), pending $(awk '/^acd_records_pending / {print $NF}' "$LOG_DIR/metrics.txt"), db errors $(awk '/^acd_records_db_errors_total/ {n+=$NF} END {print n+0}' "$LOG_DIR/metrics.txt")"
+fi
 NOT_READY_LIST="$(grep '"a20' "$LOG_DIR/agent-list.json" | grep -v '"READY"' | head -10 || true)"
 N_NOT_READY="$(grep '"a20' "$LOG_DIR/agent-list.json" | grep -vc '"READY"' || true)"
 # Leak check: the edge's SIP transactions drain to 0 once Timer J/D (32 s) ran out.
@@ -537,6 +560,7 @@ WARNS="$(grep -c ' WARN ' "$LOG_DIR/acd.stderr.log" || true)"
         echo "standby CPU:   $(awk -v a="$SCPU0" -v b="$SCPU1" 'BEGIN {printf "%.2f", b - a}')s in the trunk phase; sync timeouts $(awk '/^acd_replication_sync_timeouts_total/ {n+=$NF} END {print n+0}' "$LOG_DIR/metrics.txt" 2>/dev/null)"
     fi
     echo "acd memory:    VmHWM ${HWM} kB, VmRSS ${RSS0} kB before / ${RSS2} kB after; threads $THREADS, fds $FDS"
+    echo "call records:  $REC_SUMMARY"
     echo "acd log:       $ERRS ERROR, $WARNS WARN lines ($LOG_DIR/acd.stderr.log)"
     echo "after the run: edge.active_calls ${ACTIVE:-?}, edge.sip_transactions ${TXS:-?} (${TXS_SETTLED:-?} after up to ${SETTLE}s), calls_waiting ${WAITING:-?}, agents not READY ${N_NOT_READY:-?}"
     [ -n "$NOT_READY_LIST" ] && echo "$NOT_READY_LIST"

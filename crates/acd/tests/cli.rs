@@ -149,7 +149,14 @@ struct Running {
 
 impl Running {
     fn spawn(args: &[&str]) -> Running {
+        // The embedded defaults write call records under `data/` of the
+        // working directory: keep them out of the source tree.
+        static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("acd-cli-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a working directory for acd");
         let mut child = Command::new(ACD)
+            .current_dir(&dir)
             .args(args)
             // Only problems reach the test output.
             .env(
