@@ -13,7 +13,8 @@
 //! - its answer, abandon and handle time count in that same queue and
 //!   interval, so an interval's service level is "of the calls offered then,
 //!   the share answered within the target" (answered within the target ÷
-//!   offered, as the core's `service_level_permille`);
+//!   offered, as the core's `service_level_permille`, except that calls still
+//!   waiting within the target are left out until they are settled);
 //! - *answered within the target*: connected no later than the queue's
 //!   `service_level.within_ms` after the call first queued;
 //! - *handle time*: talk (connect to end or transfer) plus the agent's
@@ -82,7 +83,15 @@ impl Figures {
 
     /// Answered within the target of those offered, in percent.
     pub fn sl_percent(&self) -> Option<f64> {
-        (self.offered > 0).then(|| 100.0 * self.answered_in_sl as f64 / self.offered as f64)
+        self.sl_percent_settled(0)
+    }
+
+    /// As [`Figures::sl_percent`], leaving out `pending` calls still waiting
+    /// within the target: they may yet be answered in time, so one call that
+    /// just arrived does not paint the board red.
+    pub fn sl_percent_settled(&self, pending: u64) -> Option<f64> {
+        let settled = self.offered.saturating_sub(pending);
+        (settled > 0).then(|| 100.0 * self.answered_in_sl as f64 / settled as f64)
     }
 
     /// Average handle time in seconds.
@@ -638,14 +647,14 @@ impl DayBoard {
                 required: (!known.is_empty()).then(|| known.iter().sum()),
                 logged_in: live.agents.logged_in(),
             },
-            intervals: self.intervals(day, current),
+            intervals: self.intervals(day, current, now),
         }
     }
 
     fn tile(&self, q: &QueueView, now: Timestamp, current: usize, elapsed: f64) -> QueueTile {
         let today = self.today_of(&q.id);
         let target = self.target(&q.id);
-        let sl = today.sl_percent();
+        let sl = today.sl_percent_settled(self.pending_within_target(Some(&q.id), None, now));
         QueueTile {
             id: q.id.0.clone(),
             waiting: q.waiting as u32,
@@ -695,7 +704,29 @@ impl DayBoard {
         ))
     }
 
-    fn intervals(&self, day: Day, current: usize) -> Vec<IntervalPoint> {
+    /// Calls still waiting (of `queue`, entered in interval `slot`) that have
+    /// not yet waited past their queue's target.
+    fn pending_within_target(
+        &self,
+        queue: Option<&QueueId>,
+        slot: Option<usize>,
+        now: Timestamp,
+    ) -> u64 {
+        let at = ms(now);
+        let n = self
+            .calls
+            .values()
+            .filter(|t| t.connected.is_none())
+            .filter(|t| queue.is_none_or(|q| *q == t.queue))
+            .filter(|t| slot.is_none_or(|s| self.slot(t.entered) == Some(s)))
+            .filter(|t| {
+                at - t.since <= i64::try_from(self.target(&t.queue).within_ms).unwrap_or(i64::MAX)
+            })
+            .count();
+        n as u64
+    }
+
+    fn intervals(&self, day: Day, current: usize, now: Timestamp) -> Vec<IntervalPoint> {
         (0..=current)
             .map(|i| {
                 let mut sum = Figures::default();
@@ -711,7 +742,11 @@ impl DayBoard {
                     offered: sum.offered,
                     answered: sum.answered,
                     abandoned: sum.abandoned,
-                    sl_percent: sum.sl_percent(),
+                    sl_percent: sum.sl_percent_settled(self.pending_within_target(
+                        None,
+                        Some(i),
+                        now,
+                    )),
                 }
             })
             .collect()

@@ -394,3 +394,26 @@ fn agents_by_state() {
     );
     assert_eq!(n.logged_in(), 6);
 }
+
+/// A call still waiting within its target does not count against the
+/// service level yet; once it waited past the target it does.
+#[test]
+fn a_call_waiting_within_the_target_does_not_lower_the_service_level() {
+    let mut b = board(None);
+    let start = T0 + 9 * H;
+    // sales (80 % in 20 s): one call answered after 10 s, one still waiting.
+    b.apply(&queued("c1", "sales", start));
+    b.apply(&connected("c1", "alice", start + 10 * S));
+    b.apply(&queued("c2", "sales", start + 60 * S));
+
+    // 5 s into c2's wait: only c1 is settled, answered in time: 1/1.
+    let v = b.view(t(start + 65 * S), &live(&["sales"]));
+    assert_eq!(v.queues[0].sl_percent, Some(100.0));
+    assert!(!v.queues[0].below_target);
+    assert_eq!(v.intervals.last().and_then(|i| i.sl_percent), Some(100.0));
+
+    // 25 s into c2's wait, past 20 s: 1 of 2 in time.
+    let v = b.view(t(start + 85 * S), &live(&["sales"]));
+    assert_eq!(v.queues[0].sl_percent, Some(50.0));
+    assert!(v.queues[0].below_target);
+}
