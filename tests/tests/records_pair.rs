@@ -1,10 +1,15 @@
 //! The standby's records match the primary's: the separate-process
 //! installation of the chaos tests (etcd, an elected distributor pair, two
 //! IVR runners, an edge, eight agents), each distributor writing its own
-//! SQLite records database from the committed events it sees. After a SIPp
-//! run of answered and abandoned calls, the `calls`, `call_events`,
-//! `agent_events` and `applied_events` tables of the two databases are the
-//! same row for row, and hold SIPp's calls. Port block 144.
+//! SQLite records database from the committed events it sees. The standby
+//! is killed (SIGKILL) after the answered calls, records are committed while
+//! it is down, and it is started again on the same database and spool: it
+//! catches up by a snapshot, the records that snapshot holds come to its
+//! writer before it, and those it had already written are skipped, not
+//! doubled.
+//! After the SIPp run of answered and abandoned calls, the `calls`,
+//! `call_events`, `agent_events` and `applied_events` tables of the two
+//! databases are the same row for row, and hold SIPp's calls. Port block 144.
 
 mod common;
 
@@ -12,6 +17,7 @@ use std::time::Duration;
 
 use acd_tests::cluster::{Cluster, ClusterOptions, AGENTS};
 use acd_tests::flows::trunk;
+use acd_tests::metrics::{counter, scrape};
 use acd_tests::{TestEnv, LONG, SHORT};
 use common::Db;
 use tokio::time::Instant;
@@ -87,6 +93,41 @@ async fn await_same_applied(dbs: &[Db; 2]) {
     }
 }
 
+/// Kills distributor `slot` (the standby) and starts it again on its own
+/// config (same database and spool), once it had written some records;
+/// waits until it is ready again. Records are committed while it is down:
+/// it catches up by a snapshot, and its records by the backfill before it.
+async fn restart_standby(env: &TestEnv, c: &mut Cluster, slot: usize, db: &Db) {
+    db.await_count(
+        "SELECT COUNT(*) > 0 FROM calls WHERE answered_at IS NOT NULL",
+        1,
+        LONG,
+    )
+    .await;
+    let before = db.count("SELECT COUNT(*) FROM applied_events").await;
+    c.distributors[slot].kill().await;
+    // Records the standby never sees live: every agent goes on a break.
+    let mut api = c.leader_client().await.unwrap();
+    for i in 1..=AGENTS {
+        api.not_ready(&format!("a{i}"), "break").await.unwrap();
+    }
+    let at = ClusterOptions::default().distributors[slot].clone();
+    let config = env.log_path(&format!("distributor-{slot}.toml"));
+    let again = env
+        .start_elected_distributor_at(
+            &format!("distributor-{slot}-again"),
+            slot as u16,
+            &c.etcd.url,
+            &config,
+            true,
+            &at,
+        )
+        .await
+        .unwrap();
+    c.distributors[slot] = again;
+    eprintln!("[e2e] standby restarted after writing {before} records");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_standbys_records_match_the_primarys() {
     acd_tests::sipp::require_sipp();
@@ -109,11 +150,10 @@ async fn the_standbys_records_match_the_primarys() {
     c.assert_every_call_served(answered, ANSWERED)
         .await
         .unwrap();
+    // The standby dies; the agents go on a break; it comes back.
+    restart_standby(&env, &mut c, 1 - primary, &dbs[1 - primary]).await;
     // Abandoned: nobody ready, the callers give up in the queue.
     let mut api = c.leader_client().await.unwrap();
-    for i in 1..=AGENTS {
-        api.not_ready(&format!("a{i}"), "break").await.unwrap();
-    }
     let abandon = trunk(
         &env,
         "abandon",
@@ -164,4 +204,26 @@ async fn the_standbys_records_match_the_primarys() {
     for d in &mut c.distributors {
         d.assert_running();
     }
+    // It caught up by a snapshot, the records it holds sent before it...
+    let backfilled = counter(
+        &scrape(&c.distributors[primary].metrics_addr())
+            .await
+            .unwrap(),
+        "acd_replication_backfilled_records_total",
+    );
+    assert!(
+        backfilled.unwrap_or(0.0) > 0.0,
+        "the primary backfilled the restarted standby: {backfilled:?}"
+    );
+    // ...and those it had written before it died were skipped.
+    let skipped = counter(
+        &scrape(&c.distributors[1 - primary].metrics_addr())
+            .await
+            .unwrap(),
+        "acd_records_duplicates_skipped_total",
+    );
+    assert!(
+        skipped.unwrap_or(0.0) > 0.0,
+        "the replayed records were skipped: {skipped:?}"
+    );
 }
