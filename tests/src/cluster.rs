@@ -7,7 +7,7 @@
 //! runners, 4 the edge; SIPp 0 the trunk load, 1 the agents' phone, 2
 //! registrations; observers 0 callers' media, 1 agents' media.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -68,6 +68,20 @@ fn write_config(env: &TestEnv) -> PathBuf {
     env.write_config(&extra)
 }
 
+/// The common config, or a copy of it for distributor `slot` with `extra`
+/// appended when there is any.
+fn distributor_config(env: &TestEnv, common: &Path, slot: u16, extra: &str) -> Result<PathBuf> {
+    if extra.is_empty() {
+        return Ok(common.to_path_buf());
+    }
+    let text =
+        std::fs::read_to_string(common).with_context(|| format!("reading {}", common.display()))?;
+    let own = env.log_path(&format!("distributor-{slot}.toml"));
+    std::fs::write(&own, format!("{text}\n{extra}\n"))
+        .with_context(|| format!("writing {}", own.display()))?;
+    Ok(own)
+}
+
 /// `AdminService.Status` of `url`, with a single connection attempt.
 pub async fn status_once(url: &str) -> Result<StatusResponse> {
     let channel = tonic::transport::Endpoint::from_shared(url.to_string())?
@@ -112,6 +126,17 @@ impl Cluster {
 
     /// [`Cluster::start`] with the distributors where `opts` puts them.
     pub async fn start_with(env: &TestEnv, opts: &ClusterOptions) -> Result<Cluster> {
+        Self::start_with_extra(env, opts, ["", ""]).await
+    }
+
+    /// [`Cluster::start_with`], each distributor's config with its own
+    /// `extra` TOML appended (e.g. its own `[records]` database); the other
+    /// roles use the common config.
+    pub async fn start_with_extra(
+        env: &TestEnv,
+        opts: &ClusterOptions,
+        extra_toml: [&str; 2],
+    ) -> Result<Cluster> {
         let config = write_config(env);
         let extra: Vec<String> = opts.etcd_host.iter().cloned().collect();
         let etcd = EtcdServer::start_with(env, &extra).await?;
@@ -120,13 +145,14 @@ impl Cluster {
             None => etcd.url.clone(),
         };
         let mut distributors = Vec::new();
-        for (slot, at) in (0..2).zip(&opts.distributors) {
+        for ((slot, at), extra) in (0..2).zip(&opts.distributors).zip(extra_toml) {
+            let own = distributor_config(env, &config, slot, extra)?;
             distributors.push(
                 env.start_elected_distributor_at(
                     &format!("distributor-{slot}"),
                     slot,
                     &etcd_url,
-                    &config,
+                    &own,
                     slot == 0,
                     at,
                 )

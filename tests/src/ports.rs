@@ -54,8 +54,8 @@
 //! 127-128 `replay.rs`.
 //! Issue 9 (records, reports, wallboard): 135-144, assigned in
 //! `records.rs` (135-137), `reports.rs` (138), `wallboard.rs` (139),
-//! `prometheus.rs` (140-141), `survey.rs` (142-143); 144 spare. PostgreSQL
-//! takes its block's `+98`.
+//! `prometheus.rs` (140-141), `survey.rs` (142-143), `records_pair.rs`
+//! (144). PostgreSQL takes its block's `+98`.
 
 pub const BASE: u16 = 21000;
 pub const BLOCK: u16 = 200;

@@ -4,6 +4,8 @@
 //! test starts, and PostgreSQL stopped under load (calls keep flowing, the
 //! spool holds the records, every one arrives once it is back).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -11,6 +13,7 @@ use acd_tests::flows::{register, trunk, SIPP_LIMIT};
 use acd_tests::metrics::{counter, scrape};
 use acd_tests::postgres::PgServer;
 use acd_tests::{AcdClient, AcdProcess, RtpObserver, SippCmd, SippOutcome, TestEnv, LONG};
+use common::Db;
 use tokio::time::Instant;
 
 /// Calls the agent answers, and how long the agent's phone talks.
@@ -20,110 +23,12 @@ const TALK_MS: u64 = 2_000;
 const ABANDONED: u32 = 2;
 const ABANDON_AFTER_MS: u64 = 3_000;
 
-/// Where the test reads the records.
-#[derive(Clone)]
-enum Db {
-    Sqlite(PathBuf),
-    Postgres(String),
-}
-
-impl Db {
-    fn setting(&self) -> String {
-        match self {
-            Db::Sqlite(p) => format!("sqlite:{}", p.display()),
-            Db::Postgres(url) => url.clone(),
-        }
-    }
-
-    /// Rows of `sql` as text columns (NULL as ""), read off the async
-    /// runtime (the sync PostgreSQL client runs its own).
-    async fn rows(&self, sql: &str) -> anyhow::Result<Vec<Vec<String>>> {
-        let (db, sql) = (self.clone(), sql.to_string());
-        tokio::task::spawn_blocking(move || db.rows_blocking(&sql)).await?
-    }
-
-    fn rows_blocking(&self, sql: &str) -> anyhow::Result<Vec<Vec<String>>> {
-        match self {
-            Db::Sqlite(path) => {
-                let c = rusqlite::Connection::open(path)?;
-                let mut stmt = c.prepare(sql)?;
-                let n = stmt.column_count();
-                let rows = stmt.query_map([], |r| {
-                    (0..n)
-                        .map(|i| {
-                            Ok(match r.get_ref(i)? {
-                                rusqlite::types::ValueRef::Null => String::new(),
-                                rusqlite::types::ValueRef::Integer(v) => v.to_string(),
-                                rusqlite::types::ValueRef::Text(t) => {
-                                    String::from_utf8_lossy(t).into_owned()
-                                }
-                                other => format!("{other:?}"),
-                            })
-                        })
-                        .collect::<rusqlite::Result<Vec<String>>>()
-                })?;
-                Ok(rows.collect::<rusqlite::Result<_>>()?)
-            }
-            Db::Postgres(url) => {
-                let mut c = postgres::Client::connect(url, postgres::NoTls)?;
-                let rows = c.query(sql, &[])?;
-                Ok(rows
-                    .iter()
-                    .map(|r| (0..r.len()).map(|i| pg_text(r, i)).collect())
-                    .collect())
-            }
-        }
-    }
-
-    async fn count(&self, sql: &str) -> i64 {
-        match self.rows(sql).await {
-            Ok(rows) => rows
-                .first()
-                .and_then(|r| r.first())
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(-1),
-            // Not created yet, or the server is down: not there yet.
-            Err(_) => -1,
-        }
-    }
-
-    /// Polls `sql` (one count) until it is `want`, within `within`.
-    async fn await_count(&self, sql: &str, want: i64, within: Duration) {
-        let deadline = Instant::now() + within;
-        loop {
-            let got = self.count(sql).await;
-            if got == want {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "`{sql}` is {got}, wanted {want} within {within:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-/// A PostgreSQL column as text, whatever its type (text, bigint, integer).
-fn pg_text(row: &postgres::Row, i: usize) -> String {
-    if let Ok(v) = row.try_get::<_, Option<String>>(i) {
-        return v.unwrap_or_default();
-    }
-    if let Ok(v) = row.try_get::<_, Option<i64>>(i) {
-        return v.map(|v| v.to_string()).unwrap_or_default();
-    }
-    row.try_get::<_, Option<i32>>(i)
-        .ok()
-        .flatten()
-        .map(|v| v.to_string())
-        .unwrap_or_default()
-}
-
-/// e2e.toml with `[records]` on `db`, its spool in the log directory.
+/// e2e.toml with `[records]` on `db`, its spool in the log directory; no
+/// short abandons (this test's callers give up within the default 5 s).
 fn config(env: &TestEnv, db: &Db) -> PathBuf {
     let spool = env.log_path("records-spool");
     env.write_config(&format!(
-        "[records]\ndatabase = \"{}\"\nspool = \"{}\"\n",
+        "[records]\ndatabase = \"{}\"\nspool = \"{}\"\nshort_abandon_secs = 0\n",
         db.setting(),
         spool.display()
     ))
@@ -299,8 +204,71 @@ async fn calls_and_their_records(env: &TestEnv, site: &mut Site, db: &Db) {
 async fn records_of_a_sipp_run_land_in_sqlite() {
     let env = TestEnv::new("records_sqlite", 135);
     let db = Db::Sqlite(env.log_path("data/records.db"));
+    let since = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(60);
     let mut site = start(&env, &config(&env, &db)).await;
     calls_and_their_records(&env, &mut site, &db).await;
+    reports_of_the_run(&site, &db, since).await;
+}
+
+/// `acdctl report` through the same `acd run`'s Report RPC: the figures of
+/// the calls SIPp placed, AHT as the records' talk + wrap-up.
+async fn reports_of_the_run(site: &Site, db: &Db, since: jiff::Timestamp) {
+    let url = site.acd.grpc_url();
+    let by_queue = common::report_json(&url, since, &["--by", "queue"]).await;
+    let sales = common::report_row(&by_queue, "sales");
+    for (k, want) in [
+        ("offered", ANSWERED + ABANDONED),
+        ("answered", ANSWERED),
+        ("abandoned", ABANDONED),
+        ("short_abandons", 0),
+    ] {
+        assert_eq!(common::fig(sales, k), f64::from(want), "{k}: {sales}");
+    }
+    // AHT: the records' mean talk + wrap-up, and that is the scenario's
+    // talk plus at most the 1 s wrap-up (give or take set-up).
+    let handle = db
+        .rows(
+            "SELECT (wrap_ended_at - answered_at) FROM calls \
+             WHERE outcome = 'answered' AND wrap_ended_at IS NOT NULL",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        handle.len(),
+        ANSWERED as usize,
+        "every wrap-up ended: {handle:?}"
+    );
+    let mean_ms = handle
+        .iter()
+        .map(|r| r[0].parse::<f64>().unwrap())
+        .sum::<f64>()
+        / f64::from(ANSWERED);
+    let aht = common::fig(sales, "aht_secs");
+    assert!(
+        (aht - mean_ms / 1000.0).abs() < 0.01,
+        "AHT {aht} s, the records say {mean_ms} ms"
+    );
+    let talk = TALK_MS as f64 / 1000.0;
+    assert!(
+        (talk - 0.3..talk + 1.0 + 2.0).contains(&aht),
+        "AHT {aht} s for {talk} s talk and 1 s wrap-up"
+    );
+    assert_eq!(
+        common::fig(&by_queue["total"], "offered"),
+        f64::from(ANSWERED + ABANDONED)
+    );
+
+    let by_agent = common::report_json(&url, since, &["--by", "agent"]).await;
+    let alice = &common::report_row(&by_agent, "alice")["agent"];
+    assert_eq!(
+        common::fig(alice, "calls_handled"),
+        f64::from(ANSWERED),
+        "{by_agent}"
+    );
+    assert!(
+        common::fig(alice, "talk_secs") >= talk * f64::from(ANSWERED) - 1.0,
+        "alice's talk time: {alice}"
+    );
 }
 
 #[tokio::test]

@@ -1,8 +1,11 @@
 //! The edge's call note and the post-call survey end to end: `acd run` with
 //! a journal, a SIPp trunk caller whose media (prompts in, RFC 4733 key
 //! presses out) is the test's own RTP endpoint, and SIPp agent phones. What
-//! the edge noted is read back from the journal's `call_noted` lines.
-//! Port blocks 142-143.
+//! the edge noted is read back from the journal's `call_noted` lines, and
+//! from the call records (SQLite in the test's directory) and `acdctl
+//! report`. Port blocks 142-143.
+
+mod common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -11,6 +14,7 @@ use acd_tests::flows::{agent_phone, register, trunk};
 use acd_tests::metrics::{counter_with, scrape};
 use acd_tests::proto::AgentState;
 use acd_tests::{AcdClient, AcdProcess, AgentWatch, RtpObserver, SippRun, TestEnv, LONG, SHORT};
+use common::Db;
 use serde_json::Value;
 
 /// The telephone-event payload type the trunk scenarios offer.
@@ -99,9 +103,14 @@ reason = "survey not answered"
 "#;
 
 /// The e2e config with a journal, the survey on `sales`, the shipped survey
-/// prompts and [`FLOWS`].
+/// prompts, [`FLOWS`] and call records in [`records_db`].
 fn survey_config(env: &TestEnv) -> std::path::PathBuf {
     let prompts = acd_tests::env::workspace_root().join("config/prompts/en");
+    let records = format!(
+        "\n[records]\ndatabase = \"{}\"\nspool = \"{}\"\n",
+        records_db(env).setting(),
+        env.log_path("records-spool").display()
+    );
     env.config_variant(|text| {
         let text = text
             .replacen(
@@ -118,8 +127,98 @@ fn survey_config(env: &TestEnv) -> std::path::PathBuf {
             "[prompts]\nsurvey_ask = \"{0}/survey_ask.wav\"\nsurvey_thanks = \"{0}/survey_thanks.wav\"\n",
             prompts.display()
         );
-        text.replacen("[prompts]\n", &extra, 1) + FLOWS
+        text.replacen("[prompts]\n", &extra, 1) + FLOWS + &records
     })
+}
+
+fn records_db(env: &TestEnv) -> Db {
+    Db::Sqlite(env.log_path("records.db"))
+}
+
+/// The columns `cols` of call `call`'s record once `ready` (an SQL
+/// condition) holds for it, polled within [`LONG`].
+async fn call_row(db: &Db, call: &str, ready: &str, cols: &str) -> Vec<String> {
+    db.await_count(
+        &format!("SELECT COUNT(*) FROM calls WHERE call_id = '{call}' AND {ready}"),
+        1,
+        LONG,
+    )
+    .await;
+    let rows = db
+        .rows(&format!(
+            "SELECT {cols} FROM calls WHERE call_id = '{call}'"
+        ))
+        .await
+        .unwrap();
+    rows.into_iter().next().unwrap_or_default()
+}
+
+/// The call's trail as (kind, detail JSON), in order.
+async fn trail(db: &Db, call: &str) -> Vec<(String, Value)> {
+    db.rows(&format!(
+        "SELECT kind, detail FROM call_events WHERE call_id = '{call}' ORDER BY at, seq, idx"
+    ))
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|r| {
+        let detail = serde_json::from_str(&r[1]).unwrap_or(Value::Null);
+        (r[0].clone(), detail)
+    })
+    .collect()
+}
+
+/// The surveyed call's record: score 4, `queued` at the edge, the caller
+/// left after the agent's talk ended, and the trail has the menu choice,
+/// the survey and the leaving.
+async fn assert_surveyed_record(db: &Db, call: &str) {
+    let row = call_row(
+        db,
+        call,
+        "left_at IS NOT NULL",
+        "survey_score, edge_outcome, outcome, talk_ended_at, left_at, queue",
+    )
+    .await;
+    assert_eq!(
+        (
+            row[0].as_str(),
+            row[1].as_str(),
+            row[2].as_str(),
+            row[5].as_str()
+        ),
+        ("4", "queued", "answered", "sales"),
+        "{call}: {row:?}"
+    );
+    let (talk_ended, left): (i64, i64) = (row[3].parse().unwrap(), row[4].parse().unwrap());
+    assert!(
+        left > talk_ended,
+        "the caller stayed for the survey: talk ended {talk_ended}, left {left}"
+    );
+    let trail = trail(db, call).await;
+    let kinds: Vec<&str> = trail.iter().map(|(k, _)| k.as_str()).collect();
+    let menu = trail
+        .iter()
+        .find(|(k, _)| k == "ivr_input")
+        .unwrap_or_else(|| panic!("no ivr_input in {trail:?}"));
+    assert_eq!(
+        (&menu.1["node"], &menu.1["input"]),
+        (&Value::from("menu"), &Value::from("1")),
+        "{trail:?}"
+    );
+    let survey = trail
+        .iter()
+        .find(|(k, _)| k == "survey")
+        .unwrap_or_else(|| panic!("no survey row in {kinds:?}"));
+    assert_eq!(survey.1["score"], 4, "{trail:?}");
+    // The caller's choice, then the agent's call, then the survey, then gone.
+    let order: Vec<usize> = ["ivr_input", "answered", "ended", "survey", "left"]
+        .iter()
+        .filter_map(|kind| kinds.iter().position(|k| k == kind))
+        .collect();
+    assert!(
+        order.len() == 5 && order.is_sorted() && order[4] == kinds.len() - 1,
+        "trail out of order: {kinds:?}"
+    );
 }
 
 /// Every `call_noted` event of the journal directory, in order (with the
@@ -245,6 +344,7 @@ async fn surveys_started(acd: &AcdProcess) -> f64 {
 async fn the_agent_hanging_up_gets_a_survey_the_caller_hanging_up_does_not() {
     acd_tests::sipp::require_sipp();
     let env = TestEnv::new("survey", 142);
+    let since = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(60);
     let config = survey_config(&env);
     let journal = env.log_path("journal");
     let acd = env.start_run_with(&config, &[]).await.unwrap();
@@ -293,6 +393,8 @@ async fn the_agent_hanging_up_gets_a_survey_the_caller_hanging_up_does_not() {
         .expect("call_ended in the journal");
     assert_eq!(ended["by"], "agent_hung_up", "{ended}");
     assert!(ended["seq"].as_u64() < note["seq"].as_u64());
+    let db = records_db(&env);
+    assert_surveyed_record(&db, &offer.call_id).await;
 
     // (c) Carol takes the next call and never hangs up; the caller does.
     alice.await_state(AgentState::Ready, LONG).await.unwrap();
@@ -334,6 +436,27 @@ async fn the_agent_hanging_up_gets_a_survey_the_caller_hanging_up_does_not() {
         .find(|e| e["type"] == "call_ended" && e["call"] == offer.call_id)
         .expect("call_ended in the journal");
     assert_eq!(ended["by"], "caller_hung_up", "{ended} / {finished:?}");
+    let row = call_row(
+        &db,
+        &offer.call_id,
+        "left_at IS NOT NULL",
+        "survey_score, edge_outcome",
+    )
+    .await;
+    assert_eq!(row, ["", "queued"], "no score for call (c)");
+
+    // The report through the running distributor: one survey, score 4.
+    let report = common::report_json(&acd.grpc_url(), since, &[]).await;
+    let sales = common::report_row(&report, "sales");
+    assert_eq!(
+        (
+            common::fig(sales, "satisfaction"),
+            common::fig(sales, "surveys")
+        ),
+        (4.0, 1.0),
+        "{sales}"
+    );
+    assert_eq!(common::fig(sales, "offered"), 2.0, "{sales}");
 }
 
 /// (b) The caller keys an account number and hangs up while the flow still
@@ -387,4 +510,16 @@ async fn a_caller_hanging_up_in_the_ivr_is_noted_abandoned_with_its_inputs() {
             .any(|e| e["call"] == call && e["type"] != "call_noted"),
         "the distributor never held the call"
     );
+    let call = call.as_str().unwrap_or_default();
+    let db = records_db(&env);
+    let row = call_row(
+        &db,
+        call,
+        "left_at IS NOT NULL",
+        "edge_outcome, outcome, queue, survey_score",
+    )
+    .await;
+    assert_eq!(row, ["abandoned_in_ivr", "", "", ""], "{call}: {row:?}");
+    let kinds: Vec<String> = trail(&db, call).await.into_iter().map(|(k, _)| k).collect();
+    assert_eq!(kinds, ["arrived", "ivr_input", "left"], "{call}");
 }

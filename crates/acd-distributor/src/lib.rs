@@ -213,6 +213,22 @@ impl Distributor {
         rx
     }
 
+    /// Whether anything taps the committed records (the call records
+    /// writer): a standby then asks for a backfill with a snapshot.
+    pub fn wants_backfill(&self) -> bool {
+        !self.lock().taps.is_empty()
+    }
+
+    /// A record a snapshot about to be installed already holds, for the
+    /// taps only (not applied): without it a standby that catches up by a
+    /// snapshot would never write the records committed while it was away.
+    /// A record the tap's owner has already is harmless (its writer applies
+    /// each record once).
+    pub fn backfill(&self, rec: EventRecord) {
+        let rec = Arc::new(rec);
+        self.lock().taps.retain(|t| t.send(rec.clone()).is_ok());
+    }
+
     /// Runs a command and waits until its events are durable on every
     /// attached standby, so what the caller is told survives a fail-over.
     pub async fn command_durable(&self, cmd: Command) -> Result<Vec<EventRecord>, ShellError> {

@@ -52,6 +52,33 @@ fn event_entry(rec: &EventRecord) -> Result<pb::ReplicationMessage, Status> {
     })
 }
 
+/// A record the follower's snapshot holds, for its call records only.
+fn backfill_entry(rec: &EventRecord) -> Result<pb::ReplicationMessage, Status> {
+    let mut m = event_entry(rec)?;
+    if let Some(Kind::Event(e)) = m.kind.take() {
+        m.kind = Some(Kind::Backfill(e));
+    }
+    Ok(m)
+}
+
+/// The snapshot, after the records it holds that the log still has when
+/// the follower asked for them (`records_backfill`).
+fn snapshot_catch_up(
+    inner: &crate::Inner,
+    backfill: bool,
+) -> Result<Vec<pb::ReplicationMessage>, Status> {
+    let upto = inner.core.last_seq().0;
+    let mut out = Vec::new();
+    if backfill {
+        for e in inner.log.retained().iter().filter(|e| e.seq <= upto) {
+            out.push(backfill_entry(&e.payload)?);
+        }
+        metrics::counter!("acd_replication_backfilled_records_total").increment(out.len() as u64);
+    }
+    out.push(snapshot_message(&inner.core.snapshot())?);
+    Ok(out)
+}
+
 fn snapshot_message(s: &Snapshot) -> Result<pb::ReplicationMessage, Status> {
     let state = serde_json::to_vec(s)
         .map_err(|e| Status::internal(format!("cannot encode snapshot: {e}")))?;
@@ -106,7 +133,7 @@ impl pb::replication_service_server::ReplicationService for ReplicationApi {
                     .iter()
                     .map(|e| event_entry(&e.payload))
                     .collect::<Result<Vec<_>, _>>()?,
-                None => vec![snapshot_message(&inner.core.snapshot())?],
+                None => snapshot_catch_up(&inner, r.records_backfill)?,
             };
             (catch_up, upto)
         };
@@ -336,6 +363,7 @@ async fn follow_stream(
         after_seq,
         format_version: EVENT_FORMAT_VERSION,
         after_term,
+        records_backfill: d.wants_backfill(),
     };
     acks.send(pb::FollowerMessage {
         kind: Some(FollowerKind::Start(start)),
@@ -376,24 +404,36 @@ async fn follow_stream(
                 let seq = apply_entry(d, &e)?;
                 acks.send(ack(seq)).await.map_err(|e| e.to_string())?;
             }
+            Some(Kind::Backfill(e)) => backfill_entry_in(d, &e)?,
             None => tracing::warn!("replication message of an unknown kind ignored"),
         }
     }
     Ok(())
 }
 
-/// Decodes and applies one replicated event; its seq. Fields this build does
-/// not know are ignored (serde's default), so a standby follows a primary of
-/// the same format version that carries more.
-pub fn apply_entry(d: &Distributor, e: &pb::EventEntry) -> Result<u64, String> {
+/// Decodes a record the coming snapshot holds and hands it to the taps
+/// (the call records) without applying it.
+fn backfill_entry_in(d: &Distributor, e: &pb::EventEntry) -> Result<(), String> {
+    d.backfill(decode_entry(e)?);
+    Ok(())
+}
+
+/// Decodes one replicated event. Fields this build does not know are
+/// ignored (serde's default), so a standby follows a primary of the same
+/// format version that carries more.
+fn decode_entry(e: &pb::EventEntry) -> Result<EventRecord, String> {
     if e.format_version > EVENT_FORMAT_VERSION {
         return Err(format!(
             "event format {} is newer than this build understands",
             e.format_version
         ));
     }
-    let rec: EventRecord =
-        serde_json::from_slice(&e.payload).map_err(|err| format!("bad event {}: {err}", e.seq))?;
+    serde_json::from_slice(&e.payload).map_err(|err| format!("bad event {}: {err}", e.seq))
+}
+
+/// Decodes and applies one replicated event; its seq.
+pub fn apply_entry(d: &Distributor, e: &pb::EventEntry) -> Result<u64, String> {
+    let rec = decode_entry(e)?;
     let seq = rec.seq.0;
     d.apply(rec).map_err(|err| err.to_string())?;
     Ok(seq)
@@ -455,6 +495,49 @@ mod tests {
         assert_eq!(entries.len(), next.len());
         // A log that diverged (another term at that seq) gets a snapshot.
         assert!(entries_for(&inner.log, seq, term + 100).is_none());
+    }
+
+    /// A standby that catches up by a snapshot and asked for a backfill gets
+    /// the records the snapshot holds first; its taps (the call records)
+    /// see them, its core does not apply them twice.
+    #[tokio::test]
+    async fn a_snapshot_comes_after_the_records_it_holds_for_the_standbys_taps() {
+        let primary = distributor(Role::Primary);
+        let records = primary
+            .command(Command::AgentLogin {
+                agent: AgentId("alice".into()),
+                extension: Extension("1001".into()),
+            })
+            .expect("login");
+        let (without, with) = {
+            let inner = primary.lock();
+            (
+                snapshot_catch_up(&inner, false).expect("catch-up"),
+                snapshot_catch_up(&inner, true).expect("catch-up"),
+            )
+        };
+        assert_eq!(without.len(), 1, "only the snapshot without a backfill");
+        assert_eq!(with.len(), records.len() + 1);
+
+        let standby = distributor(Role::Standby {
+            primary_url: "http://primary".into(),
+        });
+        let tap = standby.tap_committed();
+        assert!(standby.wants_backfill());
+        for m in with {
+            match m.kind {
+                Some(Kind::Backfill(e)) => backfill_entry_in(&standby, &e).expect("backfill"),
+                Some(Kind::Snapshot(s)) => {
+                    let snap: Snapshot = serde_json::from_slice(&s.state).expect("snapshot");
+                    standby.install_snapshot(snap).expect("install");
+                }
+                other => panic!("unexpected catch-up message {other:?}"),
+            }
+        }
+        let tapped: Vec<u64> = tap.try_iter().map(|r| r.seq.0).collect();
+        let sent: Vec<u64> = records.iter().map(|r| r.seq.0).collect();
+        assert_eq!(tapped, sent);
+        assert_eq!(standby.status().state_digest, primary.status().state_digest);
     }
 
     #[tokio::test]

@@ -303,6 +303,10 @@ const COUNTERS: &[Help] = &[
         "Follow streams opened by standbys.",
     ),
     (
+        "acd_replication_backfilled_records_total",
+        "Records sent to standbys before a snapshot, for their call records.",
+    ),
+    (
         "acd_replication_lagged_total",
         "Follow streams cut off for falling behind.",
     ),

@@ -109,6 +109,11 @@ impl<T: Clone> Leader<T> {
         Ok(self.log.iter().skip(skip).cloned().collect())
     }
 
+    /// Every entry still in the ring, oldest first.
+    pub fn retained(&self) -> Vec<Entry<T>> {
+        self.log.iter().cloned().collect()
+    }
+
     /// Records that `follower` has durably applied everything up to `seq`. Acks never
     /// move a follower backwards (a late duplicate is ignored).
     pub fn ack(&mut self, follower: &str, seq: u64) -> Result<(), AckError> {
