@@ -156,12 +156,14 @@ pub(crate) fn statements(op: &Op, dialect: Dialect) -> Vec<Stmt> {
             let idx = b.bind(Param::I64(i64::from(*idx_from)));
             let call = b.bind(Param::Text(call_id.clone()));
             // Agents whose LAST state change is "reserved for this call".
+            // `l.at >= e.at` on its own lets the (agent, at) index seek to
+            // the later changes instead of scanning the agent's whole day.
             vec![b.finish(format!(
                 "INSERT INTO agent_events (seq, at, idx, agent, state, reason, call_id) \
                  SELECT {seq}, {at}, {idx} + ROW_NUMBER() OVER (ORDER BY e.agent), e.agent, 'ready', NULL, NULL \
                  FROM agent_events e WHERE e.call_id = {call} AND e.state = 'reserved' \
-                 AND NOT EXISTS (SELECT 1 FROM agent_events l WHERE l.agent = e.agent AND \
-                 (l.at > e.at OR (l.at = e.at AND (l.seq > e.seq OR (l.seq = e.seq AND l.idx > e.idx)))))"
+                 AND NOT EXISTS (SELECT 1 FROM agent_events l WHERE l.agent = e.agent AND l.at >= e.at AND \
+                 (l.at > e.at OR l.seq > e.seq OR (l.seq = e.seq AND l.idx > e.idx)))"
             ))]
         }
     }

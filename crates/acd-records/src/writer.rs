@@ -27,6 +27,9 @@ use crate::store::{self, Database, Store, StoreError};
 pub const BATCH: usize = 500;
 /// Longest a record waits in memory before it is spooled and written.
 const BATCH_WAIT: Duration = Duration::from_millis(100);
+/// After a record arrives, how long the writer gathers more before it spools
+/// and writes them: the bound on how long a record waits in memory.
+const GATHER: Duration = Duration::from_millis(50);
 /// Records taken from the channel per spool append.
 const MAX_INCOMING: usize = 5_000;
 /// Records kept in memory for the database; the rest are read back from
@@ -127,11 +130,24 @@ impl Writer {
             Err(RecvTimeoutError::Timeout) => return false,
             Err(RecvTimeoutError::Disconnected) => return true,
         }
+        // Group commit: gather what arrives in the next moments too, so a
+        // steady trickle of records costs one spool fsync and one database
+        // transaction per window, not per record.
+        let until = Instant::now() + GATHER;
         while self.unspooled.len() < MAX_INCOMING {
-            match records.try_recv() {
+            let left = until.saturating_duration_since(Instant::now());
+            let next = if left.is_zero() {
+                records.try_recv().map_err(|e| match e {
+                    TryRecvError::Empty => RecvTimeoutError::Timeout,
+                    TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+                })
+            } else {
+                records.recv_timeout(left)
+            };
+            match next {
                 Ok(r) => self.unspooled.push(r),
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => return true,
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => return true,
             }
         }
         false
