@@ -163,6 +163,10 @@ pub struct StaffingConfig {
     /// 0: measured from the recorded abandons.
     #[serde(default)]
     pub patience_secs: u32,
+    /// The centre's time zone (IANA name): where the wallboard's day and
+    /// intervals begin. Absent: UTC.
+    #[serde(default)]
+    pub time_zone: Option<String>,
 }
 
 fn default_shrinkage() -> u32 {
@@ -182,6 +186,7 @@ impl Default for StaffingConfig {
             interval_mins: default_interval(),
             shift_hours: default_shift_hours(),
             patience_secs: 0,
+            time_zone: None,
         }
     }
 }
@@ -841,6 +846,7 @@ fn validate(c: &Config, text: &str, name: &str) -> Vec<ConfigError> {
     v.trunks(&c.trunks);
     v.access(c);
     v.records(c.records.as_ref());
+    v.staffing(&c.staffing);
     v.errors
 }
 
@@ -865,6 +871,27 @@ impl Validator<'_> {
                 &[Seg::Key("records"), Seg::Key("spool")],
                 "must name a directory",
             );
+        }
+    }
+
+    /// `[staffing]`: an interval the reports know, a zone the tz database has.
+    fn staffing(&mut self, s: &StaffingConfig) {
+        if ![15, 30, 60].contains(&s.interval_mins) {
+            self.push(
+                &[Seg::Key("staffing"), Seg::Key("interval_mins")],
+                &format!("{} minutes: must be 15, 30 or 60", s.interval_mins),
+            );
+        }
+        if s.shrinkage_percent >= 100 {
+            self.push(
+                &[Seg::Key("staffing"), Seg::Key("shrinkage_percent")],
+                &format!("{} %: must be below 100", s.shrinkage_percent),
+            );
+        }
+        if let Some(zone) = &s.time_zone {
+            if let Err(e) = acd_ivr::calendar::local(zone, 0) {
+                self.push(&[Seg::Key("staffing"), Seg::Key("time_zone")], &e);
+            }
         }
     }
 }

@@ -529,3 +529,22 @@ fn records_database_other_than_sqlite_or_postgres_is_refused_with_its_line() {
     let text = GOOD.replacen("sqlite:data/records.db", "sqlite:", 1);
     assert!(errors_of(&text).iter().any(|e| e.key == "records.database"));
 }
+
+#[test]
+fn staffing_zone_and_interval_are_checked_with_their_line() {
+    let text = GOOD.replacen(
+        "interval_mins = 30",
+        "interval_mins = 20\ntime_zone = \"Mars/Olympus\"",
+        1,
+    );
+    let errs = errors_of(&text);
+    let zone = errs
+        .iter()
+        .find(|e| e.key == "staffing.time_zone")
+        .expect("error about staffing.time_zone");
+    assert!(zone.message.contains("Mars/Olympus"), "{zone}");
+    assert!(
+        errs.iter().any(|e| e.key == "staffing.interval_mins"),
+        "{errs:?}"
+    );
+}

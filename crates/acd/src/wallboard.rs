@@ -16,7 +16,7 @@ use crate::http::Extra;
 pub fn start(d: &Distributor, loaded: &Loaded) -> Extra {
     let settings = BoardSettings {
         interval_mins: loaded.config.staffing.interval_mins,
-        time_zone: None,
+        time_zone: loaded.config.staffing.time_zone.clone(),
     };
     let wb = Wallboard::start(d, &settings);
     seed_from_records(&wb, loaded);
