@@ -160,7 +160,21 @@ impl Browser {
     }
 
     async fn close(self) {
-        let _ = self.call("DELETE", "", None).await;
+        let path = format!("/session/{}", self.session);
+        let _ = wd(self.port, "DELETE", &path, None).await;
+    }
+}
+
+impl Drop for Browser {
+    /// Chromium's processes outlive chromedriver when a test fails before
+    /// `close` (they are not its children's children in one group): end every
+    /// process started with this test's profile directory.
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("pkill")
+            .arg("-KILL")
+            .arg("-f")
+            .arg(format!("--user-data-dir={}", self._profile.0.display()))
+            .status();
     }
 }
 
