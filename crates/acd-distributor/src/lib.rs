@@ -239,12 +239,17 @@ impl Distributor {
         let mut committed = self.committed.subscribe();
         // SYNC_TIMEOUT commits everything of a primary that keeps its lease;
         // one that loses it never commits, hence the bound.
-        let waited =
-            tokio::time::timeout(2 * SYNC_TIMEOUT, committed.wait_for(|c| *c >= last)).await;
+        // `wait_for` returns a borrow that holds the watch's read lock: it
+        // must be gone before taking the distributor lock, or `release`
+        // (distributor lock held, waiting to write the watch) deadlocks.
+        let durable = matches!(
+            tokio::time::timeout(2 * SYNC_TIMEOUT, committed.wait_for(|c| *c >= last)).await,
+            Ok(Ok(_))
+        );
         let inner = self.lock();
         // The seq alone is not enough: after a demotion the same seq may be
         // another leader's entry.
-        if matches!(waited, Ok(Ok(_))) && inner.role == Role::Primary && inner.core.term() == term {
+        if durable && inner.role == Role::Primary && inner.core.term() == term {
             return Ok(records);
         }
         metrics::counter!("acd_distributor_refusals_total", "reason" => "lost_leadership")
