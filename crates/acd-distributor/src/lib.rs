@@ -37,6 +37,9 @@ pub mod supervisor_service;
 pub mod telemetry;
 pub mod wallboard;
 
+#[cfg(test)]
+mod durable_tests;
+
 /// Records kept for a standby to catch up without a snapshot.
 const LOG_CAPACITY: usize = 10_000;
 /// Subscribers further behind than this are cut off and re-sync.
