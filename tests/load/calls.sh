@@ -307,7 +307,10 @@ moh = "../../config/prompts/moh.wav"
 
 EOF
         if [ "$RECORDS" = 1 ]; then
-            printf '[records]\ndatabase = "sqlite:%s/records.db"\nspool = "%s/records-spool"\n\n' "$LOG_DIR" "$LOG_DIR"
+            # Relative to this config file, so no machine path lands in it.
+            local rel
+            rel="$(realpath --relative-to="$HERE" "$LOG_DIR")"
+            printf '[records]\ndatabase = "sqlite:%s/records.db"\nspool = "%s/records-spool"\n\n' "$rel" "$rel"
         fi
         if [ "${#ADMISSION[@]}" -gt 0 ]; then
             echo "[admission]"
