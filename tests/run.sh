@@ -2,7 +2,8 @@
 # THE test command: builds the workspace and runs every test, end-to-end
 # tests included. On a fresh Debian 12 machine (as root) it first installs
 # what the end-to-end tests need (SIPp, baresip, etcd, Kamailio, coreutils,
-# procps). Extra arguments go to the test runner.
+# procps, iproute2, PostgreSQL, util-linux, Chromium and ChromeDriver). Extra
+# arguments go to the test runner.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,7 @@ TOOLS=(
     "baresip:baresip"       # a real softphone as an agent's phone (tests/tests/baresip.rs)
     "timeout:coreutils"     # bounds every SIPp run
     "/bin/kill:procps"      # SIGUSR1 makes SIPp print its final statistics
+    "pkill:procps"          # ends a test's Chromium by its profile (tests/tests/wallboard.rs)
     "etcd:etcd-server"      # leadership of the distributor pair (tests/src/etcd.rs)
     "kamailio:kamailio"     # SIP load balancer in front of two edges (deploy/kamailio)
     "ip:iproute2"           # network namespaces of the partition test (tests/src/netns.rs)

@@ -163,23 +163,12 @@ pub fn concerned_agent(event: &Event) -> Option<&AgentId> {
     }
 }
 
-/// The call an event is about, if any.
+/// The call an event is about, for an agent's stream: a retry timer or the
+/// edge's note after the caller left says nothing about an offer.
 fn event_call(e: &Event) -> Option<&CallId> {
     match e {
-        Event::CallQueued { call, .. }
-        | Event::CallOffered { call, .. }
-        | Event::CallConnected { call, .. }
-        | Event::CallRequeued { call, .. }
-        | Event::CallAbandoned { call, .. }
-        | Event::CallTimedOut { call, .. }
-        | Event::CallEnded { call, .. }
-        | Event::CallRelaxed { call, .. }
-        | Event::CallOverflowed { call, .. }
-        | Event::CallTransferred { call, .. }
-        | Event::OfferRejected { call, .. }
-        | Event::CallbackAttemptFailed { call, .. }
-        | Event::CallbackRequested { call, .. } => Some(call),
-        _ => None,
+        Event::CallbackRetryDue { .. } | Event::CallNoted { .. } => None,
+        e => e.call(),
     }
 }
 

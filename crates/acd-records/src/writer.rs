@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use acd_routing::{Event, EventRecord};
+use acd_routing::EventRecord;
 
 use crate::spool::Spool;
 use crate::store::{self, Database, Store, StoreError};
@@ -232,7 +232,7 @@ impl Writer {
         if let Some(rec) = self.mem.front() {
             tracing::error!(
                 seq = rec.seq.0,
-                call = call_of(&rec.event).unwrap_or(""),
+                call = rec.event.call().map_or("", |c| c.as_str()),
                 error,
                 "record refused by the database; skipped"
             );
@@ -341,28 +341,6 @@ impl Writer {
             );
         }
         self.over_limit = over;
-    }
-}
-
-/// The call an event is about, for logs.
-fn call_of(event: &Event) -> Option<&str> {
-    match event {
-        Event::CallQueued { call, .. }
-        | Event::CallOffered { call, .. }
-        | Event::CallConnected { call, .. }
-        | Event::CallRequeued { call, .. }
-        | Event::CallAbandoned { call, .. }
-        | Event::CallTimedOut { call, .. }
-        | Event::CallEnded { call, .. }
-        | Event::CallRelaxed { call, .. }
-        | Event::CallOverflowed { call, .. }
-        | Event::CallTransferred { call, .. }
-        | Event::OfferRejected { call, .. }
-        | Event::CallbackAttemptFailed { call, .. }
-        | Event::CallbackRequested { call, .. }
-        | Event::CallbackRetryDue { call }
-        | Event::CallNoted { call, .. } => Some(call.as_str()),
-        _ => None,
     }
 }
 

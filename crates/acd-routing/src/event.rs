@@ -12,6 +12,34 @@ use std::collections::BTreeMap;
 /// Reason recorded when an agent is made NotReady because an offer was not answered.
 pub const RONA_REASON: &str = "RONA";
 
+impl Event {
+    /// The call the event is about, if any.
+    pub fn call(&self) -> Option<&CallId> {
+        match self {
+            Event::CallQueued { call, .. }
+            | Event::CallOffered { call, .. }
+            | Event::CallConnected { call, .. }
+            | Event::CallRequeued { call, .. }
+            | Event::CallAbandoned { call, .. }
+            | Event::CallTimedOut { call, .. }
+            | Event::CallEnded { call, .. }
+            | Event::CallRelaxed { call, .. }
+            | Event::CallOverflowed { call, .. }
+            | Event::CallTransferred { call, .. }
+            | Event::OfferRejected { call, .. }
+            | Event::CallbackAttemptFailed { call, .. }
+            | Event::CallbackRequested { call, .. }
+            | Event::CallbackRetryDue { call }
+            | Event::CallNoted { call, .. } => Some(call),
+            Event::AgentLoggedIn { .. }
+            | Event::AgentStateChanged { .. }
+            | Event::AgentLoggedOut { .. }
+            | Event::ConfigChanged { .. }
+            | Event::BindingChanged { .. } => None,
+        }
+    }
+}
+
 /// One entry of the event log: what happened, when, and under which leader.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventRecord {
