@@ -1,7 +1,8 @@
 //! Per-test port blocks: test `n` (0..=57) owns `21000 + 200 n .. 21000 + 200 n + 199`;
 //! blocks 60..=114 lie below that: `10000 + 200 (n - 60) ..` (up to 20999), and
 //! blocks 115..=134 below those: `6000 + 200 (n - 115) ..` (up to 9999), and
-//! blocks 135..=144 below those: `3000 + 200 (n - 135) ..` (up to 4999).
+//! blocks 135..=144 below those: `3000 + 200 (n - 135) ..` (up to 4999), and
+//! blocks 145..=149 below those: `2000 + 200 (n - 145) ..` (up to 2999).
 //!
 //! Layout of a block (offsets from its base):
 //! - `+0`            SIP UDP and TCP of the edge (`acd run` / `acd edge`)
@@ -56,6 +57,8 @@
 //! `records.rs` (135-137), `reports.rs` (138), `wallboard.rs` (139),
 //! `prometheus.rs` (140-141), `survey.rs` (142-143), `records_pair.rs`
 //! (144). PostgreSQL takes its block's `+98`.
+//! Issue 10 (speed): 145-146 the RTP load generator's tests (`rtp_load.rs`),
+//! 147 the media engine's tests, 148-149 the bench scripts' smoke tests.
 
 pub const BASE: u16 = 21000;
 pub const BLOCK: u16 = 200;
@@ -65,6 +68,8 @@ pub const LOW_BASE: u16 = 10000;
 pub const LOWER_BASE: u16 = 6000;
 /// Base of blocks 135..=144.
 pub const LOWEST_BASE: u16 = 3000;
+/// Base of blocks 145..=149.
+pub const BOTTOM_BASE: u16 = 2000;
 
 #[derive(Debug, Clone, Copy)]
 pub struct PortBlock {
@@ -87,7 +92,8 @@ impl PortBlock {
             60..=114 => LOW_BASE + (n - 60) * BLOCK,
             115..=134 => LOWER_BASE + (n - 115) * BLOCK,
             135..=144 => LOWEST_BASE + (n - 135) * BLOCK,
-            _ => panic!("port block {n} is outside 0..=57, 60..=114, 115..=134 and 135..=144"),
+            145..=149 => BOTTOM_BASE + (n - 145) * BLOCK,
+            _ => panic!("port block {n} is outside 0..=57, 60..=114, 115..=149"),
         };
         PortBlock { n, base }
     }
