@@ -1,8 +1,22 @@
 //! CPU time and UDP error counters from /proc, read around the steady window.
 
-/// utime + stime of a process (all its threads), in microseconds; `None`
-/// when it cannot be read (gone, or not ours to read).
+/// CPU time of a process (all its live threads), in microseconds: the sum
+/// of the threads' schedstat run time (ns resolution), else utime + stime
+/// (clock-tick resolution). `None` when it cannot be read.
 pub fn cpu_us(pid: u32) -> Option<u64> {
+    schedstat_us(pid).or_else(|| stat_us(pid))
+}
+
+fn schedstat_us(pid: u32) -> Option<u64> {
+    let mut ns = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+        let text = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+        ns += text.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(ns / 1000)
+}
+
+fn stat_us(pid: u32) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: fields after the last ')'.
     let rest = &text[text.rfind(')')? + 1..];
@@ -55,6 +69,7 @@ mod tests {
     #[test]
     fn reads_our_own_process() {
         assert!(cpu_us(std::process::id()).is_some());
+        assert!(stat_us(std::process::id()).is_some());
         assert!(rss_kib(std::process::id()).unwrap_or(0) > 0);
         assert!(udp_buf_errors().is_some());
     }

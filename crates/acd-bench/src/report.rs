@@ -171,6 +171,7 @@ impl Figures {
                 "send_errors": r.send_errors,
                 "max_tick_late_us": r.max_late_us,
                 "latency_us": lat.map(|(a, b, all)| json!({"a_to_b": a, "b_to_a": b, "all": all})),
+                "latency_us_with_warmup": r.stats.hist_all.summary(),
             })
         });
         let cpu = self.cpu.as_ref().map(|c| {

@@ -317,7 +317,11 @@ pub struct RecvStats {
     max_seq: Vec<[i64; 2]>,
     seen: Vec<u64>,
     words: usize,
+    /// One-way latency of packets sent in the steady window (from `steady_from_ns`).
     pub hist: [Histogram; 2],
+    /// Every packet's latency, warm-up included.
+    pub hist_all: Histogram,
+    pub steady_from_ns: u64,
     /// Datagrams that are no probe of ours, or name a call or direction
     /// that cannot arrive on that socket.
     pub foreign: u64,
@@ -336,6 +340,8 @@ impl RecvStats {
             seen: vec![0; calls * 2 * words],
             words,
             hist: [Histogram::new(), Histogram::new()],
+            hist_all: Histogram::new(),
+            steady_from_ns: 0,
             foreign: 0,
             out_of_range: 0,
         }
@@ -370,7 +376,11 @@ impl RecvStats {
         } else {
             self.max_seq[c][p.dir] = seq as i64;
         }
-        self.hist[p.dir].record(now_ns.saturating_sub(p.sent_ns) / 1000);
+        let us = now_ns.saturating_sub(p.sent_ns) / 1000;
+        self.hist_all.record(us);
+        if p.sent_ns >= self.steady_from_ns {
+            self.hist[p.dir].record(us);
+        }
     }
 }
 
