@@ -27,7 +27,10 @@ const MAX_CALLS: usize = 6000;
 const MAX_HOLD_SECS: u64 = 120;
 
 #[derive(Parser, Debug)]
-#[command(name = "acd-rtpload", about = "RTP load generator for acd's media bench")]
+#[command(
+    name = "acd-rtpload",
+    about = "RTP load generator for acd's media bench"
+)]
 pub struct Cli {
     /// Bridged calls (at most 6000).
     #[arg(long, default_value_t = 20)]
@@ -97,7 +100,10 @@ fn main() {
     match run(&cli) {
         Ok(f) => {
             if cli.json {
-                println!("{}", serde_json::to_string(&f.to_json(cli.per_call)).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string(&f.to_json(cli.per_call)).unwrap_or_default()
+                );
             } else {
                 f.print_summary();
             }
@@ -243,7 +249,9 @@ fn acd_run(
     }
     // Every call answered (both legs) or failed; Timer B bounds it.
     let n = cli.calls;
-    ua.pump(Instant::now() + Duration::from_secs(34), |u| u.settled() == n);
+    ua.pump(Instant::now() + Duration::from_secs(34), |u| {
+        u.settled() == n
+    });
     let mut index = Vec::new();
     let dst: Vec<[SocketAddrV4; 2]> = if uac_only {
         Vec::new()
@@ -256,11 +264,17 @@ fn acd_run(
             })
             .collect()
     };
-    f.established = if uac_only { ua.established() } else { dst.len() };
+    f.established = if uac_only {
+        ua.established()
+    } else {
+        dst.len()
+    };
     if uac_only {
         hold_quiet(cli, f, |d| ua.pump(Instant::now() + d, |_| false));
     } else {
-        hold_rtp(cli, socks, &dst, f, |d| ua.pump(Instant::now() + d, |_| false));
+        hold_rtp(cli, socks, &dst, f, |d| {
+            ua.pump(Instant::now() + d, |_| false)
+        });
     }
     f.call_index = index;
     let start = Instant::now();

@@ -9,7 +9,10 @@ pub fn cpu_us(pid: u32) -> Option<u64> {
 
 fn schedstat_us(pid: u32) -> Option<u64> {
     let mut ns = 0u64;
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
         let text = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
         ns += text.split_whitespace().next()?.parse::<u64>().ok()?;
     }

@@ -119,9 +119,10 @@ impl Figures {
 
     /// Every call up, nothing lost, everything torn down.
     pub fn ok(&self) -> bool {
-        let sip_ok = self.sip.as_ref().is_none_or(|(c, _)| {
-            c.failed.is_empty() && c.timed_out == 0 && c.remote_byes == 0
-        });
+        let sip_ok = self
+            .sip
+            .as_ref()
+            .is_none_or(|(c, _)| c.failed.is_empty() && c.timed_out == 0 && c.remote_byes == 0);
         let rtp_ok = self.uac_only || (self.rtp.is_some() && self.lost() == 0);
         self.established == self.calls
             && sip_ok
@@ -255,8 +256,13 @@ impl Figures {
         if let Some(s) = j.get("sip") {
             println!("  sip: {s}");
         }
-        let subject = if self.mode == "direct" { "direct" } else { self.mode };
-        let detail = json!({"calls": self.calls, "established": self.established, "hold_secs": self.hold});
+        let subject = if self.mode == "direct" {
+            "direct"
+        } else {
+            self.mode
+        };
+        let detail =
+            json!({"calls": self.calls, "established": self.established, "hold_secs": self.hold});
         let result = |metric: &str, value: Value, unit: &str| {
             let line = json!({"bench": "media", "metric": metric, "subject": subject,
                               "value": value, "unit": unit, "detail": detail});
