@@ -274,7 +274,7 @@ RTPENGINE_ARGS=()
 start_rtpengine() {
     RTPENGINE_ARGS=(--config-file=none --foreground --log-stderr --table=-1 --no-fallback
         --interface="$IP" --listen-ng="$IP:$NG" --port-min="$RTP_MIN" --port-max="$RTP_MAX"
-        --log-level=4 --delete-delay=0 --pidfile=none)
+        --log-level=4 --delete-delay=0)
     [ -n "${RTPENGINE_THREADS:-}" ] && RTPENGINE_ARGS+=(--num-threads="$RTPENGINE_THREADS")
     if udp_bound "$NG"; then echo "media.sh: UDP port $NG already in use" >&2; exit 2; fi
     timeout -k 5 3600 "$RTPENGINE" "${RTPENGINE_ARGS[@]}" \
