@@ -155,13 +155,13 @@ fn run(cli: &Cli) -> Result<Figures> {
         Mode::Direct => {
             let dst = vec![[cli.rtp_b, cli.rtp_a]; cli.calls];
             f.established = cli.calls;
-            hold_rtp(cli, &socks, &dst, &mut f, |d| std::thread::sleep(d));
+            hold_rtp(cli, &socks, &dst, &mut f, std::thread::sleep);
         }
         Mode::Rtpengine { ng } => {
             let mut ng = ng::Ng::new(*ng)?;
             let dst = rtpengine_setup(cli, &mut ng)?;
             f.established = dst.len();
-            hold_rtp(cli, &socks, &dst, &mut f, |d| std::thread::sleep(d));
+            hold_rtp(cli, &socks, &dst, &mut f, std::thread::sleep);
             for i in 0..dst.len() {
                 let (cid, tag) = (format!("rtpload-{i}"), format!("f{i}"));
                 if ng

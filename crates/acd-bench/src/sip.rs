@@ -129,7 +129,7 @@ impl Ua {
     pub fn new(cfg: SipConfig, calls: usize) -> Result<Self> {
         let sock = UdpSocket::bind(cfg.local).with_context(|| format!("bind SIP {}", cfg.local))?;
         crate::rtp::tune_socket(&sock, 4 << 20);
-        let tag_seed = u64::from(std::process::id()) << 20 ^ crate::rtp::mono_ns() % 1_000_000;
+        let tag_seed = (u64::from(std::process::id()) << 20) ^ (crate::rtp::mono_ns() % 1_000_000);
         Ok(Ua {
             sock,
             cfg,
@@ -379,14 +379,12 @@ impl Ua {
         };
         match method {
             Method::Invite => self.on_invite_response(i, r, now),
-            Method::Bye if r.status >= 200 => {
-                if self.uacs[i].state == UacState::ByeSent {
-                    self.uacs[i].state = UacState::Ended;
-                    if r.is_success() {
-                        self.counters.bye_ok += 1;
-                    } else {
-                        self.counters.bye_failed += 1;
-                    }
+            Method::Bye if r.status >= 200 && self.uacs[i].state == UacState::ByeSent => {
+                self.uacs[i].state = UacState::Ended;
+                if r.is_success() {
+                    self.counters.bye_ok += 1;
+                } else {
+                    self.counters.bye_failed += 1;
                 }
             }
             _ => {}
