@@ -163,7 +163,7 @@ fn run(cli: &Cli) -> Result<Figures> {
             f.established = dst.len();
             hold_rtp(cli, &socks, &dst, &mut f, std::thread::sleep);
             for i in 0..dst.len() {
-                let (cid, tag) = (format!("rtpload-{i}"), format!("f{i}"));
+                let (cid, tag) = (ng_call_id(i), format!("f{i}"));
                 if ng
                     .command(&[("command", "delete"), ("call-id", &cid), ("from-tag", &tag)])
                     .is_err()
@@ -182,13 +182,18 @@ fn run(cli: &Cli) -> Result<Figures> {
     Ok(f)
 }
 
+/// Call-IDs unique per run: a previous run's calls may linger in rtpengine.
+fn ng_call_id(i: usize) -> String {
+    format!("rtpload-{}-{i}", std::process::id())
+}
+
 /// Offer and answer per call at `--cps`; the addresses each side sends to.
 fn rtpengine_setup(cli: &Cli, ng: &mut ng::Ng) -> Result<Vec<[SocketAddrV4; 2]>> {
     let start = Instant::now();
     let mut dst = Vec::with_capacity(cli.calls);
     for i in 0..cli.calls {
         pace(start, i, cli.cps);
-        let (cid, from, to) = (format!("rtpload-{i}"), format!("f{i}"), format!("t{i}"));
+        let (cid, from, to) = (ng_call_id(i), format!("f{i}"), format!("t{i}"));
         let offer = sdp::pcmu(cli.rtp_a, i as u64 + 1);
         let r = ng.command(&[
             ("command", "offer"),
@@ -208,7 +213,7 @@ fn rtpengine_setup(cli: &Cli, ng: &mut ng::Ng) -> Result<Vec<[SocketAddrV4; 2]>>
         let to_a = r.get_str("sdp").as_deref().and_then(sdp::audio_addr);
         match (to_a, to_b) {
             (Some(a), Some(b)) => dst.push([a, b]),
-            _ => bail!("call {i}: no audio address in rtpengine's SDP"),
+            _ => bail!("call {i}: no audio address in rtpengine's SDP: {r:?}"),
         }
     }
     Ok(dst)

@@ -105,7 +105,8 @@ impl Ng {
     /// Sends a command, retrying (same cookie: rtpengine answers a repeat
     /// from its cache) up to 4 times; `Err` on no reply or a result other than `ok`.
     pub fn command(&mut self, pairs: &[(&str, &str)]) -> Result<Value> {
-        let cookie = format!("rtpload{}", self.next_cookie);
+        // rtpengine caches replies by cookie: unique per run, not just per command.
+        let cookie = format!("rtpload{}-{}", std::process::id(), self.next_cookie);
         self.next_cookie += 1;
         let mut msg = format!("{cookie} ").into_bytes();
         msg.extend_from_slice(&encode_dict(pairs));
