@@ -293,7 +293,7 @@ rtpload() {   # subject calls hold out.json [extra...]
     local subject="$1" calls="$2" hold="$3" out="$4"; shift 4
     local args=(--calls "$calls" --hold "$hold" --cps "$CPS" --json
                 --rtp-a "$IP:$GEN_A" --rtp-b "$IP:$GEN_B")
-    [ -n "$RELAY_PID" ] && [ "$subject" != direct ] && args+=(--pid "$RELAY_PID")
+    [ -n "$RELAY_PID" ] && [ "$subject" != direct ] && args+=(--pid "$RELAY_PID" --relay-ports "$RTP_MIN-$RTP_MAX")
     case "$subject" in
         acd) args+=(acd --acd "$IP:$ACD_SIP" --sip "$IP:$GEN_SIP" "$@") ;;
         rtpengine) args+=(rtpengine --ng "$IP:$NG") ;;
@@ -316,7 +316,7 @@ result() {   # bench metric subject value unit [goal] [detail-json]
 # ---- 2. the ramp -------------------------------------------------------------
 declare -A MAXOK LAT50 LAT99 CPUPP
 STEP_ROWS="$LOG_DIR/steps.tsv"
-printf 'subject\tcalls\testablished\tlost\tp50_us\tp99_us\tp50_added_us\tp99_added_us\trelay_cpu_pct\tus_per_pkt\tgen_cpu_pct\tload\n' > "$STEP_ROWS"
+printf 'subject\tcalls\testablished\tlost\tp50_us\tp99_us\tp50_added_us\tp99_added_us\trelay_cpu_pct\tus_per_pkt\tgen_cpu_pct\tgen_late_us\tgen_rxq_bytes\trelay_rxq_bytes\tload\n' > "$STEP_ROWS"
 ramp() {   # subject
     local subject="$1" n ok j d
     MAXOK[$subject]=0
@@ -338,10 +338,12 @@ ramp() {   # subject
              (.rtp.latency_us.all.p99_us - $d[0].rtp.latency_us.all.p99_us),
              ((.cpu.relay_cpu_pct_of_core // 0) | floor),
              ((.cpu.relay_us_per_packet // 0) * 100 | round / 100),
-             ((.cpu.generator_cpu_pct_of_core // 0) | floor), $load] | @tsv' "$j")"
+             ((.cpu.generator_cpu_pct_of_core // 0) | floor),
+             (.rtp.max_tick_late_us // 0), (.udp_queues_mid_hold.generator_rx_bytes // 0),
+             (.udp_queues_mid_hold.relay_rx_bytes // 0), $load] | @tsv' "$j")"
         printf '%s\n' "$row" >> "$STEP_ROWS"
         log "$(printf '%s' "$row" | tr '\t' ' ')"
-        IFS=$'\t' read -r _ _ est lost p50 p99 a50 a99 cpu upp _ _ <<< "$row"
+        IFS=$'\t' read -r _ _ est lost p50 p99 a50 a99 cpu upp _ <<< "$row"
         LAT50[$subject-$n]="$a50"; LAT99[$subject-$n]="$a99"; CPUPP[$subject-$n]="$upp"
         ok=1
         [ "$est" = "$n" ] && [ "$lost" = 0 ] || ok=0

@@ -50,6 +50,9 @@ pub struct Cli {
     /// The relay's pid: its CPU (all threads) over the steady window and its RSS.
     #[arg(long)]
     pid: Option<u32>,
+    /// The relay's RTP port range (MIN-MAX), to sample its receive queues mid-hold.
+    #[arg(long, value_parser = parse_range)]
+    relay_ports: Option<(u16, u16)>,
     /// Seconds after the first packet before the steady (CPU) window opens.
     #[arg(long, default_value_t = 1)]
     warmup: u64,
@@ -114,6 +117,15 @@ fn main() {
             std::process::exit(2);
         }
     }
+}
+
+fn parse_range(s: &str) -> Result<(u16, u16), String> {
+    let (a, b) = s.split_once('-').ok_or("MIN-MAX")?;
+    let (a, b) = (a.parse().map_err(|_| "MIN")?, b.parse().map_err(|_| "MAX")?);
+    if a > b {
+        return Err("MIN > MAX".into());
+    }
+    Ok((a, b))
 }
 
 fn check_bounds(cli: &Cli) -> Result<()> {
@@ -372,6 +384,7 @@ fn hold_rtp(
         let a = snap(cli.pid, &received_total);
         wait(Duration::from_secs(cli.hold - cli.warmup) / 2);
         f.rss_kib = cli.pid.and_then(procstat::rss_kib);
+        f.queues = procstat::udp_queues(&[cli.rtp_a.port(), cli.rtp_b.port()], cli.relay_ports);
         wait(Duration::from_secs(cli.hold - cli.warmup) / 2);
         let b = snap(cli.pid, &received_total);
         send_stop.store(true, Ordering::Relaxed);

@@ -54,6 +54,49 @@ pub fn udp_buf_errors() -> Option<(u64, u64)> {
     Some((get("RcvbufErrors")?, get("SndbufErrors")?))
 }
 
+/// Bytes waiting in UDP receive queues (/proc/net/udp, IPv4): of the
+/// sockets bound to `mine` and of those in `relay` (the relay's RTP range),
+/// and the relay's kernel drop count. Where packets wait tells a starved
+/// relay from a starved generator.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct UdpQueues {
+    pub generator_rx_bytes: u64,
+    pub relay_rx_bytes: u64,
+    pub relay_sockets_queued: u64,
+    pub relay_drops: u64,
+}
+
+pub fn udp_queues(mine: &[u16], relay: Option<(u16, u16)>) -> Option<UdpQueues> {
+    let text = std::fs::read_to_string("/proc/net/udp").ok()?;
+    let mut q = UdpQueues::default();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (Some(local), Some(queues), Some(drops)) = (f.get(1), f.get(4), f.get(12)) else {
+            continue;
+        };
+        let Some(port) = local
+            .rsplit(':')
+            .next()
+            .and_then(|p| u16::from_str_radix(p, 16).ok())
+        else {
+            continue;
+        };
+        let rx = queues
+            .split(':')
+            .nth(1)
+            .and_then(|r| u64::from_str_radix(r, 16).ok())
+            .unwrap_or(0);
+        if mine.contains(&port) {
+            q.generator_rx_bytes += rx;
+        } else if relay.is_some_and(|(lo, hi)| (lo..=hi).contains(&port)) {
+            q.relay_rx_bytes += rx;
+            q.relay_sockets_queued += u64::from(rx > 0);
+            q.relay_drops += drops.parse::<u64>().unwrap_or(0);
+        }
+    }
+    Some(q)
+}
+
 /// VmRSS of a process in KiB.
 pub fn rss_kib(pid: u32) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -75,5 +118,8 @@ mod tests {
         assert!(stat_us(std::process::id()).is_some());
         assert!(rss_kib(std::process::id()).unwrap_or(0) > 0);
         assert!(udp_buf_errors().is_some());
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let port = sock.local_addr().expect("addr").port();
+        assert!(udp_queues(&[port], Some((port, port))).is_some());
     }
 }
