@@ -316,7 +316,7 @@ result() {   # bench metric subject value unit [goal] [detail-json]
 # ---- 2. the ramp -------------------------------------------------------------
 declare -A MAXOK LAT50 LAT99 CPUPP
 STEP_ROWS="$LOG_DIR/steps.tsv"
-printf 'subject\tcalls\testablished\tlost\tp50_us\tp99_us\tp50_added_us\tp99_added_us\trelay_cpu_pct\tus_per_pkt\tgen_cpu_pct\tgen_late_us\tgen_rxq_bytes\trelay_rxq_bytes\tload\n' > "$STEP_ROWS"
+printf 'subject\tcalls\testablished\tlost\tp50_us\tp99_us\tp50_added_us\tp99_added_us\trelay_cpu_pct\tus_per_pkt\tgen_cpu_pct\tgen_late_us\tgen_skipped\tgen_rxq_bytes\trelay_rxq_bytes\tload\n' > "$STEP_ROWS"
 ramp() {   # subject
     local subject="$1" n ok j d
     MAXOK[$subject]=0
@@ -339,7 +339,7 @@ ramp() {   # subject
              ((.cpu.relay_cpu_pct_of_core // 0) | floor),
              ((.cpu.relay_us_per_packet // 0) * 100 | round / 100),
              ((.cpu.generator_cpu_pct_of_core // 0) | floor),
-             (.rtp.max_tick_late_us // 0), (.udp_queues_mid_hold.generator_rx_bytes // 0),
+             (.rtp.max_tick_late_us // 0), (.rtp.skipped_frames // 0), (.udp_queues_mid_hold.generator_rx_bytes // 0),
              (.udp_queues_mid_hold.relay_rx_bytes // 0), $load] | @tsv' "$j")"
         printf '%s\n' "$row" >> "$STEP_ROWS"
         log "$(printf '%s' "$row" | tr '\t' ' ')"

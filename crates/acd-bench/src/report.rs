@@ -23,6 +23,7 @@ pub struct Rtp {
     stats: RecvStats,
     send_errors: u64,
     max_late_us: u64,
+    skipped: u64,
 }
 
 pub struct Figures {
@@ -92,6 +93,7 @@ impl Figures {
             stats,
             send_errors: sent.send_errors,
             max_late_us: sent.max_late_us,
+            skipped: sent.skipped,
         });
     }
 
@@ -174,6 +176,7 @@ impl Figures {
                 "out_of_range": r.stats.out_of_range,
                 "send_errors": r.send_errors,
                 "max_tick_late_us": r.max_late_us,
+                "skipped_frames": r.skipped,
                 "latency_us": lat.map(|(a, b, all)| json!({"a_to_b": a, "b_to_a": b, "all": all})),
                 "latency_us_with_warmup": r.stats.hist_all.summary(),
             })
