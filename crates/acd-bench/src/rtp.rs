@@ -164,6 +164,16 @@ fn sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
     }
 }
 
+/// One iovec per buffer (the buffers must not move afterwards).
+fn iovecs<const N: usize>(bufs: &mut [[u8; N]]) -> Vec<libc::iovec> {
+    bufs.iter_mut()
+        .map(|b| libc::iovec {
+            iov_base: b.as_mut_ptr() as *mut libc::c_void,
+            iov_len: N,
+        })
+        .collect()
+}
+
 /// Where each call's streams go: `dst[call][dir]` is the address the
 /// direction's sending socket sends to (the relay's port for that leg).
 pub struct Targets {
@@ -186,19 +196,13 @@ impl SendBatch {
         let mut b = Box::new(SendBatch {
             bufs: vec![[0xff; PACKET]; BATCH],
             addrs: vec![sockaddr(SocketAddrV4::new([0, 0, 0, 0].into(), 0)); BATCH],
-            iovs: Vec::with_capacity(BATCH),
+            iovs: Vec::new(),
             // SAFETY: mmsghdr is plain data; all-zero is a valid value.
             hdrs: vec![unsafe { std::mem::zeroed() }; BATCH],
             calls: vec![0; BATCH],
             len: 0,
         });
-        for i in 0..BATCH {
-            let base = b.bufs[i].as_mut_ptr();
-            b.iovs.push(libc::iovec {
-                iov_base: base as *mut libc::c_void,
-                iov_len: PACKET,
-            });
-        }
+        b.iovs = iovecs(&mut b.bufs);
         for i in 0..BATCH {
             let h = &mut b.hdrs[i].msg_hdr;
             h.msg_name = &mut b.addrs[i] as *mut libc::sockaddr_in as *mut libc::c_void;
@@ -415,17 +419,11 @@ impl RecvBatch {
     fn new() -> Box<Self> {
         let mut b = Box::new(RecvBatch {
             bufs: vec![[0; RECV_BUF]; BATCH],
-            iovs: Vec::with_capacity(BATCH),
+            iovs: Vec::new(),
             // SAFETY: mmsghdr is plain data; all-zero is a valid value.
             hdrs: vec![unsafe { std::mem::zeroed() }; BATCH],
         });
-        for i in 0..BATCH {
-            let base = b.bufs[i].as_mut_ptr();
-            b.iovs.push(libc::iovec {
-                iov_base: base as *mut libc::c_void,
-                iov_len: RECV_BUF,
-            });
-        }
+        b.iovs = iovecs(&mut b.bufs);
         for i in 0..BATCH {
             b.hdrs[i].msg_hdr.msg_iov = &mut b.iovs[i];
             b.hdrs[i].msg_hdr.msg_iovlen = 1;

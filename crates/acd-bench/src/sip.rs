@@ -80,6 +80,24 @@ struct Uas {
     byed: bool,
 }
 
+impl Uac {
+    /// A request in the caller leg's dialog (to the remote target, along the route set).
+    fn in_dialog(&self, method: Method, via: String, cseq: &str) -> Vec<u8> {
+        let mut req = Request::new(method, self.target.clone());
+        let h = &mut req.headers;
+        h.push("Via", via);
+        for r in &self.routes {
+            h.push("Route", r.clone());
+        }
+        h.push("Max-Forwards", "70");
+        h.push("From", self.from.clone());
+        h.push("To", self.to.clone());
+        h.push("Call-ID", self.call_id.clone());
+        h.push("CSeq", cseq);
+        req.to_bytes()
+    }
+}
+
 #[derive(Clone, Copy)]
 enum Leg {
     Uac(usize),
@@ -240,19 +258,8 @@ impl Ua {
         if u.state != UacState::Established {
             return false;
         }
-        let branch = format!("z9hG4bK-b{i}-{:x}", self.tag_seed);
-        let mut req = Request::new(Method::Bye, u.target.clone());
-        let h = &mut req.headers;
-        h.push("Via", self.via(&branch));
-        for r in &u.routes {
-            h.push("Route", r.clone());
-        }
-        h.push("Max-Forwards", "70");
-        h.push("From", u.from.clone());
-        h.push("To", u.to.clone());
-        h.push("Call-ID", u.call_id.clone());
-        h.push("CSeq", "2 BYE");
-        let bye = req.to_bytes();
+        let via = self.via(&format!("z9hG4bK-b{i}-{:x}", self.tag_seed));
+        let bye = u.in_dialog(Method::Bye, via, "2 BYE");
         self.send(&bye, self.cfg.acd);
         self.counters.byes += 1;
         let u = &mut self.uacs[i];
@@ -449,21 +456,8 @@ impl Ua {
             .collect();
         u.routes.reverse();
         u.a_dst = sdp::audio_addr(&String::from_utf8_lossy(&r.body));
-        let mut ack = Request::new(Method::Ack, u.target.clone());
-        let h = &mut ack.headers;
-        h.push(
-            "Via",
-            format!("SIP/2.0/UDP {local};branch=z9hG4bK-a{i}-{tag_seed:x};rport"),
-        );
-        for route in &u.routes {
-            h.push("Route", route.clone());
-        }
-        h.push("Max-Forwards", "70");
-        h.push("From", u.from.clone());
-        h.push("To", u.to.clone());
-        h.push("Call-ID", u.call_id.clone());
-        h.push("CSeq", "1 ACK");
-        u.ack = ack.to_bytes();
+        let via = format!("SIP/2.0/UDP {local};branch=z9hG4bK-a{i}-{tag_seed:x};rport");
+        u.ack = u.in_dialog(Method::Ack, via, "1 ACK");
     }
 
     fn on_request(&mut self, req: Request, src: SocketAddr, now: Instant) {
