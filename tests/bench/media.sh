@@ -46,8 +46,9 @@
 #      (kib_per_bridged_call, kib_per_waiting_call).
 #
 # Sandbox limit: `ulimit -n` (hard 20000 here) bounds acd to about 4,900
-# bridged calls (4 sockets each: RTP+RTCP per leg); steps above what fits
-# are skipped and reported as such.
+# calls, bridged or waiting (4 sockets each: RTP+RTCP per leg, the agent
+# leg's reserved when the call comes in); steps above what fits are skipped
+# (ramp) or capped (memory) and reported as such.
 #
 # Exit status: 0 when it measured (goals met or not), 2 when it could not.
 
@@ -396,7 +397,11 @@ memory() {   # kind(bridged|waiting) metric goal points [extra generator args]
     sleep 2   # settle after READY (no event to await: RSS of an idle process)
     local rss0 n j samples="[{\"calls\":0,\"rss_kib\":$(rss_now "$RELAY_PID")}]" first="" last=""
     for n in ${points//,/ }; do
-        [ "$kind" = bridged ] && [ "$n" -gt "$MAX_BRIDGED" ] && n="$MAX_BRIDGED"
+        # A waiting caller holds 4 sockets too (acd reserves the agent leg's
+        # ports when the call comes in).
+        if [ "$n" -gt "$MAX_BRIDGED" ]; then
+            log "memory $kind: $n calls capped at $MAX_BRIDGED (descriptors)"; n="$MAX_BRIDGED"
+        fi
         j="$LOG_DIR/memory-$kind-$n.json"
         rtpload acd "$n" "$MEM_HOLD" "$j" "$@" || { log "memory $kind $n: no measurement"; break; }
         samples="$(jq -c --slurpfile r "$j" '. + [{calls: $r[0].established, rss_kib: $r[0].relay_rss_kib}]' <<< "$samples")"
