@@ -357,7 +357,8 @@ fn hold_rtp(
     let targets = Targets { dst: dst.to_vec() };
     let frames = (cli.hold * 50 + 100) as usize;
     let mut stats = RecvStats::new(dst.len(), frames);
-    stats.steady_from_ns = rtp::mono_ns() + cli.warmup * 1_000_000_000;
+    stats.timeline_from_ns = rtp::mono_ns();
+    stats.steady_from_ns = stats.timeline_from_ns + cli.warmup * 1_000_000_000;
     let (send_stop, recv_stop) = (AtomicBool::new(false), AtomicBool::new(false));
     let (sent_total, received_total) = (AtomicU64::new(0), AtomicU64::new(0));
     let udp_before = procstat::udp_buf_errors();

@@ -179,6 +179,7 @@ impl Figures {
                 "skipped_frames": r.skipped,
                 "latency_us": lat.map(|(a, b, all)| json!({"a_to_b": a, "b_to_a": b, "all": all})),
                 "latency_us_with_warmup": r.stats.hist_all.summary(),
+                "max_latency_us_per_100ms": r.stats.timeline_max_us,
             })
         });
         let cpu = self.cpu.as_ref().map(|c| {

@@ -346,6 +346,10 @@ pub struct RecvStats {
     /// Every packet's latency, warm-up included.
     pub hist_all: Histogram,
     pub steady_from_ns: u64,
+    /// Worst latency (µs) of the packets sent in each 100 ms from
+    /// `timeline_from_ns`: one stall tells a one-off from a periodic pause.
+    pub timeline_max_us: Vec<u64>,
+    pub timeline_from_ns: u64,
     /// Datagrams that are no probe of ours, or name a call or direction
     /// that cannot arrive on that socket.
     pub foreign: u64,
@@ -366,6 +370,8 @@ impl RecvStats {
             hist: [Histogram::new(), Histogram::new()],
             hist_all: Histogram::new(),
             steady_from_ns: 0,
+            timeline_max_us: vec![0; max_frames.div_ceil(5)],
+            timeline_from_ns: 0,
             foreign: 0,
             out_of_range: 0,
         }
@@ -402,6 +408,10 @@ impl RecvStats {
         }
         let us = now_ns.saturating_sub(p.sent_ns) / 1000;
         self.hist_all.record(us);
+        let slot = p.sent_ns.saturating_sub(self.timeline_from_ns) / 100_000_000;
+        if let Some(worst) = self.timeline_max_us.get_mut(slot as usize) {
+            *worst = (*worst).max(us);
+        }
         if p.sent_ns >= self.steady_from_ns {
             self.hist[p.dir].record(us);
         }
