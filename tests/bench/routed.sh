@@ -48,7 +48,7 @@ ADMISSION=(--admission max_calls_per_second=5000 --admission "max_calls=$MAX_CAL
 echo "== routed: ramp $RATES calls/s (${SECS}s per step), $AGENTS agents, prompt flow, talk 0; logs $OUT"
 python3 "$HERE/ramp.py" --subject acd --flow prompt --rates "$RATES" --secs "$SECS" --min-calls "$MIN_CALLS" \
     --agents "$AGENTS" --talk 0 --port-base 36000 --rtp-ports "$RTP_PORTS" --refine "$REFINE" \
-    "${ADMISSION[@]}" --out "$OUT/ramp" | tee "$OUT/ramp.log" | grep -v '^RAMP '
+    "${ADMISSION[@]}" --out "$OUT/ramp" | tee "$OUT/ramp.log" | grep --line-buffered -v '^RAMP '
 [ -s "$OUT/ramp/ramp.json" ] || { echo "routed.sh: the ramp wrote no ramp.json" >&2; exit 2; }
 python3 "$HERE/results.py" routed "$OUT/ramp/ramp.json"
 

@@ -52,10 +52,10 @@ COMMON=(--flow direct --rates "$RATES" --secs "$SECS" --min-calls "$MIN_CALLS" -
 
 echo "== signalling: acd, ramp $RATES calls/s (${SECS}s per step), $AGENTS agents; logs $OUT"
 python3 "$HERE/ramp.py" --subject acd --agents "$AGENTS" --admission max_calls_per_second=5000 \
-    "${COMMON[@]}" --out "$OUT/acd" | tee "$OUT/acd.log" | grep -v '^RAMP '
+    "${COMMON[@]}" --out "$OUT/acd" | tee "$OUT/acd.log" | grep --line-buffered -v '^RAMP '
 echo "== signalling: Kamailio ($CHILDREN UDP children), same ramp"
 python3 "$HERE/ramp.py" --subject kamailio --children "$CHILDREN" \
-    "${COMMON[@]}" --out "$OUT/kamailio" | tee "$OUT/kamailio.log" | grep -v '^RAMP '
+    "${COMMON[@]}" --out "$OUT/kamailio" | tee "$OUT/kamailio.log" | grep --line-buffered -v '^RAMP '
 for f in "$OUT/acd/ramp.json" "$OUT/kamailio/ramp.json"; do
     [ -s "$f" ] || { echo "signalling.sh: $f missing" >&2; exit 2; }
 done
