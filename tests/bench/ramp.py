@@ -12,6 +12,9 @@ Kamailio) with a bounded number of calls (~--secs worth, within
   and call length average <= the expected length + --max-late-ms,
 - the generator really offered the rate (>= 90 %: SIPp shares the 2 cores).
 
+Calls still open 15 s after the last one should have ended are given up
+(calls.sh -T 15) and count as not completed.
+
 The ramp stops at the first failing step; the knee is the highest passing
 rate, refined by bisection between it and the first failing one
 (--refine times, to a multiple of 50). Prints one line per step and, last,
@@ -58,7 +61,7 @@ def run_calls(args, rate, calls, extra, name):
     """One calls.sh run; returns (exit code, SUMMARY dict or None, command)."""
     log_dir = os.path.join(args.out, name)
     cmd = [CALLS_SH, "-P", str(args.port_base), "-k", str(args.rtp_ports), "-r", str(rate),
-           "-c", str(calls), "-t", str(args.talk), "-w", "0", "-f", args.flow, "-S", args.subject,
+           "-c", str(calls), "-t", str(args.talk), "-w", "0", "-T", "15", "-f", args.flow, "-S", args.subject,
            "-o", log_dir]
     if args.subject == "acd":
         cmd += ["-n", str(args.agents)]

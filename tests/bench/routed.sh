@@ -17,7 +17,7 @@
 # failure. Then one run at twice the knee with -x: the excess must get 503 +
 # Retry-After, every accepted call must keep its timing, none may fail.
 #
-# Environment: ROUTED_RATES (comma list), ROUTED_AGENTS [100], ROUTED_SECS [10].
+# Environment: RUST_LOG [warn], ROUTED_RATES (comma list), ROUTED_AGENTS [100], ROUTED_SECS [10].
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -35,6 +35,9 @@ done
 OUT="${OUT:-$ROOT/target/bench/routed-$(date -u +%Y%m%dT%H%M%S)}"
 mkdir -p "$OUT"
 
+# acd logs ~7 INFO lines per call; like Kamailio's config (no per-call log
+# line), the benches log warnings only unless RUST_LOG says otherwise.
+export RUST_LOG="${RUST_LOG:-warn}"
 RTP_PORTS=3000
 MAX_CALLS=$((RTP_PORTS / 4))
 AGENTS="${ROUTED_AGENTS:-100}"

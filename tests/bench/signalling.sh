@@ -21,7 +21,7 @@
 # per step, ~10 s of calls per step). SIPp's own CPU per call is in the
 # RESULT lines too: on 2 shared cores SIPp may be the limit, not the subject.
 #
-# Environment: SIG_RATES (comma list), SIG_AGENTS [200], SIG_SECS [10],
+# Environment: RUST_LOG [warn], SIG_RATES (comma list), SIG_AGENTS [200], SIG_SECS [10],
 # SIG_CHILDREN [2] (Kamailio's `children`; tcp is disabled).
 set -euo pipefail
 
@@ -40,6 +40,9 @@ done
 OUT="${OUT:-$ROOT/target/bench/signalling-$(date -u +%Y%m%dT%H%M%S)}"
 mkdir -p "$OUT"
 
+# acd logs ~7 INFO lines per call; like Kamailio's config (no per-call log
+# line), the benches log warnings only unless RUST_LOG says otherwise.
+export RUST_LOG="${RUST_LOG:-warn}"
 AGENTS="${SIG_AGENTS:-200}"
 CHILDREN="${SIG_CHILDREN:-2}"
 if [ "$QUICK" = 1 ]; then

@@ -4,7 +4,7 @@
 # Usage:
 #   tests/load/calls.sh [-r RATE] [-c CALLS] [-t TALK_SECS] [-w SECS] [-o LOG_DIR]
 #                       [-x] [-s] [-R] [-a KEY=VALUE ...] [-P BASE] [-k RTP_PORTS]
-#                       [-n AGENTS] [-f FLOW] [-S SUBJECT] [-j CHILDREN]
+#                       [-n AGENTS] [-f FLOW] [-S SUBJECT] [-j CHILDREN] [-T SECS]
 #
 #   -r RATE       trunk call attempts per second (SIPp -r, up to 4000) [default 5]
 #   -c CALLS      total trunk calls (SIPp -m, trunk and agent side, up to 100000) [default 300]
@@ -41,6 +41,12 @@
 #                 stateful proxy) relays the trunk's calls straight to the agent
 #                 UAS, no acd, no agents (with -f direct; -x -s -R not allowed) [default acd]
 #   -j CHILDREN   Kamailio's UDP worker processes (`children`) [default 2]
+#   -T SECS       stop the trunk SIPp SECS after the last call should have
+#                 ended (CALLS / RATE + prompt + talk + SECS: SIPp -timeout);
+#                 calls still open then count as not completed. The benches
+#                 use it so a stuck call does not hold a step for SIPp's 120 s
+#                 [default: no bound but SIPp's own timeouts]
+#
 # Environment:
 #   ACD_BIN / ACDCTL_BIN  binaries (default: target/release/* if built, else target/debug/*)
 #   RUST_LOG              acd's log filter (default: info), acd's stderr goes to LOG_DIR/acd.stderr.log
@@ -113,8 +119,9 @@ N_AGENTS=50
 FLOW=prompt
 SUBJECT=acd
 KAM_CHILDREN=2
-usage() { sed -n '2,98p' "$0" | sed 's/^# \{0,1\}//'; }
-while getopts "r:c:t:w:o:xsRa:P:k:n:f:S:j:h" opt; do
+DRAIN=""
+usage() { sed -n '2,104p' "$0" | sed 's/^# \{0,1\}//'; }
+while getopts "r:c:t:w:o:xsRa:P:k:n:f:S:j:T:h" opt; do
     case "$opt" in
         r) RATE="$OPTARG" ;;
         c) CALLS="$OPTARG" ;;
@@ -131,11 +138,13 @@ while getopts "r:c:t:w:o:xsRa:P:k:n:f:S:j:h" opt; do
         f) FLOW="$OPTARG" ;;
         S) SUBJECT="$OPTARG" ;;
         j) KAM_CHILDREN="$OPTARG" ;;
+        T) DRAIN="$OPTARG" ;;
         h) usage; exit 0 ;;
         *) usage >&2; exit 2 ;;
     esac
 done
 [[ "$SETTLE" =~ ^[0-9]+$ ]] && [ "$SETTLE" -le 120 ] || { echo "calls.sh: -w must be 0..120" >&2; exit 2; }
+[[ "$DRAIN" =~ ^[0-9]*$ ]] && [ "${DRAIN:-0}" -le 300 ] || { echo "calls.sh: -T must be 0..300" >&2; exit 2; }
 for v in RATE CALLS TALK BASE RTP_PORTS_MAX N_AGENTS KAM_CHILDREN; do
     if ! [[ "${!v}" =~ ^[0-9]+$ ]] || { [ "${!v}" -lt 1 ] && [ "$v" != TALK ]; }; then
         echo "calls.sh: $v must be a positive integer (TALK may be 0), got '${!v}'" >&2; exit 2
@@ -581,6 +590,9 @@ RSS0="$(status_kb "$ACD_PID" VmRSS)"
 LOAD0="$(cut -d' ' -f1-3 /proc/loadavg)"
 children_cpu KIDS_CPU0
 mapfile -t TRUNK_ARGS < <(sipp_common trunk "$TRUNK_SIP" "$TRUNK_CP" "$TRUNK_MP")
+if [ -n "$DRAIN" ]; then
+    TRUNK_ARGS+=(-timeout "$(( (CALLS + RATE - 1) / RATE + (PROMPT_MS + 999) / 1000 + TALK + DRAIN ))s")
+fi
 log "trunk: $CALLS calls at $RATE/s, talk ${TALK}s, flow $FLOW (DID $DID) to $SUBJECT (bound ${RUN_SECS}s)"
 T0=$(date +%s.%N)
 # -trace_counts writes <scenario>_<pid>_counts.csv into the working directory.
