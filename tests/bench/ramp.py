@@ -44,6 +44,7 @@ def parse_args():
     p.add_argument("--talk", type=int, default=0)
     p.add_argument("--port-base", type=int, default=36000)
     p.add_argument("--rtp-ports", type=int, default=3000)
+    p.add_argument("--rtp-min", type=int, default=None, help="first RTP port [calls.sh: port base + 1000]")
     p.add_argument("--children", type=int, default=2, help="Kamailio's UDP workers")
     p.add_argument("--admission", action="append", default=[], help="calls.sh -a KEY=VALUE")
     p.add_argument("--refine", type=int, default=2)
@@ -63,6 +64,8 @@ def run_calls(args, rate, calls, extra, name):
     cmd = [CALLS_SH, "-P", str(args.port_base), "-k", str(args.rtp_ports), "-r", str(rate),
            "-c", str(calls), "-t", str(args.talk), "-w", "0", "-T", "15", "-f", args.flow, "-S", args.subject,
            "-o", log_dir]
+    if args.rtp_min is not None:
+        cmd += ["-M", str(args.rtp_min)]
     if args.subject == "acd":
         cmd += ["-n", str(args.agents)]
         for kv in args.admission:

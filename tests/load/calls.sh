@@ -3,7 +3,7 @@
 #
 # Usage:
 #   tests/load/calls.sh [-r RATE] [-c CALLS] [-t TALK_SECS] [-w SECS] [-o LOG_DIR]
-#                       [-x] [-s] [-R] [-a KEY=VALUE ...] [-P BASE] [-k RTP_PORTS]
+#                       [-x] [-s] [-R] [-a KEY=VALUE ...] [-P BASE] [-M RTP_MIN] [-k RTP_PORTS]
 #                       [-n AGENTS] [-f FLOW] [-S SUBJECT] [-j CHILDREN] [-T SECS]
 #
 #   -r RATE       trunk call attempts per second (SIPp -r, up to 4000) [default 5]
@@ -27,11 +27,11 @@
 #   -a KEY=VALUE  an [admission] setting of the generated load.toml (repeat):
 #                 max_calls, max_calls_per_second, max_lateness_ms,
 #                 retry_after_secs [default: acd's defaults, see config/acd.toml]
-#   -P BASE       port base: SIP/gRPC/metrics/SIPp in BASE..BASE+999, RTP from
-#                 BASE+1000 [default 33000]
-#   -k RTP_PORTS  most RTP ports acd may take (from BASE+1000; acd binds 4 per
+#   -P BASE       port base: SIP/gRPC/metrics/SIPp in BASE..BASE+79 [default 33000]
+#   -M RTP_MIN    first RTP port [default BASE+1000]
+#   -k RTP_PORTS  most RTP ports acd may take (from RTP_MIN; acd binds 4 per
 #                 call: two even/odd pairs); the range is sized from RATE x
-#                 (prompt + talk + setup) with headroom, capped by this [default 2000, up to 3000]
+#                 (prompt + talk + setup) with headroom, capped by this [default 2000, 24..3000]
 #   -n AGENTS     agents and extensions (2001, 2002, ...) [default 50, up to 2000]
 #   -f FLOW       prompt: DID 5550100, 200 at once, welcome prompt, queue `sales`;
 #                 direct: DID 5550101, queue `sales` at once with answer = "early"
@@ -59,7 +59,7 @@
 #      5550100 -> answer, welcome prompt, enqueue `sales`; DID 5550101 -> early
 #      media, enqueue `sales`) and runs `acd check-config` on it;
 #   2. starts `acd run` on ports BASE (SIP UDP+TCP), BASE+1 (gRPC), BASE+2
-#      (metrics), RTP from BASE+1000 (sized, see -k), and waits for its `ACD READY` line
+#      (metrics), RTP from RTP_MIN (sized, see -k), and waits for its `ACD READY` line
 #      (-S kamailio: Kamailio on BASE+40 instead, steps 4 and the acd figures skipped);
 #   3. starts one SIPp UAS (agent_uas.xml) answering for all agents: answer,
 #      talk TALK_SECS, hang up (BYE); -m CALLS;
@@ -89,11 +89,12 @@
 #   call was answered and completed on both sides or refused with 503, and
 #   every agent is READY again), 1 otherwise (2 for a setup failure).
 #
-# Ports: SIP/gRPC/metrics/SIPp control in BASE..BASE+999 (SIPp media sockets
-# BASE+900..BASE+939), RTP from BASE+1000. The SDPs of both SIPps point RTP
+# Ports: SIP/gRPC/metrics/SIPp control in BASE..BASE+49 (SIPp media sockets
+# BASE+50..BASE+79), RTP from RTP_MIN (BASE+1000). The SDPs of both SIPps point RTP
 # at the SIPp's own (unread) media socket, so acd's RTP is received by a
 # bound socket and dropped by the kernel, no ICMP errors. The default base
-# 33000 keeps to 33000-35999; the benches use 36000 (tests/bench/README.md).
+# 33000 keeps to 33000-35999; the benches use 36000 (tests/bench/README.md),
+# the smoke tests (tests/tests/bench_scripts.rs) one 200-port block.
 #
 # Capacity: the sustainable rate is about AGENTS / (agent's busy time per
 # call: TALK_SECS + setup); above it calls wait in the queue (music on hold)
@@ -120,8 +121,9 @@ FLOW=prompt
 SUBJECT=acd
 KAM_CHILDREN=2
 DRAIN=""
+RTP_MIN=""
 usage() { sed -n '2,104p' "$0" | sed 's/^# \{0,1\}//'; }
-while getopts "r:c:t:w:o:xsRa:P:k:n:f:S:j:T:h" opt; do
+while getopts "r:c:t:w:o:xsRa:P:M:k:n:f:S:j:T:h" opt; do
     case "$opt" in
         r) RATE="$OPTARG" ;;
         c) CALLS="$OPTARG" ;;
@@ -133,6 +135,7 @@ while getopts "r:c:t:w:o:xsRa:P:k:n:f:S:j:T:h" opt; do
         R) RECORDS=1 ;;
         a) ADMISSION+=("$OPTARG") ;;
         P) BASE="$OPTARG" ;;
+        M) RTP_MIN="$OPTARG" ;;
         k) RTP_PORTS_MAX="$OPTARG" ;;
         n) N_AGENTS="$OPTARG" ;;
         f) FLOW="$OPTARG" ;;
@@ -153,9 +156,12 @@ done
 if [ "$CALLS" -gt 100000 ] || [ "$RATE" -gt 4000 ] || [ "$TALK" -gt 60 ]; then
     echo "calls.sh: refusing CALLS > 100000, RATE > 4000 or TALK > 60 (bounded test)" >&2; exit 2
 fi
-if [ "$BASE" -lt 1024 ] || [ "$BASE" -gt 61000 ] || [ "$RTP_PORTS_MAX" -lt 100 ] || [ "$RTP_PORTS_MAX" -gt 3000 ] \
+RTP_MIN="${RTP_MIN:-$((BASE + 1000))}"
+if ! [[ "$RTP_MIN" =~ ^[0-9]+$ ]] || [ "$BASE" -lt 1024 ] || [ "$BASE" -gt 61000 ] \
+        || [ "$RTP_MIN" -lt 1024 ] || [ $((RTP_MIN + RTP_PORTS_MAX)) -gt 65536 ] || [ $((RTP_MIN % 2)) = 1 ] \
+        || [ "$RTP_PORTS_MAX" -lt 24 ] || [ "$RTP_PORTS_MAX" -gt 3000 ] \
         || [ "$N_AGENTS" -gt 2000 ] || [ "$KAM_CHILDREN" -gt 16 ]; then
-    echo "calls.sh: -P must be 1024..61000, -k 100..3000, -n 1..2000, -j 1..16" >&2; exit 2
+    echo "calls.sh: -P must be 1024..61000, -M even and the range below 65536, -k 24..3000, -n 1..2000, -j 1..16" >&2; exit 2
 fi
 case "$FLOW" in
     prompt) DID=5550100; PROMPT_MS=2500 ;;
@@ -205,9 +211,9 @@ ACD_GRPC=$((BASE + 1))
 ACD_METRICS=$((BASE + 2))
 STANDBY_GRPC=$((BASE + 3))
 STANDBY_METRICS=$((BASE + 4))
-UAS_SIP=$((BASE + 10));   UAS_CP=$((BASE + 11));   UAS_MP=$((BASE + 900))
-TRUNK_SIP=$((BASE + 20)); TRUNK_CP=$((BASE + 21)); TRUNK_MP=$((BASE + 910))
-REG_SIP=$((BASE + 30));   REG_CP=$((BASE + 31));   REG_MP=$((BASE + 920))
+UAS_SIP=$((BASE + 10));   UAS_CP=$((BASE + 11));   UAS_MP=$((BASE + 50))
+TRUNK_SIP=$((BASE + 20)); TRUNK_CP=$((BASE + 21)); TRUNK_MP=$((BASE + 60))
+REG_SIP=$((BASE + 30));   REG_CP=$((BASE + 31));   REG_MP=$((BASE + 70))
 KAM_SIP=$((BASE + 40))
 FIRST_EXT=2001
 # RTP: calls held at once ~ RATE x (prompt + talk + 2 s setup and teardown),
@@ -217,7 +223,7 @@ RTP_SIZE=$RTP_NEEDED
 [ "$RTP_SIZE" -lt 400 ] && RTP_SIZE=400
 [ "$RTP_SIZE" -gt "$RTP_PORTS_MAX" ] && RTP_SIZE=$RTP_PORTS_MAX
 RTP_SIZE=$(( RTP_SIZE / 2 * 2 ))
-ACD_RTP="$((BASE + 1000))-$((BASE + 1000 + RTP_SIZE - 1))"
+ACD_RTP="$RTP_MIN-$((RTP_MIN + RTP_SIZE - 1))"
 RTP_NOTE="RTP $ACD_RTP: $RTP_SIZE ports = $((RTP_SIZE / 4)) calls at once (sized for ~$((RTP_NEEDED / 4)))"
 [ "$RTP_NEEDED" -gt "$RTP_SIZE" ] && RTP_NOTE="$RTP_NOTE, CAPPED by -k $RTP_PORTS_MAX"
 
