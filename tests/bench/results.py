@@ -62,15 +62,21 @@ def knee_detail(ramp):
             "steps": steps_brief(ramp)}
 
 
-def cpu_lines(bench, ramp, subject):
-    k = ramp.get("at_knee") or {}
+def passed_at(ramp, rate):
+    return next((st.get("summary") for st in ramp["steps"] if st["rate"] == rate and st["passed"]), None)
+
+
+def cpu_lines(bench, ramp, subject, rate=None):
+    """CPU per call of the subject and of SIPp at `rate` (default: the knee)."""
+    rate = ramp["knee"] if rate is None else rate
+    k = passed_at(ramp, rate) or {}
     if k.get("cpu_ms_per_call") is None:
         return
-    detail = {"rate": ramp["knee"], "cpu_s": k.get("cpu_s"), "calls": k.get("calls"),
+    detail = {"rate": rate, "cpu_s": k.get("cpu_s"), "calls": k.get("calls"),
               "how": "utime+stime from /proc/<pid>/stat over the trunk phase (Kamailio: all its processes)"}
     emit(bench, "cpu_ms_per_call", subject, k["cpu_ms_per_call"], "ms", detail=detail)
     emit(bench, "sipp_cpu_ms_per_call", subject, k.get("sipp_cpu_ms_per_call"), "ms",
-         detail={"rate": ramp["knee"], "how": "both SIPps (trunk UAC + agent UAS), bash `times` of the waited children"})
+         detail={"rate": rate, "how": "both SIPps (trunk UAC + agent UAS), bash `times` of the waited children"})
 
 
 def routed(path):
@@ -112,8 +118,12 @@ def signalling(acd_path, kam_path):
     ratio = round(acd["knee"] / kam["knee"], 2) if kam["knee"] else None
     emit("signalling", "ratio_to_kamailio", "acd", ratio, "x", ">=0.8",
          detail={"acd": acd["knee"], "kamailio": kam["knee"]})
-    cpu_lines("signalling", acd, "acd")
-    cpu_lines("signalling", kam, "kamailio")
+    # CPU per call depends on the rate (fixed costs spread over more calls):
+    # compare both at the highest rate both passed.
+    both = [st["rate"] for st in acd["steps"] if st["passed"] and passed_at(kam, st["rate"])]
+    common = max(both) if both else None
+    cpu_lines("signalling", acd, "acd", common)
+    cpu_lines("signalling", kam, "kamailio", common)
     return 0
 
 

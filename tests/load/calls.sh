@@ -326,6 +326,17 @@ rtd_ms() {
                END {if (!p) {print "? ?"; exit}; split(last, v, ";"); printf "%.0f %.0f\n", ms(v[c]), worst}' "$f"
 }
 
+# Seconds from the trunk's start to the 1-s stats row where it had created
+# all $2 calls (an upper bound of the sending time, to within a second).
+send_secs() {
+    local f="$1"
+    [ -s "$f" ] || { echo "?"; return; }
+    awk -F';' -v n="$2" 'function t(s, a) {split(s, a, "\t"); return a[3]}
+               NR==1 {for (i=1;i<=NF;i++) col[$i]=i; next}
+               NF>1 && $col["OutgoingCall(C)"]+0 >= n {printf "%.1f\n", t($col["CurrentTime"]) - t($col["StartTime"]); found=1; exit}
+               END {if (!found) print "?"}' "$f"
+}
+
 # CPU seconds (utime+stime) of a pid; the comm field may hold spaces, so cut after ')'.
 cpu_secs() {
     local hz; hz="$(getconf CLK_TCK)"
@@ -653,6 +664,7 @@ T_INV_RETR="$(counts_col "$LOG_DIR" _INVITE_Retrans)"
 read -r RT200 RT200_WORST <<< "$(rtd_ms "$LOG_DIR/sipp-trunk.stat.csv" 1)"
 read -r RT503 RT503_WORST <<< "$(rtd_ms "$LOG_DIR/sipp-trunk.stat.csv" 2)"
 read -r CALL_MS CALL_MS_WORST <<< "$(rtd_ms "$LOG_DIR/sipp-trunk.stat.csv" 3)"
+SEND_S="$(send_secs "$LOG_DIR/sipp-trunk.stat.csv" "$CALLS")"
 EXPECTED_MS=$(( PROMPT_MS + TALK * 1000 ))
 # acd's own figures (Kamailio has none of these).
 ACTIVE="-"; TXS="-"; TXS_SETTLED="-"; WAITING="-"; REC_SUMMARY="off"; NOT_READY_LIST=""; N_NOT_READY=0
@@ -740,8 +752,8 @@ summary_json() {
         "$(num "$A_OK")" "$(num "$A_FAIL")" "$A_WHY" "$(num "$A_RETR")" "$(num "$T_MAX")"
     printf '"invite_200_ms":%s,"invite_200_worst_ms":%s,"invite_503_ms":%s,"call_ms":%s,"call_worst_ms":%s,"expected_call_ms":%s,' \
         "$(num "$RT200")" "$(num "$RT200_WORST")" "$(num "$RT503")" "$(num "$CALL_MS")" "$(num "$CALL_MS_WORST")" "$EXPECTED_MS"
-    printf '"elapsed_s":%s,"cpu_s":%s,"cpu_ms_per_call":%s,"sipp_cpu_s":%s,"sipp_cpu_ms_per_call":%s,' \
-        "$(num "$ELAPSED")" "$(num "$PHASE_CPU")" "$(num "$PER_1000")" "$(num "$SIPP_CPU")" "$(num "$SIPP_PER_1000")"
+    printf '"send_s":%s,"elapsed_s":%s,"cpu_s":%s,"cpu_ms_per_call":%s,"sipp_cpu_s":%s,"sipp_cpu_ms_per_call":%s,' \
+        "$(num "$SEND_S")" "$(num "$ELAPSED")" "$(num "$PHASE_CPU")" "$(num "$PER_1000")" "$(num "$SIPP_CPU")" "$(num "$SIPP_PER_1000")"
     printf '"max_rss_kb":%s,"rss_kb":%s,"threads":%s,"active_after":%s,"not_ready_after":%s,' \
         "$(num "$HWM")" "$(num "$RSS2")" "$(num "$THREADS")" "$(num "$ACTIVE")" "$(num "$N_NOT_READY")"
     printf '"shed":"%s","refused_media":%s,"overload_drops":%s,"rtp_ports":%s,"rtp_needed":%s,' \
@@ -761,7 +773,7 @@ summary_json() {
     echo "acd shedding:  acd_calls_shed_total $SHED; 503 (media) $NO_MEDIA; acd_sip_overload_drops_total $DROPS"
     echo "agent SIPp:    exit $UAS_RC, successful $A_OK, failed $A_FAIL ($A_WHY), retransmissions $A_RETR"
     echo "               max concurrent $A_MAX, avg call length $A_LEN"
-    echo "trunk phase:   ${ELAPSED}s wall, load avg before [$LOAD0] after [$LOAD1]"
+    echo "trunk phase:   ${ELAPSED}s wall (all calls created within ${SEND_S}s), load avg before [$LOAD0] after [$LOAD1]"
     echo "$SUBJECT CPU:  ${PHASE_CPU}s in the trunk phase (${PER_1000}s per 1000 calls), $CPU2 s total since start"
     echo "SIPp CPU:      ${SIPP_CPU}s in the trunk phase, trunk + agent UAS (${SIPP_PER_1000}s per 1000 calls)"
     if [ -n "$STANDBY_PID" ]; then

@@ -50,7 +50,8 @@ fn calls_sh(env: &TestEnv, what: &str, extra: &[&str]) -> Value {
     let rtp = (env.ports.base + 100).to_string();
     let log = env.log_path(what).display().to_string();
     let mut args = vec![
-        "-P", &base, "-M", &rtp, "-k", "100", "-t", "0", "-w", "0", "-T", "10", "-n", "5", "-o", &log,
+        "-P", &base, "-M", &rtp, "-k", "100", "-t", "0", "-w", "0", "-T", "10", "-n", "5", "-o",
+        &log,
     ];
     args.extend_from_slice(extra);
     let script = workspace_root().join("tests/load/calls.sh");
@@ -69,15 +70,24 @@ fn calls_sh_drives_acd_on_both_flows_and_kamailio() {
     assert_eq!(s["agent_ok"], 30, "{s}");
     assert_eq!(s["refused"], 0, "{s}");
     assert_eq!(s["expected_call_ms"], 0, "{s}");
-    assert!(s["cpu_s"].as_f64().is_some_and(|c| c > 0.0), "acd's CPU is measured: {s}");
-    assert!(s["sipp_cpu_s"].as_f64().is_some_and(|c| c > 0.0), "SIPp's CPU is measured: {s}");
+    assert!(
+        s["cpu_s"].as_f64().is_some_and(|c| c > 0.0),
+        "acd's CPU is measured: {s}"
+    );
+    assert!(
+        s["sipp_cpu_s"].as_f64().is_some_and(|c| c > 0.0),
+        "SIPp's CPU is measured: {s}"
+    );
 
     // The prompt flow: every call lasts about the 2.5 s welcome prompt.
     let s = calls_sh(&env, "prompt", &["-r", "5", "-c", "10", "-f", "prompt"]);
     assert_eq!(s["verdict"], "PASS", "{s}");
     assert_eq!(s["answered"], 10, "{s}");
     let call_ms = s["call_ms"].as_f64().expect("call_ms");
-    assert!((2400.0..3500.0).contains(&call_ms), "calls last the prompt: {s}");
+    assert!(
+        (2400.0..3500.0).contains(&call_ms),
+        "calls last the prompt: {s}"
+    );
 
     let s = calls_sh(
         &env,
@@ -88,7 +98,10 @@ fn calls_sh_drives_acd_on_both_flows_and_kamailio() {
     assert_eq!(s["subject"], "kamailio", "{s}");
     assert_eq!(s["answered"], 30, "{s}");
     assert_eq!(s["agent_ok"], 30, "{s}");
-    assert!(s["cpu_s"].as_f64().is_some_and(|c| c > 0.0), "Kamailio's CPU is measured: {s}");
+    assert!(
+        s["cpu_s"].as_f64().is_some_and(|c| c > 0.0),
+        "Kamailio's CPU is measured: {s}"
+    );
 }
 
 /// The RESULT lines of `out` (stdout), parsed.
@@ -121,9 +134,28 @@ fn ramps_give_result_lines_and_the_table_keeps_history() {
             300,
             &bench.join("ramp.py"),
             &[
-                "--subject", subject, "--flow", "direct", "--rates", "10,20", "--secs", "2",
-                "--min-calls", "20", "--agents", "5", "--port-base", &base, "--rtp-min", &rtp,
-                "--rtp-ports", "100", "--refine", "0", "--out", &dir,
+                "--subject",
+                subject,
+                "--flow",
+                "direct",
+                "--rates",
+                "10,20",
+                "--secs",
+                "2",
+                "--min-calls",
+                "20",
+                "--agents",
+                "5",
+                "--port-base",
+                &base,
+                "--rtp-min",
+                &rtp,
+                "--rtp-ports",
+                "100",
+                "--refine",
+                "0",
+                "--out",
+                &dir,
             ],
         );
         assert_eq!(out.status.code(), Some(0), "ramp.py {subject}");
@@ -178,7 +210,11 @@ fn ramps_give_result_lines_and_the_table_keeps_history() {
     let row = |t: &str| {
         t.lines()
             .find(|l| l.starts_with("signalling | knee_calls_per_s"))
-            .map(|l| l.split('|').map(|c| c.trim().to_string()).collect::<Vec<_>>())
+            .map(|l| {
+                l.split('|')
+                    .map(|c| c.trim().to_string())
+                    .collect::<Vec<_>>()
+            })
             .expect("knee row")
     };
     // bench | metric | acd | anchor | acd/anchor | goal | met? | previous acd
