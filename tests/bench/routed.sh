@@ -20,24 +20,9 @@
 # Environment: RUST_LOG [warn], ROUTED_RATES (comma list), ROUTED_AGENTS [100], ROUTED_SECS [10].
 set -euo pipefail
 
-HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
-QUICK=0
-OUT=""
-while getopts "qo:h" opt; do
-    case "$opt" in
-        q) QUICK=1 ;;
-        o) OUT="$OPTARG" ;;
-        h) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) exit 2 ;;
-    esac
-done
-OUT="${OUT:-$ROOT/target/bench/routed-$(date -u +%Y%m%dT%H%M%S)}"
-mkdir -p "$OUT"
-
-# acd logs ~7 INFO lines per call; like Kamailio's config (no per-call log
-# line), the benches log warnings only unless RUST_LOG says otherwise.
-export RUST_LOG="${RUST_LOG:-warn}"
+# shellcheck source=tests/bench/args.sh
+source "$(dirname "${BASH_SOURCE[0]}")/args.sh"
+bench_args routed "$@"
 RTP_PORTS=3000
 MAX_CALLS=$((RTP_PORTS / 4))
 AGENTS="${ROUTED_AGENTS:-100}"
