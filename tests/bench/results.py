@@ -97,12 +97,20 @@ def overload(path, knee):
         print("results.py: no SUMMARY line in the overload run", file=sys.stderr)
         return 2
     detail = {k: s.get(k) for k in ("calls", "answered", "refused", "failed", "failed_why", "retrans",
+                                    "agent_failed", "agent_retrans", "call_worst_ms",
                                     "invite_200_ms", "invite_503_ms", "call_ms", "expected_call_ms",
                                     "cpu_ms_per_call", "sipp_cpu_ms_per_call", "shed", "refused_media",
                                     "overload_drops", "verdict", "load_before", "max_rss_kb")}
     detail["knee"] = int(knee)
     emit("overload", "offered_calls_per_s", "acd", s["rate"], "calls/s", detail=detail)
-    emit("overload", "failed_calls", "acd", s.get("failed"), "calls", "<=0", detail={"verdict": s.get("verdict")})
+    # Failed at either side (a call failing on both counts once); 503s are not failures here.
+    trunk_failed = (s.get("failed") or 0) + s["calls"] - (s.get("ok") or 0)
+    failed = max(trunk_failed, s.get("agent_failed") or 0)
+    emit("overload", "failed_calls", "acd", failed, "calls", "<=0",
+         detail={"verdict": s.get("verdict"), "trunk_failed": trunk_failed, "agent_failed": s.get("agent_failed"),
+                 "agent_failed_why": s.get("agent_failed_why")})
+    emit("overload", "retransmissions", "acd", (s.get("retrans") or 0) + (s.get("agent_retrans") or 0), "messages",
+         detail={"trunk": s.get("retrans"), "invite": s.get("invite_retrans"), "agent": s.get("agent_retrans")})
     emit("overload", "refused_503", "acd", s.get("refused"), "calls", detail={"shed": s.get("shed")})
     emit("overload", "accepted_invite_200_ms", "acd", s.get("invite_200_ms"), "ms", "<=100")
     emit("overload", "accepted_call_late_ms", "acd",
