@@ -159,6 +159,9 @@ def main():
         f.write(md_table(rs, run))
     print(text_table(rs))
     for name, b in run["benches"].items():
+        if b["status"] == "not-run":
+            print(f"{name}: not run (its script is not there)")
+            continue
         print(f"{name}: {b['status']} (exit {b['rc']}), load avg {b['loadavg_before']} -> {b['loadavg_after']}, "
               f"{b['wall_s']} s")
     return 0

@@ -225,5 +225,5 @@ fn ramps_give_result_lines_and_the_table_keeps_history() {
     assert_eq!(row(&second)[7], "20", "the first run's figure");
     let kept = std::fs::read_to_string(&history).unwrap();
     assert_eq!(kept.lines().count(), 2, "one line per run");
-    assert!(second.contains("media: not-run"), "{second}");
+    assert!(second.contains("media: not run"), "{second}");
 }
