@@ -3,10 +3,11 @@
 #
 # Usage:
 #   tests/load/calls.sh [-r RATE] [-c CALLS] [-t TALK_SECS] [-w SECS] [-o LOG_DIR]
-#                       [-x] [-s] [-a KEY=VALUE ...]
+#                       [-x] [-s] [-R] [-a KEY=VALUE ...] [-P BASE] [-M RTP_MIN] [-k RTP_PORTS]
+#                       [-n AGENTS] [-f FLOW] [-S SUBJECT] [-j CHILDREN] [-T SECS]
 #
-#   -r RATE       trunk call attempts per second (SIPp -r)          [default 5]
-#   -c CALLS      total trunk calls (SIPp -m, trunk and agent side) [default 300]
+#   -r RATE       trunk call attempts per second (SIPp -r, up to 4000) [default 5]
+#   -c CALLS      total trunk calls (SIPp -m, trunk and agent side, up to 100000) [default 300]
 #   -t TALK_SECS  agent talk time before the agent hangs up (0: at once) [default 3]
 #   -w SECS       after the calls, wait up to SECS for the edge's SIP transactions
 #                 to drain to 0 (UDP Timer J/D keep them 32 s), as a leak check [default 40]
@@ -26,6 +27,25 @@
 #   -a KEY=VALUE  an [admission] setting of the generated load.toml (repeat):
 #                 max_calls, max_calls_per_second, max_lateness_ms,
 #                 retry_after_secs [default: acd's defaults, see config/acd.toml]
+#   -P BASE       port base: SIP/gRPC/metrics/SIPp in BASE..BASE+79 [default 33000]
+#   -M RTP_MIN    first RTP port [default BASE+1000]
+#   -k RTP_PORTS  most RTP ports acd may take (from RTP_MIN; acd binds 4 per
+#                 call: two even/odd pairs); the range is sized from RATE x
+#                 (prompt + talk + setup) with headroom, capped by this [default 2000, 24..3000]
+#   -n AGENTS     agents and extensions (2001, 2002, ...) [default 50, up to 2000]
+#   -f FLOW       prompt: DID 5550100, 200 at once, welcome prompt, queue `sales`;
+#                 direct: DID 5550101, queue `sales` at once with answer = "early"
+#                 (183, the 200 to the trunk only when the agent answers: the
+#                 closest to a proxy's work) [default prompt]
+#   -S SUBJECT    acd, or kamailio: Kamailio (tests/bench/kamailio.cfg, a
+#                 stateful proxy) relays the trunk's calls straight to the agent
+#                 UAS, no acd, no agents (with -f direct; -x -s -R not allowed) [default acd]
+#   -j CHILDREN   Kamailio's UDP worker processes (`children`) [default 2]
+#   -T SECS       stop the trunk SIPp SECS after the last call should have
+#                 ended (CALLS / RATE + prompt + talk + SECS: SIPp -timeout);
+#                 calls still open then count as not completed. The benches
+#                 use it so a stuck call does not hold a step for SIPp's 120 s
+#                 [default: no bound but SIPp's own timeouts]
 #
 # Environment:
 #   ACD_BIN / ACDCTL_BIN  binaries (default: target/release/* if built, else target/debug/*)
@@ -34,17 +54,19 @@
 #
 # What it does (everything on 127.0.0.1, every process under `timeout`, all of
 # them stopped by an EXIT trap):
-#   1. writes tests/load/load.toml (50 extensions 2001..2050 with passwords
-#      load<ext>, 50 agents a2001..a2050 with sales=5, wrap_up_secs = 0, DID
-#      5550100 -> answer, welcome prompt, enqueue `sales`) and runs
-#      `acd check-config` on it;
-#   2. starts `acd run` on ports 33000 (SIP UDP+TCP), 33001 (gRPC), 33002
-#      (metrics), RTP 34000-35799, and waits for its `ACD READY` line;
-#   3. starts one SIPp UAS (agent_uas.xml) answering for all 50 agents: answer,
+#   1. writes tests/load/load.toml (AGENTS extensions 2001.. with passwords
+#      load<ext>, AGENTS agents a2001.. with sales=5, wrap_up_secs = 0, DID
+#      5550100 -> answer, welcome prompt, enqueue `sales`; DID 5550101 -> early
+#      media, enqueue `sales`) and runs `acd check-config` on it;
+#   2. starts `acd run` on ports BASE (SIP UDP+TCP), BASE+1 (gRPC), BASE+2
+#      (metrics), RTP from RTP_MIN (sized, see -k), and waits for its `ACD READY` line
+#      (-S kamailio: Kamailio on BASE+40 instead, steps 4 and the acd figures skipped);
+#   3. starts one SIPp UAS (agent_uas.xml) answering for all agents: answer,
 #      talk TALK_SECS, hang up (BYE); -m CALLS;
-#   4. registers extensions 2001..2050 with their Contact at that UAS (50
-#      short SIPp register.xml runs), logs in and readies a2001..a2050 with
-#      acdctl (agent a20NN at extension 20NN);
+#   4. registers the extensions with their Contact at that UAS (one SIPp
+#      register_many.xml run over an injection file), logs in and readies
+#      every agent with acdctl (agent a<ext> at extension <ext>), and checks
+#      that all of them are READY;
 #   5. runs the SIPp trunk UAC (trunk_call_or_503.xml: answered calls are hung
 #      up by the far side, refused ones end at the 503 + ACK) at RATE calls/s
 #      for CALLS calls, with -trace_stat and -trace_counts. Both SIPps get `-l CALLS`:
@@ -54,25 +76,32 @@
 #   6. prints the trunk's answered (200), refused (503) and failed calls and
 #      retransmissions, INVITE->200 and INVITE->503 times (SIPp rtd 1 and 2:
 #      cumulative average and worst 1-s average), the length of answered calls
-#      (rtd 3, INVITE->BYE) against the expected 2.5 s prompt + TALK_SECS, the
+#      (rtd 3, INVITE->BYE) against the expected prompt + TALK_SECS, the
 #      agent side's calls, acd's shedding counters (acd_calls_shed_total by
 #      reason, acd_sip_overload_drops_total), `acdctl queue list --json`,
-#      agents not READY afterwards, acd's CPU time (utime+stime from
-#      /proc/<pid>/stat, total and for the call phase, per 1000 calls) and its
-#      max RSS (VmHWM) and RSS at the end (VmRSS).
+#      agents not READY afterwards, the subject's CPU time (utime+stime from
+#      /proc/<pid>/stat, Kamailio: summed over its processes; total and for
+#      the call phase, per 1000 calls), both SIPps' CPU in the call phase
+#      (so a reader sees whether SIPp was the limit), acd's max RSS (VmHWM)
+#      and RSS at the end (VmRSS); then one machine-readable line
+#      `SUMMARY {json}` with the same figures (tests/bench/*.sh read it).
 #   Exit status: 0 when every call succeeded on both sides (with -x: every
 #   call was answered and completed on both sides or refused with 503, and
 #   every agent is READY again), 1 otherwise (2 for a setup failure).
 #
-# Ports: SIP/gRPC/metrics/SIPp control in 33000-33999, RTP 34000-35999
-# (acd 34000-35799, SIPp media sockets 35900-35939). The SDPs of both SIPps
-# point RTP at the SIPp's own (unread) media socket, so acd's RTP is received
-# by a bound socket and dropped by the kernel, no ICMP errors.
+# Ports: SIP/gRPC/metrics/SIPp control in BASE..BASE+49 (SIPp media sockets
+# BASE+50..BASE+79), RTP from RTP_MIN (BASE+1000). The SDPs of both SIPps point RTP
+# at the SIPp's own (unread) media socket, so acd's RTP is received by a
+# bound socket and dropped by the kernel, no ICMP errors. The default base
+# 33000 keeps to 33000-35999; the benches use 36000 (tests/bench/README.md),
+# the smoke tests (tests/tests/bench_scripts.rs) one 200-port block.
 #
-# Capacity: with 50 agents the sustainable rate is about
-# 50 / (TALK_SECS + 2.5 s welcome prompt + setup); above it calls wait in the
-# queue (music on hold) and are still answered as long as the queue drains
-# within SIPp's timeouts (trunk_call_or_503.xml waits 120 s for the BYE).
+# Capacity: the sustainable rate is about AGENTS / (agent's busy time per
+# call: TALK_SECS + setup); above it calls wait in the queue (music on hold)
+# and are still answered as long as the queue drains within SIPp's timeouts
+# (trunk_call_or_503.xml waits 120 s for the BYE). With the prompt flow, acd
+# holds RATE x (2.5 s + TALK_SECS + setup) calls at once, 4 RTP ports each:
+# once the RTP range is full, calls get 503 (media).
 
 set -euo pipefail
 
@@ -85,8 +114,16 @@ EXPECT_SHED=0
 STANDBY=0
 RECORDS=0
 ADMISSION=()
-usage() { sed -n '2,66p' "$0" | sed 's/^# \{0,1\}//'; }
-while getopts "r:c:t:w:o:xsRa:h" opt; do
+BASE=33000
+RTP_PORTS_MAX=2000
+N_AGENTS=50
+FLOW=prompt
+SUBJECT=acd
+KAM_CHILDREN=2
+DRAIN=""
+RTP_MIN=""
+usage() { sed -n '2,104p' "$0" | sed 's/^# \{0,1\}//'; }
+while getopts "r:c:t:w:o:xsRa:P:M:k:n:f:S:j:T:h" opt; do
     case "$opt" in
         r) RATE="$OPTARG" ;;
         c) CALLS="$OPTARG" ;;
@@ -97,19 +134,48 @@ while getopts "r:c:t:w:o:xsRa:h" opt; do
         s) STANDBY=1 ;;
         R) RECORDS=1 ;;
         a) ADMISSION+=("$OPTARG") ;;
+        P) BASE="$OPTARG" ;;
+        M) RTP_MIN="$OPTARG" ;;
+        k) RTP_PORTS_MAX="$OPTARG" ;;
+        n) N_AGENTS="$OPTARG" ;;
+        f) FLOW="$OPTARG" ;;
+        S) SUBJECT="$OPTARG" ;;
+        j) KAM_CHILDREN="$OPTARG" ;;
+        T) DRAIN="$OPTARG" ;;
         h) usage; exit 0 ;;
         *) usage >&2; exit 2 ;;
     esac
 done
 [[ "$SETTLE" =~ ^[0-9]+$ ]] && [ "$SETTLE" -le 120 ] || { echo "calls.sh: -w must be 0..120" >&2; exit 2; }
-for v in RATE CALLS TALK; do
+[[ "$DRAIN" =~ ^[0-9]*$ ]] && [ "${DRAIN:-0}" -le 300 ] || { echo "calls.sh: -T must be 0..300" >&2; exit 2; }
+for v in RATE CALLS TALK BASE RTP_PORTS_MAX N_AGENTS KAM_CHILDREN; do
     if ! [[ "${!v}" =~ ^[0-9]+$ ]] || { [ "${!v}" -lt 1 ] && [ "$v" != TALK ]; }; then
         echo "calls.sh: $v must be a positive integer (TALK may be 0), got '${!v}'" >&2; exit 2
     fi
 done
-if [ "$CALLS" -gt 20000 ] || [ "$RATE" -gt 500 ] || [ "$TALK" -gt 60 ]; then
-    echo "calls.sh: refusing CALLS > 20000, RATE > 500 or TALK > 60 (bounded test)" >&2; exit 2
+if [ "$CALLS" -gt 100000 ] || [ "$RATE" -gt 4000 ] || [ "$TALK" -gt 60 ]; then
+    echo "calls.sh: refusing CALLS > 100000, RATE > 4000 or TALK > 60 (bounded test)" >&2; exit 2
 fi
+RTP_MIN="${RTP_MIN:-$((BASE + 1000))}"
+if ! [[ "$RTP_MIN" =~ ^[0-9]+$ ]] || [ "$BASE" -lt 1024 ] || [ "$BASE" -gt 61000 ] \
+        || [ "$RTP_MIN" -lt 1024 ] || [ $((RTP_MIN + RTP_PORTS_MAX)) -gt 65536 ] || [ $((RTP_MIN % 2)) = 1 ] \
+        || [ "$RTP_PORTS_MAX" -lt 24 ] || [ "$RTP_PORTS_MAX" -gt 3000 ] \
+        || [ "$N_AGENTS" -gt 2000 ] || [ "$KAM_CHILDREN" -gt 16 ]; then
+    echo "calls.sh: -P must be 1024..61000, -M even and the range below 65536, -k 24..3000, -n 1..2000, -j 1..16" >&2; exit 2
+fi
+case "$FLOW" in
+    prompt) DID=5550100; PROMPT_MS=2500 ;;
+    direct) DID=5550101; PROMPT_MS=0 ;;
+    *) echo "calls.sh: -f must be prompt or direct, got '$FLOW'" >&2; exit 2 ;;
+esac
+case "$SUBJECT" in
+    acd) ;;
+    kamailio)
+        if [ "$FLOW" != direct ] || [ "$EXPECT_SHED$STANDBY$RECORDS" != 000 ] || [ "${#ADMISSION[@]}" -gt 0 ]; then
+            echo "calls.sh: -S kamailio wants -f direct and none of -x -s -R -a" >&2; exit 2
+        fi ;;
+    *) echo "calls.sh: -S must be acd or kamailio, got '$SUBJECT'" >&2; exit 2 ;;
+esac
 
 for kv in "${ADMISSION[@]}"; do
     if ! [[ "$kv" =~ ^(max_calls|max_calls_per_second|max_lateness_ms|retry_after_secs)=[0-9]+$ ]]; then
@@ -121,7 +187,8 @@ done
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 SIPP_DIR="$ROOT/tests/sipp"
-CONFIG="$HERE/load.toml"
+# One config per port base, so runs on different bases do not share it.
+if [ "$BASE" = 33000 ]; then CONFIG="$HERE/load.toml"; else CONFIG="$HERE/load-$BASE.toml"; fi
 # Secrets of the generated config (a throw-away local run).
 LOAD_CLUSTER_TOKEN="load-cluster-$$"
 LOAD_ADMIN_TOKEN="load-admin-$$"
@@ -139,23 +206,34 @@ command -v sipp >/dev/null || { echo "calls.sh: sipp missing (apt-get install si
 
 # ---- ports ----------------------------------------------------------------
 IP=127.0.0.1
-ACD_SIP=33000
-ACD_GRPC=33001
-ACD_METRICS=33002
-STANDBY_GRPC=33003
-STANDBY_METRICS=33004
-ACD_RTP="34000-35799"
-UAS_SIP=33010;   UAS_CP=33011;   UAS_MP=35900
-TRUNK_SIP=33020; TRUNK_CP=33021; TRUNK_MP=35910
-REG_SIP=33030;   REG_CP=33031;   REG_MP=35920
-N_AGENTS=50
+ACD_SIP=$BASE
+ACD_GRPC=$((BASE + 1))
+ACD_METRICS=$((BASE + 2))
+STANDBY_GRPC=$((BASE + 3))
+STANDBY_METRICS=$((BASE + 4))
+UAS_SIP=$((BASE + 10));   UAS_CP=$((BASE + 11));   UAS_MP=$((BASE + 50))
+TRUNK_SIP=$((BASE + 20)); TRUNK_CP=$((BASE + 21)); TRUNK_MP=$((BASE + 60))
+REG_SIP=$((BASE + 30));   REG_CP=$((BASE + 31));   REG_MP=$((BASE + 70))
+KAM_SIP=$((BASE + 40))
 FIRST_EXT=2001
+# RTP: calls held at once ~ RATE x (prompt + talk + 2 s setup and teardown),
+# x 1.5 headroom + 50, 4 ports each (two even/odd pairs), capped by -k.
+RTP_NEEDED=$(( (RATE * (PROMPT_MS + TALK * 1000 + 2000) / 1000 * 3 / 2 + 50) * 4 ))
+RTP_SIZE=$RTP_NEEDED
+[ "$RTP_SIZE" -lt 400 ] && RTP_SIZE=400
+[ "$RTP_SIZE" -gt "$RTP_PORTS_MAX" ] && RTP_SIZE=$RTP_PORTS_MAX
+RTP_SIZE=$(( RTP_SIZE / 2 * 2 ))
+ACD_RTP="$RTP_MIN-$((RTP_MIN + RTP_SIZE - 1))"
+RTP_NOTE="RTP $ACD_RTP: $RTP_SIZE ports = $((RTP_SIZE / 4)) calls at once (sized for ~$((RTP_NEEDED / 4)))"
+[ "$RTP_NEEDED" -gt "$RTP_SIZE" ] && RTP_NOTE="$RTP_NOTE, CAPPED by -k $RTP_PORTS_MAX"
 
 if [ -z "$LOG_DIR" ]; then
     LOG_DIR="$ROOT/target/load-logs/r${RATE}-c${CALLS}-t${TALK}-$(date -u +%Y%m%dT%H%M%S)"
 fi
 mkdir -p "$LOG_DIR"
 LOG_DIR="$(cd "$LOG_DIR" && pwd)"
+# A reused LOG_DIR: the figures are read from these, so no stale ones.
+rm -f "$LOG_DIR"/*_counts.csv "$LOG_DIR"/sipp-*.stat.csv
 
 log() { echo "[calls.sh $(date -u +%H:%M:%S)] $*" >&2; }
 
@@ -246,6 +324,17 @@ rtd_ms() {
                NR==1 {for (i=1;i<=NF;i++) col[$i]=i; p=col["ResponseTime" n "(P)"]; c=col["ResponseTime" n "(C)"]; next}
                NF>1 && p {last=$0; if (ms($p) > worst) worst=ms($p)}
                END {if (!p) {print "? ?"; exit}; split(last, v, ";"); printf "%.0f %.0f\n", ms(v[c]), worst}' "$f"
+}
+
+# Seconds from the trunk's start to the 1-s stats row where it had created
+# all $2 calls (an upper bound of the sending time, to within a second).
+send_secs() {
+    local f="$1"
+    [ -s "$f" ] || { echo "?"; return; }
+    awk -F';' -v n="$2" 'function t(s, a) {split(s, a, "\t"); return a[3]}
+               NR==1 {for (i=1;i<=NF;i++) col[$i]=i; next}
+               NF>1 && $col["OutgoingCall(C)"]+0 >= n {printf "%.1f\n", t($col["CurrentTime"]) - t($col["StartTime"]); found=1; exit}
+               END {if (!found) print "?"}' "$f"
 }
 
 # CPU seconds (utime+stime) of a pid; the comm field may hold spaces, so cut after ')'.
@@ -350,39 +439,83 @@ next = "queue"
 type = "enqueue"
 queue = "sales"
 priority = 0
+
+# Signalling bench (-f direct): no prompt, the caller hears early media
+# (183) while queued and gets the 200 only when an agent answers.
+[[dids]]
+number = "5550101"
+flow = "direct"
+
+[flows.direct]
+answer = "early"
+start = "queue"
+fallback_queue = "sales"
+
+[flows.direct.nodes.queue]
+type = "enqueue"
+queue = "sales"
+priority = 0
 EOF
     } > "$CONFIG.tmp"
     mv "$CONFIG.tmp" "$CONFIG"
 }
-write_config
-log "config $CONFIG; acd $ACD; logs $LOG_DIR"
-timeout 30 "$ACD" check-config "$CONFIG" > "$LOG_DIR/check-config.log" 2>&1 || {
-    cat "$LOG_DIR/check-config.log" >&2; echo "calls.sh: check-config failed" >&2; exit 2; }
-
-for port in $ACD_SIP $UAS_SIP $TRUNK_SIP $REG_SIP; do
+RUN_SECS=$(( CALLS / RATE + TALK + 200 ))   # bound of the whole run: setup + calls + drain + margin
+for port in $ACD_SIP $UAS_SIP $TRUNK_SIP $REG_SIP $KAM_SIP; do
     if udp_bound "$port"; then echo "calls.sh: UDP port $port already in use" >&2; exit 2; fi
 done
 
-# ---- 2. acd run ------------------------------------------------------------
-# Bound of the whole run: setup + CALLS/RATE + queue drain + talk + margin.
-RUN_SECS=$(( CALLS / RATE + TALK + 200 ))
-RUST_LOG="${RUST_LOG:-info}" timeout -k 5 $((RUN_SECS + 120)) "$ACD" run --config "$CONFIG" \
-    --sip-udp "$IP:$ACD_SIP" --sip-tcp "$IP:$ACD_SIP" --grpc "$IP:$ACD_GRPC" \
-    --metrics "$IP:$ACD_METRICS" --rtp-ports "$ACD_RTP" --public-ip "$IP" \
-    > "$LOG_DIR/acd.stdout.log" 2> "$LOG_DIR/acd.stderr.log" < /dev/null &
-ACD_WRAP=$!
-PIDS+=("$ACD_WRAP")
-ACD_PID="$(child_of "$ACD_WRAP")" || { echo "calls.sh: acd did not start" >&2; exit 2; }
-for _ in $(seq 1 300); do
-    grep -q '^ACD READY' "$LOG_DIR/acd.stdout.log" 2>/dev/null && break
-    kill -0 "$ACD_PID" 2>/dev/null || break
-    sleep 0.1
-done
-if ! grep -q '^ACD READY' "$LOG_DIR/acd.stdout.log" 2>/dev/null; then
-    echo "calls.sh: no ACD READY line within 30 s; stderr tail:" >&2
-    tail -20 "$LOG_DIR/acd.stderr.log" >&2; exit 2
+# ---- 2. the subject: acd run (or Kamailio) ------------------------------------
+start_acd() {
+    write_config
+    log "config $CONFIG; acd $ACD; logs $LOG_DIR; $RTP_NOTE"
+    timeout 30 "$ACD" check-config "$CONFIG" > "$LOG_DIR/check-config.log" 2>&1 || {
+        cat "$LOG_DIR/check-config.log" >&2; echo "calls.sh: check-config failed" >&2; exit 2; }
+    RUST_LOG="${RUST_LOG:-info}" timeout -k 5 $((RUN_SECS + 120)) "$ACD" run --config "$CONFIG" \
+        --sip-udp "$IP:$ACD_SIP" --sip-tcp "$IP:$ACD_SIP" --grpc "$IP:$ACD_GRPC" \
+        --metrics "$IP:$ACD_METRICS" --rtp-ports "$ACD_RTP" --public-ip "$IP" \
+        > "$LOG_DIR/acd.stdout.log" 2> "$LOG_DIR/acd.stderr.log" < /dev/null &
+    ACD_WRAP=$!
+    PIDS+=("$ACD_WRAP")
+    ACD_PID="$(child_of "$ACD_WRAP")" || { echo "calls.sh: acd did not start" >&2; exit 2; }
+    for _ in $(seq 1 300); do
+        grep -q '^ACD READY' "$LOG_DIR/acd.stdout.log" 2>/dev/null && break
+        kill -0 "$ACD_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if ! grep -q '^ACD READY' "$LOG_DIR/acd.stdout.log" 2>/dev/null; then
+        echo "calls.sh: no ACD READY line within 30 s; stderr tail:" >&2
+        tail -20 "$LOG_DIR/acd.stderr.log" >&2; exit 2
+    fi
+    log "$(grep '^ACD READY' "$LOG_DIR/acd.stdout.log") pid=$ACD_PID"
+}
+
+# Kamailio (-S kamailio): the stateful proxy of tests/bench/kamailio.cfg,
+# relaying every new INVITE to the agent UAS; KAM_CHILDREN UDP workers.
+start_kamailio() {
+    command -v kamailio >/dev/null || { echo "calls.sh: kamailio missing (apt-get install kamailio)" >&2; exit 2; }
+    mkdir -p "$LOG_DIR/kamailio-run"
+    local args=(-f "$ROOT/tests/bench/kamailio.cfg" -DD -E -n "$KAM_CHILDREN"
+                -A "LISTEN=udp:$IP:$KAM_SIP" -A "UAS=\"sip:$IP:$UAS_SIP\""
+                -P "$LOG_DIR/kamailio-run/kamailio.pid" -Y "$LOG_DIR/kamailio-run" -m 256 -M 16)
+    echo "kamailio ${args[*]}" > "$LOG_DIR/kamailio.cmdline"
+    timeout -k 5 $((RUN_SECS + 120)) kamailio "${args[@]}" \
+        > "$LOG_DIR/kamailio.stdout.log" 2> "$LOG_DIR/kamailio.stderr.log" < /dev/null &
+    ACD_WRAP=$!
+    PIDS+=("$ACD_WRAP")
+    ACD_PID="$(child_of "$ACD_WRAP")" || { echo "calls.sh: kamailio did not start" >&2; exit 2; }
+    for _ in $(seq 1 100); do udp_bound "$KAM_SIP" && break; sleep 0.1; done
+    udp_bound "$KAM_SIP" || { echo "calls.sh: kamailio did not bind $KAM_SIP; stderr tail:" >&2
+                              tail -20 "$LOG_DIR/kamailio.stderr.log" >&2; exit 2; }
+    log "kamailio pid=$ACD_PID on $KAM_SIP, $KAM_CHILDREN UDP children"
+}
+
+if [ "$SUBJECT" = acd ]; then
+    start_acd
+    TARGET="$IP:$ACD_SIP"
+else
+    start_kamailio
+    TARGET="$IP:$KAM_SIP"
 fi
-log "$(grep '^ACD READY' "$LOG_DIR/acd.stdout.log") pid=$ACD_PID"
 CTL=("$ACDCTL" --server "http://$IP:$ACD_GRPC" --token "$LOAD_ADMIN_TOKEN")
 
 # ---- 2b. the hot standby (-s) ------------------------------------------------
@@ -404,7 +537,7 @@ if [ "$STANDBY" = 1 ]; then
     log "standby following: $(grep '^ACD READY' "$LOG_DIR/standby.stdout.log") pid=$STANDBY_PID"
 fi
 
-# ---- 3. the agents' softphone: one SIPp UAS for all 50 ---------------------
+# ---- 3. the agents' softphone: one SIPp UAS for all agents -------------------
 mapfile -t UAS_ARGS < <(sipp_common agent "$UAS_SIP" "$UAS_CP" "$UAS_MP")
 timeout -s USR1 -k 10 "$RUN_SECS" sipp -sf "$HERE/agent_uas.xml" "${UAS_ARGS[@]}" \
     -m "$CALLS" -l "$CALLS" -d $((TALK * 1000)) -key rtpport "$UAS_MP" \
@@ -417,39 +550,75 @@ SIPP_PIDS+=("$UAS_WRAP")
 for _ in $(seq 1 100); do udp_bound "$UAS_SIP" && break; sleep 0.05; done
 udp_bound "$UAS_SIP" || { echo "calls.sh: agent UAS did not bind $UAS_SIP" >&2; cat "$LOG_DIR/sipp-agent.stderr.log" >&2; exit 2; }
 
-# ---- 4. register 50 extensions, log in and ready 50 agents -----------------
-mapfile -t REG_ARGS < <(sipp_common register "$REG_SIP" "$REG_CP" "$REG_MP")
-for i in $(seq 0 $((N_AGENTS - 1))); do
-    ext=$((FIRST_EXT + i))
-    if ! timeout -s USR1 -k 5 15 sipp -sf "$SIPP_DIR/register.xml" "${REG_ARGS[@]}" \
-            -s "$ext" -au "$ext" -ap "load$ext" -key contact_port "$UAS_SIP" -m 1 \
+# ---- 4. register the extensions, log in and ready the agents -----------------
+register_agents() {
+    local users="$LOG_DIR/register-users.csv" i ext
+    { echo SEQUENTIAL
+      for i in $(seq 0 $((N_AGENTS - 1))); do ext=$((FIRST_EXT + i)); echo "$ext;[authentication username=$ext password=load$ext];"; done
+    } > "$users"
+    mapfile -t REG_ARGS < <(sipp_common register "$REG_SIP" "$REG_CP" "$REG_MP")
+    if ! timeout -s USR1 -k 5 $((N_AGENTS / 50 + 30)) sipp -sf "$HERE/register_many.xml" "${REG_ARGS[@]}" \
+            -inf "$users" -key contact_port "$UAS_SIP" -m "$N_AGENTS" -l 50 -r 200 \
             "$IP:$ACD_SIP" >> "$LOG_DIR/sipp-register.stdout.log" 2>&1 < /dev/null; then
-        echo "calls.sh: REGISTER of $ext failed (see $LOG_DIR/sipp-register.*)" >&2; exit 2
+        echo "calls.sh: REGISTER of some extension failed (see $LOG_DIR/sipp-register.*)" >&2; exit 2
     fi
-done
-log "registered $N_AGENTS extensions"
-for i in $(seq 0 $((N_AGENTS - 1))); do
-    ext=$((FIRST_EXT + i))
-    timeout 15 "${CTL[@]}" agent login "a$ext" --extension "$ext" >> "$LOG_DIR/acdctl.log" 2>&1
-    timeout 15 "${CTL[@]}" agent ready "a$ext" >> "$LOG_DIR/acdctl.log" 2>&1
-done
-log "logged in and readied $N_AGENTS agents"
+    log "registered $N_AGENTS extensions"
+    # Login and ready, 8 agents at a time (each acdctl is one short gRPC call).
+    # (`wait` names the pids: a bare `wait` would wait for acd too.)
+    local batch=()
+    for i in $(seq 0 $((N_AGENTS - 1))); do
+        ext=$((FIRST_EXT + i))
+        { timeout 15 "${CTL[@]}" agent login "a$ext" --extension "$ext"
+          timeout 15 "${CTL[@]}" agent ready "a$ext"; } >> "$LOG_DIR/acdctl.log" 2>&1 &
+        batch+=("$!")
+        if [ "${#batch[@]}" = 8 ] || [ "$i" = $((N_AGENTS - 1)) ]; then
+            wait "${batch[@]}" || true
+            batch=()
+        fi
+    done
+    local ready
+    ready="$(timeout 30 "${CTL[@]}" --json agent list 2>/dev/null | grep -c '"READY"' || true)"
+    [ "$ready" = "$N_AGENTS" ] || { echo "calls.sh: $ready of $N_AGENTS agents READY (see $LOG_DIR/acdctl.log)" >&2; exit 2; }
+    log "logged in and readied $N_AGENTS agents"
+}
+if [ "$SUBJECT" = acd ]; then register_agents; fi
 
 # ---- 5. the trunk --------------------------------------------------------------
-CPU0="$(cpu_secs "$ACD_PID")"
+# CPU of the subject: acd's process, or Kamailio's main process and its workers.
+subject_cpu() {
+    if [ "$SUBJECT" = acd ]; then cpu_secs "$ACD_PID"; return; fi
+    local total=0 p c
+    for p in "$ACD_PID" $(cat "/proc/$ACD_PID/task/$ACD_PID/children" 2>/dev/null); do
+        c="$(cpu_secs "$p")"
+        [ "$c" != "?" ] && total="$(awk -v a="$total" -v b="$c" 'BEGIN {printf "%.2f", a + b}')"
+    done
+    echo "$total"
+}
+# CPU seconds of this shell's waited-for children (bash `times`, second
+# line) into the variable named $1; `times` must run in this shell, not in a
+# $(...) subshell, hence the file.
+children_cpu() {
+    times > "$LOG_DIR/.times"
+    printf -v "$1" '%s' "$(awk 'NR == 2 {s = 0; for (i = 1; i <= 2; i++) {split($i, t, /[ms]/); s += t[1] * 60 + t[2]}; printf "%.2f", s}' "$LOG_DIR/.times")"
+}
+CPU0="$(subject_cpu)"
 SCPU0="$( [ -n "$STANDBY_PID" ] && cpu_secs "$STANDBY_PID" || echo 0)"
 RSS0="$(status_kb "$ACD_PID" VmRSS)"
 LOAD0="$(cut -d' ' -f1-3 /proc/loadavg)"
+children_cpu KIDS_CPU0
 mapfile -t TRUNK_ARGS < <(sipp_common trunk "$TRUNK_SIP" "$TRUNK_CP" "$TRUNK_MP")
-log "trunk: $CALLS calls at $RATE/s, talk ${TALK}s (bound ${RUN_SECS}s)"
+if [ -n "$DRAIN" ]; then
+    TRUNK_ARGS+=(-timeout "$(( (CALLS + RATE - 1) / RATE + (PROMPT_MS + 999) / 1000 + TALK + DRAIN ))s")
+fi
+log "trunk: $CALLS calls at $RATE/s, talk ${TALK}s, flow $FLOW (DID $DID) to $SUBJECT (bound ${RUN_SECS}s)"
 T0=$(date +%s.%N)
 # -trace_counts writes <scenario>_<pid>_counts.csv into the working directory.
 (cd "$LOG_DIR" && exec timeout -s USR1 -k 10 "$RUN_SECS" sipp -sf "$SIPP_DIR/trunk_call_or_503.xml" "${TRUNK_ARGS[@]}" \
-    -s 5550100 -key caller 0215551234 -key rtpport "$TRUNK_MP" \
+    -s "$DID" -key caller 0215551234 -key rtpport "$TRUNK_MP" \
     -r "$RATE" -rp 1000 -m "$CALLS" -l "$CALLS" \
     -trace_stat -stf "$LOG_DIR/sipp-trunk.stat.csv" -fd 1 -trace_counts \
     -trace_screen -screen_file "$LOG_DIR/sipp-trunk.screen.log" \
-    "$IP:$ACD_SIP") > "$LOG_DIR/sipp-trunk.stdout.log" 2> "$LOG_DIR/sipp-trunk.stderr.log" < /dev/null &
+    "$TARGET") > "$LOG_DIR/sipp-trunk.stdout.log" 2> "$LOG_DIR/sipp-trunk.stderr.log" < /dev/null &
 TRUNK_WRAP=$!
 PIDS+=("$TRUNK_WRAP")
 SIPP_PIDS+=("$TRUNK_WRAP")
@@ -458,7 +627,7 @@ wait "$TRUNK_WRAP"
 TRUNK_RC=$?
 T1=$(date +%s.%N)
 set -e
-CPU1="$(cpu_secs "$ACD_PID")"
+CPU1="$(subject_cpu)"
 SCPU1="$( [ -n "$STANDBY_PID" ] && cpu_secs "$STANDBY_PID" || echo 0)"
 LOAD1="$(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -481,6 +650,9 @@ fi
 wait "$UAS_WRAP"
 UAS_RC=$?
 set -e
+# Both SIPps' CPU in the call phase (the trunk and the UAS have been waited for).
+children_cpu KIDS_CPU1
+SIPP_CPU="$(awk -v a="$KIDS_CPU0" -v b="$KIDS_CPU1" 'BEGIN {printf "%.2f", b - a}')"
 
 # ---- 6. report ----------------------------------------------------------------
 sleep 1   # let the last BYE/200 and state changes settle
@@ -492,46 +664,52 @@ T_INV_RETR="$(counts_col "$LOG_DIR" _INVITE_Retrans)"
 read -r RT200 RT200_WORST <<< "$(rtd_ms "$LOG_DIR/sipp-trunk.stat.csv" 1)"
 read -r RT503 RT503_WORST <<< "$(rtd_ms "$LOG_DIR/sipp-trunk.stat.csv" 2)"
 read -r CALL_MS CALL_MS_WORST <<< "$(rtd_ms "$LOG_DIR/sipp-trunk.stat.csv" 3)"
-EXPECTED_MS=$(( 2500 + TALK * 1000 ))
-timeout 15 "${CTL[@]}" --json queue list > "$LOG_DIR/queue-list.json" 2>&1 || true
-timeout 15 "${CTL[@]}" --json agent list > "$LOG_DIR/agent-list.json" 2>&1 || true
-# Calls still active at the edge (should drain to 0 within a few seconds).
-for _ in $(seq 1 20); do
-    timeout 15 "${CTL[@]}" status > "$LOG_DIR/status.txt" 2>&1 || true
-    grep -Eq '^edge.active_calls +0$' "$LOG_DIR/status.txt" && break
-    sleep 0.5
-done
-ACTIVE="$(awk '$1 == "edge.active_calls" {print $2}' "$LOG_DIR/status.txt")"
-TXS="$(awk '$1 == "edge.sip_transactions" {print $2}' "$LOG_DIR/status.txt")"
-WAITING="$(awk '$1 == "distributor.calls_waiting" {print $2}' "$LOG_DIR/status.txt")"
-timeout 15 curl -s "http://$IP:$ACD_METRICS/metrics" > "$LOG_DIR/metrics.txt" 2>/dev/null || true
-# Call records: every answered call once, once the writer caught up.
-REC_SUMMARY="off"
-if [ "$RECORDS" = 1 ]; then
-    for _ in $(seq 1 120); do
-        timeout 15 curl -s "http://$IP:$ACD_METRICS/metrics" > "$LOG_DIR/metrics.txt" 2>/dev/null || true
-        awk '/^acd_records_pending / {p=$NF} END {exit !(p == "0")}' "$LOG_DIR/metrics.txt" && break
+SEND_S="$(send_secs "$LOG_DIR/sipp-trunk.stat.csv" "$CALLS")"
+EXPECTED_MS=$(( PROMPT_MS + TALK * 1000 ))
+# acd's own figures (Kamailio has none of these).
+ACTIVE="-"; TXS="-"; TXS_SETTLED="-"; WAITING="-"; REC_SUMMARY="off"; NOT_READY_LIST=""; N_NOT_READY=0
+: > "$LOG_DIR/metrics.txt"
+if [ "$SUBJECT" = acd ]; then
+    timeout 15 "${CTL[@]}" --json queue list > "$LOG_DIR/queue-list.json" 2>&1 || true
+    timeout 15 "${CTL[@]}" --json agent list > "$LOG_DIR/agent-list.json" 2>&1 || true
+    # Calls still active at the edge (should drain to 0 within a few seconds).
+    for _ in $(seq 1 20); do
+        timeout 15 "${CTL[@]}" status > "$LOG_DIR/status.txt" 2>&1 || true
+        grep -Eq '^edge.active_calls +0$' "$LOG_DIR/status.txt" && break
         sleep 0.5
     done
-    timeout 60 "$ACDCTL" report --db "sqlite:$LOG_DIR/records.db" --from today --format json \
-        > "$LOG_DIR/report.json" 2> "$LOG_DIR/report.err" || true
-    REC_SUMMARY="$(jq -r '.total | "offered \(.offered), answered \(.answered), abandoned \(.abandoned)"' \
-        "$LOG_DIR/report.json" 2>/dev/null || echo "no report: $(head -c 300 "$LOG_DIR/report.err")")"
-    REC_SUMMARY="$REC_SUMMARY; written $(awk '/^acd_records_written_total / {print $NF}' "$LOG_DIR/metrics.txt"), pending $(awk '/^acd_records_pending / {print $NF}' "$LOG_DIR/metrics.txt"), db errors $(awk '/^acd_records_db_errors_total/ {n+=$NF} END {print n+0}' "$LOG_DIR/metrics.txt")"
+    ACTIVE="$(awk '$1 == "edge.active_calls" {print $2}' "$LOG_DIR/status.txt")"
+    TXS="$(awk '$1 == "edge.sip_transactions" {print $2}' "$LOG_DIR/status.txt")"
+    WAITING="$(awk '$1 == "distributor.calls_waiting" {print $2}' "$LOG_DIR/status.txt")"
+    timeout 15 curl -s "http://$IP:$ACD_METRICS/metrics" > "$LOG_DIR/metrics.txt" 2>/dev/null || true
+    # Call records: every answered call once, once the writer caught up.
+    REC_SUMMARY="off"
+    if [ "$RECORDS" = 1 ]; then
+        for _ in $(seq 1 120); do
+            timeout 15 curl -s "http://$IP:$ACD_METRICS/metrics" > "$LOG_DIR/metrics.txt" 2>/dev/null || true
+            awk '/^acd_records_pending / {p=$NF} END {exit !(p == "0")}' "$LOG_DIR/metrics.txt" && break
+            sleep 0.5
+        done
+        timeout 60 "$ACDCTL" report --db "sqlite:$LOG_DIR/records.db" --from today --format json \
+            > "$LOG_DIR/report.json" 2> "$LOG_DIR/report.err" || true
+        REC_SUMMARY="$(jq -r '.total | "offered \(.offered), answered \(.answered), abandoned \(.abandoned)"' \
+            "$LOG_DIR/report.json" 2>/dev/null || echo "no report: $(head -c 300 "$LOG_DIR/report.err")")"
+        REC_SUMMARY="$REC_SUMMARY; written $(awk '/^acd_records_written_total / {print $NF}' "$LOG_DIR/metrics.txt"), pending $(awk '/^acd_records_pending / {print $NF}' "$LOG_DIR/metrics.txt"), db errors $(awk '/^acd_records_db_errors_total/ {n+=$NF} END {print n+0}' "$LOG_DIR/metrics.txt")"
+    fi
+    NOT_READY_LIST="$(grep '"a[0-9]' "$LOG_DIR/agent-list.json" | grep -v '"READY"' | head -10 || true)"
+    N_NOT_READY="$(grep '"a[0-9]' "$LOG_DIR/agent-list.json" | grep -vc '"READY"' || true)"
+    # Leak check: the edge's SIP transactions drain to 0 once Timer J/D (32 s) ran out.
+    TXS_SETTLED="$TXS"
+    if [ "$SETTLE" -gt 0 ] && [ -n "$TXS" ] && [ "$TXS" != 0 ]; then
+        for _ in $(seq 1 $((SETTLE / 2))); do
+            sleep 2
+            timeout 15 "${CTL[@]}" status > "$LOG_DIR/status-settled.txt" 2>&1 || true
+            TXS_SETTLED="$(awk '$1 == "edge.sip_transactions" {print $2}' "$LOG_DIR/status-settled.txt")"
+            [ "$TXS_SETTLED" = 0 ] && break
+        done
+    fi
 fi
-NOT_READY_LIST="$(grep '"a20' "$LOG_DIR/agent-list.json" | grep -v '"READY"' | head -10 || true)"
-N_NOT_READY="$(grep '"a20' "$LOG_DIR/agent-list.json" | grep -vc '"READY"' || true)"
-# Leak check: the edge's SIP transactions drain to 0 once Timer J/D (32 s) ran out.
-TXS_SETTLED="$TXS"
-if [ "$SETTLE" -gt 0 ] && [ -n "$TXS" ] && [ "$TXS" != 0 ]; then
-    for _ in $(seq 1 $((SETTLE / 2))); do
-        sleep 2
-        timeout 15 "${CTL[@]}" status > "$LOG_DIR/status-settled.txt" 2>&1 || true
-        TXS_SETTLED="$(awk '$1 == "edge.sip_transactions" {print $2}' "$LOG_DIR/status-settled.txt")"
-        [ "$TXS_SETTLED" = 0 ] && break
-    done
-fi
-CPU2="$(cpu_secs "$ACD_PID")"
+CPU2="$(subject_cpu)"
 HWM="$(status_kb "$ACD_PID" VmHWM)"
 RSS2="$(status_kb "$ACD_PID" VmRSS)"
 THREADS="$(status_kb "$ACD_PID" Threads)"
@@ -539,17 +717,55 @@ FDS="$(ls "/proc/$ACD_PID/fd" 2>/dev/null | wc -l)"
 ELAPSED="$(awk -v a="$T0" -v b="$T1" 'BEGIN {printf "%.1f", b - a}')"
 PHASE_CPU="$(awk -v a="$CPU0" -v b="$CPU1" 'BEGIN {printf "%.2f", b - a}')"
 PER_1000="$(awk -v c="$PHASE_CPU" -v n="$CALLS" 'BEGIN {printf "%.2f", c * 1000 / n}')"
-ERRS="$(grep -c ' ERROR ' "$LOG_DIR/acd.stderr.log" || true)"
+ERRS="$(grep -c ' ERROR ' "$LOG_DIR/$SUBJECT.stderr.log" 2>/dev/null || true)"
 # Shedding as acd counted it (reason labels) and UDP dropped at the driver's input.
 SHED="$(awk '/^acd_calls_shed_total\{/ {match($0, /reason="[^"]*"/); r=substr($0, RSTART+8, RLENGTH-9);
             s=s (s=="" ? "" : ",") r "=" $NF} END {print (s=="" ? "none" : s)}' "$LOG_DIR/metrics.txt" 2>/dev/null)"
 NO_MEDIA="$(awk '/^acd_calls_refused_total\{/ && /status="503"/ {n+=$NF} END {print n+0}' "$LOG_DIR/metrics.txt" 2>/dev/null)"
 DROPS="$(awk '/^acd_sip_overload_drops_total/ {n+=$NF} END {print n+0}' "$LOG_DIR/metrics.txt" 2>/dev/null)"
-WARNS="$(grep -c ' WARN ' "$LOG_DIR/acd.stderr.log" || true)"
+WARNS="$(grep -c ' WARN ' "$LOG_DIR/$SUBJECT.stderr.log" 2>/dev/null || true)"
+
+SUBJECT_LOG="$LOG_DIR/$SUBJECT.stderr.log"
+SIPP_PER_1000="$(awk -v c="$SIPP_CPU" -v n="$CALLS" 'BEGIN {printf "%.2f", c * 1000 / n}')"
+ALIVE=yes; kill -0 "$ACD_PID" 2>/dev/null || ALIVE=no
+VERDICT=FAIL
+if [ "$ALIVE" = yes ] && [ "$TRUNK_RC" = 0 ] && [ "$UAS_RC" = 0 ] && [ "$T_OK" = "$CALLS" ] && [ "$T_FAIL" = 0 ] \
+        && [ "$A_OK" = "$CALLS" ] && [ "$A_FAIL" = 0 ]; then
+    VERDICT=PASS
+# Overload run: every call answered and completed or refused at once, every agent READY.
+elif [ "$EXPECT_SHED" = 1 ] && [ "$ALIVE" = yes ] && [ "$T_FAIL" = 0 ] && [ "$A_FAIL" = 0 ] \
+        && [ "$T_OK" = "$CALLS" ] && [ "$((T_ANSWERED + T_REFUSED))" = "$CALLS" ] \
+        && [ "$A_OK" = "$T_ANSWERED" ] && [ "${N_NOT_READY:-1}" = 0 ] && [ "${ACTIVE:-1}" = 0 ]; then
+    VERDICT=SHED
+fi
+
+# A number for the SUMMARY line, or null ("?" and the like).
+num() { if [[ "$1" =~ ^-?[0-9]+(\.[0-9]+)?$ ]]; then echo "$1"; else echo null; fi; }
+summary_json() {
+    printf '{"subject":"%s","flow":"%s","did":"%s","rate":%s,"calls":%s,"talk_s":%s,"agents":%s,' \
+        "$SUBJECT" "$FLOW" "$DID" "$RATE" "$CALLS" "$TALK" "$N_AGENTS"
+    printf '"verdict":"%s","alive":"%s","trunk_rc":%s,"agent_rc":%s,' "$VERDICT" "$ALIVE" "$(num "$TRUNK_RC")" "$(num "$UAS_RC")"
+    printf '"ok":%s,"answered":%s,"refused":%s,"failed":%s,"failed_why":"%s","retrans":%s,"invite_retrans":%s,' \
+        "$(num "$T_OK")" "$(num "$T_ANSWERED")" "$(num "$T_REFUSED")" "$(num "$T_FAIL")" "$T_WHY" \
+        "$(num "$T_RETR")" "$(num "$T_INV_RETR")"
+    printf '"agent_ok":%s,"agent_failed":%s,"agent_failed_why":"%s","agent_retrans":%s,"max_concurrent":%s,' \
+        "$(num "$A_OK")" "$(num "$A_FAIL")" "$A_WHY" "$(num "$A_RETR")" "$(num "$T_MAX")"
+    printf '"invite_200_ms":%s,"invite_200_worst_ms":%s,"invite_503_ms":%s,"call_ms":%s,"call_worst_ms":%s,"expected_call_ms":%s,' \
+        "$(num "$RT200")" "$(num "$RT200_WORST")" "$(num "$RT503")" "$(num "$CALL_MS")" "$(num "$CALL_MS_WORST")" "$EXPECTED_MS"
+    printf '"send_s":%s,"elapsed_s":%s,"cpu_s":%s,"cpu_ms_per_call":%s,"sipp_cpu_s":%s,"sipp_cpu_ms_per_call":%s,' \
+        "$(num "$SEND_S")" "$(num "$ELAPSED")" "$(num "$PHASE_CPU")" "$(num "$PER_1000")" "$(num "$SIPP_CPU")" "$(num "$SIPP_PER_1000")"
+    printf '"max_rss_kb":%s,"rss_kb":%s,"threads":%s,"active_after":%s,"not_ready_after":%s,' \
+        "$(num "$HWM")" "$(num "$RSS2")" "$(num "$THREADS")" "$(num "$ACTIVE")" "$(num "$N_NOT_READY")"
+    printf '"shed":"%s","refused_media":%s,"overload_drops":%s,"rtp_ports":%s,"rtp_needed":%s,' \
+        "${SHED:-}" "$(num "$NO_MEDIA")" "$(num "$DROPS")" "$RTP_SIZE" "$RTP_NEEDED"
+    printf '"kamailio_children":%s,"rust_log":"%s","load_before":"%s","load_after":"%s"}\n' \
+        "$([ "$SUBJECT" = kamailio ] && echo "$KAM_CHILDREN" || echo null)" "${RUST_LOG:-info}" "$LOAD0" "$LOAD1"
+}
 
 {
-    echo "== acd load test: rate $RATE/s, $CALLS calls, talk ${TALK}s, $N_AGENTS agents"
-    echo "binary:        $ACD"
+    echo "== $SUBJECT load test: rate $RATE/s, $CALLS calls, talk ${TALK}s, flow $FLOW (DID $DID), $N_AGENTS agents"
+    echo "binary:        $([ "$SUBJECT" = acd ] && echo "$ACD" || echo "kamailio, $KAM_CHILDREN UDP children")"
+    echo "media:         $RTP_NOTE"
     echo "trunk SIPp:    exit $TRUNK_RC, answered $T_ANSWERED, refused (503) $T_REFUSED, failed $T_FAIL ($T_WHY)"
     echo "               retransmissions $T_RETR (INVITE $T_INV_RETR), max concurrent $T_MAX"
     echo "               INVITE->200 avg ${RT200} ms (worst 1-s avg ${RT200_WORST} ms), INVITE->503 avg ${RT503} ms (worst 1-s avg ${RT503_WORST} ms)"
@@ -557,34 +773,29 @@ WARNS="$(grep -c ' WARN ' "$LOG_DIR/acd.stderr.log" || true)"
     echo "acd shedding:  acd_calls_shed_total $SHED; 503 (media) $NO_MEDIA; acd_sip_overload_drops_total $DROPS"
     echo "agent SIPp:    exit $UAS_RC, successful $A_OK, failed $A_FAIL ($A_WHY), retransmissions $A_RETR"
     echo "               max concurrent $A_MAX, avg call length $A_LEN"
-    echo "trunk phase:   ${ELAPSED}s wall, load avg before [$LOAD0] after [$LOAD1]"
-    echo "acd CPU:       ${PHASE_CPU}s in the trunk phase (${PER_1000}s per 1000 calls), $CPU2 s total since start"
+    echo "trunk phase:   ${ELAPSED}s wall (all calls created within ${SEND_S}s), load avg before [$LOAD0] after [$LOAD1]"
+    echo "$SUBJECT CPU:  ${PHASE_CPU}s in the trunk phase (${PER_1000}s per 1000 calls), $CPU2 s total since start"
+    echo "SIPp CPU:      ${SIPP_CPU}s in the trunk phase, trunk + agent UAS (${SIPP_PER_1000}s per 1000 calls)"
     if [ -n "$STANDBY_PID" ]; then
         echo "standby CPU:   $(awk -v a="$SCPU0" -v b="$SCPU1" 'BEGIN {printf "%.2f", b - a}')s in the trunk phase; sync timeouts $(awk '/^acd_replication_sync_timeouts_total/ {n+=$NF} END {print n+0}' "$LOG_DIR/metrics.txt" 2>/dev/null)"
     fi
-    echo "acd memory:    VmHWM ${HWM} kB, VmRSS ${RSS0} kB before / ${RSS2} kB after; threads $THREADS, fds $FDS"
+    echo "$SUBJECT memory: VmHWM ${HWM} kB, VmRSS ${RSS0} kB before / ${RSS2} kB after; threads $THREADS, fds $FDS"
     echo "call records:  $REC_SUMMARY"
-    echo "acd log:       $ERRS ERROR, $WARNS WARN lines ($LOG_DIR/acd.stderr.log)"
+    echo "$SUBJECT log:  $ERRS ERROR, $WARNS WARN lines ($SUBJECT_LOG)"
     echo "after the run: edge.active_calls ${ACTIVE:-?}, edge.sip_transactions ${TXS:-?} (${TXS_SETTLED:-?} after up to ${SETTLE}s), calls_waiting ${WAITING:-?}, agents not READY ${N_NOT_READY:-?}"
     [ -n "$NOT_READY_LIST" ] && echo "$NOT_READY_LIST"
-    echo "queues (acdctl queue list --json):"
-    cat "$LOG_DIR/queue-list.json"
+    if [ "$SUBJECT" = acd ]; then
+        echo "queues (acdctl queue list --json):"
+        cat "$LOG_DIR/queue-list.json"
+    fi
     echo "logs:          $LOG_DIR"
+    echo "SUMMARY $(summary_json)"
 } | tee "$LOG_DIR/summary.txt"
 
-ALIVE=yes; kill -0 "$ACD_PID" 2>/dev/null || ALIVE=no
-[ "$ALIVE" = yes ] || echo "acd is no longer running!"
-if [ "$ALIVE" = yes ] && [ "$TRUNK_RC" = 0 ] && [ "$UAS_RC" = 0 ] && [ "$T_OK" = "$CALLS" ] && [ "$T_FAIL" = 0 ] \
-        && [ "$A_OK" = "$CALLS" ] && [ "$A_FAIL" = 0 ]; then
-    echo "RESULT: PASS"
-    exit 0
-fi
-# Overload run: every call answered and completed or refused at once, every agent READY.
-if [ "$EXPECT_SHED" = 1 ] && [ "$ALIVE" = yes ] && [ "$T_FAIL" = 0 ] && [ "$A_FAIL" = 0 ] \
-        && [ "$T_OK" = "$CALLS" ] && [ "$((T_ANSWERED + T_REFUSED))" = "$CALLS" ] \
-        && [ "$A_OK" = "$T_ANSWERED" ] && [ "${N_NOT_READY:-1}" = 0 ] && [ "${ACTIVE:-1}" = 0 ]; then
-    echo "RESULT: PASS (shed $T_REFUSED of $CALLS)"
-    exit 0
-fi
+[ "$ALIVE" = yes ] || echo "$SUBJECT is no longer running!"
+case "$VERDICT" in
+    PASS) echo "RESULT: PASS"; exit 0 ;;
+    SHED) echo "RESULT: PASS (shed $T_REFUSED of $CALLS)"; exit 0 ;;
+esac
 echo "RESULT: FAIL"
 exit 1
