@@ -7,7 +7,8 @@
 #   -o OUT_DIR  logs of every step [default target/bench/routed-<time>]
 #
 # Each step is a fresh `acd run` (tests/load/calls.sh -P 36000: SIP/gRPC in
-# 36000-36999, RTP 37000-39999) with AGENTS agents on one SIPp UAS, the
+# 36000-36999, RTP 40100-56099: 4,000 calls at 4 ports, shared with media.sh,
+# which run.sh runs at another time) with AGENTS agents on one SIPp UAS, the
 # prompt flow (200 at once, 2.5 s welcome prompt, queue, agent answers and
 # hangs up at once: talk 0), about 10 s of calls at the step's rate. The
 # pass rule and the bisection are in ramp.py. acd's admission limits are
@@ -23,7 +24,8 @@ set -euo pipefail
 # shellcheck source=tests/bench/args.sh
 source "$(dirname "${BASH_SOURCE[0]}")/args.sh"
 bench_args routed "$@"
-RTP_PORTS=3000
+RTP_PORTS=16000
+RTP_MIN=40100
 MAX_CALLS=$((RTP_PORTS / 4))
 AGENTS="${ROUTED_AGENTS:-100}"
 if [ "$QUICK" = 1 ]; then
@@ -35,7 +37,7 @@ ADMISSION=(--admission max_calls_per_second=5000 --admission "max_calls=$MAX_CAL
 
 echo "== routed: ramp $RATES calls/s (${SECS}s per step), $AGENTS agents, prompt flow, talk 0; logs $OUT"
 python3 "$HERE/ramp.py" --subject acd --flow prompt --rates "$RATES" --secs "$SECS" --min-calls "$MIN_CALLS" \
-    --agents "$AGENTS" --talk 0 --port-base 36000 --rtp-ports "$RTP_PORTS" --refine "$REFINE" \
+    --agents "$AGENTS" --talk 0 --port-base 36000 --rtp-min "$RTP_MIN" --rtp-ports "$RTP_PORTS" --refine "$REFINE" \
     "${ADMISSION[@]}" --out "$OUT/ramp" | tee "$OUT/ramp.log" | grep --line-buffered -v '^RAMP '
 [ -s "$OUT/ramp/ramp.json" ] || { echo "routed.sh: the ramp wrote no ramp.json" >&2; exit 2; }
 python3 "$HERE/results.py" routed "$OUT/ramp/ramp.json"
@@ -49,7 +51,7 @@ RATE=$((KNEE * 2))
 CALLS=$((RATE * SECS)); [ "$CALLS" -lt "$MIN_CALLS" ] && CALLS=$MIN_CALLS
 echo "== overload: $CALLS calls at $RATE/s (twice the knee $KNEE/s), -x"
 set +e
-"$ROOT/tests/load/calls.sh" -x -P 36000 -k "$RTP_PORTS" -r "$RATE" -c "$CALLS" -t 0 -w 0 -n "$AGENTS" -f prompt \
+"$ROOT/tests/load/calls.sh" -x -P 36000 -M "$RTP_MIN" -k "$RTP_PORTS" -r "$RATE" -c "$CALLS" -t 0 -w 0 -n "$AGENTS" -f prompt \
     -a max_calls_per_second=5000 -a "max_calls=$MAX_CALLS" -o "$OUT/overload" > "$OUT/overload.out" 2>&1
 RC=$?
 set -e

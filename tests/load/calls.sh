@@ -31,7 +31,8 @@
 #   -M RTP_MIN    first RTP port [default BASE+1000]
 #   -k RTP_PORTS  most RTP ports acd may take (from RTP_MIN; acd binds 4 per
 #                 call: two even/odd pairs); the range is sized from RATE x
-#                 (prompt + talk + setup) with headroom, capped by this [default 2000, 24..3000]
+#                 (prompt + talk + setup) with headroom, capped by this [default 2000, 24..18000: the
+#                 sandbox allows 20,000 open files]
 #   -n AGENTS     agents and extensions (2001, 2002, ...) [default 50, up to 2000]
 #   -f FLOW       prompt: DID 5550100, 200 at once, welcome prompt, queue `sales`;
 #                 direct: DID 5550101, queue `sales` at once with answer = "early"
@@ -159,9 +160,9 @@ fi
 RTP_MIN="${RTP_MIN:-$((BASE + 1000))}"
 if ! [[ "$RTP_MIN" =~ ^[0-9]+$ ]] || [ "$BASE" -lt 1024 ] || [ "$BASE" -gt 61000 ] \
         || [ "$RTP_MIN" -lt 1024 ] || [ $((RTP_MIN + RTP_PORTS_MAX)) -gt 65536 ] || [ $((RTP_MIN % 2)) = 1 ] \
-        || [ "$RTP_PORTS_MAX" -lt 24 ] || [ "$RTP_PORTS_MAX" -gt 3000 ] \
+        || [ "$RTP_PORTS_MAX" -lt 24 ] || [ "$RTP_PORTS_MAX" -gt 18000 ] \
         || [ "$N_AGENTS" -gt 2000 ] || [ "$KAM_CHILDREN" -gt 16 ]; then
-    echo "calls.sh: -P must be 1024..61000, -M even and the range below 65536, -k 24..3000, -n 1..2000, -j 1..16" >&2; exit 2
+    echo "calls.sh: -P must be 1024..61000, -M even and the range below 65536, -k 24..18000, -n 1..2000, -j 1..16" >&2; exit 2
 fi
 case "$FLOW" in
     prompt) DID=5550100; PROMPT_MS=2500 ;;
