@@ -567,18 +567,22 @@ impl Thread {
         };
         let (leg, flow) = SOCKETS[k];
         let fd = call.socket(leg, flow).as_raw_fd();
-        let mut now = Instant::now();
+        let mut now = None;
         for _ in 0..ROUNDS {
             let n = batch.recv(fd);
             if n == 0 {
                 break;
             }
-            now = Instant::now();
-            relay_batch(call, batch, leg, flow, n, now);
+            // One clock read per batch, not per packet.
+            let t = Instant::now();
+            relay_batch(call, batch, leg, flow, n, t);
+            now = Some(t);
             if n < BATCH {
                 break;
             }
         }
+        // Nothing read (a spurious wake-up): nothing changed.
+        let Some(now) = now else { return };
         call.drain(now);
         schedule(timers, slot, gen, call);
     }
