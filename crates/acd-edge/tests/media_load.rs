@@ -206,8 +206,11 @@ fn relay_load() {
             .name("load-gen".into())
             .spawn(move || {
                 let mut sent = 0u64;
+                if play {
+                    return sent; // the prompts need no generator
+                }
                 let mut tick = 0u32;
-                while !play {
+                loop {
                     let at = start + TICK * tick;
                     if at >= stop {
                         break;
