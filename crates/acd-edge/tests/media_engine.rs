@@ -77,6 +77,12 @@ fn options() -> MediaOptions {
     }
 }
 
+/// Media for a caller at `remote`, events dropped.
+fn started(pool: &Arc<PortPool>, name: String, remote: SocketAddr, codec: Codec) -> MediaHandle {
+    let (ev_tx, _) = tokio::sync::mpsc::unbounded_channel();
+    media::start_with(pool, name, remote, codec, ev_tx, options()).expect("media started")
+}
+
 struct Bridged {
     caller: UdpSocket,
     agent: UdpSocket,
@@ -85,16 +91,8 @@ struct Bridged {
 
 fn bridged(pool: &Arc<PortPool>, i: usize) -> Bridged {
     let (caller, agent) = (phone(), phone());
-    let (ev_tx, _) = tokio::sync::mpsc::unbounded_channel();
-    let handle = media::start_with(
-        pool,
-        format!("bridged-{i}"),
-        caller.local_addr().unwrap(),
-        Codec::Pcmu,
-        ev_tx,
-        options(),
-    )
-    .expect("media started");
+    let remote = caller.local_addr().unwrap();
+    let handle = started(pool, format!("bridged-{i}"), remote, Codec::Pcmu);
     handle.send(MediaCmd::Bridge {
         agent_remote: agent.local_addr().unwrap(),
         agent_codec: Codec::Pcmu,
@@ -117,16 +115,8 @@ fn relaying_and_playing_allocate_nothing_per_packet() {
     let listeners: Vec<(UdpSocket, MediaHandle)> = (0..8)
         .map(|i| {
             let caller = phone();
-            let (ev_tx, _) = tokio::sync::mpsc::unbounded_channel();
-            let h = media::start_with(
-                &pool,
-                format!("played-{i}"),
-                caller.local_addr().unwrap(),
-                Codec::Pcma,
-                ev_tx,
-                options(),
-            )
-            .expect("media started");
+            let remote = caller.local_addr().unwrap();
+            let h = started(&pool, format!("played-{i}"), remote, Codec::Pcma);
             h.send(MediaCmd::Play {
                 prompt: prompt.clone(),
                 name: "loop".into(),

@@ -230,6 +230,8 @@ struct Batch {
     tx_iov: Box<[libc::iovec]>,
     tx_hdrs: Box<[libc::mmsghdr]>,
     tx_n: usize,
+    /// Headers the kernel wrote in the last receive (they need resetting).
+    used: usize,
 }
 
 fn zeroed<T>(n: usize) -> Box<[T]> {
@@ -250,6 +252,7 @@ impl Batch {
             tx_iov: zeroed(BATCH),
             tx_hdrs: zeroed(BATCH),
             tx_n: 0,
+            used: BATCH,
         };
         for i in 0..BATCH {
             b.iov[i] = libc::iovec {
@@ -270,7 +273,8 @@ impl Batch {
 
     /// Reads up to [`BATCH`] datagrams from `fd`; 0 when none is waiting.
     fn recv(&mut self, fd: RawFd) -> usize {
-        for h in self.hdrs.iter_mut() {
+        // Most reads return one datagram: reset only what the last one wrote.
+        for h in self.hdrs.iter_mut().take(self.used) {
             h.msg_hdr.msg_namelen = STORAGE_LEN;
             h.msg_hdr.msg_flags = 0;
             h.msg_len = 0;
@@ -293,8 +297,10 @@ impl Batch {
             ) {
                 metrics::counter!("acd_rtp_errors_total", "kind" => "recv_failed").increment(1);
             }
+            self.used = 0;
             return 0;
         }
+        self.used = n as usize;
         n as usize
     }
 
