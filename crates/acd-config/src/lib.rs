@@ -315,6 +315,10 @@ fn default_sip_addr() -> SocketAddr {
 pub struct MediaConfig {
     pub rtp_port_min: u16,
     pub rtp_port_max: u16,
+    /// Media threads relaying RTP and playing prompts; 0 (the default) starts one
+    /// per core.
+    #[serde(default)]
+    pub threads: usize,
 }
 
 impl Default for MediaConfig {
@@ -322,6 +326,7 @@ impl Default for MediaConfig {
         MediaConfig {
             rtp_port_min: 20000,
             rtp_port_max: 29999,
+            threads: 0,
         }
     }
 }

@@ -548,3 +548,13 @@ fn staffing_zone_and_interval_are_checked_with_their_line() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn media_threads_default_to_one_per_core_and_can_be_set() {
+    let cfg = parse(GOOD, "acd.toml").expect("shipped config");
+    assert_eq!(cfg.media.threads, 0, "0: one per core");
+    let text = GOOD.replacen("threads = 0\n", "threads = 3\n", 1);
+    assert_eq!(parse(&text, "t.toml").expect("valid").media.threads, 3);
+    let text = GOOD.replacen("threads = 0\n", "", 1);
+    assert_eq!(parse(&text, "t.toml").expect("optional").media.threads, 0);
+}

@@ -9,7 +9,7 @@
 //!        Output::Transmit ◀── transport ◀──────────────┤   │ Input::IvrReply / Distributor / Media*
 //!        Output::Ivr ──▶ IVR runners (IvrService.Step) ─┤───┘
 //!        Output::Distributor ──▶ distributor (EdgeService.Attach)
-//!        Output::Media ──▶ one media task per call (prompt, MOH, relay)
+//!        Output::Media ──▶ media threads, an epoll loop each (prompt, MOH, relay)
 //! ```
 //! Routing policy lives in the distributor; the edge only carries it out.
 

@@ -1,10 +1,14 @@
 //! Per-call media: two legs (caller, agent), each an RTP socket on an even port and
 //! its RTCP socket on the next port up, driven by `acd_media::CallMedia`.
 //!
-//! One task per call owns the four sockets and runs the drive loop of the sans-IO
-//! core: wait for a datagram, a command or the core's next deadline; feed the core;
-//! send what it produced; pass its reports on. Latching, relay, RTCP rewriting,
-//! hold, inactivity and snapshots are all decided in the core.
+//! A few media threads ([`engine`]) own the calls' sockets and run the drive loop of
+//! the sans-IO core: wait for datagrams, a command or the core's next deadline; feed
+//! the core; send what it produced; pass its reports on. Latching, relay, RTCP
+//! rewriting, hold, inactivity and snapshots are all decided in the core.
+
+mod engine;
+
+pub use engine::set_threads;
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
@@ -15,9 +19,9 @@ use acd_media::{
     CallMedia, CallMediaSnapshot, Codec, Direction, DropReason, Leg, MediaConfig, MediaOutput,
     NamedPrompt, OutboundStream, Prompt, RxOutcome, SeqNo, Ssrc, PACKET_LEN,
 };
-use tokio::net::UdpSocket;
+use std::net::UdpSocket;
+use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant;
 
 /// Even RTP ports of a configured range, each with the odd port above it for RTCP
 /// (RFC 3550 §11), so SDP never needs `a=rtcp`. Free ports wait in a queue (least
@@ -57,9 +61,9 @@ impl Drop for RtpSocket {
 const BIND_ATTEMPTS: usize = 16;
 
 fn udp(ip: IpAddr, port: u16) -> std::io::Result<UdpSocket> {
-    let sock = std::net::UdpSocket::bind((ip, port))?;
+    let sock = UdpSocket::bind((ip, port))?;
     sock.set_nonblocking(true)?;
-    UdpSocket::from_std(sock)
+    Ok(sock)
 }
 
 impl PortPool {
@@ -149,13 +153,13 @@ impl PortPool {
                 free.remove(i);
             }
         }
-        let tokio_udp = |fd: std::os::fd::OwnedFd| {
-            let sock = std::net::UdpSocket::from(fd);
+        let nonblocking = |fd: std::os::fd::OwnedFd| {
+            let sock = UdpSocket::from(fd);
             sock.set_nonblocking(true)?;
-            UdpSocket::from_std(sock)
+            Ok::<_, std::io::Error>(sock)
         };
-        let sock = tokio_udp(rtp).inspect_err(|_| self.release(port))?;
-        let rtcp = tokio_udp(rtcp).inspect_err(|_| self.release(port))?;
+        let sock = nonblocking(rtp).inspect_err(|_| self.release(port))?;
+        let rtcp = nonblocking(rtcp).inspect_err(|_| self.release(port))?;
         Ok(RtpSocket {
             sock,
             rtcp,
@@ -325,18 +329,29 @@ pub struct MediaOptions {
     pub voicemail_dir: Option<Arc<std::path::Path>>,
 }
 
-/// Handle kept by the call; dropping it ends the media task.
+/// Handle kept by the call; dropping it ends the call's media.
 pub struct MediaHandle {
-    tx: mpsc::UnboundedSender<MediaCmd>,
+    /// The media thread that owns the call, and the call's id there.
+    link: Option<(Arc<engine::Worker>, u64)>,
     pub caller_port: u16,
     pub agent_port: u16,
 }
 
+impl Drop for MediaHandle {
+    fn drop(&mut self) {
+        if let Some((worker, id)) = &self.link {
+            worker.post(engine::Msg::Remove(*id));
+        }
+    }
+}
+
 impl MediaHandle {
+    /// Queues `cmd` for the call's media thread. A call whose media could not
+    /// start ignores commands (its oneshot replies are dropped: `None`).
     pub fn send(&self, cmd: MediaCmd) {
-        // The task ends only when this handle is dropped, so a failed send
-        // means the call is already being torn down.
-        let _ = self.tx.send(cmd);
+        if let Some((worker, id)) = &self.link {
+            worker.post(engine::Msg::Cmd(*id, cmd));
+        }
     }
 
     /// The media state now; `None` if the task has ended.
@@ -359,9 +374,9 @@ fn random_stream(codec: Codec) -> OutboundStream {
     OutboundStream::new(Ssrc(seed), SeqNo(seed as u16), seed.rotate_left(7), codec)
 }
 
-/// The core's clock: tokio's, so paused-time tests and `sleep_until` agree with it.
-fn now() -> std::time::Instant {
-    Instant::now().into_std()
+/// The core's clock (the media threads read the same one).
+fn now() -> Instant {
+    Instant::now()
 }
 
 /// Starts the media task of a call whose caller sends RTP from/to `caller_remote`,
@@ -401,7 +416,15 @@ pub fn start_with(
         now(),
     );
     core.set_hold_music(opts.hold_music);
-    Ok(spawn(call, core, caller_sock, agent_sock, events))
+    let (id, worker) = engine::place()?;
+    Ok(spawn(
+        Some((worker, id)),
+        call,
+        core,
+        caller_sock,
+        agent_sock,
+        events,
+    ))
 }
 
 /// Resumes a call's media from `snapshot` on the given sockets (those a hand-over
@@ -417,19 +440,35 @@ pub fn restore(
     now: std::time::Instant,
 ) -> MediaHandle {
     let core = CallMedia::restore(&snapshot.media, prompts, now);
-    spawn(snapshot.call.clone(), core, caller_sock, agent_sock, events)
+    let link = engine::place()
+        .map(|(id, worker)| (worker, id))
+        .inspect_err(|e| {
+            // Only a process out of threads or descriptors gets here; the call
+            // stays up without media rather than failing the whole restore.
+            tracing::error!(call_id = %snapshot.call, error = %e, "media not restored");
+        })
+        .ok();
+    spawn(
+        link,
+        snapshot.call.clone(),
+        core,
+        caller_sock,
+        agent_sock,
+        events,
+    )
 }
 
+/// Hands the call to its media thread (`link`); without one the sockets are closed.
 fn spawn(
+    link: Option<(Arc<engine::Worker>, u64)>,
     call: String,
     core: CallMedia,
     caller_sock: RtpSocket,
     agent_sock: RtpSocket,
     events: mpsc::UnboundedSender<MediaEvent>,
 ) -> MediaHandle {
-    let (tx, rx) = mpsc::unbounded_channel();
     let handle = MediaHandle {
-        tx,
+        link,
         caller_port: caller_sock.port,
         agent_port: agent_sock.port,
     };
@@ -441,8 +480,11 @@ fn spawn(
         events,
         stats: Stats::default(),
         record_dir: None,
+        scheduled: None,
     };
-    tokio::spawn(task.run(rx));
+    if let Some((worker, id)) = &handle.link {
+        worker.post(engine::Msg::Add(*id, Box::new(task)));
+    }
     handle
 }
 
@@ -510,6 +552,7 @@ enum Flow {
     Rtcp,
 }
 
+/// One call's media as its thread holds it: sockets, core, counters.
 struct MediaTask {
     call: String,
     caller_sock: RtpSocket,
@@ -519,91 +562,36 @@ struct MediaTask {
     stats: Stats,
     /// Directory of the recording in progress.
     record_dir: Option<Arc<std::path::Path>>,
-}
-
-/// Receive buffers of the task, allocated once per call.
-struct Buffers {
-    a_rtp: [u8; 2048],
-    a_rtcp: [u8; 2048],
-    b_rtp: [u8; 2048],
-    b_rtcp: [u8; 2048],
+    /// The deadline the thread's timer heap holds for this call (its earliest entry).
+    scheduled: Option<Instant>,
 }
 
 impl MediaTask {
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<MediaCmd>) {
-        let mut buf = Box::new(Buffers {
-            a_rtp: [0; 2048],
-            a_rtcp: [0; 2048],
-            b_rtp: [0; 2048],
-            b_rtcp: [0; 2048],
-        });
-        let mut hand_over = None;
-        loop {
-            let deadline = self.core.poll_timeout().map(Instant::from_std);
-            let Buffers {
-                a_rtp,
-                a_rtcp,
-                b_rtp,
-                b_rtcp,
-            } = &mut *buf;
-            tokio::select! {
-                cmd = rx.recv() => match cmd {
-                    Some(MediaCmd::HandOver(tx)) => {
-                        hand_over = Some(tx);
-                        break;
-                    }
-                    Some(cmd) => self.command(cmd),
-                    None => break,
-                },
-                r = self.caller_sock.sock.recv_from(a_rtp) => {
-                    if let Ok((n, from)) = r {
-                        self.datagram(Leg::A, Flow::Rtp, &mut a_rtp[..n], from).await;
-                    }
-                }
-                r = self.caller_sock.rtcp.recv_from(a_rtcp) => {
-                    if let Ok((n, from)) = r {
-                        self.datagram(Leg::A, Flow::Rtcp, &mut a_rtcp[..n], from).await;
-                    }
-                }
-                r = self.agent_sock.sock.recv_from(b_rtp) => {
-                    if let Ok((n, from)) = r {
-                        self.datagram(Leg::B, Flow::Rtp, &mut b_rtp[..n], from).await;
-                    }
-                }
-                r = self.agent_sock.rtcp.recv_from(b_rtcp) => {
-                    if let Ok((n, from)) = r {
-                        self.datagram(Leg::B, Flow::Rtcp, &mut b_rtcp[..n], from).await;
-                    }
-                }
-                _ = sleep_until_opt(deadline), if deadline.is_some() => {
-                    self.core.handle_timeout(now());
-                }
-            }
-            self.drain().await;
-        }
-        self.stats.flush(&self.core);
-        tracing::debug!(call_id = %self.call, played = self.stats.played, relayed = self.stats.relayed, "media ended");
+    /// The call left its thread (handle dropped, or `hand_over` when `tx` is given).
+    fn ended(self, hand_over: Option<oneshot::Sender<HandedOver>>, now: Instant) {
+        let mut task = self;
+        task.stats.flush(&task.core);
+        tracing::debug!(call_id = %task.call, played = task.stats.played, relayed = task.stats.relayed, "media ended");
         if let Some(tx) = hand_over {
-            let snapshot = self.snapshot();
+            let snapshot = task.snapshot(now);
             let _ = tx.send(HandedOver {
                 snapshot,
-                caller: self.caller_sock,
-                agent: self.agent_sock,
+                caller: task.caller_sock,
+                agent: task.agent_sock,
             });
         }
     }
 
-    fn snapshot(&self) -> MediaSnapshot {
+    fn snapshot(&self, now: Instant) -> MediaSnapshot {
         MediaSnapshot {
             call: self.call.clone(),
             caller_port: self.caller_sock.port,
             agent_port: self.agent_sock.port,
-            media: self.core.snapshot(now()),
+            media: self.core.snapshot(now),
         }
     }
 
-    fn command(&mut self, cmd: MediaCmd) {
-        let now = now();
+    fn command(&mut self, cmd: MediaCmd, now: Instant) {
         match cmd {
             MediaCmd::Play {
                 prompt,
@@ -647,9 +635,9 @@ impl MediaTask {
             MediaCmd::SetTelephoneEvent(pt) => self.core.set_telephone_event(pt),
             MediaCmd::SetInactivity(t) => self.core.set_inactivity(t),
             MediaCmd::Snapshot(tx) => {
-                let _ = tx.send(self.snapshot());
+                let _ = tx.send(self.snapshot(now));
             }
-            // Handled by the loop, which must stop.
+            // The thread takes the call off before it gets here.
             MediaCmd::HandOver(_) => {}
         }
     }
@@ -665,34 +653,38 @@ impl MediaTask {
         }
     }
 
-    async fn datagram(&mut self, leg: Leg, flow: Flow, packet: &mut [u8], from: SocketAddr) {
-        let now = now();
-        let outcome = match flow {
+    /// A datagram from `from` on `leg`'s `flow` socket, through the core.
+    fn handle(
+        &mut self,
+        leg: Leg,
+        flow: Flow,
+        from: SocketAddr,
+        packet: &mut [u8],
+        now: Instant,
+    ) -> RxOutcome {
+        match flow {
             Flow::Rtp => self.core.handle_rtp(leg, from, packet, now),
             Flow::Rtcp => self.core.handle_rtcp(leg, from, packet, now),
-        };
-        match outcome {
-            RxOutcome::Forward { leg: out, to } => {
-                if self.socket(out, flow).send_to(packet, to).await.is_ok() {
-                    match flow {
-                        Flow::Rtp => self.stats.relayed += 1,
-                        Flow::Rtcp => self.stats.rtcp_relayed += 1,
-                    }
-                }
-            }
-            RxOutcome::Absorbed => {}
-            RxOutcome::Dropped(reason) => count_drop(reason),
+        }
+    }
+
+    fn count_relayed(&mut self, flow: Flow, n: u64) {
+        match flow {
+            Flow::Rtp => self.stats.relayed += n,
+            Flow::Rtcp => self.stats.rtcp_relayed += n,
         }
     }
 
     /// Send due prompt frames and pass the core's reports on.
-    async fn drain(&mut self) {
-        let now = now();
+    fn drain(&mut self, now: Instant) {
         self.stats.flush_due(&self.core, now);
         let mut pkt = [0u8; PACKET_LEN];
         while let Some((n, to)) = self.core.poll_packet(now, &mut pkt) {
-            if self.caller_sock.sock.send_to(&pkt[..n], to).await.is_ok() {
-                self.stats.played += 1;
+            match self.caller_sock.sock.send_to(&pkt[..n], to) {
+                Ok(_) => self.stats.played += 1,
+                Err(_) => {
+                    metrics::counter!("acd_rtp_errors_total", "kind" => "send_failed").increment(1)
+                }
             }
         }
         while let Some(out) = self.core.poll_event() {
@@ -722,10 +714,8 @@ impl MediaTask {
             let _ = self.events.send(event);
         }
     }
-}
 
-impl MediaTask {
-    /// Writes the finished recording off the task (a blocking file write),
+    /// Writes the finished recording off the media thread (a blocking file write),
     /// then reports it.
     fn recording_finished(&mut self, token: u64) {
         let Some((_, rec)) = self.core.take_recording() else {
@@ -750,32 +740,32 @@ impl MediaTask {
         let events = self.events.clone();
         let duration_ms = rec.duration_ms();
         tracing::info!(call_id = %call, %file, duration_ms, end = rec.end.as_str(), "recording finished");
-        tokio::spawn(async move {
+        let write = move || {
             let path = dir.join(&file);
-            let samples = rec.samples;
-            let written =
-                tokio::task::spawn_blocking(move || crate::voicemail::write(&path, &samples)).await;
-            let event = match written {
-                Ok(Ok(())) => MediaEvent::Recorded {
+            let event = match crate::voicemail::write(&path, &rec.samples) {
+                Ok(()) => MediaEvent::Recorded {
                     call,
                     token,
                     file,
                     duration_ms,
                 },
-                Ok(Err(e)) => {
+                Err(e) => {
                     metrics::counter!("acd_edge_voicemail_failures_total", "reason" => "disk")
                         .increment(1);
                     tracing::warn!(call_id = %call, error = %e, "voicemail not written");
                     record_failed(&call, token, &format!("disk error: {e}"))
                 }
-                Err(_) => {
-                    metrics::counter!("acd_edge_voicemail_failures_total", "reason" => "panic")
-                        .increment(1);
-                    record_failed(&call, token, "writer panicked")
-                }
             };
             let _ = events.send(event);
-        });
+        };
+        let spawned = std::thread::Builder::new()
+            .name("acd-voicemail".into())
+            .spawn(write);
+        if let Err(e) = spawned {
+            metrics::counter!("acd_edge_voicemail_failures_total", "reason" => "thread")
+                .increment(1);
+            let _ = self.events.send(fail(&format!("no writer thread: {e}")));
+        }
     }
 }
 
@@ -787,17 +777,11 @@ fn record_failed(call: &str, token: u64, reason: &str) -> MediaEvent {
     }
 }
 
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use acd_media::{Codec, SeqNo, Ssrc};
+    use tokio::net::UdpSocket;
 
     const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 

@@ -129,8 +129,8 @@ impl Player {
         self.codec
     }
 
-    /// Encode the following frames with `codec` (the leg renegotiated). Frames are
-    /// encoded from linear PCM one at a time, so nothing else changes.
+    /// Encode the following frames with `codec` (the leg renegotiated). Frames come
+    /// from the prompt's rendering in that codec, so nothing else changes.
     pub fn set_codec(&mut self, codec: Codec) {
         self.codec = codec;
     }
@@ -185,7 +185,8 @@ impl Player {
         let skipped = behind.saturating_sub(MAX_BURST);
         self.slot += skipped;
 
-        let samples = self.prompt.samples();
+        // Pre-encoded once per prompt and codec: a frame is a copy.
+        let samples = self.prompt.encoded(self.codec);
         let mut filled = 0;
         while filled < FRAME_SAMPLES {
             if self.pos >= samples.len() {
@@ -196,10 +197,7 @@ impl Player {
                 }
             }
             let n = (FRAME_SAMPLES - filled).min(samples.len() - self.pos);
-            self.codec.encode_frame(
-                &samples[self.pos..self.pos + n],
-                &mut out[filled..filled + n],
-            );
+            out[filled..filled + n].copy_from_slice(&samples[self.pos..self.pos + n]);
             self.pos += n;
             filled += n;
         }

@@ -71,16 +71,50 @@ pub struct WavInfo {
 }
 
 /// A decoded prompt: linear 16-bit PCM at 8 kHz, mono. Shared between calls via `Arc`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// Each codec's encoding is made once, on first use, and shared by every player, so
+/// playout is a copy rather than an encode per packet.
+#[derive(Debug, Clone, Default)]
 pub struct Prompt {
     samples: Vec<i16>,
+    /// µ-law and A-law renderings of `samples`, indexed by [`codec_slot`].
+    encoded: [std::sync::OnceLock<Box<[u8]>>; 2],
+}
+
+/// Two prompts are equal when their audio is (the encodings follow from it).
+impl PartialEq for Prompt {
+    fn eq(&self, other: &Self) -> bool {
+        self.samples == other.samples
+    }
+}
+
+impl Eq for Prompt {}
+
+fn codec_slot(codec: crate::codec::Codec) -> usize {
+    match codec {
+        crate::codec::Codec::Pcmu => 0,
+        crate::codec::Codec::Pcma => 1,
+    }
 }
 
 impl Prompt {
     /// Wrap already-decoded 8 kHz mono samples (generated tones, tests).
     #[must_use]
     pub fn from_samples(samples: Vec<i16>) -> Self {
-        Self { samples }
+        Self {
+            samples,
+            encoded: Default::default(),
+        }
+    }
+
+    /// The prompt encoded with `codec`, one byte per sample; encoded on the first
+    /// call for that codec and kept.
+    #[must_use]
+    pub fn encoded(&self, codec: crate::codec::Codec) -> &[u8] {
+        self.encoded[codec_slot(codec)].get_or_init(|| {
+            let mut out = vec![0u8; self.samples.len()].into_boxed_slice();
+            codec.encode_frame(&self.samples, &mut out);
+            out
+        })
     }
 
     /// The linear samples.
@@ -120,7 +154,7 @@ pub fn load_wav(bytes: &[u8]) -> Result<Prompt, WavError> {
             .collect(),
         WavEncoding::G711(codec) => data.iter().map(|&b| codec.decode_sample(b)).collect(),
     };
-    Ok(Prompt { samples })
+    Ok(Prompt::from_samples(samples))
 }
 
 /// Read the format of a WAV file without decoding it, with the same checks as [`load_wav`].

@@ -833,6 +833,7 @@ async fn start_edge(
         0 => format!("edge-{public_ip}-pid{}", std::process::id()),
         port => format!("edge-{public_ip}-{port}"),
     });
+    acd_edge::media::set_threads(cfg.media.threads);
     let settings = EdgeSettings {
         sip_udp,
         sip_tcp: sip.sip_tcp.unwrap_or(cfg.sip.tcp),
