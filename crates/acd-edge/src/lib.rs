@@ -29,6 +29,7 @@ mod distributor_link;
 mod driver;
 pub use distributor_link::DistributorLink;
 pub use driver::{EdgeSnapshot, Frozen, Reloaded};
+pub use ivr_client::LocalIvr;
 pub mod handover;
 mod ivr_client;
 pub mod media;
@@ -54,6 +55,8 @@ pub struct EdgeSettings {
     /// The distributors, `URL[,URL...]`: the edge attaches to whichever leads.
     pub distributor_url: String,
     pub ivr_urls: Vec<String>,
+    /// An IVR runner in this process (`acd run`), called without gRPC.
+    pub local_ivr: Option<LocalIvr>,
     pub edge_id: String,
 }
 
@@ -331,7 +334,7 @@ async fn start_on(
     let (sip_tx, sip_rx) = mpsc::channel(INBOUND_QUEUE);
     let sockets = transport::Sockets { udp, tcp, tls };
     let limits = transport::TransportLimits::from(&loaded.config.sip.limits);
-    let ivr = ivr_client::IvrClients::new(&settings.ivr_urls)
+    let ivr = ivr_client::IvrClients::new(&settings.ivr_urls, settings.local_ivr.clone())
         .map_err(|e| EdgeError::Url(e.to_string()))?;
     let shared = Arc::new(EdgeShared::default());
     let mut core_cfg = core_config(&settings, udp_addr, tcp_addr, tls_addr, loaded, &prompts);

@@ -312,6 +312,14 @@ async fn serve(cmd: Cmd) -> Result<()> {
         .local_addr()
         .context("local address of the metrics listener")?;
 
+    // Made before the edge: in `acd run` the edge calls it in-process.
+    let ivr_runner = plan.ivr.as_ref().map(|args| {
+        let clock = args.ivr_clock.map_or_else(
+            acd_ivr_runner::Clock::system,
+            acd_ivr_runner::Clock::starting_at,
+        );
+        acd_ivr_runner::IvrRunner::new(cfg.flows.clone()).with_clock(clock)
+    });
     let edge_cell: Arc<OnceLock<EdgeHandle>> = Arc::new(OnceLock::new());
     // A taken-over edge starts first: its calls' media is silent until it
     // runs. Its distributor (`acd run`: this process) is reached later.
@@ -319,7 +327,16 @@ async fn serve(cmd: Cmd) -> Result<()> {
         (Some(t), Some((sip, peers)), Some(prepared)) => {
             let snapshot = t.edge.take().context("--take-over: no edge state")?;
             let inherit = Some((prepared, snapshot, &mut t.fds));
-            let e = start_edge(&loaded, sip, peers, grpc_addr, &edge_cell, inherit).await?;
+            let e = start_edge(
+                &loaded,
+                sip,
+                peers,
+                grpc_addr,
+                &edge_cell,
+                ivr_runner.as_ref(),
+                inherit,
+            )
+            .await?;
             t.phase("media_running");
             Some(e)
         }
@@ -381,13 +398,6 @@ async fn serve(cmd: Cmd) -> Result<()> {
         _ => None,
     };
 
-    let ivr_runner = plan.ivr.as_ref().map(|args| {
-        let clock = args.ivr_clock.map_or_else(
-            acd_ivr_runner::Clock::system,
-            acd_ivr_runner::Clock::starting_at,
-        );
-        acd_ivr_runner::IvrRunner::new(cfg.flows.clone()).with_clock(clock)
-    });
     let reloader = (ivr_runner.is_some() || plan.edge.is_some()).then(|| {
         let r = reload::FlowReloader::new(
             plan.common.config.clone(),
@@ -432,7 +442,7 @@ async fn serve(cmd: Cmd) -> Result<()> {
             .add_service(edges)
             .add_service(replication);
     }
-    if let Some(runner) = ivr_runner {
+    if let Some(runner) = ivr_runner.clone() {
         let ivr = runner.into_service();
         readiness.register(service_name(&ivr));
         router = router.add_service(ivr);
@@ -466,7 +476,18 @@ async fn serve(cmd: Cmd) -> Result<()> {
         t.phase("grpc_serving");
     }
     if let (None, Some((sip, peers))) = (&edge, &plan.edge) {
-        edge = Some(start_edge(&loaded, sip, peers, grpc_addr, &edge_cell, None).await?);
+        edge = Some(
+            start_edge(
+                &loaded,
+                sip,
+                peers,
+                grpc_addr,
+                &edge_cell,
+                ivr_runner.as_ref(),
+                None,
+            )
+            .await?,
+        );
     }
     if let (Some(edge), true) = (&edge, taken.is_some()) {
         // Attached before the old process goes, within reason: the edge
@@ -800,6 +821,7 @@ async fn start_edge(
     peers: &EdgePeers,
     grpc_addr: SocketAddr,
     cell: &OnceLock<EdgeHandle>,
+    ivr_runner: Option<&acd_ivr_runner::IvrRunner>,
     inherit: Option<(
         acd_edge::Prepared,
         acd_edge::EdgeSnapshot,
@@ -809,11 +831,20 @@ async fn start_edge(
     let cfg = &loaded.config;
     let public_ip = sip.public_ip.unwrap_or(cfg.sip.public_ip);
     let sip_udp = sip.sip_udp.unwrap_or(cfg.sip.udp);
-    let (distributor_url, ivr_urls, edge_id) = match peers {
-        EdgePeers::Loopback => {
-            let url = own_url(&loaded.config, grpc_addr);
-            (url.clone(), vec![url], None)
-        }
+    let (distributor_url, ivr_urls, local_ivr, edge_id) = match peers {
+        // The IVR runner is this process's own: steps skip loopback gRPC.
+        EdgePeers::Loopback => match ivr_runner {
+            Some(r) => (
+                own_url(&loaded.config, grpc_addr),
+                Vec::new(),
+                Some(acd_edge::LocalIvr::new(r.clone())),
+                None,
+            ),
+            None => {
+                let url = own_url(&loaded.config, grpc_addr);
+                (url.clone(), vec![url], None, None)
+            }
+        },
         EdgePeers::Remote {
             distributor,
             ivr,
@@ -824,7 +855,7 @@ async fn start_edge(
                 .filter(|u| !u.trim().is_empty())
                 .cloned()
                 .collect();
-            (distributor.clone(), ivr, edge_id.clone())
+            (distributor.clone(), ivr, None, edge_id.clone())
         }
     };
     // Stable across restarts of the same edge, distinct between edges of a
@@ -843,6 +874,7 @@ async fn start_edge(
             .unwrap_or((cfg.media.rtp_port_min, cfg.media.rtp_port_max)),
         distributor_url: distributor_url.clone(),
         ivr_urls,
+        local_ivr,
         edge_id: edge_id.clone(),
     };
     let edge = match inherit {
