@@ -27,7 +27,9 @@ use tokio::sync::mpsc;
 mod convert;
 mod distributor_link;
 mod driver;
-pub use distributor_link::DistributorLink;
+pub use distributor_link::{
+    DistributorLink, DistributorMessages, EdgeMessages, LocalDistributor, LocalLink,
+};
 pub use driver::{EdgeSnapshot, Frozen, Reloaded};
 pub use ivr_client::LocalIvr;
 pub mod handover;
@@ -57,6 +59,8 @@ pub struct EdgeSettings {
     pub ivr_urls: Vec<String>,
     /// An IVR runner in this process (`acd run`), called without gRPC.
     pub local_ivr: Option<LocalIvr>,
+    /// The distributor in this process (`acd run`), attached without gRPC.
+    pub local_distributor: Option<LocalLink>,
     pub edge_id: String,
 }
 
@@ -368,7 +372,12 @@ async fn start_on(
         .unwrap_or(0);
     core.set_wall_clock(unix_ms, now);
     let transports = transport::Transports::start(sockets, limits, tls_client, sip_tx);
-    distributor_link::start(&settings.distributor_url, input_tx).map_err(EdgeError::Url)?;
+    distributor_link::start(
+        &settings.distributor_url,
+        settings.local_distributor.clone(),
+        input_tx,
+    )
+    .map_err(EdgeError::Url)?;
     let driver = driver::Driver {
         core,
         transports,

@@ -334,6 +334,8 @@ async fn serve(cmd: Cmd) -> Result<()> {
                 grpc_addr,
                 &edge_cell,
                 ivr_runner.as_ref(),
+                // Its distributor starts later: this edge attaches over gRPC.
+                None,
                 inherit,
             )
             .await?;
@@ -422,9 +424,13 @@ async fn serve(cmd: Cmd) -> Result<()> {
         .add_service(health_service)
         .add_service(reflection)
         .add_service(admin);
+    // The same EdgeApi (one edge registry) serves gRPC and this process's edge.
+    let mut edge_api = None;
     if let Some(d) = &distributor {
         let agents = acd_distributor::agent_service::AgentApi::new(d.clone()).into_service();
-        let edges = acd_distributor::edge_service::EdgeApi::new(d.clone()).into_service();
+        let api = acd_distributor::edge_service::EdgeApi::new(d.clone());
+        edge_api = Some(api.clone());
+        let edges = api.into_service();
         let replication =
             acd_distributor::replication::ReplicationApi::new(d.clone()).into_service();
         let report_settings = acd_distributor::reports::ReportSettings::from_config(&loaded)
@@ -484,6 +490,7 @@ async fn serve(cmd: Cmd) -> Result<()> {
                 grpc_addr,
                 &edge_cell,
                 ivr_runner.as_ref(),
+                edge_api,
                 None,
             )
             .await?,
@@ -822,6 +829,7 @@ async fn start_edge(
     grpc_addr: SocketAddr,
     cell: &OnceLock<EdgeHandle>,
     ivr_runner: Option<&acd_ivr_runner::IvrRunner>,
+    edge_api: Option<acd_distributor::edge_service::EdgeApi>,
     inherit: Option<(
         acd_edge::Prepared,
         acd_edge::EdgeSnapshot,
@@ -831,20 +839,14 @@ async fn start_edge(
     let cfg = &loaded.config;
     let public_ip = sip.public_ip.unwrap_or(cfg.sip.public_ip);
     let sip_udp = sip.sip_udp.unwrap_or(cfg.sip.udp);
+    let mut local_distributor = None;
     let (distributor_url, ivr_urls, local_ivr, edge_id) = match peers {
-        // The IVR runner is this process's own: steps skip loopback gRPC.
-        EdgePeers::Loopback => match ivr_runner {
-            Some(r) => (
-                own_url(&loaded.config, grpc_addr),
-                Vec::new(),
-                Some(acd_edge::LocalIvr::new(r.clone())),
-                None,
-            ),
-            None => {
-                let url = own_url(&loaded.config, grpc_addr);
-                (url.clone(), vec![url], None, None)
-            }
-        },
+        EdgePeers::Loopback => {
+            let url = own_url(&loaded.config, grpc_addr);
+            local_distributor =
+                edge_api.map(|api| acd_edge::LocalLink::new(url, InProcessDistributor(api)));
+            loopback_ivr(&loaded.config, grpc_addr, ivr_runner)
+        }
         EdgePeers::Remote {
             distributor,
             ivr,
@@ -875,6 +877,7 @@ async fn start_edge(
         distributor_url: distributor_url.clone(),
         ivr_urls,
         local_ivr,
+        local_distributor,
         edge_id: edge_id.clone(),
     };
     let edge = match inherit {
@@ -890,6 +893,42 @@ async fn start_edge(
     let _ = cell.set(edge.clone());
     tracing::info!(%edge_id, distributor = %distributor_url, "edge started");
     Ok(edge)
+}
+
+/// `acd run`'s IVR: this process's runner, called in-process (steps skip
+/// loopback gRPC), or without one this process's gRPC address.
+fn loopback_ivr(
+    cfg: &acd_config::Config,
+    grpc_addr: SocketAddr,
+    runner: Option<&acd_ivr_runner::IvrRunner>,
+) -> (
+    String,
+    Vec<String>,
+    Option<acd_edge::LocalIvr>,
+    Option<String>,
+) {
+    let url = own_url(cfg, grpc_addr);
+    match runner {
+        Some(r) => (
+            url,
+            Vec::new(),
+            Some(acd_edge::LocalIvr::new(r.clone())),
+            None,
+        ),
+        None => (url.clone(), vec![url], None, None),
+    }
+}
+
+/// `acd run`: the edge attaches to this process's distributor without gRPC.
+struct InProcessDistributor(acd_distributor::edge_service::EdgeApi);
+
+impl acd_edge::LocalDistributor for InProcessDistributor {
+    fn attach(
+        &self,
+        inbound: acd_edge::EdgeMessages,
+    ) -> Result<acd_edge::DistributorMessages, tonic::Status> {
+        self.0.attach_stream(inbound)
+    }
 }
 
 #[cfg(test)]
