@@ -42,7 +42,7 @@ impl fmt::Debug for LocalIvr {
 }
 
 enum Runner {
-    Remote(String, IvrServiceClient<AuthChannel>),
+    Remote(String, Box<IvrServiceClient<AuthChannel>>),
     Local(LocalIvr),
 }
 
@@ -56,7 +56,7 @@ impl Runner {
 
     async fn step(&self, req: pb::StepRequest) -> Result<pb::StepResponse, tonic::Status> {
         match self {
-            Runner::Remote(_, client) => Ok(client.clone().step(req).await?.into_inner()),
+            Runner::Remote(_, client) => Ok(client.as_ref().clone().step(req).await?.into_inner()),
             Runner::Local(local) => {
                 // The channel's timeout bounds a remote step; this bounds a local one.
                 match tokio::time::timeout(STEP_TIMEOUT, local.0.step(tonic::Request::new(req)))
@@ -91,7 +91,7 @@ impl IvrClients {
                 .connect_lazy();
             runners.push(Runner::Remote(
                 u.clone(),
-                IvrServiceClient::new(site_authed(ch)),
+                Box::new(IvrServiceClient::new(site_authed(ch))),
             ));
         }
         Ok(IvrClients {

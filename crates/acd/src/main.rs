@@ -333,9 +333,11 @@ async fn serve(cmd: Cmd) -> Result<()> {
                 peers,
                 grpc_addr,
                 &edge_cell,
-                ivr_runner.as_ref(),
-                // Its distributor starts later: this edge attaches over gRPC.
-                None,
+                OwnRoles {
+                    ivr: ivr_runner.as_ref(),
+                    // Its distributor starts later: this edge attaches over gRPC.
+                    edges: None,
+                },
                 inherit,
             )
             .await?;
@@ -489,8 +491,10 @@ async fn serve(cmd: Cmd) -> Result<()> {
                 peers,
                 grpc_addr,
                 &edge_cell,
-                ivr_runner.as_ref(),
-                edge_api,
+                OwnRoles {
+                    ivr: ivr_runner.as_ref(),
+                    edges: edge_api,
+                },
                 None,
             )
             .await?,
@@ -828,8 +832,7 @@ async fn start_edge(
     peers: &EdgePeers,
     grpc_addr: SocketAddr,
     cell: &OnceLock<EdgeHandle>,
-    ivr_runner: Option<&acd_ivr_runner::IvrRunner>,
-    edge_api: Option<acd_distributor::edge_service::EdgeApi>,
+    own: OwnRoles<'_>,
     inherit: Option<(
         acd_edge::Prepared,
         acd_edge::EdgeSnapshot,
@@ -843,9 +846,10 @@ async fn start_edge(
     let (distributor_url, ivr_urls, local_ivr, edge_id) = match peers {
         EdgePeers::Loopback => {
             let url = own_url(&loaded.config, grpc_addr);
-            local_distributor =
-                edge_api.map(|api| acd_edge::LocalLink::new(url, InProcessDistributor(api)));
-            loopback_ivr(&loaded.config, grpc_addr, ivr_runner)
+            local_distributor = own
+                .edges
+                .map(|api| acd_edge::LocalLink::new(url, InProcessDistributor(api)));
+            loopback_ivr(&loaded.config, grpc_addr, own.ivr)
         }
         EdgePeers::Remote {
             distributor,
@@ -893,6 +897,12 @@ async fn start_edge(
     let _ = cell.set(edge.clone());
     tracing::info!(%edge_id, distributor = %distributor_url, "edge started");
     Ok(edge)
+}
+
+/// The roles of this process an `acd run` edge reaches without gRPC.
+struct OwnRoles<'a> {
+    ivr: Option<&'a acd_ivr_runner::IvrRunner>,
+    edges: Option<acd_distributor::edge_service::EdgeApi>,
 }
 
 /// `acd run`'s IVR: this process's runner, called in-process (steps skip
