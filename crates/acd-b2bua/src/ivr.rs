@@ -238,7 +238,8 @@ impl EdgeCore {
             skills,
         };
         call.enqueued = Some(enqueue.clone());
-        tracing::info!(queue = %enqueue.queue, priority, "enqueue");
+        // Info comes with the distributor's answer ("queued", with the position).
+        tracing::debug!(queue = %enqueue.queue, priority, "enqueue");
         self.play_hold_music(id, token);
         self.report(ToDistributor::Enqueue(enqueue));
     }

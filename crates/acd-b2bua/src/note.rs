@@ -246,7 +246,8 @@ impl EdgeCore {
             outcome,
             survey_score,
         };
-        tracing::info!(call_id = %call.id, outcome = outcome.as_str(), steps = msg.steps.len(), dropped_steps = note.dropped_steps, ?survey_score, "call noted");
+        // Debug: "call ended" says the same at info, once per call.
+        tracing::debug!(call_id = %call.id, outcome = outcome.as_str(), steps = msg.steps.len(), dropped_steps = note.dropped_steps, ?survey_score, "call noted");
         self.report(ToDistributor::Note(msg));
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use acd_proto::v1 as pb;
 use acd_routing::{AgentId, CallId, CallPhase, Command, EdgeId, MsgId, Origin, QueueId};
 use dashmap::DashSet;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use pb::distributor_message::Kind as ToEdge;
 use pb::edge_message::Kind as FromEdge;
 use tokio::sync::broadcast::error::RecvError;
@@ -46,7 +46,7 @@ impl EdgeApi {
 /// How often an attached edge's stream checks this distributor still leads.
 const LEADER_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
 
-type ToEdgeStream = Pin<Box<dyn Stream<Item = Result<pb::DistributorMessage, Status>> + Send>>;
+pub type ToEdgeStream = Pin<Box<dyn Stream<Item = Result<pb::DistributorMessage, Status>> + Send>>;
 
 /// One attached edge: the calls it owns and where to send their commands.
 struct EdgeConn {
@@ -450,6 +450,17 @@ impl pb::edge_service_server::EdgeService for EdgeApi {
         &self,
         req: Request<Streaming<pb::EdgeMessage>>,
     ) -> Result<Response<ToEdgeStream>, Status> {
+        self.attach_stream(req.into_inner()).map(Response::new)
+    }
+}
+
+impl EdgeApi {
+    /// The body of `Attach` over any stream of edge messages: gRPC's, or an
+    /// edge's in the same process (`acd run`), which skips the encoding.
+    pub fn attach_stream(
+        &self,
+        inbound: impl Stream<Item = Result<pb::EdgeMessage, Status>> + Send + 'static,
+    ) -> Result<ToEdgeStream, Status> {
         // An edge attached to a standby would wait for offers that never come:
         // send it to the leader.
         if let Err(e) = self.d.refuse_unless_leader() {
@@ -457,7 +468,7 @@ impl pb::edge_service_server::EdgeService for EdgeApi {
                 .increment(1);
             return Err(status_from(e));
         }
-        let mut inbound = req.into_inner();
+        let mut inbound = Box::pin(inbound);
         let (tx, rx) = mpsc::channel(1024);
         let owned = Arc::new(DashSet::new());
         let stream = self.registry.open();
@@ -496,7 +507,7 @@ impl pb::edge_service_server::EdgeService for EdgeApi {
             let mut leader_check = tokio::time::interval(LEADER_CHECK);
             loop {
                 let msg = tokio::select! {
-                    msg = inbound.message() => msg,
+                    msg = inbound.next() => msg.transpose(),
                     _ = leader_check.tick() => match conn.d.refuse_unless_leader() {
                         Ok(()) => continue,
                         Err(e) => {
@@ -531,6 +542,6 @@ impl pb::edge_service_server::EdgeService for EdgeApi {
             forwarder.abort();
             acker.abort();
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Box::pin(ReceiverStream::new(rx)))
     }
 }

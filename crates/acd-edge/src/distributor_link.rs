@@ -11,11 +11,15 @@
 //! broke is lost; the distributor applies each id once.
 
 use std::collections::HashSet;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use acd_b2bua::ToDistributor;
 use acd_proto::leader::{leader_hint, Endpoints};
 use acd_proto::v1 as pb;
+use futures::{Stream, StreamExt};
 use pb::edge_service_client::EdgeServiceClient;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
@@ -39,6 +43,42 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// the edge re-attaches to whoever leads.
 pub const KEEPALIVE_INTERVAL: Duration = Duration::from_millis(500);
 pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What an edge sends on an Attach stream.
+pub type EdgeMessages = Pin<Box<dyn Stream<Item = Result<pb::EdgeMessage, tonic::Status>> + Send>>;
+/// What a distributor sends back on it.
+pub type DistributorMessages =
+    Pin<Box<dyn Stream<Item = Result<pb::DistributorMessage, tonic::Status>> + Send>>;
+
+/// The Attach of a distributor in this process (`acd run`), with the same
+/// messages and refusals as `EdgeService/Attach` but no HTTP/2 or protobuf
+/// encoding in between: every call crosses this stream several times.
+pub trait LocalDistributor: Send + Sync + 'static {
+    fn attach(&self, inbound: EdgeMessages) -> Result<DistributorMessages, tonic::Status>;
+}
+
+/// The in-process distributor and the URL it answers to: a target equal to
+/// `url` (the own address, or a leader hint naming it) is attached locally.
+#[derive(Clone)]
+pub struct LocalLink {
+    url: String,
+    distributor: Arc<dyn LocalDistributor>,
+}
+
+impl LocalLink {
+    pub fn new(url: String, distributor: impl LocalDistributor) -> LocalLink {
+        LocalLink {
+            url,
+            distributor: Arc::new(distributor),
+        }
+    }
+}
+
+impl fmt::Debug for LocalLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LocalLink({})", self.url)
+    }
+}
 
 /// The driver's side: the outbox and the stream currently attached.
 pub struct DistributorLink {
@@ -185,10 +225,14 @@ impl DistributorLink {
 
 /// Spawns the task that keeps one stream attached to the leader among
 /// `urls` (`URL[,URL...]`).
-pub fn start(urls: &str, input: mpsc::Sender<Input>) -> Result<(), String> {
+pub fn start(
+    urls: &str,
+    local: Option<LocalLink>,
+    input: mpsc::Sender<Input>,
+) -> Result<(), String> {
     let endpoints =
         Endpoints::parse(urls).ok_or_else(|| format!("no distributor URL in `{urls}`"))?;
-    tokio::spawn(run(endpoints, input));
+    tokio::spawn(run(endpoints, local, input));
     Ok(())
 }
 
@@ -202,7 +246,7 @@ enum Ended {
     Refused { hint: Option<String>, error: String },
 }
 
-async fn run(mut endpoints: Endpoints, input: mpsc::Sender<Input>) {
+async fn run(mut endpoints: Endpoints, local: Option<LocalLink>, input: mpsc::Sender<Input>) {
     let mut backoff = FIRST_BACKOFF;
     let mut broke = false;
     loop {
@@ -215,7 +259,8 @@ async fn run(mut endpoints: Endpoints, input: mpsc::Sender<Input>) {
         let mut hops = 0;
         let mut attached_once = false;
         while let Some(url) = targets.pop() {
-            match attach_once(&url, &input).await {
+            let local = local.as_ref().filter(|l| l.url == url);
+            match attach_once(&url, local, &input).await {
                 Ended::EngineGone => return,
                 Ended::Broken(e) => {
                     endpoints.set_leader(&url);
@@ -246,26 +291,19 @@ async fn run(mut endpoints: Endpoints, input: mpsc::Sender<Input>) {
     }
 }
 
-async fn attach_once(url: &str, input: &mpsc::Sender<Input>) -> Ended {
-    let refused = |error: String| Ended::Refused { hint: None, error };
-    let endpoint = match acd_proto::client::site_endpoint(url) {
-        Ok(e) => e
-            .connect_timeout(Duration::from_secs(1))
-            .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
-            .keep_alive_timeout(KEEPALIVE_TIMEOUT)
-            .keep_alive_while_idle(true),
-        Err(e) => return refused(e.to_string()),
-    };
-    let channel = match endpoint.connect().await {
-        Ok(c) => c,
-        Err(e) => return refused(e.to_string()),
-    };
+async fn attach_once(url: &str, local: Option<&LocalLink>, input: &mpsc::Sender<Input>) -> Ended {
     let (tx, rx) = mpsc::unbounded_channel();
-    let mut inbound = match EdgeServiceClient::new(acd_proto::client::site_authed(channel))
-        .attach(UnboundedReceiverStream::new(rx))
-        .await
-    {
-        Ok(r) => r.into_inner(),
+    let opened = match local {
+        Some(l) => l
+            .distributor
+            .attach(Box::pin(UnboundedReceiverStream::new(rx).map(Ok))),
+        None => match open_remote(url, rx).await {
+            Ok(opened) => opened,
+            Err(unreachable) => return unreachable,
+        },
+    };
+    let mut inbound = match opened {
+        Ok(inbound) => inbound,
         Err(s) => {
             if s.code() == tonic::Code::FailedPrecondition {
                 metrics::counter!("acd_edge_attach_refused_total", "reason" => "not_leader")
@@ -280,18 +318,43 @@ async fn attach_once(url: &str, input: &mpsc::Sender<Input>) -> Ended {
     if input.send(Input::DistributorAttached(tx)).await.is_err() {
         return Ended::EngineGone;
     }
-    tracing::info!(distributor = %url, "attached to distributor");
+    tracing::info!(distributor = %url, in_process = local.is_some(), "attached to distributor");
     loop {
-        match inbound.message().await {
-            Ok(Some(m)) => {
+        match inbound.next().await {
+            Some(Ok(m)) => {
                 if input.send(Input::Distributor(Box::new(m))).await.is_err() {
                     return Ended::EngineGone;
                 }
             }
-            Ok(None) => return Ended::Broken("stream closed by distributor".into()),
-            Err(s) => return Ended::Broken(s.message().to_string()),
+            None => return Ended::Broken("stream closed by distributor".into()),
+            Some(Err(s)) => return Ended::Broken(s.message().to_string()),
         }
     }
+}
+
+/// Opens the Attach stream over gRPC; `Err(Ended)` when the distributor
+/// cannot be reached, `Ok(Err(status))` when it refused the stream.
+async fn open_remote(
+    url: &str,
+    rx: mpsc::UnboundedReceiver<pb::EdgeMessage>,
+) -> Result<Result<DistributorMessages, tonic::Status>, Ended> {
+    let refused = |error: String| Ended::Refused { hint: None, error };
+    let endpoint = match acd_proto::client::site_endpoint(url) {
+        Ok(e) => e
+            .connect_timeout(Duration::from_secs(1))
+            .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+            .keep_alive_while_idle(true),
+        Err(e) => return Err(refused(e.to_string())),
+    };
+    let channel = match endpoint.connect().await {
+        Ok(c) => c,
+        Err(e) => return Err(refused(e.to_string())),
+    };
+    let opened = EdgeServiceClient::new(acd_proto::client::site_authed(channel))
+        .attach(UnboundedReceiverStream::new(rx))
+        .await;
+    Ok(opened.map(|r| Box::pin(r.into_inner()) as DistributorMessages))
 }
 
 #[cfg(test)]
@@ -453,7 +516,7 @@ mod tests {
         });
 
         let (input, mut inputs) = mpsc::channel(16);
-        let attach = tokio::spawn(async move { attach_once(&url, &input).await });
+        let attach = tokio::spawn(async move { attach_once(&url, None, &input).await });
         let attached = tokio::time::timeout(Duration::from_secs(5), inputs.recv())
             .await
             .expect("attached in time");

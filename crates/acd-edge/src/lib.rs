@@ -27,8 +27,11 @@ use tokio::sync::mpsc;
 mod convert;
 mod distributor_link;
 mod driver;
-pub use distributor_link::DistributorLink;
+pub use distributor_link::{
+    DistributorLink, DistributorMessages, EdgeMessages, LocalDistributor, LocalLink,
+};
 pub use driver::{EdgeSnapshot, Frozen, Reloaded};
+pub use ivr_client::LocalIvr;
 pub mod handover;
 mod ivr_client;
 pub mod media;
@@ -54,6 +57,10 @@ pub struct EdgeSettings {
     /// The distributors, `URL[,URL...]`: the edge attaches to whichever leads.
     pub distributor_url: String,
     pub ivr_urls: Vec<String>,
+    /// An IVR runner in this process (`acd run`), called without gRPC.
+    pub local_ivr: Option<LocalIvr>,
+    /// The distributor in this process (`acd run`), attached without gRPC.
+    pub local_distributor: Option<LocalLink>,
     pub edge_id: String,
 }
 
@@ -331,7 +338,7 @@ async fn start_on(
     let (sip_tx, sip_rx) = mpsc::channel(INBOUND_QUEUE);
     let sockets = transport::Sockets { udp, tcp, tls };
     let limits = transport::TransportLimits::from(&loaded.config.sip.limits);
-    let ivr = ivr_client::IvrClients::new(&settings.ivr_urls)
+    let ivr = ivr_client::IvrClients::new(&settings.ivr_urls, settings.local_ivr.clone())
         .map_err(|e| EdgeError::Url(e.to_string()))?;
     let shared = Arc::new(EdgeShared::default());
     let mut core_cfg = core_config(&settings, udp_addr, tcp_addr, tls_addr, loaded, &prompts);
@@ -365,7 +372,12 @@ async fn start_on(
         .unwrap_or(0);
     core.set_wall_clock(unix_ms, now);
     let transports = transport::Transports::start(sockets, limits, tls_client, sip_tx);
-    distributor_link::start(&settings.distributor_url, input_tx).map_err(EdgeError::Url)?;
+    distributor_link::start(
+        &settings.distributor_url,
+        settings.local_distributor.clone(),
+        input_tx,
+    )
+    .map_err(EdgeError::Url)?;
     let driver = driver::Driver {
         core,
         transports,

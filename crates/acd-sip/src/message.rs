@@ -206,19 +206,25 @@ const WELL_KNOWN: &[&str] = &[
 /// Canonical long form of a header name: expands compact forms and fixes the case
 /// of well-known names; other names are kept as sent.
 pub fn canonical_name(name: &str) -> String {
+    canonical(name).to_string()
+}
+
+/// [`canonical_name`] without the allocation: header look-ups run it for every
+/// access (dozens per call), so they compare against the borrowed form.
+fn canonical(name: &str) -> &str {
     if name.len() == 1 {
         for (short, long) in COMPACT {
             if short.eq_ignore_ascii_case(name) {
-                return (*long).to_string();
+                return long;
             }
         }
     }
     for known in WELL_KNOWN {
         if known.eq_ignore_ascii_case(name) {
-            return (*known).to_string();
+            return known;
         }
     }
-    name.to_string()
+    name
 }
 
 /// Headers whose value may be a comma-separated list of entries (§7.3.1) and that
@@ -249,24 +255,29 @@ fn split_unquoted(value: &str, sep: char, angle: bool) -> Vec<&str> {
     let mut in_quote = false;
     let mut escaped = false;
     let mut start = 0;
-    for (i, ch) in value.char_indices() {
+    // Bytes, not chars: every delimiter is ASCII, so a match is always at a
+    // char boundary, and UTF-8 continuation bytes never equal one (this runs
+    // over every Via, Contact and Route value).
+    debug_assert!(sep.is_ascii());
+    let sep = sep as u8;
+    for (i, b) in value.bytes().enumerate() {
         if in_quote {
             if escaped {
                 escaped = false;
-            } else if ch == '\\' {
+            } else if b == b'\\' {
                 escaped = true;
-            } else if ch == '"' {
+            } else if b == b'"' {
                 in_quote = false;
             }
             continue;
         }
-        match ch {
-            '"' => in_quote = true,
-            '<' if angle => depth_angle = true,
-            '>' if angle => depth_angle = false,
+        match b {
+            b'"' => in_quote = true,
+            b'<' if angle => depth_angle = true,
+            b'>' if angle => depth_angle = false,
             c if c == sep && !depth_angle => {
                 parts.push(value[start..i].trim());
-                start = i + c.len_utf8();
+                start = i + 1;
             }
             _ => {}
         }
@@ -293,10 +304,10 @@ impl Headers {
 
     /// First value of `name` (case-insensitive; compact forms accepted).
     pub fn get(&self, name: &str) -> Option<&str> {
-        let name = canonical_name(name);
+        let name = canonical(name);
         self.entries
             .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(&name))
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
 
@@ -326,26 +337,23 @@ impl Headers {
     /// Replaces all headers `name` with one value, at the position of the first one
     /// (or at the end if there was none).
     pub fn set(&mut self, name: &str, value: impl Into<String>) {
-        let canon = canonical_name(name);
+        let canon = canonical(name);
         let pos = self
             .entries
             .iter()
-            .position(|(n, _)| n.eq_ignore_ascii_case(&canon));
-        self.entries
-            .retain(|(n, _)| !n.eq_ignore_ascii_case(&canon));
+            .position(|(n, _)| n.eq_ignore_ascii_case(canon));
+        self.entries.retain(|(n, _)| !n.eq_ignore_ascii_case(canon));
+        let entry = (canon.to_string(), value.into());
         match pos {
-            Some(p) => self
-                .entries
-                .insert(p.min(self.entries.len()), (canon, value.into())),
-            None => self.entries.push((canon, value.into())),
+            Some(p) => self.entries.insert(p.min(self.entries.len()), entry),
+            None => self.entries.push(entry),
         }
     }
 
     /// Removes all headers `name`.
     pub fn remove(&mut self, name: &str) {
-        let canon = canonical_name(name);
-        self.entries
-            .retain(|(n, _)| !n.eq_ignore_ascii_case(&canon));
+        let canon = canonical(name);
+        self.entries.retain(|(n, _)| !n.eq_ignore_ascii_case(canon));
     }
 
     /// Replaces the topmost Via entry (first entry of the first Via header), keeping

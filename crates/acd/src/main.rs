@@ -312,6 +312,14 @@ async fn serve(cmd: Cmd) -> Result<()> {
         .local_addr()
         .context("local address of the metrics listener")?;
 
+    // Made before the edge: in `acd run` the edge calls it in-process.
+    let ivr_runner = plan.ivr.as_ref().map(|args| {
+        let clock = args.ivr_clock.map_or_else(
+            acd_ivr_runner::Clock::system,
+            acd_ivr_runner::Clock::starting_at,
+        );
+        acd_ivr_runner::IvrRunner::new(cfg.flows.clone()).with_clock(clock)
+    });
     let edge_cell: Arc<OnceLock<EdgeHandle>> = Arc::new(OnceLock::new());
     // A taken-over edge starts first: its calls' media is silent until it
     // runs. Its distributor (`acd run`: this process) is reached later.
@@ -319,7 +327,20 @@ async fn serve(cmd: Cmd) -> Result<()> {
         (Some(t), Some((sip, peers)), Some(prepared)) => {
             let snapshot = t.edge.take().context("--take-over: no edge state")?;
             let inherit = Some((prepared, snapshot, &mut t.fds));
-            let e = start_edge(&loaded, sip, peers, grpc_addr, &edge_cell, inherit).await?;
+            let e = start_edge(
+                &loaded,
+                sip,
+                peers,
+                grpc_addr,
+                &edge_cell,
+                OwnRoles {
+                    ivr: ivr_runner.as_ref(),
+                    // Its distributor starts later: this edge attaches over gRPC.
+                    edges: None,
+                },
+                inherit,
+            )
+            .await?;
             t.phase("media_running");
             Some(e)
         }
@@ -381,13 +402,6 @@ async fn serve(cmd: Cmd) -> Result<()> {
         _ => None,
     };
 
-    let ivr_runner = plan.ivr.as_ref().map(|args| {
-        let clock = args.ivr_clock.map_or_else(
-            acd_ivr_runner::Clock::system,
-            acd_ivr_runner::Clock::starting_at,
-        );
-        acd_ivr_runner::IvrRunner::new(cfg.flows.clone()).with_clock(clock)
-    });
     let reloader = (ivr_runner.is_some() || plan.edge.is_some()).then(|| {
         let r = reload::FlowReloader::new(
             plan.common.config.clone(),
@@ -412,9 +426,13 @@ async fn serve(cmd: Cmd) -> Result<()> {
         .add_service(health_service)
         .add_service(reflection)
         .add_service(admin);
+    // The same EdgeApi (one edge registry) serves gRPC and this process's edge.
+    let mut edge_api = None;
     if let Some(d) = &distributor {
         let agents = acd_distributor::agent_service::AgentApi::new(d.clone()).into_service();
-        let edges = acd_distributor::edge_service::EdgeApi::new(d.clone()).into_service();
+        let api = acd_distributor::edge_service::EdgeApi::new(d.clone());
+        edge_api = Some(api.clone());
+        let edges = api.into_service();
         let replication =
             acd_distributor::replication::ReplicationApi::new(d.clone()).into_service();
         let report_settings = acd_distributor::reports::ReportSettings::from_config(&loaded)
@@ -432,7 +450,7 @@ async fn serve(cmd: Cmd) -> Result<()> {
             .add_service(edges)
             .add_service(replication);
     }
-    if let Some(runner) = ivr_runner {
+    if let Some(runner) = ivr_runner.clone() {
         let ivr = runner.into_service();
         readiness.register(service_name(&ivr));
         router = router.add_service(ivr);
@@ -466,7 +484,21 @@ async fn serve(cmd: Cmd) -> Result<()> {
         t.phase("grpc_serving");
     }
     if let (None, Some((sip, peers))) = (&edge, &plan.edge) {
-        edge = Some(start_edge(&loaded, sip, peers, grpc_addr, &edge_cell, None).await?);
+        edge = Some(
+            start_edge(
+                &loaded,
+                sip,
+                peers,
+                grpc_addr,
+                &edge_cell,
+                OwnRoles {
+                    ivr: ivr_runner.as_ref(),
+                    edges: edge_api,
+                },
+                None,
+            )
+            .await?,
+        );
     }
     if let (Some(edge), true) = (&edge, taken.is_some()) {
         // Attached before the old process goes, within reason: the edge
@@ -800,6 +832,7 @@ async fn start_edge(
     peers: &EdgePeers,
     grpc_addr: SocketAddr,
     cell: &OnceLock<EdgeHandle>,
+    own: OwnRoles<'_>,
     inherit: Option<(
         acd_edge::Prepared,
         acd_edge::EdgeSnapshot,
@@ -809,10 +842,14 @@ async fn start_edge(
     let cfg = &loaded.config;
     let public_ip = sip.public_ip.unwrap_or(cfg.sip.public_ip);
     let sip_udp = sip.sip_udp.unwrap_or(cfg.sip.udp);
-    let (distributor_url, ivr_urls, edge_id) = match peers {
+    let mut local_distributor = None;
+    let (distributor_url, ivr_urls, local_ivr, edge_id) = match peers {
         EdgePeers::Loopback => {
             let url = own_url(&loaded.config, grpc_addr);
-            (url.clone(), vec![url], None)
+            local_distributor = own
+                .edges
+                .map(|api| acd_edge::LocalLink::new(url, InProcessDistributor(api)));
+            loopback_ivr(&loaded.config, grpc_addr, own.ivr)
         }
         EdgePeers::Remote {
             distributor,
@@ -824,7 +861,7 @@ async fn start_edge(
                 .filter(|u| !u.trim().is_empty())
                 .cloned()
                 .collect();
-            (distributor.clone(), ivr, edge_id.clone())
+            (distributor.clone(), ivr, None, edge_id.clone())
         }
     };
     // Stable across restarts of the same edge, distinct between edges of a
@@ -844,6 +881,8 @@ async fn start_edge(
             .unwrap_or((cfg.media.rtp_port_min, cfg.media.rtp_port_max)),
         distributor_url: distributor_url.clone(),
         ivr_urls,
+        local_ivr,
+        local_distributor,
         edge_id: edge_id.clone(),
     };
     let edge = match inherit {
@@ -859,6 +898,48 @@ async fn start_edge(
     let _ = cell.set(edge.clone());
     tracing::info!(%edge_id, distributor = %distributor_url, "edge started");
     Ok(edge)
+}
+
+/// The roles of this process an `acd run` edge reaches without gRPC.
+struct OwnRoles<'a> {
+    ivr: Option<&'a acd_ivr_runner::IvrRunner>,
+    edges: Option<acd_distributor::edge_service::EdgeApi>,
+}
+
+/// `acd run`'s IVR: this process's runner, called in-process (steps skip
+/// loopback gRPC), or without one this process's gRPC address.
+fn loopback_ivr(
+    cfg: &acd_config::Config,
+    grpc_addr: SocketAddr,
+    runner: Option<&acd_ivr_runner::IvrRunner>,
+) -> (
+    String,
+    Vec<String>,
+    Option<acd_edge::LocalIvr>,
+    Option<String>,
+) {
+    let url = own_url(cfg, grpc_addr);
+    match runner {
+        Some(r) => (
+            url,
+            Vec::new(),
+            Some(acd_edge::LocalIvr::new(r.clone())),
+            None,
+        ),
+        None => (url.clone(), vec![url], None, None),
+    }
+}
+
+/// `acd run`: the edge attaches to this process's distributor without gRPC.
+struct InProcessDistributor(acd_distributor::edge_service::EdgeApi);
+
+impl acd_edge::LocalDistributor for InProcessDistributor {
+    fn attach(
+        &self,
+        inbound: acd_edge::EdgeMessages,
+    ) -> Result<acd_edge::DistributorMessages, tonic::Status> {
+        self.0.attach_stream(inbound)
+    }
 }
 
 #[cfg(test)]
