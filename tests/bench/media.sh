@@ -35,8 +35,9 @@
 #      `acd-rtpload` run: N calls set up at CPS, RTP both ways for HOLD s,
 #      torn down; beside it a `direct` run (generator to itself) with the
 #      same N: added latency = subject's percentile - direct's. A subject's
-#      ramp stops after the first step that loses packets, fails calls or
-#      uses both cores (relay CPU >= 200 % of one core);
+#      ramp stops after the first step that loses packets, fails calls, could
+#      not be offered in full (the generator skipped frames: the machine is
+#      saturated) or uses both cores (relay CPU >= 200 % of one core);
 #   3. memory: a fresh acd, VmRSS at 0, 1000 and up to 4800 bridged calls
 #      (RTP flowing), then another fresh acd with 0, 1000 and 5000 callers
 #      waiting in a queue (music on hold): KiB per call from the slope;
@@ -344,13 +345,17 @@ ramp() {   # subject
              (.udp_queues_mid_hold.relay_rx_bytes // 0), $load] | @tsv' "$j")"
         printf '%s\n' "$row" >> "$STEP_ROWS"
         log "$(printf '%s' "$row" | tr '\t' ' ')"
-        IFS=$'\t' read -r _ _ est lost p50 p99 a50 a99 cpu upp _ <<< "$row"
+        IFS=$'\t' read -r _ _ est lost p50 p99 a50 a99 cpu upp _ _ skipped _ <<< "$row"
         LAT50[$subject-$n]="$a50"; LAT99[$subject-$n]="$a99"; CPUPP[$subject-$n]="$upp"
+        # A step holds when every call is up, nothing is lost and the
+        # generator offered the whole load: frames it had to skip (its sender
+        # starved on a saturated machine) were never sent, so "no loss" would
+        # not mean the relay kept up.
         ok=1
-        [ "$est" = "$n" ] && [ "$lost" = 0 ] || ok=0
+        [ "$est" = "$n" ] && [ "$lost" = 0 ] && [ "$skipped" = 0 ] || ok=0
         [ "$ok" = 1 ] && MAXOK[$subject]="$n"
         if [ "$ok" = 0 ] || [ "$cpu" -ge 200 ]; then
-            log "$subject: ramp ends at $n (established $est, lost $lost, relay cpu $cpu %)"
+            log "$subject: ramp ends at $n (established $est, lost $lost, generator skipped $skipped frames, relay cpu $cpu %)"
             break
         fi
     done
