@@ -126,41 +126,18 @@ CONFIG="$ROOT/target/bench/media.toml"
 log() { echo "[media.sh $(date -u +%H:%M:%S)] $*" >&2; }
 
 # ---- cleanup: stop exactly the processes started here ----------------------
+# shellcheck source=tests/load/procs.sh
+source "$ROOT/tests/load/procs.sh"
 PIDS=()
 cleanup() {
-    local rc=$? p
+    local rc=$?
     trap - EXIT INT TERM
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for _ in $(seq 1 50); do
-        local alive=0
-        for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-        [ "$alive" = 0 ] && break
-        sleep 0.1
-    done
-    for p in "${PIDS[@]}"; do
-        if kill -0 "$p" 2>/dev/null; then
-            for c in $(cat "/proc/$p/task/$p/children" 2>/dev/null); do kill -KILL "$c" 2>/dev/null || true; done
-            kill -KILL "$p" 2>/dev/null || true
-        fi
-    done
+    stop_wrappers "${PIDS[@]}"
     exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-child_of() {
-    local p="$1" c=""
-    for _ in $(seq 1 100); do
-        c="$(cat "/proc/$p/task/$p/children" 2>/dev/null | awk '{print $1}')"
-        [ -n "$c" ] && { echo "$c"; return 0; }
-        sleep 0.02
-    done
-    return 1
-}
-udp_bound() {
-    local hex; hex="$(printf ':%04X' "$1")"
-    awk -v want="$hex" 'NR>1 && $2 ~ want"$" {f=1} END {exit !f}' /proc/net/udp
-}
 stop_pid() {   # the `timeout` wrapper's pid: TERM, bounded wait
     local p="$1"
     kill -TERM "$p" 2>/dev/null || true

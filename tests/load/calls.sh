@@ -238,6 +238,9 @@ rm -f "$LOG_DIR"/*_counts.csv "$LOG_DIR"/sipp-*.stat.csv
 
 log() { echo "[calls.sh $(date -u +%H:%M:%S)] $*" >&2; }
 
+# shellcheck source=tests/load/procs.sh
+source "$HERE/procs.sh"
+
 # ---- cleanup: stop exactly the processes started here ----------------------
 PIDS=()            # pids of `timeout` wrappers (they forward signals to their child)
 SIPP_PIDS=()       # the SIPp ones among them: USR1 first (graceful stop, final stats)
@@ -249,43 +252,11 @@ cleanup() {
         if kill -0 "$p" 2>/dev/null; then kill -USR1 "$p" 2>/dev/null || true; fi
     done
     if [ "${#SIPP_PIDS[@]}" -gt 0 ]; then sleep 0.5; fi
-    for p in "${PIDS[@]}"; do
-        if kill -0 "$p" 2>/dev/null; then kill -TERM "$p" 2>/dev/null || true; fi
-    done
-    for _ in $(seq 1 100); do   # acd takes ~2 s to shut down (cuts gRPC streams after 2 s)
-        local alive=0
-        for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-        [ "$alive" = 0 ] && break
-        sleep 0.1
-    done
-    for p in "${PIDS[@]}"; do
-        if kill -0 "$p" 2>/dev/null; then
-            # the wrapper's child too (timeout does not pass on SIGKILL)
-            for c in $(cat "/proc/$p/task/$p/children" 2>/dev/null); do kill -KILL "$c" 2>/dev/null || true; done
-            kill -KILL "$p" 2>/dev/null || true
-        fi
-    done
+    stop_wrappers "${PIDS[@]}"
     exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# Child pid of a `timeout` wrapper (the real process), bounded wait.
-child_of() {
-    local p="$1" c=""
-    for _ in $(seq 1 100); do
-        c="$(cat "/proc/$p/task/$p/children" 2>/dev/null | awk '{print $1}')"
-        [ -n "$c" ] && { echo "$c"; return 0; }
-        sleep 0.02
-    done
-    return 1
-}
-
-# UDP port bound? (from /proc/net/udp, without touching it)
-udp_bound() {
-    local hex; hex="$(printf ':%04X' "$1")"
-    awk -v want="$hex" 'NR>1 && $2 ~ want"$" {f=1} END {exit !f}' /proc/net/udp
-}
 
 # From a -trace_stat file: "successful failed retransmissions max_concurrent
 # max_response_time1 avg_call_length failure_breakdown" (cumulative columns of the
