@@ -24,29 +24,11 @@ TOOLS=(
     "runuser:util-linux"    # runs PostgreSQL as its own user (it refuses root)
     "chromium:chromium"     # headless browser for the wallboard test
     "chromedriver:chromium-driver"  # WebDriver for it
+    "python3:python3"       # the bench pipeline's ramp.py/results.py/table.py (tests/tests/bench_scripts.rs)
 )
-missing=()
-for entry in "${TOOLS[@]}"; do
-    tool=${entry%%:*}
-    command -v "$tool" >/dev/null 2>&1 || missing+=("${entry##*:}")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "run.sh: installing ${missing[*]} ..." >&2
-    if [ "$(id -u)" -ne 0 ]; then
-        echo "run.sh: missing ${missing[*]} and this is not root: run 'apt-get install -y --no-install-recommends ${missing[*]}' as root" >&2
-        exit 1
-    fi
-    apt-get update || { echo "run.sh: apt-get update failed" >&2; exit 1; }
-    # --no-install-recommends: baresip-core suffices; its recommends (GTK,
-    # X11, ffmpeg, GStreamer) are not needed.
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" \
-        || { echo "run.sh: apt-get install -y ${missing[*]} failed" >&2; exit 1; }
-fi
-for entry in "${TOOLS[@]}"; do
-    tool=${entry%%:*}
-    command -v "$tool" >/dev/null 2>&1 \
-        || { echo "run.sh: '$tool' (Debian package ${entry##*:}) is still missing" >&2; exit 1; }
-done
+# shellcheck source=tests/tools.sh
+source "$(dirname "${BASH_SOURCE[0]}")/tools.sh"
+install_tools run.sh "${TOOLS[@]}" || exit 1
 
 # The PostgreSQL server binaries live under /usr/lib/postgresql/<version>/bin,
 # not on PATH; the tests find them there.

@@ -101,13 +101,15 @@ RTPENGINE="${RTPENGINE_BIN:-/usr/bin/rtpengine}"
 for b in "$ACD" "$RTPLOAD"; do
     [ -x "$b" ] || { echo "media.sh: $b missing: cargo build --release -p acd -p acd-bench" >&2; exit 2; }
 done
-if [[ ",$SUBJECTS," == *,rtpengine,* ]] && [ ! -x "$RTPENGINE" ]; then
-    echo "media.sh: installing rtpengine-daemon" >&2
-    { apt-get install -y --no-install-recommends rtpengine-daemon >/dev/null 2>&1 \
-        || { apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends rtpengine-daemon >/dev/null 2>&1; }; } \
-        || { echo "media.sh: cannot install rtpengine-daemon" >&2; exit 2; }
+# shellcheck source=tests/tools.sh
+source "$ROOT/tests/tools.sh"
+NEEDED=("jq:jq")
+if [[ ",$SUBJECTS," == *,rtpengine,* ]] && [ -z "${RTPENGINE_BIN:-}" ]; then
+    NEEDED+=("rtpengine:rtpengine-daemon")
 fi
-command -v jq >/dev/null || { echo "media.sh: jq missing (apt-get install jq)" >&2; exit 2; }
+install_tools media.sh "${NEEDED[@]}" || exit 2
+[[ ",$SUBJECTS," != *,rtpengine,* ]] || [ -x "$RTPENGINE" ] \
+    || { echo "media.sh: $RTPENGINE missing (RTPENGINE_BIN)" >&2; exit 2; }
 
 # ---- ports (tests/bench/README.md) ----------------------------------------
 IP=127.0.0.1

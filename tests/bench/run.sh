@@ -10,7 +10,7 @@
 #               routed.sh; media and memory are media.sh)
 #
 # It installs what is missing (as root, like tests/run.sh: sip-tester,
-# kamailio, rtpengine-daemon, procps, coreutils, python3), builds the release
+# kamailio, rtpengine-daemon, procps, coreutils, python3, jq), builds the release
 # binaries (acd, acdctl, and acd-bench's acd-rtpload when the crate exists),
 # records the machine (CPU model, cores, memory, kernel), the versions (acd's
 # git revision and whether the tree is dirty, rustc, SIPp, Kamailio,
@@ -56,25 +56,11 @@ TOOLS=(
     "ps:procps"
     "timeout:coreutils"
     "python3:python3"             # ramp.py, results.py, table.py
+    "jq:jq"                       # media.sh reads the generator's JSON
 )
-missing=()
-for entry in "${TOOLS[@]}"; do
-    command -v "${entry%%:*}" >/dev/null 2>&1 || missing+=("${entry##*:}")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    log "installing ${missing[*]}"
-    if [ "$(id -u)" -ne 0 ]; then
-        echo "run.sh: missing ${missing[*]} and this is not root: run 'apt-get install -y --no-install-recommends ${missing[*]}' as root" >&2
-        exit 2
-    fi
-    apt-get update || { echo "run.sh: apt-get update failed" >&2; exit 2; }
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" \
-        || { echo "run.sh: apt-get install -y ${missing[*]} failed" >&2; exit 2; }
-fi
-for entry in "${TOOLS[@]}"; do
-    command -v "${entry%%:*}" >/dev/null 2>&1 \
-        || { echo "run.sh: '${entry%%:*}' (Debian package ${entry##*:}) is still missing" >&2; exit 2; }
-done
+# shellcheck source=tests/tools.sh
+source "$ROOT/tests/tools.sh"
+install_tools run.sh "${TOOLS[@]}" || exit 2
 
 # ---- build -----------------------------------------------------------------
 PKGS=(-p acd -p acdctl)

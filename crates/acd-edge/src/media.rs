@@ -568,16 +568,15 @@ struct MediaTask {
 
 impl MediaTask {
     /// The call left its thread (handle dropped, or `hand_over` when `tx` is given).
-    fn ended(self, hand_over: Option<oneshot::Sender<HandedOver>>, now: Instant) {
-        let mut task = self;
-        task.stats.flush(&task.core);
-        tracing::debug!(call_id = %task.call, played = task.stats.played, relayed = task.stats.relayed, "media ended");
+    fn ended(mut self, hand_over: Option<oneshot::Sender<HandedOver>>, now: Instant) {
+        self.stats.flush(&self.core);
+        tracing::debug!(call_id = %self.call, played = self.stats.played, relayed = self.stats.relayed, "media ended");
         if let Some(tx) = hand_over {
-            let snapshot = task.snapshot(now);
+            let snapshot = self.snapshot(now);
             let _ = tx.send(HandedOver {
                 snapshot,
-                caller: task.caller_sock,
-                agent: task.agent_sock,
+                caller: self.caller_sock,
+                agent: self.agent_sock,
             });
         }
     }

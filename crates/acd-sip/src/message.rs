@@ -244,12 +244,12 @@ pub fn split_list(value: &str) -> impl Iterator<Item = &str> {
 /// [`split_list`] keeping empty entries (`a,,b` yields an empty middle entry), so
 /// validation can refuse them (RFC 4475 §3.1.2.1).
 pub fn split_list_raw(value: &str) -> Vec<&str> {
-    split_unquoted(value, ',', true)
+    split_unquoted(value, b',', true)
 }
 
 /// Splits on `sep` outside quoted strings (and, when `angle` is set, outside `<...>`),
 /// trimming each part.
-fn split_unquoted(value: &str, sep: char, angle: bool) -> Vec<&str> {
+fn split_unquoted(value: &str, sep: u8, angle: bool) -> Vec<&str> {
     let mut parts = Vec::new();
     let mut depth_angle = false;
     let mut in_quote = false;
@@ -258,8 +258,6 @@ fn split_unquoted(value: &str, sep: char, angle: bool) -> Vec<&str> {
     // Bytes, not chars: every delimiter is ASCII, so a match is always at a
     // char boundary, and UTF-8 continuation bytes never equal one (this runs
     // over every Via, Contact and Route value).
-    debug_assert!(sep.is_ascii());
-    let sep = sep as u8;
     for (i, b) in value.bytes().enumerate() {
         if in_quote {
             if escaped {
@@ -977,7 +975,7 @@ impl Via {
             params: Vec::new(),
         };
         for param in params
-            .map(|p| split_unquoted(p, ';', false))
+            .map(|p| split_unquoted(p, b';', false))
             .unwrap_or_default()
         {
             let (k, v) = match param.split_once('=') {
@@ -1580,7 +1578,7 @@ fn display_name_ok(d: &str) -> bool {
 /// `*( SEMI generic-param )` after the leading `;`: no empty parameter, token names,
 /// a value after every `=`.
 fn params_ok(params: &str) -> bool {
-    split_unquoted(params, ';', false).into_iter().all(|p| {
+    split_unquoted(params, b';', false).into_iter().all(|p| {
         let (k, v) = match p.split_once('=') {
             Some((k, v)) => (k.trim(), Some(v.trim())),
             None => (p, None),

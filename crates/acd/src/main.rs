@@ -848,8 +848,14 @@ async fn start_edge(
             let url = own_url(&loaded.config, grpc_addr);
             local_distributor = own
                 .edges
-                .map(|api| acd_edge::LocalLink::new(url, InProcessDistributor(api)));
-            loopback_ivr(&loaded.config, grpc_addr, own.ivr)
+                .map(|api| acd_edge::LocalLink::new(url.clone(), InProcessDistributor(api)));
+            // This process's IVR runner is called in-process (steps skip
+            // loopback gRPC); without one, steps go to this process's address.
+            let (ivr_urls, local_ivr) = match own.ivr {
+                Some(r) => (Vec::new(), Some(acd_edge::LocalIvr::new(r.clone()))),
+                None => (vec![url.clone()], None),
+            };
+            (url, ivr_urls, local_ivr, None)
         }
         EdgePeers::Remote {
             distributor,
@@ -904,30 +910,6 @@ async fn start_edge(
 struct OwnRoles<'a> {
     ivr: Option<&'a acd_ivr_runner::IvrRunner>,
     edges: Option<acd_distributor::edge_service::EdgeApi>,
-}
-
-/// `acd run`'s IVR: this process's runner, called in-process (steps skip
-/// loopback gRPC), or without one this process's gRPC address.
-fn loopback_ivr(
-    cfg: &acd_config::Config,
-    grpc_addr: SocketAddr,
-    runner: Option<&acd_ivr_runner::IvrRunner>,
-) -> (
-    String,
-    Vec<String>,
-    Option<acd_edge::LocalIvr>,
-    Option<String>,
-) {
-    let url = own_url(cfg, grpc_addr);
-    match runner {
-        Some(r) => (
-            url,
-            Vec::new(),
-            Some(acd_edge::LocalIvr::new(r.clone())),
-            None,
-        ),
-        None => (url.clone(), vec![url], None, None),
-    }
 }
 
 /// `acd run`: the edge attaches to this process's distributor without gRPC.
